@@ -1,0 +1,304 @@
+"""The RunStore interface: what every store adapter offers to the service layer.
+
+A store turns rows into run snapshots (``allocator-run/1``) and writes results back. Every
+multi-row write is one SQL function in ``supabase/migrations`` (``allocator_import_run``,
+``allocator_save_scenario``, ``allocator_publish``, ``allocator_claim``,
+``allocator_complete_run``, ``allocator_fail_run``), so each adapter gets the same atomic
+behaviour.
+
+Ids
+---
+Run ids and scenario ids are the database's uuids, as strings. Worker, job line,
+preferencer and qualification ids inside a snapshot are the snapshot's own string ids
+(each row keeps its external id), so ``load_run(import_snapshot(s))`` gives ``s`` back.
+The snapshot's ``run.id`` is the imported snapshot's own ``run.id`` as well, which is not
+the database run id: always address runs by :attr:`RunSummary.id`.
+
+Errors
+------
+Errors a planner can act on are :class:`StoreError` subclasses with a message that says
+what happened and what to do. The SQL functions raise them with the SQLSTATEs of
+:data:`SQLSTATE_ERRORS`; :func:`error_from_sqlstate` turns a code and message back into
+the right exception, for any adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # the engine's model; the store returns it from load_run
+    from allocator.snapshot import RunSnapshot
+
+RunStatus = Literal["pending", "running", "complete", "failed"]
+PublicationAction = Literal["publish", "supersede", "complete"]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class StoreError(Exception):
+    """A store operation was refused or failed; the message is meant for a planner.
+
+    Attributes
+    ----------
+    sqlstate
+        The SQLSTATE the database raised, when the error came from the database.
+    hint
+        What the planner can do about it, when the database said so.
+    """
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.sqlstate = sqlstate
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class RunNotFoundError(StoreError):
+    """No run with this id, or the signed-in planner may not see it."""
+
+
+class ScenarioNotFoundError(StoreError):
+    """No saved scenario with this id for this run, or the planner may not see it."""
+
+
+class StaleScenarioError(StoreError):
+    """The run's inputs changed since the scenario was solved: solve it again."""
+
+
+class AlreadyPublishedError(StoreError):
+    """The run already has published allocations: supersede them with a reason."""
+
+
+class PublishRefusedError(StoreError):
+    """Publishing was refused for another reason (no allocations, missing reason, ...)."""
+
+
+class ClaimLostError(StoreError):
+    """The worker no longer holds the run's claim (its lease expired and another took it)."""
+
+
+class AccessDeniedError(StoreError):
+    """The caller may not do this (another organisation's run, or a spoofed owner)."""
+
+
+class InvalidSnapshotError(StoreError):
+    """The snapshot given to import is malformed (the message names the entry)."""
+
+
+#: SQLSTATEs raised by the SQL functions in supabase/migrations, and their exceptions.
+SQLSTATE_ERRORS: dict[str, type[StoreError]] = {
+    "AL001": StaleScenarioError,
+    "AL002": AlreadyPublishedError,
+    "AL003": RunNotFoundError,
+    "AL004": ClaimLostError,
+    "AL005": AccessDeniedError,
+    "AL006": ScenarioNotFoundError,
+    "AL007": PublishRefusedError,
+    "AL008": InvalidSnapshotError,
+    "42501": AccessDeniedError,  # insufficient_privilege, incl. row-level security refusals
+}
+
+
+def error_from_sqlstate(sqlstate: str | None, message: str, hint: str | None = None) -> StoreError:
+    """Return the :class:`StoreError` subclass for a database error code."""
+    cls = SQLSTATE_ERRORS.get(sqlstate or "", StoreError)
+    return cls(message, sqlstate=sqlstate, hint=hint)
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One run as the run list shows it."""
+
+    id: str
+    name: str
+    status: RunStatus
+    n_workers: int
+    n_job_lines: int
+    last_solved_at: datetime | None
+    published: bool
+    created_at: datetime
+    allocation_run_id: str | None = None
+    organisation_id: str | None = None
+    is_exclusive: bool = False
+    attempts: int = 0
+    error: str | None = None
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A planner's saved solve of a run: settings, overrides and the result JSON."""
+
+    id: str
+    run_id: str
+    name: str
+    settings: dict[str, Any]
+    overrides: dict[str, Any]
+    result: dict[str, Any] | None
+    input_fingerprint: str
+    created_by: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One worker on one job line, with snapshot (external) ids."""
+
+    worker_id: str
+    job_line_id: str
+    worker_rank: float | None = None
+    cost: float | None = None
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """What a successful publish did."""
+
+    run_id: str
+    scenario_id: str
+    publication_id: int
+    n_allocations: int
+    superseded: bool
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class PublicationEntry:
+    """One entry of a run's append-only publication log."""
+
+    id: int
+    run_id: str
+    scenario_id: str | None
+    action: PublicationAction
+    reason: str | None
+    input_fingerprint: str | None
+    allocations: list[Allocation]
+    previous_allocations: list[Allocation]
+    published_by: str | None
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    """A run a headless worker claimed: solve it before ``lease_expires_at``."""
+
+    run_id: str
+    worker: str
+    attempts: int
+    lease_expires_at: datetime
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- interface
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    """Where runs live. Adapters: :mod:`allocator.store.postgres` (and ``supabase``)."""
+
+    def list_runs(self) -> list[RunSummary]:
+        """Every run the caller may see, newest first."""
+        ...
+
+    def load_run(self, run_id: str) -> RunSnapshot:
+        """The run's whole input as a validated snapshot. Raises RunNotFoundError."""
+        ...
+
+    def import_snapshot(
+        self,
+        snapshot: RunSnapshot | Mapping[str, Any],
+        *,
+        organisation_id: str | None = None,
+        name: str | None = None,
+    ) -> str:
+        """Store a snapshot as a new pending run (one transaction); return its run id."""
+        ...
+
+    def save_scenario(
+        self,
+        run_id: str,
+        name: str,
+        settings: Mapping[str, Any],
+        overrides: Mapping[str, Any] | None,
+        result: Mapping[str, Any] | None,
+        fingerprint: str,
+        created_by: str | None = None,
+    ) -> str:
+        """Save a planner's scenario; ``fingerprint`` is the input fingerprint it was solved on."""
+        ...
+
+    def list_scenarios(self, run_id: str) -> list[Scenario]:
+        """The run's saved scenarios, newest first."""
+        ...
+
+    def get_scenario(self, scenario_id: str) -> Scenario:
+        """One saved scenario. Raises ScenarioNotFoundError."""
+        ...
+
+    def current_fingerprint(self, run_id: str) -> str:
+        """The fingerprint of the run's current inputs (what a new solve would see)."""
+        ...
+
+    def publish(
+        self,
+        run_id: str,
+        scenario_id: str,
+        *,
+        reason: str | None = None,
+        supersede: bool = False,
+        published_by: str | None = None,
+    ) -> PublishOutcome:
+        """Write the scenario's allocations, mark the run complete and log it, atomically.
+
+        Raises StaleScenarioError, AlreadyPublishedError (unless ``supersede`` with a
+        ``reason``), PublishRefusedError, RunNotFoundError, ScenarioNotFoundError.
+        """
+        ...
+
+    def publication_log(self, run_id: str) -> list[PublicationEntry]:
+        """The run's publication log, oldest first."""
+        ...
+
+    def allocations(self, run_id: str) -> list[Allocation]:
+        """The run's current (published or completed) allocations, sorted by worker id."""
+        ...
+
+    def claim_next(
+        self, worker: str, lease_seconds: float = 300.0, *, run_id: str | None = None
+    ) -> ClaimedRun | None:
+        """Claim the next pending run (or one whose lease expired), or ``run_id`` only."""
+        ...
+
+    def complete_run(
+        self,
+        run_id: str,
+        worker: str,
+        allocations: Sequence[Allocation | Mapping[str, Any]],
+        result: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write a claimed run's allocations and mark it complete. Raises ClaimLostError."""
+        ...
+
+    def fail_run(self, run_id: str, worker: str, error: str) -> None:
+        """Mark a claimed run failed with a message. Raises ClaimLostError."""
+        ...
+
+    def requeue_run(self, run_id: str) -> None:
+        """Put a failed (or stuck) run back to pending so a worker solves it again."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
