@@ -1,0 +1,194 @@
+"""One solve, end to end: snapshot -> problem -> checks -> solver -> verified, explained result.
+
+:func:`solve` is the engine's only entry point for callers that hold a snapshot (the command
+line, the service, the dashboard). It never raises for an infeasible run or a run that runs
+out of time: those are statuses of the :class:`~allocator.result.Result`, with a diagnosis when
+infeasible. It raises :class:`EngineError` only when the solver returns an allocation that does
+not keep the rules, which is a bug.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import numpy as np
+
+from allocator import diagnosis as dx
+from allocator.problem import ProblemData
+from allocator.result import Result
+from allocator.snapshot import RunSnapshot
+from allocator.solvers.base import SolveOptions, SolveOutcome, Status
+from allocator.stability import blocking_pairs
+
+# A solver's objective and the recomputed one may differ by summation order and, for a solver
+# that scales costs to integers, by its rounding (allocation-model.md allows 1e-7 relative).
+OBJECTIVE_REL_TOL = 1e-7
+
+# Time given to each relaxed stable solve when explaining a stability conflict, at most.
+STABILITY_PROBE_SECONDS = 10.0
+
+
+class EngineError(RuntimeError):
+    """The solver returned something that breaks the rules: a bug, never bad input."""
+
+
+def _solve_problem(problem: ProblemData, options: SolveOptions) -> SolveOutcome:
+    # Imported here so that the engine's checks and diagnosis work without the solver backends
+    # (and so that importing the engine stays cheap).
+    from allocator.solvers import solve_problem
+
+    return solve_problem(problem, options)
+
+
+def verify(problem: ProblemData, assignment: np.ndarray, *, stability: bool | None = None) -> list[str]:
+    """Every rule that ``assignment`` breaks, in words; empty when it is a valid allocation.
+
+    Checked from the problem data alone: one allowed line per worker (eligible, not forbidden,
+    pins kept), capacities, mandatory fills and, when ``stability`` (default: the setting), no
+    blocking pair.
+    """
+    m, n = problem.n_workers, problem.n_lines
+    a = np.asarray(assignment)
+    if a.shape != (m,):
+        return [f"the allocation has shape {a.shape}, expected one line per worker ({m},)"]
+    if not np.issubdtype(a.dtype, np.integer):
+        return [f"the allocation holds {a.dtype} values, expected line indices"]
+    if ((a < 0) | (a >= n)).any():
+        bad = np.flatnonzero((a < 0) | (a >= n))
+        return [f"workers {[problem.worker_ids[s] for s in bad[:5]]} have no valid line index"]
+    a = a.astype(np.int64)
+    errors = []
+    rows = np.arange(m)
+    not_allowed = np.flatnonzero(~problem.allowed[rows, a])
+    for s in not_allowed[:10]:
+        errors.append(f"worker {problem.worker_ids[s]!r} is on line {problem.line_ids[a[s]]!r}, which is not allowed for them")
+    fill = np.bincount(a, minlength=n)
+    for j in np.flatnonzero(fill > problem.capacity)[:10]:
+        errors.append(f"line {problem.line_ids[j]!r} has {fill[j]} workers for {problem.capacity[j]} places")
+    for j in np.flatnonzero(problem.mandatory & (fill == 0))[:10]:
+        errors.append(f"line {problem.line_ids[j]!r} must be filled but is empty")
+    if stability is None:
+        stability = problem.settings.stability
+    if stability:
+        pairs = blocking_pairs(problem, a)
+        for s, j in pairs[:10]:
+            errors.append(f"stability is on, but worker {problem.worker_ids[s]!r} and line {problem.line_ids[j]!r} block")
+    return errors
+
+
+def _check_outcome(problem: ProblemData, outcome: SolveOutcome) -> np.ndarray:
+    if outcome.assignment is None:
+        raise EngineError(f"solver {outcome.backend!r} reported {outcome.status} without an allocation")
+    a = np.asarray(outcome.assignment)
+    errors = verify(problem, a)
+    if errors:
+        raise EngineError(f"solver {outcome.backend!r} returned an invalid allocation: " + "; ".join(errors))
+    a = a.astype(np.int64)
+    recomputed = problem.objective(a)
+    if outcome.objective is not None and abs(outcome.objective - recomputed) > OBJECTIVE_REL_TOL * max(1.0, abs(recomputed)):
+        raise EngineError(
+            f"solver {outcome.backend!r} reported objective {outcome.objective!r}, but its allocation "
+            f"costs {recomputed!r}"
+        )
+    return a
+
+
+def _with(problem: ProblemData, **settings) -> ProblemData:
+    new = problem.settings.model_copy(update=settings)
+    return dataclasses.replace(problem, settings=new, snapshot=problem.snapshot.model_copy(update={"settings": new}))
+
+
+def _has_allocation(outcome: SolveOutcome) -> bool | None:
+    if outcome.status in (Status.OPTIMAL, Status.FEASIBLE):
+        return True
+    if outcome.status == Status.INFEASIBLE:
+        return False
+    return None  # not decided in time
+
+
+def _stability_diagnosis(problem: ProblemData, options: SolveOptions) -> dx.Diagnosis:
+    """The run is feasible without stability (the flows said so) but not with it: find out why.
+
+    Asks the solver three small questions: the best allocation without stability (its blocking
+    pairs show where stability breaks), and whether a stable allocation exists without the
+    mandatory fills, or without the pins.
+    """
+    probe = dataclasses.replace(options, time_limit=min(options.time_limit, STABILITY_PROBE_SECONDS))
+    unstable = _solve_problem(_with(problem, stability=False), probe)
+    a = unstable.assignment if _has_allocation(unstable) else None
+    without_mand = without_pins = None
+    if problem.mandatory.any():
+        relaxed = dataclasses.replace(problem, mandatory=np.zeros_like(problem.mandatory))
+        without_mand = _has_allocation(_solve_problem(relaxed, probe))
+    if (problem.pin >= 0).any():
+        relaxed = dataclasses.replace(problem, pin=np.full_like(problem.pin, -1))
+        without_pins = _has_allocation(_solve_problem(relaxed, probe))
+    return dx.stability_conflict(
+        problem, a, stable_without_mandatory=without_mand, stable_without_pins=without_pins
+    )
+
+
+def solve(snapshot: RunSnapshot, options: SolveOptions | None = None) -> Result:
+    """Solve one run snapshot.
+
+    Parameters
+    ----------
+    snapshot
+        A validated snapshot; its settings are the settings in force (apply overrides with
+        :meth:`RunSnapshot.with_settings` first).
+    options
+        Solver knobs (threads, callbacks, stop event). Its ``time_limit`` is replaced by the
+        snapshot's ``max_seconds``: the time limit is a setting, recorded in the result.
+
+    Returns
+    -------
+    Result
+        With status optimal or feasible: verified allocations and metrics. Infeasible: a
+        diagnosis that names the workers and lines concerned. No solution: neither.
+    """
+    t0 = time.perf_counter()
+    problem = ProblemData.from_snapshot(snapshot)
+    options = dataclasses.replace(options or SolveOptions(), time_limit=float(problem.settings.max_seconds))
+    return solve_problem_data(problem, options, started=t0)
+
+
+def solve_problem_data(problem: ProblemData, options: SolveOptions | None = None, *, started: float | None = None) -> Result:
+    """:func:`solve` for a caller that has built the :class:`ProblemData` already."""
+    t0 = time.perf_counter() if started is None else started
+    options = options or SolveOptions(time_limit=float(problem.settings.max_seconds))
+    stable = bool(problem.settings.stability)
+
+    def elapsed() -> float:
+        return time.perf_counter() - t0
+
+    def infeasible(diag: list[dx.Diagnosis], backend: str = "diagnosis") -> Result:
+        return Result.build(problem, Status.INFEASIBLE, None, best_bound=None, solve_seconds=elapsed(),
+                            diagnosis=diag, backend=backend)
+
+    # Cheap checks first; in stable mode the exact flows too, since CP-SAT may need its whole
+    # time limit to prove what two max-flows show in well under a second.
+    options.callbacks.on_phase("checks")
+    pre = dx.diagnose(problem) if stable else dx.precheck(problem)
+    if pre:
+        return infeasible(pre if stable else dx.diagnose(problem))
+
+    outcome = _solve_problem(problem, options)
+    if outcome.status in (Status.OPTIMAL, Status.FEASIBLE):
+        a = _check_outcome(problem, outcome)
+        return Result.build(problem, outcome.status, a, best_bound=outcome.best_bound,
+                            solve_seconds=elapsed(), backend=outcome.backend)
+    if outcome.status == Status.INFEASIBLE:
+        options.callbacks.on_phase("diagnosis")
+        diag = [] if stable else dx.diagnose(problem)
+        if not diag and stable:
+            diag = [_stability_diagnosis(problem, options)]
+        if not diag:
+            diag = [dx.unexplained(problem, f"{outcome.backend}: infeasible")]
+        return infeasible(diag, outcome.backend)
+    # No allocation within the time limit. If the structure alone rules one out, say so.
+    diag = [] if stable else dx.diagnose(problem)
+    if diag:
+        return infeasible(diag, outcome.backend)
+    return Result.build(problem, Status.NO_SOLUTION, None, best_bound=outcome.best_bound,
+                        solve_seconds=elapsed(), backend=outcome.backend)

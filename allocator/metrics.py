@@ -1,0 +1,196 @@
+"""Metrics of an allocation, recomputed from :class:`~allocator.problem.ProblemData`.
+
+Nothing here touches a solver: every figure is computed from the problem data and the
+assignment alone (``assignment[s]`` is the line index of worker ``s``), so a solver bug cannot
+hide in its own report. Everything returned is plain JSON (dicts, lists, ints, floats, None).
+
+Definitions (allocation-model.md, "What a solution reports"):
+
+- **rank** of a worker: the fractional rank ``r_s(p)`` of the line ``p`` they got, with the
+  unranked-items rule applied (a worker who ranked ``r`` of ``N`` lines gives every unranked
+  line ``(r + 1 + N) / 2``).
+- **choice** of a worker: the position at which the worker's tie group for ``p`` starts in their
+  own list, i.e. ``1 +`` the number of lines they ranked strictly better than ``p`` (competition
+  notation). A line in the worker's first tie group is their *first choice* even when the tie
+  gives it the fractional rank 1.5; a tie group occupying positions 2..5 counts as a *top-three
+  choice* (it starts at position 2). A line the worker did not rank has no choice number: it is
+  an *unranked line*, whatever its fractional rank.
+- **worker dissatisfaction** (for the Gini coefficient): ``Dw(s, p) = r_s(p) ** k``, the worker
+  side of the cost, without the preferencer side or weightings.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from allocator.stability import blocking_mask
+
+if TYPE_CHECKING:
+    from allocator.problem import ProblemData
+
+SIG_DIGITS = 10
+
+UNRANKED = "unranked"
+
+
+def round_sig(x: float | None, digits: int = SIG_DIGITS) -> float | None:
+    """``x`` rounded to ``digits`` significant digits (None and non-finite values pass through).
+
+    Every float the engine reports goes through here, so that the same inputs give the same
+    bytes however the sum was ordered inside a solver.
+    """
+    if x is None:
+        return None
+    x = float(x)
+    if not math.isfinite(x) or x == 0.0:
+        return 0.0 if x == 0.0 else x
+    return float(f"{x:.{digits}g}")
+
+
+def choice_numbers(problem: ProblemData, assignment: np.ndarray) -> np.ndarray:
+    """Choice number of each worker's line (see the module docstring); 0 for an unranked line."""
+    a = np.asarray(assignment, dtype=np.int64)
+    rows = np.arange(problem.n_workers)
+    got = problem.worker_rank[rows, a]
+    better = problem.worker_ranked & (problem.worker_rank < got[:, None])
+    choice = better.sum(axis=1) + 1
+    return np.where(problem.worker_ranked[rows, a], choice, 0)
+
+
+def gini(values: np.ndarray) -> float:
+    """Gini coefficient of non-negative ``values``: ``sum |x_i - x_j| / (2 n^2 mean)``.
+
+    0 when everyone is equally (dis)satisfied; approaches 1 when one carries it all.
+    0 for an empty or all-zero input.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = x.size
+    total = x.sum()
+    if n == 0 or total <= 0:
+        return 0.0
+    i = np.arange(1, n + 1)
+    return float((2.0 * (i * x).sum()) / (n * total) - (n + 1.0) / n)
+
+
+def _ordinal(k: int) -> str:
+    if 10 <= k % 100 <= 20:
+        suffix = "th"
+    else:
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def rank_distribution(problem: ProblemData, assignment: np.ndarray) -> list[dict[str, Any]]:
+    """How many workers got their 1st, 2nd, ... choice, and how many an unranked line.
+
+    One bucket per choice number from 1 to the largest one given (zeros included, so a chart
+    has no gaps), then the ``unranked`` bucket. Each bucket:
+    ``{"choice": 1 | ... | "unranked", "label": "1st choice" | "unranked line", "workers": n}``.
+    """
+    choice = choice_numbers(problem, assignment)
+    ranked = choice[choice > 0]
+    top = int(ranked.max()) if ranked.size else 0
+    counts = np.bincount(ranked, minlength=top + 1) if top else np.zeros(1, dtype=np.int64)
+    out: list[dict[str, Any]] = [
+        {"choice": k, "label": f"{_ordinal(k)} choice", "workers": int(counts[k])}
+        for k in range(1, top + 1)
+    ]
+    out.append({"choice": UNRANKED, "label": "unranked line", "workers": int((choice == 0).sum())})
+    return out
+
+
+def line_fill(problem: ProblemData, assignment: np.ndarray) -> list[dict[str, Any]]:
+    """Fill of every job line (sorted by id) against its capacity."""
+    fill = np.bincount(np.asarray(assignment, dtype=np.int64), minlength=problem.n_lines)
+    return [
+        {
+            "job_line_id": problem.line_ids[j],
+            "filled": int(fill[j]),
+            "capacity": int(problem.capacity[j]),
+            "vacancies": int(max(problem.capacity[j] - fill[j], 0)),
+            "mandatory": bool(problem.mandatory[j]),
+        }
+        for j in range(problem.n_lines)
+    ]
+
+
+def compute_metrics(problem: ProblemData, assignment: np.ndarray) -> dict[str, Any]:
+    """Every metric of allocation-model.md for one allocation, as a JSON-ready dict.
+
+    Keys
+    ----
+    n_workers, n_job_lines
+        Size of the run.
+    rank_distribution
+        See :func:`rank_distribution`.
+    worker_rank_counts
+        ``[{"rank": r, "workers": n}]`` over the fractional ranks workers got, ascending.
+    first_choice_share, top3_choice_share
+        Share (0..1) of workers whose line is their first / a top-three choice (choice number
+        1 / at most 3, see the module docstring; unranked lines never count).
+    mean_rank, worst_rank
+        Mean and largest fractional rank ``r_s(M(s))`` over all workers.
+    workers_on_unranked_lines
+        Workers placed on a line they did not rank.
+    preferencer_mean_rank
+        Mean, over allocated pairs whose line has preferencers, of the mean rank those
+        preferencers give the worker (power 1). None when no such pair exists.
+    pairs_with_preferencers
+        The number of those pairs.
+    line_fill
+        See :func:`line_fill`.
+    mandatory_lines, mandatory_lines_filled
+        Lines that must be filled, and how many of them have at least one worker.
+    places, vacancies
+        Total capacity, and the total of ``max(capacity - filled, 0)`` over lines.
+    blocking_pairs
+        Number of blocking pairs (weak stability, allocation-model.md constraint 5), counted
+        whether or not stability was asked for.
+    worker_dissatisfaction_gini
+        Gini coefficient of ``Dw(s, M(s))`` over workers.
+    objective
+        Sum of the costs of the chosen pairs, recomputed.
+    """
+    a = np.asarray(assignment, dtype=np.int64)
+    m, n = problem.n_workers, problem.n_lines
+    if a.shape != (m,):
+        raise ValueError(f"assignment has shape {a.shape}, expected ({m},)")
+    rows = np.arange(m)
+    got_rank = problem.worker_rank[rows, a]
+    choice = choice_numbers(problem, a)
+    fill = np.bincount(a, minlength=n)
+
+    ranks, counts = np.unique(got_rank, return_counts=True)
+    pref = problem.preferencer_rank[rows, a]
+    has_pref = ~np.isnan(pref)
+    dw = problem.dw[rows, a]
+
+    def share(k: int) -> float | None:
+        return round_sig(k / m) if m else None
+
+    return {
+        "n_workers": m,
+        "n_job_lines": n,
+        "rank_distribution": rank_distribution(problem, a),
+        "worker_rank_counts": [
+            {"rank": round_sig(r), "workers": int(c)} for r, c in zip(ranks.tolist(), counts.tolist(), strict=True)
+        ],
+        "first_choice_share": share(int((choice == 1).sum())),
+        "top3_choice_share": share(int(((choice >= 1) & (choice <= 3)).sum())),
+        "mean_rank": round_sig(got_rank.mean()) if m else None,
+        "worst_rank": round_sig(got_rank.max()) if m else None,
+        "workers_on_unranked_lines": int((choice == 0).sum()),
+        "preferencer_mean_rank": round_sig(pref[has_pref].mean()) if has_pref.any() else None,
+        "pairs_with_preferencers": int(has_pref.sum()),
+        "line_fill": line_fill(problem, a),
+        "mandatory_lines": int(problem.mandatory.sum()),
+        "mandatory_lines_filled": int((problem.mandatory & (fill >= 1)).sum()),
+        "places": int(problem.capacity.sum()),
+        "vacancies": int(np.maximum(problem.capacity - fill, 0).sum()),
+        "blocking_pairs": int(blocking_mask(problem, a).sum()),
+        "worker_dissatisfaction_gini": round_sig(gini(dw)),
+        "objective": round_sig(problem.objective(a)),
+    }

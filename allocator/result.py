@@ -1,0 +1,382 @@
+"""The result of one solve (``allocator-result/1``), with its metrics, diagnosis and explanations.
+
+A :class:`Result` is what the engine hands to every caller (the command line, the dashboard,
+the service). It carries external ids only; :meth:`Result.to_dict` gives exactly the JSON of
+run-snapshot.md, with every float rounded to :data:`~allocator.metrics.SIG_DIGITS` significant
+digits so that the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from allocator.diagnosis import Diagnosis, line_label, worker_label
+from allocator.metrics import choice_numbers, compute_metrics, round_sig
+from allocator.solvers.base import Status
+
+if TYPE_CHECKING:
+    from allocator.problem import ProblemData
+
+FORMAT = "allocator-result/1"
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One worker's line: ``worker_rank`` is their fractional rank for it, ``cost`` the pair's cost."""
+
+    worker_id: str
+    job_line_id: str
+    worker_rank: float
+    cost: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "worker_id": self.worker_id,
+            "job_line_id": self.job_line_id,
+            "worker_rank": self.worker_rank,
+            "cost": self.cost,
+        }
+
+
+def allocations_from(problem: ProblemData, assignment: np.ndarray) -> list[Allocation]:
+    """The allocations of ``assignment``, sorted by worker id, numbers rounded."""
+    a = np.asarray(assignment, dtype=np.int64)
+    rows = np.arange(problem.n_workers)
+    ranks = problem.worker_rank[rows, a]
+    costs = problem.cost[rows, a]
+    # ProblemData orders workers by id already; sort anyway so the contract holds on its own.
+    out = [
+        Allocation(problem.worker_ids[s], problem.line_ids[int(a[s])], round_sig(ranks[s]), round_sig(costs[s]))
+        for s in range(problem.n_workers)
+    ]
+    out.sort(key=lambda x: x.worker_id)
+    return out
+
+
+@dataclass
+class Result:
+    """Everything one solve reports.
+
+    Attributes
+    ----------
+    status
+        optimal / feasible (an allocation, optimality not proven) / infeasible / no_solution.
+    objective
+        Sum of the unscaled costs of the chosen pairs, recomputed from the problem data;
+        None without an allocation.
+    best_bound
+        Lower bound on the objective (equal to it when optimal); None when unknown.
+    solve_seconds
+        Wall time of the whole solve (building the problem, checks, solver, verification).
+    settings
+        The settings in force (after any overrides), as in the snapshot.
+    input_fingerprint
+        sha256 of the canonical snapshot solved (settings included).
+    run_id
+        The snapshot's run id.
+    allocations
+        One per worker, sorted by worker id; empty without an allocation.
+    metrics
+        :func:`allocator.metrics.compute_metrics`; empty without an allocation.
+    diagnosis
+        Why there is no allocation; empty unless infeasible.
+    backend
+        Which solver answered (not part of the JSON).
+    """
+
+    status: Status
+    objective: float | None
+    best_bound: float | None
+    solve_seconds: float
+    settings: dict[str, Any]
+    input_fingerprint: str
+    run_id: str
+    allocations: list[Allocation] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    diagnosis: list[Diagnosis] = field(default_factory=list)
+    backend: str = ""
+    problem: ProblemData | None = field(default=None, repr=False, compare=False)
+    assignment: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    # -- construction -----------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        problem: ProblemData,
+        status: Status,
+        assignment: np.ndarray | None,
+        *,
+        best_bound: float | None,
+        solve_seconds: float,
+        diagnosis: list[Diagnosis] | None = None,
+        backend: str = "",
+    ) -> Result:
+        """A result whose objective, allocations and metrics are recomputed from ``problem``."""
+        snap = problem.snapshot
+        objective = None
+        allocations: list[Allocation] = []
+        metrics: dict[str, Any] = {}
+        if assignment is not None:
+            assignment = np.asarray(assignment, dtype=np.int64)
+            objective = problem.objective(assignment)
+            allocations = allocations_from(problem, assignment)
+            metrics = compute_metrics(problem, assignment)
+            if status == Status.OPTIMAL:
+                best_bound = objective
+            elif best_bound is not None:
+                best_bound = min(best_bound, objective)
+        return cls(
+            status=Status(status),
+            objective=round_sig(objective),
+            best_bound=round_sig(best_bound),
+            solve_seconds=round(float(solve_seconds), 3),
+            settings=problem.settings.model_dump(mode="json"),
+            input_fingerprint=snap.fingerprint(),
+            run_id=snap.run.id,
+            allocations=allocations,
+            metrics=metrics,
+            diagnosis=list(diagnosis or []),
+            backend=backend,
+            problem=problem,
+            assignment=assignment,
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        """Read a result back from its JSON (no problem attached, so no :meth:`explain`)."""
+        if d.get("format") != FORMAT:
+            raise ValueError(f"format: expected {FORMAT!r}, found {d.get('format')!r}")
+        return cls(
+            status=Status(d["status"]),
+            objective=d.get("objective"),
+            best_bound=d.get("best_bound"),
+            solve_seconds=d.get("solve_seconds", 0.0),
+            settings=dict(d.get("settings", {})),
+            input_fingerprint=d.get("input_fingerprint", ""),
+            run_id=d.get("run_id", ""),
+            allocations=[Allocation(**a) for a in d.get("allocations", [])],
+            metrics=dict(d.get("metrics", {})),
+            diagnosis=[
+                Diagnosis(x["code"], x["message"], tuple(x.get("worker_ids", ())), tuple(x.get("job_line_ids", ())))
+                for x in d.get("diagnosis", [])
+            ],
+        )
+
+    # -- output -----------------------------------------------------------------------------
+    @property
+    def has_allocation(self) -> bool:
+        return self.status in (Status.OPTIMAL, Status.FEASIBLE)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the ``allocator-result/1`` JSON of run-snapshot.md."""
+        return {
+            "format": FORMAT,
+            "run_id": self.run_id,
+            "status": str(self.status),
+            "objective": self.objective,
+            "best_bound": self.best_bound,
+            "solve_seconds": self.solve_seconds,
+            "settings": dict(self.settings),
+            "input_fingerprint": self.input_fingerprint,
+            "allocations": [a.to_dict() for a in self.allocations],
+            "metrics": self.metrics,
+            "diagnosis": [x.to_dict() for x in self.diagnosis],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
+
+    def allocations_json(self) -> str:
+        """The ``allocations`` list alone, compact: byte-identical for the same inputs and seed."""
+        return json.dumps([a.to_dict() for a in self.allocations], separators=(",", ":"), ensure_ascii=False)
+
+    def summary(self) -> str:
+        """A few lines for a planner (the command line prints this to stderr)."""
+        run = f"Run {self.run_id!r}"
+        m = self.metrics
+        if self.has_allocation:
+            n_w = m.get("n_workers", len(self.allocations))
+            head = (
+                f"{run}: {'optimal' if self.status == Status.OPTIMAL else 'feasible'} allocation of "
+                f"{n_w} worker(s) (doctors) to {m.get('n_job_lines', '?')} job line(s) in "
+                f"{self.solve_seconds:.2f} s; objective {_fmt(self.objective)}"
+            )
+            if self.status == Status.FEASIBLE:
+                gap = ""
+                if self.best_bound is not None and self.objective:
+                    gap = f", gap {100 * (self.objective - self.best_bound) / abs(self.objective):.2f}%"
+                head += f" (not proven optimal: best bound {_fmt(self.best_bound)}{gap})"
+            lines = [head + "."]
+            lines.append(
+                f"First choice {_pct(m.get('first_choice_share'))}, top three "
+                f"{_pct(m.get('top3_choice_share'))}, mean rank {_fmt(m.get('mean_rank'))}, worst rank "
+                f"{_fmt(m.get('worst_rank'))}, {m.get('workers_on_unranked_lines', 0)} on unranked lines."
+            )
+            lines.append(
+                f"Mandatory lines filled: {m.get('mandatory_lines_filled', 0)} of {m.get('mandatory_lines', 0)}; "
+                f"vacancies: {m.get('vacancies', 0)}; blocking pairs: {m.get('blocking_pairs', 0)}."
+            )
+            return "\n".join(lines)
+        if self.status == Status.INFEASIBLE:
+            lines = [f"{run} is infeasible: no allocation keeps every rule. Why:"]
+            lines += [f"  - [{d.code}] {d.message}" for d in self.diagnosis]
+            return "\n".join(lines)
+        limit = self.settings.get("max_seconds")
+        return (
+            f"{run}: no allocation found within the time limit ({_fmt(limit)} s). Give it more time "
+            "(--time-limit), or turn stability off."
+        )
+
+    # -- explanations ---------------------------------------------------------------------------
+    def explain(self, worker_id: str) -> Explanation:
+        """Why ``worker_id`` got their line: rank, cost breakdown, and the better-ranked lines."""
+        if self.problem is None or self.assignment is None:
+            raise ValueError("this result has no allocation to explain (or was read from JSON)")
+        p = self.problem
+        if worker_id not in p.worker_index:
+            raise KeyError(f"worker {worker_id!r} is not a worker of this run")
+        s = p.worker_index[worker_id]
+        a = self.assignment
+        j = int(a[s])
+        alpha = p.settings.preferencer_weight
+        k = p.settings.preference_power
+        fill = np.bincount(a, minlength=p.n_lines)
+        got = float(p.worker_rank[s, j])
+        choice = int(choice_numbers(p, a)[s])
+        has_pref = not np.isnan(p.preferencer_rank[s, j])
+        base = float(p.dp[s, j] - p.weight[s, j])
+        better = []
+        order = sorted(
+            (jj for jj in range(p.n_lines) if p.worker_rank[s, jj] < got),
+            key=lambda jj: (p.worker_rank[s, jj], p.line_ids[jj]),
+        )
+        for jj in order:
+            verdict = p.verdict(s, jj)
+            full = bool(fill[jj] >= p.capacity[jj])
+            if not verdict.eligible:
+                why = f"not eligible: {verdict.explain()}"
+            elif p.forbidden[s, jj]:
+                why = "forbidden for them by the planner"
+            elif p.pin[s] >= 0:
+                why = f"they are pinned to {line_label(p, j)}"
+            elif full:
+                why = f"full ({int(fill[jj])} of {int(p.capacity[jj])} places)"
+            else:
+                why = (
+                    f"had a free place, but the pair would cost {_fmt(p.cost[s, jj])} against "
+                    f"{_fmt(p.cost[s, j])} here, and the allocation as a whole costs less this way"
+                )
+            better.append(
+                {
+                    "job_line_id": p.line_ids[jj],
+                    "worker_rank": round_sig(p.worker_rank[s, jj]),
+                    "eligibility": verdict.code,
+                    "eligible": verdict.eligible,
+                    "forbidden": bool(p.forbidden[s, jj]),
+                    "filled": int(fill[jj]),
+                    "capacity": int(p.capacity[jj]),
+                    "full": full,
+                    "cost": round_sig(p.cost[s, jj]),
+                    "why_not": why,
+                }
+            )
+        return Explanation(
+            worker_id=worker_id,
+            job_line_id=p.line_ids[j],
+            worker_rank=round_sig(got),
+            choice=choice or None,
+            pinned=bool(p.pin[s] >= 0),
+            eligibility=p.verdict(s, j).explain(),
+            cost=round_sig(p.cost[s, j]),
+            dw=round_sig(p.dw[s, j]),
+            dp=round_sig(p.dp[s, j]),
+            preferencer_base=round_sig(base),
+            preferencer_rank=round_sig(float(p.preferencer_rank[s, j])) if has_pref else None,
+            weighting=round_sig(p.weight[s, j]),
+            alpha=alpha,
+            power=k,
+            better_lines=better,
+            worker=worker_label(p, s),
+            line=line_label(p, j),
+        )
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why one worker got one line. ``str()`` gives the planner's text; :meth:`to_dict` the data."""
+
+    worker_id: str
+    job_line_id: str
+    worker_rank: float
+    choice: int | None  # 1 = first choice (their first tie group); None = a line they did not rank
+    pinned: bool
+    eligibility: str
+    cost: float
+    dw: float
+    dp: float
+    preferencer_base: float
+    preferencer_rank: float | None  # mean rank the line's preferencers give them; None if none
+    weighting: float
+    alpha: float
+    power: float
+    better_lines: list[dict[str, Any]]
+    worker: str = ""
+    line: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            k: getattr(self, k)
+            for k in (
+                "worker_id", "job_line_id", "worker_rank", "choice", "pinned", "eligibility", "cost",
+                "dw", "dp", "preferencer_base", "preferencer_rank", "weighting", "alpha", "power",
+                "better_lines",
+            )
+        }
+
+    def __str__(self) -> str:
+        which = f"their {_ordinal(self.choice)} choice" if self.choice else "a line they did not rank"
+        out = [
+            f"Worker (doctor) {self.worker} got job line {self.line}, {which} (rank {_fmt(self.worker_rank)})"
+            + (", pinned there by the planner." if self.pinned else ".")
+        ]
+        out.append(f"Eligible: {self.eligibility}.")
+        base = (
+            f"their mean rank {_fmt(self.preferencer_rank)} from the line's preferencers, to the power {_fmt(self.power)}"
+            if self.preferencer_rank is not None
+            else "neutral, the line has no preferencers"
+        )
+        out.append(
+            f"Cost {_fmt(self.cost)} = (1 - {_fmt(self.alpha)}) x Dw {_fmt(self.dw)} + {_fmt(self.alpha)} x "
+            f"Dp {_fmt(self.dp)}; Dw = rank {_fmt(self.worker_rank)} to the power {_fmt(self.power)}; "
+            f"Dp = {_fmt(self.preferencer_base)} ({base}) + weighting {_fmt(self.weighting)}."
+        )
+        if self.better_lines:
+            out.append("Lines they ranked better:")
+            out += [f"  - {b['job_line_id']} (rank {_fmt(b['worker_rank'])}): {b['why_not']}" for b in self.better_lines]
+        else:
+            out.append("No line is better for them: they got one of their best.")
+        return "\n".join(out)
+
+
+def _ordinal(k: int) -> str:
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, float | int | np.floating | np.integer):
+        return f"{float(x):.6g}"
+    return str(x)
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+__all__ = ["FORMAT", "Allocation", "Explanation", "Result", "allocations_from"]
