@@ -114,6 +114,22 @@ def error_from_sqlstate(sqlstate: str | None, message: str, hint: str | None = N
     return cls(message, sqlstate=sqlstate, hint=hint)
 
 
+# --------------------------------------------------------------------------- staleness
+
+
+def input_fingerprint(snapshot: RunSnapshot) -> str:
+    """The fingerprint a scenario is saved with and publishing checks: the run's data.
+
+    It is ``snapshot.data_fingerprint()``: the canonical snapshot without settings, pins
+    and forbids, so it changes exactly when the run's inputs change (a worker, a line, a
+    preference, a rule), not when a planner tries other settings or overrides. Compute it on
+    the snapshot the scenario was solved on (applying a scenario's settings or overrides
+    does not change it) and pass it to :meth:`RunStore.save_scenario`; :meth:`RunStore.publish`
+    recomputes it from a fresh load and refuses the scenario when the two differ.
+    """
+    return snapshot.data_fingerprint()
+
+
 # --------------------------------------------------------------------------- records
 
 
@@ -236,7 +252,12 @@ class RunStore(Protocol):
         fingerprint: str,
         created_by: str | None = None,
     ) -> str:
-        """Save a planner's scenario; ``fingerprint`` is the input fingerprint it was solved on."""
+        """Save a planner's scenario; return its id.
+
+        ``fingerprint`` is :func:`input_fingerprint` of the snapshot it was solved on.
+        ``created_by`` is a label for trusted callers; a signed-in planner is always
+        themselves (naming someone else raises AccessDeniedError).
+        """
         ...
 
     def list_scenarios(self, run_id: str) -> list[Scenario]:
@@ -248,7 +269,7 @@ class RunStore(Protocol):
         ...
 
     def current_fingerprint(self, run_id: str) -> str:
-        """The fingerprint of the run's current inputs (what a new solve would see)."""
+        """:func:`input_fingerprint` of the run's current inputs."""
         ...
 
     def publish(

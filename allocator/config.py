@@ -1,0 +1,106 @@
+"""Configuration: environment variables, a ``.env`` file, or ``.streamlit/secrets.toml``.
+
+Precedence, highest first: arguments to :class:`Settings`, environment, ``.env``,
+``.streamlit/secrets.toml`` (both read from the current directory). Each setting is named
+by its environment variable; in ``secrets.toml`` the same names are top-level keys (lower
+case is accepted too).
+
+Which store the project uses follows from the settings (:func:`store_choice`): an
+``ALLOCATOR_DATABASE_URL`` wins, then a Supabase project (``SUPABASE_URL`` and
+``SUPABASE_KEY``), else the embedded PostgreSQL in ``ALLOCATOR_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+StoreChoice = Literal["database_url", "supabase", "embedded"]
+
+SECRETS_TOML = Path(".streamlit") / "secrets.toml"
+
+
+def _names(env: str) -> AliasChoices:
+    return AliasChoices(env, env.lower())
+
+
+class Settings(BaseSettings):
+    """The project's settings. Secrets are :class:`~pydantic.SecretStr` (not printed)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: SecretStr | None = Field(None, validation_alias=_names("ALLOCATOR_DATABASE_URL"))
+    data_dir: Path | None = Field(None, validation_alias=_names("ALLOCATOR_DATA_DIR"))
+    supabase_url: str | None = Field(None, validation_alias=_names("SUPABASE_URL"))
+    supabase_key: SecretStr | None = Field(None, validation_alias=_names("SUPABASE_KEY"))
+    api_key: SecretStr | None = Field(None, validation_alias=_names("ALLOCATOR_API_KEY"))
+    solver_threads: int | None = Field(
+        None, ge=1, validation_alias=_names("ALLOCATOR_SOLVER_THREADS")
+    )
+
+    @field_validator("database_url", "supabase_key", "api_key", "supabase_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v: object) -> object:
+        # An empty line in .env (`SUPABASE_URL=`) means "not set", not "set to nothing".
+        if isinstance(v, str) and not v.strip():
+            return None
+        return v
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _blank_dir_is_unset(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():
+            return None
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=SECRETS_TOML),
+        )
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        """Where the embedded database lives: ``ALLOCATOR_DATA_DIR`` or the per-user data folder."""
+        if self.data_dir is not None:
+            return self.data_dir.expanduser()
+        return platformdirs.user_data_path("allocator", appauthor=False)
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read the settings now (not cached: tests and the CLI change the environment)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def store_choice(settings: Settings | None = None) -> StoreChoice:
+    """Which store to use: a database URL, else a Supabase project, else the embedded database."""
+    settings = settings or get_settings()
+    if settings.database_url is not None:
+        return "database_url"
+    if settings.supabase_url and settings.supabase_key is not None:
+        return "supabase"
+    return "embedded"

@@ -1,0 +1,5 @@
+"""The database: migrations (``supabase/migrations``) and the embedded default PostgreSQL."""
+
+from allocator.db.migrate import MIGRATIONS_DIR, migrate, migration_files
+
+__all__ = ["MIGRATIONS_DIR", "migrate", "migration_files"]

@@ -1,0 +1,76 @@
+"""Stores: where runs live. One interface (:class:`RunStore`), several adapters.
+
+``open_store()`` picks the adapter from the configuration (see
+:func:`allocator.config.store_choice`): an ``ALLOCATOR_DATABASE_URL`` wins, then a
+Supabase project (``SUPABASE_URL`` + ``SUPABASE_KEY``), else the embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from allocator.store.base import (
+    AccessDeniedError,
+    Allocation,
+    AlreadyPublishedError,
+    ClaimedRun,
+    ClaimLostError,
+    InvalidSnapshotError,
+    PublicationEntry,
+    PublishOutcome,
+    PublishRefusedError,
+    RunNotFoundError,
+    RunStore,
+    RunSummary,
+    Scenario,
+    ScenarioNotFoundError,
+    StaleScenarioError,
+    StoreError,
+    error_from_sqlstate,
+    input_fingerprint,
+)
+
+if TYPE_CHECKING:
+    from allocator.config import Settings
+
+__all__ = [
+    "AccessDeniedError",
+    "Allocation",
+    "AlreadyPublishedError",
+    "ClaimLostError",
+    "ClaimedRun",
+    "InvalidSnapshotError",
+    "PublicationEntry",
+    "PublishOutcome",
+    "PublishRefusedError",
+    "RunNotFoundError",
+    "RunStore",
+    "RunSummary",
+    "Scenario",
+    "ScenarioNotFoundError",
+    "StaleScenarioError",
+    "StoreError",
+    "error_from_sqlstate",
+    "input_fingerprint",
+    "open_store",
+]
+
+
+def open_store(settings: Settings | None = None) -> RunStore:
+    """Open the store the configuration asks for (imports adapters lazily)."""
+    from allocator.config import get_settings, store_choice
+
+    settings = settings or get_settings()
+    choice = store_choice(settings)
+    if choice == "supabase":
+        from allocator.store.supabase import SupabaseStore  # written in the supabase issue
+
+        return SupabaseStore.from_settings(settings)  # type: ignore[attr-defined]
+    from allocator.store.postgres import PostgresStore
+
+    if choice == "database_url":
+        url = settings.database_url.get_secret_value()  # type: ignore[union-attr]
+        return PostgresStore(url, migrate=False)
+    from allocator.db.embedded import ensure_database
+
+    return PostgresStore(ensure_database(settings), migrate=False)

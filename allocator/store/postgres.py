@@ -1,0 +1,373 @@
+"""The ``postgres`` store: psycopg 3 with a connection pool, against any PostgreSQL.
+
+Used for the embedded database and for any ``ALLOCATOR_DATABASE_URL`` (including a
+Supabase project's connection string). Connections are autocommit; every unit of work runs
+in an explicit ``conn.transaction()``. Every write is one call of a SQL function from
+``supabase/migrations``, so the work is atomic in the database itself.
+
+The connection is trusted: it sees every organisation's runs (row-level security is for
+planners signed in through the Supabase API; see the ``supabase`` store).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from allocator.snapshot import RunSnapshot, SnapshotError
+from allocator.store.base import (
+    Allocation,
+    ClaimedRun,
+    InvalidSnapshotError,
+    PublicationEntry,
+    PublishOutcome,
+    RunNotFoundError,
+    RunSummary,
+    Scenario,
+    ScenarioNotFoundError,
+    StoreError,
+    error_from_sqlstate,
+    input_fingerprint,
+)
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Turn database errors into StoreError subclasses with the database's message."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        diag = exc.diag
+        message = diag.message_primary or str(exc).strip() or type(exc).__name__
+        if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
+            message = f"Cannot reach the database: {message}"
+        raise error_from_sqlstate(exc.sqlstate, message, diag.message_hint) from exc
+
+
+def _allocation(d: Mapping[str, Any]) -> Allocation:
+    return Allocation(
+        worker_id=str(d["worker_id"]),
+        job_line_id=str(d["job_line_id"]),
+        worker_rank=d.get("worker_rank"),
+        cost=d.get("cost"),
+    )
+
+
+def _allocation_json(a: Allocation | Mapping[str, Any]) -> dict[str, Any]:
+    d = asdict(a) if is_dataclass(a) else dict(a)  # type: ignore[arg-type]
+    return {
+        "worker_id": d["worker_id"],
+        "job_line_id": d["job_line_id"],
+        "worker_rank": d.get("worker_rank"),
+        "cost": d.get("cost"),
+    }
+
+
+def _snapshot_dict(snapshot: RunSnapshot | Mapping[str, Any]) -> dict[str, Any]:
+    """Validate (at the edge, once) and return the snapshot as JSON-ready data."""
+    if isinstance(snapshot, RunSnapshot):
+        return snapshot.model_dump(mode="json")
+    try:
+        return RunSnapshot.parse(dict(snapshot)).model_dump(mode="json")
+    except SnapshotError as exc:
+        raise InvalidSnapshotError("\n".join(exc.messages)) from exc
+
+
+class PostgresStore:
+    """A :class:`~allocator.store.base.RunStore` over a PostgreSQL connection pool.
+
+    Parameters
+    ----------
+    url
+        A PostgreSQL connection URI.
+    min_size, max_size
+        The pool's bounds.
+    migrate
+        Apply the migrations first (the embedded database does this in ``ensure_database``).
+    """
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4, migrate: bool = False):
+        if migrate:
+            from allocator.db.migrate import migrate as _migrate
+
+            with _translated():
+                _migrate(url)
+        self.url = url
+        self._pool = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            open=False,
+            name="allocator",
+        )
+        with _translated():
+            self._pool.open(wait=True, timeout=30)
+
+    # -- plumbing -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection]:
+        """One unit of work: a pooled connection inside one transaction."""
+        with _translated(), self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- runs ---------------------------------------------------------------------------
+    def list_runs(self) -> list[RunSummary]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                "select * from public.allocator_run_summaries order by created_at desc, id"
+            ).fetchall()
+        return [
+            RunSummary(
+                id=str(r["id"]),
+                name=r["name"],
+                status=r["status"],
+                n_workers=r["n_workers"],
+                n_job_lines=r["n_job_lines"],
+                last_solved_at=r["last_solved_at"],
+                published=r["published"],
+                created_at=r["created_at"],
+                allocation_run_id=str(r["allocation_run_id"]),
+                organisation_id=str(r["organisation_id"]),
+                is_exclusive=r["is_exclusive"],
+                attempts=r["attempts"],
+                error=r["error"],
+                completed_at=r["completed_at"],
+            )
+            for r in rows
+        ]
+
+    def _load(self, run_id: str) -> tuple[dict[str, Any], int]:
+        """The run's snapshot data and inputs_version, read in one statement."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "select snapshot, inputs_version from public.allocator_run_snapshot_versioned(%s)",
+                (_uuid(run_id),),
+            ).fetchone()
+        assert row is not None  # the function raises AL003 for an unknown run
+        return row["snapshot"], row["inputs_version"]
+
+    def load_run(self, run_id: str) -> RunSnapshot:
+        data, _ = self._load(run_id)
+        return RunSnapshot.parse(data)
+
+    def current_fingerprint(self, run_id: str) -> str:
+        return input_fingerprint(self.load_run(run_id))
+
+    def import_snapshot(
+        self,
+        snapshot: RunSnapshot | Mapping[str, Any],
+        *,
+        organisation_id: str | None = None,
+        name: str | None = None,
+    ) -> str:
+        data = _snapshot_dict(snapshot)
+        with self._tx() as conn:
+            row = conn.execute(
+                "select public.allocator_import_run(%s, %s, %s) as id",
+                (Jsonb(data), organisation_id, name),
+            ).fetchone()
+        assert row is not None
+        return str(row["id"])
+
+    # -- scenarios ----------------------------------------------------------------------
+    def save_scenario(
+        self,
+        run_id: str,
+        name: str,
+        settings: Mapping[str, Any],
+        overrides: Mapping[str, Any] | None,
+        result: Mapping[str, Any] | None,
+        fingerprint: str,
+        created_by: str | None = None,
+    ) -> str:
+        with self._tx() as conn:
+            row = conn.execute(
+                "select public.allocator_save_scenario(%s, %s, %s, %s, %s, %s, %s) as id",
+                (
+                    _uuid(run_id),
+                    name,
+                    Jsonb(dict(settings or {})),
+                    Jsonb(dict(overrides or {})),
+                    Jsonb(dict(result)) if result is not None else None,
+                    fingerprint,
+                    created_by,
+                ),
+            ).fetchone()
+        assert row is not None
+        return str(row["id"])
+
+    def list_scenarios(self, run_id: str) -> list[Scenario]:
+        with self._tx() as conn:
+            if not conn.execute(
+                "select 1 from public.allocator_py_runs where id = %s", (_uuid(run_id),)
+            ).fetchone():
+                raise RunNotFoundError(f"Run {run_id} was not found.")
+            rows = conn.execute(
+                "select * from public.allocator_scenarios where run_id = %s "
+                "order by created_at desc, id",
+                (_uuid(run_id),),
+            ).fetchall()
+        return [_scenario(r) for r in rows]
+
+    def get_scenario(self, scenario_id: str) -> Scenario:
+        with self._tx() as conn:
+            row = conn.execute(
+                "select * from public.allocator_scenarios where id = %s",
+                (_uuid(scenario_id, "scenario"),),
+            ).fetchone()
+        if row is None:
+            raise ScenarioNotFoundError(f"Scenario {scenario_id} was not found.")
+        return _scenario(row)
+
+    # -- publishing ---------------------------------------------------------------------
+    def publish(
+        self,
+        run_id: str,
+        scenario_id: str,
+        *,
+        reason: str | None = None,
+        supersede: bool = False,
+        published_by: str | None = None,
+    ) -> PublishOutcome:
+        # The current fingerprint comes from a fresh load; the inputs_version read with it
+        # makes the database refuse a change that lands between this load and the publish.
+        data, version = self._load(run_id)
+        fingerprint = input_fingerprint(RunSnapshot.parse(data))
+        with self._tx() as conn:
+            row = conn.execute(
+                "select * from public.allocator_publish(%s, %s, %s, %s, %s, %s, %s)",
+                (_uuid(run_id), _uuid(scenario_id, "scenario"), fingerprint, reason, supersede, published_by, version),
+            ).fetchone()
+        assert row is not None
+        return PublishOutcome(
+            run_id=run_id,
+            scenario_id=scenario_id,
+            publication_id=row["publication_id"],
+            n_allocations=row["n_allocations"],
+            superseded=row["superseded"],
+            published_at=row["published_at"],
+        )
+
+    def publication_log(self, run_id: str) -> list[PublicationEntry]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                "select * from public.allocator_publication_log where run_id = %s order by id",
+                (_uuid(run_id),),
+            ).fetchall()
+        return [
+            PublicationEntry(
+                id=r["id"],
+                run_id=str(r["run_id"]),
+                scenario_id=str(r["scenario_id"]) if r["scenario_id"] else None,
+                action=r["action"],
+                reason=r["reason"],
+                input_fingerprint=r["input_fingerprint"],
+                allocations=[_allocation(a) for a in r["allocations"]],
+                previous_allocations=[_allocation(a) for a in r["previous_allocations"]],
+                published_by=r["published_by"],
+                published_at=r["published_at"],
+            )
+            for r in rows
+        ]
+
+    def allocations(self, run_id: str) -> list[Allocation]:
+        with self._tx() as conn:
+            if not conn.execute(
+                "select 1 from public.allocator_py_runs where id = %s", (_uuid(run_id),)
+            ).fetchone():
+                raise RunNotFoundError(f"Run {run_id} was not found.")
+            row = conn.execute(
+                "select public.allocator_allocations_json(%s) as a", (_uuid(run_id),)
+            ).fetchone()
+        assert row is not None
+        return [_allocation(a) for a in row["a"]]
+
+    # -- headless queue -----------------------------------------------------------------
+    def claim_next(
+        self, worker: str, lease_seconds: float = 300.0, *, run_id: str | None = None
+    ) -> ClaimedRun | None:
+        with self._tx() as conn:
+            row = conn.execute(
+                "select * from public.allocator_claim(%s, %s, %s)",
+                (worker, lease_seconds, _uuid(run_id) if run_id else None),
+            ).fetchone()
+        if row is None:
+            return None
+        return ClaimedRun(
+            run_id=str(row["run_id"]),
+            worker=row["worker"],
+            attempts=row["attempts"],
+            lease_expires_at=row["lease_expires_at"],
+            settings=row["settings"],
+        )
+
+    def complete_run(
+        self,
+        run_id: str,
+        worker: str,
+        allocations: Sequence[Allocation | Mapping[str, Any]],
+        result: Mapping[str, Any] | None = None,
+    ) -> None:
+        payload = [_allocation_json(a) for a in allocations]
+        with self._tx() as conn:
+            conn.execute(
+                "select public.allocator_complete_run(%s, %s, %s, %s)",
+                (_uuid(run_id), worker, Jsonb(payload), Jsonb(dict(result)) if result is not None else None),
+            )
+
+    def fail_run(self, run_id: str, worker: str, error: str) -> None:
+        with self._tx() as conn:
+            conn.execute("select public.allocator_fail_run(%s, %s, %s)", (_uuid(run_id), worker, error))
+
+    def requeue_run(self, run_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute("select public.allocator_requeue_run(%s)", (_uuid(run_id),))
+
+
+def _uuid(value: str, what: str = "run") -> str:
+    """Check that an id looks like a uuid, so a typo is 'not found', not a SQL error."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        error = ScenarioNotFoundError if what == "scenario" else RunNotFoundError
+        raise error(
+            f"{value!r} is not a {what} id (ids look like 1b4e28ba-2fa1-11d2-883f-0016d3cca427)."
+        ) from None
+
+
+def _scenario(r: Mapping[str, Any]) -> Scenario:
+    return Scenario(
+        id=str(r["id"]),
+        run_id=str(r["run_id"]),
+        name=r["name"],
+        settings=r["settings"],
+        overrides=r["overrides"],
+        result=r["result"],
+        input_fingerprint=r["input_fingerprint"],
+        created_by=r["created_by"],
+        created_at=r["created_at"],
+    )
+
+
+__all__ = ["PostgresStore", "StoreError"]
