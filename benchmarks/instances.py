@@ -1,0 +1,111 @@
+"""Benchmark runs: fixed, feasible ``allocator-run/1`` snapshots of several sizes.
+
+The instances come from the demo generator (`allocator.demo`) with a benchmark profile:
+every worker ranks 5 to 40 job lines (no short or empty lists), supervisors rank up to 40
+workers, ties in all three notations, eligibility rules of every kind, mandatory lines,
+weightings, pins and forbids. Feasibility is built in (see `allocator.demo`); the stable
+instances are built so that a weakly stable allocation exists.
+
+Write them all as JSON files::
+
+    python benchmarks/instances.py --out benchmarks/out
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from allocator.demo import DemoProfile, demo_snapshot
+
+__all__ = ["INSTANCES", "generate_instance", "named_instance"]
+
+#: The benchmark sizes: name -> (workers, job lines, seed, stability).
+INSTANCES: dict[str, tuple[int, int, int, bool]] = {
+    "small-140x60": (140, 60, 1, False),
+    "medium-1500x300": (1_500, 300, 2, False),
+    "large-5000x1000": (5_000, 1_000, 3, False),
+    "stable-300x80": (300, 80, 4, True),
+}
+
+
+def generate_instance(
+    n_workers: int,
+    n_lines: int,
+    seed: int,
+    *,
+    rank_list: tuple[int, int] = (5, 40),
+    ties: bool = True,
+    stability: bool = False,
+) -> dict[str, Any]:
+    """Generate one benchmark run as an ``allocator-run/1`` snapshot dict.
+
+    Parameters
+    ----------
+    n_workers, n_lines
+        Size of the run. The total capacity is 15-25 % above `n_workers` (20-30 % in
+        stable mode), spread over the lines, so capacities grow with workers per line.
+    seed
+        Seed of every random choice; the result is a pure function of the arguments.
+    rank_list
+        Inclusive range of each worker's rank list length (capped at `n_lines`).
+    ties
+        Whether some workers and supervisors write ties; without them the snapshot sets
+        ``allow_worker_preference_ties`` to false.
+    stability
+        Set ``settings.stability`` and build the run so that a weakly stable allocation
+        exists: fewer tag-restricted lines, no pins or forbids, every mandatory line the
+        strict first choice of an eligible worker (see `allocator.demo.DemoProfile`).
+
+    Returns
+    -------
+    dict
+        A snapshot that validates with `allocator.snapshot.RunSnapshot.parse` and has an
+        allocation satisfying every constraint.
+    """
+    lo, hi = rank_list
+    if not 1 <= lo <= hi:
+        raise ValueError(f"rank_list must be (low, high) with 1 <= low <= high, got {rank_list}")
+    profile = DemoProfile(
+        run_id=f"bench-{n_workers}x{n_lines}-seed{seed}" + ("-stable" if stability else ""),
+        run_name=f"Benchmark {n_workers:,} workers x {n_lines:,} job lines (seed {seed})"
+        + (", stable" if stability else ""),
+        rank_list=(lo, hi),
+        short_list_share=0.0,
+        no_list_share=0.0,
+        preferencer_list=(lo, hi),
+        ties=ties,
+        stability=stability,
+        # Stable mode needs every worker to reach as many places as there are workers;
+        # fewer restricted lines and more slack keep the generator's top-up small.
+        restriction_scale=0.5 if stability else 1.0,
+        capacity_slack=(0.20, 0.30) if stability else (0.15, 0.25),
+    )
+    return demo_snapshot(n_workers, n_lines, seed, profile=profile)
+
+
+def named_instance(name: str) -> dict[str, Any]:
+    """One of `INSTANCES` by name, e.g. ``named_instance("stable-300x80")``."""
+    try:
+        workers, lines, seed, stable = INSTANCES[name]
+    except KeyError:
+        raise KeyError(f"no benchmark instance {name!r}; choose from {sorted(INSTANCES)}") from None
+    return generate_instance(workers, lines, seed, stability=stable)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write every named instance to ``OUT/<name>.json``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in INSTANCES:
+        path = args.out / f"{name}.json"
+        path.write_text(json.dumps(named_instance(name), indent=1), encoding="utf-8")
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+"""The demo run: shape, realism, determinism and feasibility (allocator/demo.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from allocator.demo import DEFAULT_SETTINGS, DemoProfile, _Generator, demo_snapshot
+from allocator.snapshot import RunSnapshot
+
+
+def _load_helper():
+    # Loaded by path so the helper works whatever the tests folder's import mode.
+    path = Path(__file__).with_name("snapshot_feasibility.py")
+    spec = importlib.util.spec_from_file_location("snapshot_feasibility", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+feas = _load_helper()
+
+
+@pytest.fixture(scope="module")
+def demo() -> dict:
+    """The default demo run (140 workers, 60 job lines, seed 1234)."""
+    return demo_snapshot()
+
+
+def _notation(ranks: list[float]) -> str:
+    """How a rank list is written: strict, competition, dense or fractional."""
+    if len(set(ranks)) == len(ranks):
+        return "strict"
+    srt = sorted(ranks)
+    if sorted(set(srt)) == list(range(1, len(set(srt)) + 1)):
+        return "dense"
+    if all(r == 1 + sum(x < r for x in srt) for r in srt):
+        return "competition"
+    # fractional: a tie group over positions a..b holds (a + b) / 2
+    if all(r == (sum(x < r for x in srt) + 1 + sum(x <= r for x in srt)) / 2 for r in srt):
+        return "fractional"
+    return "other"
+
+
+# -- shape -----------------------------------------------------------------------------------
+
+
+def test_default_demo_validates_and_has_the_documented_size(demo):
+    snap = RunSnapshot.parse(demo)
+    assert len(snap.workers) == 140
+    assert len(snap.job_lines) == 60
+    assert demo["run"] == {"id": "demo-2027-intake", "name": "2027 PGY1 intake (demo)"}
+    assert demo["settings"] == DEFAULT_SETTINGS
+    assert snap.settings == RunSnapshot.parse({**demo, "settings": {}}).settings
+
+
+def test_demo_is_a_pure_function_of_its_arguments():
+    assert demo_snapshot() == demo_snapshot()
+    assert demo_snapshot(300, 90, 7) == demo_snapshot(300, 90, 7)
+    assert demo_snapshot(seed=1) != demo_snapshot(seed=2)
+    # Global numpy state plays no part.
+    np.random.seed(0)
+    a = demo_snapshot(50)
+    np.random.seed(99)
+    assert demo_snapshot(50) == a
+
+
+@pytest.mark.parametrize(
+    ("workers", "lines"),
+    [
+        (5, 2),  # smallest supported intake: lines = max(2, round(5 * 0.43))
+        (10, 4),
+        (140, 60),
+        (1000, 430),
+    ],
+)
+def test_lines_scale_with_workers_when_not_given(workers, lines):
+    assert len(demo_snapshot(workers)["job_lines"]) == lines
+
+
+@pytest.mark.parametrize("bad", [{"workers": 0}, {"workers": 10, "lines": 0}])
+def test_sizes_below_one_are_rejected(bad):
+    with pytest.raises(ValueError):
+        demo_snapshot(**bad)
+
+
+# -- realism -----------------------------------------------------------------------------------
+
+
+def test_capacity_exceeds_the_intake_by_15_to_25_percent(demo):
+    for snap in (demo, demo_snapshot(1000, seed=5), demo_snapshot(5000, seed=6)):
+        total = sum(j["max_n_workers"] for j in snap["job_lines"])
+        excess = total / len(snap["workers"]) - 1
+        assert 0.145 <= excess <= 0.255, excess
+    assert {j["max_n_workers"] for j in demo["job_lines"]} <= {1, 2, 3, 4}
+
+
+def test_workers_have_distinct_realistic_names_and_tags(demo):
+    names = [w["name"] for w in demo["workers"]]
+    assert len(set(names)) == len(names)
+    assert all(re.fullmatch(r"[A-Z][\w'-]+( [A-Z][\w' -]+)+", n) for n in names), names
+    tags = Counter(t for w in demo["workers"] for t in w["qualification_ids"])
+    for tag in ("rural-ready", "paediatrics", "nights", "no-nights", "ALS-certified",
+                "psychiatry-interest", "surgical-track"):  # fmt: skip
+        assert tags[tag] > 0, tag
+    for w in demo["workers"]:
+        q = set(w["qualification_ids"])
+        assert not {"nights", "no-nights"} <= q
+        assert len(q & {"PGY1", "PGY2"}) == 1
+
+
+def test_job_lines_are_named_rotations_and_nights_and_ed_are_mandatory(demo):
+    pattern = re.compile(r"Line (\d+): [^/()]+( / [^/()]+){2} \([A-Z][\w ]+\)")
+    for k, line in enumerate(demo["job_lines"], start=1):
+        m = pattern.fullmatch(line["name"])
+        assert m and int(m.group(1)) == k, line["name"]
+        first_term = line["name"].split(": ")[1].split(" / ")[0]
+        if first_term in ("ED", "Nights"):
+            assert line["must_have_workers"], line["name"]
+    assert any(not j["must_have_workers"] for j in demo["job_lines"])
+
+
+def test_supervisors_rank_workers_and_are_named_as_doctors(demo):
+    named = {q for j in demo["job_lines"] for q in j["preferencer_ids"]}
+    assert named and all(re.fullmatch(r"Dr [A-Z]\. [\w' -]+ \([\w &-]+\)", q) for q in named)
+    assert all("," not in q for q in named)  # ids travel in comma-separated workbook cells
+    ranked = {r["preferencer_id"] for r in demo["preferencer_preferences"]}
+    assert named - ranked == set() or len(named & ranked) >= len(named) // 2
+    assert ranked - named, "one supervisor outside the run ranks too (allowed, no effect)"
+    assert any(not j["preferencer_ids"] for j in demo["job_lines"])
+    assert any(len(j["preferencer_ids"]) == 2 for j in demo["job_lines"])
+
+
+def test_eligibility_rules_of_every_kind(demo):
+    by_line = {e["job_line_id"]: e for e in demo["eligibility"]}
+    for key in ("included_worker_ids", "excluded_worker_ids", "included_qualification_ids",
+                "excluded_qualification_ids"):  # fmt: skip
+        assert any(e[key] for e in demo["eligibility"]), key
+    for line in demo["job_lines"]:
+        terms = line["name"].split(": ")[1].split(" (")[0].split(" / ")
+        rules = by_line.get(line["id"], {})
+        if terms[0] == "Paediatrics":
+            assert "paediatrics" in rules["included_qualification_ids"]
+        if terms[0] == "Rural Gen Med":
+            assert "rural-ready" in rules["included_qualification_ids"]
+        if terms[0] == "Nights":
+            assert "no-nights" in rules["excluded_qualification_ids"]
+    # Included workers without included tags: step 5 admits everyone else (DEFAULT).
+    big = demo_snapshot(1500, seed=3)
+    assert any(
+        e["included_worker_ids"] and not e["included_qualification_ids"] for e in big["eligibility"]
+    )
+
+
+def test_weightings_are_global_and_specific_positive_and_negative(demo):
+    rows = demo["weightings"]
+    assert any(r["job_line_id"] is None for r in rows)
+    assert any(r["job_line_id"] is not None for r in rows)
+    assert any(r["value"] > 0 for r in rows) and any(r["value"] < 0 for r in rows)
+    assert any(r["value"] == -2.0 and r["job_line_id"] for r in rows), "family reason near a site"
+
+
+def test_rank_lists_are_partial_and_use_every_tie_notation(demo):
+    lists = defaultdict(list)
+    for r in demo["worker_preferences"]:
+        lists[r["worker_id"]].append(r["rank"])
+    lengths = [len(lists[w["id"]]) for w in demo["workers"]]
+    assert max(lengths) <= 20
+    assert 5 <= float(np.median(lengths)) <= 20
+    assert sum(1 <= n < 5 for n in lengths) >= 3, "some short lists"
+    notations = Counter(_notation(v) for v in lists.values())
+    assert notations["other"] == 0
+    for kind in ("strict", "competition", "dense", "fractional"):
+        assert notations[kind] > 0, (kind, notations)
+    assert notations["strict"] > len(lists) / 2
+    plists = defaultdict(list)
+    for r in demo["preferencer_preferences"]:
+        plists[r["preferencer_id"]].append(r["rank"])
+    assert Counter(_notation(v) for v in plists.values())["strict"] > 0
+
+
+def test_notation_classifier_tells_the_notations_apart():
+    assert _notation([1, 1, 3]) == "competition"
+    assert _notation([1, 1, 2]) == "dense"
+    assert _notation([1.5, 1.5, 3]) == "fractional"
+    assert _notation([1, 3, 3, 3, 5]) == "fractional"
+    assert _notation([1, 2, 3]) == "strict"
+    assert _notation([2, 2, 2]) == "fractional"
+    assert _notation([1, 4, 4]) == "other"
+
+
+def test_overrides_keep_the_run_valid(demo):
+    assert demo["pins"] and demo["forbids"]
+    pins = {(p["worker_id"], p["job_line_id"]) for p in demo["pins"]}
+    forbids = {(p["worker_id"], p["job_line_id"]) for p in demo["forbids"]}
+    assert not pins & forbids
+    elig = feas.eligibility_matrix(demo)
+    wi, ji = feas.index(demo)
+    assert all(elig[wi[s], ji[p]] for s, p in pins)
+
+
+# -- feasibility -------------------------------------------------------------------------------
+
+
+def test_default_demo_is_feasible_by_flow_and_by_assignment(demo):
+    allowed = feas.allowed_matrix(demo)
+    assert allowed.any(axis=1).all(), "every worker has an eligible line"
+    caps = np.array([j["max_n_workers"] for j in demo["job_lines"]])
+    must = np.array([j["must_have_workers"] for j in demo["job_lines"]])
+    assert allowed[:, must].any(axis=0).all(), "every mandatory line has an eligible worker"
+    by_flow = feas.flow_allocation(demo, allowed)
+    assert by_flow is not None
+    assert feas.allocation_problems(demo, by_flow, allowed) == []
+    assert feas.lsa_allocation(demo, allowed) is not None
+    assert caps.sum() >= len(demo["workers"])
+
+
+def test_checker_detects_infeasible_runs(demo):
+    """The feasibility helpers can say no: these runs have no allocation."""
+    no_room = {**demo, "job_lines": [{**j, "max_n_workers": 1} for j in demo["job_lines"]]}
+    assert feas.flow_allocation(no_room) is None
+    assert feas.lsa_allocation(no_room) is None
+    # A mandatory line whose only eligible worker is also needed elsewhere (Hall's condition).
+    tiny = {
+        "format": "allocator-run/1",
+        "workers": [{"id": "a"}, {"id": "b"}],
+        "job_lines": [
+            {"id": "x", "max_n_workers": 2, "must_have_workers": True},
+            {"id": "y", "max_n_workers": 2, "must_have_workers": True},
+        ],
+        "eligibility": [
+            {"job_line_id": "x", "included_qualification_ids": ["t"]},
+            {"job_line_id": "y", "included_qualification_ids": ["t"]},
+        ],
+    }
+    tiny["workers"][0]["qualification_ids"] = ["t"]
+    assert feas.flow_allocation(tiny) is None
+    assert feas.lsa_allocation(tiny) is None
+    tiny["workers"][1]["qualification_ids"] = ["t"]
+    assert feas.flow_allocation(tiny) is not None
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    workers=st.integers(5, 400),
+    lines_factor=st.one_of(st.none(), st.floats(0.1, 2.0)),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_demo_is_valid_and_feasible_across_sizes_and_seeds(workers, lines_factor, seed):
+    lines = None if lines_factor is None else max(1, round(workers * lines_factor))
+    snap = demo_snapshot(workers, lines, seed)
+    RunSnapshot.parse(snap)
+    allocation = feas.flow_allocation(snap)
+    assert allocation is not None
+    assert feas.allocation_problems(snap, allocation) == []
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 5, 8, 13])
+def test_tiny_intakes_are_valid_and_feasible(workers):
+    for seed in range(20):
+        snap = demo_snapshot(workers, seed=seed)
+        RunSnapshot.parse(snap)
+        assert feas.flow_allocation(snap) is not None, seed
+        assert feas.lsa_allocation(snap) is not None, seed
+
+
+def test_forty_thousand_workers_with_a_verified_witness():
+    """The largest size: generated, valid, and its built-in witness allocation checks out.
+
+    A dense feasibility check is too big here, so the generator's own witness is checked
+    pair by pair against the five-step rule, capacities and mandatory fills.
+    """
+    gen = _Generator(40_000, 17_200, 1234, DemoProfile())
+    snap = gen.snapshot()
+    assert snap == demo_snapshot(40_000)
+    assert len(snap["job_lines"]) == 17_200
+    RunSnapshot.parse(snap)
+    wi, ji = feas.index(snap)
+    tags = [set(w["qualification_ids"]) for w in snap["workers"]]
+    rules = {e["job_line_id"]: e for e in snap["eligibility"]}
+    lid = [j["id"] for j in snap["job_lines"]]
+    wid = [w["id"] for w in snap["workers"]]
+    forbids = {(f["worker_id"], f["job_line_id"]) for f in snap["forbids"]}
+    for pin in snap["pins"]:
+        assert gen.witness[wi[pin["worker_id"]]] == ji[pin["job_line_id"]]
+    for s, p in enumerate(gen.witness.tolist()):
+        e = rules.get(lid[p], {})
+        if wid[s] in e.get("included_worker_ids", ()):
+            continue
+        assert wid[s] not in e.get("excluded_worker_ids", ())
+        assert not tags[s] & set(e.get("excluded_qualification_ids", ()))
+        inc = set(e.get("included_qualification_ids", ()))
+        assert not inc or tags[s] & inc
+        assert (wid[s], lid[p]) not in forbids
+    caps = np.array([j["max_n_workers"] for j in snap["job_lines"]])
+    must = np.array([j["must_have_workers"] for j in snap["job_lines"]])
+    fill = np.bincount(gen.witness, minlength=len(lid))
+    assert (fill <= caps).all()
+    assert (fill[must] >= 1).all()
