@@ -1,0 +1,433 @@
+"""The ``supabase`` store: a Supabase project over its REST API (supabase-py / PostgREST).
+
+It acts with whatever token its client carries: the signed-in planner's (row-level
+security decides what they see and may do) or a service key for a headless worker.
+
+It stays thin on purpose. It reads the same views and SQL functions as the ``postgres``
+store (``allocator_run_summaries``, ``allocator_run_snapshot_versioned``,
+``allocator_allocations_json``) and writes ONLY through the SQL functions of
+``supabase/migrations`` via ``rpc``, so every write is one atomic call in the database.
+
+Reads of whole tables are paginated: PostgREST answers at most ``max-rows`` (1,000 on
+Supabase) rows per request, so a read asks for pages of :attr:`SupabaseStore.page_size`
+rows in a stable order, the first with ``Prefer: count=exact``, until it has the total
+(or, when the server gives no count, until a short page).
+
+PostgREST errors carry the SQLSTATE as ``code``; they become the same
+:class:`~allocator.store.base.StoreError` subclasses as the postgres store raises.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from postgrest.exceptions import APIError
+
+from allocator.snapshot import RunSnapshot, SnapshotError
+from allocator.store.base import (
+    Allocation,
+    ClaimedRun,
+    InvalidSnapshotError,
+    PublicationEntry,
+    PublishOutcome,
+    RunNotFoundError,
+    RunSummary,
+    Scenario,
+    ScenarioNotFoundError,
+    StoreError,
+    error_from_sqlstate,
+    input_fingerprint,
+)
+
+if TYPE_CHECKING:
+    from allocator.config import Settings
+    from supabase import Client
+
+#: Rows per request; Supabase's default ``max-rows``.
+PAGE_SIZE = 1000
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Turn PostgREST and network errors into StoreError subclasses."""
+    try:
+        yield
+    except APIError as exc:
+        message = (exc.message or "").strip() or f"The Supabase API refused the request ({exc.code})."
+        raise error_from_sqlstate(exc.code, message, exc.hint) from exc
+    except httpx.HTTPError as exc:
+        raise StoreError(f"Cannot reach the Supabase API: {exc}") from exc
+
+
+class SupabaseStore:
+    """A :class:`~allocator.store.base.RunStore` over a supabase-py client.
+
+    Parameters
+    ----------
+    client
+        A ``supabase.Client`` (``create_client(url, key)``), signed in as the planner when
+        row-level security should apply.
+    page_size
+        Rows per read request.
+    """
+
+    def __init__(self, client: Client, *, page_size: int = PAGE_SIZE):
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.client = client
+        self.page_size = page_size
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SupabaseStore:
+        """A store for ``SUPABASE_URL`` with ``SUPABASE_KEY``."""
+        from supabase import create_client
+
+        if not settings.supabase_url or settings.supabase_key is None:
+            raise StoreError("Set SUPABASE_URL and SUPABASE_KEY to use a Supabase project.")
+        with _translated():
+            client = create_client(settings.supabase_url, settings.supabase_key.get_secret_value())
+        return cls(client)
+
+    def close(self) -> None:
+        """Nothing to release: the client's HTTP session belongs to its creator."""
+
+    def ping(self) -> None:
+        """Raise StoreError if the API cannot be reached or refuses the caller."""
+        with _translated():
+            self.client.table("allocator_run_summaries").select("id").limit(1).execute()
+
+    # -- plumbing -----------------------------------------------------------------------
+    def _rpc(self, fn: str, params: Mapping[str, Any]) -> Any:
+        with _translated():
+            return self.client.rpc(fn, dict(params)).execute().data
+
+    def _select_all(
+        self,
+        table: str,
+        *,
+        order: Sequence[tuple[str, bool]],
+        filters: Callable[[Any], Any] = lambda q: q,
+        columns: str = "*",
+    ) -> list[dict[str, Any]]:
+        """Every row of ``table`` that ``filters`` keeps, page by page in ``order``.
+
+        ``order`` must end in a unique column, so pages neither overlap nor skip rows.
+        """
+        rows: list[dict[str, Any]] = []
+        total: int | None = None
+        while True:
+            start = len(rows)
+            q = self.client.table(table).select(columns, count="exact" if start == 0 else None)
+            q = filters(q)
+            for column, desc in order:
+                q = q.order(column, desc=desc)
+            with _translated():
+                resp = q.range(start, start + self.page_size - 1).execute()
+            page = list(resp.data or [])
+            if start == 0:
+                total = resp.count
+            rows.extend(page)
+            if not page:
+                break
+            if total is not None:
+                if len(rows) >= total:
+                    break
+            elif len(page) < self.page_size:
+                break
+        return rows
+
+    def _select_one(self, table: str, column: str, value: str, columns: str = "*") -> dict[str, Any] | None:
+        with _translated():
+            resp = self.client.table(table).select(columns).eq(column, value).limit(1).execute()
+        return resp.data[0] if resp.data else None
+
+    def _require_run(self, run_id: str) -> str:
+        rid = _uuid(run_id)
+        if self._select_one("allocator_py_runs", "id", rid, columns="id") is None:
+            raise RunNotFoundError(f"Run {run_id} was not found, or you may not see it.")
+        return rid
+
+    # -- runs ---------------------------------------------------------------------------
+    def list_runs(self) -> list[RunSummary]:
+        rows = self._select_all("allocator_run_summaries", order=[("created_at", True), ("id", False)])
+        return [
+            RunSummary(
+                id=str(r["id"]),
+                name=r.get("name") or "",
+                status=r["status"],
+                n_workers=int(r["n_workers"]),
+                n_job_lines=int(r["n_job_lines"]),
+                last_solved_at=_ts(r.get("last_solved_at")),
+                published=bool(r["published"]),
+                created_at=_ts(r["created_at"]),  # type: ignore[arg-type]
+                allocation_run_id=_str(r.get("allocation_run_id")),
+                organisation_id=_str(r.get("organisation_id")),
+                is_exclusive=bool(r.get("is_exclusive", False)),
+                attempts=int(r.get("attempts") or 0),
+                error=r.get("error"),
+                completed_at=_ts(r.get("completed_at")),
+            )
+            for r in rows
+        ]
+
+    def _load(self, run_id: str) -> tuple[dict[str, Any], int | None]:
+        """The run's snapshot data and inputs_version, read in one call."""
+        data = self._rpc("allocator_run_snapshot_versioned", {"p_run_id": _uuid(run_id)})
+        row = data[0] if isinstance(data, list) and data else data
+        if not isinstance(row, Mapping) or row.get("snapshot") is None:
+            raise RunNotFoundError(f"Run {run_id} was not found, or you may not see it.")
+        return row["snapshot"], row.get("inputs_version")
+
+    def load_run(self, run_id: str) -> RunSnapshot:
+        data, _ = self._load(run_id)
+        return RunSnapshot.parse(data)
+
+    def current_fingerprint(self, run_id: str) -> str:
+        return input_fingerprint(self.load_run(run_id))
+
+    def import_snapshot(
+        self,
+        snapshot: RunSnapshot | Mapping[str, Any],
+        *,
+        organisation_id: str | None = None,
+        name: str | None = None,
+    ) -> str:
+        data = _snapshot_dict(snapshot)
+        run_id = self._rpc(
+            "allocator_import_run",
+            {"p_snapshot": data, "p_organisation_id": organisation_id, "p_name": name},
+        )
+        return str(run_id)
+
+    # -- scenarios ----------------------------------------------------------------------
+    def save_scenario(
+        self,
+        run_id: str,
+        name: str,
+        settings: Mapping[str, Any],
+        overrides: Mapping[str, Any] | None,
+        result: Mapping[str, Any] | None,
+        fingerprint: str,
+        created_by: str | None = None,
+    ) -> str:
+        scenario_id = self._rpc(
+            "allocator_save_scenario",
+            {
+                "p_run_id": _uuid(run_id),
+                "p_name": name,
+                "p_settings": dict(settings or {}),
+                "p_overrides": dict(overrides or {}),
+                "p_result": dict(result) if result is not None else None,
+                "p_input_fingerprint": fingerprint,
+                "p_created_by": created_by,
+            },
+        )
+        return str(scenario_id)
+
+    def list_scenarios(self, run_id: str) -> list[Scenario]:
+        rid = self._require_run(run_id)
+        rows = self._select_all(
+            "allocator_scenarios",
+            order=[("created_at", True), ("id", False)],
+            filters=lambda q: q.eq("run_id", rid),
+        )
+        return [_scenario(r) for r in rows]
+
+    def get_scenario(self, scenario_id: str) -> Scenario:
+        try:
+            sid = _uuid(scenario_id)
+        except RunNotFoundError:
+            raise ScenarioNotFoundError(f"Scenario {scenario_id} was not found.") from None
+        row = self._select_one("allocator_scenarios", "id", sid)
+        if row is None:
+            raise ScenarioNotFoundError(f"Scenario {scenario_id} was not found.")
+        return _scenario(row)
+
+    # -- publishing ---------------------------------------------------------------------
+    def publish(
+        self,
+        run_id: str,
+        scenario_id: str,
+        *,
+        reason: str | None = None,
+        supersede: bool = False,
+        published_by: str | None = None,
+    ) -> PublishOutcome:
+        # As in the postgres store: the fingerprint of a fresh load, and the inputs_version
+        # read with it, so the database refuses a change landing between load and publish.
+        data, version = self._load(run_id)
+        fingerprint = input_fingerprint(RunSnapshot.parse(data))
+        rows = self._rpc(
+            "allocator_publish",
+            {
+                "p_run_id": _uuid(run_id),
+                "p_scenario_id": _uuid(scenario_id),
+                "p_expected_fingerprint": fingerprint,
+                "p_reason": reason,
+                "p_supersede": supersede,
+                "p_published_by": published_by,
+                "p_expected_inputs_version": version,
+            },
+        )
+        row = rows[0] if isinstance(rows, list) and rows else rows
+        if not isinstance(row, Mapping):
+            raise StoreError("The Supabase API gave no answer to the publish; check the run's log.")
+        return PublishOutcome(
+            run_id=run_id,
+            scenario_id=scenario_id,
+            publication_id=int(row["publication_id"]),
+            n_allocations=int(row["n_allocations"]),
+            superseded=bool(row["superseded"]),
+            published_at=_ts(row["published_at"]),  # type: ignore[arg-type]
+        )
+
+    def publication_log(self, run_id: str) -> list[PublicationEntry]:
+        rid = _uuid(run_id)
+        rows = self._select_all(
+            "allocator_publication_log", order=[("id", False)], filters=lambda q: q.eq("run_id", rid)
+        )
+        return [
+            PublicationEntry(
+                id=int(r["id"]),
+                run_id=str(r["run_id"]),
+                scenario_id=_str(r.get("scenario_id")),
+                action=r["action"],
+                reason=r.get("reason"),
+                input_fingerprint=r.get("input_fingerprint"),
+                allocations=[_allocation(a) for a in r.get("allocations") or []],
+                previous_allocations=[_allocation(a) for a in r.get("previous_allocations") or []],
+                published_by=r.get("published_by"),
+                published_at=_ts(r["published_at"]),  # type: ignore[arg-type]
+            )
+            for r in rows
+        ]
+
+    def allocations(self, run_id: str) -> list[Allocation]:
+        rid = self._require_run(run_id)
+        data = self._rpc("allocator_allocations_json", {"p_run_id": rid})
+        return [_allocation(a) for a in data or []]
+
+    # -- headless queue -----------------------------------------------------------------
+    def claim_next(
+        self, worker: str, lease_seconds: float = 300.0, *, run_id: str | None = None
+    ) -> ClaimedRun | None:
+        rows = self._rpc(
+            "allocator_claim",
+            {
+                "p_worker": worker,
+                "p_lease_seconds": float(lease_seconds),
+                "p_run_id": _uuid(run_id) if run_id else None,
+            },
+        )
+        if not rows:
+            return None
+        row = rows[0] if isinstance(rows, list) else rows
+        return ClaimedRun(
+            run_id=str(row["run_id"]),
+            worker=row["worker"],
+            attempts=int(row["attempts"]),
+            lease_expires_at=_ts(row["lease_expires_at"]),  # type: ignore[arg-type]
+            settings=row.get("settings") or {},
+        )
+
+    def complete_run(
+        self,
+        run_id: str,
+        worker: str,
+        allocations: Sequence[Allocation | Mapping[str, Any]],
+        result: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._rpc(
+            "allocator_complete_run",
+            {
+                "p_run_id": _uuid(run_id),
+                "p_worker": worker,
+                "p_allocations": [_allocation_json(a) for a in allocations],
+                "p_result": dict(result) if result is not None else None,
+            },
+        )
+
+    def fail_run(self, run_id: str, worker: str, error: str) -> None:
+        self._rpc("allocator_fail_run", {"p_run_id": _uuid(run_id), "p_worker": worker, "p_error": error})
+
+    def requeue_run(self, run_id: str) -> None:
+        self._rpc("allocator_requeue_run", {"p_run_id": _uuid(run_id)})
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _uuid(value: str) -> str:
+    """Check that an id looks like a uuid, so a typo is 'not found', not an API error."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise RunNotFoundError(
+            f"{value!r} is not a run or scenario id (ids look like 1b4e28ba-2fa1-11d2-883f-0016d3cca427)."
+        ) from None
+
+
+def _ts(value: Any) -> datetime | None:
+    """PostgREST sends timestamps as ISO 8601 text."""
+    if value is None or isinstance(value, datetime):
+        return value
+    text = str(value)
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    return datetime.fromisoformat(text)
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _allocation(d: Mapping[str, Any]) -> Allocation:
+    return Allocation(
+        worker_id=str(d["worker_id"]),
+        job_line_id=str(d["job_line_id"]),
+        worker_rank=d.get("worker_rank"),
+        cost=d.get("cost"),
+    )
+
+
+def _allocation_json(a: Allocation | Mapping[str, Any]) -> dict[str, Any]:
+    d = asdict(a) if is_dataclass(a) else dict(a)  # type: ignore[arg-type]
+    return {
+        "worker_id": d["worker_id"],
+        "job_line_id": d["job_line_id"],
+        "worker_rank": d.get("worker_rank"),
+        "cost": d.get("cost"),
+    }
+
+
+def _snapshot_dict(snapshot: RunSnapshot | Mapping[str, Any]) -> dict[str, Any]:
+    """Validate (at the edge, once) and return the snapshot as JSON-ready data."""
+    if isinstance(snapshot, RunSnapshot):
+        return snapshot.model_dump(mode="json")
+    try:
+        return RunSnapshot.parse(dict(snapshot)).model_dump(mode="json")
+    except SnapshotError as exc:
+        raise InvalidSnapshotError("\n".join(exc.messages)) from exc
+
+
+def _scenario(r: Mapping[str, Any]) -> Scenario:
+    return Scenario(
+        id=str(r["id"]),
+        run_id=str(r["run_id"]),
+        name=r["name"],
+        settings=r.get("settings") or {},
+        overrides=r.get("overrides") or {},
+        result=r.get("result"),
+        input_fingerprint=r["input_fingerprint"],
+        created_by=r.get("created_by"),
+        created_at=_ts(r["created_at"]),  # type: ignore[arg-type]
+    )
+
+
+__all__ = ["PAGE_SIZE", "SupabaseStore"]
