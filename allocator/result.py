@@ -200,10 +200,12 @@ class Result:
         m = self.metrics
         if self.has_allocation:
             n_w = m.get("n_workers", len(self.allocations))
+            n_l = m.get("n_job_lines", 0)
             head = (
                 f"{run}: {'optimal' if self.status == Status.OPTIMAL else 'feasible'} allocation of "
-                f"{n_w} worker(s) (doctors) to {m.get('n_job_lines', '?')} job line(s) in "
-                f"{self.solve_seconds:.2f} s; objective {_fmt(self.objective)}"
+                f"{n_w} {'worker (doctor)' if n_w == 1 else 'workers (doctors)'} to {n_l} "
+                f"{'job line' if n_l == 1 else 'job lines'} in {self.solve_seconds:.2f} s; "
+                f"objective {_fmt(self.objective)}"
             )
             if self.status == Status.FEASIBLE:
                 gap = ""
@@ -273,6 +275,7 @@ class Result:
             better.append(
                 {
                     "job_line_id": p.line_ids[jj],
+                    "job_line_name": p.line_names[jj],
                     "worker_rank": round_sig(p.worker_rank[s, jj]),
                     "eligibility": verdict.code,
                     "eligible": verdict.eligible,
@@ -356,10 +359,17 @@ class Explanation:
         )
         if self.better_lines:
             out.append("Lines they ranked better:")
-            out += [f"  - {b['job_line_id']} (rank {_fmt(b['worker_rank'])}): {b['why_not']}" for b in self.better_lines]
+            out += [
+                f"  - {_line_label(b)} (rank {_fmt(b['worker_rank'])}): {b['why_not']}" for b in self.better_lines
+            ]
         else:
             out.append("No line is better for them: they got one of their best.")
         return "\n".join(out)
+
+
+def _line_label(b: dict[str, Any]) -> str:
+    name, id_ = b.get("job_line_name") or b["job_line_id"], b["job_line_id"]
+    return f"'{name}' ({id_})" if name != id_ else f"'{id_}'"
 
 
 def _ordinal(k: int) -> str:
