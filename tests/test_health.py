@@ -1,0 +1,84 @@
+"""Data health: found before solving, each finding naming who and what to do."""
+
+from __future__ import annotations
+
+from allocator.demo import demo_snapshot
+from allocator.engine import solve
+from allocator.health import check
+from allocator.snapshot import RunSnapshot
+from tests.named_runs import L, W, prefs, snap
+
+
+def sick_run():
+    """Built to have one of every finding.
+
+    - w4 may take no line: j1 and j2 exclude them by name, and they lack j3's tag;
+    - j3 must be filled, but requires the tag 'rural' that nobody has;
+    - j2 has 4 places but only w1, w2, w3 may take it;
+    - supervisor 'silent' is named on j1 but ranks nobody; 'talker' ranks w1;
+    - w3 ranked nothing; w1 ranked all three lines.
+    """
+    return snap(
+        W("w1", "w2", "w3", "w4"),
+        L(("j1", 2, False, ["silent", "talker"]), ("j2", 4), ("j3", 1, True)),
+        worker_preferences=prefs(w1={"j1": 1, "j2": 2, "j3": 3}, w2={"j2": 1}, w4={"j1": 1}),
+        preferencer_preferences=[{"preferencer_id": "talker", "worker_id": "w1", "rank": 1}],
+        eligibility=[
+            {"job_line_id": "j1", "excluded_worker_ids": ["w4"]},
+            {"job_line_id": "j2", "excluded_worker_ids": ["w4"]},
+            {"job_line_id": "j3", "included_qualification_ids": ["rural"]},
+        ],
+    )
+
+
+def test_every_finding_of_a_sick_run():
+    h = check(sick_run())
+    assert (h.n_workers, h.n_job_lines, h.places) == (4, 3, 7)
+    assert h.workers_without_line == ["w4"]
+    assert h.mandatory_unfillable == ["j3"]
+    assert h.lines_short == ["j2", "j3"]
+    assert h.silent_supervisors == ["silent"]
+    pools = {x.job_line_id: x.pool for x in h.lines}
+    assert pools == {"j1": 3, "j2": 3, "j3": 0}
+    depth = {d.worker_id: (d.ranked, d.eligible, d.ranked_eligible) for d in h.depth}
+    assert depth == {"w1": (3, 2, 2), "w2": (1, 2, 1), "w3": (0, 2, 0), "w4": (1, 0, 0)}
+    assert h.depth_histogram() == {0: 1, 1: 2, 3: 1}
+    assert not h.ok
+    text = " ".join(f.message for f in h.findings)
+    assert "'w4'" in text and "'j3' must be filled, but no worker may take it" in text
+    assert "'silent'" in text and "'w3'" in text
+
+
+def test_the_problems_found_are_the_ones_the_engine_reports():
+    """A run health calls impossible is infeasible for the engine too."""
+    res = solve(sick_run()).to_dict()
+    assert res["status"] == "infeasible"
+    flagged = {w for d in res["diagnosis"] for w in d["worker_ids"]} | {j for d in res["diagnosis"] for j in d["job_line_ids"]}
+    assert "w4" in flagged or "j3" in flagged
+
+
+def test_pins_and_forbids_shrink_the_pools():
+    s = snap(
+        W("w1", "w2"), L(("j1", 2), ("j2", 1)),
+        pins=[{"worker_id": "w1", "job_line_id": "j2"}],
+        forbids=[{"worker_id": "w2", "job_line_id": "j1"}],
+    )
+    h = check(s)
+    pools = {x.job_line_id: x.pool for x in h.lines}
+    assert pools == {"j1": 0, "j2": 2}
+    assert h.workers_without_line == []
+    assert h.lines_short == ["j1"]
+    assert h.ok  # j1 need not be filled: vacancies are a warning, not a problem
+
+
+def test_too_few_places_in_all_is_a_problem():
+    h = check(snap(W("w1", "w2", "w3"), L(("j1", 1), ("j2", 1))))
+    assert not h.ok
+    assert any("3 workers but only 2 places" in f.message for f in h.findings)
+
+
+def test_the_demo_run_is_healthy():
+    h = check(RunSnapshot.parse(demo_snapshot()))
+    assert h.ok
+    assert h.workers_without_line == [] and h.mandatory_unfillable == []
+    assert sum(h.depth_histogram().values()) == h.n_workers
