@@ -90,6 +90,8 @@ def write_atomic(path: Path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
             f.flush()
@@ -101,6 +103,12 @@ def write_atomic(path: Path, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def out_path_errors(out: Path | None, flag: str = "--out") -> list[str]:
@@ -273,3 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         code = EXIT_ERROR
     sys.exit(code)
+
+
+# The database commands (db, import, export, template, solve-run, process-pending, api).
+from allocator import cli_service  # noqa: E402,F401  (registers its commands on `app`)

@@ -10,6 +10,7 @@ not keep the rules, which is a bug.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 
 import numpy as np
@@ -18,7 +19,7 @@ from allocator import diagnosis as dx
 from allocator.problem import ProblemData
 from allocator.result import Result
 from allocator.snapshot import RunSnapshot
-from allocator.solvers.base import SolveOptions, SolveOutcome, Status
+from allocator.solvers.base import Callbacks, SolveOptions, SolveOutcome, Status
 from allocator.stability import blocking_pairs
 
 # A solver's objective and the recomputed one may differ by summation order and, for a solver
@@ -107,23 +108,43 @@ def _has_allocation(outcome: SolveOutcome) -> bool | None:
     return None  # not decided in time
 
 
+class _StopAtFirstAllocation(Callbacks):
+    """A feasibility question needs one allocation, not the best: stop at the first."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+
+    def on_progress(self, objective: float | None, bound: float | None, elapsed: float) -> None:
+        if objective is not None:
+            self.stop.set()
+
+
+def _exists(problem: ProblemData, options: SolveOptions) -> bool | None:
+    """Whether ``problem`` has an allocation: True, False, or None when not decided in time."""
+    stop = threading.Event()
+    if options.stop.is_set():
+        return None
+    probe = dataclasses.replace(options, callbacks=_StopAtFirstAllocation(stop), stop=stop)
+    return _has_allocation(_solve_problem(problem, probe))
+
+
 def _stability_diagnosis(problem: ProblemData, options: SolveOptions) -> dx.Diagnosis:
     """The run is feasible without stability (the flows said so) but not with it: find out why.
 
     Asks the solver three small questions: the best allocation without stability (its blocking
     pairs show where stability breaks), and whether a stable allocation exists without the
-    mandatory fills, or without the pins.
+    mandatory fills, or without the pins (each stopped at the first allocation found, and after
+    :data:`STABILITY_PROBE_SECONDS` at most).
     """
+    options.callbacks.on_phase("stability diagnosis")
     probe = dataclasses.replace(options, time_limit=min(options.time_limit, STABILITY_PROBE_SECONDS))
     unstable = _solve_problem(_with(problem, stability=False), probe)
     a = unstable.assignment if _has_allocation(unstable) else None
     without_mand = without_pins = None
     if problem.mandatory.any():
-        relaxed = dataclasses.replace(problem, mandatory=np.zeros_like(problem.mandatory))
-        without_mand = _has_allocation(_solve_problem(relaxed, probe))
+        without_mand = _exists(dataclasses.replace(problem, mandatory=np.zeros_like(problem.mandatory)), probe)
     if (problem.pin >= 0).any():
-        relaxed = dataclasses.replace(problem, pin=np.full_like(problem.pin, -1))
-        without_pins = _has_allocation(_solve_problem(relaxed, probe))
+        without_pins = _exists(dataclasses.replace(problem, pin=np.full_like(problem.pin, -1)), probe)
     return dx.stability_conflict(
         problem, a, stable_without_mandatory=without_mand, stable_without_pins=without_pins
     )
