@@ -42,7 +42,7 @@ alter table public.allocator_schema_migrations enable row level security;
 """
 
 _TRACKING_GRANTS = """
-revoke all on table public.allocator_schema_migrations from public, anon, authenticated;
+revoke all on table public.allocator_schema_migrations from public, anon, authenticated, service_role;
 grant select on table public.allocator_schema_migrations to service_role;
 """
 

@@ -12,6 +12,7 @@
 do $$
 declare
   t text;
+  seq text;
 begin
   -- Tables scoped by allocation run: a planner reads those of their organisations.
   foreach t in array array[
@@ -47,11 +48,18 @@ begin
     else
       execute format('grant select, insert, update, delete on table public.%I to service_role', t);
     end if;
+    -- The identity sequence, if the table has one.
+    select pg_catalog.pg_get_serial_sequence('public.' || quote_ident(t), 'id') into seq
+     where exists (select 1 from pg_catalog.pg_attribute a
+                    where a.attrelid = ('public.' || quote_ident(t))::regclass
+                      and a.attname = 'id' and not a.attisdropped);
+    if seq is not null then
+      execute format('revoke all on sequence %s from public, anon, authenticated, service_role', seq);
+      execute format('grant usage, select on sequence %s to service_role', seq);
+    end if;
   end loop;
 end
 $$;
-
-grant usage on all sequences in schema public to service_role;
 
 -- Organisations and membership.
 drop policy if exists organisations_member_read on public.organisations;

@@ -1,0 +1,139 @@
+"""Migrations: apply on an empty database, again without effect, and the SQL twice."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from allocator.db.migrate import applied_versions, migrate, migration_files
+
+pytestmark = pytest.mark.db
+
+# The tables issue 3 names (existing Receptor databases use these names).
+REQUIRED_TABLES = {
+    "allocator_py_runs",
+    "allocator_py_allocations",
+    "preference_worker_job_lines",
+    "job_line_eligibility",
+    "allocation_run_preferencer_weightings",
+    "allocation_runs",
+    "worker_mappings",
+    "job_lines",
+    "preferencers",
+    "qualification_tags",
+    "organisations",
+    "organisation_members",
+    "allocator_scenarios",
+    "allocator_publication_log",
+}
+
+
+def _public_tables(conn: psycopg.Connection) -> dict[str, bool]:
+    rows = conn.execute(
+        "select c.relname, c.relrowsecurity from pg_class c "
+        "where c.relnamespace = 'public'::regnamespace and c.relkind = 'r'"
+    ).fetchall()
+    return dict(rows)
+
+
+def test_files_are_ordered_supabase_migrations():
+    files = migration_files()
+    assert files, "no migration files found"
+    assert [m.version for m in files] == sorted(m.version for m in files)
+    for m in files:
+        assert len(m.version) == 14, f"{m.path.name}: Supabase versions are YYYYMMDDHHMMSS"
+
+
+def test_migrate_empty_database_then_again_is_a_no_op(new_database):
+    url = new_database()
+    versions = [m.version for m in migration_files()]
+
+    first = migrate(url)
+    assert first == versions
+    assert applied_versions(url) == versions
+
+    second = migrate(url)
+    assert second == []
+    assert applied_versions(url) == versions
+
+    with psycopg.connect(url) as conn:
+        tables = _public_tables(conn)
+        missing = REQUIRED_TABLES - tables.keys()
+        assert not missing, f"missing tables: {sorted(missing)}"
+        assert conn.execute(
+            "select to_regprocedure('public.get_worker_qualifications(uuid)') is not null"
+        ).fetchone() == (True,)
+
+
+def test_every_migration_file_is_safe_to_apply_twice(new_database):
+    # A Supabase project may have received the files through `supabase db push` (recorded
+    # elsewhere); `allocator db migrate` then applies them again over the top.
+    url = new_database(migrated=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        before = conn.execute(
+            "select count(*) from pg_policies where schemaname = 'public'"
+        ).fetchone()
+        for m in migration_files():
+            with conn.transaction():
+                conn.execute(m.sql)
+        after = conn.execute(
+            "select count(*) from pg_policies where schemaname = 'public'"
+        ).fetchone()
+    assert before == after
+
+
+# Both set-ups: the local bootstrap, and the Supabase shim (whose default privileges open
+# every new table and function to anon, as Supabase's do).
+SETUPS = ["pg_url", "supabase_url"]
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_row_level_security_on_every_table(request, setup):
+    with psycopg.connect(request.getfixturevalue(setup)) as conn:
+        tables = _public_tables(conn)
+    without = sorted(t for t, rls in tables.items() if not rls)
+    assert without == []
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_anon_has_no_privilege_on_any_table_view_or_sequence(request, setup):
+    with psycopg.connect(request.getfixturevalue(setup)) as conn:
+        rows = conn.execute(
+            "select c.relname, p.privilege_type "
+            "from pg_class c, lateral aclexplode(coalesce(c.relacl, acldefault('r', c.relowner))) p "
+            "where c.relnamespace = 'public'::regnamespace and c.relkind in ('r', 'v', 'S') "
+            "  and p.grantee = 'anon'::regrole"
+        ).fetchall()
+    assert rows == []
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_anon_may_execute_none_of_our_functions(request, setup):
+    with psycopg.connect(request.getfixturevalue(setup)) as conn:
+        rows = conn.execute(
+            "select p.oid::regprocedure::text from pg_proc p "
+            "where p.pronamespace = 'public'::regnamespace "
+            "  and has_function_privilege('anon', p.oid, 'execute')"
+        ).fetchall()
+        workers_only = conn.execute(
+            "select p.proname from pg_proc p "
+            "where p.pronamespace = 'public'::regnamespace "
+            "  and p.proname in ('allocator_claim', 'allocator_complete_run', 'allocator_fail_run') "
+            "  and has_function_privilege('authenticated', p.oid, 'execute')"
+        ).fetchall()
+    assert rows == []
+    assert workers_only == []
+
+
+def test_on_a_supabase_like_database_the_bootstrap_is_not_applied(supabase_url):
+    # The shim made `auth` (with its own auth.users columns); the bootstrap's would differ.
+    with psycopg.connect(supabase_url) as conn:
+        cols = {
+            r[0]
+            for r in conn.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = 'auth' and table_name = 'users'"
+            ).fetchall()
+        }
+        assert "aud" in cols  # the shim's column, not created by allocator/db/bootstrap.sql
+        assert applied_versions(supabase_url) == [m.version for m in migration_files()]
