@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hypothesis import strategies as st
 
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
@@ -91,3 +92,70 @@ def brute_force_optimum(p: ProblemData, *, stable: bool = False) -> float | None
         v = float(p.cost[np.arange(p.n_workers), a].sum())
         best = v if best is None or v < best else best
     return best
+
+
+TAGS = ["a", "b"]
+
+
+@st.composite
+def tiny_runs(draw, *, max_workers: int = 5, max_lines: int = 4, ranks: bool = False, stability: bool = False) -> ProblemData:
+    """Random tiny runs (every eligibility rule, capacities from 0, mandatory lines, forbids,
+    pins on open pairs; with ``ranks``, partial rank lists with ties and supervisors), small
+    enough for brute force."""
+    m = draw(st.integers(1, max_workers))
+    n = draw(st.integers(1, max_lines))
+    wids = [f"w{i}" for i in range(m)]
+    lids = [f"j{k}" for k in range(n)]
+    workers = [{"id": w, "qualification_ids": draw(st.lists(st.sampled_from(TAGS), unique=True))} for w in wids]
+    lines = [
+        {"id": j, "max_n_workers": draw(st.integers(0, 3)), "must_have_workers": draw(st.booleans()),
+         "preferencer_ids": draw(st.lists(st.sampled_from(["p", "q"]), unique=True)) if ranks else []}
+        for j in lids
+    ]
+    elig = []
+    for j in lids:
+        if draw(st.booleans()):
+            elig.append(
+                {
+                    "job_line_id": j,
+                    "included_worker_ids": draw(st.lists(st.sampled_from(wids), unique=True, max_size=2)),
+                    "excluded_worker_ids": draw(st.lists(st.sampled_from(wids), unique=True, max_size=2)),
+                    "included_qualification_ids": draw(st.lists(st.sampled_from(TAGS), unique=True)),
+                    "excluded_qualification_ids": draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=1)),
+                }
+            )
+    pairs = [(w, j) for w in wids for j in lids]
+    forbids = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=3))
+    base: dict[str, Any] = {
+        "format": "allocator-run/1", "workers": workers, "job_lines": lines, "eligibility": elig,
+        "forbids": [{"worker_id": w, "job_line_id": j} for w, j in forbids],
+        "settings": {"stability": stability, "rng_seed": draw(st.integers(0, 1000)),
+                     "preferencer_weight": draw(st.sampled_from([0.0, 0.3, 1.0])),
+                     "preference_power": draw(st.sampled_from([1.0, 2.0]))},
+    }
+    if ranks:
+        base["worker_preferences"] = [
+            {"worker_id": w, "job_line_id": j, "rank": r}
+            for w in wids
+            for j, r in zip(draw(st.lists(st.sampled_from(lids), unique=True)),
+                            draw(st.lists(st.integers(1, 4), min_size=n, max_size=n)), strict=False)
+        ]
+        base["preferencer_preferences"] = [
+            {"preferencer_id": q, "worker_id": w, "rank": r}
+            for q in ("p", "q")
+            for w, r in zip(draw(st.lists(st.sampled_from(wids), unique=True)),
+                            draw(st.lists(st.integers(1, 3), min_size=m, max_size=m)), strict=False)
+        ]
+        base["weightings"] = [
+            {"worker_id": w, "job_line_id": j, "value": v}
+            for w, j, v in draw(st.lists(st.tuples(st.sampled_from(wids), st.sampled_from([None, *lids]),
+                                                   st.sampled_from([-1.0, 0.5, 2.0])), max_size=2))
+        ]
+    p0 = ProblemData.from_snapshot(RunSnapshot.parse(base))
+    open_pairs = [(wids[s], lids[k]) for s, k in zip(*np.nonzero(p0.eligible & ~p0.forbidden), strict=True)]
+    pins: dict[str, str] = {}
+    if open_pairs:
+        for w, j in draw(st.lists(st.sampled_from(open_pairs), max_size=2)):
+            pins.setdefault(w, j)
+    base["pins"] = [{"worker_id": w, "job_line_id": j} for w, j in pins.items()]
+    return ProblemData.from_snapshot(RunSnapshot.parse(base))

@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from named_runs import L, W, assignment, pprefs, prefs, problem, valid_assignments
+from named_runs import L, W, assignment, pprefs, prefs, problem, tiny_runs, valid_assignments
 
 from allocator import diagnosis as dx
 from allocator.problem import ProblemData
@@ -232,46 +231,6 @@ def test_to_dict_has_the_spec_keys():
 
 
 # -- property: the diagnosis is empty exactly when an allocation exists -----------------------
-
-TAGS = ["a", "b"]
-
-
-@st.composite
-def tiny_runs(draw) -> ProblemData:
-    m = draw(st.integers(1, 5))
-    n = draw(st.integers(1, 4))
-    wids = [f"w{i}" for i in range(m)]
-    lids = [f"j{k}" for k in range(n)]
-    workers = [{"id": w, "qualification_ids": draw(st.lists(st.sampled_from(TAGS), unique=True))} for w in wids]
-    lines = [
-        {"id": j, "max_n_workers": draw(st.integers(0, 3)), "must_have_workers": draw(st.booleans())}
-        for j in lids
-    ]
-    elig = []
-    for j in lids:
-        if draw(st.booleans()):
-            elig.append(
-                {
-                    "job_line_id": j,
-                    "included_worker_ids": draw(st.lists(st.sampled_from(wids), unique=True, max_size=2)),
-                    "excluded_worker_ids": draw(st.lists(st.sampled_from(wids), unique=True, max_size=2)),
-                    "included_qualification_ids": draw(st.lists(st.sampled_from(TAGS), unique=True)),
-                    "excluded_qualification_ids": draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=1)),
-                }
-            )
-    pairs = [(w, j) for w in wids for j in lids]
-    forbids = draw(st.lists(st.sampled_from(pairs), unique=True, max_size=3))
-    base = {"format": "allocator-run/1", "workers": workers, "job_lines": lines, "eligibility": elig,
-            "forbids": [{"worker_id": w, "job_line_id": j} for w, j in forbids]}
-    p0 = ProblemData.from_snapshot(RunSnapshot.parse(base))
-    open_pairs = [(wids[s], lids[k]) for s, k in zip(*np.nonzero(p0.eligible & ~p0.forbidden), strict=True)]
-    pins = {}
-    if open_pairs:
-        for w, j in draw(st.lists(st.sampled_from(open_pairs), max_size=2)):
-            pins.setdefault(w, j)
-    base["pins"] = [{"worker_id": w, "job_line_id": j} for w, j in pins.items()]
-    return ProblemData.from_snapshot(RunSnapshot.parse(base))
-
 
 def _check_entry_is_true(p: ProblemData, d: dx.Diagnosis) -> None:
     """Each entry states a fact that the data confirms, independently of how it was found."""
