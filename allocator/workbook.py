@@ -287,21 +287,28 @@ def snapshot_to_xlsx(snapshot: dict[str, Any] | RunSnapshot, path_or_buffer: Pat
         a cell is longer than Excel allows.
     """
     data = snapshot.model_dump(mode="json") if isinstance(snapshot, RunSnapshot) else snapshot
+    # Every cell is prepared before the workbook exists: a refused snapshot then leaves no
+    # half-written streaming sheets behind.
     problems: list[str] = []
-    wb = Workbook(write_only=True)
-    _write_readme(wb)
-
     run = data.get("run") or {}
     settings = data.get("settings") or {}
-    rows = [
+    run_rows = [
         ["format", data.get("format", FORMAT)],
         ["id", run.get("id")],
         ["name", run.get("name")],
     ]
-    rows += [[key, settings.get(key)] for key in _SETTING_HELP]
-    rows += [[key, value] for key, value in settings.items() if key not in _SETTING_HELP]
-    _write_run_sheet(wb, rows, problems)
-
+    run_rows += [[key, settings.get(key)] for key in _SETTING_HELP]
+    run_rows += [[key, value] for key, value in settings.items() if key not in _SETTING_HELP]
+    tables = [
+        (
+            "run",
+            [("key", 30), ("value", 30), ("# meaning", 90)],
+            [
+                [key, _prepare(value, "run", None, key, problems), _RUN_KEYS.get(key, "")]
+                for key, value in run_rows
+            ],
+        )
+    ]
     for sheet in _SHEETS:
         entries = data.get(sheet.name) or []
         if len(entries) > _MAX_ROWS:
@@ -310,17 +317,25 @@ def snapshot_to_xlsx(snapshot: dict[str, Any] | RunSnapshot, path_or_buffer: Pat
                 f"(at most {_MAX_ROWS:,}); use the JSON snapshot for a run this size."
             )
             continue
-        ws = _new_sheet(wb, sheet.name, [(c.name, c.width) for c in sheet.columns])
+        rows = []
         for i, entry in enumerate(entries):
             values = []
             for col in sheet.columns:
                 value = entry.get(col.name) if isinstance(entry, dict) else None
                 if col.kind == "ids":
                     value = _join_ids(value, sheet.name, i, col.name, problems)
-                values.append(_cell(ws, value, sheet.name, i, col.name, problems))
-            ws.append(values)
+                values.append(_prepare(value, sheet.name, i, col.name, problems))
+            rows.append(values)
+        tables.append((sheet.name, [(c.name, c.width) for c in sheet.columns], rows))
     if problems:
         raise WorkbookError(_capped(problems))
+
+    wb = Workbook(write_only=True)
+    _write_readme(wb)
+    for name, columns, rows in tables:
+        ws = _new_sheet(wb, name, columns)
+        for values in rows:
+            ws.append([_text_cell(ws, v.text) if isinstance(v, _Text) else v for v in values])
     wb.save(path_or_buffer)
 
 
@@ -391,12 +406,6 @@ def _new_sheet(wb: Workbook, name: str, columns: list[tuple[str, int]]):
     return ws
 
 
-def _write_run_sheet(wb: Workbook, rows: list[list[Any]], problems: list[str]) -> None:
-    ws = _new_sheet(wb, "run", [("key", 30), ("value", 30), ("# meaning", 90)])
-    for key, value in rows:
-        ws.append([key, _cell(ws, value, "run", None, key, problems), _RUN_KEYS.get(key, "")])
-
-
 def _join_ids(value: Any, sheet: str, i: int, column: str, problems: list[str]) -> Any:
     if value is None or isinstance(value, str):
         return value
@@ -411,7 +420,20 @@ def _join_ids(value: Any, sheet: str, i: int, column: str, problems: list[str]) 
     return ", ".join(str(x) for x in value)
 
 
-def _cell(ws, value: Any, sheet: str, i: int | None, column: str, problems: list[str]) -> Any:
+@dataclass(frozen=True)
+class _Text:
+    """Text that openpyxl would take for a formula (it starts with =)."""
+
+    text: str
+
+
+def _text_cell(ws, text: str) -> WriteOnlyCell:
+    cell = WriteOnlyCell(ws, value=text)
+    cell.data_type = "s"  # keep it the text it is, not a formula
+    return cell
+
+
+def _prepare(value: Any, sheet: str, i: int | None, column: str, problems: list[str]) -> Any:
     """A value ready for openpyxl that reads back as the same value."""
     if isinstance(value, bool) or value is None:
         return value
@@ -429,12 +451,7 @@ def _cell(ws, value: Any, sheet: str, i: int | None, column: str, problems: list
             f"in one Excel cell (at most {_MAX_CELL:,})."
         )
         return None
-    if value.startswith("="):
-        # openpyxl would store this as a formula; keep it as the text it is.
-        cell = WriteOnlyCell(ws, value=value)
-        cell.data_type = "s"
-        return cell
-    return value
+    return _Text(value) if value.startswith("=") else value
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -469,9 +486,9 @@ def xlsx_to_snapshot_dict(path_or_buffer: PathOrBuffer, *, validate: bool = True
     sheets = _read_cells(path_or_buffer)
     problems: list[str] = []
     rows_of: dict[str, list[int]] = {}
-    found = {name.strip().lower(): name for name in sheets}
+    found = {_normal(name): name for name in sheets}
     for name in sheets:
-        key = name.strip().lower()
+        key = _normal(name)
         if key != "readme" and not key.startswith("#") and key != "run" and key not in _BY_NAME:
             problems.append(
                 f"Sheet '{name}' is not one of the snapshot's sheets "
@@ -580,6 +597,11 @@ def _load(
         wb.close()
 
 
+def _normal(name: str) -> str:
+    """Sheet and column names as planners may type them: any case, spaces for underscores."""
+    return re.sub(r"\s+", "_", name.strip().lower())
+
+
 def _filled(value: Any) -> bool:
     return value is not None and not (isinstance(value, str) and value.strip() == "")
 
@@ -599,7 +621,7 @@ def _header(
     for c, value in enumerate(header):
         if not _filled(value):
             continue
-        name = re.sub(r"\s+", "_", str(value).strip().lower())
+        name = _normal(str(value))
         if name.startswith("#"):
             columns[name] = -1 - c  # a note column: kept only to spot duplicates
             continue
