@@ -286,8 +286,8 @@ def solve_refusal(summary: RunSummary) -> str | None:
         )
     if summary.status == "complete":
         return (
-            f"Run {summary.id!r} is already complete. Put it back in the queue "
-            "(requeue) to solve it again."
+            f"Run {summary.id!r} is already complete: its allocations are written. To change "
+            "them, publish a scenario over them (supersede, with a reason)."
         )
     return None
 

@@ -1,0 +1,277 @@
+"""The database commands of ``allocator``, through the console script's ``main``.
+
+Each command runs in a temporary folder (so no developer's ``.env`` is read) with
+``ALLOCATOR_DATABASE_URL`` pointing at a database of this module on the session's embedded
+PostgreSQL. Most run in this process; the ones whose point is what a terminal shows (only
+the id on stdout, a refusal to start) run as ``python -m allocator`` in a process of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+pytestmark = pytest.mark.db
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny(run_id: str = "cli", **extra) -> dict:
+    return {
+        "format": "allocator-run/1",
+        "run": {"id": run_id, "name": "CLI run"},
+        "settings": {"max_seconds": 10, "preferencer_weight": 0.25},
+        "workers": [{"id": "w1", "name": "A. Nguyen"}, {"id": "w2", "qualification_ids": ["rural"]}],
+        "job_lines": [
+            {"id": "j1", "name": "Line 1", "max_n_workers": 1, "preferencer_ids": ["p1"]},
+            {"id": "j2", "name": "Line 2", "max_n_workers": 1, "must_have_workers": True},
+        ],
+        "worker_preferences": [{"worker_id": "w1", "job_line_id": "j2", "rank": 1}],
+        "preferencer_preferences": [{"preferencer_id": "p1", "worker_id": "w2", "rank": 1}],
+        "eligibility": [{"job_line_id": "j2", "excluded_qualification_ids": ["rural"]}],
+        "weightings": [{"worker_id": "w1", "job_line_id": None, "value": -1.5}],
+        "forbids": [{"worker_id": "w2", "job_line_id": "j2"}],
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def db(new_database) -> str:
+    return new_database(migrated=True, prefix="cli")
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    """Run ``allocator ARGS`` in ``tmp_path`` through the console script's ``main``, in
+    this process (a process per command would cost a second each)."""
+    from allocator.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for name in list(os.environ):
+        if name.startswith(("ALLOCATOR_", "SUPABASE_")):
+            monkeypatch.delenv(name)
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Ran:
+        with monkeypatch.context() as m:
+            for k, v in {"ALLOCATOR_DATABASE_URL": db, **(env or {})}.items():
+                m.setenv(k, v)
+            capsys.readouterr()
+            with pytest.raises(SystemExit) as exited:
+                main(list(args))
+            out, err = capsys.readouterr()
+        assert "Traceback" not in err, err
+        return Ran(exited.value.code, out, err)
+
+    return run
+
+
+def in_a_process(db: str, cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m allocator ARGS`` as a planner would: its own process."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ALLOCATOR_", "SUPABASE_"))}
+    full = {**base, "ALLOCATOR_DATABASE_URL": db, "PYTHONPATH": str(REPO), **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "allocator", *args],
+        cwd=cwd, env=full, capture_output=True, text=True, timeout=120,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+def write(tmp_path: Path, name: str, data: dict) -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def run_status(db: str, run_id: str) -> str | None:
+    with psycopg.connect(db) as conn:
+        row = conn.execute("select status from allocator_py_runs where id = %s", (run_id,)).fetchone()
+    return row[0] if row else None
+
+
+def count_runs(db: str) -> int:
+    with psycopg.connect(db) as conn:
+        return conn.execute("select count(*) from allocator_py_runs").fetchone()[0]
+
+
+# --------------------------------------------------------------------------- import / export
+
+
+def test_import_prints_only_the_new_run_id(db, tmp_path):
+    proc = in_a_process(db, tmp_path, "import", str(write(tmp_path, "run.json", tiny())))
+
+    assert proc.returncode == 0, proc.stderr
+    run_id = proc.stdout.strip()
+    assert proc.stdout == run_id + "\n"
+    assert str(uuid.UUID(run_id)) == run_id
+    assert run_status(db, run_id) == "pending"
+
+
+def test_export_import_export_is_identical(cli, tmp_path):
+    first = cli("import", str(write(tmp_path, "run.json", tiny("round")))).stdout.strip()
+    exported = cli("export", first)
+    assert exported.returncode == 0, exported.stderr
+    (tmp_path / "exported.json").write_text(exported.stdout, encoding="utf-8")
+
+    second = cli("import", "exported.json").stdout.strip()
+    again = cli("export", second, "--out", "again.json")
+
+    assert again.returncode == 0, again.stderr
+    assert second != first
+    assert (tmp_path / "again.json").read_text(encoding="utf-8") == exported.stdout
+    assert json.loads(exported.stdout)["run"] == {"id": "round", "name": "CLI run"}
+
+
+def test_workbook_export_imports_back_unchanged(cli, tmp_path):
+    first = cli("import", str(write(tmp_path, "run.json", tiny("sheet")))).stdout.strip()
+    assert cli("export", first, "--out", "run.xlsx").returncode == 0
+    second = cli("import", "run.xlsx")
+    assert second.returncode == 0, second.stderr
+
+    assert cli("export", second.stdout.strip()).stdout == cli("export", first).stdout
+
+
+def test_template_is_a_workbook_that_names_what_is_missing(cli, db, tmp_path):
+    made = cli("template", "--out", "run.xlsx")
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "run.xlsx").read_bytes()[:2] == b"PK"  # an xlsx is a zip
+
+    before = count_runs(db)
+    empty = cli("import", "run.xlsx")
+    assert empty.returncode == 2
+    assert "workers" in empty.stderr and "job_lines" in empty.stderr
+    assert empty.stdout == ""
+    assert count_runs(db) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        # a dangling worker id: the message names the entry
+        (["import", "bad.json"], "worker_preferences[0]: worker 'w9' is not a worker of this run"),
+        (["import", "missing.json"], "File not found"),  # no such file
+        (["import", "run.csv"], "cannot read a .csv file"),  # a file type we do not read
+        (["export", str(uuid.UUID(int=99))], "was not found"),  # an unknown run
+        (["export", "not-an-id"], "'not-an-id' is not a run"),  # a malformed run id
+        (["solve-run", str(uuid.UUID(int=99))], "There is no run"),  # an unknown run
+        (["export", "x", "--format", "xlsx"], "--format xlsx needs --out"),  # a workbook to a terminal
+        (["export", "x", "--format", "csv"], "--format must be json or xlsx"),  # unknown format
+        (["process-pending", "--lease", "0"], "--lease must be"),  # a lease of no time
+        (["template", "--out", "run.txt"], "must name an .xlsx file"),  # wrong extension
+    ],
+)
+def test_bad_input_is_exit_2_with_a_message(cli, db, tmp_path, args, says):
+    write(tmp_path, "bad.json", tiny(worker_preferences=[{"worker_id": "w9", "job_line_id": "j1", "rank": 1}]))
+    (tmp_path / "run.csv").write_text("id\n", encoding="utf-8")
+    before = count_runs(db)
+
+    proc = cli(*args)
+
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert says in proc.stderr
+    assert proc.stdout == ""
+    assert count_runs(db) == before
+
+
+def test_help_documents_the_exit_codes(cli):
+    for command in ("import", "export", "solve-run", "process-pending"):
+        text = cli(command, "--help").stdout
+        assert "Exit codes" in text and "5 the run is not waiting" in " ".join(text.split())
+
+
+# --------------------------------------------------------------------------- solving
+
+
+def test_solve_run_exit_codes(cli, db, tmp_path):
+    ok = cli("import", str(write(tmp_path, "ok.json", tiny("ok")))).stdout.strip()
+    # Line j2 must be filled; w2 is excluded from it (tag) and forbidden; w1 is pinned to j1.
+    no_way = cli("import", str(write(tmp_path, "no.json", tiny("no", pins=[{"worker_id": "w1", "job_line_id": "j1"}])))).stdout.strip()
+
+    solved = cli("solve-run", ok)
+    assert solved.returncode == 0, solved.stderr
+    assert "complete" in solved.stdout and run_status(db, ok) == "complete"
+
+    again = cli("solve-run", ok)
+    assert again.returncode == 5 and "already complete" in again.stderr
+
+    infeasible = cli("solve-run", no_way)
+    assert infeasible.returncode == 3, infeasible.stderr
+    assert "j2" in infeasible.stdout and run_status(db, no_way) == "failed"
+
+
+def test_process_pending_reports_a_line_per_run(cli, db, tmp_path):
+    cli("process-pending")  # drain what other tests left
+    ids = [cli("import", str(write(tmp_path, f"r{i}.json", tiny(f"pp{i}")))).stdout.strip() for i in range(2)]
+
+    proc = cli("process-pending", "--worker", "cli-test", "--lease", "60")
+
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ids
+    assert all("complete" in line for line in lines)
+    assert "Processed 2 run(s): 2 complete." in proc.stderr
+    assert cli("process-pending", "--once").stdout == ""
+
+
+# --------------------------------------------------------------------------- db and api
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://alice:s3cret@db.example.org:5432/app?sslmode=require",
+         "postgresql://alice:****@db.example.org:5432/app?sslmode=require"),
+        # the password as a parameter (psycopg accepts both)
+        ("postgresql://alice@db.example.org/app?password=s3cret&sslmode=require",
+         "postgresql://alice@db.example.org/app?password=****&sslmode=require"),
+        ("postgresql:///app?host=/tmp/sock", "postgresql:///app?host=/tmp/sock"),  # no password
+    ],
+)
+def test_db_url_masks_the_password_unless_asked(cli, url, masked):
+    shown = cli("db", "url", env={"ALLOCATOR_DATABASE_URL": url})
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == masked + "\n"
+    assert "s3cret" not in shown.stdout + shown.stderr
+
+    revealed = cli("db", "url", "--show-password", env={"ALLOCATOR_DATABASE_URL": url})
+    assert revealed.stdout == url + "\n"
+
+
+def test_db_migrate_on_a_migrated_database_is_up_to_date(cli):
+    proc = cli("db", "migrate")
+    assert proc.returncode == 0, proc.stderr
+    assert "up to date" in proc.stderr
+
+
+def test_db_migrate_of_an_unreachable_database_is_a_message(cli, tmp_path):
+    proc = cli("db", "migrate", env={"ALLOCATOR_DATABASE_URL": f"postgresql:///nope?host={tmp_path}&connect_timeout=2"})
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Database error:")
+
+
+def test_api_refuses_to_start_without_a_key(db, tmp_path):
+    proc = in_a_process(db, tmp_path, "api", "--port", "1")
+    assert proc.returncode == 2
+    assert "ALLOCATOR_API_KEY" in proc.stderr and "Refusing to start" in proc.stderr
+
+
+@pytest.mark.parametrize("key", ["", "   "])  # empty, blank: the same as unset
+def test_api_refuses_a_blank_key(cli, key):
+    proc = cli("api", "--port", "1", env={"ALLOCATOR_API_KEY": key})
+    assert proc.returncode == 2
+    assert "Refusing to start" in proc.stderr
