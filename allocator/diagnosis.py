@@ -482,26 +482,43 @@ def workers_exceed_places(problem: ProblemData, *, skip_whole_run: bool = False)
             continue  # PINS_OVERFILL_LINE
         if skip_whole_run and w.size == m - int((~usable.any(axis=1)).sum()) and np.isin(cap_lines, lines).all():
             continue  # CAPACITY_BELOW_WORKERS says it
-        pinned = w[problem.pin[w] >= 0]
-        pin_note = ""
-        if pinned.size:
-            pin_note = (
-                f" ({_workers(problem, pinned)} {'is' if pinned.size == 1 else 'are'} pinned there)"
+        short = int(w.size) - places
+        if w.size == m:
+            # Everyone: naming them all says nothing; the lines out of everyone's reach do.
+            unreachable = np.setdiff1d(cap_lines, lines)
+            text = (
+                f"All {_plural(m, 'worker (doctor)', 'workers (doctors)')} together can only use "
+                f"{_plural(places, 'place')}, {short} too few"
             )
-        lines_words = (
-            f"job line {_lines(problem, lines)}, which has" if lines.size == 1
-            else f"job lines {_lines(problem, lines)}, which have"
-        )
+            if unreachable.size:
+                text += (
+                    f": the {_plural(int(problem.capacity[unreachable].sum()), 'place')} on job "
+                    f"{'line' if unreachable.size == 1 else 'lines'} {_lines(problem, unreachable)} "
+                    "are out of everyone's reach (no worker may take them)"
+                )
+            text += ". Add places, or make more lines eligible."
+        else:
+            pinned = w[problem.pin[w] >= 0]
+            pin_note = ""
+            if pinned.size:
+                pin_note = f" ({_workers(problem, pinned)} {'is' if pinned.size == 1 else 'are'} pinned there)"
+            lines_words = (
+                f"job line {_lines(problem, lines)}, which has" if lines.size == 1
+                else f"job lines {_lines(problem, lines)}, which have"
+            )
+            text = (
+                f"These {_plural(int(w.size), 'worker (doctor)', 'workers (doctors)')} can only take "
+                f"{lines_words} {_plural(places, 'place')} between them, {short} too few: "
+                f"{_workers(problem, w)}{pin_note}. Add places to these lines, or make more lines "
+                "eligible for these workers."
+            )
         out.append(
             Diagnosis(
                 WORKERS_EXCEED_PLACES,
-                f"These {_plural(int(w.size), 'worker (doctor)', 'workers (doctors)')} can only take "
-                f"{lines_words} {_plural(places, 'place')} between them, {int(w.size) - places} too few: "
-                f"{_workers(problem, w)}{pin_note}. Add places to these lines, or make more lines "
-                "eligible for these workers.",
+                text,
                 _wids(problem, w),
                 _lids(problem, lines),
-                {"places": places, "short": int(w.size) - places},
+                {"places": places, "short": short},
             )
         )
     return out

@@ -180,6 +180,20 @@ def test_min_cut_names_each_group_of_workers_short_of_places():
     assert "1 too few" in first.message
 
 
+def test_everyone_short_of_places_names_the_lines_out_of_reach():
+    # 4 places in total for 3 workers, but j3's 4 places need a tag nobody has.
+    p = problem(
+        W("w1", "w2", "w3"),
+        L(("j1", 1), ("j2", 1), ("j3", 4)),
+        eligibility=[{"job_line_id": "j3", "included_qualification_ids": ["x"]}],
+    )
+    (d,) = dx.diagnose(p)
+    assert d.code == dx.WORKERS_EXCEED_PLACES
+    assert d.worker_ids == ("w1", "w2", "w3") and d.job_line_ids == ("j1", "j2")
+    assert "All 3 workers (doctors) together can only use 2 places, 1 too few" in d.message
+    assert "the 4 places on job line 'j3' are out of everyone's reach" in d.message
+
+
 def test_workers_short_of_places_mentions_pins():
     diags = dx.diagnose(_two_groups_short_of_places(pin_w3=True))
     first = diags[0]
