@@ -143,6 +143,11 @@ def _tags(tags) -> str:
     return _listing([repr(t) for t in tags], limit=len(tags) or 1)
 
 
+def _tags_or(tags) -> str:
+    quoted = [repr(t) for t in tags]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
 def _wids(problem: ProblemData, idx) -> tuple[str, ...]:
     return tuple(sorted(problem.worker_ids[int(s)] for s in idx))
 
@@ -245,7 +250,9 @@ def _why_no_line(problem: ProblemData, s: int, rules) -> str:
         elif key[0] == "excluded_tag":
             parts.append(f"{subject} {'excludes' if one else 'exclude'} their tag {key[1]!r}")
         elif key[0] == "missing_tag":
-            parts.append(f"{subject} {'requires' if one else 'require'} the tag {_tags(key[1]) if len(key[1]) == 1 else 'one of ' + _tags(key[1])}, which they lack")
+            tags = key[1]
+            what = f"the tag {_tags(tags)}" if len(tags) == 1 else f"one of the tags {_tags_or(tags)}"
+            parts.append(f"{subject} {'requires' if one else 'require'} {what}, which they lack")
         elif key[0] == "forbidden":
             parts.append(f"{subject} {'is' if one else 'are'} forbidden for them by the planner")
         else:
@@ -297,8 +304,11 @@ def _why_nobody(problem: ProblemData, j: int) -> tuple[str, np.ndarray]:
     n_missing = int((reason == Reason.MISSING_INCLUDED_TAG).sum())
     if n_missing:
         req = rules.included_tags
-        what = f"the tag {_tags(req)}" if len(req) == 1 else f"every tag it requires ({_tags(req)})"
-        parts.append((n_missing, f"lacks {what}", f"lack {what}"))
+        if len(req) == 1:
+            parts.append((n_missing, f"lacks the tag {_tags(req)}", f"lack the tag {_tags(req)}"))
+        else:
+            what = f"of the tags it requires ({_tags_or(req)})"
+            parts.append((n_missing, f"has none {what}", f"have none {what}"))
     excl_tag = np.flatnonzero(reason == Reason.EXCLUDED_TAG)
     if excl_tag.size:
         by_tag: dict[str, int] = defaultdict(int)
