@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -275,3 +278,31 @@ def test_api_refuses_a_blank_key(cli, key):
     proc = cli("api", "--port", "1", env={"ALLOCATOR_API_KEY": key})
     assert proc.returncode == 2
     assert "Refusing to start" in proc.stderr
+
+
+def test_api_serves_health_with_a_key(db, tmp_path):
+    """`allocator api` with a key really listens: /health answers, POSTs want the key."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("ALLOCATOR_", "SUPABASE_"))}
+    env = {**base, "ALLOCATOR_DATABASE_URL": db, "ALLOCATOR_API_KEY": "k" * 32, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "allocator", "api", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.communicate()[1]
+                assert time.monotonic() < deadline, "the API did not start within 30 s"
+                time.sleep(0.1)
+        assert health.status_code == 200 and health.json()["database"]["reachable"] is True
+        assert httpx.post(f"http://127.0.0.1:{port}/runs/process-pending", timeout=5).status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
