@@ -93,7 +93,7 @@ def format_kpi(key: str, value: float | None) -> str:
     if kind == "count":
         return f"{int(round(value))}"
     if kind == "rank":
-        return f"{value:.2f}"
+        return f"{value:.2f}".rstrip("0").rstrip(".")
     return f"{value:.3g}"
 
 

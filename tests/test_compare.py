@@ -66,6 +66,7 @@ def test_improvement_direction_and_formats():
     assert format_kpi("first_choice_share", 0.456) == "46%"
     assert format_kpi("mean_rank", 1.234) == "1.23"
     assert format_kpi("vacancies", 3.0) == "3"
+    assert format_kpi("worst_rank", 36.0) == "36" and format_kpi("worst_rank", 12.5) == "12.5"
     assert format_kpi("mean_rank", None) == "–"
 
 

@@ -1,0 +1,330 @@
+"""Plotly figures for the dashboard: plain functions of plain data, testable without Streamlit.
+
+One colour-blind-safe palette (Okabe and Ito) and one meaning per colour on every page:
+
+- blue: what happened / a good outcome (workers placed, first choices, filled places, the
+  objective); lighter blues for later choices;
+- vermillion: what needs attention (unranked lines, must-be-filled lines, ineligible because a
+  worker is excluded);
+- grey: capacity and the background (places, pairs filtered out);
+- orange: the proven bound and a second scenario.
+
+Axis titles are in planners' words; every chart gets a one-line caption on its page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+# Okabe-Ito
+BLUE = "#0072B2"
+SKY = "#56B4E9"
+GREEN = "#009E73"
+ORANGE = "#E69F00"
+VERMILLION = "#D55E00"
+PURPLE = "#CC79A7"
+YELLOW = "#F0E442"
+GREY = "#BBBBBB"
+DARK = "#444444"
+
+#: Colours for scenarios shown side by side, in order.
+SCENARIO_COLOURS = (BLUE, ORANGE, GREEN, PURPLE, SKY, VERMILLION, YELLOW)
+
+#: Eligibility verdicts: the planners' words and the colour of each reason code.
+REASON_WORDS: dict[str, str] = {
+    "INCLUDED_WORKER": "May take it: named on the line",
+    "INCLUDED_TAG": "May take it: has a required qualification",
+    "DEFAULT": "May take it: the line is open to all",
+    "EXCLUDED_WORKER": "May not: named as excluded",
+    "EXCLUDED_TAG": "May not: has an excluded qualification",
+    "MISSING_INCLUDED_TAG": "May not: lacks a required qualification",
+    "FORBIDDEN": "May not: forbidden in this scenario",
+    "PINNED": "Pinned here in this scenario",
+}
+REASON_COLOURS: dict[str, str] = {
+    "INCLUDED_WORKER": BLUE,
+    "INCLUDED_TAG": SKY,
+    "DEFAULT": GREEN,
+    "EXCLUDED_WORKER": VERMILLION,
+    "EXCLUDED_TAG": ORANGE,
+    "MISSING_INCLUDED_TAG": PURPLE,
+    "FORBIDDEN": DARK,
+    "PINNED": YELLOW,
+}
+FILTERED_OUT = "#EEEEEE"
+
+_LAYOUT = dict(
+    template="plotly_white",
+    margin=dict(l=10, r=10, t=30, b=10),
+    font=dict(size=13),
+    legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+)
+
+
+def _choice_colours(labels: Sequence[str]) -> list[str]:
+    """Blue for first choices, lighter for later ones, vermillion for unranked lines."""
+    ranked = [lab for lab in labels if lab != "unranked line"]
+    shades = _blend(BLUE, "#D6E9F5", len(ranked))
+    out, k = [], 0
+    for lab in labels:
+        if lab == "unranked line":
+            out.append(VERMILLION)
+        else:
+            out.append(shades[k])
+            k += 1
+    return out
+
+
+def _blend(a: str, b: str, n: int) -> list[str]:
+    if n <= 0:
+        return []
+    if n == 1:
+        return [a]
+    ca = [int(a[i : i + 2], 16) for i in (1, 3, 5)]
+    cb = [int(b[i : i + 2], 16) for i in (1, 3, 5)]
+    out = []
+    for k in range(n):
+        t = k / (n - 1)
+        out.append("#" + "".join(f"{round(x + (y - x) * t):02X}" for x, y in zip(ca, cb, strict=True)))
+    return out
+
+
+def rank_distribution_figure(buckets: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Bars: how many workers got their 1st, 2nd, ... choice, and how many an unranked line.
+
+    ``buckets`` is the result's ``metrics["rank_distribution"]``.
+    """
+    labels = [str(b["label"]) for b in buckets]
+    values = [int(b["workers"]) for b in buckets]
+    total = sum(values) or 1
+    fig = go.Figure(
+        go.Bar(
+            x=labels,
+            y=values,
+            marker_color=_choice_colours(labels),
+            text=[str(v) if v else "" for v in values],
+            textposition="outside",
+            customdata=[f"{v / total:.0%}" for v in values],
+            hovertemplate="%{x}: %{y} workers (%{customdata})<extra></extra>",
+        )
+    )
+    fig.update_layout(**_LAYOUT, height=320, showlegend=False)
+    fig.update_xaxes(title_text="Choice the worker got", type="category")
+    fig.update_yaxes(title_text="Workers")
+    return fig
+
+
+def rank_distribution_overlay(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Grouped bars of the rank distribution of several scenarios (``compare.rank_distributions``)."""
+    fig = go.Figure()
+    names: list[str] = []
+    for r in rows:
+        if r["scenario"] not in names:
+            names.append(r["scenario"])
+    for i, name in enumerate(names):
+        mine = sorted((r for r in rows if r["scenario"] == name), key=lambda r: r["order"])
+        fig.add_trace(
+            go.Bar(
+                name=name,
+                x=[r["label"] for r in mine],
+                y=[r["workers"] for r in mine],
+                marker_color=SCENARIO_COLOURS[i % len(SCENARIO_COLOURS)],
+                hovertemplate=f"{name}<br>%{{x}}: %{{y}} workers<extra></extra>",
+            )
+        )
+    fig.update_layout(**_LAYOUT, height=340, barmode="group")
+    fig.update_xaxes(title_text="Choice the worker got", type="category")
+    fig.update_yaxes(title_text="Workers")
+    return fig
+
+
+def fill_figure(
+    line_fill: Sequence[Mapping[str, Any]],
+    line_names: Mapping[str, str] | None = None,
+    *,
+    max_lines: int = 80,
+) -> go.Figure:
+    """Horizontal bars: workers placed on each line against its places; must-be-filled marked.
+
+    ``line_fill`` is the result's ``metrics["line_fill"]``. Must-be-filled lines carry a
+    vermillion diamond and a "(must be filled)" label; one left empty is drawn in vermillion.
+    Only the first ``max_lines`` lines (those with most vacancies first) are drawn.
+    """
+    names = line_names or {}
+    rows = sorted(line_fill, key=lambda r: (-(r["capacity"] - r["filled"]), r["job_line_id"]))[:max_lines]
+    rows = list(reversed(rows))  # plotly draws the first category at the bottom
+    labels = [
+        f"{names.get(r['job_line_id'], r['job_line_id'])}{'  ◆' if r.get('mandatory') else ''}" for r in rows
+    ]
+    filled_colour = [VERMILLION if r.get("mandatory") and r["filled"] == 0 else BLUE for r in rows]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Bar(
+            name="Places",
+            y=labels,
+            x=[r["capacity"] for r in rows],
+            orientation="h",
+            marker=dict(color="rgba(0,0,0,0)", line=dict(color=GREY, width=1.5)),
+            hovertemplate="%{y}: %{x} places<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Bar(
+            name="Workers placed",
+            y=labels,
+            x=[r["filled"] for r in rows],
+            orientation="h",
+            marker_color=filled_colour,
+            hovertemplate="%{y}: %{x} placed<extra></extra>",
+        )
+    )
+    mand = [(lab, r) for lab, r in zip(labels, rows, strict=True) if r.get("mandatory")]
+    if mand:
+        fig.add_trace(
+            go.Scatter(
+                name="Must be filled",
+                y=[lab for lab, _ in mand],
+                x=[max(r["capacity"], r["filled"]) + 0.3 for _, r in mand],
+                mode="markers",
+                marker=dict(symbol="diamond", color=VERMILLION, size=9),
+                hovertemplate="%{y} must be filled<extra></extra>",
+            )
+        )
+    fig.update_layout(**_LAYOUT, barmode="overlay", height=max(260, 22 * len(rows) + 80))
+    fig.update_xaxes(title_text="Workers placed (bar) against places (outline)", dtick=1 if max((r["capacity"] for r in rows), default=0) <= 12 else None)
+    fig.update_yaxes(title_text="", type="category", automargin=True)
+    return fig
+
+
+def eligibility_heatmap(
+    codes: Sequence[Sequence[str]],
+    worker_labels: Sequence[str],
+    line_labels: Sequence[str],
+    *,
+    show: Sequence[str] | None = None,
+) -> go.Figure:
+    """Workers (rows) by job lines (columns), each cell coloured by the reason of its verdict.
+
+    ``codes[i][j]`` is a key of :data:`REASON_WORDS` (a reason code, FORBIDDEN or PINNED).
+    Cells whose code is not in ``show`` are drawn pale grey, so one reason can be picked out.
+    """
+    present = [c for c in REASON_WORDS if any(c in row for row in codes)]
+    shown = set(present if show is None else show)
+    order = present + ["_hidden"]
+    index = {c: i for i, c in enumerate(order)}
+    z = [[index[c] if c in shown else index["_hidden"] for c in row] for row in codes]
+    text = [[REASON_WORDS.get(c, c) for c in row] for row in codes]
+    colours = [REASON_COLOURS[c] for c in present] + [FILTERED_OUT]
+    n = len(colours)
+    # A discrete colour scale: each integer value gets its own flat band.
+    scale = []
+    for i, col in enumerate(colours):
+        scale.append([i / n, col])
+        scale.append([(i + 1) / n, col])
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(line_labels),
+            y=list(worker_labels),
+            text=text,
+            zmin=-0.5,
+            zmax=n - 0.5,
+            colorscale=scale,
+            showscale=False,
+            xgap=1,
+            ygap=1,
+            hovertemplate="Worker %{y}<br>Line %{x}<br>%{text}<extra></extra>",
+        )
+    )
+    # A legend of the reasons shown, as invisible markers.
+    for c in present:
+        if c in shown:
+            fig.add_trace(
+                go.Scatter(
+                    x=[None], y=[None], mode="markers", name=REASON_WORDS[c],
+                    marker=dict(symbol="square", size=12, color=REASON_COLOURS[c]),
+                )
+            )
+    fig.update_layout(**_LAYOUT, height=max(320, min(14 * len(worker_labels) + 160, 1600)))
+    fig.update_layout(legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
+    fig.update_xaxes(title_text="Job line", type="category", side="bottom", tickangle=-60)
+    fig.update_yaxes(title_text="Worker", type="category", autorange="reversed")
+    return fig
+
+
+def sankey_figure(data: Mapping[str, Sequence[Any]]) -> go.Figure:
+    """Sankey of workers moving from lines in one scenario (left) to lines in another (right).
+
+    ``data`` is :func:`allocator.compare.sankey_data`.
+    """
+    n_left = len(set(data["source"]))
+    labels = list(data["labels"])
+    node_colours = [BLUE if i < n_left else ORANGE for i in range(len(labels))]
+    fig = go.Figure(
+        go.Sankey(
+            arrangement="snap",
+            node=dict(label=labels, color=node_colours, pad=12, thickness=14),
+            link=dict(
+                source=list(data["source"]),
+                target=list(data["target"]),
+                value=list(data["value"]),
+                color="rgba(86,180,233,0.35)",
+                hovertemplate="%{source.label} → %{target.label}: %{value} workers<extra></extra>",
+            ),
+        )
+    )
+    fig.update_layout(**_LAYOUT, height=max(300, 18 * len(labels) + 60))
+    return fig
+
+
+def progress_figure(history: Sequence[Any]) -> go.Figure:
+    """Lines of the best allocation's cost and the proven lower bound over the solve's time.
+
+    ``history`` holds :class:`allocator.jobs.ProgressPoint` (or dicts with elapsed, objective,
+    bound). When the two lines meet, the allocation is proven the best possible.
+    """
+    def get(p: Any, k: str) -> Any:
+        return p.get(k) if isinstance(p, Mapping) else getattr(p, k)
+
+    pts = list(history)
+    fig = go.Figure()
+    obj = [(get(p, "elapsed"), get(p, "objective")) for p in pts if get(p, "objective") is not None]
+    bnd = [(get(p, "elapsed"), get(p, "bound")) for p in pts if get(p, "bound") is not None]
+    fig.add_trace(
+        go.Scatter(
+            name="Best allocation found (total cost)",
+            x=[t for t, _ in obj], y=[v for _, v in obj],
+            mode="lines+markers", line=dict(color=BLUE, shape="hv"),
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            name="Proven lower limit",
+            x=[t for t, _ in bnd], y=[v for _, v in bnd],
+            mode="lines+markers", line=dict(color=ORANGE, dash="dash", shape="hv"),
+        )
+    )
+    fig.update_layout(**_LAYOUT, height=260)
+    fig.update_xaxes(title_text="Seconds since the solve started", rangemode="tozero")
+    fig.update_yaxes(title_text="Total cost (lower is better)")
+    return fig
+
+
+def depth_figure(histogram: Mapping[int, int]) -> go.Figure:
+    """Bars: how many workers ranked 0, 1, 2, ... job lines (the data-health panel)."""
+    xs = sorted(histogram)
+    fig = go.Figure(
+        go.Bar(
+            x=xs,
+            y=[histogram[x] for x in xs],
+            marker_color=[VERMILLION if x == 0 else BLUE for x in xs],
+            hovertemplate="%{y} workers ranked %{x} lines<extra></extra>",
+        )
+    )
+    fig.update_layout(**_LAYOUT, height=260, showlegend=False)
+    fig.update_xaxes(title_text="Job lines the worker ranked", dtick=1 if len(xs) <= 30 else None)
+    fig.update_yaxes(title_text="Workers")
+    return fig

@@ -1,0 +1,150 @@
+"""What every page shares: the sidebar (current run and scenario) and the page preamble."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import state
+import streamlit as st
+
+from allocator.snapshot import RunSnapshot
+from allocator.store.base import RunSummary
+
+#: The pages, by short name, filled in by the entry script (for st.page_link).
+PAGES: dict[str, Any] = {}
+
+STATUS_WORDS = {
+    "pending": "waiting to be solved",
+    "running": "being solved",
+    "complete": "complete",
+    "failed": "failed",
+}
+RESULT_WORDS = {
+    "optimal": "best possible (proven)",
+    "feasible": "good, not proven best",
+    "infeasible": "impossible as set up",
+    "no_solution": "no allocation in time",
+}
+
+
+def run_label(r: RunSummary) -> str:
+    tail = " · published" if r.published else ""
+    return f"{r.name or r.id} ({r.n_workers} workers){tail}"
+
+
+def sidebar() -> None:
+    """Current run and scenario, on every page. Chosen here once, used everywhere."""
+    sb = st.sidebar
+    runs = state.guarded(state.runs, "The list of runs could not be read")
+    ids = [r.id for r in runs]
+    by_id = {r.id: r for r in runs}
+    if not ids:
+        state.select_run(None)
+        sb.info("No runs yet. Import one on the Runs page.")
+        return
+    current = state.current_run_id()
+    if current not in by_id:
+        current = ids[0]
+        state.select_run(current)
+    if st.session_state.get("sidebar_run") != current:
+        st.session_state["sidebar_run"] = current
+
+    def on_run_change() -> None:
+        state.select_run(st.session_state["sidebar_run"])
+
+    sb.selectbox(
+        "Current run",
+        ids,
+        key="sidebar_run",
+        format_func=lambda i: run_label(by_id[i]) if i in by_id else i,
+        on_change=on_run_change,
+        help="The run every page works on. Choose it here or on the Runs page.",
+    )
+
+    d = st.session_state.get("draft")
+    saved = state.guarded(lambda: state.scenarios(current), "The saved scenarios could not be read")
+    saved_ids = [s.id for s in saved]
+    by_sid = {s.id: s for s in saved}
+    name = d["name"] if d and d.get("run_id") == current else None
+    res = state.current_result()
+    job = state.active_job()
+    if name:
+        if job:
+            where = "solving…"
+        elif res and res.get("name") == name:
+            where = "solved, saved" if res.get("saved_id") else "solved, not saved yet"
+        else:
+            where = "not solved yet"
+        sb.markdown(f"**Scenario:** {name}  \n:gray[{where}]")
+    options = [""] + saved_ids
+    loaded = d.get("loaded_from") if d else None
+    wanted = loaded if loaded in by_sid else ""
+    if st.session_state.get("sidebar_scenario") != wanted:
+        st.session_state["sidebar_scenario"] = wanted
+
+    def on_scenario_change() -> None:
+        sid = st.session_state.get("sidebar_scenario")
+        if sid and sid in by_sid:
+            state.load_scenario(by_sid[sid])
+
+    sb.selectbox(
+        "Open a saved scenario",
+        options,
+        key="sidebar_scenario",
+        format_func=lambda s: "—" if not s else _scenario_label(by_sid.get(s)),
+        on_change=on_scenario_change,
+        help="Loads its settings and changes into the Scenario page and its result into Results.",
+    )
+    if job:
+        p = state.job_progress()
+        if p is not None and not p.finished:
+            if p.status == "queued":
+                sb.caption(f"⏳ Waiting for the solver: {p.queue_position} solve(s) ahead.")
+            else:
+                sb.caption(f"⚙️ Solving {job['name']}… {p.elapsed:.0f} s")
+
+
+def _scenario_label(sc: Any) -> str:
+    if sc is None:
+        return "?"
+    status = (sc.result or {}).get("status")
+    when = sc.created_at.strftime("%d %b %H:%M") if getattr(sc, "created_at", None) else ""
+    return f"{sc.name} · {RESULT_WORDS.get(status, 'not solved')} · {when}"
+
+
+@dataclass
+class RunContext:
+    summary: RunSummary
+    snapshot: RunSnapshot
+    fingerprint: str
+
+
+def require_run() -> RunContext:
+    """The current run's data, or a pointer to the Runs page and a stop."""
+    run_id = state.current_run_id()
+    if not run_id:
+        st.info("There is no run to work on yet. Import one on the Runs page.")
+        link("runs", "Go to Runs")
+        st.stop()
+    runs = {r.id: r for r in state.guarded(state.runs, "The list of runs could not be read")}
+    if run_id not in runs:
+        state.select_run(None)
+        st.warning("The run you had open is no longer there. Choose another in the sidebar.")
+        st.stop()
+    snap, fp = state.guarded(lambda: state.run_data(run_id), "The run could not be loaded")
+    return RunContext(runs[run_id], snap, fp)
+
+
+def show_messages(title: str, messages: list[str], *, limit: int = 30) -> None:
+    """An error box: a title and one bullet per message (each names its row or entry)."""
+    shown = messages[:limit]
+    more = f"\n\n…and {len(messages) - limit} more." if len(messages) > limit else ""
+    st.error(f"**{title}**\n\n" + "\n".join(f"- {m}" for m in shown) + more)
+
+
+def link(page: str, label: str, icon: str | None = None) -> None:
+    """A link to another page of the dashboard (by short name: runs, scenario, results, ...)."""
+    target = PAGES.get(page)
+    if target is not None:
+        st.page_link(target, label=label, icon=icon)

@@ -1,0 +1,325 @@
+"""Shared resources, cached reads and the planner's session: the glue every page uses.
+
+- Process-wide (``st.cache_resource``): the settings, the store (connection pool) when the
+  database is shared, the job runner (one solver thread for every planner).
+- Per planner (``st.session_state``): the signed-in Supabase store, the current run, the
+  scenario being edited (the *draft*), the running solve and the latest results.
+- Reads from the database (``st.cache_data``, 30 s): cleared after every write.
+
+Session keys (other modules read them through the functions here):
+
+``run_id``            the current run's database id (the sidebar's run picker sets it)
+``draft``             ``{"run_id", "name", "settings", "overrides", "loaded_from"}``
+``job``               the session's solve: ``{"id", "run_id", "name", "settings", "overrides", "fingerprint"}``
+``result`` / ``previous``  the latest solved scenario and the one before it (for deltas):
+                      ``{"run_id", "name", "settings", "overrides", "result", "fingerprint", "saved_id"}``
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from allocator import service
+from allocator.config import get_settings, store_choice
+from allocator.jobs import JobRunner, ProgressSnapshot
+from allocator.scenario import SETTING_KEYS
+from allocator.snapshot import RunSnapshot
+from allocator.store.base import RunStore, RunSummary, Scenario, input_fingerprint
+
+READ_TTL = 30  # seconds a database read is reused before it is read again
+
+# --------------------------------------------------------------------------- resources
+
+
+@st.cache_resource(show_spinner=False)
+def app_settings():
+    return get_settings()
+
+
+def store_mode() -> str:
+    """``supabase`` (planners sign in), ``database_url`` or ``embedded``."""
+    return store_choice(app_settings())
+
+
+@st.cache_resource(show_spinner="Opening the database…")
+def shared_store() -> RunStore:
+    """The store every planner shares (embedded database or ALLOCATOR_DATABASE_URL)."""
+    return service.open_store(app_settings())
+
+
+@st.cache_resource(show_spinner=False)
+def job_runner() -> JobRunner:
+    """One solver thread for the whole dashboard: solves queue instead of fighting for cores."""
+    return JobRunner()
+
+
+def store() -> RunStore:
+    """The store for this planner: their own signed-in client under Supabase, else the shared one."""
+    if store_mode() == "supabase":
+        from auth import session_store
+
+        return session_store()
+    return shared_store()
+
+
+def store_key() -> str:
+    """Keeps cached reads apart between planners who see different rows (Supabase RLS)."""
+    if store_mode() == "supabase":
+        return "user:" + str(st.session_state.get("auth_user_id", ""))
+    return "shared"
+
+
+# --------------------------------------------------------------------------- cached reads
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _runs(key: str, _store: RunStore) -> list[RunSummary]:
+    return service.list_runs(_store)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner="Loading the run…")
+def _run_data(key: str, run_id: str, _store: RunStore) -> tuple[RunSnapshot, str]:
+    # The fingerprint of the very snapshot loaded (what the store's publish recomputes from
+    # a fresh load): a scenario solved on this snapshot is saved with it.
+    snap = service.load_run(_store, run_id)
+    return snap, input_fingerprint(snap)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _scenarios(key: str, run_id: str, _store: RunStore) -> list[Scenario]:
+    return service.list_scenarios(_store, run_id)
+
+
+@st.cache_data(ttl=READ_TTL, show_spinner=False)
+def _publications(key: str, run_id: str, _store: RunStore) -> list:
+    return service.publication_log(_store, run_id)
+
+
+def runs() -> list[RunSummary]:
+    return _runs(store_key(), store())
+
+
+def run_data(run_id: str) -> tuple[RunSnapshot, str]:
+    """The run's snapshot and the fingerprint of its inputs when it was read."""
+    return _run_data(store_key(), run_id, store())
+
+
+def scenarios(run_id: str) -> list[Scenario]:
+    return _scenarios(store_key(), run_id, store())
+
+
+def publications(run_id: str) -> list:
+    return _publications(store_key(), run_id, store())
+
+
+def clear_reads() -> None:
+    """After every write: the next read goes to the database."""
+    for f in (_runs, _run_data, _scenarios, _publications):
+        f.clear()
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _problem(fingerprint: str, _snapshot: RunSnapshot):
+    from allocator.problem import ProblemData
+
+    return ProblemData.from_snapshot(_snapshot)
+
+
+def problem_for(snapshot: RunSnapshot):
+    """ProblemData of a snapshot, built once per distinct input (shared, read-only)."""
+    return _problem(snapshot.fingerprint(), snapshot)
+
+
+# --------------------------------------------------------------------------- session
+
+
+def flash(message: str, icon: str = ":material/check_circle:") -> None:
+    """A toast shown at the start of the next run (survives an st.rerun)."""
+    st.session_state.setdefault("_flash", []).append((message, icon))
+
+
+def show_flash() -> None:
+    for message, icon in st.session_state.pop("_flash", []):
+        st.toast(message, icon=icon)
+
+
+def set_widget(key: str, value: Any) -> None:
+    """Set a widget's value from code: applied at the start of the next run."""
+    st.session_state.setdefault("_pending_widgets", {})[key] = value
+
+
+def apply_pending_widgets() -> None:
+    for key, value in st.session_state.pop("_pending_widgets", {}).items():
+        if value is None:
+            st.session_state.pop(key, None)
+        else:
+            st.session_state[key] = value
+
+
+#: Widget keys of the scenario editor; dropped when another draft is loaded so they start over.
+DRAFT_WIDGETS = (
+    "sc_name", "sc_alpha", "sc_power", "sc_stability", "sc_time", "sc_seed", "sc_ties",
+    "sc_lines", "sc_pins", "sc_forbids", "sc_weights",
+)
+
+
+def current_run_id() -> str | None:
+    return st.session_state.get("run_id")
+
+
+def select_run(run_id: str | None) -> None:
+    """Make ``run_id`` the current run on every page (a new draft from its own settings)."""
+    if run_id == st.session_state.get("run_id"):
+        return
+    st.session_state["run_id"] = run_id
+    st.session_state.pop("draft", None)
+    for k in ("result", "previous"):
+        v = st.session_state.get(k)
+        if v and v.get("run_id") != run_id:
+            st.session_state.pop(k, None)
+    _reset_editor()
+
+
+def _reset_editor() -> None:
+    for k in DRAFT_WIDGETS:
+        st.session_state.pop(k, None)
+    st.session_state.pop("_editor_base", None)
+
+
+def draft(snapshot: RunSnapshot | None = None) -> dict[str, Any]:
+    """The scenario being edited for the current run (created from the run's settings)."""
+    run_id = current_run_id()
+    d = st.session_state.get("draft")
+    if d is None or d.get("run_id") != run_id:
+        settings = snapshot.settings.model_dump() if snapshot is not None else {}
+        d = {
+            "run_id": run_id,
+            "name": _next_name(run_id),
+            "settings": {k: settings[k] for k in SETTING_KEYS if k in settings},
+            "overrides": {},
+            "loaded_from": None,
+        }
+        st.session_state["draft"] = d
+    return d
+
+
+def _next_name(run_id: str | None) -> str:
+    n = 1
+    try:
+        n = len(scenarios(run_id)) + 1 if run_id else 1
+    except Exception:  # noqa: BLE001 - a name suggestion must never break a page
+        pass
+    return f"Scenario {n}"
+
+
+def load_scenario(sc: Scenario) -> None:
+    """Open a saved scenario: its settings and overrides in the editor, its result current."""
+    st.session_state["draft"] = {
+        "run_id": sc.run_id,
+        "name": sc.name,
+        "settings": {k: sc.settings[k] for k in SETTING_KEYS if k in sc.settings},
+        "overrides": copy.deepcopy(dict(sc.overrides or {})),
+        "loaded_from": sc.id,
+    }
+    _reset_editor()
+    if sc.result:
+        set_result({
+            "run_id": sc.run_id,
+            "name": sc.name,
+            "settings": dict(sc.settings),
+            "overrides": dict(sc.overrides or {}),
+            "result": dict(sc.result),
+            "fingerprint": sc.input_fingerprint,
+            "saved_id": sc.id,
+        })
+
+
+def set_result(entry: dict[str, Any]) -> None:
+    """A new current result; the old one becomes ``previous`` (the metric deltas' baseline)."""
+    cur = st.session_state.get("result")
+    if cur is not None and cur.get("result") is not entry.get("result"):
+        st.session_state["previous"] = cur
+    st.session_state["result"] = entry
+
+
+def current_result() -> dict[str, Any] | None:
+    r = st.session_state.get("result")
+    if r and r.get("run_id") == current_run_id():
+        return r
+    return None
+
+
+def previous_result() -> dict[str, Any] | None:
+    r = st.session_state.get("previous")
+    if r and r.get("run_id") == current_run_id():
+        return r
+    return None
+
+
+# --------------------------------------------------------------------------- solving
+
+
+def active_job() -> dict[str, Any] | None:
+    return st.session_state.get("job")
+
+
+def job_progress() -> ProgressSnapshot | None:
+    job = active_job()
+    if not job:
+        return None
+    try:
+        return job_runner().progress(job["id"])
+    except KeyError:  # the runner forgot it (restarted app): drop it
+        st.session_state.pop("job", None)
+        return None
+
+
+def harvest_job() -> ProgressSnapshot | None:
+    """If the session's solve has finished, make its result current. Returns the final progress.
+
+    Idempotent: called on every run of every page and from the progress fragment.
+    """
+    p = job_progress()
+    if p is None or not p.finished:
+        return None
+    job = st.session_state.pop("job")
+    st.session_state["last_job"] = {**job, "progress": p}
+    if p.result is not None:
+        data = p.result.to_dict() if hasattr(p.result, "to_dict") else dict(p.result)
+        set_result({
+            "run_id": job["run_id"],
+            "name": job["name"],
+            "settings": job["settings"],
+            "overrides": job["overrides"],
+            "result": data,
+            "fingerprint": job["fingerprint"],
+            "saved_id": None,
+        })
+        st.session_state.pop("job_error", None)
+        if p.status == "stopped":
+            flash("Solve stopped: the best allocation found so far is kept.", ":material/stop_circle:")
+        else:
+            flash(f"Solved {job['name']}: open Results to see it.")
+    elif p.error:
+        st.session_state["job_error"] = p.error
+    else:
+        st.session_state["job_error"] = "The solve was stopped before it started."
+    return p
+
+
+def guarded(fn: Callable[[], Any], what: str) -> Any:
+    """Run a database call; on failure show the reason in planners' words and stop the page."""
+    from allocator.store.base import StoreError
+
+    try:
+        return fn()
+    except StoreError as exc:
+        st.error(f"{what}: {exc}")
+    except Exception as exc:  # noqa: BLE001 - the database may be down; say so, never a trace
+        st.error(f"{what}: the database could not be reached or answered with an error "
+                 f"({type(exc).__name__}). Try again in a moment.")
+    st.stop()

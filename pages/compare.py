@@ -1,0 +1,119 @@
+"""Compare: two or more scenarios side by side, and who moved between them."""
+
+from __future__ import annotations
+
+import charts
+import layout
+import pandas as pd
+import state
+import streamlit as st
+
+from allocator.compare import (
+    KPI_BY_KEY,
+    ScenarioView,
+    format_kpi,
+    is_improvement,
+    kpi_table,
+    move_summary,
+    moves,
+    rank_distributions,
+    sankey_data,
+    settings_diff,
+)
+
+ctx = layout.require_run()
+snap = ctx.snapshot
+st.title("Compare scenarios")
+st.caption("Pick two or more solved scenarios. The first one picked is the baseline the others are measured against.")
+
+views: dict[str, ScenarioView] = {}
+for sc in state.scenarios(ctx.summary.id):
+    if sc.result and sc.result.get("allocations"):
+        label = sc.name if sc.name not in views else f"{sc.name} ({sc.created_at:%d %b %H:%M})"
+        views[label] = ScenarioView(label, sc.result, sc.settings, sc.overrides or {})
+res = state.current_result()
+if res and not res.get("saved_id") and (res["result"] or {}).get("allocations"):
+    label = f"{res['name']} (not saved)"
+    views[label] = ScenarioView(label, res["result"], res["settings"], res["overrides"] or {})
+
+if len(views) < 2:
+    st.info("Comparing needs at least two solved scenarios. Solve and save scenarios on the Scenario page; "
+            f"this run has {len(views)} so far.")
+    layout.link("scenario", "Go to Scenario", icon=":material/tune:")
+    st.stop()
+
+names = list(views)
+default = names[:2][::-1]  # the older one first, as the baseline
+picked = st.multiselect("Scenarios to compare", names, default=default, key="cmp_pick",
+                        help="The first is the baseline.")
+if len(picked) < 2:
+    st.info("Pick at least two scenarios.")
+    st.stop()
+chosen = [views[n] for n in picked]
+base = chosen[0]
+
+# --------------------------------------------------------------------------- settings
+st.header("What differs")
+diff = settings_diff(chosen)
+if diff:
+    st.dataframe(pd.DataFrame(diff).rename(columns={"setting": "Setting"}), key="cmp_settings",
+                 hide_index=True, width="stretch")
+else:
+    st.write("The scenarios have the same settings and changes (a different seed or time limit can still "
+             "pick a different allocation of the same quality).")
+
+# --------------------------------------------------------------------------- KPIs
+st.header("Headline numbers")
+rows = kpi_table(chosen)
+table = []
+for r in rows:
+    key = r["key"]
+    row = {"": r["kpi"]}
+    for i, v in enumerate(chosen):
+        row[v.name] = format_kpi(key, r[v.name])
+        if i > 0:
+            delta = r[f"{v.name} change"]
+            if delta is None:
+                row[f"{v.name}: change"] = "–"
+            else:
+                better = is_improvement(key, delta)
+                arrow = "" if better is None else (" ▲ better" if better else " ▼ worse")
+                kind = KPI_BY_KEY[key].kind
+                txt = f"{delta:+.0%}" if kind == "share" else f"{delta:+.0f}" if kind == "count" else f"{delta:+.2f}"
+                row[f"{v.name}: change"] = txt + arrow
+    table.append(row)
+st.dataframe(pd.DataFrame(table), key="cmp_kpis", hide_index=True, width="stretch")
+st.caption(f"Changes are measured against the baseline, {base.name}. 'Better' follows each number's own "
+           "direction: more first choices is better, a lower mean rank is better.")
+
+st.plotly_chart(charts.rank_distribution_overlay(rank_distributions(chosen)), key="cmp_rank_chart", width="stretch")
+st.caption("How many workers got their first, second, … choice in each scenario, side by side.")
+
+# --------------------------------------------------------------------------- moves
+st.header("Who moved")
+other_names = [v.name for v in chosen[1:]]
+other = st.selectbox("Compare the baseline with", other_names, key="cmp_other") if len(other_names) > 1 else other_names[0]
+target = views[other]
+wn = {w.id: (w.name or w.id) for w in snap.workers}
+ln = {j.id: (j.name or j.id) for j in snap.job_lines}
+mv = moves(base.result, target.result, wn, ln)
+summ = move_summary(mv)
+c1, c2, c3 = st.columns(3)
+c1.metric("Workers who moved", summ["moved"])
+c2.metric("Moved to a line they ranked higher", summ["better"])
+c3.metric("Moved to a line they ranked lower", summ["worse"])
+if mv:
+    df = pd.DataFrame(mv)[["worker", "worker_id", "from_line", "to_line", "rank_before", "rank_after", "rank_change"]]
+    df.columns = ["Worker", "Worker id", f"Line in {base.name}", f"Line in {target.name}",
+                  "Rank before", "Rank after", "Rank change"]
+    st.dataframe(df, key="cmp_moves", hide_index=True, width="stretch", column_config={
+        "Rank before": st.column_config.NumberColumn(format="%.1f"),
+        "Rank after": st.column_config.NumberColumn(format="%.1f"),
+        "Rank change": st.column_config.NumberColumn(format="%+.1f", help="Negative: a line the worker ranked higher (better)."),
+    })
+    st.caption("Largest losses first. A negative rank change means the worker got a line they ranked higher.")
+    st.plotly_chart(charts.sankey_figure(sankey_data(base.result, target.result, ln)), key="cmp_sankey", width="stretch")
+    st.caption(f"Where moved workers went: lines in {base.name} on the left, lines in {target.name} on the right. "
+               "The thicker the band, the more workers moved that way.")
+else:
+    st.success("Nobody moved: both scenarios put every worker on the same line.")

@@ -1,0 +1,161 @@
+"""Eligibility: who may take which line, and the rule that decided it."""
+
+from __future__ import annotations
+
+import charts
+import layout
+import numpy as np
+import pandas as pd
+import state
+import streamlit as st
+
+from allocator.eligibility import Reason
+from allocator.scenario import apply
+from allocator.snapshot import SnapshotError
+
+ctx = layout.require_run()
+snap = ctx.snapshot
+d = state.draft(snap)
+st.title("Eligibility")
+
+use_scenario = st.toggle("Include this scenario's pins and forbids", key="el_use_scenario", value=True,
+                         help="Off: the run's own rules only.")
+source = snap
+if use_scenario:
+    try:
+        source = apply(snap, d["settings"], d["overrides"])
+    except SnapshotError:
+        st.caption("The scenario being edited has problems (see the Scenario page); showing the run's own rules.")
+problem = state.problem_for(source)
+st.caption(
+    "A worker may take a line when the line's rules allow it. The rules are checked in order, and the first "
+    "that applies decides: named as included, named as excluded, an excluded qualification, a required "
+    "qualification, then whether the line requires any qualification at all."
+)
+
+STEP_WORDS = {
+    Reason.INCLUDED_WORKER: "1. Named on the line's included workers",
+    Reason.EXCLUDED_WORKER: "2. Named on the line's excluded workers",
+    Reason.EXCLUDED_TAG: "3. Has a qualification the line excludes",
+    Reason.INCLUDED_TAG: "4. Has a qualification the line requires",
+    Reason.MISSING_INCLUDED_TAG: "5. Lacks every qualification the line requires",
+    Reason.DEFAULT: "5. The line is open to all",
+}
+
+
+def cell_codes(p) -> np.ndarray:
+    codes = np.array([Reason(v).name for v in range(1, 7)], dtype=object)[p.reason.astype(int) - 1]
+    codes = codes.astype(object)
+    codes[p.forbidden] = "FORBIDDEN"
+    pinned = np.flatnonzero(p.pin >= 0)
+    codes[pinned, p.pin[pinned]] = "PINNED"
+    return codes
+
+
+codes = cell_codes(problem)
+
+# --------------------------------------------------------------------------- overview heatmap
+st.header("Everyone at a glance")
+present = [c for c in charts.REASON_WORDS if (codes == c).any()]
+picked = st.multiselect(
+    "Show these verdicts", present, default=present, key="el_reasons",
+    format_func=lambda c: charts.REASON_WORDS[c],
+    help="Pick one reason to see where it applies; the others turn pale grey.",
+)
+max_rows = 150
+w_order = np.arange(problem.n_workers)
+search = st.text_input("Find workers (name, id or qualification)", key="el_search", placeholder="e.g. paediatrics")
+if search.strip():
+    q = search.strip().lower()
+    w_order = np.array([
+        i for i in range(problem.n_workers)
+        if q in problem.worker_ids[i].lower() or q in problem.worker_names[i].lower()
+        or any(q in t.lower() for t in problem.worker_tags[i])
+    ], dtype=int)
+if picked and len(picked) < len(present):
+    # Put the workers the picked reasons apply to first.
+    hits = np.isin(codes[w_order], picked).any(axis=1)
+    w_order = np.concatenate([w_order[hits], w_order[~hits]])
+if len(w_order) == 0:
+    st.info("No worker matches that search.")
+else:
+    rows = w_order[:max_rows]
+    fig = charts.eligibility_heatmap(
+        codes[rows].tolist(),
+        [f"{problem.worker_names[i]} ({problem.worker_ids[i]})" for i in rows],
+        problem.line_ids,
+        show=picked,
+    )
+    st.plotly_chart(fig, key="el_heatmap", width="stretch")
+    more = f" Showing the first {max_rows} of {len(w_order)} workers; search to narrow it." if len(w_order) > max_rows else ""
+    st.caption("Each square is one worker and one job line, coloured by the rule that decided whether the worker "
+               "may take it. Hover for the reason." + more)
+
+# --------------------------------------------------------------------------- one worker
+st.header("One worker")
+wi = st.selectbox(
+    "Worker", list(range(problem.n_workers)), key="el_worker",
+    format_func=lambda i: f"{problem.worker_names[i]} ({problem.worker_ids[i]})",
+)
+if wi is not None:
+    tags = problem.worker_tags[wi]
+    st.caption("Qualifications: " + (", ".join(tags) if tags else "none"))
+    rows = []
+    for j in range(problem.n_lines):
+        v = problem.verdict(wi, j)
+        code = codes[wi, j]
+        may = v.eligible and code != "FORBIDDEN" and (problem.pin[wi] < 0 or problem.pin[wi] == j)
+        rows.append({
+            "Job line": problem.line_names[j],
+            "May take it": may,
+            "Decided by": STEP_WORDS[v.reason],
+            "Why": v.explain().split(": ", 1)[1],
+            "Reason code": v.code,
+            "Scenario": {"FORBIDDEN": "forbidden", "PINNED": "pinned here"}.get(code, ""),
+            "Rank given": problem.worker_rank[wi, j] if problem.worker_ranked[wi, j] else None,
+        })
+    df = pd.DataFrame(rows).sort_values(["May take it", "Rank given"], ascending=[False, True], na_position="last")
+    st.dataframe(df, key="el_worker_table", hide_index=True, width="stretch",
+                 column_config={"Rank given": st.column_config.NumberColumn(format="%.1f")})
+    n_may = int(df["May take it"].sum())
+    st.caption(f"{problem.worker_names[wi]} may take {n_may} of {problem.n_lines} job lines.")
+
+# --------------------------------------------------------------------------- one line
+st.header("One job line")
+lj = st.selectbox("Job line", list(range(problem.n_lines)), key="el_line",
+                  format_func=lambda j: problem.line_names[j])
+if lj is not None:
+    allowed = problem.allowed[:, lj]
+    pool = int(allowed.sum())
+    places = int(problem.capacity[lj])
+    must = bool(problem.mandatory[lj])
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Workers who may take it", pool)
+    c2.metric("Places", places)
+    c3.metric("Must be filled", "yes" if must else "no")
+    if must and pool == 0:
+        st.error("This line must be filled, but no worker may take it. Change its rules, or untick "
+                 "'Must be filled' for it in the scenario.")
+    elif pool < places:
+        st.warning(f"Only {pool} worker(s) may take this line, so at least {places - pool} place(s) will stay empty.")
+    else:
+        st.success("Enough workers may take this line to fill its places.")
+    rules = problem.rules.for_line(problem.line_ids[lj])
+    parts = []
+    if rules.included_workers:
+        parts.append(f"includes {len(rules.included_workers)} named worker(s)")
+    if rules.excluded_workers:
+        parts.append(f"excludes {len(rules.excluded_workers)} named worker(s)")
+    if rules.excluded_tags:
+        parts.append("excludes qualification(s) " + ", ".join(rules.excluded_tags))
+    if rules.included_tags:
+        parts.append("requires one of " + ", ".join(rules.included_tags))
+    st.caption("The line's rules: " + ("; ".join(parts) if parts else "none, so it is open to all") + ".")
+    pool_rows = [
+        {"Worker": problem.worker_names[i], "Worker id": problem.worker_ids[i],
+         "Because": STEP_WORDS[Reason(int(problem.reason[i, lj]))],
+         "Rank they gave it": problem.worker_rank[i, lj] if problem.worker_ranked[i, lj] else None}
+        for i in np.flatnonzero(allowed)
+    ]
+    st.dataframe(pd.DataFrame(pool_rows), key="el_line_table", hide_index=True, width="stretch",
+                 column_config={"Rank they gave it": st.column_config.NumberColumn(format="%.1f")})

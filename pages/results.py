@@ -1,0 +1,243 @@
+"""Results: how satisfied workers are, how well lines are covered, who goes where, exports."""
+
+from __future__ import annotations
+
+import charts
+import exports
+import layout
+import numpy as np
+import pandas as pd
+import state
+import streamlit as st
+
+from allocator.compare import KPI_BY_KEY, format_kpi, kpi_delta, kpi_value
+from allocator.scenario import SETTING_LABELS, apply
+from allocator.snapshot import SnapshotError
+
+ctx = layout.require_run()
+snap = ctx.snapshot
+st.title("Results")
+
+if state.active_job():
+
+    @st.fragment(run_every=0.5)
+    def solving_now() -> None:
+        """Polls the session's solve; the page redraws with the new result when it ends."""
+        p = state.job_progress()
+        if p is None or p.finished:
+            state.harvest_job()
+            st.rerun()
+        job = state.active_job()
+        if p.status == "queued":
+            st.info(f"'{job['name']}' is waiting for the solver ({p.queue_position} solve(s) ahead).",
+                    icon=":material/hourglass_top:")
+        else:
+            st.info(f"Solving '{job['name']}'… {p.elapsed:.0f} s. This page shows it when it is done.",
+                    icon=":material/autorenew:")
+
+    solving_now()
+
+res = state.current_result()
+if res is None:
+    st.info("Nothing solved yet for this run. Set up a scenario and press Solve, or open a saved "
+            "scenario in the sidebar.")
+    layout.link("scenario", "Go to Scenario", icon=":material/tune:")
+    st.stop()
+
+result = res["result"]
+status = result.get("status")
+st.caption(
+    f"Scenario **{res['name']}**"
+    + (" (saved)" if res.get("saved_id") else " (not saved yet: save it on the Scenario page to compare or publish it)")
+    + f" · {layout.RESULT_WORDS.get(status, status)} · solved in {float(result.get('solve_seconds') or 0):.1f} s"
+)
+if res["fingerprint"] != ctx.fingerprint:
+    st.warning("The run's data has changed since this scenario was solved. Solve it again before publishing.")
+
+if status in ("infeasible", "no_solution"):
+    if status == "infeasible":
+        st.error("**No allocation can meet every rule of this scenario.** Here is why:")
+    else:
+        st.error("**No allocation was found within the time limit.** Give the solve more time on the "
+                 "Scenario page, or relax a rule (stability, pins, must-be-filled lines).")
+    for dgn in result.get("diagnosis") or []:
+        with st.container(border=True):
+            st.markdown(dgn.get("message", ""))
+            who = dgn.get("worker_ids") or []
+            where = dgn.get("job_line_ids") or []
+            if who:
+                st.caption("Workers: " + ", ".join(who[:30]) + (" …" if len(who) > 30 else ""))
+            if where:
+                st.caption("Job lines: " + ", ".join(where[:30]) + (" …" if len(where) > 30 else ""))
+    layout.link("scenario", "Change the scenario", icon=":material/tune:")
+    st.stop()
+
+if status == "feasible":
+    st.info("This allocation is good but not proven the best possible: the solve was stopped or ran "
+            "out of time. A longer time limit may find a better one.")
+
+# --------------------------------------------------------------------------- compared with
+options: dict[str, dict | None] = {}
+prev = state.previous_result()
+if prev is not None:
+    options[f"Previous solve: {prev['name']}"] = prev["result"]
+for sc in state.scenarios(ctx.summary.id):
+    if sc.result and sc.result.get("allocations") and sc.id != res.get("saved_id"):
+        options[f"Saved: {sc.name}"] = sc.result
+options["Nothing"] = None
+pick = st.selectbox("Changes shown against", list(options), key="res_baseline",
+                    help="The small arrows under each number compare with this scenario.")
+baseline = options.get(pick)
+
+HEADLINE = ("first_choice_share", "top3_choice_share", "mean_rank", "worst_rank", "vacancies", "blocking_pairs")
+cols = st.columns(len(HEADLINE))
+for col, key in zip(cols, HEADLINE, strict=True):
+    kpi = KPI_BY_KEY[key]
+    delta = kpi_delta(result, baseline, key)
+    shown_delta = None
+    if delta is not None:
+        shown_delta = f"{delta:+.0%}" if kpi.kind == "share" else (f"{delta:+.0f}" if kpi.kind == "count" else f"{delta:+.2f}")
+    col.metric(kpi.label, format_kpi(key, kpi_value(result, key)), delta=shown_delta,
+               delta_color="normal" if kpi.better == "higher" else "inverse", help=kpi.help)
+
+metrics = result.get("metrics") or {}
+problem = None
+try:
+    problem = state.problem_for(apply(snap, res["settings"], res["overrides"]))
+except SnapshotError:
+    pass  # the run changed so the scenario no longer applies; the saved numbers still show
+
+# --------------------------------------------------------------------------- satisfaction
+st.header("Satisfaction")
+left, right = st.columns([3, 2])
+with left:
+    st.plotly_chart(charts.rank_distribution_figure(metrics.get("rank_distribution") or []),
+                    key="res_rank_chart", width="stretch")
+    st.caption("How many workers got their first, second, … choice. Red: workers on a line they did not rank.")
+def small_delta(key: str, fmt: str) -> str | None:
+    delta = kpi_delta(result, baseline, key)
+    return None if delta is None else format(delta, fmt)
+
+
+with right:
+    st.metric("Workers on a line they did not rank", metrics.get("workers_on_unranked_lines", 0),
+              delta=small_delta("workers_on_unranked_lines", "+.0f"), delta_color="inverse",
+              help=KPI_BY_KEY["workers_on_unranked_lines"].help)
+    st.metric("Unevenness (Gini)", format_kpi("worker_dissatisfaction_gini", metrics.get("worker_dissatisfaction_gini")),
+              delta=small_delta("worker_dissatisfaction_gini", "+.3f"), delta_color="inverse",
+              help=KPI_BY_KEY["worker_dissatisfaction_gini"].help)
+    pm = metrics.get("preferencer_mean_rank")
+    st.metric("Supervisors' side: mean rank of the workers they got", format_kpi("preferencer_mean_rank", pm),
+              delta=small_delta("preferencer_mean_rank", "+.2f"), delta_color="inverse",
+              help=f"Over the {metrics.get('pairs_with_preferencers', 0)} workers whose line has a supervisor "
+                   "ranking. 1 = each supervisor's top-ranked worker.")
+    st.metric("Total cost", f"{float(result.get('objective') or 0):,.2f}",
+              delta=small_delta("objective", "+,.2f"), delta_color="inverse",
+              help="What the solve made as small as possible: workers' and supervisors' disappointment combined.")
+
+# --------------------------------------------------------------------------- coverage
+st.header("Coverage")
+fill = metrics.get("line_fill") or []
+c1, c2, c3 = st.columns(3)
+c1.metric("Must-be-filled lines filled", f"{metrics.get('mandatory_lines_filled', 0)} of {metrics.get('mandatory_lines', 0)}")
+c2.metric("Lines with empty places", sum(1 for r in fill if r["vacancies"] > 0),
+          help=f"{metrics.get('vacancies', 0)} empty places in all.")
+c3.metric("Places", metrics.get("places", 0), help=f"For {metrics.get('n_workers', 0)} workers.")
+line_names = {j.id: (j.name or j.id) for j in snap.job_lines}
+st.plotly_chart(charts.fill_figure(metrics.get("line_fill") or [], line_names), key="res_fill_chart", width="stretch")
+st.caption("Workers placed on each line (bar) against its places (outline). ◆ marks a line that must be filled; "
+           "lines with the most empty places come first.")
+
+# --------------------------------------------------------------------------- the allocation
+st.header("Who goes where")
+table = exports.allocation_frame(result, snap, problem)
+f1, f2, f3 = st.columns([2, 2, 1])
+query = f1.text_input("Search a worker or a line", key="res_search", placeholder="name or id")
+chosen_lines = f2.multiselect("Only these lines", sorted(table["Job line"].unique()), key="res_lines")
+only_unranked = f3.checkbox("Only unranked lines", key="res_unranked")
+shown = table
+if query.strip():
+    q = query.strip().lower()
+    mask = np.zeros(len(shown), dtype=bool)
+    for col in ("Worker id", "Worker", "Job line id", "Job line"):
+        mask |= shown[col].astype(str).str.lower().str.contains(q, regex=False).to_numpy()
+    shown = shown[mask]
+if chosen_lines:
+    shown = shown[shown["Job line"].isin(chosen_lines)]
+if only_unranked:
+    shown = shown[shown["Choice"] == "unranked line"]
+st.dataframe(
+    shown, key="res_table", hide_index=True, width="stretch",
+    column_config={
+        "Rank given": st.column_config.NumberColumn(format="%.1f", help="The rank the worker gave this line (1 = first)."),
+        "Cost": st.column_config.NumberColumn(format="%.2f"),
+    },
+)
+st.caption(f"{len(shown)} of {len(table)} workers shown.")
+
+# --------------------------------------------------------------------------- blocking pairs
+st.header("Blocking pairs")
+n_block = int(metrics.get("blocking_pairs", 0))
+stable = bool(res["settings"].get("stability"))
+if n_block == 0:
+    st.success("No worker and line would both rather be together than where they are: the allocation is stable.")
+else:
+    st.write(f"**{n_block}** worker-and-line pair(s) would both rather be together than where they are."
+             + ("" if stable else " Turn on 'Stable' in the scenario to forbid this."))
+    if problem is not None:
+        from allocator.stability import blocking_pairs
+
+        a = np.array([problem.line_index[x["job_line_id"]] for x in
+                      sorted(result["allocations"], key=lambda x: problem.worker_index[x["worker_id"]])])
+        rows = [
+            {
+                "Worker": problem.worker_names[s],
+                "Has": problem.line_names[a[s]],
+                "Rank given to it": problem.worker_rank[s, a[s]],
+                "Would rather have": problem.line_names[p],
+                "Rank given to that": problem.worker_rank[s, p],
+            }
+            for s, p in blocking_pairs(problem, a)
+        ]
+        st.dataframe(pd.DataFrame(rows), key="res_blocking", hide_index=True, width="stretch",
+                     column_config={"Rank given to it": st.column_config.NumberColumn(format="%.1f"),
+                                    "Rank given to that": st.column_config.NumberColumn(format="%.1f")})
+
+# --------------------------------------------------------------------------- exports
+st.header("Downloads")
+st.caption("Spreadsheet files are made safe to open: a cell that starts like a formula is kept as plain text.")
+safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in res["name"]).strip("-") or "scenario"
+e1, e2, e3, e4 = st.columns(4)
+e1.download_button("Allocation (CSV)", exports.to_csv(table), f"{safe}-allocation.csv", "text/csv", key="res_dl_csv")
+if e2.button("Prepare workbook (XLSX)", key="res_prepare_xlsx"):
+    st.session_state["res_xlsx"] = (id(result), exports.workbook(result, snap, problem))
+xl = st.session_state.get("res_xlsx")
+if xl and xl[0] == id(result):
+    e2.download_button("Allocation workbook (XLSX)", xl[1], f"{safe}.xlsx",
+                       "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="res_dl_xlsx")
+scenario_snap = None
+try:
+    scenario_snap = apply(snap, res["settings"], res["overrides"])
+except SnapshotError:
+    pass
+if scenario_snap is not None:
+    e3.download_button("Snapshot + result (JSON)", exports.json_bytes(exports.bundle(scenario_snap, result)),
+                       f"{safe}-snapshot-and-result.json", "application/json", key="res_dl_bundle",
+                       help="The scenario's whole input and its result in one file, for the record.")
+e4.download_button("Result only (JSON)", exports.json_bytes(result), f"{safe}-result.json", "application/json",
+                   key="res_dl_result")
+
+with st.expander("A worker's one-page statement"):
+    who = st.selectbox("Worker", table["Worker id"].tolist(), key="res_statement_worker",
+                       format_func=lambda w: f"{table.loc[table['Worker id'] == w, 'Worker'].iloc[0]} ({w})")
+    if who:
+        text = exports.worker_statement(who, result, snap, problem)
+        st.text(text)
+        st.download_button("Download statement", text.encode("utf-8"), f"statement-{who}.txt", "text/plain",
+                           key="res_dl_statement")
+
+with st.expander("Settings of this scenario"):
+    st.dataframe(
+        pd.DataFrame([{"Setting": SETTING_LABELS[k], "Value": str(v)} for k, v in res["settings"].items() if k in SETTING_LABELS]),
+        key="res_settings", hide_index=True,
+    )

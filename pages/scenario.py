@@ -1,0 +1,279 @@
+"""Scenario: tune the rules on top of the current run, solve in the background, save."""
+
+from __future__ import annotations
+
+import charts
+import editor
+import layout
+import state
+import streamlit as st
+
+from allocator import service
+from allocator.scenario import ScenarioOverrides, apply
+from allocator.snapshot import SnapshotError
+from allocator.solvers.base import SolveOptions
+
+ctx = layout.require_run()
+snap = ctx.snapshot
+ss = st.session_state
+d = state.draft(snap)
+
+st.title("Scenario")
+st.caption(
+    f"A what-if on **{ctx.summary.name or ctx.summary.id}**: change the rules below, press Solve, "
+    "then save it under a name. The run's own data is never changed."
+)
+
+# --------------------------------------------------------------------------- name and settings
+s = d["settings"]
+ss.setdefault("sc_name", d["name"])
+ss.setdefault("sc_alpha", int(round(100 * float(s.get("preferencer_weight", 0.3)))))
+ss.setdefault("sc_power", float(s.get("preference_power", 1.0)))
+ss.setdefault("sc_stability", bool(s.get("stability", False)))
+ss.setdefault("sc_time", max(1, int(round(float(s.get("max_seconds", 60))))))
+ss.setdefault("sc_seed", int(s.get("rng_seed", 1234)))
+ss.setdefault("sc_ties", bool(s.get("allow_worker_preference_ties", True)))
+
+st.text_input("Scenario name", key="sc_name", max_chars=120)
+
+st.subheader("Rules")
+c1, c2 = st.columns(2)
+with c1:
+    st.slider(
+        "Supervisor voice (0–100 %)", 0, 100, key="sc_alpha", step=1, format="%d %%",
+        help="How much supervisors' rankings of workers count against workers' own choices. "
+             "0 %: only workers' choices count. 100 %: only supervisors' rankings count.",
+    )
+    st.number_input(
+        "How much low choices hurt", min_value=0.1, max_value=8.0, step=0.25, key="sc_power", format="%.2f",
+        help="1: every step down a worker's list costs the same. Above 1: a low choice costs much more "
+             "than a high one, so the solve avoids giving anyone a very low choice.",
+    )
+    st.toggle(
+        "Stable (no worker and line would both rather swap)", key="sc_stability",
+        help="No worker and line would both prefer each other to what they got. Can cost satisfaction overall.",
+    )
+with c2:
+    st.number_input(
+        "Time limit (seconds)", min_value=1, max_value=3600, step=5, key="sc_time",
+        help="The solve stops after this long and keeps the best allocation found so far.",
+    )
+    st.number_input(
+        "Tie-break seed", min_value=0, max_value=2**31 - 1, step=1, key="sc_seed",
+        help="When several allocations are equally good, this number picks one. The same seed always gives the same allocation.",
+    )
+    st.toggle(
+        "Allow tied worker ranks", key="sc_ties",
+        help="Off: a worker who gave two lines the same rank is an error to fix in the data.",
+    )
+
+settings = {
+    "preferencer_weight": round(ss["sc_alpha"] / 100.0, 4),
+    "preference_power": float(ss["sc_power"]),
+    "stability": bool(ss["sc_stability"]),
+    "max_seconds": float(ss["sc_time"]),
+    "rng_seed": int(ss["sc_seed"]),
+    "allow_worker_preference_ties": bool(ss["sc_ties"]),
+}
+
+# Solve, save and the progress of the solve sit right under the rules (drawn further down,
+# once the overrides below have been read).
+actions = st.container()
+progress_area = st.container()
+
+# --------------------------------------------------------------------------- overrides
+st.subheader("Changes to the run's data, for this scenario only")
+base = ss.get("_editor_base")
+if base is None or base.get("run_id") != d["run_id"]:
+    base = {
+        "run_id": d["run_id"],
+        "lines": editor.lines_frame(snap, d["overrides"]),
+        "pins": editor.pairs_frame(d["overrides"].get("pins")),
+        "forbids": editor.pairs_frame(d["overrides"].get("forbids")),
+        "weights": editor.weights_frame(d["overrides"].get("weightings")),
+    }
+    ss["_editor_base"] = base
+
+workers = sorted(snap.workers, key=lambda w: w.id)
+lines = sorted(snap.job_lines, key=lambda j: j.id)
+wname = {w.id: (f"{w.name} ({w.id})" if w.name else w.id) for w in workers}
+lname = {j.id: (j.name or j.id) for j in lines}
+if len(workers) <= 3000:
+    worker_col = st.column_config.SelectboxColumn(
+        "Worker", options=[w.id for w in workers], format_func=lambda v: wname.get(v, v), required=True)
+else:  # a long drop-down helps no one: type the id
+    worker_col = st.column_config.TextColumn("Worker", help="The worker's id", required=True)
+line_col = st.column_config.SelectboxColumn(
+    "Job line", options=[j.id for j in lines], format_func=lambda v: lname.get(v, v))
+
+t_lines, t_pins, t_forbids, t_weights = st.tabs(
+    ["Places and must be filled", "Pins", "Forbids", "Organisation priority"])
+with t_lines:
+    st.caption("Change a line's places or whether it must be filled. Greyed columns come from the run.")
+    lines_df = st.data_editor(
+        base["lines"], key="sc_lines", hide_index=True, width="stretch", num_rows="fixed",
+        disabled=["Job line id", "Job line"],
+        column_config={
+            "Places": st.column_config.NumberColumn(min_value=0, step=1, format="%d", help="How many workers the line takes."),
+            "Must be filled": st.column_config.CheckboxColumn(help="The line must get at least one worker."),
+        },
+    )
+with t_pins:
+    st.caption("Put a worker on a line whatever else happens. They must be eligible for it.")
+    pins_df = st.data_editor(
+        base["pins"], key="sc_pins", hide_index=True, width="stretch", num_rows="dynamic",
+        column_config={"Worker": worker_col, "Job line": line_col},
+    )
+with t_forbids:
+    st.caption("Keep a worker off a line in this scenario.")
+    forbids_df = st.data_editor(
+        base["forbids"], key="sc_forbids", hide_index=True, width="stretch", num_rows="dynamic",
+        column_config={"Worker": worker_col, "Job line": line_col},
+    )
+with t_weights:
+    st.caption(
+        "Organisation priority for a worker: a positive value discourages the pair, a negative value "
+        "favours it. Leave the job line empty to apply it to every line.")
+    weights_df = st.data_editor(
+        base["weights"], key="sc_weights", hide_index=True, width="stretch", num_rows="dynamic",
+        column_config={
+            "Worker": worker_col,
+            "Job line": line_col,
+            "Value": st.column_config.NumberColumn(format="%.2f", help="Added to the supervisors' side of the cost."),
+        },
+    )
+
+overrides, problems = editor.overrides_from_frames(snap, lines_df, pins_df, forbids_df, weights_df)
+scenario_snap = None
+if not problems:
+    try:
+        scenario_snap = apply(snap, settings, overrides)
+    except SnapshotError as exc:
+        problems = exc.messages
+d.update(name=ss["sc_name"].strip(), settings=settings, overrides=overrides)
+if problems:
+    with actions:
+        layout.show_messages("This scenario cannot be solved as it stands. Fix these first:", problems)
+
+norm = ScenarioOverrides.parse(overrides).to_dict()
+res = state.current_result()
+matches = bool(
+    res
+    and res["settings"] == settings
+    and ScenarioOverrides.parse(res["overrides"]).to_dict() == norm
+    and res["fingerprint"] == ctx.fingerprint
+)
+
+# --------------------------------------------------------------------------- actions
+runner = state.job_runner()
+job = state.active_job()
+bar = actions.container(horizontal=True)
+b1 = b2 = b3 = bar
+if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or job is not None or not d["name"]):
+    options = SolveOptions(
+        threads=state.app_settings().solver_threads or 2,
+        time_limit=settings["max_seconds"],
+    )
+    job_id = runner.submit(scenario_snap, options, label=d["name"])
+    ss["job"] = {
+        "id": job_id,
+        "run_id": d["run_id"],
+        "name": d["name"],
+        "settings": settings,
+        "overrides": overrides,
+        "fingerprint": ctx.fingerprint,
+    }
+    ss.pop("job_error", None)
+    st.rerun()
+
+if b2.button("Save scenario", key="sc_save", disabled=bool(problems) or not d["name"]):
+    existing = {sc.name for sc in state.scenarios(d["run_id"])}
+    if d["name"] in existing and not (matches and res.get("saved_id")):
+        actions.error(f"A scenario named '{d['name']}' is already saved for this run. Give this one another name "
+                 f"(for example '{d['name']} v2') and save again.")
+    elif matches and res.get("saved_id"):
+        actions.info(f"'{d['name']}' is saved already with this result.")
+    else:
+        result = res["result"] if matches else None
+        new_id = state.guarded(
+            lambda: service.save_scenario(
+                state.store(), d["run_id"], d["name"], settings=settings, overrides=overrides,
+                result=result, fingerprint=res["fingerprint"] if matches else ctx.fingerprint,
+            ),
+            "The scenario could not be saved",
+        )
+        state.clear_reads()
+        d["loaded_from"] = new_id
+        if matches:
+            res["saved_id"] = new_id
+            res["name"] = d["name"]
+            state.flash(f"Saved scenario '{d['name']}' with its result.", ":material/save:")
+        else:
+            state.flash(f"Saved scenario '{d['name']}' without a result: solve it to compare or publish it.",
+                        ":material/save:")
+        st.rerun()
+
+
+
+def start_again() -> None:
+    ss.pop("draft", None)
+    for k in state.DRAFT_WIDGETS:
+        ss.pop(k, None)
+    ss.pop("_editor_base", None)
+
+
+b3.button("Start again from the run", key="sc_reset", on_click=start_again,
+          help="Forget these changes and use the run's own settings and data.")
+
+if res and not matches and not job:
+    actions.caption("The latest result was solved with other rules than these: press Solve to see this scenario.")
+
+
+# --------------------------------------------------------------------------- progress
+@st.fragment(run_every=0.5 if job else None)
+def progress_panel() -> None:
+    p = state.job_progress()
+    if p is not None and p.finished:
+        state.harvest_job()
+        st.rerun()
+    job_now = state.active_job()
+    if job_now and p is not None:
+        if p.status == "queued":
+            with st.status(f"Waiting for the solver: {p.queue_position} solve(s) ahead", state="running"):
+                st.write("Solves run one at a time so each gets the machine's full power.")
+        else:
+            label = f"Solving '{job_now['name']}'… {p.elapsed:.1f} s"
+            if p.stop_requested:
+                label = f"Stopping '{job_now['name']}'… keeping the best allocation found so far"
+            with st.status(label, state="running", expanded=True):
+                m1, m2, m3 = st.columns(3)
+                m1.metric("Elapsed", f"{p.elapsed:.1f} s")
+                m2.metric("Best total cost so far", "–" if p.objective is None else f"{p.objective:,.2f}")
+                gap = None if p.objective is None or p.bound is None else max(p.objective - p.bound, 0.0)
+                m3.metric("Left to prove", "–" if gap is None else f"{gap:,.2f}",
+                          help="How far the best allocation could still be from the best possible.")
+                st.plotly_chart(charts.progress_figure(p.history), key="sc_progress_chart", width="stretch")
+                st.caption("Blue: the best allocation found so far. Orange: no allocation can cost less. "
+                           "When they meet, the best possible allocation is proven.")
+        st.button("Stop", key="sc_stop", on_click=state.job_runner().stop, args=(job_now["id"],),
+                  help="Stop now and keep the best allocation found so far.",
+                  disabled=p.stop_requested)
+        return
+    last = ss.get("last_job")
+    if ss.get("job_error"):
+        st.error(ss["job_error"])
+    elif last and last.get("run_id") == d["run_id"]:
+        lp = last["progress"]
+        status = (state.current_result() or {}).get("result", {}).get("status")
+        words = layout.RESULT_WORDS.get(status, status or "")
+        with st.status(f"'{last['name']}' solved in {lp.elapsed:.1f} s: {words}", state="complete", expanded=False):
+            if lp.history:
+                st.plotly_chart(charts.progress_figure(lp.history), key="sc_progress_chart", width="stretch")
+                st.caption("Blue: the best allocation found. Orange: no allocation can cost less.")
+            else:
+                st.write("Solved at once: the fast exact method proved the best allocation straight away.")
+        layout.link("results", "See the results", icon=":material/insights:")
+
+
+with progress_area:
+    progress_panel()
