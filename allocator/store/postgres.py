@@ -161,7 +161,7 @@ class PostgresStore:
         """The run's snapshot data and inputs_version, read in one statement."""
         with self._tx() as conn:
             row = conn.execute(
-                "select snapshot, inputs_version from public.allocator_run_snapshot_versioned(%s)",
+                "select snapshot, inputs_version from public.allocator_load_run(%s)",
                 (_uuid(run_id),),
             ).fetchone()
         assert row is not None  # the function raises AL003 for an unknown run
