@@ -23,8 +23,10 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,7 +40,6 @@ from allocator.store.base import (
     RunStore,
     RunSummary,
     Scenario,
-    StoreError,
 )
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ __all__ = [
     "export_run",
     "get_run",
     "import_file",
+    "import_snapshot",
     "list_runs",
     "list_scenarios",
     "load_run",
@@ -266,8 +268,6 @@ def _time_budget(snapshot: RunSnapshot, claimed: ClaimedRun) -> float:
     A solve that outlived its lease would let another worker take the run over and solve it
     a second time; cutting the time limit keeps the claim valid when it completes.
     """
-    from datetime import UTC, datetime
-
     limit = float(snapshot.settings.max_seconds)
     expires = claimed.lease_expires_at
     if expires.tzinfo is None:
@@ -293,8 +293,12 @@ def solve_refusal(summary: RunSummary) -> str | None:
 
 
 def _find_summary(store: RunStore, run_id: str) -> RunSummary | None:
+    try:  # run ids are uuids; compare their canonical text (any case, braces, ...)
+        wanted = str(uuid.UUID(str(run_id)))
+    except ValueError:
+        return None
     for summary in store.list_runs():
-        if summary.id == run_id:
+        if summary.id == wanted:
             return summary
     return None
 
@@ -466,6 +470,17 @@ def read_snapshot_file(path: str | Path) -> RunSnapshot:
     )
 
 
+def import_snapshot(
+    store: RunStore,
+    snapshot: RunSnapshot,
+    *,
+    organisation_id: str | None = None,
+    name: str | None = None,
+) -> str:
+    """Store a validated snapshot as a new pending run (one transaction); return its run id."""
+    return store.import_snapshot(snapshot, organisation_id=organisation_id, name=name)
+
+
 def import_file(
     store: RunStore,
     path: str | Path,
@@ -475,7 +490,7 @@ def import_file(
 ) -> str:
     """Store a snapshot file or workbook as a new pending run; return the new run id."""
     snapshot = read_snapshot_file(path)
-    return store.import_snapshot(snapshot, organisation_id=organisation_id, name=name)
+    return import_snapshot(store, snapshot, organisation_id=organisation_id, name=name)
 
 
 def export_run(
@@ -545,6 +560,3 @@ def summaries_by_status(outcomes: Sequence[RunOutcome]) -> dict[str, int]:
         counts[o.status] = counts.get(o.status, 0) + 1
     return counts
 
-
-# Re-exported for callers that catch store errors without importing the store package.
-StoreError = StoreError

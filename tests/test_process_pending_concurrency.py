@@ -108,17 +108,23 @@ def test_four_workers_over_forty_runs_solve_each_run_exactly_once(store, db, tmp
     assert reported == Counter(run_ids)
 
 
+def test_a_claimed_run_is_left_alone_while_its_lease_lasts(store, db):
+    service.process_pending(store, worker="drain")
+    run_id = store.import_snapshot(tiny(98))
+    assert store.claim_next("busy-worker", 120.0, run_id=run_id) is not None
+
+    assert service.process_pending(store, worker="other") == []
+    assert rows(db, [run_id])[run_id][:3] == ("running", 1, "busy-worker")
+    store.fail_run(run_id, "busy-worker", "test over")
+
+
 def test_a_dead_workers_run_is_solved_by_another_after_its_lease(store, db, tmp_path):
     service.process_pending(store, worker="drain")
     run_id = store.import_snapshot(tiny(99))
     # A worker claims the run with a short lease and dies before finishing (nothing is
     # written back: the claim is all it leaves behind).
-    dead = store.claim_next("dead-worker", 3.0, run_id=run_id)
+    dead = store.claim_next("dead-worker", 1.0, run_id=run_id)
     assert dead is not None and dead.attempts == 1
-
-    # While the lease lasts, no other worker takes the run.
-    assert service.process_pending(store, worker="too-early") == []
-    assert rows(db, [run_id])[run_id][:3] == ("running", 1, "dead-worker")
 
     time.sleep(max(0.0, (dead.lease_expires_at - datetime.now(UTC)).total_seconds()) + 0.2)
     code, out, err = finish(start_worker(db, tmp_path, "--worker", "rescuer"))
