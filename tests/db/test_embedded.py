@@ -1,0 +1,47 @@
+"""The embedded default database: ensure_database migrates and loads the demo run once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from allocator.db.embedded import ensure_database, load_demo_once
+from allocator.db.migrate import applied_versions, migration_files
+from allocator.demo import demo_snapshot
+from allocator.snapshot import RunSnapshot
+from allocator.store.postgres import PostgresStore
+
+pytestmark = pytest.mark.db
+
+
+def test_ensure_database_migrates_and_loads_the_demo_once(pg_server):
+    # The session's server: ensure_database attaches to it (same data folder) rather than
+    # starting a second PostgreSQL.
+    directory = Path(pg_server.pgdata).parent
+    url = ensure_database(directory=directory)
+    assert applied_versions(url) == [m.version for m in migration_files()]
+
+    with PostgresStore(url) as store:
+        runs = store.list_runs()
+        assert len(runs) == 1
+        assert store.load_run(runs[0].id) == RunSnapshot.parse(demo_snapshot())
+
+        # Again (a restart of the dashboard): same database, still one demo run.
+        assert ensure_database(directory=directory) == url
+        assert load_demo_once(url) is None
+        assert [r.id for r in store.list_runs()] == [runs[0].id]
+
+
+def test_the_demo_is_not_loaded_into_a_database_that_has_runs(new_database):
+    url = new_database(migrated=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "select allocator_import_run(%s)",
+            (psycopg.types.json.Jsonb({"format": "allocator-run/1", "workers": [{"id": "a"}],
+                                       "job_lines": [{"id": "x", "max_n_workers": 1}]}),),
+        )
+    assert load_demo_once(url) is None
+    with PostgresStore(url) as store:
+        assert len(store.list_runs()) == 1
