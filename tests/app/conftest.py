@@ -9,6 +9,7 @@ save or publish never see one another's rows.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,10 @@ from allocator.store.postgres import PostgresStore
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app" / "streamlit_app.py"
+# The dashboard's modules import each other by name, as `streamlit run` puts app/ on sys.path;
+# the figure and export functions are tested directly through the same names.
+if str(APP.parent) not in sys.path:
+    sys.path.insert(0, str(APP.parent))
 TIMEOUT = 30  # the first run opens the store and builds the demo's problem
 
 _ENV = ("ALLOCATOR_DATABASE_URL", "SUPABASE_URL", "SUPABASE_KEY")

@@ -1,0 +1,62 @@
+"""With a Supabase configuration the dashboard asks the planner to sign in, and shows no secret."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import streamlit as st
+
+from tests.app.conftest import new_app
+
+ANON_KEY = "anon-key-that-must-never-show-0123456789"
+
+
+@pytest.fixture
+def supabase_env(app_db):
+    """Supabase settings instead of a database URL, for this test only."""
+    saved = {k: os.environ.get(k) for k in ("ALLOCATOR_DATABASE_URL", "SUPABASE_URL", "SUPABASE_KEY")}
+    os.environ.pop("ALLOCATOR_DATABASE_URL", None)
+    os.environ["SUPABASE_URL"] = "http://127.0.0.1:9"  # nothing listens there
+    os.environ["SUPABASE_KEY"] = ANON_KEY
+    st.cache_resource.clear()  # the settings are a cached resource: read them again
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        st.cache_resource.clear()
+
+
+def every_text(at) -> str:
+    parts = []
+    for kind in ("markdown", "title", "header", "subheader", "caption", "error", "warning", "info", "success", "text", "code"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    parts += [w.label for w in at.text_input] + [str(w.value) for w in at.text_input]
+    return "\n".join(parts)
+
+
+def test_sign_in_is_asked_first_and_no_secret_is_shown(supabase_env):
+    at = new_app().run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Sign in"]
+    assert "run_id" not in at.session_state  # no page, no data before signing in
+    assert not at.sidebar.selectbox  # no run picker either
+    at.text_input(key="auth_email_input").input("planner@example.org")
+    at.text_input(key="auth_password_input").input("not-the-password")
+    at.button[0].click().run()  # the form's Sign in button
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("Sign-in failed")
+    text = every_text(at)
+    assert ANON_KEY not in text and "not-the-password" not in errors[0]
+    assert "auth_client" not in at.session_state
+
+
+def test_empty_sign_in_says_what_to_enter(supabase_env):
+    at = new_app().run()
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["Enter your email address and your password."]

@@ -1,0 +1,110 @@
+"""The dashboard's Plotly figures, built by plain functions and checked without Streamlit."""
+
+from __future__ import annotations
+
+import charts
+import pytest
+
+from allocator.compare import ScenarioView, rank_distributions, sankey_data
+from allocator.demo import demo_snapshot
+from allocator.engine import solve
+from allocator.jobs import ProgressPoint
+from allocator.scenario import apply
+from allocator.snapshot import RunSnapshot
+
+
+@pytest.fixture(scope="module")
+def results():
+    run = RunSnapshot.parse(demo_snapshot(workers=50, seed=5))
+    return run, solve(apply(run, {"preferencer_weight": 0.0})).to_dict(), solve(apply(run, {"preferencer_weight": 1.0})).to_dict()
+
+
+def test_rank_distribution_bars_follow_the_metrics(results):
+    _, a, _ = results
+    buckets = a["metrics"]["rank_distribution"]
+    fig = charts.rank_distribution_figure(buckets)
+    (bar,) = fig.data
+    assert list(bar.x) == [b["label"] for b in buckets]
+    assert list(bar.y) == [b["workers"] for b in buckets]
+    assert sum(bar.y) == 50
+    assert fig.layout.xaxis.title.text == "Choice the worker got"
+    assert fig.layout.yaxis.title.text == "Workers"
+    colours = list(bar.marker.color)
+    assert colours[0] == charts.BLUE  # first choices: the "good" colour
+    assert colours[-1] == charts.VERMILLION  # unranked lines: attention
+
+
+def test_overlay_has_one_trace_per_scenario(results):
+    _, a, b = results
+    rows = rank_distributions([ScenarioView("A", a), ScenarioView("B", b)])
+    fig = charts.rank_distribution_overlay(rows)
+    assert [t.name for t in fig.data] == ["A", "B"]
+    assert fig.layout.barmode == "group"
+    assert list(fig.data[0].x) == list(fig.data[1].x)
+    assert [t.marker.color for t in fig.data] == [charts.SCENARIO_COLOURS[0], charts.SCENARIO_COLOURS[1]]
+
+
+def test_fill_chart_marks_mandatory_lines_and_an_empty_one():
+    fill = [
+        {"job_line_id": "j1", "filled": 2, "capacity": 3, "vacancies": 1, "mandatory": True},
+        {"job_line_id": "j2", "filled": 0, "capacity": 1, "vacancies": 1, "mandatory": True},
+        {"job_line_id": "j3", "filled": 4, "capacity": 4, "vacancies": 0, "mandatory": False},
+    ]
+    fig = charts.fill_figure(fill, {"j1": "Line one", "j3": "Line three"})
+    places, placed, must = fig.data
+    assert places.name == "Places" and placed.name == "Workers placed" and must.name == "Must be filled"
+    assert dict(zip(placed.y, placed.x, strict=True)) == {"Line one  ◆": 2, "j2  ◆": 0, "Line three": 4}
+    assert dict(zip(places.y, places.x, strict=True)) == {"Line one  ◆": 3, "j2  ◆": 1, "Line three": 4}
+    assert set(must.y) == {"Line one  ◆", "j2  ◆"}
+    colour = dict(zip(placed.y, placed.marker.color, strict=True))
+    assert colour["j2  ◆"] == charts.VERMILLION and colour["Line one  ◆"] == charts.BLUE
+    assert "places" in fig.layout.xaxis.title.text
+
+
+def test_eligibility_heatmap_colours_by_reason_and_greys_out_the_rest():
+    codes = [["DEFAULT", "EXCLUDED_TAG"], ["FORBIDDEN", "INCLUDED_WORKER"]]
+    fig = charts.eligibility_heatmap(codes, ["w1", "w2"], ["j1", "j2"])
+    heat = fig.data[0]
+    assert list(heat.y) == ["w1", "w2"] and list(heat.x) == ["j1", "j2"]
+    legend = [t.name for t in fig.data[1:]]
+    assert legend == [charts.REASON_WORDS[c] for c in ("INCLUDED_WORKER", "DEFAULT", "EXCLUDED_TAG", "FORBIDDEN")]
+    assert heat.text[0][1] == charts.REASON_WORDS["EXCLUDED_TAG"]
+    # Show one reason: every other cell takes the "filtered out" value (the last colour).
+    only = charts.eligibility_heatmap(codes, ["w1", "w2"], ["j1", "j2"], show=["EXCLUDED_TAG"])
+    z = [list(r) for r in only.data[0].z]
+    hidden = max(max(r) for r in z)
+    assert z[0][1] != hidden and [z[0][0], z[1][0], z[1][1]] == [hidden] * 3
+    assert only.data[0].colorscale[-1][1] == charts.FILTERED_OUT
+    assert [t.name for t in only.data[1:]] == [charts.REASON_WORDS["EXCLUDED_TAG"]]
+
+
+def test_sankey_figure_carries_the_flows(results):
+    _, a, b = results
+    data = sankey_data(a, b)
+    fig = charts.sankey_figure(data)
+    s = fig.data[0]
+    assert list(s.link.value) == data["value"] and list(s.node.label) == data["labels"]
+    assert sum(s.link.value) > 0
+
+
+def test_progress_figure_plots_objective_and_bound():
+    hist = [ProgressPoint(0.1, None, 5.0), ProgressPoint(0.4, 9.0, 6.0), ProgressPoint(0.9, 7.0, 7.0)]
+    fig = charts.progress_figure(hist)
+    obj, bnd = fig.data
+    assert list(obj.x) == [0.4, 0.9] and list(obj.y) == [9.0, 7.0]
+    assert list(bnd.x) == [0.1, 0.4, 0.9] and list(bnd.y) == [5.0, 6.0, 7.0]
+    assert fig.layout.xaxis.title.text == "Seconds since the solve started"
+    # Dicts work too (a result saved as JSON).
+    assert list(charts.progress_figure([{"elapsed": 1, "objective": 2, "bound": 1}]).data[0].y) == [2]
+
+
+def test_depth_figure_flags_workers_who_ranked_nothing():
+    fig = charts.depth_figure({0: 2, 3: 5, 7: 1})
+    (bar,) = fig.data
+    assert list(bar.x) == [0, 3, 7] and list(bar.y) == [2, 5, 1]
+    assert bar.marker.color[0] == charts.VERMILLION and bar.marker.color[1] == charts.BLUE
+
+
+def test_palette_is_one_meaning_per_colour():
+    assert len(set(charts.REASON_COLOURS.values())) == len(charts.REASON_COLOURS)
+    assert set(charts.REASON_COLOURS) == set(charts.REASON_WORDS)

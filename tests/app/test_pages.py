@@ -1,0 +1,194 @@
+"""Behaviour of single pages: import, validation of changes, infeasible runs, eligibility, stop."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import openpyxl
+
+from allocator.demo import demo_snapshot
+from allocator.workbook import snapshot_to_xlsx
+from tests.app.conftest import new_app, open_app, solve_now
+from tests.app.test_flow import metric, table
+from tests.named_runs import L, W, prefs, snap
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def small_run(**extra):
+    return snap(
+        W("w1", "w2", "w3"),
+        L(("j1", 2), ("j2", 1)),
+        worker_preferences=prefs(w1={"j1": 1, "j2": 2}, w2={"j2": 1}, w3={"j1": 1}),
+        **extra,
+    )
+
+
+def workbook_bytes(snapshot) -> bytes:
+    buf = io.BytesIO()
+    snapshot_to_xlsx(snapshot, buf)
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- Runs: import
+
+
+def test_a_bad_snapshot_upload_is_refused_naming_each_entry(demo_run):
+    at = open_app(demo_run)
+    n_runs = len(at.sidebar.selectbox(key="sidebar_run").options)
+    bad = {
+        "format": "allocator-run/1",
+        "workers": [{"id": "w1"}],
+        "job_lines": [{"id": "j1", "max_n_workers": 1}],
+        "worker_preferences": [{"worker_id": "w9", "job_line_id": "j1", "rank": 0}],
+    }
+    at.file_uploader(key="runs_upload").upload("intake.json", json.dumps(bad).encode(), "application/json").run()
+    at.button(key="runs_import").click().run()
+    assert not at.exception
+    (err,) = [e.value for e in at.error if "cannot be imported" in e.value]
+    assert err.startswith("**intake.json cannot be imported.")
+    assert "worker_preferences[0] (worker 'w9', job line 'j1'): rank" in err
+    # Nothing was stored; the current run is unchanged.
+    at.button(key="runs_refresh").click().run()
+    assert len(at.sidebar.selectbox(key="sidebar_run").options) == n_runs
+    assert at.session_state["run_id"] == demo_run
+
+
+def test_a_workbook_with_a_bad_cell_is_refused_naming_sheet_and_row(demo_run):
+    wb = openpyxl.load_workbook(io.BytesIO(workbook_bytes(small_run())))
+    wb["job_lines"]["C3"] = "lots"  # j2's places
+    buf = io.BytesIO()
+    wb.save(buf)
+    at = open_app(demo_run)
+    at.file_uploader(key="runs_upload").upload("intake.xlsx", buf.getvalue(), XLSX).run()
+    at.button(key="runs_import").click().run()
+    assert not at.exception
+    (err,) = [e.value for e in at.error if "cannot be imported" in e.value]
+    assert "job_lines" in err and "row 3" in err and "lots" in err
+
+
+def test_a_good_workbook_becomes_the_current_run(demo_run):
+    at = open_app(demo_run)
+    at.file_uploader(key="runs_upload").upload("small.xlsx", workbook_bytes(small_run()), XLSX).run()
+    at.text_input(key="runs_import_name").input("Small intake").run()
+    at.button(key="runs_import").click().run()
+    assert not at.exception
+    assert at.session_state["run_id"] != demo_run
+    assert any("Imported small.xlsx as a new run with 3 workers" in t.value for t in at.toast)
+    assert at.header[0].value == "Data health: Small intake"
+    assert metric(at, "Workers").value == "3"
+
+
+# --------------------------------------------------------------------------- Scenario: validation
+
+
+def test_a_pin_on_an_ineligible_pair_is_named_and_blocks_solving(demo_run):
+    at = open_app(demo_run, "scenario")
+    # w001 lacks the tag 'rural-ready' that line j02 requires.
+    at.session_state["sc_pins"] = {
+        "edited_rows": {}, "added_rows": [{"Worker": "w001", "Job line": "j02"}], "deleted_rows": []}
+    at.run()
+    assert not at.exception
+    (err,) = [e.value for e in at.error]
+    assert "cannot be solved as it stands" in err
+    assert "Pins, row 1: worker 'w001' cannot be pinned to job line 'j02'" in err and "rural-ready" in err
+    assert at.button(key="sc_solve").disabled
+    assert at.button(key="sc_save").disabled
+
+
+def test_changing_places_is_a_scenario_not_a_change_to_the_run(demo_run, db_store):
+    at = open_app(demo_run, "scenario")
+    # Close line j01 (row 0) in this scenario only.
+    at.session_state["sc_lines"] = {"edited_rows": {0: {"Places": 0}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.exception and not at.error
+    res = solve_now(at)
+    assert res["overrides"] == {"lines": [{"job_line_id": "j01", "max_n_workers": 0}]}
+    fill = {r["job_line_id"]: r for r in res["result"]["metrics"]["line_fill"]}
+    assert fill["j01"]["filled"] == 0 and fill["j01"]["capacity"] == 0
+    assert not any(a["job_line_id"] == "j01" for a in res["result"]["allocations"])
+    j01 = next(j for j in db_store.load_run(demo_run).job_lines if j.id == "j01")
+    assert j01.max_n_workers == 4  # the run's own data is untouched
+
+
+# --------------------------------------------------------------------------- Results: infeasible
+
+
+def test_an_impossible_scenario_shows_the_diagnosis_in_words(demo_run):
+    at = open_app(demo_run, "scenario")
+    at.toggle(key="sc_stability").set_value(True).run()
+    res = solve_now(at)
+    assert res["result"]["status"] == "infeasible"
+    at.switch_page("../pages/results.py").run()
+    assert not at.exception
+    assert any("No allocation can meet every rule" in e.value for e in at.error)
+    text = " ".join(m.value for m in at.markdown)
+    assert "No allocation is stable" in text and "pins" in text
+    assert not [m for m in at.metric if m.label == "Mean rank"]  # no numbers for a non-allocation
+
+
+# --------------------------------------------------------------------------- Eligibility
+
+
+def test_eligibility_for_one_worker_and_one_line(demo_run):
+    at = open_app(demo_run, "eligibility")
+    at.selectbox(key="el_worker").select(0).run()  # w001, who lacks 'rural-ready'
+    rows = table(at, "May take it", "Decided by")
+    assert len(rows) == 60
+    j02 = rows[rows["Job line"].str.startswith("Line 2:")].iloc[0]
+    assert not j02["May take it"] and j02["Reason code"] == "MISSING_INCLUDED_TAG"
+    assert "rural-ready" in j02["Why"]
+    at.selectbox(key="el_line").select(1).run()  # j02
+    pool = table(at, "Worker id", "Because")
+    assert int(metric(at, "Workers who may take it").value) == len(pool) > 0
+    assert "w001" not in set(pool["Worker id"])
+    # Pick one reason: the heatmap keeps drawing, with that reason alone in its legend.
+    at.multiselect(key="el_reasons").set_value(["MISSING_INCLUDED_TAG"]).run()
+    assert not at.exception
+
+
+# --------------------------------------------------------------------------- solving: stop
+
+
+def test_stop_keeps_the_best_allocation_so_far(import_run):
+    d = demo_snapshot(workers=80, seed=7)
+    d["pins"] = []  # a stable allocation exists; CP-SAT improves on it for a long while
+    d["settings"].update(stability=True, max_seconds=60)
+    run_id = import_run(d, name="Slow stable intake")
+    at = open_app(run_id, "scenario")
+    assert at.toggle(key="sc_stability").value is True
+    at.button(key="sc_solve").click().run()
+    assert not at.exception
+    assert "job" in at.session_state
+    job_id = at.session_state["job"]["id"]
+    # Wait for the first allocation, then press Stop.
+    import state  # the dashboard's module: the same job runner the page uses
+
+    runner = state.job_runner()
+    deadline = time.monotonic() + 45
+    while runner.progress(job_id).objective is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    at.run()
+    assert at.button(key="sc_stop")
+    at.button(key="sc_stop").click().run()
+    deadline = time.monotonic() + 20
+    while "job" in at.session_state and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+    assert "job" not in at.session_state
+    res = at.session_state["result"]["result"]
+    assert res["status"] == "feasible" and len(res["allocations"]) == 80
+    assert any("Solve stopped" in t.value for t in at.toast)
+    at.switch_page("../pages/results.py").run()
+    assert any("not proven the best possible" in i.value for i in at.info)
+
+
+def test_results_without_a_solve_point_to_the_scenario_page(demo_run):
+    at = new_app()
+    at.session_state["run_id"] = demo_run
+    at.run()
+    at.switch_page("../pages/results.py").run()
+    assert not at.exception
+    assert any("Nothing solved yet" in i.value for i in at.info)
