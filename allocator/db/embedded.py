@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from allocator.db.migrate import migrate
 
@@ -69,19 +70,25 @@ def load_demo_once(url: str) -> str | None:
     except ImportError:  # the demo generator is not there yet: load nothing
         log.info("allocator.demo is not available; no demo run loaded")
         return None
-    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(%s)", (_DEMO_LOCK,))
-        row = conn.execute("select exists (select 1 from public.allocator_py_runs)").fetchone()
-        if row and row[0]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        try:
+            with conn.transaction():
+                conn.execute("select pg_advisory_xact_lock(%s)", (_DEMO_LOCK,))
+                row = conn.execute("select exists (select 1 from public.allocator_py_runs)").fetchone()
+                if row and row[0]:
+                    return None
+                snapshot = demo_snapshot()
+                if hasattr(snapshot, "model_dump"):
+                    snapshot = snapshot.model_dump(mode="json")
+                (run_id,) = conn.execute(
+                    "select public.allocator_import_run(%s)", (Jsonb(snapshot),)
+                ).fetchone()
+        except (psycopg.Error, ValueError) as exc:
+            # The demo is a convenience: without it the database still works (and is empty).
+            log.warning("Could not load the demo run: %s", exc)
             return None
-        snapshot = demo_snapshot()
-        if hasattr(snapshot, "model_dump"):
-            snapshot = snapshot.model_dump(mode="json")
-        (run_id,) = conn.execute(
-            "select public.allocator_import_run(%s::jsonb)", (psycopg.types.json.Jsonb(snapshot),)
-        ).fetchone()
-        log.info("Loaded the demo run %s", run_id)
-        return str(run_id)
+    log.info("Loaded the demo run %s", run_id)
+    return str(run_id)
 
 
 def ensure_database(

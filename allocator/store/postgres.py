@@ -42,6 +42,10 @@ from allocator.store.base import (
 log = logging.getLogger(__name__)
 
 
+# undefined_table, undefined_function: the schema is missing or older than this code.
+_NOT_MIGRATED = {"42P01", "42883"}
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
     """Turn database errors into StoreError subclasses with the database's message."""
@@ -50,9 +54,12 @@ def _translated() -> Iterator[None]:
     except psycopg.Error as exc:
         diag = exc.diag
         message = diag.message_primary or str(exc).strip() or type(exc).__name__
+        hint = diag.message_hint
         if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
             message = f"Cannot reach the database: {message}"
-        raise error_from_sqlstate(exc.sqlstate, message, diag.message_hint) from exc
+        elif exc.sqlstate in _NOT_MIGRATED:
+            hint = "The database lacks the allocator's tables or functions: run `allocator db migrate`."
+        raise error_from_sqlstate(exc.sqlstate, message, hint) from exc
 
 
 def _allocation(d: Mapping[str, Any]) -> Allocation:
@@ -109,6 +116,8 @@ class PostgresStore:
             min_size=min_size,
             max_size=max_size,
             kwargs={"autocommit": True, "row_factory": dict_row},
+            # A connection may have outlived a restart of the (embedded) server.
+            check=ConnectionPool.check_connection,
             open=False,
             name="allocator",
         )

@@ -45,3 +45,38 @@ def test_the_demo_is_not_loaded_into_a_database_that_has_runs(new_database):
     assert load_demo_once(url) is None
     with PostgresStore(url) as store:
         assert len(store.list_runs()) == 1
+
+
+def test_open_store_follows_the_configuration(pg_server, pg_url, monkeypatch, tmp_path):
+    from allocator.config import get_settings
+    from allocator.store import open_store
+
+    monkeypatch.chdir(tmp_path)  # no .env or secrets.toml of the checkout
+    for name in ("ALLOCATOR_DATABASE_URL", "SUPABASE_URL", "SUPABASE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+    # A database URL: that database, as it is.
+    monkeypatch.setenv("ALLOCATOR_DATABASE_URL", pg_url)
+    store = open_store(get_settings())
+    try:
+        assert isinstance(store, PostgresStore) and store.url == pg_url
+    finally:
+        store.close()
+
+    # Nothing configured: the embedded database in ALLOCATOR_DATA_DIR (the session's).
+    monkeypatch.delenv("ALLOCATOR_DATABASE_URL")
+    monkeypatch.setenv("ALLOCATOR_DATA_DIR", str(Path(pg_server.pgdata).parent))
+    store = open_store(get_settings())
+    try:
+        assert isinstance(store, PostgresStore)
+        assert store.url.startswith("postgresql://") and "/allocator?" in store.url
+        assert len(store.list_runs()) == 1  # the demo run
+    finally:
+        store.close()
+
+
+def test_an_unmigrated_database_says_to_migrate(new_database):
+    from allocator.store import StoreError
+
+    with PostgresStore(new_database()) as store, pytest.raises(StoreError, match="db migrate"):
+        store.list_runs()
