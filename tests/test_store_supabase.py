@@ -187,7 +187,7 @@ def test_run_summary_fields_are_typed(server, store):
 
 
 def test_load_run_calls_the_snapshot_rpc_once(server, store):
-    server.rpcs["allocator_run_snapshot_versioned"] = lambda body: [
+    server.rpcs["allocator_load_run"] = lambda body: [
         {"snapshot": SNAPSHOT, "inputs_version": 3}
     ]
 
@@ -195,7 +195,7 @@ def test_load_run_calls_the_snapshot_rpc_once(server, store):
 
     assert snap == RunSnapshot.parse(SNAPSHOT)
     (req,) = server.requests
-    assert (req.method, req.url.path) == ("POST", "/rest/v1/rpc/allocator_run_snapshot_versioned")
+    assert (req.method, req.url.path) == ("POST", "/rest/v1/rpc/allocator_load_run")
     assert json.loads(req.content) == {"p_run_id": RUN}
 
 
@@ -324,7 +324,7 @@ def test_claim_next_sends_the_lease_and_reads_the_claim(server, store):
 
 
 def test_publish_sends_the_fingerprint_and_version_of_a_fresh_load(server, store):
-    server.rpcs["allocator_run_snapshot_versioned"] = lambda body: [{"snapshot": SNAPSHOT, "inputs_version": 7}]
+    server.rpcs["allocator_load_run"] = lambda body: [{"snapshot": SNAPSHOT, "inputs_version": 7}]
     server.rpcs["allocator_publish"] = lambda body: [
         {"publication_id": 12, "n_allocations": 2, "superseded": True,
          "published_at": "2026-11-28T22:00:00+00:00"}
@@ -333,7 +333,7 @@ def test_publish_sends_the_fingerprint_and_version_of_a_fresh_load(server, store
     outcome = store.publish(RUN, SCENARIO, reason="Late swap", supersede=True, published_by="me")
 
     assert outcome.publication_id == 12 and outcome.superseded and outcome.n_allocations == 2
-    assert [name for name, _ in server.rpc_calls()] == ["allocator_run_snapshot_versioned", "allocator_publish"]
+    assert [name for name, _ in server.rpc_calls()] == ["allocator_load_run", "allocator_publish"]
     (_, body), = server.rpc_calls("allocator_publish")
     assert body == {
         "p_run_id": RUN, "p_scenario_id": SCENARIO,
@@ -363,7 +363,7 @@ def postgrest_error(status: int, code: str, message: str, hint: str | None = Non
 )
 def test_postgrest_errors_become_store_errors(server, store, status, code, expected):
     server.rpcs["allocator_publish"] = lambda body: postgrest_error(status, code, "It went wrong.", "Do this.")
-    server.rpcs["allocator_run_snapshot_versioned"] = lambda body: [{"snapshot": SNAPSHOT, "inputs_version": 1}]
+    server.rpcs["allocator_load_run"] = lambda body: [{"snapshot": SNAPSHOT, "inputs_version": 1}]
 
     with pytest.raises(StoreError) as info:
         store.publish(RUN, SCENARIO)
@@ -406,3 +406,74 @@ def test_from_settings_needs_url_and_key():
         SupabaseStore.from_settings(Settings(supabase_url=None, supabase_key=None, _env_file=None))
     store = SupabaseStore.from_settings(Settings(supabase_url=URL, supabase_key=KEY, _env_file=None))
     assert isinstance(store, SupabaseStore)
+
+
+# --------------------------------------------------------------------------- against the schema
+
+
+@pytest.mark.db
+def test_every_request_names_a_function_and_columns_the_migrations_define(server, store, pg_url):
+    """The fake server accepts any name; the real schema must too. Every rpc the adapter
+    sends names a function of the migrations with those parameter names (and leaves out
+    only parameters with defaults); every table read names a relation and columns that exist."""
+    import psycopg
+
+    server.tables["allocator_py_runs"] = [{"id": RUN}]
+    server.rpcs.update({
+        "allocator_load_run": lambda body: [{"snapshot": SNAPSHOT, "inputs_version": 1}],
+        "allocator_import_run": lambda body: RUN,
+        "allocator_save_scenario": lambda body: SCENARIO,
+        "allocator_publish": lambda body: [{"publication_id": 1, "n_allocations": 2, "superseded": False,
+                                            "published_at": "2026-11-28T22:00:00+00:00"}],
+        "allocator_allocations_json": lambda body: [],
+        "allocator_claim": lambda body: [],
+        "allocator_complete_run": lambda body: 2,
+        "allocator_fail_run": lambda body: None,
+        "allocator_requeue_run": lambda body: None,
+    })
+    store.list_runs()
+    store.load_run(RUN)
+    store.import_snapshot(SNAPSHOT)
+    store.save_scenario(RUN, "A", {}, None, None, "f")
+    store.list_scenarios(RUN)
+    with pytest.raises(ScenarioNotFoundError):
+        store.get_scenario(SCENARIO)
+    store.publish(RUN, SCENARIO)
+    store.publication_log(RUN)
+    store.allocations(RUN)
+    store.claim_next("w", 10, run_id=RUN)
+    store.complete_run(RUN, "w", [])
+    store.fail_run(RUN, "w", "x")
+    store.requeue_run(RUN)
+
+    with psycopg.connect(pg_url) as conn:
+        for name, body in server.rpc_calls():
+            signatures = conn.execute(
+                """
+                select coalesce(array(select n from unnest(p.proargnames, p.proargmodes::text[]) as a(n, m)
+                                      where m is null or m in ('i', 'b')),
+                                p.proargnames[1:p.pronargs]),
+                       p.pronargs, p.pronargdefaults
+                  from pg_proc p where p.pronamespace = 'public'::regnamespace and p.proname = %s
+                """,
+                (name,),
+            ).fetchall()
+            assert signatures, f"no function public.{name} in the migrations"
+            assert any(
+                set(body) <= set(args) and set(args[: nargs - ndefaults]) <= set(body)
+                for args, nargs, ndefaults in signatures
+            ), f"{name}({', '.join(body)}) matches no signature: {signatures}"
+
+        for r in server.requests:
+            if "/rpc/" in r.url.path:
+                continue
+            relation = r.url.path.rsplit("/", 1)[1]
+            columns = {c for (c,) in conn.execute(
+                "select attname from pg_attribute where attrelid = %s::regclass and attnum > 0",
+                (f"public.{relation}",),
+            ).fetchall()}
+            q = query(r)
+            used = {k for k in q if k not in ("select", "order", "offset", "limit")}
+            used |= {part.split(".")[0] for part in q.get("order", "").split(",") if part}
+            used |= {c for c in q.get("select", "*").split(",") if c != "*"}
+            assert used <= columns, f"{relation}: {used - columns} are not columns"

@@ -4,7 +4,7 @@ It acts with whatever token its client carries: the signed-in planner's (row-lev
 security decides what they see and may do) or a service key for a headless worker.
 
 It stays thin on purpose. It reads the same views and SQL functions as the ``postgres``
-store (``allocator_run_summaries``, ``allocator_run_snapshot_versioned``,
+store (``allocator_run_summaries``, ``allocator_load_run``,
 ``allocator_allocations_json``) and writes ONLY through the SQL functions of
 ``supabase/migrations`` via ``rpc``, so every write is one atomic call in the database.
 
@@ -178,7 +178,7 @@ class SupabaseStore:
 
     def _load(self, run_id: str) -> tuple[dict[str, Any], int | None]:
         """The run's snapshot data and inputs_version, read in one call."""
-        data = self._rpc("allocator_run_snapshot_versioned", {"p_run_id": _uuid(run_id)})
+        data = self._rpc("allocator_load_run", {"p_run_id": _uuid(run_id)})
         row = data[0] if isinstance(data, list) and data else data
         if not isinstance(row, Mapping) or row.get("snapshot") is None:
             raise RunNotFoundError(f"Run {run_id} was not found, or you may not see it.")
