@@ -181,7 +181,7 @@ def create_app(
         refusal = service.solve_refusal(summary)
         if refusal:
             raise HTTPException(409, refusal)
-        background.add_task(_solve_in_background, st, run_id, worker_name)
+        background.add_task(_solve_in_background, st, run_id, worker_name, _threads(settings))
         return Accepted(
             worker=worker_name,
             run_id=run_id,
@@ -198,7 +198,7 @@ def create_app(
     def process_pending(background: BackgroundTasks) -> Accepted:
         """Solve every pending run in the background, one after another."""
         st = store()
-        background.add_task(_process_in_background, st, worker_name)
+        background.add_task(_process_in_background, st, worker_name, _threads(settings))
         return Accepted(
             worker=worker_name,
             detail="Accepted: pending runs are solved in the background until none is left.",
@@ -207,17 +207,29 @@ def create_app(
     return app
 
 
-def _solve_in_background(store: RunStore, run_id: str, worker: str) -> None:
+def _threads(settings: Settings) -> int | None:
+    return settings.solver_threads
+
+
+def _options(threads: int | None):
+    from allocator.solvers.base import SolveOptions
+
+    return SolveOptions() if threads is None else SolveOptions(threads=threads)
+
+
+def _solve_in_background(store: RunStore, run_id: str, worker: str, threads: int | None) -> None:
     try:
-        outcome = service.solve_run(store, run_id, worker=worker)
+        outcome = service.solve_run(store, run_id, worker=worker, options=_options(threads))
         log.info("%s", outcome.summary())
     except Exception:  # noqa: BLE001 - nobody is waiting for the answer: log it
         log.exception("background solve of run %s failed", run_id)
 
 
-def _process_in_background(store: RunStore, worker: str) -> None:
+def _process_in_background(store: RunStore, worker: str, threads: int | None) -> None:
     try:
-        service.process_pending(store, worker=worker, on_outcome=lambda o: log.info("%s", o.summary()))
+        service.process_pending(
+            store, worker=worker, options=_options(threads), on_outcome=lambda o: log.info("%s", o.summary())
+        )
     except Exception:  # noqa: BLE001
         log.exception("background processing of pending runs failed")
 
