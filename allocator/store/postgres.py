@@ -12,7 +12,6 @@ planners signed in through the Supabase API; see the ``supabase`` store).
 from __future__ import annotations
 
 import contextlib
-import logging
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
@@ -38,9 +37,6 @@ from allocator.store.base import (
     error_from_sqlstate,
     input_fingerprint,
 )
-
-log = logging.getLogger(__name__)
-
 
 # undefined_table, undefined_function: the schema is missing or older than this code.
 _NOT_MIGRATED = {"42P01", "42883"}
