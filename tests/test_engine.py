@@ -22,7 +22,7 @@ from named_runs import (
 from allocator import diagnosis as dx
 from allocator import engine
 from allocator.problem import ProblemData
-from allocator.snapshot import load_snapshot
+from allocator.snapshot import RunSnapshot, load_snapshot
 from allocator.solvers.base import SolveOptions, SolveOutcome, Status
 
 SMALL = DATA / "valid" / "small_network.json"
@@ -216,3 +216,25 @@ def test_stable_engine_matches_brute_force(p):
         assert r.status == Status.OPTIMAL
         assert r.metrics["blocking_pairs"] == 0
         assert r.objective == pytest.approx(best, rel=1e-7, abs=1e-9)
+
+
+def test_shared_strategy_engine_matches_brute_force():
+    """Plain and stable runs from the project's shared strategy (tests/strategies.py)."""
+    strategies = pytest.importorskip("strategies")
+
+    @given(strategies.snapshots(max_workers=4, max_lines=3))
+    @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    def check(data):
+        s = RunSnapshot.parse(data)
+        p = ProblemData.from_snapshot(s)
+        r = engine.solve(s)
+        stable = s.settings.stability
+        best = brute_force_optimum(p, stable=stable)
+        if best is None:
+            assert r.status == Status.INFEASIBLE and r.diagnosis
+        else:
+            assert r.status == Status.OPTIMAL, r.summary()
+            assert engine.verify(p, r.assignment) == []
+            assert r.objective == pytest.approx(best, rel=1e-7, abs=1e-9)
+
+    check()
