@@ -97,6 +97,20 @@ def format_kpi(key: str, value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def format_delta(key: str, delta: float | None) -> str | None:
+    """A KPI change as planners read it: shares in percentage points, counts whole."""
+    if delta is None:
+        return None
+    kind = KPI_BY_KEY[key].kind if key in KPI_BY_KEY else "number"
+    if kind == "share":
+        return f"{delta * 100:+.0f} pts"
+    if kind == "count":
+        return f"{delta:+.0f}"
+    if kind == "rank":
+        return f"{delta:+.2f}".rstrip("0").rstrip(".")
+    return f"{delta:+.3g}"
+
+
 def settings_diff(views: Sequence[ScenarioView]) -> list[dict[str, Any]]:
     """Settings (and override counts) whose values are not the same in every scenario.
 

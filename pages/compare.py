@@ -9,8 +9,8 @@ import state
 import streamlit as st
 
 from allocator.compare import (
-    KPI_BY_KEY,
     ScenarioView,
+    format_delta,
     format_kpi,
     is_improvement,
     kpi_table,
@@ -78,9 +78,7 @@ for r in rows:
             else:
                 better = is_improvement(key, delta)
                 arrow = "" if better is None else (" ▲ better" if better else " ▼ worse")
-                kind = KPI_BY_KEY[key].kind
-                txt = f"{delta:+.0%}" if kind == "share" else f"{delta:+.0f}" if kind == "count" else f"{delta:+.2f}"
-                row[f"{v.name}: change"] = txt + arrow
+                row[f"{v.name}: change"] = format_delta(key, delta) + arrow
     table.append(row)
 st.dataframe(pd.DataFrame(table), key="cmp_kpis", hide_index=True, width="stretch")
 st.caption(f"Changes are measured against the baseline, {base.name}. 'Better' follows each number's own "
@@ -103,9 +101,9 @@ c1.metric("Workers who moved", summ["moved"])
 c2.metric("Moved to a line they ranked higher", summ["better"])
 c3.metric("Moved to a line they ranked lower", summ["worse"])
 if mv:
-    df = pd.DataFrame(mv)[["worker", "worker_id", "from_line", "to_line", "rank_before", "rank_after", "rank_change"]]
-    df.columns = ["Worker", "Worker id", f"Line in {base.name}", f"Line in {target.name}",
-                  "Rank before", "Rank after", "Rank change"]
+    df = pd.DataFrame(mv)[["worker", "rank_before", "rank_after", "rank_change", "from_line", "to_line", "worker_id"]]
+    df.columns = ["Worker", "Rank before", "Rank after", "Rank change", f"Line in {base.name}",
+                  f"Line in {target.name}", "Worker id"]
     st.dataframe(df, key="cmp_moves", hide_index=True, width="stretch", column_config={
         "Rank before": st.column_config.NumberColumn(format="%.1f"),
         "Rank after": st.column_config.NumberColumn(format="%.1f"),

@@ -111,8 +111,8 @@ else:
                 verb = "replaced the published allocation with" if out.superseded else "published"
                 ss["pub_outcome"] = ("ok", f"Done: {verb} '{name}' ({out.n_allocations} allocations) "
                                            f"at {out.published_at.astimezone():%d %b %Y %H:%M}.")
-                ss.pop("pub_reason", None)
-                ss.pop("pub_supersede", None)
+                state.set_widget("pub_reason", "")
+                state.set_widget("pub_supersede", False)
             close_dialog()
             state.clear_reads()
             st.rerun()

@@ -10,7 +10,7 @@ import pandas as pd
 import state
 import streamlit as st
 
-from allocator.compare import KPI_BY_KEY, format_kpi, kpi_delta, kpi_value
+from allocator.compare import KPI_BY_KEY, format_delta, format_kpi, kpi_delta, kpi_value
 from allocator.scenario import SETTING_LABELS, apply
 from allocator.snapshot import SnapshotError
 
@@ -89,16 +89,21 @@ pick = st.selectbox("Changes shown against", list(options), key="res_baseline",
                     help="The small arrows under each number compare with this scenario.")
 baseline = options.get(pick)
 
+def delta_colour(key: str, delta: float | None) -> str:
+    """Green for better, red for worse, grey for no change, whichever way the number runs."""
+    if not delta:
+        return "off"
+    kpi = KPI_BY_KEY.get(key)  # the total cost is not a KPI: lower is better
+    return "normal" if kpi is not None and kpi.better == "higher" else "inverse"
+
+
 HEADLINE = ("first_choice_share", "top3_choice_share", "mean_rank", "worst_rank", "vacancies", "blocking_pairs")
 cols = st.columns(len(HEADLINE))
 for col, key in zip(cols, HEADLINE, strict=True):
     kpi = KPI_BY_KEY[key]
     delta = kpi_delta(result, baseline, key)
-    shown_delta = None
-    if delta is not None:
-        shown_delta = f"{delta:+.0%}" if kpi.kind == "share" else (f"{delta:+.0f}" if kpi.kind == "count" else f"{delta:+.2f}")
-    col.metric(kpi.label, format_kpi(key, kpi_value(result, key)), delta=shown_delta,
-               delta_color="normal" if kpi.better == "higher" else "inverse", help=kpi.help)
+    col.metric(kpi.label, format_kpi(key, kpi_value(result, key)), delta=format_delta(key, delta),
+               delta_color=delta_colour(key, delta), help=kpi.help)
 
 metrics = result.get("metrics") or {}
 problem = None
@@ -119,20 +124,24 @@ def small_delta(key: str, fmt: str) -> str | None:
     return None if delta is None else format(delta, fmt)
 
 
+def small_colour(key: str) -> str:
+    return delta_colour(key, kpi_delta(result, baseline, key))
+
+
 with right:
     st.metric("Workers on a line they did not rank", metrics.get("workers_on_unranked_lines", 0),
-              delta=small_delta("workers_on_unranked_lines", "+.0f"), delta_color="inverse",
+              delta=small_delta("workers_on_unranked_lines", "+.0f"), delta_color=small_colour("workers_on_unranked_lines"),
               help=KPI_BY_KEY["workers_on_unranked_lines"].help)
     st.metric("Unevenness (Gini)", format_kpi("worker_dissatisfaction_gini", metrics.get("worker_dissatisfaction_gini")),
-              delta=small_delta("worker_dissatisfaction_gini", "+.3f"), delta_color="inverse",
+              delta=small_delta("worker_dissatisfaction_gini", "+.3f"), delta_color=small_colour("worker_dissatisfaction_gini"),
               help=KPI_BY_KEY["worker_dissatisfaction_gini"].help)
     pm = metrics.get("preferencer_mean_rank")
     st.metric("Supervisors' side: mean rank of the workers they got", format_kpi("preferencer_mean_rank", pm),
-              delta=small_delta("preferencer_mean_rank", "+.2f"), delta_color="inverse",
+              delta=small_delta("preferencer_mean_rank", "+.2f"), delta_color=small_colour("preferencer_mean_rank"),
               help=f"Over the {metrics.get('pairs_with_preferencers', 0)} workers whose line has a supervisor "
                    "ranking. 1 = each supervisor's top-ranked worker.")
     st.metric("Total cost", f"{float(result.get('objective') or 0):,.2f}",
-              delta=small_delta("objective", "+,.2f"), delta_color="inverse",
+              delta=small_delta("objective", "+,.2f"), delta_color=small_colour("objective"),
               help="What the solve made as small as possible: workers' and supervisors' disappointment combined.")
 
 # --------------------------------------------------------------------------- coverage

@@ -31,7 +31,7 @@ if runs:
                 "Status": layout.STATUS_WORDS.get(r.status, r.status),
                 "Workers": r.n_workers,
                 "Job lines": r.n_job_lines,
-                "Last solved": r.last_solved_at,
+                "Last solved": r.last_solved_at.astimezone().strftime("%d %b %Y, %H:%M") if r.last_solved_at else "never",
                 "Published": r.published,
                 "Created": r.created_at,
                 "Current": r.id == state.current_run_id(),
@@ -54,7 +54,6 @@ if runs:
         hide_index=True,
         width="stretch",
         column_config={
-            "Last solved": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
             "Created": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
             "Published": st.column_config.CheckboxColumn(help="Its allocation has been written to the database."),
             "Current": st.column_config.CheckboxColumn(help="The run every page works on."),
@@ -96,16 +95,24 @@ if run_id:
         lines = pd.DataFrame(
             [
                 {
+                    "Check": ("cannot be filled" if x.cannot_fill else "short of candidates" if x.short_of_places else "ok"),
                     "Job line": x.name,
                     "Places": x.places,
+                    "May take it": x.pool,
                     "Must be filled": x.must_be_filled,
-                    "Workers who may take it": x.pool,
-                    "Check": ("cannot be filled" if x.cannot_fill else "fewer candidates than places" if x.short_of_places else ""),
                 }
                 for x in report.lines
             ]
-        ).sort_values(["Check", "Workers who may take it"], ascending=[False, True])
-        st.dataframe(lines, key="runs_lines_table", hide_index=True, width="stretch", height=300)
+        )
+        order = {"cannot be filled": 0, "short of candidates": 1, "ok": 2}
+        lines = lines.sort_values(["Check", "May take it"], key=lambda c: c.map(order) if c.name == "Check" else c)
+        st.dataframe(lines, key="runs_lines_table", hide_index=True, width="stretch", height=320, column_config={
+            "Check": st.column_config.TextColumn(width="small"),
+            "Job line": st.column_config.TextColumn(width="large"),
+            "Places": st.column_config.NumberColumn(width="small"),
+            "May take it": st.column_config.NumberColumn(width="small", help="Workers who may take the line (eligible, not forbidden, not pinned elsewhere)."),
+            "Must be filled": st.column_config.CheckboxColumn(width="small"),
+        })
         st.caption("Lines with a problem first. A line needs at least as many candidates as places to fill up.")
     with st.expander("Workers' rank lists"):
         depth = pd.DataFrame(

@@ -6,6 +6,7 @@ import pytest
 
 from allocator.compare import (
     ScenarioView,
+    format_delta,
     format_kpi,
     is_improvement,
     kpi_delta,
@@ -68,6 +69,10 @@ def test_improvement_direction_and_formats():
     assert format_kpi("vacancies", 3.0) == "3"
     assert format_kpi("worst_rank", 36.0) == "36" and format_kpi("worst_rank", 12.5) == "12.5"
     assert format_kpi("mean_rank", None) == "–"
+    assert format_delta("first_choice_share", -0.36) == "-36 pts"
+    assert format_delta("worst_rank", 2.0) == "+2" and format_delta("mean_rank", 4.294) == "+4.29"
+    assert format_delta("vacancies", 0.0) == "+0" and format_delta("vacancies", None) is None
+    assert format_delta("objective", 2132.6) == "+2.13e+03"
 
 
 def test_rank_distributions_line_up_and_keep_totals(two_results):

@@ -102,8 +102,11 @@ def solve_now(at: AppTest, timeout: float = 60.0) -> dict:
     assert not at.exception, at.exception
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if "job" not in at.session_state and "result" in at.session_state and at.session_state["result"] is not before:
-            return at.session_state["result"]
+        if "job" not in at.session_state:
+            if "job_error" in at.session_state:
+                raise AssertionError(f"the solve failed: {at.session_state['job_error']}")
+            if "result" in at.session_state and at.session_state["result"] is not before:
+                return at.session_state["result"]
         time.sleep(0.1)
         at.run()
         assert not at.exception, at.exception
