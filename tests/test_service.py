@@ -291,5 +291,5 @@ def test_open_store_follows_the_configuration(db):
         service.ping(pg)
     finally:
         pg.close()
-    sb = service.open_store(Settings(supabase_url="https://x.supabase.co", supabase_key="k", _env_file=None))
+    sb = service.open_store(Settings(database_url=None, supabase_url="https://x.supabase.co", supabase_key="k", _env_file=None))
     assert isinstance(sb, SupabaseStore)
