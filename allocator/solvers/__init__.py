@@ -1,0 +1,53 @@
+"""Solver backends: translate :class:`~allocator.problem.ProblemData` into a model and back.
+
+:func:`solve_problem` is the one entry point: the exact min-cost flow (:mod:`.flow`) when
+stability is off, CP-SAT on top of it (:mod:`.cpsat`) when it is on. Both return a
+:class:`~allocator.solvers.base.SolveOutcome` in indices; an infeasible run is a status, never
+an exception (the diagnosis module explains it).
+"""
+
+from __future__ import annotations
+
+from allocator.problem import ProblemData
+from allocator.solvers.base import Callbacks, SolveOptions, SolveOutcome, Status
+
+__all__ = ["Callbacks", "SolveOptions", "SolveOutcome", "Status", "naive_cpsat", "solve_problem"]
+
+
+def _options(problem: ProblemData, options: SolveOptions | None) -> SolveOptions:
+    return options if options is not None else SolveOptions(time_limit=problem.settings.max_seconds)
+
+
+def solve_problem(problem: ProblemData, options: SolveOptions | None = None) -> SolveOutcome:
+    """Solve one run exactly as allocation-model.md says.
+
+    Parameters
+    ----------
+    problem
+        The run's dense data.
+    options
+        Threads, time limit, callbacks and stop event. Without it: 2 threads and the run's
+        ``max_seconds``.
+
+    Returns
+    -------
+    SolveOutcome
+        ``optimal`` (proven), ``feasible`` (time limit or stop; the best allocation kept),
+        ``infeasible`` or ``no_solution``. The allocation depends only on the problem, its
+        settings and ``rng_seed``.
+    """
+    options = _options(problem, options)
+    if problem.settings.stability:
+        from allocator.solvers.cpsat import solve_stable
+
+        return solve_stable(problem, options)
+    from allocator.solvers.flow import solve
+
+    return solve(problem, options)
+
+
+def naive_cpsat(problem: ProblemData, options: SolveOptions | None = None) -> SolveOutcome:
+    """The plain CP-SAT model (costs x 10^6), for the benchmarks' ratios only; never use it."""
+    from allocator.solvers.cpsat import solve_naive
+
+    return solve_naive(problem, _options(problem, options))

@@ -1,0 +1,273 @@
+"""The stable-mode solve: flow, pruning, then a two-phase CP-SAT model.
+
+1. **Flow.** The min-cost flow optimum over *all* allocations. If it is infeasible, so is
+   every stable allocation. If it has no blocking pair it is optimal in stable mode too (the
+   stable allocations are a subset) and we return it as is.
+2. **Pruning** (:mod:`.pruning`): pairs that are in no stable allocation get no variable.
+3. **Phase 1**: minimise the rounded cost with the cumulative stability encoding
+   (:mod:`.constraints`), warm-started (hint) with the flow allocation and bounded below by
+   the flow optimum of the same integer costs.
+4. **Phase 2**: with the proven optimal cost fixed, minimise the seeded tie-break, so the
+   allocation returned does not depend on the number of threads or on timing.
+
+Both phases share ``options.time_limit``; ``options.stop`` stops the search (the best
+allocation so far is kept) and progress goes to ``options.callbacks.on_progress`` in
+unscaled cost units.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from allocator.problem import ProblemData
+from allocator.solvers.base import SolveOptions, SolveOutcome, Status
+from allocator.solvers.cpsat.constraints import add_constraints
+from allocator.solvers.cpsat.heuristic import deferred_acceptance
+from allocator.solvers.cpsat.objective import minimise_cost, minimise_tie_break, weighted
+from allocator.solvers.cpsat.pruning import prune
+from allocator.solvers.cpsat.variables import Variables, make_variables
+from allocator.solvers.flow import CostRangeError, solve_flow, solve_flow_scaled
+from allocator.solvers.scaling import allowed_pairs, cpsat_budget, integer_costs, tie_break
+from allocator.stability import blocking_pairs
+
+BACKEND = "cpsat"
+TIE_RANGE = 1 << 30  # phase-2 tie-break values: far more than the pairs of any stable run
+MIN_PHASE_SECONDS = 0.05
+
+_STATUS = {
+    cp_model.OPTIMAL: Status.OPTIMAL,
+    cp_model.FEASIBLE: Status.FEASIBLE,
+    cp_model.INFEASIBLE: Status.INFEASIBLE,
+    cp_model.UNKNOWN: Status.NO_SOLUTION,
+}
+
+
+class _Progress(cp_model.CpSolverSolutionCallback):
+    """Reports each incumbent and honours the stop event."""
+
+    def __init__(self, report: Callable[[float | None, float | None], None], stop: threading.Event):
+        super().__init__()
+        self._report = report
+        self._stop = stop
+
+    def on_solution_callback(self) -> None:
+        if self._stop.is_set():
+            self.stop_search()
+        self._report(self.objective_value, self.best_objective_bound)
+
+
+def run_cpsat(
+    model: cp_model.CpModel,
+    options: SolveOptions,
+    time_limit: float,
+    seed: int,
+    report: Callable[[float | None, float | None], None] | None = None,
+) -> tuple[int, cp_model.CpSolver]:
+    """Solve with the project's parameters; a watcher thread turns ``options.stop`` into a stop."""
+    solver = cp_model.CpSolver()
+    prm = solver.parameters
+    prm.num_workers = max(1, int(options.threads))
+    prm.max_time_in_seconds = max(0.0, float(time_limit))
+    prm.log_search_progress = False
+    prm.log_to_stdout = False
+    prm.random_seed = int(seed) % (2**31 - 1)
+    report = report or (lambda obj, bound: None)
+    solver.best_bound_callback = lambda bound: report(None, bound)
+
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            if options.stop.is_set():
+                solver.stop_search()
+                return
+
+    watcher = threading.Thread(target=watch, name="cpsat-stop-watcher", daemon=True)
+    watcher.start()
+    try:
+        status = solver.solve(model, _Progress(report, options.stop))
+    finally:
+        done.set()
+        watcher.join()
+    if status == cp_model.MODEL_INVALID:
+        raise RuntimeError(f"CP-SAT rejected the model: {model.validate()}")
+    return status, solver
+
+
+def _solution(solver: cp_model.CpSolver) -> np.ndarray:
+    return np.asarray(list(solver.response_proto.solution), dtype=np.int64)
+
+
+def solve_stable(
+    problem: ProblemData,
+    options: SolveOptions,
+    *,
+    prune_pairs: bool = True,
+    flow_shortcut: bool = True,
+) -> SolveOutcome:
+    """Minimum-cost weakly stable allocation (allocation-model.md, constraint 5).
+
+    ``prune_pairs`` and ``flow_shortcut`` exist for tests, which switch them off to check the
+    encoding on its own.
+    """
+    start = time.perf_counter()
+    deadline = start + float(options.time_limit)
+    cb = options.callbacks
+    log: list[str] = []
+    m = problem.n_workers
+    seed = problem.settings.rng_seed
+
+    def outcome(status: Status, assignment=None, bound=None) -> SolveOutcome:
+        objective = problem.objective(assignment) if assignment is not None else None
+        if status is Status.OPTIMAL:
+            bound = objective
+        elif bound is not None and objective is not None:
+            bound = min(bound, objective)
+        return SolveOutcome(status, assignment, objective, bound, time.perf_counter() - start, BACKEND, log)
+
+    # 1. Flow over all allocations.
+    cb.on_phase("flow")
+    pairs = allowed_pairs(problem)
+    flow, flow_costs = solve_flow_scaled(problem, pairs=pairs)
+    if flow.status is Status.INFEASIBLE:
+        log.append(f"infeasible without stability already ({flow.reason})")
+        return outcome(Status.INFEASIBLE)
+    blocking = blocking_pairs(problem, flow.assignment)
+    if not blocking and flow_shortcut:
+        log.append("the min-cost flow optimum has no blocking pair: it is the stable optimum")
+        log.extend(flow.log)
+        result = outcome(Status.OPTIMAL, flow.assignment)
+        cb.on_progress(result.objective, result.objective, result.solve_seconds)
+        return result
+    log.append(f"the min-cost flow optimum has {len(blocking)} blocking pairs")
+
+    # 2. Pruning.
+    cb.on_phase("pruning")
+    pr = prune(problem, enabled=prune_pairs)
+    log.append(pr.describe())
+    if pr.infeasible:
+        log.append("pruning proved that no stable allocation exists")
+        return outcome(Status.INFEASIBLE)
+
+    # 3. Integer costs for CP-SAT and the flow bound in the same integers.
+    costs = integer_costs(problem, budget=cpsat_budget(m), max_tie_range=1, pairs=pairs)
+    log.append(costs.describe())
+    lower_bound, hint = None, flow.assignment
+    start_point = deferred_acceptance(problem, seed)
+    if start_point is not None:
+        hint = start_point
+        log.append(f"deferred acceptance found a stable allocation of cost {problem.objective(start_point):.6g}")
+    try:
+        bounded = solve_flow(problem, costs)
+        lower_bound = bounded.base_total
+        if start_point is None:
+            hint = bounded.assignment
+    except CostRangeError:
+        log.append("no flow bound: cost range too large for the flow")
+
+    # 4. Phase 1: the model.
+    cb.on_phase("stability search")
+    model = cp_model.CpModel()
+    v = make_variables(model, pr.keep)
+    stats = add_constraints(model, v, problem, candidates=pr.candidates)
+    if stats is not None:
+        log.append(stats.describe())
+    base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
+    cost = minimise_cost(model, v, base, lower_bound)
+    _hint(model, v, hint, stats)
+
+    def report(obj: float | None, bound: float | None) -> None:
+        cb.on_progress(
+            None if obj is None else costs.unscaled(obj),
+            None if bound is None else costs.unscaled(bound),
+            time.perf_counter() - start,
+        )
+
+    status, solver = run_cpsat(model, options, deadline - time.perf_counter(), seed, report)
+    mapped = _STATUS[status]
+    log.append(f"phase 1 (cost): {solver.status_name(status)} in {solver.wall_time:.2f} s")
+    if mapped in (Status.INFEASIBLE, Status.NO_SOLUTION):
+        return outcome(mapped)
+    best = int(round(solver.objective_value))
+    solution = _solution(solver)
+    assignment = v.assignment(solution)
+    rigorous_bound = costs.unscaled(solver.best_objective_bound - 0.5 * m)
+    if mapped is Status.FEASIBLE:
+        _check_stable(problem, assignment)
+        return outcome(Status.FEASIBLE, assignment, rigorous_bound)
+
+    # 5. Phase 2: the seeded tie-break among the optimal stable allocations.
+    remaining = deadline - time.perf_counter()
+    if remaining < MIN_PHASE_SECONDS or options.stop.is_set():
+        log.append("phase 2 (tie-break) skipped: no time left; the allocation is optimal but "
+                   "another run may return another optimal one")
+    else:
+        cb.on_phase("tie-break")
+        tie = tie_break(problem, seed, TIE_RANGE, v.workers, v.lines)
+        minimise_tie_break(model, v, cost, best, tie)
+        model.clear_hints()
+        _hint(model, v, assignment, stats)
+        status2, solver2 = run_cpsat(model, options, remaining, seed)
+        log.append(f"phase 2 (tie-break): {solver2.status_name(status2)} in {solver2.wall_time:.2f} s")
+        if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            assignment = v.assignment(_solution(solver2))
+        if status2 != cp_model.OPTIMAL:
+            log.append("tie-break not proven: another run may return another optimal allocation")
+    _check_stable(problem, assignment)
+    result = outcome(Status.OPTIMAL, assignment)
+    cb.on_progress(result.objective, result.objective, result.solve_seconds)
+    return result
+
+
+def _aligned(ws: np.ndarray, ls: np.ndarray, values: np.ndarray, v: Variables, problem: ProblemData) -> np.ndarray:
+    """Values given per allowed pair, re-aligned with the model's pairs."""
+    full = np.zeros((problem.n_workers, problem.n_lines), dtype=values.dtype)
+    full[ws, ls] = values
+    return full[v.workers, v.lines]
+
+
+def _hint(model: cp_model.CpModel, v: Variables, assignment: np.ndarray, stats=None) -> None:
+    """Hint every variable: the x from the allocation, the sums and cuts from the x."""
+    chosen = assignment[v.workers] == v.lines
+    for k, on in enumerate(chosen.tolist()):
+        model.add_hint(v.x[k], on)
+    if stats is not None:
+        for var, value in stats.hint(chosen.astype(np.int64)):
+            model.add_hint(var, value)
+
+
+def _check_stable(problem: ProblemData, assignment: np.ndarray) -> None:
+    """The model and the checker must agree; a blocking pair here is a bug, not bad input."""
+    pairs = blocking_pairs(problem, assignment)
+    if pairs:
+        raise RuntimeError(f"internal error: the stable model returned blocking pairs {pairs[:5]}")
+
+
+# -- the naive model, for benchmarks only -------------------------------------------------
+
+
+def solve_naive(problem: ProblemData, options: SolveOptions) -> SolveOutcome:
+    """A plain CP-SAT model (costs x 10^6, constraints 1-4), kept only for benchmark ratios.
+
+    This is what the issue warns against shipping: no flow, no bound, no hint. It is here so
+    that ``benchmarks/run.py`` can show what the flow saves. Stability is ignored.
+    """
+    start = time.perf_counter()
+    model = cp_model.CpModel()
+    v = make_variables(model, problem.allowed)
+    add_constraints(model, v, problem)
+    model.minimize(weighted(v, np.rint(problem.cost[v.workers, v.lines] * 1e6).astype(np.int64)))
+    status, solver = run_cpsat(model, options, options.time_limit, problem.settings.rng_seed)
+    mapped = _STATUS[status]
+    assignment = v.assignment(_solution(solver)) if mapped in (Status.OPTIMAL, Status.FEASIBLE) else None
+    objective = problem.objective(assignment) if assignment is not None else None
+    bound = solver.best_objective_bound / 1e6 if assignment is not None else None
+    return SolveOutcome(
+        mapped, assignment, objective, bound, time.perf_counter() - start, "naive-cpsat",
+        [f"naive CP-SAT: {solver.status_name(status)} in {solver.wall_time:.2f} s"],
+    )
