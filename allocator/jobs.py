@@ -331,7 +331,12 @@ class JobRunner:
                 self._fail(job, "The input cannot be solved: " + "; ".join(exc.messages))
             except Exception as exc:  # a solver bug must not kill the worker thread
                 log.exception("solve %s failed", job.job_id)
-                self._fail(job, f"The solve failed unexpectedly ({type(exc).__name__}: {exc}).")
+                self._fail(
+                    job,
+                    "The solver stopped with an internal error, so there is no result and nothing "
+                    "was changed. Try again; if it happens again, send the run's snapshot and this "
+                    f"message to support ({type(exc).__name__}: {exc}).",
+                )
             else:
                 with self._lock:
                     job.result = result

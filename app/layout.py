@@ -100,9 +100,9 @@ def sidebar() -> None:
         p = state.job_progress()
         if p is not None and not p.finished:
             if p.status == "queued":
-                sb.caption(f"⏳ Waiting for the solver: {p.queue_position} solve(s) ahead.")
+                sb.caption(f"Waiting for the solver: {p.queue_position} solve(s) ahead.")
             else:
-                sb.caption(f"⚙️ Solving {job['name']}… {p.elapsed:.0f} s")
+                sb.caption(f"Solving {job['name']}…")
 
 
 def _scenario_label(sc: Any) -> str:

@@ -108,11 +108,11 @@ if wi is not None:
         rows.append({
             "Job line": problem.line_names[j],
             "May take it": may,
+            "Rank given": problem.worker_rank[wi, j] if problem.worker_ranked[wi, j] else None,
             "Decided by": STEP_WORDS[v.reason],
             "Why": v.explain().split(": ", 1)[1],
+            "In this scenario": {"FORBIDDEN": "forbidden", "PINNED": "pinned here"}.get(code, ""),
             "Reason code": v.code,
-            "Scenario": {"FORBIDDEN": "forbidden", "PINNED": "pinned here"}.get(code, ""),
-            "Rank given": problem.worker_rank[wi, j] if problem.worker_ranked[wi, j] else None,
         })
     df = pd.DataFrame(rows).sort_values(["May take it", "Rank given"], ascending=[False, True], na_position="last")
     st.dataframe(df, key="el_worker_table", hide_index=True, width="stretch",

@@ -85,7 +85,7 @@ if run_id:
     for f in warnings:
         st.warning(f.message, icon=":material/warning:")
 
-    left, right = st.columns(2)
+    left, right = st.columns([2, 3])
     with left:
         st.subheader("How deep the rank lists go")
         st.plotly_chart(charts.depth_figure(report.depth_histogram()), key="runs_depth_chart", width="stretch")
@@ -108,7 +108,7 @@ if run_id:
         lines = lines.sort_values(["Check", "May take it"], key=lambda c: c.map(order) if c.name == "Check" else c)
         st.dataframe(lines, key="runs_lines_table", hide_index=True, width="stretch", height=320, column_config={
             "Check": st.column_config.TextColumn(width="small"),
-            "Job line": st.column_config.TextColumn(width="large"),
+            "Job line": st.column_config.TextColumn(width="medium"),
             "Places": st.column_config.NumberColumn(width="small"),
             "May take it": st.column_config.NumberColumn(width="small", help="Workers who may take the line (eligible, not forbidden, not pinned elsewhere)."),
             "Must be filled": st.column_config.CheckboxColumn(width="small"),
