@@ -16,6 +16,7 @@ import pytest
 from dashboard_harness import (
     CHROMIUM,
     OUTPUT,
+    SCREENSHOTS,
     Dashboard,
     full_page_screenshot,
     launch_browser,
@@ -38,6 +39,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def dashboard() -> Iterator[Dashboard]:
+    # Screenshots of an earlier session must not be taken for this one's.
+    for old in ("smoke-*.png", "flow-*.png", "FAILED-*.png"):
+        for f in SCREENSHOTS.glob(old):
+            f.unlink()
     dash = start_dashboard(OUTPUT / "e2e-streamlit.log")
     try:
         dash.wait_healthy(timeout=60)

@@ -15,18 +15,30 @@ Screenshots of every page: ``test-output/screenshots/``.
 from __future__ import annotations
 
 import re
-import time
 import uuid
 
 import pytest
 from dashboard_harness import (
-    APP,
     EXCEPTION,
     charts_rendered,
+    click_solve,
     exceptions,
     full_page_screenshot,
     go_to,
-    main_heading,
+    grid_rows,
+    grid_text,
+    keyed,
+    metric_value,
+    multiselect_pick,
+    number,
+    open_dashboard,
+    open_page,
+    select_option,
+    selectbox_value,
+    set_slider,
+    set_text,
+    sidebar_text,
+    table_after,
     wait_idle,
 )
 from playwright.sync_api import expect
@@ -35,113 +47,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 #: The pages the issue asks for, by their navigation titles.
 PAGES = ["Runs", "Scenario", "Results", "Eligibility", "Compare", "Publish"]
-FIRST_LOAD = 90_000  # ms: the first page starts PostgreSQL and loads the demo run
-SOLVE_WAIT = 60_000  # ms
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def open_dashboard(page, url: str) -> None:
-    page.goto(url)
-    page.wait_for_selector(APP, timeout=FIRST_LOAD)
-    main_heading(page, "Runs").wait_for(timeout=FIRST_LOAD)
-    wait_idle(page, timeout=FIRST_LOAD)
-
-
-def open_page(page, title: str, heading: str | None = None) -> None:
-    """Click ``title`` in the sidebar and wait until the page has finished running."""
-    go_to(page, title)
-    main_heading(page, heading or title).wait_for(timeout=30_000)
-    wait_idle(page)
-
-
 def assert_no_exception(page, where: str) -> None:
     boxes = exceptions(page)
     assert not boxes, f"{where}: Streamlit shows an exception:\n" + "\n---\n".join(boxes)
-
-
-def sidebar_text(page) -> str:
-    return page.locator('[data-testid="stSidebarUserContent"]').inner_text()
-
-
-def keyed(page, key: str):
-    """The element a page created with ``key=...`` (Streamlit marks it ``st-key-<key>``)."""
-    return page.locator(f".st-key-{key}")
-
-
-def table_after(page, heading: str):
-    """The first table (``st.dataframe``) under the section heading ``heading``.
-
-    (A dataframe without row selection carries no ``st-key-…`` mark, so it is found the way
-    a reader finds it: under its heading.)
-    """
-    section = page.locator('[data-testid="stElementContainer"]').filter(
-        has=page.locator("h1, h2, h3", has_text=heading))
-    return section.locator('xpath=following-sibling::*').locator('[data-testid="stDataFrame"]').first
-
-
-def grid_text(grid, timeout: float = 15_000) -> str:
-    """The header and visible cell texts of a dataframe (a locator).
-
-    The grid draws on a canvas; its accessible copy (role ``gridcell``) is what a screen
-    reader reads, and it is filled in shortly after the canvas is drawn.
-    """
-    grid.locator('[role="gridcell"]').first.wait_for(state="attached", timeout=timeout)
-    heads = grid.locator('[role="columnheader"]').all_text_contents()
-    cells = grid.locator('[role="gridcell"]').all_text_contents()
-    return " | ".join(heads + cells)
-
-
-def grid_rows(grid, timeout: float = 15_000) -> list[dict[str, str]]:
-    """The visible rows of a dataframe as ``{column header: cell text}``."""
-    grid.locator('[role="gridcell"]').first.wait_for(state="attached", timeout=timeout)
-    heads = [h.strip() for h in grid.locator('[role="columnheader"]').all_text_contents()]
-    rows = []
-    for row in grid.locator('[role="row"]').all():
-        cells = [c.strip() for c in row.locator('[role="gridcell"]').all_text_contents()]
-        if cells:
-            rows.append(dict(zip(heads[-len(cells):], cells, strict=True)))
-    return rows
-
-
-def metric_value(page, label: str, scope=None) -> str:
-    """The value shown by the ``st.metric`` whose label is exactly ``label``."""
-    root = scope if scope is not None else page.locator('[data-testid="stMain"]')
-    metric = root.locator('[data-testid="stMetric"]').filter(
-        has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
-    )
-    assert metric.count() >= 1, f"no metric labelled {label!r} on the page"
-    return metric.first.locator('[data-testid="stMetricValue"]').inner_text().strip()
-
-
-def number(text: str) -> float:
-    m = re.search(r"-?[\d,]*\.?\d+", text)
-    assert m, f"not a number: {text!r}"
-    return float(m.group(0).replace(",", ""))
-
-
-def set_slider(page, key: str, target: int) -> None:
-    """Move a slider with the keyboard, one step per key press, as a person would."""
-    thumb = keyed(page, key).locator('input[type="range"]')
-    now = int(float(thumb.input_value()))
-    thumb.focus()
-    key_name = "ArrowRight" if target > now else "ArrowLeft"
-    for _ in range(abs(target - now)):
-        thumb.press(key_name)
-    page.wait_for_function(
-        """([sel, v]) => { const e = document.querySelector(sel); return e && Number(e.value) === v; }""",
-        arg=[f".st-key-{key} input[type=range]", target],
-    )
-    page.wait_for_timeout(300)  # the slider sends its value after a short debounce
-    wait_idle(page)
-
-
-def set_text(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(value)
-    box.press("Enter")
-    wait_idle(page)
 
 
 def solve_scenario(page, name: str, alpha: int) -> float:
@@ -150,10 +63,7 @@ def solve_scenario(page, name: str, alpha: int) -> float:
     set_slider(page, "sc_alpha", alpha)
     shown = keyed(page, "sc_alpha").locator('[data-testid="stSliderThumbValue"]').inner_text()
     assert number(shown) == alpha, f"the slider shows {shown!r}, expected {alpha} %"
-    started = time.monotonic()
-    keyed(page, "sc_solve").get_by_role("button").click()
-    page.get_by_text(re.compile(rf"'{re.escape(name)}' solved in")).first.wait_for(timeout=SOLVE_WAIT)
-    took = time.monotonic() - started
+    took = click_solve(page, name)
     wait_idle(page)
     assert "solved" in sidebar_text(page), "the sidebar does not say the scenario is solved"
     return took
@@ -184,41 +94,6 @@ def expected_cost(alpha_percent: int) -> tuple[float, int]:
     data = res.to_dict()
     assert data["status"] == "optimal", f"the engine did not prove its answer here: {data['status']}"
     return float(data["objective"]), len(snap.workers)
-
-
-def multiselect_chosen(page, key: str) -> list[str]:
-    """The values a multiselect shows as chosen (its tags)."""
-    return keyed(page, key).locator("[data-tag]").evaluate_all(
-        "els => els.map(e => e.getAttribute('aria-label') || e.innerText.trim())")
-
-
-def multiselect_pick(page, key: str, names: list[str]) -> None:
-    """Make a multiselect hold ``names`` (adds what is missing, through its drop-down)."""
-    box = keyed(page, key)
-    for name in names:
-        if name in multiselect_chosen(page, key):
-            continue
-        box.get_by_role("button", name="Open").click()
-        page.get_by_role("option", name=name, exact=True).click()
-        page.keyboard.press("Escape")
-        wait_idle(page)
-    chosen = multiselect_chosen(page, key)
-    for name in names:
-        assert name in chosen, f"{name!r} is not chosen in {key}: {chosen}"
-
-
-def selectbox_value(page, key: str) -> str:
-    """What a selectbox shows as chosen."""
-    return keyed(page, key).get_by_role("combobox").input_value()
-
-
-def select_option(page, key: str, text: str) -> None:
-    """Open a selectbox and click the first option containing ``text``."""
-    keyed(page, key).get_by_role("button", name="Open").click()
-    page.get_by_role("option").filter(has_text=text).first.click()
-    wait_idle(page)
-    shown = selectbox_value(page, key)
-    assert text in shown, f"{key} shows {shown!r}, not {text!r}"
 
 
 # --------------------------------------------------------------------------- tests
