@@ -297,6 +297,9 @@ def _find_summary(store: RunStore, run_id: str) -> RunSummary | None:
         wanted = str(uuid.UUID(str(run_id)))
     except ValueError:
         return None
+    direct = getattr(store, "get_run", None)
+    if callable(direct):  # one indexed read instead of every run
+        return direct(wanted)
     for summary in store.list_runs():
         if summary.id == wanted:
             return summary

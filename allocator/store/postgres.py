@@ -142,25 +142,24 @@ class PostgresStore:
             rows = conn.execute(
                 "select * from public.allocator_run_summaries order by created_at desc, id"
             ).fetchall()
-        return [
-            RunSummary(
-                id=str(r["id"]),
-                name=r["name"],
-                status=r["status"],
-                n_workers=r["n_workers"],
-                n_job_lines=r["n_job_lines"],
-                last_solved_at=r["last_solved_at"],
-                published=r["published"],
-                created_at=r["created_at"],
-                allocation_run_id=str(r["allocation_run_id"]),
-                organisation_id=str(r["organisation_id"]),
-                is_exclusive=r["is_exclusive"],
-                attempts=r["attempts"],
-                error=r["error"],
-                completed_at=r["completed_at"],
-            )
-            for r in rows
-        ]
+        return [_summary(r) for r in rows]
+
+    def get_run(self, run_id: str) -> RunSummary | None:
+        """One run's summary, or ``None`` when there is no such run (or it is not visible)."""
+        try:
+            key = _uuid(run_id)
+        except RunNotFoundError:
+            return None
+        with self._tx() as conn:
+            row = conn.execute(
+                "select * from public.allocator_run_summaries where id = %s", (key,)
+            ).fetchone()
+        return _summary(row) if row else None
+
+    def ping(self) -> None:
+        """Raise a StoreError when the database cannot be reached."""
+        with self._tx() as conn:
+            conn.execute("select 1")
 
     def _load(self, run_id: str) -> tuple[dict[str, Any], int]:
         """The run's snapshot data and inputs_version, read in one statement."""
@@ -348,6 +347,25 @@ class PostgresStore:
     def requeue_run(self, run_id: str) -> None:
         with self._tx() as conn:
             conn.execute("select public.allocator_requeue_run(%s)", (_uuid(run_id),))
+
+
+def _summary(r: Mapping[str, Any]) -> RunSummary:
+    return RunSummary(
+        id=str(r["id"]),
+        name=r["name"],
+        status=r["status"],
+        n_workers=r["n_workers"],
+        n_job_lines=r["n_job_lines"],
+        last_solved_at=r["last_solved_at"],
+        published=r["published"],
+        created_at=r["created_at"],
+        allocation_run_id=str(r["allocation_run_id"]),
+        organisation_id=str(r["organisation_id"]),
+        is_exclusive=r["is_exclusive"],
+        attempts=r["attempts"],
+        error=r["error"],
+        completed_at=r["completed_at"],
+    )
 
 
 def _uuid(value: str, what: str = "run") -> str:
