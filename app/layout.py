@@ -28,6 +28,21 @@ RESULT_WORDS = {
 }
 
 
+def unique_labels(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """Labels by id, made unique: a label shared by several ids gets the id added.
+
+    Select boxes send back the label the planner picked, so two runs (or scenarios, or lines)
+    with the same label would be indistinguishable: picking one could open the other.
+    """
+    counts: dict[str, int] = {}
+    for _, label in pairs:
+        counts[label] = counts.get(label, 0) + 1
+    out = {}
+    for i, label in pairs:
+        out[i] = label if counts[label] == 1 else f"{label} [{i[:8]}]"
+    return out
+
+
 def run_label(r: RunSummary) -> str:
     tail = " · published" if r.published else ""
     return f"{r.name or r.id} ({r.n_workers} workers){tail}"
@@ -39,6 +54,7 @@ def sidebar() -> None:
     runs = state.guarded(state.runs, "The list of runs could not be read")
     ids = [r.id for r in runs]
     by_id = {r.id: r for r in runs}
+    run_labels = unique_labels([(r.id, run_label(r)) for r in runs])
     if not ids:
         state.select_run(None)
         sb.info("No runs yet. Import one on the Runs page.")
@@ -57,7 +73,7 @@ def sidebar() -> None:
         "Current run",
         ids,
         key="sidebar_run",
-        format_func=lambda i: run_label(by_id[i]) if i in by_id else i,
+        format_func=lambda i: run_labels.get(i, i),
         on_change=on_run_change,
         help="The run every page works on. Choose it here or on the Runs page.",
     )
@@ -66,6 +82,7 @@ def sidebar() -> None:
     saved = state.guarded(lambda: state.scenarios(current), "The saved scenarios could not be read")
     saved_ids = [s.id for s in saved]
     by_sid = {s.id: s for s in saved}
+    sc_labels = unique_labels([(s.id, _scenario_label(s)) for s in saved])
     name = d["name"] if d and d.get("run_id") == current else None
     res = state.current_result()
     job = state.active_job()
@@ -92,7 +109,7 @@ def sidebar() -> None:
         "Open a saved scenario",
         options,
         key="sidebar_scenario",
-        format_func=lambda s: "—" if not s else _scenario_label(by_sid.get(s)),
+        format_func=lambda s: "—" if not s else sc_labels.get(s, "?"),
         on_change=on_scenario_change,
         help="Loads its settings and changes into the Scenario page and its result into Results.",
     )

@@ -216,6 +216,19 @@ def _next_name(run_id: str | None) -> str:
     return f"Scenario {n}"
 
 
+def draft_edited() -> None:
+    """A scenario widget changed: the draft is no longer the saved scenario it was opened from.
+
+    Runs as the widgets' ``on_change`` callback, so before the sidebar is drawn: the sidebar's
+    scenario picker lets go of the saved one, and picking it again reopens it.
+    """
+    d = st.session_state.get("draft")
+    if d is not None:
+        d["loaded_from"] = None
+        if isinstance(st.session_state.get("sc_name"), str):
+            d["name"] = st.session_state["sc_name"].strip()
+
+
 def load_scenario(sc: Scenario) -> None:
     """Open a saved scenario: its settings and overrides in the editor, its result current."""
     st.session_state["draft"] = {

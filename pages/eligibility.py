@@ -122,8 +122,9 @@ if wi is not None:
 
 # --------------------------------------------------------------------------- one line
 st.header("One job line")
+line_labels = layout.unique_labels([(problem.line_ids[j], problem.line_names[j]) for j in range(problem.n_lines)])
 lj = st.selectbox("Job line", list(range(problem.n_lines)), key="el_line",
-                  format_func=lambda j: problem.line_names[j])
+                  format_func=lambda j: line_labels[problem.line_ids[j]])
 if lj is not None:
     allowed = problem.allowed[:, lj]
     pool = int(allowed.sum())

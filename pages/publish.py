@@ -43,11 +43,12 @@ else:
     default = cur.get("saved_id") if cur and cur.get("saved_id") in by_id else solved[0].id
     if ss.get("pub_scenario") not in by_id:
         ss["pub_scenario"] = default
-    sid = st.selectbox(
-        "Scenario to publish", list(by_id), key="pub_scenario",
-        format_func=lambda i: f"{by_id[i].name} · {layout.RESULT_WORDS.get(by_id[i].result.get('status'), '')} "
-                              f"· saved {by_id[i].created_at:%d %b %H:%M}",
-    )
+    labels = layout.unique_labels([
+        (i, f"{x.name} · {layout.RESULT_WORDS.get(x.result.get('status'), '')} · saved {x.created_at.astimezone():%d %b %H:%M}")
+        for i, x in by_id.items()
+    ])
+    sid = st.selectbox("Scenario to publish", list(by_id), key="pub_scenario",
+                       format_func=lambda i: labels.get(i, i))
     sc = by_id[sid]
     result = sc.result
     m = result.get("metrics") or {}

@@ -34,36 +34,36 @@ ss.setdefault("sc_time", max(1, int(round(float(s.get("max_seconds", 60))))))
 ss.setdefault("sc_seed", int(s.get("rng_seed", 1234)))
 ss.setdefault("sc_ties", bool(s.get("allow_worker_preference_ties", True)))
 
-st.text_input("Scenario name", key="sc_name", max_chars=120)
+st.text_input("Scenario name", key="sc_name", on_change=state.draft_edited, max_chars=120)
 
 st.subheader("Rules")
 c1, c2 = st.columns(2)
 with c1:
     st.slider(
-        "Supervisor voice (0–100 %)", 0, 100, key="sc_alpha", step=1, format="%d %%",
+        "Supervisor voice (0–100 %)", 0, 100, key="sc_alpha", on_change=state.draft_edited, step=1, format="%d %%",
         help="How much supervisors' rankings of workers count against workers' own choices. "
              "0 %: only workers' choices count. 100 %: only supervisors' rankings count.",
     )
     st.number_input(
-        "How much low choices hurt", min_value=0.1, max_value=8.0, step=0.25, key="sc_power", format="%.2f",
+        "How much low choices hurt", min_value=0.1, max_value=8.0, step=0.25, key="sc_power", on_change=state.draft_edited, format="%.2f",
         help="1: every step down a worker's list costs the same. Above 1: a low choice costs much more "
              "than a high one, so the solve avoids giving anyone a very low choice.",
     )
     st.toggle(
-        "Stable (no worker and line would both rather swap)", key="sc_stability",
+        "Stable (no worker and line would both rather swap)", key="sc_stability", on_change=state.draft_edited,
         help="No worker and line would both prefer each other to what they got. Can cost satisfaction overall.",
     )
 with c2:
     st.number_input(
-        "Time limit (seconds)", min_value=1, max_value=3600, step=5, key="sc_time",
+        "Time limit (seconds)", min_value=1, max_value=3600, step=5, key="sc_time", on_change=state.draft_edited,
         help="The solve stops after this long and keeps the best allocation found so far.",
     )
     st.number_input(
-        "Tie-break seed", min_value=0, max_value=2**31 - 1, step=1, key="sc_seed",
+        "Tie-break seed", min_value=0, max_value=2**31 - 1, step=1, key="sc_seed", on_change=state.draft_edited,
         help="When several allocations are equally good, this number picks one. The same seed always gives the same allocation.",
     )
     st.toggle(
-        "Allow tied worker ranks", key="sc_ties",
+        "Allow tied worker ranks", key="sc_ties", on_change=state.draft_edited,
         help="Off: a worker who gave two lines the same rank is an error to fix in the data.",
     )
 
@@ -97,7 +97,7 @@ if base is None or base.get("run_id") != d["run_id"]:
 workers = sorted(snap.workers, key=lambda w: w.id)
 lines = sorted(snap.job_lines, key=lambda j: j.id)
 wname = {w.id: (f"{w.name} ({w.id})" if w.name else w.id) for w in workers}
-lname = {j.id: (j.name or j.id) for j in lines}
+lname = layout.unique_labels([(j.id, j.name or j.id) for j in lines])
 if len(workers) <= 3000:
     worker_col = st.column_config.SelectboxColumn(
         "Worker", options=[w.id for w in workers], format_func=lambda v: wname.get(v, v), required=True)
@@ -111,7 +111,7 @@ t_lines, t_pins, t_forbids, t_weights = st.tabs(
 with t_lines:
     st.caption("Change a line's places or whether it must be filled. Greyed columns come from the run.")
     lines_df = st.data_editor(
-        base["lines"], key="sc_lines", hide_index=True, width="stretch", num_rows="fixed",
+        base["lines"], key="sc_lines", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="fixed",
         disabled=["Job line id", "Job line"],
         column_config={
             "Places": st.column_config.NumberColumn(min_value=0, step=1, format="%d", help="How many workers the line takes."),
@@ -121,13 +121,13 @@ with t_lines:
 with t_pins:
     st.caption("Put a worker on a line whatever else happens. They must be eligible for it.")
     pins_df = st.data_editor(
-        base["pins"], key="sc_pins", hide_index=True, width="stretch", num_rows="dynamic",
+        base["pins"], key="sc_pins", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="dynamic",
         column_config={"Worker": worker_col, "Job line": line_col},
     )
 with t_forbids:
     st.caption("Keep a worker off a line in this scenario.")
     forbids_df = st.data_editor(
-        base["forbids"], key="sc_forbids", hide_index=True, width="stretch", num_rows="dynamic",
+        base["forbids"], key="sc_forbids", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="dynamic",
         column_config={"Worker": worker_col, "Job line": line_col},
     )
 with t_weights:
@@ -135,7 +135,7 @@ with t_weights:
         "Organisation priority for a worker: a positive value discourages the pair, a negative value "
         "favours it. Leave the job line empty to apply it to every line.")
     weights_df = st.data_editor(
-        base["weights"], key="sc_weights", hide_index=True, width="stretch", num_rows="dynamic",
+        base["weights"], key="sc_weights", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="dynamic",
         column_config={
             "Worker": worker_col,
             "Job line": line_col,

@@ -192,3 +192,96 @@ def test_results_without_a_solve_point_to_the_scenario_page(demo_run):
     at.switch_page("../pages/results.py").run()
     assert not at.exception
     assert any("Nothing solved yet" in i.value for i in at.info)
+
+
+# --------------------------------------------------------------------------- sidebar: saved scenarios
+
+
+def test_opening_a_saved_scenario_restores_its_settings_and_result(demo_run):
+    at = open_app(demo_run, "scenario")
+    at.text_input(key="sc_name").input("Workers only").run()
+    at.slider(key="sc_alpha").set_value(0).run()
+    saved = solve_now(at)
+    at.button(key="sc_save").click().run()
+    saved_id = at.session_state["result"]["saved_id"]
+    at.text_input(key="sc_name").input("Supervisors only").run()
+    at.slider(key="sc_alpha").set_value(100).run()
+    solve_now(at)
+    assert at.session_state["result"]["name"] == "Supervisors only"
+
+    box = at.sidebar.selectbox(key="sidebar_scenario")
+    assert any(o.startswith("Workers only · best possible") for o in box.options)
+    box.select(saved_id).run()
+    assert not at.exception
+    assert at.slider(key="sc_alpha").value == 0
+    assert at.text_input(key="sc_name").value == "Workers only"
+    res = at.session_state["result"]
+    assert res["name"] == "Workers only" and res["saved_id"]
+    assert res["result"]["allocations"] == saved["result"]["allocations"]
+    assert "Workers only" in " ".join(m.value for m in at.sidebar.markdown)
+    at.switch_page("../pages/results.py").run()
+    # The solve before it is the baseline of the changes shown.
+    assert at.selectbox(key="res_baseline").value == "Previous solve: Supervisors only"
+
+
+# --------------------------------------------------------------------------- two planners at once
+
+
+def test_a_second_planners_solve_queues_and_their_page_stays_responsive(import_run, demo_run):
+    d = demo_snapshot(workers=80, seed=7)
+    d["pins"] = []
+    d["settings"].update(stability=True, max_seconds=60)
+    slow = import_run(d, name="Slow stable intake")
+    first = open_app(slow, "scenario")
+    first.button(key="sc_solve").click().run()
+    second = open_app(demo_run, "scenario")
+    t0 = time.monotonic()
+    second.button(key="sc_solve").click().run()
+    assert time.monotonic() - t0 < 15  # the page answered while the other solve runs
+    assert not second.exception
+    import state
+
+    runner = state.job_runner()
+    p1 = runner.progress(first.session_state["job"]["id"])
+    p2 = runner.progress(second.session_state["job"]["id"])
+    if p1.status == "running":  # the slow solve is still going: the second waits its turn
+        assert p2.status == "queued" and p2.queue_position == 1
+        labels = [s.label for s in second.status]
+        assert any(label.startswith("Waiting for the solver: 1 solve(s) ahead") for label in labels), labels
+    runner.stop(first.session_state["job"]["id"])
+    res = solve_now_wait(second)
+    assert res["result"]["status"] == "optimal"
+
+
+def solve_now_wait(at, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while "job" in at.session_state and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+    assert "job" not in at.session_state, "the queued solve did not finish"
+    return at.session_state["result"]
+
+
+# --------------------------------------------------------------------------- results: downloads
+
+
+def test_results_offer_every_download(demo_run):
+    at = open_app(demo_run, "scenario")
+    solve_now(at)
+    at.switch_page("../pages/results.py").run()
+    keys = {b.key for b in at.get("download_button")}
+    assert {"res_dl_csv", "res_dl_bundle", "res_dl_result", "res_dl_statement"} <= keys
+    at.button(key="res_prepare_xlsx").click().run()
+    assert "res_dl_xlsx" in {b.key for b in at.get("download_button")}
+    assert not at.exception
+
+
+def test_runs_with_the_same_name_can_each_be_chosen(import_run):
+    older = import_run(small_run().model_dump(mode="json"), name="Twin intake")
+    newer = import_run(small_run().model_dump(mode="json"), name="Twin intake")
+    at = open_app(older)  # picks the older twin, not merely the first label that matches
+    assert at.session_state["run_id"] == older
+    labels = [o for o in at.sidebar.selectbox(key="sidebar_run").options if o.startswith("Twin intake")]
+    assert len(labels) == 2 and len(set(labels)) == 2
+    at.sidebar.selectbox(key="sidebar_run").select(newer).run()
+    assert at.session_state["run_id"] == newer
