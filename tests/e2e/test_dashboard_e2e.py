@@ -225,8 +225,9 @@ def test_main_flow(page, dashboard) -> None:
     done.wait_for(timeout=30_000)
     wait_idle(page)
     assert str(n_workers) in done.inner_text(), done.inner_text()
-    history = grid_text(table_after(page, "Publication history"))
-    assert reason in history, f"the reason is not in the publication history: {history}"
+    history = [r for r in grid_rows(table_after(page, "Publication history")) if r.get("Reason") == reason]
+    assert len(history) == 1, "the publication is not in the history with its reason"
+    assert history[0].get("Scenario") == first, history[0]
     assert page.locator(EXCEPTION).count() == 0
     full_page_screenshot(page, "flow-08-published")
 
