@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 # Okabe-Ito
@@ -56,8 +57,9 @@ REASON_COLOURS: dict[str, str] = {
 }
 FILTERED_OUT = "#EEEEEE"
 
+# No Plotly template: st.plotly_chart draws in Streamlit's own theme (the page's fonts and
+# grid), and building a template into every figure costs ~20 ms per chart on each rerun.
 _LAYOUT = dict(
-    template="plotly_white",
     margin=dict(l=10, r=10, t=30, b=10),
     font=dict(size=13),
     legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
@@ -211,12 +213,20 @@ def eligibility_heatmap(
     ``codes[i][j]`` is a key of :data:`REASON_WORDS` (a reason code, FORBIDDEN or PINNED).
     Cells whose code is not in ``show`` are drawn pale grey, so one reason can be picked out.
     """
-    present = [c for c in REASON_WORDS if any(c in row for row in codes)]
+    grid = np.asarray(codes, dtype=object).reshape(len(worker_labels), len(line_labels))
+    present = [c for c in REASON_WORDS if (grid == c).any()]
     shown = set(present if show is None else show)
     order = present + ["_hidden"]
-    index = {c: i for i, c in enumerate(order)}
-    z = [[index[c] if c in shown else index["_hidden"] for c in row] for row in codes]
-    text = [[REASON_WORDS.get(c, c) for c in row] for row in codes]
+    hidden = len(order) - 1
+    z = np.full(grid.shape, hidden, dtype=np.int8)
+    for i, c in enumerate(present):
+        if c in shown:
+            z[grid == c] = i
+    words = np.array([REASON_WORDS.get(c, c) for c in order[:-1]] + [""], dtype=object)
+    idx = np.zeros(grid.shape, dtype=np.int8)
+    for i, c in enumerate(present):
+        idx[grid == c] = i
+    text = words[idx]  # numpy arrays: plotly validates them far faster than nested lists
     colours = [REASON_COLOURS[c] for c in present] + [FILTERED_OUT]
     n = len(colours)
     # A discrete colour scale: each integer value gets its own flat band.

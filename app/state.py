@@ -129,6 +129,21 @@ def _problem(fingerprint: str, _snapshot: RunSnapshot):
     return ProblemData.from_snapshot(_snapshot)
 
 
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _applied(run_fingerprint: str, scenario_key: str, _snapshot: RunSnapshot, _settings: dict, _overrides: dict):
+    from allocator.scenario import apply
+
+    return apply(_snapshot, _settings, _overrides)
+
+
+def scenario_snapshot(snapshot: RunSnapshot, settings: dict, overrides: dict) -> RunSnapshot:
+    """The run with a scenario applied (validated once per distinct input; SnapshotError if bad)."""
+    import json
+
+    key = json.dumps([settings, overrides], sort_keys=True, default=str)
+    return _applied(snapshot.fingerprint(), key, snapshot, settings, overrides)
+
+
 def problem_for(snapshot: RunSnapshot):
     """ProblemData of a snapshot, built once per distinct input (shared, read-only)."""
     return _problem(snapshot.fingerprint(), snapshot)

@@ -10,7 +10,6 @@ import state
 import streamlit as st
 
 from allocator.eligibility import Reason
-from allocator.scenario import apply
 from allocator.snapshot import SnapshotError
 
 ctx = layout.require_run()
@@ -23,7 +22,7 @@ use_scenario = st.toggle("Include this scenario's pins and forbids", key="el_use
 source = snap
 if use_scenario:
     try:
-        source = apply(snap, d["settings"], d["overrides"])
+        source = state.scenario_snapshot(snap, d["settings"], d["overrides"])
     except SnapshotError:
         st.caption("The scenario being edited has problems (see the Scenario page); showing the run's own rules.")
 problem = state.problem_for(source)

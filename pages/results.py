@@ -11,7 +11,7 @@ import state
 import streamlit as st
 
 from allocator.compare import KPI_BY_KEY, format_delta, format_kpi, kpi_delta, kpi_value
-from allocator.scenario import SETTING_LABELS, apply
+from allocator.scenario import SETTING_LABELS
 from allocator.snapshot import SnapshotError
 
 ctx = layout.require_run()
@@ -108,7 +108,7 @@ for col, key in zip(cols, HEADLINE, strict=True):
 metrics = result.get("metrics") or {}
 problem = None
 try:
-    problem = state.problem_for(apply(snap, res["settings"], res["overrides"]))
+    problem = state.problem_for(state.scenario_snapshot(snap, res["settings"], res["overrides"]))
 except SnapshotError:
     pass  # the run changed so the scenario no longer applies; the saved numbers still show
 
@@ -226,7 +226,7 @@ if xl and xl[0] == id(result):
                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="res_dl_xlsx")
 scenario_snap = None
 try:
-    scenario_snap = apply(snap, res["settings"], res["overrides"])
+    scenario_snap = state.scenario_snapshot(snap, res["settings"], res["overrides"])
 except SnapshotError:
     pass
 if scenario_snap is not None:

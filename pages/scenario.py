@@ -9,7 +9,7 @@ import state
 import streamlit as st
 
 from allocator import service
-from allocator.scenario import ScenarioOverrides, apply
+from allocator.scenario import ScenarioOverrides
 from allocator.snapshot import SnapshotError
 from allocator.solvers.base import SolveOptions
 
@@ -147,7 +147,7 @@ overrides, problems = editor.overrides_from_frames(snap, lines_df, pins_df, forb
 scenario_snap = None
 if not problems:
     try:
-        scenario_snap = apply(snap, settings, overrides)
+        scenario_snap = state.scenario_snapshot(snap, settings, overrides)
     except SnapshotError as exc:
         problems = exc.messages
 d.update(name=ss["sc_name"].strip(), settings=settings, overrides=overrides)
@@ -175,6 +175,9 @@ if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or
         time_limit=settings["max_seconds"],
     )
     job_id = runner.submit(scenario_snap, options, label=d["name"])
+    # A demo-sized solve takes well under a second: wait for it here, so the result shows
+    # with this click's rerun instead of the progress panel's next poll.
+    runner.wait(job_id, timeout=1.5)
     ss["job"] = {
         "id": job_id,
         "run_id": d["run_id"],

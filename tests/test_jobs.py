@@ -35,7 +35,7 @@ def tiny(run_id: str = "tiny", alpha: float = 0.0) -> RunSnapshot:
 
 def slow_stable() -> RunSnapshot:
     """A stable-matching run that CP-SAT works on for seconds (improving as it goes)."""
-    d = demo_snapshot(workers=80, seed=7)
+    d = demo_snapshot(workers=200, seed=7)
     d["pins"] = []  # without pins a stable allocation exists, so incumbents arrive
     d["settings"].update(stability=True, max_seconds=60)
     return RunSnapshot.parse(d)
@@ -137,7 +137,7 @@ def test_stop_keeps_the_best_allocation_found_so_far_and_history_grows(runner):
     assert final.status is JobStatus.STOPPED and final.stop_requested
     res = final.result.to_dict()
     assert res["status"] == "feasible"  # an allocation, not proven best
-    assert len(res["allocations"]) == 80
+    assert len(res["allocations"]) == 200
     assert len(final.history) >= len(p.history)
     assert runner.stop(job) is False  # already finished
 
