@@ -60,3 +60,49 @@ def test_empty_sign_in_says_what_to_enter(supabase_env):
     at = new_app().run()
     at.button[0].click().run()
     assert [e.value for e in at.error] == ["Enter your email address and your password."]
+
+
+def test_a_signed_in_planner_works_through_their_own_client(supabase_env, monkeypatch, db_store, demo_run):
+    """After sign-in every read goes through a store built on the planner's signed-in client."""
+    from types import SimpleNamespace
+
+    import allocator.store.supabase as supabase_store
+    import supabase
+
+    made: dict = {}
+
+    class FakeAuth:
+        def sign_in_with_password(self, credentials):
+            made["credentials"] = credentials
+            return SimpleNamespace(user=SimpleNamespace(id="user-1", email=credentials["email"]))
+
+        def sign_out(self):
+            made["signed_out"] = True
+
+    class FakeClient:
+        auth = FakeAuth()
+
+    def create_client(url, key):
+        made["url_key"] = (url, key)
+        return FakeClient()
+
+    def store_for(client):
+        made.setdefault("store_clients", []).append(client)
+        return db_store  # the signed-in planner's view of the database (RLS is the store's job)
+
+    monkeypatch.setattr(supabase, "create_client", create_client)
+    monkeypatch.setattr(supabase_store, "SupabaseStore", store_for)
+
+    at = new_app().run()
+    at.text_input(key="auth_email_input").input("planner@example.org")
+    at.text_input(key="auth_password_input").input("s3cret")
+    at.button[0].click().run()
+    assert not at.exception
+    assert made["url_key"] == ("http://127.0.0.1:9", ANON_KEY)  # the anon key, never another
+    assert made["credentials"] == {"email": "planner@example.org", "password": "s3cret"}
+    assert all(isinstance(c, FakeClient) for c in made["store_clients"])
+    assert [t.value for t in at.title] == ["Runs"]
+    assert any("Signed in as planner@example.org" in c.value for c in at.sidebar.caption)
+    assert ANON_KEY not in every_text(at) and "s3cret" not in every_text(at)
+    at.sidebar.button(key="auth_sign_out").click().run()
+    assert made.get("signed_out") and [t.value for t in at.title] == ["Sign in"]
