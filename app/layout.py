@@ -28,6 +28,26 @@ RESULT_WORDS = {
 }
 
 
+#: The engine's phases, as the progress panel names them.
+PHASE_WORDS = {
+    "checks": "Checking the data",
+    "flow": "Finding the best allocation",
+    "pruning": "Narrowing the search",
+    "stability search": "Searching for a stable allocation",
+    "tie-break": "Choosing among equally good allocations",
+    "diagnosis": "Working out why no allocation fits",
+    "stability diagnosis": "Working out why no stable allocation fits",
+}
+
+# Only what starts formatting mid-sentence (emphasis, links, HTML, code, colours, maths, tables).
+_MD_SPECIAL = set("\\`*_[]<>~$:|#")
+
+
+def md(text: object) -> str:
+    """Text from data (a run, scenario or worker name) made safe to put inside markdown."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+
+
 def unique_labels(pairs: list[tuple[str, str]]) -> dict[str, str]:
     """Labels by id, made unique: a label shared by several ids gets the id added.
 
@@ -93,7 +113,7 @@ def sidebar() -> None:
             where = "solved, saved" if res.get("saved_id") else "solved, not saved yet"
         else:
             where = "not solved yet"
-        sb.markdown(f"**Scenario:** {name}  \n:gray[{where}]")
+        sb.markdown(f"**Scenario:** {md(name)}  \n:gray[{where}]")
     options = [""] + saved_ids
     loaded = d.get("loaded_from") if d else None
     wanted = loaded if loaded in by_sid else ""

@@ -81,7 +81,7 @@ for r in rows:
                 row[f"{v.name}: change"] = format_delta(key, delta) + arrow
     table.append(row)
 st.dataframe(pd.DataFrame(table), key="cmp_kpis", hide_index=True, width="stretch")
-st.caption(f"Changes are measured against the baseline, {base.name}. 'Better' follows each number's own "
+st.caption(f"Changes are measured against the baseline, {layout.md(base.name)}. 'Better' follows each number's own "
            "direction: more first choices is better, a lower mean rank is better.")
 
 st.plotly_chart(charts.rank_distribution_overlay(rank_distributions(chosen)), key="cmp_rank_chart", width="stretch")
@@ -111,7 +111,8 @@ if mv:
     })
     st.caption("Largest losses first. A negative rank change means the worker got a line they ranked higher.")
     st.plotly_chart(charts.sankey_figure(sankey_data(base.result, target.result, ln)), key="cmp_sankey", width="stretch")
-    st.caption(f"Where moved workers went: lines in {base.name} on the left, lines in {target.name} on the right. "
+    st.caption(f"Where moved workers went: lines in {layout.md(base.name)} on the left, lines in "
+               f"{layout.md(target.name)} on the right. "
                "The thicker the band, the more workers moved that way.")
 else:
     st.success("Nobody moved: both scenarios put every worker on the same line.")

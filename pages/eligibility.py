@@ -98,7 +98,7 @@ wi = st.selectbox(
 )
 if wi is not None:
     tags = problem.worker_tags[wi]
-    st.caption("Qualifications: " + (", ".join(tags) if tags else "none"))
+    st.caption("Qualifications: " + (layout.md(", ".join(tags)) if tags else "none"))
     rows = []
     for j in range(problem.n_lines):
         v = problem.verdict(wi, j)
@@ -117,7 +117,7 @@ if wi is not None:
     st.dataframe(df, key="el_worker_table", hide_index=True, width="stretch",
                  column_config={"Rank given": st.column_config.NumberColumn(format="%.1f")})
     n_may = int(df["May take it"].sum())
-    st.caption(f"{problem.worker_names[wi]} may take {n_may} of {problem.n_lines} job lines.")
+    st.caption(f"{layout.md(problem.worker_names[wi])} may take {n_may} of {problem.n_lines} job lines.")
 
 # --------------------------------------------------------------------------- one line
 st.header("One job line")

@@ -88,10 +88,10 @@ else:
     # The dialog stays open (across full reruns too) while ``pub_dialog`` is set.
     @st.dialog("Confirm publication", on_dismiss=close_dialog)
     def confirm(sc_id: str, name: str, reason: str, supersede: bool) -> None:
-        st.write(f"Publish **{name}** as the allocation of **{run.name or run.id}**?")
+        st.write(f"Publish **{layout.md(name)}** as the allocation of **{layout.md(run.name or run.id)}**?")
         st.write(f"{len(result['allocations'])} workers will be written to the database"
                  + (", replacing the published allocation." if supersede else "."))
-        st.write(f"Reason: {reason.strip() or '(none given)'}")
+        st.write(f"Reason: {layout.md(reason.strip()) or '(none given)'}")
         a, b = st.columns(2)
         if a.button("Publish now", key="pub_confirm", type="primary"):
             try:
@@ -110,7 +110,7 @@ else:
                 ss["pub_outcome"] = ("error", f"Not published: {exc}")
             else:
                 verb = "replaced the published allocation with" if out.superseded else "published"
-                ss["pub_outcome"] = ("ok", f"Done: {verb} '{name}' ({out.n_allocations} allocations) "
+                ss["pub_outcome"] = ("ok", f"Done: {verb} '{layout.md(name)}' ({out.n_allocations} allocations) "
                                            f"at {out.published_at.astimezone():%d %b %Y %H:%M}.")
                 state.set_widget("pub_reason", "")
                 state.set_widget("pub_supersede", False)

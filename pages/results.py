@@ -29,10 +29,10 @@ if state.active_job():
             st.rerun()
         job = state.active_job()
         if p.status == "queued":
-            st.info(f"'{job['name']}' is waiting for the solver ({p.queue_position} solve(s) ahead).",
+            st.info(f"'{layout.md(job['name'])}' is waiting for the solver ({p.queue_position} solve(s) ahead).",
                     icon=":material/hourglass_top:")
         else:
-            st.info(f"Solving '{job['name']}'… {p.elapsed:.0f} s. This page shows it when it is done.",
+            st.info(f"Solving '{layout.md(job['name'])}'… {p.elapsed:.0f} s. This page shows it when it is done.",
                     icon=":material/autorenew:")
 
     solving_now()
@@ -47,7 +47,7 @@ if res is None:
 result = res["result"]
 status = result.get("status")
 st.caption(
-    f"Scenario **{res['name']}**"
+    f"Scenario **{layout.md(res['name'])}**"
     + (" (saved)" if res.get("saved_id") else " (not saved yet: save it on the Scenario page to compare or publish it)")
     + f" · {layout.RESULT_WORDS.get(status, status)} · solved in {float(result.get('solve_seconds') or 0):.1f} s"
 )

@@ -68,7 +68,7 @@ run_id = state.current_run_id()
 if run_id:
     ctx = layout.require_run()
     snap = ctx.snapshot
-    st.header(f"Data health: {ctx.summary.name or ctx.summary.id}")
+    st.header(f"Data health: {layout.md(ctx.summary.name or ctx.summary.id)}")
     st.caption("Checked before any solve: what would make a solve impossible, and what to look at.")
     report = health.check(snap, state.problem_for(snap))
     c = st.columns(4)
@@ -165,7 +165,7 @@ if st.button("Import as a new run", key="runs_import", type="primary", disabled=
         try:
             snap_in = service.read_snapshot_file(path)
         except SnapshotError as exc:
-            layout.show_messages(f"{upload.name} cannot be imported. Fix these in the file, then upload it again:", exc.messages)
+            layout.show_messages(f"{layout.md(upload.name)} cannot be imported. Fix these in the file, then upload it again:", exc.messages)
             st.stop()
         except service.ServiceError as exc:
             st.error(str(exc).replace("upload", Path(upload.name).stem, 1))
@@ -176,5 +176,5 @@ if st.button("Import as a new run", key="runs_import", type="primary", disabled=
     )
     state.clear_reads()
     state.select_run(new_id)
-    state.flash(f"Imported {upload.name} as a new run with {len(snap_in.workers)} workers; it is now the current run.")
+    state.flash(f"Imported {layout.md(upload.name)} as a new run with {len(snap_in.workers)} workers; it is now the current run.")
     st.rerun()

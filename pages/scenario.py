@@ -20,7 +20,7 @@ d = state.draft(snap)
 
 st.title("Scenario")
 st.caption(
-    f"A what-if on **{ctx.summary.name or ctx.summary.id}**: change the rules below, press Solve, "
+    f"A what-if on **{layout.md(ctx.summary.name or ctx.summary.id)}**: change the rules below, press Solve, "
     "then save it under a name. The run's own data is never changed."
 )
 
@@ -196,10 +196,10 @@ if b2.button("Save scenario", key="sc_save", disabled=bool(problems) or not d["n
     # solving): names must tell solved scenarios apart on the Compare and Publish pages.
     existing = {sc.name for sc in state.scenarios(d["run_id"]) if sc.result}
     if d["name"] in existing and not (matches and res.get("saved_id")):
-        actions.error(f"A scenario named '{d['name']}' is already saved for this run. Give this one another name "
-                 f"(for example '{d['name']} v2') and save again.")
+        actions.error(f"A scenario named '{layout.md(d['name'])}' is already saved for this run. Give this one "
+                      f"another name (for example '{layout.md(d['name'])} v2') and save again.")
     elif matches and res.get("saved_id"):
-        actions.info(f"'{d['name']}' is saved already with this result.")
+        actions.info(f"'{layout.md(d['name'])}' is saved already with this result.")
     else:
         result = res["result"] if matches else None
         new_id = state.guarded(
@@ -214,9 +214,9 @@ if b2.button("Save scenario", key="sc_save", disabled=bool(problems) or not d["n
         if matches:
             res["saved_id"] = new_id
             res["name"] = d["name"]
-            state.flash(f"Saved scenario '{d['name']}' with its result.", ":material/save:")
+            state.flash(f"Saved scenario '{layout.md(d['name'])}' with its result.", ":material/save:")
         else:
-            state.flash(f"Saved scenario '{d['name']}' without a result: solve it to compare or publish it.",
+            state.flash(f"Saved scenario '{layout.md(d['name'])}' without a result: solve it to compare or publish it.",
                         ":material/save:")
         st.rerun()
 
@@ -249,9 +249,9 @@ def progress_panel() -> None:
             with st.status(f"Waiting for the solver: {p.queue_position} solve(s) ahead", state="running"):
                 st.write("Solves run one at a time so each gets the machine's full power.")
         else:
-            label = f"Solving '{job_now['name']}'… {p.elapsed:.1f} s"
+            label = f"Solving '{layout.md(job_now['name'])}'… {p.elapsed:.1f} s"
             if p.stop_requested:
-                label = f"Stopping '{job_now['name']}'… keeping the best allocation found so far"
+                label = f"Stopping '{layout.md(job_now['name'])}'… keeping the best allocation found so far"
             with st.status(label, state="running", expanded=True):
                 m1, m2, m3 = st.columns(3)
                 m1.metric("Elapsed", f"{p.elapsed:.1f} s")
@@ -259,6 +259,8 @@ def progress_panel() -> None:
                 gap = None if p.objective is None or p.bound is None else max(p.objective - p.bound, 0.0)
                 m3.metric("Left to prove", "–" if gap is None else f"{gap:,.2f}",
                           help="How far the best allocation could still be from the best possible.")
+                if p.phase:
+                    st.caption(f"Now: {layout.PHASE_WORDS.get(p.phase, p.phase)}.")
                 st.plotly_chart(charts.progress_figure(p.history), key="sc_progress_chart", width="stretch")
                 st.caption("Blue: the best allocation found so far. Orange: no allocation can cost less. "
                            "When they meet, the best possible allocation is proven.")
@@ -273,7 +275,7 @@ def progress_panel() -> None:
         lp = last["progress"]
         status = (state.current_result() or {}).get("result", {}).get("status")
         words = layout.RESULT_WORDS.get(status, status or "")
-        with st.status(f"'{last['name']}' solved in {lp.elapsed:.1f} s: {words}", state="complete", expanded=False):
+        with st.status(f"'{layout.md(last['name'])}' solved in {lp.elapsed:.1f} s: {words}", state="complete", expanded=False):
             if lp.history:
                 st.plotly_chart(charts.progress_figure(lp.history), key="sc_progress_chart", width="stretch")
                 st.caption("Blue: the best allocation found. Orange: no allocation can cost less.")
