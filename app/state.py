@@ -318,6 +318,7 @@ def harvest_job() -> ProgressSnapshot | None:
     st.session_state["last_job"] = {**job, "progress": p}
     if p.result is not None:
         data = p.result.to_dict() if hasattr(p.result, "to_dict") else dict(p.result)
+        stopped = p.status == "stopped"
         set_result({
             "run_id": job["run_id"],
             "name": job["name"],
@@ -326,10 +327,13 @@ def harvest_job() -> ProgressSnapshot | None:
             "result": data,
             "fingerprint": job["fingerprint"],
             "saved_id": None,
+            "stopped": stopped,
         })
         st.session_state.pop("job_error", None)
-        if p.status == "stopped":
+        if stopped and data.get("allocations"):
             flash("Solve stopped: the best allocation found so far is kept.", ":material/stop_circle:")
+        elif stopped:
+            flash("Solve stopped before any allocation was found.", ":material/stop_circle:")
         else:
             flash(f"Solved {job['name']}: open Results to see it.")
     elif p.error:

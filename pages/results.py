@@ -57,6 +57,9 @@ if res["fingerprint"] != ctx.fingerprint:
 if status in ("infeasible", "no_solution"):
     if status == "infeasible":
         st.error("**No allocation can meet every rule of this scenario.** Here is why:")
+    elif res.get("stopped"):
+        st.error("**The solve was stopped before it found an allocation.** Solve again on the Scenario "
+                 "page and let it run longer.")
     else:
         st.error("**No allocation was found within the time limit.** Give the solve more time on the "
                  "Scenario page, or relax a rule (stability, pins, must-be-filled lines).")

@@ -252,7 +252,10 @@ def progress_panel() -> None:
             label = f"Solving '{layout.md(job_now['name'])}'… {p.elapsed:.1f} s"
             if p.stop_requested:
                 label = f"Stopping '{layout.md(job_now['name'])}'… keeping the best allocation found so far"
-            with st.status(label, state="running", expanded=True):
+            # The status line carries the state; the numbers and chart sit outside it, so they
+            # show whatever the planner did with the status box before.
+            st.status(label, state="running", expanded=False)
+            with st.container(border=True):
                 m1, m2, m3 = st.columns(3)
                 m1.metric("Elapsed", f"{p.elapsed:.1f} s")
                 m2.metric("Best total cost so far", "–" if p.objective is None else f"{p.objective:,.2f}")
