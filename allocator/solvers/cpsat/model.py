@@ -162,8 +162,25 @@ def solve_stable(
         log.append("pruning proved that no stable allocation exists")
         return outcome(Status.INFEASIBLE)
 
-    # 3. Integer costs for CP-SAT and the flow bound in the same integers.
-    costs = integer_costs(problem, budget=cpsat_budget(m), max_tie_range=1, pairs=pairs)
+    # 3. The flow again, over the kept pairs only. Every stable allocation lies among them,
+    # so this optimum bounds the stable one, and if it has no blocking pair it *is* the
+    # stable optimum (with the same seeded tie-break as the flow).
+    kept = pr.keep[pairs[0], pairs[1]]
+    kept_pairs = (pairs[0][kept], pairs[1][kept])
+    if flow_shortcut:
+        kflow, _ = solve_flow_scaled(problem, pairs=kept_pairs)
+        if kflow.status is Status.INFEASIBLE:
+            log.append("no allocation uses only pairs that a stable allocation can contain")
+            return outcome(Status.INFEASIBLE)
+        if not blocking_pairs(problem, kflow.assignment):
+            log.append("the min-cost flow over the kept pairs has no blocking pair: it is the stable optimum")
+            log.extend(kflow.log)
+            result = outcome(Status.OPTIMAL, kflow.assignment)
+            cb.on_progress(result.objective, result.objective, result.solve_seconds)
+            return result
+
+    # Integer costs for CP-SAT, and the kept-pairs flow bound in the same integers.
+    costs = integer_costs(problem, budget=cpsat_budget(m), max_tie_range=1, pairs=kept_pairs)
     log.append(costs.describe())
     lower_bound, hint = None, flow.assignment
     start_point = deferred_acceptance(problem, seed)
@@ -172,6 +189,9 @@ def solve_stable(
         log.append(f"deferred acceptance found a stable allocation of cost {problem.objective(start_point):.6g}")
     try:
         bounded = solve_flow(problem, costs)
+        if bounded.status is Status.INFEASIBLE:
+            log.append("no allocation uses only pairs that a stable allocation can contain")
+            return outcome(Status.INFEASIBLE)
         lower_bound = bounded.base_total
         if start_point is None:
             hint = bounded.assignment
@@ -197,7 +217,8 @@ def solve_stable(
         )
 
     # CP-SAT counts its limit from its own start, after loading the model: keep a margin.
-    status, solver = run_cpsat(model, options, deadline - time.perf_counter() - 0.2, seed, report, **STABLE_PARAMS)
+    budget = deadline - time.perf_counter()
+    status, solver = run_cpsat(model, options, budget - min(0.5, 0.02 * budget), seed, report, **STABLE_PARAMS)
     mapped = _STATUS[status]
     log.append(f"phase 1 (cost): {solver.status_name(status)} in {solver.wall_time:.2f} s")
     if mapped is Status.INFEASIBLE:
