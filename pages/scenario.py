@@ -278,7 +278,10 @@ def progress_panel() -> None:
         lp = last["progress"]
         status = (state.current_result() or {}).get("result", {}).get("status")
         words = layout.RESULT_WORDS.get(status, status or "")
-        with st.status(f"'{layout.md(last['name'])}' solved in {lp.elapsed:.1f} s: {words}", state="complete", expanded=False):
+        stopped = bool((state.current_result() or {}).get("stopped"))
+        head = (f"'{layout.md(last['name'])}' stopped after {lp.elapsed:.1f} s: {words}" if stopped
+                else f"'{layout.md(last['name'])}' solved in {lp.elapsed:.1f} s: {words}")
+        with st.status(head, state="complete", expanded=False):
             if lp.history:
                 st.plotly_chart(charts.progress_figure(lp.history), key="sc_progress_chart", width="stretch")
                 st.caption("Blue: the best allocation found. Orange: no allocation can cost less.")
