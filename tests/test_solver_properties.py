@@ -23,7 +23,7 @@ from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
 from allocator.solvers import SolveOptions, Status, solve_problem
 from allocator.solvers.cpsat.constraints import add_constraints
-from allocator.solvers.cpsat.heuristic import deferred_acceptance
+from allocator.solvers.cpsat.heuristic import deferred_acceptance, flow_repair
 from allocator.solvers.cpsat.model import solve_stable
 from allocator.solvers.cpsat.order import count_better, count_not_worse
 from allocator.solvers.cpsat.pruning import prune
@@ -134,12 +134,12 @@ def test_pruning_keeps_every_stable_allocation(d):
 
 @SETTINGS
 @given(snapshots(stability=True))
-def test_deferred_acceptance_start_is_stable_when_given(d):
+def test_heuristic_starts_are_stable_when_given(d):
     problem = _problem(d)
-    a = deferred_acceptance(problem, problem.settings.rng_seed)
-    if a is not None:
-        assert_valid(problem, a)
-        assert blocking_pairs(problem, a) == []
+    for a in (deferred_acceptance(problem, problem.settings.rng_seed), flow_repair(problem, prune(problem).keep)):
+        if a is not None:
+            assert_valid(problem, a)
+            assert blocking_pairs(problem, a) == []
 
 
 @SETTINGS

@@ -1,4 +1,9 @@
-"""A weakly stable allocation to start from: worker-proposing deferred acceptance.
+"""Weakly stable allocations to start from (hints for CP-SAT, and a fallback answer).
+
+Two heuristics; the cheaper of their results is used. Neither decides optimality.
+
+Worker-proposing deferred acceptance
+------------------------------------
 
 Break every tie (worker side by cost then a seeded hash; line side by cost then the hash),
 run capacitated worker-proposing deferred acceptance over the allowed pairs with pinned
@@ -21,7 +26,7 @@ import numpy as np
 
 from allocator.problem import ProblemData
 from allocator.solvers.scaling import tie_break
-from allocator.stability import blocking_pairs
+from allocator.stability import blocking_mask, blocking_pairs, strictly_less
 
 
 def deferred_acceptance(problem: ProblemData, seed: int) -> np.ndarray | None:
@@ -81,3 +86,36 @@ def deferred_acceptance(problem: ProblemData, seed: int) -> np.ndarray | None:
     if blocking_pairs(problem, assignment):
         return None
     return assignment
+
+
+def flow_repair(problem: ProblemData, keep: np.ndarray, max_rounds: int = 200) -> np.ndarray | None:
+    """A stable allocation close to the cost optimum: min-cost flows that shed blocking pairs.
+
+    Solve the flow over ``keep``; while its allocation has blocking pairs, take for each
+    line the blocking worker it ranks best (ties: lowest index) and remove that worker's
+    lines that are strictly worse than the blocked one (the worker is "pushed up", as the
+    line would accept them), then solve again. Each round removes pairs, so it ends: with a
+    stable allocation, or ``None`` when the flow becomes infeasible or the rounds run out.
+    A heuristic for the hint only; removed pairs may well be in better stable allocations.
+    """
+    from allocator.solvers.flow import solve_flow_scaled
+
+    keep = keep.copy()
+    for _ in range(max_rounds):
+        s, p = np.nonzero(keep)
+        result, _ = solve_flow_scaled(problem, pairs=(s.astype(np.int32), p.astype(np.int32)))
+        if result.assignment is None:
+            return None
+        block = blocking_mask(problem, result.assignment)
+        if not block.any():
+            return result.assignment
+        bs, bp = np.nonzero(block)
+        order = np.lexsort((bs, problem.dp[bs, bp], bp))
+        bs, bp = bs[order], bp[order]
+        first = np.ones(bs.size, dtype=bool)
+        first[1:] = bp[1:] != bp[:-1]
+        bs, bp = bs[first], bp[first]
+        best = np.full(problem.n_workers, np.inf)
+        np.minimum.at(best, bs, problem.dw[bs, bp])
+        keep &= ~strictly_less(best[:, None], problem.dw)
+    return None

@@ -27,7 +27,7 @@ from ortools.sat.python import cp_model
 from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, SolveOutcome, Status
 from allocator.solvers.cpsat.constraints import add_constraints
-from allocator.solvers.cpsat.heuristic import deferred_acceptance
+from allocator.solvers.cpsat.heuristic import deferred_acceptance, flow_repair
 from allocator.solvers.cpsat.objective import minimise_cost, minimise_tie_break, weighted
 from allocator.solvers.cpsat.pruning import prune
 from allocator.solvers.cpsat.variables import Variables, make_variables
@@ -183,10 +183,18 @@ def solve_stable(
     costs = integer_costs(problem, budget=cpsat_budget(m), max_tie_range=1, pairs=kept_pairs)
     log.append(costs.describe())
     lower_bound, hint = None, flow.assignment
-    start_point = deferred_acceptance(problem, seed)
+    start_point = None
+    for name, found in (
+        ("deferred acceptance", deferred_acceptance(problem, seed)),
+        ("flow repair", flow_repair(problem, pr.keep)),
+    ):
+        if found is None:
+            continue
+        log.append(f"{name} found a stable allocation of cost {problem.objective(found):.6g}")
+        if start_point is None or problem.objective(found) < problem.objective(start_point):
+            start_point = found
     if start_point is not None:
         hint = start_point
-        log.append(f"deferred acceptance found a stable allocation of cost {problem.objective(start_point):.6g}")
     try:
         bounded = solve_flow(problem, costs)
         if bounded.status is Status.INFEASIBLE:
@@ -232,7 +240,7 @@ def solve_stable(
     if mapped is Status.NO_SOLUTION:
         if start_point is None:
             return outcome(Status.NO_SOLUTION, None, rigorous_bound)
-        log.append("CP-SAT found no allocation in time: returning the deferred-acceptance one")
+        log.append("CP-SAT found no allocation in time: returning the best heuristic one")
         return _with_gap(outcome(Status.FEASIBLE, start_point, rigorous_bound), log)
     best = int(round(solver.objective_value))
     assignment = v.assignment(_solution(solver))
