@@ -27,11 +27,14 @@ worker. Instead we sort, once:
   sum of ``p``'s order (ties sit together; :mod:`.order` explains why these sets are exact
   prefixes and suffixes under :func:`allocator.stability.strictly_less`).
 
-Suffix sums ``u`` (Booleans) and prefix sums ``P`` (integers in ``[0, cap]``) are chained, each
-defined from its neighbour plus the new terms, so every ``x`` appears in O(1) of them and
-each stability constraint is ``P - cap(p) * u >= 0`` with two terms. Pairs tied in the same
-place of an order share their sum. The model has O(pairs) terms in all, against O(pairs x
-workers) for the naive form.
+Suffix sums ``u`` (Booleans) and prefix sums ``P`` (integers in ``[0, cap]``) are chained,
+each defined from its neighbour plus the new terms, so every ``x`` appears in O(1) of them.
+For each line and needed prefix length ``g`` a Boolean ``cut(p, g)`` means "p is full with
+its first g workers": ``P(p, g) >= cap(p) * cut(p, g)``, and, chained again, ``cut`` excludes
+every worker after position ``g`` (one clause per ``x``; implied for integers, but it
+it can tighten the LP when ``cap(p) > 1``). Each stability constraint is then one implication
+``u(s, w) => cut(p, g)``. Pairs tied at the same place of an order share their sums. The
+model has O(pairs) terms in all, against O(pairs x workers) for the naive form.
 """
 
 from __future__ import annotations

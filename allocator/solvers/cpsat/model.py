@@ -5,8 +5,11 @@
    stable allocations are a subset) and we return it as is.
 2. **Pruning** (:mod:`.pruning`): pairs that are in no stable allocation get no variable.
 3. **Phase 1**: minimise the rounded cost with the cumulative stability encoding
-   (:mod:`.constraints`), warm-started (hint) with the flow allocation and bounded below by
-   the flow optimum of the same integer costs.
+   (:mod:`.constraints`), bounded below by the flow optimum over the kept pairs in the same
+   integer costs, and warm-started (a complete hint, auxiliary sums included) with the
+   cheaper of two stable heuristic allocations (:mod:`.heuristic`), or with the flow
+   allocation when neither finds one. If the flow over the kept pairs is already stable it
+   is the answer and CP-SAT is not needed.
 4. **Phase 2**: with the proven optimal cost fixed, minimise the seeded tie-break, so the
    allocation returned does not depend on the number of threads or on timing.
 
@@ -141,7 +144,7 @@ def solve_stable(
     # 1. Flow over all allocations.
     cb.on_phase("flow")
     pairs = allowed_pairs(problem)
-    flow, flow_costs = solve_flow_scaled(problem, pairs=pairs)
+    flow, _ = solve_flow_scaled(problem, pairs=pairs)
     if flow.status is Status.INFEASIBLE:
         log.append(f"infeasible without stability already ({flow.reason})")
         return outcome(Status.INFEASIBLE)
@@ -224,9 +227,7 @@ def solve_stable(
             time.perf_counter() - start,
         )
 
-    # CP-SAT counts its limit from its own start, after loading the model: keep a margin.
-    budget = deadline - time.perf_counter()
-    status, solver = run_cpsat(model, options, budget - min(0.5, 0.02 * budget), seed, report, **STABLE_PARAMS)
+    status, solver = run_cpsat(model, options, _margin(deadline - time.perf_counter()), seed, report, **STABLE_PARAMS)
     mapped = _STATUS[status]
     log.append(f"phase 1 (cost): {solver.status_name(status)} in {solver.wall_time:.2f} s")
     if mapped is Status.INFEASIBLE:
@@ -261,7 +262,7 @@ def solve_stable(
         minimise_tie_break(model, v, cost, best, tie)
         model.clear_hints()
         _hint(model, v, assignment, stats)
-        status2, solver2 = run_cpsat(model, options, remaining, seed, **STABLE_PARAMS)
+        status2, solver2 = run_cpsat(model, options, _margin(remaining), seed, **STABLE_PARAMS)
         log.append(f"phase 2 (tie-break): {solver2.status_name(status2)} in {solver2.wall_time:.2f} s")
         if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             assignment = v.assignment(_solution(solver2))
@@ -271,6 +272,11 @@ def solve_stable(
     result = outcome(Status.OPTIMAL, assignment)
     cb.on_progress(result.objective, result.objective, result.solve_seconds)
     return result
+
+
+def _margin(seconds: float) -> float:
+    """CP-SAT counts its limit from its own start, after loading the model: keep a margin."""
+    return max(0.0, seconds - min(0.5, 0.02 * seconds))
 
 
 def _with_gap(result: SolveOutcome, log: list[str]) -> SolveOutcome:
