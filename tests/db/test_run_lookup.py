@@ -14,6 +14,14 @@ SNAP = {
 }
 
 
+@pytest.fixture(scope="module")
+def store(new_database):
+    """A store on a database of its own: imports need a single organisation to go to."""
+    s = PostgresStore(new_database(migrated=True, prefix="lookup"))
+    yield s
+    s.close()
+
+
 def test_get_run_finds_the_same_summary_as_the_list(store: PostgresStore):
     run_id = store.import_snapshot(SNAP)
     direct = store.get_run(run_id)
