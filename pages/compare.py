@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import charts
+import headline
 import layout
 import pandas as pd
 import state
@@ -10,10 +11,9 @@ import streamlit as st
 
 from allocator.compare import (
     ScenarioView,
-    format_delta,
-    format_kpi,
-    is_improvement,
+    kpi_delta,
     kpi_table,
+    kpi_value,
     move_summary,
     moves,
     rank_distributions,
@@ -21,20 +21,33 @@ from allocator.compare import (
     settings_diff,
 )
 
+
+def _change_cell(key: str, delta: float | None) -> str:
+    """A change with which way is better, for the headline table ("–" when unknown)."""
+    text = headline.delta_text(key, delta)
+    if text is None:
+        return "–"
+    good = headline.better(key, delta)
+    return text + ("" if good is None else (" ▲ better" if good else " ▼ worse"))
+
+
 ctx = layout.require_run()
 snap = ctx.snapshot
 st.title("Compare scenarios")
 st.caption("Pick two or more solved scenarios. The first one picked is the baseline the others are measured against.")
 
 views: dict[str, ScenarioView] = {}
+sides: dict[str, headline.Solved] = {}  # what decides how each one's total cost was counted
 for sc in state.scenarios(ctx.summary.id):
     if sc.result and sc.result.get("allocations"):
         label = sc.name if sc.name not in views else f"{sc.name} ({sc.created_at:%d %b %H:%M})"
         views[label] = ScenarioView(label, sc.result, sc.settings, sc.overrides or {})
+        sides[label] = headline.Solved(label, sc.settings, sc.overrides or {}, sc.run_id, sc.input_fingerprint)
 res = state.current_result()
 if res and not res.get("saved_id") and (res["result"] or {}).get("allocations"):
     label = f"{res['name']} (not saved)"
     views[label] = ScenarioView(label, res["result"], res["settings"], res["overrides"] or {})
+    sides[label] = headline.Solved(label, res["settings"], res["overrides"] or {}, res["run_id"], res["fingerprint"])
 
 if len(views) < 2:
     st.info("Comparing needs at least two solved scenarios. Solve and save scenarios on the Scenario page; "
@@ -43,6 +56,9 @@ if len(views) < 2:
     st.stop()
 
 names = list(views)
+
+
+
 default = names[:2][::-1]  # the older one first, as the baseline
 picked = st.multiselect("Scenarios to compare", names, default=default, key="cmp_pick",
                         help="The first is the baseline.")
@@ -68,21 +84,32 @@ rows = kpi_table(chosen)
 table = []
 for r in rows:
     key = r["key"]
-    row = {"": r["kpi"]}
+    row = {"": headline.label(key)}
     for i, v in enumerate(chosen):
-        row[v.name] = format_kpi(key, r[v.name])
+        row[v.name] = headline.value_text(key, r[v.name])
         if i > 0:
-            delta = r[f"{v.name} change"]
-            if delta is None:
-                row[f"{v.name}: change"] = "–"
-            else:
-                better = is_improvement(key, delta)
-                arrow = "" if better is None else (" ▲ better" if better else " ▼ worse")
-                row[f"{v.name}: change"] = format_delta(key, delta) + arrow
+            row[f"{v.name}: change"] = _change_cell(key, r[f"{v.name} change"])
     table.append(row)
-st.dataframe(pd.DataFrame(table), key="cmp_kpis", hide_index=True, width="stretch")
+# The total cost, compared only where it was counted the same way.
+cost_row = {"": headline.label("objective")}
+not_comparable = []
+for i, v in enumerate(chosen):
+    cost = kpi_value(v.result, "objective")
+    cost_row[v.name] = headline.value_text("objective", cost)
+    if i > 0:
+        why = headline.cost_not_comparable(sides[v.name], sides[base.name])
+        if why:
+            cost_row[f"{v.name}: change"] = "not comparable (see below)"
+            not_comparable.append(why)
+        else:
+            cost_row[f"{v.name}: change"] = _change_cell("objective", kpi_delta(v.result, base.result, "objective"))
+table.append(cost_row)
+st.dataframe(pd.DataFrame(table), key="cmp_kpis", hide_index=True, width="stretch",
+             height=35 * (len(table) + 1) + 3)  # every row in view, no scrolling
 st.caption(f"Changes are measured against the baseline, {layout.md(base.name)}. 'Better' follows each number's own "
            "direction: more first choices is better, a lower mean rank is better.")
+for why in not_comparable:
+    st.caption(layout.md(why))
 
 st.plotly_chart(charts.rank_distribution_overlay(rank_distributions(chosen)), key="cmp_rank_chart", width="stretch")
 st.caption("How many workers got their first, second, … choice in each scenario, side by side.")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import charts
 import exports
+import headline
 import layout
 import numpy as np
 import pandas as pd
 import state
 import streamlit as st
 
-from allocator.compare import KPI_BY_KEY, format_delta, format_kpi, kpi_delta, kpi_value
+from allocator.compare import kpi_delta, kpi_value
 from allocator.scenario import SETTING_LABELS
 from allocator.snapshot import SnapshotError
 
@@ -80,33 +81,32 @@ if status == "feasible":
             "out of time. A longer time limit may find a better one.")
 
 # --------------------------------------------------------------------------- compared with
-options: dict[str, dict | None] = {}
+this_side = headline.Solved(res["name"], res["settings"], res["overrides"] or {}, res["run_id"], res["fingerprint"])
+options: dict[str, tuple[dict, headline.Solved] | None] = {}
 prev = state.previous_result()
 if prev is not None:
-    options[f"Previous solve: {prev['name']}"] = prev["result"]
+    options[f"Previous solve: {prev['name']}"] = (
+        prev["result"], headline.Solved(prev["name"], prev["settings"], prev["overrides"] or {}, prev["run_id"], prev["fingerprint"]))
 for sc in state.scenarios(ctx.summary.id):
     if sc.result and sc.result.get("allocations") and sc.id != res.get("saved_id"):
-        options[f"Saved: {sc.name}"] = sc.result
+        options[f"Saved: {sc.name}"] = (
+            sc.result, headline.Solved(sc.name, sc.settings, sc.overrides or {}, sc.run_id, sc.input_fingerprint))
 options["Nothing"] = None
 pick = st.selectbox("Changes shown against", list(options), key="res_baseline",
                     help="The small arrows under each number compare with this scenario.")
-baseline = options.get(pick)
+baseline, baseline_side = options.get(pick) or (None, None)
 
-def delta_colour(key: str, delta: float | None) -> str:
-    """Green for better, red for worse, grey for no change, whichever way the number runs."""
-    if not delta:
-        return "off"
-    kpi = KPI_BY_KEY.get(key)  # the total cost is not a KPI: lower is better
-    return "normal" if kpi is not None and kpi.better == "higher" else "inverse"
+
+def shown_delta(key: str) -> dict:
+    """st.metric's delta arguments for one number against the baseline (green = better)."""
+    return headline.metric_delta(key, kpi_delta(result, baseline, key))
 
 
 HEADLINE = ("first_choice_share", "top3_choice_share", "mean_rank", "worst_rank", "vacancies", "blocking_pairs")
 cols = st.columns(len(HEADLINE))
 for col, key in zip(cols, HEADLINE, strict=True):
-    kpi = KPI_BY_KEY[key]
-    delta = kpi_delta(result, baseline, key)
-    col.metric(kpi.label, format_kpi(key, kpi_value(result, key)), delta=format_delta(key, delta),
-               delta_color=delta_colour(key, delta), help=kpi.help)
+    col.metric(headline.label(key, short=True), headline.value_text(key, kpi_value(result, key)),
+               help=headline.help_text(key), **shown_delta(key))
 
 metrics = result.get("metrics") or {}
 problem = None
@@ -122,30 +122,25 @@ with left:
     st.plotly_chart(charts.rank_distribution_figure(metrics.get("rank_distribution") or []),
                     key="res_rank_chart", width="stretch")
     st.caption("How many workers got their first, second, … choice. Red: workers on a line they did not rank.")
-def small_delta(key: str, fmt: str) -> str | None:
-    delta = kpi_delta(result, baseline, key)
-    return None if delta is None else format(delta, fmt)
-
-
-def small_colour(key: str) -> str:
-    return delta_colour(key, kpi_delta(result, baseline, key))
-
 
 with right:
-    st.metric("Workers on a line they did not rank", metrics.get("workers_on_unranked_lines", 0),
-              delta=small_delta("workers_on_unranked_lines", "+.0f"), delta_color=small_colour("workers_on_unranked_lines"),
-              help=KPI_BY_KEY["workers_on_unranked_lines"].help)
-    st.metric("Unevenness (Gini)", format_kpi("worker_dissatisfaction_gini", metrics.get("worker_dissatisfaction_gini")),
-              delta=small_delta("worker_dissatisfaction_gini", "+.3f"), delta_color=small_colour("worker_dissatisfaction_gini"),
-              help=KPI_BY_KEY["worker_dissatisfaction_gini"].help)
-    pm = metrics.get("preferencer_mean_rank")
-    st.metric("Supervisors' side: mean rank of the workers they got", format_kpi("preferencer_mean_rank", pm),
-              delta=small_delta("preferencer_mean_rank", "+.2f"), delta_color=small_colour("preferencer_mean_rank"),
+    st.metric("Workers on a line they did not rank",
+              headline.value_text("workers_on_unranked_lines", kpi_value(result, "workers_on_unranked_lines")),
+              help=headline.help_text("workers_on_unranked_lines"), **shown_delta("workers_on_unranked_lines"))
+    st.metric("Unevenness (Gini)",
+              headline.value_text("worker_dissatisfaction_gini", kpi_value(result, "worker_dissatisfaction_gini")),
+              help=headline.help_text("worker_dissatisfaction_gini"), **shown_delta("worker_dissatisfaction_gini"))
+    st.metric("Supervisors' side: mean rank of the workers they got",
+              headline.value_text("preferencer_mean_rank", kpi_value(result, "preferencer_mean_rank")),
               help=f"Over the {metrics.get('pairs_with_preferencers', 0)} workers whose line has a supervisor "
-                   "ranking. 1 = each supervisor's top-ranked worker.")
-    st.metric("Total cost", f"{float(result.get('objective') or 0):,.2f}",
-              delta=small_delta("objective", "+,.2f"), delta_color=small_colour("objective"),
-              help="What the solve made as small as possible: workers' and supervisors' disappointment combined.")
+                   "ranking. 1 = each supervisor's top-ranked worker.",
+              **shown_delta("preferencer_mean_rank"))
+    why_not = headline.cost_not_comparable(this_side, baseline_side) if baseline_side is not None else None
+    st.metric("Total cost", headline.value_text("objective", result.get("objective")),
+              help=headline.help_text("objective"),
+              **({"delta": None} if why_not else shown_delta("objective")))
+    if why_not:
+        st.caption(layout.md(why_not))
 
 # --------------------------------------------------------------------------- coverage
 st.header("Coverage")
