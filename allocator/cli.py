@@ -44,7 +44,12 @@ EXIT_CODES_HELP = (
 app = typer.Typer(
     name="allocator",
     help="Exact, explained allocation of workers (junior doctors) to job lines.",
-    epilog=EXIT_CODES_HELP,
+    epilog=(
+        "Exit codes: 0 done; 1 an unexpected error or an unreachable database; "
+        "2 invalid input or configuration (each offending entry is named), or an unknown run; "
+        "3 infeasible (with a diagnosis); 4 no allocation found within the time limit; "
+        "5 the run is not waiting to be solved. Each command's --help lists its own."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
