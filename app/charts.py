@@ -14,6 +14,7 @@ Axis titles are in planners' words; every chart gets a one-line caption on its p
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -265,28 +266,105 @@ def eligibility_heatmap(
     return fig
 
 
+#: The tallest a Sankey of moves gets, in pixels; more lines are grouped, not drawn taller.
+SANKEY_MAX_HEIGHT = 650
+OTHER_LINES = "Other lines"
+
+
+def sankey_moves(moves: Sequence[Mapping[str, Any]], *, max_lines: int = 12) -> dict[str, Any]:
+    """Nodes and links of a Sankey of who moved, readable however many moved.
+
+    ``moves`` are :func:`allocator.compare.moves` rows (``from_line_id``, ``to_line_id``,
+    ``from_line``, ``to_line``). On each side the ``max_lines`` lines with the most moved
+    workers get a node of their own; every other line of that side is grouped into one
+    "Other lines" node. Returns ``{"labels", "source", "target", "value", "n_left",
+    "shown_left", "shown_right", "grouped_moves", "lines_left", "lines_right"}``:
+    ``shown_*`` count the lines with a node of their own on each side, ``grouped_moves`` the
+    moves that start or end in an "Other lines" node, ``lines_left``/``lines_right`` the
+    lines moved from and to in all.
+    """
+    out_of: Counter[str] = Counter(m["from_line_id"] for m in moves)
+    into: Counter[str] = Counter(m["to_line_id"] for m in moves)
+    names = {m["from_line_id"]: m.get("from_line") or m["from_line_id"] for m in moves}
+    names.update({m["to_line_id"]: m.get("to_line") or m["to_line_id"] for m in moves})
+
+    def top(counts: Counter[str]) -> list[str]:
+        ranked = sorted(counts, key=lambda k: (-counts[k], names[k], k))
+        return ranked[:max_lines] if len(ranked) > max_lines + 1 else ranked  # never group just one line
+
+    left, right = top(out_of), top(into)
+    left_set, right_set = set(left), set(right)
+    flows: Counter[tuple[str, str]] = Counter()
+    grouped = 0
+    for m in moves:
+        a = m["from_line_id"] if m["from_line_id"] in left_set else OTHER_LINES
+        b = m["to_line_id"] if m["to_line_id"] in right_set else OTHER_LINES
+        grouped += a == OTHER_LINES or b == OTHER_LINES
+        flows[(a, b)] += 1
+    left_nodes = left + ([OTHER_LINES] if any(a == OTHER_LINES for a, _ in flows) else [])
+    right_nodes = right + ([OTHER_LINES] if any(b == OTHER_LINES for _, b in flows) else [])
+    li = {x: i for i, x in enumerate(left_nodes)}
+    ri = {y: len(left_nodes) + i for i, y in enumerate(right_nodes)}
+    links = sorted(flows.items(), key=lambda kv: (li[kv[0][0]], -kv[1], ri[kv[0][1]]))
+    return {
+        "labels": [names.get(x, x) for x in left_nodes] + [names.get(y, y) for y in right_nodes],
+        "source": [li[a] for (a, _), _ in links],
+        "target": [ri[b] for (_, b), _ in links],
+        "value": [n for _, n in links],
+        "n_left": len(left_nodes),
+        "shown_left": len(left),
+        "shown_right": len(right),
+        "grouped_moves": grouped,
+        "lines_left": len(out_of),
+        "lines_right": len(into),
+    }
+
+
 def sankey_figure(data: Mapping[str, Sequence[Any]]) -> go.Figure:
     """Sankey of workers moving from lines in one scenario (left) to lines in another (right).
 
-    ``data`` is :func:`allocator.compare.sankey_data`.
+    ``data`` is :func:`sankey_moves` (or :func:`allocator.compare.sankey_data`). The chart is
+    never taller than :data:`SANKEY_MAX_HEIGHT`; "Other lines" nodes are grey.
     """
-    n_left = len(set(data["source"]))
+    n_left = int(data.get("n_left") or len(set(data["source"])))  # type: ignore[call-overload]
     labels = list(data["labels"])
-    node_colours = [BLUE if i < n_left else ORANGE for i in range(len(labels))]
+    node_colours = [
+        GREY if lab == OTHER_LINES else (BLUE if i < n_left else ORANGE) for i, lab in enumerate(labels)
+    ]
+    per_side = max(n_left, len(labels) - n_left, 1)
+    source, target, value = list(data["source"]), list(data["target"]), list(data["value"])
+    # Lines with a node of their own in order from the top, "Other lines" at the bottom, each
+    # as tall as the workers through it; links from or to "Other lines" in pale grey.
+    through = [0] * len(labels)
+    for a, b, v in zip(source, target, value, strict=True):
+        through[a] += v
+        through[b] += v
+    ys = [0.0] * len(labels)
+    for side in (range(n_left), range(n_left, len(labels))):
+        total = sum(through[i] for i in side) or 1
+        seen = 0
+        for i in side:
+            ys[i] = 0.02 + 0.96 * (seen + through[i] / 2) / total
+            seen += through[i]
+    other = {i for i, lab in enumerate(labels) if lab == OTHER_LINES}
+    link_colours = ["rgba(187,187,187,0.35)" if a in other or b in other else "rgba(86,180,233,0.45)"
+                    for a, b in zip(source, target, strict=True)]
     fig = go.Figure(
         go.Sankey(
             arrangement="snap",
-            node=dict(label=labels, color=node_colours, pad=12, thickness=14),
+            node=dict(label=labels, color=node_colours, pad=14, thickness=14,
+                      x=[0.001 if i < n_left else 0.999 for i in range(len(labels))], y=ys,
+                      hovertemplate="%{label}: %{value} workers<extra></extra>"),
             link=dict(
-                source=list(data["source"]),
-                target=list(data["target"]),
-                value=list(data["value"]),
-                color="rgba(86,180,233,0.35)",
+                source=source,
+                target=target,
+                value=value,
+                color=link_colours,
                 hovertemplate="%{source.label} → %{target.label}: %{value} workers<extra></extra>",
             ),
         )
     )
-    fig.update_layout(**_LAYOUT, height=max(300, 18 * len(labels) + 60))
+    fig.update_layout(**_LAYOUT, height=min(SANKEY_MAX_HEIGHT, max(300, 44 * per_side + 80)))
     return fig
 
 

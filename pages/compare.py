@@ -17,7 +17,6 @@ from allocator.compare import (
     move_summary,
     moves,
     rank_distributions,
-    sankey_data,
     settings_diff,
 )
 
@@ -137,9 +136,16 @@ if mv:
         "Rank change": st.column_config.NumberColumn(format="%+.1f", help="Negative: a line the worker ranked higher (better)."),
     })
     st.caption("Largest losses first. A negative rank change means the worker got a line they ranked higher.")
-    st.plotly_chart(charts.sankey_figure(sankey_data(base.result, target.result, ln)), key="cmp_sankey", width="stretch")
+    flows = charts.sankey_moves(mv)
+    st.plotly_chart(charts.sankey_figure(flows), key="cmp_sankey", width="stretch")
+    grouped = ""
+    if flows["grouped_moves"]:
+        grouped = (f" To keep it readable, only the {flows['shown_left']} lines most workers left and the "
+                   f"{flows['shown_right']} lines most workers joined have a band of their own: "
+                   f"{flows['grouped_moves']} of the {len(mv)} moves start or end on another line, shown "
+                   "together as 'Other lines' (grey). The table above lists every move.")
     st.caption(f"Where moved workers went: lines in {layout.md(base.name)} on the left, lines in "
-               f"{layout.md(target.name)} on the right. "
-               "The thicker the band, the more workers moved that way.")
+               f"{layout.md(target.name)} on the right. The thicker the band, the more workers moved that way."
+               + grouped)
 else:
     st.success("Nobody moved: both scenarios put every worker on the same line.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import charts
 import pytest
 
-from allocator.compare import ScenarioView, rank_distributions, sankey_data
+from allocator.compare import ScenarioView, moves, rank_distributions, sankey_data
 from allocator.demo import demo_snapshot
 from allocator.engine import solve
 from allocator.jobs import ProgressPoint
@@ -85,6 +85,45 @@ def test_sankey_figure_carries_the_flows(results):
     s = fig.data[0]
     assert list(s.link.value) == data["value"] and list(s.node.label) == data["labels"]
     assert sum(s.link.value) > 0
+
+
+def move(i: int, a: str, b: str) -> dict:
+    return {"worker_id": f"w{i}", "from_line_id": a, "to_line_id": b, "from_line": f"Line {a}", "to_line": f"Line {b}"}
+
+
+def test_a_sankey_of_many_moves_keeps_the_busiest_lines_and_groups_the_rest():
+    # 61 moves over 40 lines: line a0 loses 12 workers and b0 gains 12, the rest one or two each.
+    mv = [move(i, "a0", "b0" if i < 6 else f"b{i}") for i in range(12)]
+    mv += [move(100 + i, f"a{1 + i % 30}", "b0" if i < 6 else f"b{1 + i % 25}") for i in range(49)]
+    data = charts.sankey_moves(mv, max_lines=10)
+    fig = charts.sankey_figure(data)
+    s = fig.data[0]
+    assert fig.layout.height <= charts.SANKEY_MAX_HEIGHT == 650
+    left, right = data["labels"][: data["n_left"]], data["labels"][data["n_left"]:]
+    assert len(left) == len(right) == 11  # ten lines each, and "Other lines"
+    assert left[0] == "Line a0" and "Line b0" in right  # the busiest lines keep their own node
+    assert left[-1] == right[-1] == charts.OTHER_LINES
+    assert sum(s.link.value) == len(mv)  # every move is drawn, grouped or not
+    in_other = sum(1 for m in mv if m["from_line_id"] not in {x[5:] for x in left[:-1]}
+                   or m["to_line_id"] not in {y[5:] for y in right[:-1]})
+    assert data["grouped_moves"] == in_other > 0
+    assert data["lines_left"] == 31 and data["shown_left"] == 10
+    colours = list(s.node.color)
+    assert colours[data["n_left"] - 1] == colours[-1] == charts.GREY  # grouped lines in grey
+
+
+def test_a_sankey_of_few_moves_groups_nothing(results):
+    run, a, b = results
+    names = {j.id: j.name for j in run.job_lines}
+    mv = moves(a, b, line_names=names)
+    assert mv
+    data = charts.sankey_moves(mv, max_lines=100)
+    assert data["grouped_moves"] == 0 and charts.OTHER_LINES not in data["labels"]
+    assert sum(data["value"]) == len(mv)
+    assert charts.sankey_figure(data).layout.height <= charts.SANKEY_MAX_HEIGHT
+    # Eleven lines a side with max_lines=10: one line is not worth a group of its own.
+    few = [move(i, f"a{i}", f"b{i}") for i in range(11)]
+    assert charts.OTHER_LINES not in charts.sankey_moves(few, max_lines=10)["labels"]
 
 
 def test_progress_figure_plots_objective_and_bound():
