@@ -218,7 +218,9 @@ def test_main_flow(page, dashboard) -> None:
     keyed(page, "pub_open").get_by_role("button").click()
     dialog = page.get_by_role("dialog")
     dialog.wait_for()
-    assert first in dialog.inner_text() and reason in dialog.inner_text(), dialog.inner_text()
+    # The dialog draws its lines one after another: wait for them rather than read it half-drawn.
+    expect(dialog).to_contain_text(first)
+    expect(dialog).to_contain_text(reason)
     full_page_screenshot(page, "flow-07-publish-confirm")
     keyed(page, "pub_confirm").get_by_role("button").click()
     done = page.locator('[data-testid="stAlertContentSuccess"]', has_text=first)
