@@ -143,6 +143,8 @@ def table(rows: list[dict]) -> str:
             continue
         base = ours.get(r["instance"])
         ratio = "1" if r["method"] == "ours" else (f"{r['total_s'] / base['total_s']:.0f}x" if base else "-")
+        if r["method"] != "ours" and r["status"] != "optimal" and base:
+            ratio = "> " + ratio  # cut off by the time cap before proving optimality
         gap = fmt(100 * r["gap"], ".2f") + " %" if r.get("gap") is not None and r["status"] != "optimal" else "-"
         lines.append(
             f"| {r['instance']} | {r['pairs']:,} | {r['method']} | {r['status']} | {r['build_s']:.3f} | "
