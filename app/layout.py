@@ -64,8 +64,15 @@ def unique_labels(pairs: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def run_label(r: RunSummary) -> str:
+    """The run as the pickers name it: short, so the sidebar shows it whole (details go below)."""
     tail = " · published" if r.published else ""
-    return f"{r.name or r.id} ({r.n_workers} workers){tail}"
+    return f"{r.name or r.id}{tail}"
+
+
+def run_details(r: RunSummary) -> str:
+    """One line under the run picker: its size and where it stands."""
+    where = "published" if r.published else STATUS_WORDS.get(r.status, r.status)
+    return f"{r.n_workers} workers · {r.n_job_lines} job lines · {where}"
 
 
 def sidebar() -> None:
@@ -97,6 +104,7 @@ def sidebar() -> None:
         on_change=on_run_change,
         help="The run every page works on. Choose it here or on the Runs page.",
     )
+    sb.caption(md(run_details(by_id[current])))
 
     d = st.session_state.get("draft")
     saved = state.guarded(lambda: state.scenarios(current), "The saved scenarios could not be read")
@@ -145,9 +153,9 @@ def sidebar() -> None:
 def _scenario_label(sc: Any) -> str:
     if sc is None:
         return "?"
+    # Short enough for the sidebar; two saved under one name get their id added (unique_labels).
     status = (sc.result or {}).get("status")
-    when = sc.created_at.strftime("%d %b %H:%M") if getattr(sc, "created_at", None) else ""
-    return f"{sc.name} · {RESULT_WORDS.get(status, 'not solved')} · {when}"
+    return f"{sc.name} · {RESULT_WORDS.get(status, 'not solved')}"
 
 
 @dataclass

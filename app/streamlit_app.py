@@ -12,7 +12,8 @@ import layout
 import state
 import streamlit as st
 
-st.set_page_config(page_title="Allocation planning", page_icon="🩺", layout="wide")
+# A sidebar wide enough for a run's name and its "· published" mark (Streamlit's default is 300 px).
+st.set_page_config(page_title="Allocation planning", page_icon="🩺", layout="wide", initial_sidebar_state=340)
 
 state.apply_pending_widgets()
 

@@ -130,10 +130,21 @@ if mv:
     df = pd.DataFrame(mv)[["worker", "rank_before", "rank_after", "rank_change", "from_line", "to_line", "worker_id"]]
     df.columns = ["Worker", "Rank before", "Rank after", "Rank change", f"Line in {base.name}",
                   f"Line in {target.name}", "Worker id"]
-    st.dataframe(df, key="cmp_moves", hide_index=True, width="stretch", column_config={
-        "Rank before": st.column_config.NumberColumn(format="%.1f"),
-        "Rank after": st.column_config.NumberColumn(format="%.1f"),
-        "Rank change": st.column_config.NumberColumn(format="%+.1f", help="Negative: a line the worker ranked higher (better)."),
+
+    def ranks(before: float | None, after: float | None) -> str:
+        return f"{'–' if before is None else f'{before:g}'} → {'–' if after is None else f'{after:g}'}"
+
+    df.insert(1, "Ranks", [ranks(r["rank_before"], r["rank_after"]) for r in mv])
+    st.dataframe(df, key="cmp_moves", hide_index=True, width="stretch", placeholder="–",
+                 column_order=["Worker", "Ranks", "Rank change", f"Line in {base.name}", f"Line in {target.name}"],
+                 column_config={
+        "Worker": st.column_config.TextColumn(width=140),
+        "Ranks": st.column_config.TextColumn("Rank", width=80,
+                                             help="The rank the worker gave their line, before → after."),
+        "Rank change": st.column_config.NumberColumn("Change", format="%+.1f", width=75,
+                                                     help="Negative: a line the worker ranked higher (better)."),
+        f"Line in {base.name}": st.column_config.TextColumn(width=290),
+        f"Line in {target.name}": st.column_config.TextColumn(width=290),
     })
     st.caption("Largest losses first. A negative rank change means the worker got a line they ranked higher.")
     flows = charts.sankey_moves(mv)

@@ -104,18 +104,33 @@ if wi is not None:
         v = problem.verdict(wi, j)
         code = codes[wi, j]
         may = v.eligible and code != "FORBIDDEN" and (problem.pin[wi] < 0 or problem.pin[wi] == j)
+        step = STEP_WORDS[v.reason]
+        why = v.explain().split(": ", 1)[1]
         rows.append({
             "Job line": problem.line_names[j],
             "May take it": may,
             "Rank given": problem.worker_rank[wi, j] if problem.worker_ranked[wi, j] else None,
-            "Decided by": STEP_WORDS[v.reason],
-            "Why": v.explain().split(": ", 1)[1],
+            "Decided by": step,
+            # The step's number and the rule in words, in one column wide enough to read.
+            "Why": f"{step.split('.', 1)[0]}. {why[:1].upper()}{why[1:]}",
             "In this scenario": {"FORBIDDEN": "forbidden", "PINNED": "pinned here"}.get(code, ""),
             "Reason code": v.code,
         })
     df = pd.DataFrame(rows).sort_values(["May take it", "Rank given"], ascending=[False, True], na_position="last")
-    st.dataframe(df, key="el_worker_table", hide_index=True, width="stretch",
-                 column_config={"Rank given": st.column_config.NumberColumn(format="%.1f")})
+    in_scenario = bool(df["In this scenario"].astype(bool).any())
+    st.dataframe(
+        df, key="el_worker_table", hide_index=True, width="stretch", placeholder="–",
+        column_order=["Job line", "May take it", "Rank given", "Why"] + (["In this scenario"] if in_scenario else []),
+        column_config={
+            "Job line": st.column_config.TextColumn(width=350),
+            "May take it": st.column_config.CheckboxColumn(width=90),
+            "Rank given": st.column_config.NumberColumn(format="%.1f", width=80, help="Blank: the worker did not rank it."),
+            "Why": st.column_config.TextColumn(
+                width=270 if in_scenario else 360,
+                help="The number of the rule that decided (the order is above), and what it found."),
+            "In this scenario": st.column_config.TextColumn(width=90),
+        },
+    )
     n_may = int(df["May take it"].sum())
     st.caption(f"{layout.md(problem.worker_names[wi])} may take {n_may} of {problem.n_lines} job lines.")
 
@@ -157,5 +172,11 @@ if lj is not None:
          "Rank they gave it": problem.worker_rank[i, lj] if problem.worker_ranked[i, lj] else None}
         for i in np.flatnonzero(allowed)
     ]
-    st.dataframe(pd.DataFrame(pool_rows), key="el_line_table", hide_index=True, width="stretch",
-                 column_config={"Rank they gave it": st.column_config.NumberColumn(format="%.1f")})
+    st.dataframe(pd.DataFrame(pool_rows, columns=["Worker", "Worker id", "Because", "Rank they gave it"]),
+                 key="el_line_table", hide_index=True, width="stretch", placeholder="–",
+                 column_config={
+                     "Worker": st.column_config.TextColumn(width=200),
+                     "Worker id": st.column_config.TextColumn(width=90),
+                     "Because": st.column_config.TextColumn(width=400),
+                     "Rank they gave it": st.column_config.NumberColumn(format="%.1f", width=130),
+                 })

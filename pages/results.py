@@ -174,10 +174,18 @@ if chosen_lines:
 if only_unranked:
     shown = shown[shown["Choice"] == "unranked line"]
 st.dataframe(
-    shown, key="res_table", hide_index=True, width="stretch",
+    shown, key="res_table", hide_index=True, width="stretch", placeholder="–",
+    # Every column in view at once; the line's id and the cost are in the downloads.
+    column_order=["Worker id", "Worker", "Job line", "Choice", "Rank given", "Pinned", "Must be filled"],
     column_config={
-        "Rank given": st.column_config.NumberColumn(format="%.1f", help="The rank the worker gave this line (1 = first)."),
-        "Cost": st.column_config.NumberColumn(format="%.2f"),
+        "Worker id": st.column_config.TextColumn("Id", width=55),
+        "Worker": st.column_config.TextColumn(width=140),
+        "Job line": st.column_config.TextColumn(width=365),
+        "Choice": st.column_config.TextColumn(width=90),
+        "Rank given": st.column_config.NumberColumn(format="%.1f", width=80,
+                                                    help="The rank the worker gave this line (1 = first)."),
+        "Pinned": st.column_config.CheckboxColumn(width=55, help="Pinned to this line in the scenario."),
+        "Must be filled": st.column_config.CheckboxColumn(width=95),
     },
 )
 st.caption(f"{len(shown)} of {len(table)} workers shown.")
@@ -206,9 +214,20 @@ else:
             }
             for s, p in blocking_pairs(problem, a)
         ]
-        st.dataframe(pd.DataFrame(rows), key="res_blocking", hide_index=True, width="stretch",
-                     column_config={"Rank given to it": st.column_config.NumberColumn(format="%.1f"),
-                                    "Rank given to that": st.column_config.NumberColumn(format="%.1f")})
+        st.dataframe(
+            pd.DataFrame(rows, columns=["Worker", "Has", "Rank given to it", "Would rather have", "Rank given to that"]),
+            key="res_blocking", hide_index=True, width="stretch",
+            column_config={
+                "Worker": st.column_config.TextColumn(width=130),
+                "Has": st.column_config.TextColumn(width=320, help="The line the worker got."),
+                "Rank given to it": st.column_config.NumberColumn(
+                    "Rank", format="%.1f", width=55, help="The rank the worker gave the line they got."),
+                "Would rather have": st.column_config.TextColumn(
+                    width=320, help="A line the worker ranked higher, which would also rather have them than a worker it got."),
+                "Rank given to that": st.column_config.NumberColumn(
+                    "Rank", format="%.1f", width=55, help="The rank the worker gave the line they would rather have."),
+            },
+        )
 
 # --------------------------------------------------------------------------- exports
 st.header("Downloads")
