@@ -230,3 +230,23 @@ def test_tiny_time_limit_is_a_status_not_an_error():
     if out.status is Status.FEASIBLE:
         assert blocking_pairs(p, out.assignment) == []
         assert out.best_bound is None or out.best_bound <= out.objective
+
+
+def test_stop_during_the_search_keeps_the_incumbent():
+    """The stop event is set from the progress callback at the first incumbent: the search
+    ends and the incumbent comes back as ``feasible`` with a bound and the gap in the log."""
+    p = demo_stable(150, 50, 0)
+    stop = threading.Event()
+
+    class StopAtFirst(Callbacks):
+        def on_progress(self, objective, bound, elapsed):
+            if objective is not None:
+                stop.set()
+
+    out = solve_problem(p, SolveOptions(time_limit=60, stop=stop, callbacks=StopAtFirst()))
+    assert stop.is_set()
+    assert out.status is Status.FEASIBLE, out.log
+    assert_valid(p, out.assignment)
+    assert blocking_pairs(p, out.assignment) == []
+    assert out.best_bound <= out.objective
+    assert any(line.startswith("not proven optimal") for line in out.log)

@@ -141,13 +141,28 @@ def solve_stable(
             bound = min(bound, objective)
         return SolveOutcome(status, assignment, objective, bound, time.perf_counter() - start, BACKEND, log)
 
+    # The time limit and the stop event are checked between the steps before CP-SAT too:
+    # past them, the best stable allocation found so far is the answer (or none).
+    best_bound: float | None = None
+    start_point: np.ndarray | None = None
+
+    def out_of_time() -> bool:
+        return options.stop.is_set() or time.perf_counter() >= deadline
+
+    def so_far() -> SolveOutcome:
+        log.append("stopped or out of time before the search")
+        if start_point is None:
+            return outcome(Status.NO_SOLUTION, None, best_bound)
+        return _with_gap(outcome(Status.FEASIBLE, start_point, best_bound), log)
+
     # 1. Flow over all allocations.
     cb.on_phase("flow")
     pairs = allowed_pairs(problem)
-    flow, _ = solve_flow_scaled(problem, pairs=pairs)
+    flow, flow_costs = solve_flow_scaled(problem, pairs=pairs)
     if flow.status is Status.INFEASIBLE:
         log.append(f"infeasible without stability already ({flow.reason})")
         return outcome(Status.INFEASIBLE)
+    best_bound = problem.objective(flow.assignment) - flow_costs.error_bound
     blocking = blocking_pairs(problem, flow.assignment)
     if not blocking and flow_shortcut:
         log.append("the min-cost flow optimum has no blocking pair: it is the stable optimum")
@@ -156,6 +171,8 @@ def solve_stable(
         cb.on_progress(result.objective, result.objective, result.solve_seconds)
         return result
     log.append(f"the min-cost flow optimum has {len(blocking)} blocking pairs")
+    if out_of_time():
+        return so_far()
 
     # 2. Pruning.
     cb.on_phase("pruning")
@@ -164,6 +181,8 @@ def solve_stable(
     if pr.infeasible:
         log.append("pruning proved that no stable allocation exists")
         return outcome(Status.INFEASIBLE)
+    if out_of_time():
+        return so_far()
 
     # 3. The flow again, over the kept pairs only. Every stable allocation lies among them,
     # so this optimum bounds the stable one, and if it has no blocking pair it *is* the
@@ -171,10 +190,11 @@ def solve_stable(
     kept = pr.keep[pairs[0], pairs[1]]
     kept_pairs = (pairs[0][kept], pairs[1][kept])
     if flow_shortcut:
-        kflow, _ = solve_flow_scaled(problem, pairs=kept_pairs)
+        kflow, kflow_costs = solve_flow_scaled(problem, pairs=kept_pairs)
         if kflow.status is Status.INFEASIBLE:
             log.append("no allocation uses only pairs that a stable allocation can contain")
             return outcome(Status.INFEASIBLE)
+        best_bound = max(best_bound, problem.objective(kflow.assignment) - kflow_costs.error_bound)
         if not blocking_pairs(problem, kflow.assignment):
             log.append("the min-cost flow over the kept pairs has no blocking pair: it is the stable optimum")
             log.extend(kflow.log)
@@ -186,11 +206,14 @@ def solve_stable(
     costs = integer_costs(problem, budget=cpsat_budget(m), max_tie_range=1, pairs=kept_pairs)
     log.append(costs.describe())
     lower_bound, hint = None, flow.assignment
-    start_point = None
-    for name, found in (
-        ("deferred acceptance", deferred_acceptance(problem, seed)),
-        ("flow repair", flow_repair(problem, pr.keep)),
-    ):
+    heuristics = (
+        ("deferred acceptance", lambda: deferred_acceptance(problem, seed)),
+        ("flow repair", lambda: flow_repair(problem, pr.keep)),
+    )
+    for name, heuristic in heuristics:
+        if out_of_time():
+            return so_far()
+        found = heuristic()
         if found is None:
             continue
         log.append(f"{name} found a stable allocation of cost {problem.objective(found):.6g}")
@@ -208,6 +231,8 @@ def solve_stable(
             hint = bounded.assignment
     except CostRangeError:
         log.append("no flow bound: cost range too large for the flow")
+    if out_of_time():
+        return so_far()
 
     # 4. Phase 1: the model.
     cb.on_phase("stability search")
@@ -238,6 +263,8 @@ def solve_stable(
     if lower_bound is not None:
         bound_int = lower_bound if bound_int is None else max(bound_int, lower_bound)
     rigorous_bound = None if bound_int is None else costs.unscaled(bound_int - 0.5 * m)
+    if best_bound is not None:
+        rigorous_bound = best_bound if rigorous_bound is None else max(rigorous_bound, best_bound)
     if mapped is Status.NO_SOLUTION:
         if start_point is None:
             return outcome(Status.NO_SOLUTION, None, rigorous_bound)
