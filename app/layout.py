@@ -90,8 +90,12 @@ def sidebar() -> None:
     if current not in by_id:
         current = ids[0]
         state.select_run(current)
-    if st.session_state.get("sidebar_run") != current:
+    # Set the picker from code when the run changed *or its label did* (published, renamed):
+    # the browser keeps showing the label it was last sent until the value is sent again.
+    shown = run_labels.get(current, current)
+    if st.session_state.get("sidebar_run") != current or st.session_state.get("_sidebar_run_label") != shown:
         st.session_state["sidebar_run"] = current
+        st.session_state["_sidebar_run_label"] = shown
 
     def on_run_change() -> None:
         state.select_run(st.session_state["sidebar_run"])
@@ -125,8 +129,10 @@ def sidebar() -> None:
     options = [""] + saved_ids
     loaded = d.get("loaded_from") if d else None
     wanted = loaded if loaded in by_sid else ""
-    if st.session_state.get("sidebar_scenario") != wanted:
+    shown_sc = sc_labels.get(wanted, "")
+    if st.session_state.get("sidebar_scenario") != wanted or st.session_state.get("_sidebar_scenario_label") != shown_sc:
         st.session_state["sidebar_scenario"] = wanted
+        st.session_state["_sidebar_scenario_label"] = shown_sc
 
     def on_scenario_change() -> None:
         sid = st.session_state.get("sidebar_scenario")

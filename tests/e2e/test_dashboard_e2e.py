@@ -231,6 +231,9 @@ def test_main_flow(page, dashboard) -> None:
     assert len(history) == 1, "the publication is not in the history with its reason"
     assert history[0].get("Scenario") == first, history[0]
     assert page.locator(EXCEPTION).count() == 0
+    # The sidebar's run picker says so at once, without a Refresh or another page.
+    expect(keyed(page, "sidebar_run").get_by_role("combobox")).to_have_value(
+        re.compile(re.escape(run_name) + r".*· published"), timeout=5_000)
     full_page_screenshot(page, "flow-08-published")
 
     # ---- Back on Runs, the run is marked published.
