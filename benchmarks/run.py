@@ -13,7 +13,7 @@ own. For every instance of ``benchmarks/instances.py`` it reports:
   ``solve_problem`` (solve), with the status, objective and, in stable mode, the bound and
   gap. The targets (2 cores): 140 x 60 < 0.2 s, 1,500 x 300 < 2 s, 5,000 x 1,000 < 15 s,
   whole solve including the build; stable 300 x 80 proven or its gap reported in 30 s.
-* **naive**: the plain CP-SAT model (``allocator.solvers.naive_cpsat``: costs x 10^6, no
+* **naive**: the plain CP-SAT model (``benchmarks/naive.py``: costs x 10^6, no
   flow, no bound, no hint) with a time cap.
 * **highs**: the same transportation model as a MILP for HiGHS (``scipy.optimize.milp``),
   with a time cap.
@@ -47,10 +47,11 @@ def measure(name: str, method: str, *, threads: int, time_cap: float, stable_tim
     """One measurement, in this process (the parent runs it in a child)."""
     import numpy as np
     from instances import INSTANCES, named_instance
+    from naive import naive_cpsat
 
     from allocator.problem import ProblemData
     from allocator.snapshot import RunSnapshot
-    from allocator.solvers import SolveOptions, naive_cpsat, solve_problem
+    from allocator.solvers import SolveOptions, solve_problem
 
     m, n, _seed, stable = INSTANCES[name]
     data = named_instance(name)

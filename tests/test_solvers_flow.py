@@ -17,7 +17,7 @@ from scipy.sparse import coo_matrix
 from allocator.demo import demo_snapshot
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
-from allocator.solvers import Callbacks, SolveOptions, Status, naive_cpsat, solve_problem
+from allocator.solvers import Callbacks, SolveOptions, Status, solve_problem
 from allocator.solvers import flow as flow_module
 from allocator.solvers.scaling import (
     INT64_MAX,
@@ -27,6 +27,7 @@ from allocator.solvers.scaling import (
     integer_costs,
     tie_break,
 )
+from benchmarks.naive import naive_cpsat
 
 
 def run(

@@ -14,7 +14,7 @@ from dataclasses import replace
 from allocator.problem import ProblemData
 from allocator.solvers.base import Callbacks, SolveOptions, SolveOutcome, Status
 
-__all__ = ["Callbacks", "SolveOptions", "SolveOutcome", "Status", "naive_cpsat", "solve_problem"]
+__all__ = ["Callbacks", "SolveOptions", "SolveOutcome", "Status", "solve_problem"]
 
 
 def _options(problem: ProblemData, options: SolveOptions | None) -> SolveOptions:
@@ -52,10 +52,3 @@ def solve_problem(problem: ProblemData, options: SolveOptions | None = None) -> 
     from allocator.solvers.flow import solve
 
     return solve(problem, options)
-
-
-def naive_cpsat(problem: ProblemData, options: SolveOptions | None = None) -> SolveOutcome:
-    """The plain CP-SAT model (costs x 10^6), for the benchmarks' ratios only; never use it."""
-    from allocator.solvers.cpsat import solve_naive
-
-    return solve_naive(problem, _options(problem, options))

@@ -5,6 +5,6 @@ order), :mod:`.objective`, the provably safe :mod:`.pruning`, and :mod:`.model`,
 the phases.
 """
 
-from allocator.solvers.cpsat.model import solve_naive, solve_stable
+from allocator.solvers.cpsat.model import solve_stable
 
-__all__ = ["solve_naive", "solve_stable"]
+__all__ = ["solve_stable"]

@@ -31,7 +31,7 @@ from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, SolveOutcome, Status
 from allocator.solvers.cpsat.constraints import add_constraints
 from allocator.solvers.cpsat.heuristic import deferred_acceptance, flow_repair
-from allocator.solvers.cpsat.objective import minimise_cost, minimise_tie_break, weighted
+from allocator.solvers.cpsat.objective import minimise_cost, minimise_tie_break
 from allocator.solvers.cpsat.pruning import prune
 from allocator.solvers.cpsat.variables import Variables, make_variables
 from allocator.solvers.flow import CostRangeError, solve_flow, solve_flow_scaled
@@ -337,28 +337,3 @@ def _check_stable(problem: ProblemData, assignment: np.ndarray) -> None:
     pairs = blocking_pairs(problem, assignment)
     if pairs:
         raise RuntimeError(f"internal error: the stable model returned blocking pairs {pairs[:5]}")
-
-
-# -- the naive model, for benchmarks only -------------------------------------------------
-
-
-def solve_naive(problem: ProblemData, options: SolveOptions) -> SolveOutcome:
-    """A plain CP-SAT model (costs x 10^6, constraints 1-4), kept only for benchmark ratios.
-
-    This is what the issue warns against shipping: no flow, no bound, no hint. It is here so
-    that ``benchmarks/run.py`` can show what the flow saves. Stability is ignored.
-    """
-    start = time.perf_counter()
-    model = cp_model.CpModel()
-    v = make_variables(model, problem.allowed)
-    add_constraints(model, v, problem)
-    model.minimize(weighted(v, np.rint(problem.cost[v.workers, v.lines] * 1e6).astype(np.int64)))
-    status, solver = run_cpsat(model, options, options.time_limit, problem.settings.rng_seed)
-    mapped = _STATUS[status]
-    assignment = v.assignment(_solution(solver)) if mapped in (Status.OPTIMAL, Status.FEASIBLE) else None
-    objective = problem.objective(assignment) if assignment is not None else None
-    bound = solver.best_objective_bound / 1e6 if assignment is not None else None
-    return SolveOutcome(
-        mapped, assignment, objective, bound, time.perf_counter() - start, "naive-cpsat",
-        [f"naive CP-SAT: {solver.status_name(status)} in {solver.wall_time:.2f} s"],
-    )
