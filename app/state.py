@@ -73,6 +73,51 @@ def store_key() -> str:
     return "shared"
 
 
+# --------------------------------------------------------------------------- who is acting
+
+PLANNER_ENV = "ALLOCATOR_PLANNER_NAME"
+
+
+def planner_name() -> str:
+    """The person using the dashboard, as the publication history and saved scenarios name them.
+
+    Under Supabase, the signed-in planner's email. Otherwise the name the dashboard was given
+    in ``ALLOCATOR_PLANNER_NAME``, else the operating-system user running it: never the
+    database role the dashboard connects as.
+    """
+    if store_mode() == "supabase":
+        return str(st.session_state.get("auth_email") or "")
+    import os
+
+    given = os.environ.get(PLANNER_ENV, "").strip()
+    if given:
+        return given
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in this environment
+        return "a planner"
+
+
+def recorded_by() -> str | None:
+    """What a write passes as ``published_by`` / ``created_by``.
+
+    Under Supabase the database records the signed-in planner's own identity (and refuses any
+    other name), so nothing is passed; on the embedded or a direct database, the planner's name.
+    """
+    return None if store_mode() == "supabase" else planner_name()
+
+
+def who_label(recorded: str | None) -> str:
+    """A publication's "who" as the history shows it (the signed-in planner's id as their email)."""
+    if not recorded:
+        return ""
+    if store_mode() == "supabase" and recorded == str(st.session_state.get("auth_user_id", "")):
+        return str(st.session_state.get("auth_email") or recorded)
+    return recorded
+
+
 # --------------------------------------------------------------------------- cached reads
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import headline
 import layout
 import pandas as pd
 import state
@@ -95,7 +96,8 @@ else:
         a, b = st.columns(2)
         if a.button("Publish now", key="pub_confirm", type="primary"):
             try:
-                out = service.publish(state.store(), run.id, sc_id, reason=reason or None, supersede=supersede)
+                out = service.publish(state.store(), run.id, sc_id, reason=reason or None, supersede=supersede,
+                                      published_by=state.recorded_by())
             except StaleScenarioError as exc:
                 ss["pub_outcome"] = ("error", f"Not published: {exc.message} Open the scenario from the sidebar, "
                                               "solve it again on the current data, save it, then publish.")
@@ -142,20 +144,62 @@ else:
         sc = names.get(e.scenario_id) if e.scenario_id else None
         res = (sc.result if sc else None) or {}
         settings = (sc.settings if sc else None) or res.get("settings") or {}
+        parts = []
+        if "preferencer_weight" in settings:
+            parts.append(f"voice {float(settings['preferencer_weight']):.0%}")
+        if "preference_power" in settings:
+            parts.append(f"hurt {float(settings['preference_power']):g}")
+        if settings.get("stability"):
+            parts.append("stable")
         rows.append({
             "When": e.published_at,
-            "Who": e.published_by or "",
+            "Who": state.who_label(e.published_by),
             "What": action_words.get(e.action, e.action),
             "Scenario": sc.name if sc else "",
             "Reason": e.reason or "",
-            "Supervisor voice": f"{float(settings['preferencer_weight']):.0%}" if "preferencer_weight" in settings else "",
-            "Low choices hurt": settings.get("preference_power", ""),
-            "Stable": ("yes" if settings.get("stability") else "no") if settings else "",
-            "Total cost": res.get("objective"),
-            "Allocations": len(e.allocations),
+            "Settings": " · ".join(parts),
+            "Total cost": headline.value_text("objective", res.get("objective")) if res else "",
+            "Workers": len(e.allocations),
         })
-    st.dataframe(pd.DataFrame(rows), key="pub_history", hide_index=True, width="stretch", column_config={
-        "When": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
-        "Total cost": st.column_config.NumberColumn(format="%.2f"),
+    st.dataframe(pd.DataFrame(rows), key="pub_history", hide_index=True, width="stretch", placeholder="–",
+                 column_config={
+        "When": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", width=125),
+        "Who": st.column_config.TextColumn(width=115, help="The planner who published."),
+        "What": st.column_config.TextColumn(width=80),
+        "Scenario": st.column_config.TextColumn(width=110),
+        "Reason": st.column_config.TextColumn(width=170),
+        "Settings": st.column_config.TextColumn(
+            width=135, help="The scenario's supervisor voice, how much low choices hurt, and 'stable' when its "
+                            "allocation had to be stable."),
+        "Total cost": st.column_config.TextColumn(width=80, alignment="right"),
+        "Workers": st.column_config.NumberColumn(
+            width=65, help="Workers the publication placed; who went where is below."),
     })
     st.caption("Newest first. Each line is one write to the database; replaced allocations stay on record.")
+
+    with st.expander("Who went where in each publication"):
+        entries = list(reversed(log))
+        entry_labels = layout.unique_labels([
+            (str(e.id), f"{e.published_at.astimezone():%d %b %Y %H:%M} · {action_words.get(e.action, e.action)}"
+                        + (f" · {names[e.scenario_id].name}" if e.scenario_id in names else ""))
+            for e in entries
+        ])
+        by_id = {str(e.id): e for e in entries}
+        worker_names = {w.id: (w.name or w.id) for w in snap.workers}
+        line_names = {j.id: (j.name or j.id) for j in snap.job_lines}
+        chosen = st.selectbox("Publication", list(by_id), key="pub_history_pick", format_func=lambda i: entry_labels[i])
+        entry = by_id[chosen]
+        st.dataframe(
+            pd.DataFrame([{"Worker": worker_names.get(a.worker_id, a.worker_id),
+                           "Worker id": a.worker_id,
+                           "Job line": line_names.get(a.job_line_id, a.job_line_id),
+                           "Rank given": a.worker_rank} for a in entry.allocations],
+                         columns=["Worker", "Worker id", "Job line", "Rank given"]),
+            key="pub_history_allocations", hide_index=True, width="stretch", placeholder="–",
+            column_config={"Worker": st.column_config.TextColumn(width=200),
+                           "Worker id": st.column_config.TextColumn(width=90),
+                           "Job line": st.column_config.TextColumn(width=450),
+                           "Rank given": st.column_config.NumberColumn(format="%.1f", width=100)},
+        )
+        if entry.previous_allocations:
+            st.caption(f"This replaced an allocation of {len(entry.previous_allocations)} workers, kept on record.")

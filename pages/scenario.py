@@ -206,6 +206,7 @@ if b2.button("Save scenario", key="sc_save", disabled=bool(problems) or not d["n
             lambda: service.save_scenario(
                 state.store(), d["run_id"], d["name"], settings=settings, overrides=overrides,
                 result=result, fingerprint=res["fingerprint"] if matches else ctx.fingerprint,
+                created_by=state.recorded_by(),
             ),
             "The scenario could not be saved",
         )

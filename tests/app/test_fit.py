@@ -22,6 +22,7 @@ TABLES = {
     "el_worker_table": {"May take it", "Why"},
     "el_line_table": {"Because", "Rank they gave it"},
     "cmp_moves": {"Ranks", "Rank change"},
+    "pub_history": {"Who", "Settings", "Workers"},
 }
 
 
