@@ -18,6 +18,7 @@ Session keys (other modules read them through the functions here):
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -45,10 +46,36 @@ def store_mode() -> str:
     return store_choice(app_settings())
 
 
-@st.cache_resource(show_spinner="Opening the database…")
+_STORE_OPENED = threading.Event()  # set once shared_store() has opened the database
+
+
+@st.cache_resource(show_spinner=False)  # open_store_with_status() says what is happening
 def shared_store() -> RunStore:
     """The store every planner shares (embedded database or ALLOCATOR_DATABASE_URL)."""
-    return service.open_store(app_settings())
+    store = service.open_store(app_settings())
+    _STORE_OPENED.set()
+    return store
+
+
+STARTING_WORDS = "Starting the database…"
+
+
+def open_store_with_status() -> None:
+    """Open the shared database before the page draws, saying so while it starts.
+
+    The first page after the dashboard starts waits for the embedded PostgreSQL to start (and,
+    on a new data folder, for the demo intake to load): seconds, up to a minute on a busy
+    machine. The planner sees what is happening instead of a blank page; the message goes
+    once the database answers.
+    """
+    if store_mode() == "supabase" or _STORE_OPENED.is_set():
+        return
+    slot = st.empty()
+    with slot.container(), st.status(STARTING_WORDS, expanded=True, state="running"):
+        st.write("The dashboard has just started: it is starting its database and, the first time, "
+                 "loading the demo intake. This takes a few seconds, once.")
+        guarded(shared_store, "The database could not be started")
+    slot.empty()
 
 
 @st.cache_resource(show_spinner=False)

@@ -16,6 +16,7 @@ import streamlit as st
 st.set_page_config(page_title="Allocation planning", page_icon="🩺", layout="wide", initial_sidebar_state=340)
 
 state.apply_pending_widgets()
+state.open_store_with_status()  # the first page after a start: "Starting the database…", not a blank page
 
 if state.store_mode() == "supabase" and not auth.signed_in():
     st.navigation([st.Page(auth.sign_in_page, title="Sign in", icon=":material/login:")]).run()
