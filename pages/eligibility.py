@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import charts
+import derived
 import layout
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ if use_scenario:
     except SnapshotError:
         st.caption("The scenario being edited has problems (see the Scenario page); showing the run's own rules.")
 problem = state.problem_for(source)
+problem_fp = state.fingerprint_of(source)
 st.caption(
     "A worker may take a line when the line's rules allow it. The rules are checked in order, and the first "
     "that applies decides: named as included, named as excluded, an excluded qualification, a required "
@@ -42,16 +44,8 @@ STEP_WORDS = {
 }
 
 
-def cell_codes(p) -> np.ndarray:
-    codes = np.array([Reason(v).name for v in range(1, 7)], dtype=object)[p.reason.astype(int) - 1]
-    codes = codes.astype(object)
-    codes[p.forbidden] = "FORBIDDEN"
-    pinned = np.flatnonzero(p.pin >= 0)
-    codes[pinned, p.pin[pinned]] = "PINNED"
-    return codes
+codes = derived.verdict_codes(problem_fp, problem)  # built once per scenario, shared
 
-
-codes = cell_codes(problem)
 
 # --------------------------------------------------------------------------- overview heatmap
 st.header("Everyone at a glance")
@@ -79,12 +73,7 @@ if len(w_order) == 0:
     st.info("No worker matches that search.")
 else:
     rows = w_order[:max_rows]
-    fig = charts.eligibility_heatmap(
-        codes[rows].tolist(),
-        [f"{problem.worker_names[i]} ({problem.worker_ids[i]})" for i in rows],
-        problem.line_ids,
-        show=picked,
-    )
+    fig = derived.heatmap(problem_fp, tuple(int(i) for i in rows), tuple(picked), problem, codes)
     st.plotly_chart(fig, key="el_heatmap", width="stretch")
     more = f" Showing the first {max_rows} of {len(w_order)} workers; search to narrow it." if len(w_order) > max_rows else ""
     st.caption("Each square is one worker and one job line, coloured by the rule that decided whether the worker "

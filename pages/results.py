@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import charts
+import derived
 import exports
 import headline
 import layout
@@ -109,17 +109,22 @@ for col, key in zip(cols, HEADLINE, strict=True):
                help=headline.help_text(key), **shown_delta(key))
 
 metrics = result.get("metrics") or {}
-problem = None
+problem = scenario_snap = None
 try:
-    problem = state.problem_for(state.scenario_snapshot(snap, res["settings"], res["overrides"]))
+    scenario_snap = state.scenario_snapshot(snap, res["settings"], res["overrides"])
+    problem = state.problem_for(scenario_snap)
 except SnapshotError:
     pass  # the run changed so the scenario no longer applies; the saved numbers still show
+# What the tables and charts below are made from, as cache keys: they are built once per result.
+rkey = derived.result_key(result)
+snap_fp = state.fingerprint_of(snap)
+problem_fp = state.fingerprint_of(scenario_snap) if scenario_snap is not None else None
 
 # --------------------------------------------------------------------------- satisfaction
 st.header("Satisfaction")
 left, right = st.columns([3, 2])
 with left:
-    st.plotly_chart(charts.rank_distribution_figure(metrics.get("rank_distribution") or []),
+    st.plotly_chart(derived.rank_figure(rkey, metrics.get("rank_distribution") or []),
                     key="res_rank_chart", width="stretch")
     st.caption("How many workers got their first, second, … choice. Red: workers on a line they did not rank.")
 
@@ -151,13 +156,14 @@ c2.metric("Lines with empty places", sum(1 for r in fill if r["vacancies"] > 0),
           help=f"{metrics.get('vacancies', 0)} empty places in all.")
 c3.metric("Places", metrics.get("places", 0), help=f"For {metrics.get('n_workers', 0)} workers.")
 line_names = {j.id: (j.name or j.id) for j in snap.job_lines}
-st.plotly_chart(charts.fill_figure(metrics.get("line_fill") or [], line_names), key="res_fill_chart", width="stretch")
+st.plotly_chart(derived.fill_figure(rkey, snap_fp, metrics.get("line_fill") or [], line_names),
+                key="res_fill_chart", width="stretch")
 st.caption("Workers placed on each line (bar) against its places (outline). ◆ marks a line that must be filled; "
            "lines with the most empty places come first.")
 
 # --------------------------------------------------------------------------- the allocation
 st.header("Who goes where")
-table = exports.allocation_frame(result, snap, problem)
+table = derived.allocation_table(rkey, snap_fp, problem_fp, result, snap, problem)
 f1, f2, f3 = st.columns([2, 2, 1])
 query = f1.text_input("Search a worker or a line", key="res_search", placeholder="name or id")
 chosen_lines = f2.multiselect("Only these lines", sorted(table["Job line"].unique()), key="res_lines")
@@ -200,22 +206,8 @@ else:
     st.write(f"**{n_block}** worker-and-line pair(s) would both rather be together than where they are."
              + ("" if stable else " Turn on 'Stable' in the scenario to forbid this."))
     if problem is not None:
-        from allocator.stability import blocking_pairs
-
-        a = np.array([problem.line_index[x["job_line_id"]] for x in
-                      sorted(result["allocations"], key=lambda x: problem.worker_index[x["worker_id"]])])
-        rows = [
-            {
-                "Worker": problem.worker_names[s],
-                "Has": problem.line_names[a[s]],
-                "Rank given to it": problem.worker_rank[s, a[s]],
-                "Would rather have": problem.line_names[p],
-                "Rank given to that": problem.worker_rank[s, p],
-            }
-            for s, p in blocking_pairs(problem, a)
-        ]
         st.dataframe(
-            pd.DataFrame(rows, columns=["Worker", "Has", "Rank given to it", "Would rather have", "Rank given to that"]),
+            derived.blocking_table(rkey, problem_fp, result, problem),
             key="res_blocking", hide_index=True, width="stretch",
             column_config={
                 "Worker": st.column_config.TextColumn(width=130),
@@ -234,33 +226,29 @@ st.header("Downloads")
 st.caption("Spreadsheet files are made safe to open: a cell that starts like a formula is kept as plain text.")
 safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in res["name"]).strip("-") or "scenario"
 e1, e2, e3, e4 = st.columns(4)
-e1.download_button("Allocation (CSV)", exports.to_csv(table), f"{safe}-allocation.csv", "text/csv", key="res_dl_csv")
-if e2.button("Prepare workbook (XLSX)", key="res_prepare_xlsx"):
-    st.session_state["res_xlsx"] = (id(result), exports.workbook(result, snap, problem))
-xl = st.session_state.get("res_xlsx")
-if xl and xl[0] == id(result):
-    e2.download_button("Allocation workbook (XLSX)", xl[1], f"{safe}.xlsx",
-                       "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="res_dl_xlsx")
-scenario_snap = None
-try:
-    scenario_snap = state.scenario_snapshot(snap, res["settings"], res["overrides"])
-except SnapshotError:
-    pass
+# Each file is made when its button is clicked (not on every rerun of the page), and a
+# download does not rerun the page.
+e1.download_button("Allocation (CSV)", lambda: exports.to_csv(table), f"{safe}-allocation.csv", "text/csv",
+                   key="res_dl_csv", on_click="ignore")
+e2.download_button("Allocation workbook (XLSX)", lambda: exports.workbook(result, snap, problem), f"{safe}.xlsx",
+                   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="res_dl_xlsx",
+                   on_click="ignore", help="The allocation, the fill of each line and the settings, one sheet each.")
 if scenario_snap is not None:
-    e3.download_button("Snapshot + result (JSON)", exports.json_bytes(exports.bundle(scenario_snap, result)),
-                       f"{safe}-snapshot-and-result.json", "application/json", key="res_dl_bundle",
+    e3.download_button("Snapshot + result (JSON)", lambda: exports.json_bytes(exports.bundle(scenario_snap, result)),
+                       f"{safe}-snapshot-and-result.json", "application/json", key="res_dl_bundle", on_click="ignore",
                        help="The scenario's whole input and its result in one file, for the record.")
-e4.download_button("Result only (JSON)", exports.json_bytes(result), f"{safe}-result.json", "application/json",
-                   key="res_dl_result")
+e4.download_button("Result only (JSON)", lambda: exports.json_bytes(result), f"{safe}-result.json", "application/json",
+                   key="res_dl_result", on_click="ignore")
 
 with st.expander("A worker's one-page statement"):
+    worker_label = dict(zip(table["Worker id"], table["Worker"], strict=True))
     who = st.selectbox("Worker", table["Worker id"].tolist(), key="res_statement_worker",
-                       format_func=lambda w: f"{table.loc[table['Worker id'] == w, 'Worker'].iloc[0]} ({w})")
+                       format_func=lambda w: f"{worker_label.get(w, w)} ({w})")
     if who:
         text = exports.worker_statement(who, result, snap, problem)
         st.text(text)
         st.download_button("Download statement", text.encode("utf-8"), f"statement-{who}.txt", "text/plain",
-                           key="res_dl_statement")
+                           key="res_dl_statement", on_click="ignore")
 
 with st.expander("Settings of this scenario"):
     st.dataframe(

@@ -5,13 +5,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import charts
+import derived
 import layout
 import pandas as pd
 import state
 import streamlit as st
 
-from allocator import health, service
+from allocator import service
 from allocator.snapshot import SnapshotError
 
 st.title("Runs")
@@ -70,7 +70,8 @@ if run_id:
     snap = ctx.snapshot
     st.header(f"Data health: {layout.md(ctx.summary.name or ctx.summary.id)}")
     st.caption("Checked before any solve: what would make a solve impossible, and what to look at.")
-    report = health.check(snap, state.problem_for(snap))
+    snap_fp = state.fingerprint_of(snap)
+    report = derived.health_report(snap_fp, snap, state.problem_for(snap))
     c = st.columns(4)
     c[0].metric("Workers", report.n_workers)
     c[1].metric("Job lines", report.n_job_lines)
@@ -88,7 +89,7 @@ if run_id:
     left, right = st.columns([2, 3])
     with left:
         st.subheader("How deep the rank lists go")
-        st.plotly_chart(charts.depth_figure(report.depth_histogram()), key="runs_depth_chart", width="stretch")
+        st.plotly_chart(derived.depth_figure(snap_fp, report), key="runs_depth_chart", width="stretch")
         st.caption("How many workers ranked how many job lines. Red: workers who ranked none.")
     with right:
         st.subheader("Lines and who may take them")
@@ -128,29 +129,27 @@ if run_id:
             st.write(", ".join(report.silent_supervisors))
 
     st.subheader("Download this run")
+    # Each file is made when its button is clicked, not on every rerun of the page.
+    run_store = state.store()
     d1, d2 = st.columns(2)
     d1.download_button(
         "Run snapshot (JSON)",
-        data=snap.to_json().encode("utf-8") + b"\n",
+        data=lambda: snap.to_json().encode("utf-8") + b"\n",
         file_name=f"{(snap.run.id or 'run')}-snapshot.json",
         mime="application/json",
         key="runs_download_json",
+        on_click="ignore",
         help="The run's whole input in one file: to keep, to share, or to import again.",
     )
-    if d2.button("Prepare a workbook (XLSX)", key="runs_prepare_xlsx"):
-        try:
-            st.session_state["runs_xlsx"] = (run_id, service.export_run(state.store(), run_id, format="xlsx"))
-        except Exception as exc:  # noqa: BLE001 - the workbook module may be missing or fail
-            st.error(f"The workbook could not be made ({type(exc).__name__}). The JSON snapshot has the same data.")
-    got = st.session_state.get("runs_xlsx")
-    if got and got[0] == run_id:
-        d2.download_button(
-            "Run workbook (XLSX)",
-            data=got[1],
-            file_name=f"{(snap.run.id or 'run')}.xlsx",
-            mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            key="runs_download_xlsx",
-        )
+    d2.download_button(
+        "Run workbook (XLSX)",
+        data=lambda: service.export_run(run_store, run_id, format="xlsx"),
+        file_name=f"{(snap.run.id or 'run')}.xlsx",
+        mime="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        key="runs_download_xlsx",
+        on_click="ignore",
+        help="The same data as a workbook, one sheet per table, to edit and import again.",
+    )
 
 # --------------------------------------------------------------------------- import
 st.header("Import a run")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import charts
+import derived
 import editor
 import layout
 import state
@@ -284,7 +285,8 @@ def progress_panel() -> None:
                 else f"'{layout.md(last['name'])}' solved in {lp.elapsed:.1f} s: {words}")
         with st.status(head, state="complete", expanded=False):
             if lp.history:
-                st.plotly_chart(charts.progress_figure(lp.history), key="sc_progress_chart", width="stretch")
+                st.plotly_chart(derived.finished_progress_figure(last["id"], lp.history), key="sc_progress_chart",
+                                width="stretch")
                 st.caption("Blue: the best allocation found. Orange: no allocation can cost less.")
             else:
                 st.write("Solved at once: the fast exact method proved the best allocation straight away.")

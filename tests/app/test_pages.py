@@ -265,15 +265,34 @@ def solve_now_wait(at, timeout: float = 60.0) -> dict:
 # --------------------------------------------------------------------------- results: downloads
 
 
-def test_results_offer_every_download(demo_run):
+def test_results_offer_every_download(demo_run, monkeypatch):
+    from streamlit.runtime.media_file_manager import MediaFileManager
+
+    made = {}  # file name -> the function that makes it when its button is clicked
+    add = MediaFileManager.add_deferred
+
+    def remember(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        made[file_name] = data_callable
+        return add(self, data_callable, mimetype, coordinates, file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", remember)
     at = open_app(demo_run, "scenario")
+    at.text_input(key="sc_name").input("Downloads").run()
     solve_now(at)
     at.switch_page("../pages/results.py").run()
     keys = {b.key for b in at.get("download_button")}
-    assert {"res_dl_csv", "res_dl_bundle", "res_dl_result", "res_dl_statement"} <= keys
-    at.button(key="res_prepare_xlsx").click().run()
-    assert "res_dl_xlsx" in {b.key for b in at.get("download_button")}
+    # Every file, the workbook too, is one click away (made when its button is clicked).
+    assert {"res_dl_csv", "res_dl_xlsx", "res_dl_bundle", "res_dl_result", "res_dl_statement"} <= keys
     assert not at.exception
+    assert {"Downloads-allocation.csv", "Downloads.xlsx", "Downloads-snapshot-and-result.json",
+            "Downloads-result.json"} <= set(made)
+    csv = made["Downloads-allocation.csv"]().decode("utf-8-sig").splitlines()
+    assert csv[0].startswith("Worker id,Worker,Job line id,Job line") and len(csv) == 141
+    wb = openpyxl.load_workbook(io.BytesIO(made["Downloads.xlsx"]()))
+    assert wb.worksheets[0].max_row == 141
+    bundle = json.loads(made["Downloads-snapshot-and-result.json"]())
+    assert len(bundle["snapshot"]["workers"]) == 140 and len(bundle["result"]["allocations"]) == 140
+    assert json.loads(made["Downloads-result.json"]())["status"] == "optimal"
 
 
 def test_runs_with_the_same_name_can_each_be_chosen(import_run):
