@@ -70,8 +70,8 @@ def run_label(r: RunSummary) -> str:
 
 
 def run_details(r: RunSummary) -> str:
-    """One line under the run picker: its size and where it stands."""
-    where = "published" if r.published else STATUS_WORDS.get(r.status, r.status)
+    """One line under the run picker: its size and whether its allocation is published."""
+    where = "published" if r.published else "not published yet"
     return f"{r.n_workers} workers · {r.n_job_lines} job lines · {where}"
 
 
