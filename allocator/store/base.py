@@ -25,12 +25,11 @@ the right exception, for any adapter.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
-if TYPE_CHECKING:  # the engine's model; the store returns it from load_run
-    from allocator.snapshot import RunSnapshot
+from allocator.snapshot import RunSnapshot, SnapshotError
 
 RunStatus = Literal["pending", "running", "complete", "failed"]
 PublicationAction = Literal["publish", "supersede", "complete"]
@@ -215,6 +214,39 @@ class ClaimedRun:
     attempts: int
     lease_expires_at: datetime
     settings: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- row helpers
+# Shared by every adapter, so that rows become records in one way.
+
+
+def allocation_from_row(d: Mapping[str, Any]) -> Allocation:
+    return Allocation(
+        worker_id=str(d["worker_id"]),
+        job_line_id=str(d["job_line_id"]),
+        worker_rank=d.get("worker_rank"),
+        cost=d.get("cost"),
+    )
+
+
+def allocation_json(a: Allocation | Mapping[str, Any]) -> dict[str, Any]:
+    d = asdict(a) if is_dataclass(a) else dict(a)  # type: ignore[arg-type]
+    return {
+        "worker_id": d["worker_id"],
+        "job_line_id": d["job_line_id"],
+        "worker_rank": d.get("worker_rank"),
+        "cost": d.get("cost"),
+    }
+
+
+def snapshot_json(snapshot: RunSnapshot | Mapping[str, Any]) -> dict[str, Any]:
+    """Validate (at the edge, once) and return the snapshot as JSON-ready data."""
+    if isinstance(snapshot, RunSnapshot):
+        return snapshot.model_dump(mode="json")
+    try:
+        return RunSnapshot.parse(dict(snapshot)).model_dump(mode="json")
+    except SnapshotError as exc:
+        raise InvalidSnapshotError("\n".join(exc.messages)) from exc
 
 
 # --------------------------------------------------------------------------- interface

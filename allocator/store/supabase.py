@@ -22,18 +22,16 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from postgrest.exceptions import APIError
 
-from allocator.snapshot import RunSnapshot, SnapshotError
+from allocator.snapshot import RunSnapshot
 from allocator.store.base import (
     Allocation,
     ClaimedRun,
-    InvalidSnapshotError,
     PublicationEntry,
     PublishOutcome,
     RunNotFoundError,
@@ -44,6 +42,9 @@ from allocator.store.base import (
     error_from_sqlstate,
     input_fingerprint,
 )
+from allocator.store.base import allocation_from_row as _allocation
+from allocator.store.base import allocation_json as _allocation_json
+from allocator.store.base import snapshot_json as _snapshot_dict
 
 if TYPE_CHECKING:
     from allocator.config import Settings
@@ -387,33 +388,6 @@ def _str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def _allocation(d: Mapping[str, Any]) -> Allocation:
-    return Allocation(
-        worker_id=str(d["worker_id"]),
-        job_line_id=str(d["job_line_id"]),
-        worker_rank=d.get("worker_rank"),
-        cost=d.get("cost"),
-    )
-
-
-def _allocation_json(a: Allocation | Mapping[str, Any]) -> dict[str, Any]:
-    d = asdict(a) if is_dataclass(a) else dict(a)  # type: ignore[arg-type]
-    return {
-        "worker_id": d["worker_id"],
-        "job_line_id": d["job_line_id"],
-        "worker_rank": d.get("worker_rank"),
-        "cost": d.get("cost"),
-    }
-
-
-def _snapshot_dict(snapshot: RunSnapshot | Mapping[str, Any]) -> dict[str, Any]:
-    """Validate (at the edge, once) and return the snapshot as JSON-ready data."""
-    if isinstance(snapshot, RunSnapshot):
-        return snapshot.model_dump(mode="json")
-    try:
-        return RunSnapshot.parse(dict(snapshot)).model_dump(mode="json")
-    except SnapshotError as exc:
-        raise InvalidSnapshotError("\n".join(exc.messages)) from exc
 
 
 def _scenario(r: Mapping[str, Any]) -> Scenario:
