@@ -68,3 +68,22 @@ def new_database(pg_server: object) -> Callable[..., str]:
 def pg_url(new_database: Callable[..., str]) -> str:
     """URI of a migrated database shared by the session."""
     return new_database(migrated=True, prefix="shared")
+
+
+@pytest.fixture(scope="module")
+def db(new_database: Callable[..., str], request: pytest.FixtureRequest) -> str:
+    """URI of a migrated database of the test module's own (its runs are all it sees)."""
+    prefix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")[:24]
+    return new_database(migrated=True, prefix=prefix)
+
+
+@pytest.fixture
+def store(db: str) -> Iterator[object]:
+    """A PostgresStore on the module's own database (tests/db overrides it with a shared one)."""
+    from allocator.store.postgres import PostgresStore
+
+    s = PostgresStore(db)
+    try:
+        yield s
+    finally:
+        s.close()

@@ -19,7 +19,6 @@ import allocator
 from allocator.api import create_app
 from allocator.config import Settings
 from allocator.store.base import StoreError
-from allocator.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.db
 
@@ -36,20 +35,6 @@ def tiny(run_id: str, **extra) -> dict:
         "worker_preferences": [{"worker_id": "w1", "job_line_id": "j2", "rank": 1}],
         **extra,
     }
-
-
-@pytest.fixture(scope="module")
-def db(new_database) -> str:
-    return new_database(migrated=True, prefix="api")
-
-
-@pytest.fixture
-def store(db: str) -> Iterator[PostgresStore]:
-    s = PostgresStore(db)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def settings(db: str, api_key: str | None = KEY) -> Settings:

@@ -46,11 +46,6 @@ def tiny(run_id: str = "cli", **extra) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
-def db(new_database) -> str:
-    return new_database(migrated=True, prefix="cli")
-
-
 @dataclass
 class Ran:
     returncode: int

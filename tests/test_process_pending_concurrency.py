@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +19,6 @@ import pytest
 
 from allocator import service
 from allocator.store.base import ClaimLostError
-from allocator.store.postgres import PostgresStore
 
 pytestmark = pytest.mark.db
 
@@ -39,20 +37,6 @@ def tiny(i: int) -> dict:
         "job_lines": [{"id": "j1", "max_n_workers": 2}, {"id": "j2", "max_n_workers": 2}],
         "worker_preferences": [{"worker_id": f"w{1 + i % 3}", "job_line_id": "j2", "rank": 1}],
     }
-
-
-@pytest.fixture(scope="module")
-def db(new_database) -> str:
-    return new_database(migrated=True, prefix="workers")
-
-
-@pytest.fixture
-def store(db: str) -> Iterator[PostgresStore]:
-    s = PostgresStore(db)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def start_worker(db: str, cwd: Path, *args: str) -> subprocess.Popen[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -59,20 +58,6 @@ def infeasible(run_id: str = "no-way") -> dict:
         ],
         eligibility=[{"job_line_id": "j2", "included_qualification_ids": ["paediatrics"]}],
     )
-
-
-@pytest.fixture(scope="module")
-def db(new_database) -> str:
-    return new_database(migrated=True, prefix="service")
-
-
-@pytest.fixture
-def store(db: str) -> Iterator[PostgresStore]:
-    s = PostgresStore(db)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def run_row(db: str, run_id: str) -> dict:
