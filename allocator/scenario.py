@@ -76,6 +76,9 @@ class ScenarioOverrides(_Model):
     pins: list[PairOverride] = Field(default_factory=list)
     forbids: list[PairOverride] = Field(default_factory=list)
     weightings: list[WeightingOverride] = Field(default_factory=list)
+    #: The run's own pins and forbids that this scenario lifts (each must be one the run has).
+    lifted_pins: list[PairOverride] = Field(default_factory=list)
+    lifted_forbids: list[PairOverride] = Field(default_factory=list)
 
     @classmethod
     def parse(cls, data: Mapping[str, Any] | None) -> ScenarioOverrides:
@@ -88,7 +91,8 @@ class ScenarioOverrides(_Model):
             raise SnapshotError([_override_message(err) for err in exc.errors(include_url=False)]) from None
 
     def is_empty(self) -> bool:
-        return not (self.lines or self.pins or self.forbids or self.weightings)
+        return not (self.lines or self.pins or self.forbids or self.weightings
+                    or self.lifted_pins or self.lifted_forbids)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -99,6 +103,8 @@ _SECTION_WORDS = {
     "pins": "Pins",
     "forbids": "Forbids",
     "weightings": "Organisation priority",
+    "lifted_pins": "Run pins lifted",
+    "lifted_forbids": "Run forbids lifted",
 }
 _FIELD_WORDS = {
     "job_line_id": "job line",
@@ -230,16 +236,34 @@ def apply(
         check_line("weightings", i, w.job_line_id)
         if not math.isfinite(w.value):
             errs.append(f"Organisation priority, row {i + 1}: the value must be a number")
+    run_pin_pairs = {(p.worker_id, p.job_line_id) for p in snapshot.pins}
+    run_forbid_pairs = {(f.worker_id, f.job_line_id) for f in snapshot.forbids}
+    for section, lifted, have, what in (
+        ("lifted_pins", ov.lifted_pins, run_pin_pairs, "pin"),
+        ("lifted_forbids", ov.lifted_forbids, run_forbid_pairs, "forbid"),
+    ):
+        for i, pr in enumerate(lifted):
+            if (pr.worker_id, pr.job_line_id) not in have:
+                errs.append(
+                    f"{_SECTION_WORDS[section]}, row {i + 1}: the run has no {what} of worker "
+                    f"{pr.worker_id!r} on job line {pr.job_line_id!r} to lift"
+                )
     if errs:
         raise SnapshotError(errs)
 
+    lifted_pins = {(p.worker_id, p.job_line_id) for p in ov.lifted_pins}
+    lifted_forbids = {(f.worker_id, f.job_line_id) for f in ov.lifted_forbids}
     new_lines = [j.model_copy(update=line_updates[j.id]) if j.id in line_updates else j for j in snapshot.job_lines]
-    run_pins = [p for p in snapshot.pins if p.worker_id not in pinned]
+    run_pins = [
+        p for p in snapshot.pins
+        if p.worker_id not in pinned and (p.worker_id, p.job_line_id) not in lifted_pins
+    ]
+    run_forbids = [f for f in snapshot.forbids if (f.worker_id, f.job_line_id) not in lifted_forbids]
     data = snapshot.model_dump(mode="json")
     data["settings"] = new_settings.model_dump(mode="json")
     data["job_lines"] = [j.model_dump(mode="json") for j in new_lines]
     data["pins"] = [p.model_dump(mode="json") for p in run_pins] + [p.model_dump(mode="json") for p in ov.pins]
-    data["forbids"] = [f.model_dump(mode="json") for f in snapshot.forbids] + [
+    data["forbids"] = [f.model_dump(mode="json") for f in run_forbids] + [
         f.model_dump(mode="json") for f in ov.forbids
     ]
     data["weightings"] = [w.model_dump(mode="json") for w in snapshot.weightings] + [
@@ -249,7 +273,7 @@ def apply(
         return RunSnapshot.parse(data)
     except SnapshotError as exc:
         raise SnapshotError(
-            [_rename(m, len(run_pins), len(snapshot.forbids), len(snapshot.weightings)) for m in exc.messages]
+            [_rename(m, len(run_pins), len(run_forbids), len(snapshot.weightings)) for m in exc.messages]
         ) from None
 
 

@@ -156,3 +156,22 @@ def test_changing_alpha_changes_the_solve():
 
     assert lines(0.0) == {"w1": "j2", "w2": "j1"}  # workers only: 2 + 1 beats 1 + 3
     assert lines(1.0) == {"w1": "j1", "w2": "j2"}  # supervisor only: j1's supervisor ranks w1 first
+
+
+def test_a_scenario_may_lift_the_runs_own_pins_and_forbids(run):
+    out = apply(run, {}, {"lifted_pins": [{"worker_id": "w3", "job_line_id": "j2"}],
+                          "lifted_forbids": [{"worker_id": "w1", "job_line_id": "j3"}]})
+    assert out.pins == [] and out.forbids == []
+    assert not ScenarioOverrides.parse({"lifted_pins": [{"worker_id": "w3", "job_line_id": "j2"}]}).is_empty()
+    assert out.fingerprint() != run.fingerprint()  # the solve's input changes
+
+
+def test_lifting_a_pin_the_run_does_not_have_names_the_row(run):
+    with pytest.raises(SnapshotError) as err:
+        apply(run, {}, {"lifted_pins": [{"worker_id": "w1", "job_line_id": "j2"}],
+                        "lifted_forbids": [{"worker_id": "w1", "job_line_id": "j3"},
+                                           {"worker_id": "w2", "job_line_id": "j3"}]})
+    assert err.value.messages == [
+        "Run pins lifted, row 1: the run has no pin of worker 'w1' on job line 'j2' to lift",
+        "Run forbids lifted, row 2: the run has no forbid of worker 'w2' on job line 'j3' to lift",
+    ]
