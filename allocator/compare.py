@@ -7,7 +7,7 @@ comparison needs neither the solver nor the database. Labels are in planners' wo
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +27,11 @@ class Kpi:
 KPIS: tuple[Kpi, ...] = (
     Kpi("first_choice_share", "Got first choice", "higher", "share", "Share of workers on their first choice."),
     Kpi("top3_choice_share", "Got a top-three choice", "higher", "share", "Share of workers on one of their first three choices."),
-    Kpi("mean_rank", "Mean rank", "lower", "rank", "Average rank workers gave the line they got (1 = first choice)."),
-    Kpi("worst_rank", "Worst rank", "lower", "rank", "The lowest-ranked line anyone got."),
+    Kpi("mean_rank", "Mean rank", "lower", "rank",
+        "Average rank workers gave the line they got (1 = first choice), over the workers on lines they "
+        "ranked; workers on a line they did not rank are counted apart."),
+    Kpi("worst_rank", "Worst rank", "lower", "rank",
+        "The lowest rank anyone gave the line they got, over the workers on lines they ranked."),
     Kpi("workers_on_unranked_lines", "On a line they did not rank", "lower", "count", "Workers placed on a line they did not rank."),
     Kpi("vacancies", "Vacancies", "lower", "count", "Places left empty across all lines."),
     Kpi("mandatory_lines_filled", "Must-be-filled lines filled", "higher", "count", "Lines that must be filled and have at least one worker."),
@@ -57,20 +60,97 @@ class ScenarioView:
         return bool(self.result and self.result.get("allocations"))
 
 
-def kpi_value(result: Mapping[str, Any] | None, key: str) -> float | None:
-    """One headline number of a result (``None`` when the result has none)."""
+#: Headline numbers over the workers on lines they ranked, and the result metrics key that
+#: records each (results saved before these keys existed are computed from their rows).
+RANKED_KEYS = {
+    "mean_rank": "mean_rank_ranked",
+    "worst_rank": "worst_rank_ranked",
+    "workers_on_unranked_lines": "unranked_count",
+}
+
+Pairs = Collection[tuple[str, str]]
+
+
+def ranked_pairs(snapshot: Any) -> frozenset[tuple[str, str]]:
+    """``(worker id, job line id)`` for every line a worker ranked in ``snapshot``."""
+    return frozenset((p.worker_id, p.job_line_id) for p in snapshot.worker_preferences)
+
+
+def _is_ranked(row: Mapping[str, Any], ranked: Pairs | None) -> bool | None:
+    """Whether an allocation row's worker ranked its line (``None`` when it cannot be told)."""
+    if ranked is not None:
+        return (row["worker_id"], row["job_line_id"]) in ranked
+    if isinstance(row.get("ranked"), bool):
+        return row["ranked"]
+    if "worker_rank" in row and row["worker_rank"] is None:
+        return False
+    return None
+
+
+def ranked_figures(result: Mapping[str, Any] | None, ranked: Pairs | None = None) -> dict[str, float | None]:
+    """Mean and worst rank over workers on lines they ranked, and how many are on unranked lines.
+
+    Read from the result's metrics (``mean_rank_ranked``, ``worst_rank_ranked``,
+    ``unranked_count``) when it records them; for a result saved before, computed from its
+    allocation rows and ``ranked`` (the run's ranked pairs, :func:`ranked_pairs`). A figure
+    that can be neither read nor computed is ``None`` (shown as "not recorded"); so is a mean
+    or worst rank when nobody is on a line they ranked.
+    """
+    out: dict[str, float | None] = dict.fromkeys(RANKED_KEYS)
+    if not result:
+        return out
+    metrics = result.get("metrics") or {}
+    missing = []
+    for key, recorded in RANKED_KEYS.items():
+        if recorded in metrics:
+            v = metrics[recorded]
+            out[key] = None if v is None else float(v)
+        else:
+            missing.append(key)
+    if not missing:
+        return out
+    rows = result.get("allocations") or []
+    flags = [_is_ranked(r, ranked) for r in rows]
+    if not rows or any(f is None for f in flags):
+        return out
+    ranks = [float(r["worker_rank"]) for r, f in zip(rows, flags, strict=True) if f]
+    computed = {
+        "mean_rank": sum(ranks) / len(ranks) if ranks else None,
+        "worst_rank": max(ranks) if ranks else None,
+        "workers_on_unranked_lines": float(sum(1 for f in flags if not f)),
+    }
+    for key in missing:
+        out[key] = computed[key]
+    return out
+
+
+def kpi_value(result: Mapping[str, Any] | None, key: str, ranked: Pairs | None = None) -> float | None:
+    """One headline number of a result (``None`` when the result has none).
+
+    Mean and worst rank are over the workers on lines they ranked (see
+    :func:`ranked_figures`): pass ``ranked`` to compute them for results saved before the
+    result recorded them. Without ``ranked`` such an old result falls back to its own
+    ``mean_rank`` / ``worst_rank`` figures.
+    """
     if not result:
         return None
     metrics = result.get("metrics") or {}
     if key == "objective":
         return result.get("objective")
+    if key in RANKED_KEYS and (RANKED_KEYS[key] in metrics or ranked is not None):
+        return ranked_figures(result, ranked)[key]
     v = metrics.get(key)
     return None if v is None else float(v)
 
 
-def kpi_delta(current: Mapping[str, Any] | None, previous: Mapping[str, Any] | None, key: str) -> float | None:
+def kpi_delta(
+    current: Mapping[str, Any] | None,
+    previous: Mapping[str, Any] | None,
+    key: str,
+    ranked: Pairs | None = None,
+) -> float | None:
     """``current - previous`` for one KPI, or ``None`` when either is missing."""
-    a, b = kpi_value(current, key), kpi_value(previous, key)
+    a, b = kpi_value(current, key, ranked), kpi_value(previous, key, ranked)
     if a is None or b is None:
         return None
     return a - b
@@ -111,52 +191,162 @@ def format_delta(key: str, delta: float | None) -> str | None:
     return f"{delta:+.3g}"
 
 
-def settings_diff(views: Sequence[ScenarioView]) -> list[dict[str, Any]]:
-    """Settings (and override counts) whose values are not the same in every scenario.
+def _name(names: Mapping[str, str], id_: str) -> str:
+    return names.get(id_) or id_
 
-    One row per difference: ``{"setting": label, <scenario name>: value, ...}``.
+
+@dataclass(frozen=True)
+class RunNames:
+    """What :func:`what_differs` needs of the run: names, and each line's own places and flag."""
+
+    workers: Mapping[str, str] = field(default_factory=dict)
+    lines: Mapping[str, str] = field(default_factory=dict)
+    places: Mapping[str, int] = field(default_factory=dict)
+    must_fill: Mapping[str, bool] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, snapshot: Any) -> RunNames:
+        return cls(
+            workers={w.id: w.name or w.id for w in snapshot.workers},
+            lines={j.id: j.name or j.id for j in snapshot.job_lines},
+            places={j.id: j.max_n_workers for j in snapshot.job_lines},
+            must_fill={j.id: j.must_have_workers for j in snapshot.job_lines},
+        )
+
+
+def _section(view: ScenarioView, section: str) -> list[Mapping[str, Any]]:
+    return [r for r in (view.overrides or {}).get(section) or [] if isinstance(r, Mapping)]
+
+
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _signed(value: float) -> str:
+    text = f"{value:+g}"
+    return text.replace("-", "−")
+
+
+def what_differs(views: Sequence[ScenarioView], run: RunNames | None = None) -> list[dict[str, str]]:
+    """Every setting and change that is not the same in all scenarios, named in planners' words.
+
+    One row per difference: ``{"what": ..., <scenario name>: text, ...}``; every cell is text.
+    Settings first, then each line whose places or must-be-filled flag differ (the run's own
+    value where a scenario leaves the line as it is), each pin, forbid and organisation
+    priority that some scenarios add and others don't, and each of the run's own pins and
+    forbids that some scenarios lift. Workers and lines are named by name (their id when
+    they have none).
     """
-    rows: list[dict[str, Any]] = []
-    keys = [k for k in SETTING_LABELS if any(k in v.settings for v in views)]
-    for k in keys:
-        values = [v.settings.get(k) for v in views]
-        if len({repr(x) for x in values}) > 1:
-            rows.append({"setting": SETTING_LABELS[k], **{v.name: _show(k, x) for v, x in zip(views, values, strict=True)}})
-    for section, label in (
-        ("lines", "Lines with changed places or must be filled"),
-        ("pins", "Pins"),
-        ("forbids", "Forbids"),
-        ("weightings", "Organisation priorities added"),
+    run = run or RunNames()
+    wn, ln = run.workers, run.lines
+    rows: list[dict[str, str]] = []
+
+    def add(what: str, cells: Sequence[str]) -> None:
+        if len(set(cells)) > 1:
+            rows.append({"what": what, **{v.name: c for v, c in zip(views, cells, strict=True)}})
+
+    for k in SETTING_LABELS:
+        if not any(k in v.settings for v in views):
+            continue
+        add(SETTING_LABELS[k], [_show_setting(k, v.settings.get(k)) for v in views])
+
+    # Lines: places and must be filled, per line, in the order of the run (then any others).
+    line_ov: list[dict[str, Mapping[str, Any]]] = [
+        {str(r.get("job_line_id")): r for r in _section(v, "lines")} for v in views
+    ]
+    touched = {j for ov in line_ov for j in ov}
+    order = [j for j in ln if j in touched] + sorted(touched - set(ln))
+    for j in order:
+        name = _name(ln, j)
+        places = []
+        must = []
+        for ov in line_ov:
+            r = ov.get(j) or {}
+            places.append(_against_run(r.get("max_n_workers"), run.places.get(j), str))
+            must.append(_against_run(r.get("must_have_workers"), run.must_fill.get(j), _yes_no))
+        add(f"Places on {name}", places)
+        add(f"{name} must be filled", must)
+
+    def pairs(section: str) -> list[set[tuple[str, str]]]:
+        return [{(str(r.get("worker_id")), str(r.get("job_line_id"))) for r in _section(v, section)} for v in views]
+
+    for section, what, yes, no in (
+        ("pins", "Pin {w} to {j}", "pinned", "–"),
+        ("forbids", "Forbid {w} from {j}", "forbidden", "–"),
+        ("lifted_pins", "The run's pin of {w} to {j}", "lifted", "kept"),
+        ("lifted_forbids", "The run's forbid of {w} from {j}", "lifted", "kept"),
     ):
-        counts = [len((v.overrides or {}).get(section) or []) for v in views]
-        contents = [repr(sorted(map(repr, (v.overrides or {}).get(section) or []))) for v in views]
-        if len(set(contents)) > 1:
-            rows.append({"setting": label, **{v.name: c for v, c in zip(views, counts, strict=True)}})
+        per_view = pairs(section)
+        for w, j in sorted(set().union(*per_view), key=lambda p: (_name(wn, p[0]), _name(ln, p[1]), p)):
+            add(what.format(w=_name(wn, w), j=_name(ln, j)), [yes if (w, j) in s else no for s in per_view])
+
+    weights: list[dict[tuple[str, str | None], float]] = []
+    for v in views:
+        d: dict[tuple[str, str | None], float] = {}
+        for r in _section(v, "weightings"):
+            key = (str(r.get("worker_id")), None if r.get("job_line_id") in (None, "") else str(r["job_line_id"]))
+            d[key] = d.get(key, 0.0) + float(r.get("value") or 0.0)
+        weights.append(d)
+    for w, j in sorted(set().union(*weights), key=lambda p: (_name(wn, p[0]), p[1] is not None, _name(ln, p[1] or ""))):
+        where = "every line" if j is None else _name(ln, j)
+        cells = []
+        for d in weights:
+            if (w, j) not in d:
+                cells.append("–")
+            else:
+                x = d[(w, j)]
+                cells.append(f"{_signed(x)} ({'discourages' if x > 0 else 'favours' if x < 0 else 'no effect'})")
+        add(f"Organisation priority for {_name(wn, w)} on {where}", cells)
     return rows
 
 
-def _show(key: str, value: Any) -> Any:
+def _against_run(value: Any, own: Any, show: Any) -> str:
+    """A line's value in one scenario, marked when it is the run's own."""
+    if value is None and own is None:
+        return "as in the run"
+    if value is None or value == own:
+        return f"{show(own)} (as in the run)"
+    return show(value)
+
+
+def change_text(before: str, after: str) -> str:
+    """``before → after`` for one row of :func:`what_differs` ("same" when equal)."""
+    return "same" if before == after else f"{before} → {after}"
+
+
+def settings_diff(views: Sequence[ScenarioView]) -> list[dict[str, Any]]:
+    """:func:`what_differs` with its first column called ``setting`` (kept for old callers)."""
+    return [{"setting": r["what"], **{k: v for k, v in r.items() if k != "what"}} for r in what_differs(views)]
+
+
+def _show_setting(key: str, value: Any) -> str:
+    """A setting's value in planners' words, always as text (one type per table column)."""
+    if value is None:
+        return "as in the run"
     if key == "preferencer_weight" and isinstance(value, int | float):
         return f"{value:.0%}"
     if isinstance(value, bool):
-        return "yes" if value else "no"
-    return value
+        return _yes_no(value)
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:g}"
+    return str(value)
 
 
-def kpi_table(views: Sequence[ScenarioView]) -> list[dict[str, Any]]:
+def kpi_table(views: Sequence[ScenarioView], ranked: Pairs | None = None) -> list[dict[str, Any]]:
     """One row per KPI: its value in each scenario and the change from the first (baseline).
 
     Row keys: ``kpi`` (label), ``key``, then ``<name>`` (value) for each scenario and
-    ``<name> change`` for every scenario after the first.
+    ``<name> change`` for every scenario after the first. Mean and worst rank are over the
+    workers on lines they ranked (``ranked``: see :func:`kpi_value`).
     """
     rows = []
     base = views[0].result if views else None
     for kpi in KPIS:
         row: dict[str, Any] = {"kpi": kpi.label, "key": kpi.key}
         for i, v in enumerate(views):
-            row[v.name] = kpi_value(v.result, kpi.key)
+            row[v.name] = kpi_value(v.result, kpi.key, ranked)
             if i > 0:
-                row[f"{v.name} change"] = kpi_delta(v.result, base, kpi.key)
+                row[f"{v.name} change"] = kpi_delta(v.result, base, kpi.key, ranked)
         rows.append(row)
     return rows
 
@@ -184,17 +374,81 @@ def _by_worker(result: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]
     return {a["worker_id"]: a for a in (result or {}).get("allocations") or []}
 
 
+#: How a move turned out for the worker, in the order the counts are shown. Every move is
+#: exactly one of these, so the counts add up to the number of workers who moved.
+MOVE_KINDS: tuple[str, ...] = ("better", "equal", "worse", "to_unranked", "from_unranked", "both_unranked")
+
+#: Each kind in planners' words: "<n> workers moved <words>".
+MOVE_WORDS: dict[str, str] = {
+    "better": "to a line they ranked higher",
+    "equal": "to a line they ranked the same",
+    "worse": "to a line they ranked lower",
+    "to_unranked": "from a line they ranked to one they did not rank",
+    "from_unranked": "from a line they did not rank to one they ranked",
+    "both_unranked": "between two lines they did not rank",
+}
+
+#: Short words for a table cell.
+MOVE_SHORT: dict[str, str] = {
+    "better": "better",
+    "equal": "same rank",
+    "worse": "worse",
+    "to_unranked": "to a line not ranked",
+    "from_unranked": "from a line not ranked",
+    "both_unranked": "between lines not ranked",
+}
+
+NOT_RANKED = "not ranked"
+
+
+def move_kind(rank_before: float | None, rank_after: float | None) -> str:
+    """The kind of a move (:data:`MOVE_KINDS`) from the ranks a worker gave the two lines.
+
+    ``None`` is a line the worker did not rank. Lines in one tie group have the same
+    fractional rank, so a move within it is ``"equal"``.
+    """
+    if rank_before is None and rank_after is None:
+        return "both_unranked"
+    if rank_after is None:
+        return "to_unranked"
+    if rank_before is None:
+        return "from_unranked"
+    if abs(float(rank_after) - float(rank_before)) < 1e-9:
+        return "equal"
+    return "better" if rank_after < rank_before else "worse"
+
+
+def _rank_of(row: Mapping[str, Any], ranked: Pairs | None) -> float | None:
+    flag = _is_ranked(row, ranked)
+    if flag is False or row.get("worker_rank") is None:
+        return None
+    return float(row["worker_rank"])
+
+
+def rank_text(rank: float | None) -> str:
+    """A rank as a planner reads it: the number the worker gave, or "not ranked"."""
+    return NOT_RANKED if rank is None else f"{rank:g}"
+
+
 def moves(
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any] | None,
     worker_names: Mapping[str, str] | None = None,
     line_names: Mapping[str, str] | None = None,
+    ranked: Pairs | None = None,
 ) -> list[dict[str, Any]]:
-    """Workers whose line differs between two results, with the change in their rank.
+    """Workers whose line differs between two results, with how it turned out for them.
 
-    ``rank change`` is after minus before: negative means the worker got a line they ranked
-    higher (better), positive a line they ranked lower. Sorted by the size of the change,
-    largest losses first, then by worker id.
+    ``ranked`` is the set of ``(worker id, job line id)`` pairs the workers ranked
+    (:func:`ranked_pairs`); a line outside it has no rank (``rank_before`` / ``rank_after``
+    ``None``), never its shared fractional rank. Without ``ranked`` a row's own ``ranked``
+    flag is used when it has one, else its rank is taken as given.
+
+    Each row: ``worker_id``, ``worker``, ``from_line``, ``to_line``, ``from_line_id``,
+    ``to_line_id``, ``rank_before``, ``rank_after``, ``rank_change`` (after minus before:
+    negative is better; ``None`` unless both lines were ranked) and ``kind`` (one of
+    :data:`MOVE_KINDS`). Sorted worst first: worse (largest loss first), to an unranked
+    line, between unranked lines, same rank, from an unranked line, better; then by worker id.
     """
     a, b = _by_worker(before), _by_worker(after)
     wn, ln = worker_names or {}, line_names or {}
@@ -203,35 +457,66 @@ def moves(
         x, y = a[wid], b[wid]
         if x["job_line_id"] == y["job_line_id"]:
             continue
-        rb, ra = x.get("worker_rank"), y.get("worker_rank")
-        change = None if rb is None or ra is None else float(ra) - float(rb)
+        rb, ra = _rank_of(x, ranked), _rank_of(y, ranked)
         rows.append({
             "worker_id": wid,
-            "worker": wn.get(wid, wid),
-            "from_line": ln.get(x["job_line_id"], x["job_line_id"]),
-            "to_line": ln.get(y["job_line_id"], y["job_line_id"]),
+            "worker": wn.get(wid) or wid,
+            "from_line": ln.get(x["job_line_id"]) or x["job_line_id"],
+            "to_line": ln.get(y["job_line_id"]) or y["job_line_id"],
             "from_line_id": x["job_line_id"],
             "to_line_id": y["job_line_id"],
             "rank_before": rb,
             "rank_after": ra,
-            "rank_change": change,
+            "rank_change": None if rb is None or ra is None else ra - rb,
+            "kind": move_kind(rb, ra),
         })
-    rows.sort(key=lambda r: (-(r["rank_change"] or 0), r["worker_id"]))
+    order = {k: i for i, k in enumerate(("worse", "to_unranked", "both_unranked", "equal", "from_unranked", "better"))}
+    rows.sort(key=lambda r: (order[r["kind"]], -(r["rank_change"] or 0), r["worker_id"]))
     return rows
 
 
-def move_summary(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """How many moved workers are better off, worse off, or on an equally ranked line."""
-    out = {"moved": len(rows), "better": 0, "worse": 0, "same": 0}
+def move_summary(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """How many workers moved, and how many of each kind (:data:`MOVE_KINDS`).
+
+    The kinds partition the moves: ``sum(out[k] for k in MOVE_KINDS) == out["moved"]``.
+    """
+    out = {"moved": 0, **dict.fromkeys(MOVE_KINDS, 0)}
     for r in rows:
-        c = r.get("rank_change")
-        if c is None or c == 0:
-            out["same"] += 1
-        elif c < 0:
-            out["better"] += 1
-        else:
-            out["worse"] += 1
+        out["moved"] += 1
+        out[r.get("kind") or move_kind(r.get("rank_before"), r.get("rank_after"))] += 1
     return out
+
+
+def move_sentence(summary: Mapping[str, int]) -> str:
+    """The move counts as a sum that adds up, e.g. "117 moved = 103 better + 4 same rank + 10 worse".
+
+    Kinds with no workers are left out of the sum, except better / same / worse, which are
+    always shown.
+    """
+    parts = [f"{summary.get(k, 0)} {MOVE_SHORT[k]}" for k in MOVE_KINDS
+             if k in ("better", "equal", "worse") or summary.get(k, 0)]
+    moved = summary.get("moved", 0)
+    return f"{moved} {'worker' if moved == 1 else 'workers'} moved = " + " + ".join(parts)
+
+
+def line_sites(snapshot: Any) -> dict[str, str]:
+    """Each job line's site, for lines that carry one (none do until lines get a site).
+
+    Read with ``getattr`` so that a ``site`` attribute on job lines (business rules) is
+    picked up without a change here.
+    """
+    out = {}
+    for j in getattr(snapshot, "job_lines", None) or []:
+        site = getattr(j, "site", None)
+        if site:
+            out[j.id] = str(site)
+    return out
+
+
+def workers_in_one_only(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> tuple[int, int]:
+    """How many workers only ``before`` places, and how many only ``after`` (the run's workers changed)."""
+    a, b = set(_by_worker(before)), set(_by_worker(after))
+    return len(a - b), len(b - a)
 
 
 def sankey_data(

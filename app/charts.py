@@ -416,3 +416,62 @@ def depth_figure(histogram: Mapping[int, int]) -> go.Figure:
     fig.update_xaxes(title_text="Job lines the worker ranked", dtick=1 if len(xs) <= 30 else None)
     fig.update_yaxes(title_text="Workers")
     return fig
+
+
+#: The most lines (or sites) a Sankey of moves draws; past it the page gives a table of moves.
+MOVES_CHART_MAX_NODES = 12
+NO_SITE = "No site recorded"
+
+
+def moves_chart(
+    moves: Sequence[Mapping[str, Any]],
+    *,
+    sites: Mapping[str, str] | None = None,
+    max_nodes: int = MOVES_CHART_MAX_NODES,
+) -> dict[str, Any]:
+    """How to draw who moved: a Sankey of lines, a Sankey of sites, or a table instead.
+
+    ``moves`` are :func:`allocator.compare.moves` rows; ``sites`` maps job line ids to their
+    site (:func:`allocator.compare.line_sites`; empty while lines carry no site). Up to
+    ``max_nodes`` lines moved from or to: a Sankey of lines. More, and lines that carry sites
+    spread over at most ``max_nodes`` sites: a Sankey of sites (lines without one grouped as
+    "No site recorded"). Otherwise no chart: the page's table of moves lists them.
+
+    Returns ``{"kind": "sankey" | "table", "by": "line" | "site" | None, "data"`` (the
+    :func:`sankey_moves` dict, or ``None``), ``"lines"`` (lines moved from or to),
+    ``"sites"`` (sites moved from or to, 0 without sites), ``"moves"`` and ``"note"``: one
+    sentence saying what the chart shows and what it leaves out.
+    """
+    lines = {m["from_line_id"] for m in moves} | {m["to_line_id"] for m in moves}
+    n = len(moves)
+    out: dict[str, Any] = {"kind": "table", "by": None, "data": None, "lines": len(lines), "sites": 0, "moves": n}
+    if not moves:
+        out["note"] = "Nobody moved."
+        return out
+    if len(lines) <= max_nodes:
+        out.update(kind="sankey", by="line", data=sankey_moves(moves, max_lines=len(lines) + 1))
+        out["note"] = f"All {n} moves between the {len(lines)} lines involved."
+        return out
+    site_of = dict(sites or {})
+    if site_of and any(j in site_of for j in lines):
+        by_site = [
+            {**m,
+             "from_line_id": site_of.get(m["from_line_id"], NO_SITE), "from_line": site_of.get(m["from_line_id"], NO_SITE),
+             "to_line_id": site_of.get(m["to_line_id"], NO_SITE), "to_line": site_of.get(m["to_line_id"], NO_SITE)}
+            for m in moves
+        ]
+        involved = {m["from_line_id"] for m in by_site} | {m["to_line_id"] for m in by_site}
+        out["sites"] = len(involved)
+        if len(involved) <= max_nodes:
+            out.update(kind="sankey", by="site", data=sankey_moves(by_site, max_lines=len(involved) + 1))
+            within = sum(1 for m in by_site if m["from_line_id"] == m["to_line_id"])
+            out["note"] = (f"All {n} moves, grouped by site: {len(lines)} lines at {len(involved)} sites. "
+                           + (f"{within} moves stay within one site (a band from a site to itself). " if within else "")
+                           + "The table lists each worker's lines.")
+            return out
+        out["note"] = (f"{len(lines)} lines at {len(involved)} sites are involved: too many for a readable chart "
+                       f"(at most {max_nodes}), so no chart is drawn. The table lists all {n} moves.")
+        return out
+    out["note"] = (f"{len(lines)} lines are involved: too many for a readable chart (at most {max_nodes}), "
+                   f"so no chart is drawn. The table lists all {n} moves.")
+    return out

@@ -3,32 +3,25 @@
 from __future__ import annotations
 
 import charts
+import compare_view
 import headline
 import layout
-import pandas as pd
 import state
 import streamlit as st
 
 from allocator.compare import (
+    MOVE_KINDS,
+    MOVE_WORDS,
+    RunNames,
     ScenarioView,
-    kpi_delta,
-    kpi_table,
-    kpi_value,
+    line_sites,
+    move_sentence,
     move_summary,
     moves,
     rank_distributions,
-    settings_diff,
+    ranked_pairs,
+    workers_in_one_only,
 )
-
-
-def _change_cell(key: str, delta: float | None) -> str:
-    """A change with which way is better, for the headline table ("–" when unknown)."""
-    text = headline.delta_text(key, delta)
-    if text is None:
-        return "–"
-    good = headline.better(key, delta)
-    return text + ("" if good is None else (" ▲ better" if good else " ▼ worse"))
-
 
 ctx = layout.require_run()
 snap = ctx.snapshot
@@ -55,9 +48,6 @@ if len(views) < 2:
     st.stop()
 
 names = list(views)
-
-
-
 default = names[:2][::-1]  # the older one first, as the baseline
 picked = st.multiselect("Scenarios to compare", names, default=default, key="cmp_pick",
                         help="The first is the baseline.")
@@ -67,46 +57,28 @@ if len(picked) < 2:
 chosen = [views[n] for n in picked]
 base = chosen[0]
 
+ranked = ranked_pairs(snap)
+
 # --------------------------------------------------------------------------- settings
 st.header("What differs")
-diff = settings_diff(chosen)
-if diff:
-    st.dataframe(pd.DataFrame(diff).rename(columns={"setting": "Setting"}), key="cmp_settings",
-                 hide_index=True, width="stretch")
+diff = compare_view.differs_frame(chosen, RunNames.of(snap))
+if len(diff):
+    st.dataframe(diff, key="cmp_settings", hide_index=True, width="stretch",
+                 column_config={"Change": st.column_config.TextColumn(width=320)})
+    st.caption("Each setting, line, pin, forbid and organisation priority that is not the same in every scenario, "
+               "with its value in each; '–' where a scenario does not have it.")
 else:
     st.write("The scenarios have the same settings and changes (a different seed or time limit can still "
              "pick a different allocation of the same quality).")
 
 # --------------------------------------------------------------------------- KPIs
 st.header("Headline numbers")
-rows = kpi_table(chosen)
-table = []
-for r in rows:
-    key = r["key"]
-    row = {"": headline.label(key)}
-    for i, v in enumerate(chosen):
-        row[v.name] = headline.value_text(key, r[v.name])
-        if i > 0:
-            row[f"{v.name}: change"] = _change_cell(key, r[f"{v.name} change"])
-    table.append(row)
-# The total cost, compared only where it was counted the same way.
-cost_row = {"": headline.label("objective")}
-not_comparable = []
-for i, v in enumerate(chosen):
-    cost = kpi_value(v.result, "objective")
-    cost_row[v.name] = headline.value_text("objective", cost)
-    if i > 0:
-        why = headline.cost_not_comparable(sides[v.name], sides[base.name])
-        if why:
-            cost_row[f"{v.name}: change"] = "not comparable (see below)"
-            not_comparable.append(why)
-        else:
-            cost_row[f"{v.name}: change"] = _change_cell("objective", kpi_delta(v.result, base.result, "objective"))
-table.append(cost_row)
-st.dataframe(pd.DataFrame(table), key="cmp_kpis", hide_index=True, width="stretch",
+table, not_comparable = compare_view.kpi_frame(chosen, sides, ranked)
+st.dataframe(table, key="cmp_kpis", hide_index=True, width="stretch",
              height=35 * (len(table) + 1) + 3)  # every row in view, no scrolling
 st.caption(f"Changes are measured against the baseline, {layout.md(base.name)}. 'Better' follows each number's own "
-           "direction: more first choices is better, a lower mean rank is better.")
+           "direction: more first choices is better, a lower mean rank is better. Mean and worst rank are over the "
+           "workers on lines they ranked; those on a line they did not rank are counted in their own row.")
 for why in not_comparable:
     st.caption(layout.md(why))
 
@@ -120,43 +92,49 @@ other = st.selectbox("Compare the baseline with", other_names, key="cmp_other") 
 target = views[other]
 wn = {w.id: (w.name or w.id) for w in snap.workers}
 ln = {j.id: (j.name or j.id) for j in snap.job_lines}
-mv = moves(base.result, target.result, wn, ln)
+mv = moves(base.result, target.result, wn, ln, ranked)
 summ = move_summary(mv)
-c1, c2, c3 = st.columns(3)
-c1.metric("Workers who moved", summ["moved"])
-c2.metric("Moved to a line they ranked higher", summ["better"])
-c3.metric("Moved to a line they ranked lower", summ["worse"])
+shown = [k for k in MOVE_KINDS if k in ("better", "equal", "worse") or summ[k]]
+cols = st.columns(1 + len(shown))
+cols[0].metric("Workers who moved", summ["moved"])
+labels = {"better": "Ranked higher", "equal": "Ranked the same", "worse": "Ranked lower",
+          "to_unranked": "To a line not ranked", "from_unranked": "From a line not ranked",
+          "both_unranked": "Between lines not ranked"}
+for col, k in zip(cols[1:], shown, strict=True):
+    col.metric(labels[k], summ[k], help=f"Workers who moved {MOVE_WORDS[k]}.")
+st.caption(move_sentence(summ) + ". A line a worker did not rank has no rank of theirs, so a move to or from one "
+           "is counted apart, never as better or worse.")
+only_base, only_target = workers_in_one_only(base.result, target.result)
+if only_base or only_target:
+    st.caption(f"Not counted: {only_base} workers placed only in {layout.md(base.name)} and {only_target} only in "
+               f"{layout.md(target.name)} (the run's workers changed between the two solves).")
 if mv:
-    df = pd.DataFrame(mv)[["worker", "rank_before", "rank_after", "rank_change", "from_line", "to_line", "worker_id"]]
-    df.columns = ["Worker", "Rank before", "Rank after", "Rank change", f"Line in {base.name}",
-                  f"Line in {target.name}", "Worker id"]
-
-    def ranks(before: float | None, after: float | None) -> str:
-        return f"{'–' if before is None else f'{before:g}'} → {'–' if after is None else f'{after:g}'}"
-
-    df.insert(1, "Ranks", [ranks(r["rank_before"], r["rank_after"]) for r in mv])
-    st.dataframe(df, key="cmp_moves", hide_index=True, width="stretch", placeholder="–",
-                 column_order=["Worker", "Ranks", "Rank change", f"Line in {base.name}", f"Line in {target.name}"],
+    sites = line_sites(snap)
+    df = compare_view.moves_frame(mv, sites)
+    st.dataframe(df, key="cmp_moves", hide_index=True, width="stretch",
+                 column_order=["Worker", "From", "Rank before", "To", "Rank after", "Outcome"],
                  column_config={
         "Worker": st.column_config.TextColumn(width=140),
-        "Ranks": st.column_config.TextColumn("Rank", width=80,
-                                             help="The rank the worker gave their line, before → after."),
-        "Rank change": st.column_config.NumberColumn("Change", format="%+.1f", width=75,
-                                                     help="Negative: a line the worker ranked higher (better)."),
-        f"Line in {base.name}": st.column_config.TextColumn(width=290),
-        f"Line in {target.name}": st.column_config.TextColumn(width=290),
+        "From": st.column_config.TextColumn(f"Line in {base.name}", width=220),
+        "Rank before": st.column_config.TextColumn(width=85,
+                                                   help=f"The rank the worker gave their line in {base.name}."),
+        "To": st.column_config.TextColumn(f"Line in {target.name}", width=220),
+        "Rank after": st.column_config.TextColumn(width=85,
+                                                  help=f"The rank the worker gave their line in {target.name}."),
+        "Outcome": st.column_config.TextColumn(width=125,
+                                               help="Whether the worker's new line is one they ranked higher, "
+                                                    "the same or lower, or one they did not rank."),
     })
-    st.caption("Largest losses first. A negative rank change means the worker got a line they ranked higher.")
-    flows = charts.sankey_moves(mv)
-    st.plotly_chart(charts.sankey_figure(flows), key="cmp_sankey", width="stretch")
-    grouped = ""
-    if flows["grouped_moves"]:
-        grouped = (f" To keep it readable, only the {flows['shown_left']} lines most workers left and the "
-                   f"{flows['shown_right']} lines most workers joined have a band of their own: "
-                   f"{flows['grouped_moves']} of the {len(mv)} moves start or end on another line, shown "
-                   "together as 'Other lines' (grey). The table above lists every move.")
-    st.caption(f"Where moved workers went: lines in {layout.md(base.name)} on the left, lines in "
-               f"{layout.md(target.name)} on the right. The thicker the band, the more workers moved that way."
-               + grouped)
+    st.caption(f"Every worker who moved ({len(mv)}), worst off first"
+               + (", grouped by the site they left" if sites else "") + ".")
+    plan = charts.moves_chart(mv, sites=sites)
+    if plan["kind"] == "sankey":
+        st.plotly_chart(charts.sankey_figure(plan["data"]), key="cmp_sankey", width="stretch")
+        side = "sites" if plan["by"] == "site" else "lines"
+        st.caption(f"Where moved workers went: {side} in {layout.md(base.name)} on the left, {side} in "
+                   f"{layout.md(target.name)} on the right; the thicker the band, the more workers moved that way. "
+                   + plan["note"])
+    else:
+        st.caption(plan["note"])
 else:
     st.success("Nobody moved: both scenarios put every worker on the same line.")

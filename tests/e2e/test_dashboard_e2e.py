@@ -223,12 +223,18 @@ def test_main_flow(page, dashboard) -> None:
     assert f"{second}: change" in kpis or f"{first}: change" in kpis, kpis
     assert re.search(r"[+-]\d", kpis), "no signed change in the headline numbers"
     moved = int(number(metric_value(page, "Workers who moved")))
-    up = int(number(metric_value(page, "Moved to a line they ranked higher")))
-    down = int(number(metric_value(page, "Moved to a line they ranked lower")))
-    assert 0 <= up + down <= moved <= n_workers
+    parts = [int(number(metric_value(page, label))) for label in ("Ranked higher", "Ranked the same", "Ranked lower")]
+    for label in ("To a line not ranked", "From a line not ranked", "Between lines not ranked"):
+        try:  # shown only when some worker moved that way
+            parts.append(int(number(metric_value(page, label))))
+        except AssertionError:
+            pass
+    assert sum(parts) == moved <= n_workers  # the kinds of move add up to the moves
     if cost_first != pytest.approx(cost_second, abs=0.006) and moved:
         assert table_after(page, "Who moved").is_visible()
-        assert page.locator(".js-plotly-plot .sankey").first.is_visible(), "no Sankey of the moves"
+        # Past a dozen lines the chart gives way to the table, and says so.
+        sankey = page.locator(".js-plotly-plot .sankey")
+        assert sankey.count() or page.get_by_text("too many for a readable chart").count(), "no Sankey, no word why"
     full_page_screenshot(page, "flow-06-compare")
 
     # ---- Publish: pick the first scenario, give a reason, confirm.

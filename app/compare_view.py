@@ -1,0 +1,123 @@
+"""The tables the Compare page shows, built by plain functions (tested without Streamlit).
+
+Every column of every frame holds one type (text, or numbers with gaps as NaN): Streamlit
+sends tables to the browser as Arrow, and a column that mixes numbers and text ("–") fails
+that conversion and logs a traceback before Streamlit patches the column up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import headline
+import pandas as pd
+
+from allocator.compare import (
+    MOVE_SHORT,
+    RunNames,
+    ScenarioView,
+    kpi_delta,
+    kpi_table,
+    kpi_value,
+    rank_text,
+    what_differs,
+)
+
+NOT_RECORDED = "not recorded"
+
+
+def differs_frame(views: Sequence[ScenarioView], run: RunNames | None = None) -> pd.DataFrame:
+    """"What differs": one row per changed setting, line, pin, forbid, priority or lifted run rule.
+
+    Columns: ``Change`` then one per scenario, every cell text. Empty (with those columns)
+    when the scenarios differ in nothing.
+    """
+    rows = what_differs(views, run)
+    columns = ["Change", *[v.name for v in views]]
+    return pd.DataFrame([{"Change": r["what"], **{v.name: r[v.name] for v in views}} for r in rows],
+                        columns=columns, dtype=str)
+
+
+def change_cell(key: str, delta: float | None) -> str:
+    """A change with which way is better, for the headline table ("–" when unknown)."""
+    text = headline.delta_text(key, delta)
+    if text is None:
+        return "–"
+    good = headline.better(key, delta)
+    return text + ("" if good is None else (" ▲ better" if good else " ▼ worse"))
+
+
+def kpi_frame(
+    views: Sequence[ScenarioView],
+    sides: Mapping[str, Any],
+    ranked: Any = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The headline numbers side by side, as text, and why any total cost is not comparable.
+
+    ``sides`` maps each view's name to its :class:`headline.Solved` (what decides how its
+    total cost was counted); ``ranked`` is the run's ranked pairs, so that mean and worst rank
+    are over workers on lines they ranked for results saved before the result recorded them.
+    A number neither recorded nor computable shows as "not recorded".
+    """
+    base = views[0]
+    table = []
+    for r in kpi_table(views, ranked):
+        key = r["key"]
+        row = {"": headline.label(key)}
+        for i, v in enumerate(views):
+            value = r[v.name]
+            row[v.name] = NOT_RECORDED if value is None and v.result else headline.value_text(key, value)
+            if i > 0:
+                row[f"{v.name}: change"] = change_cell(key, r[f"{v.name} change"])
+        table.append(row)
+    cost_row = {"": headline.label("objective")}
+    not_comparable = []
+    for i, v in enumerate(views):
+        cost_row[v.name] = headline.value_text("objective", kpi_value(v.result, "objective"))
+        if i > 0:
+            why = headline.cost_not_comparable(sides[v.name], sides[base.name])
+            if why:
+                cost_row[f"{v.name}: change"] = "not comparable (see below)"
+                not_comparable.append(why)
+            else:
+                cost_row[f"{v.name}: change"] = change_cell("objective", kpi_delta(v.result, base.result, "objective"))
+    table.append(cost_row)
+    return pd.DataFrame(table).astype(str), not_comparable
+
+
+#: Columns of the table of moves, and the ones the page shows.
+MOVE_COLUMNS = ("Worker", "From", "Rank before", "To", "Rank after", "Outcome", "Rank change", "Worker id")
+
+
+def moves_frame(moves: Sequence[Mapping[str, Any]], sites: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One row per worker who moved: the line they left and the one they got, each with the
+    rank they gave it ("not ranked" for a line they did not rank), and how it turned out.
+
+    When lines carry sites, each line is shown as "site · line" and the rows are grouped by
+    the site moved from. ``Rank change`` is a number (NaN when either line was not ranked).
+    """
+    site_of = dict(sites or {})
+
+    def where(line_id: str, name: str) -> str:
+        return f"{site_of[line_id]} · {name}" if line_id in site_of else name
+
+    rows = [
+        {
+            "Worker": m["worker"],
+            "From": where(m["from_line_id"], m["from_line"]),
+            "Rank before": rank_text(m["rank_before"]),
+            "To": where(m["to_line_id"], m["to_line"]),
+            "Rank after": rank_text(m["rank_after"]),
+            "Outcome": MOVE_SHORT[m["kind"]],
+            "Rank change": float("nan") if m["rank_change"] is None else float(m["rank_change"]),
+            "Worker id": m["worker_id"],
+        }
+        for m in moves
+    ]
+    df = pd.DataFrame(rows, columns=list(MOVE_COLUMNS))
+    df = df.astype({c: str for c in MOVE_COLUMNS if c != "Rank change"}).astype({"Rank change": float})
+    if site_of:
+        order = sorted(range(len(moves)), key=lambda i: site_of.get(moves[i]["from_line_id"], "\uffff"))
+        df = df.iloc[order].reset_index(drop=True)
+    return df
