@@ -147,3 +147,41 @@ def test_depth_figure_flags_workers_who_ranked_nothing():
 def test_palette_is_one_meaning_per_colour():
     assert len(set(charts.REASON_COLOURS.values())) == len(charts.REASON_COLOURS)
     assert set(charts.REASON_COLOURS) == set(charts.REASON_WORDS)
+
+
+def test_moves_chart_draws_a_sankey_of_up_to_a_dozen_lines_with_nothing_grouped():
+    mv = [move(i, f"a{i % 6}", f"b{i % 6}") for i in range(30)]  # six lines a side: 12 lines
+    plan = charts.moves_chart(mv)
+    assert plan["kind"] == "sankey" and plan["by"] == "line" and plan["lines"] == 12
+    data = plan["data"]
+    assert charts.OTHER_LINES not in data["labels"] and data["grouped_moves"] == 0
+    assert sum(data["value"]) == len(mv)
+    assert plan["note"] == "All 30 moves between the 12 lines involved."
+
+
+def test_moves_chart_gives_way_to_the_table_past_a_dozen_lines_and_says_so():
+    mv = [move(i, f"a{i % 7}", f"b{i % 6}") for i in range(40)]  # 13 lines
+    plan = charts.moves_chart(mv)
+    assert plan["kind"] == "table" and plan["data"] is None and plan["lines"] == 13
+    assert plan["note"] == ("13 lines are involved: too many for a readable chart (at most 12), "
+                            "so no chart is drawn. The table lists all 40 moves.")
+    assert charts.moves_chart([])["note"] == "Nobody moved."
+
+
+def test_moves_chart_groups_by_site_when_lines_carry_sites():
+    mv = [move(i, f"a{i % 10}", f"b{i % 10}") for i in range(50)]  # 20 lines
+    sites = {f"a{i}": f"Site {i % 3}" for i in range(10)} | {f"b{i}": f"Site {i % 4}" for i in range(9)}
+    plan = charts.moves_chart(mv, sites=sites)
+    assert plan["kind"] == "sankey" and plan["by"] == "site" and plan["lines"] == 20
+    data = plan["data"]
+    left, right = data["labels"][: data["n_left"]], data["labels"][data["n_left"]:]
+    assert set(left) == {"Site 0", "Site 1", "Site 2"}
+    assert set(right) == {"Site 0", "Site 1", "Site 2", "Site 3", charts.NO_SITE}  # b9 has no site
+    assert sum(data["value"]) == len(mv) and plan["sites"] == 5
+    assert plan["note"].startswith("All 50 moves, grouped by site: 20 lines at 5 sites.")
+    within = sum(1 for m in mv if sites[m["from_line_id"]] == sites.get(m["to_line_id"], charts.NO_SITE))
+    assert f"{within} moves stay within one site" in plan["note"]
+    # Too many sites: the table again, saying why.
+    many = charts.moves_chart(mv, sites={k: k for k in sites})
+    assert many["kind"] == "table" and "20 lines at 20 sites are involved" in many["note"]
+    assert "The table lists all 50 moves." in many["note"]

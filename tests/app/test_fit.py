@@ -21,7 +21,7 @@ TABLES = {
     "res_blocking": {"Has", "Would rather have"},
     "el_worker_table": {"May take it", "Why"},
     "el_line_table": {"Because", "Rank they gave it"},
-    "cmp_moves": {"Ranks", "Rank change"},
+    "cmp_moves": {"Outcome", "Rank change"},
     "pub_history": {"Who", "Settings", "Workers"},
 }
 

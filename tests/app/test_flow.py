@@ -85,8 +85,8 @@ def test_save_two_scenarios_and_compare(demo_run):
     at.switch_page("../pages/compare.py").run()
     assert not at.exception
     assert at.multiselect(key="cmp_pick").value == ["Workers first", "Supervisors first"]
-    diff = table(at, "Setting")
-    assert list(diff["Setting"]) == ["Supervisor voice"]
+    diff = table(at, "Change")
+    assert list(diff["Change"]) == ["Supervisor voice"]
     assert list(diff.iloc[0][["Workers first", "Supervisors first"]]) == ["0%", "90%"]
     kpis = table(at, "Supervisors first: change")
     assert {"Workers first", "Supervisors first", "Supervisors first: change"} <= set(kpis.columns)
