@@ -21,10 +21,12 @@ from allocator.compare import (
     kpi_table,
     kpi_value,
     rank_text,
+    ranked_figures,
     what_differs,
 )
 
 NOT_RECORDED = "not recorded"
+NOBODY_RANKED = "nobody on a ranked line"
 
 
 def differs_frame(views: Sequence[ScenarioView], run: RunNames | None = None) -> pd.DataFrame:
@@ -67,7 +69,7 @@ def kpi_frame(
         row = {"": headline.label(key)}
         for i, v in enumerate(views):
             value = r[v.name]
-            row[v.name] = NOT_RECORDED if value is None and v.result else headline.value_text(key, value)
+            row[v.name] = _missing(key, v.result, ranked) if value is None and v.result else headline.value_text(key, value)
             if i > 0:
                 row[f"{v.name}: change"] = change_cell(key, r[f"{v.name} change"])
         table.append(row)
@@ -84,6 +86,15 @@ def kpi_frame(
                 cost_row[f"{v.name}: change"] = change_cell("objective", kpi_delta(v.result, base.result, "objective"))
     table.append(cost_row)
     return pd.DataFrame(table).astype(str), not_comparable
+
+
+def _missing(key: str, result: Mapping[str, Any], ranked: Any) -> str:
+    """Why a headline number is missing: nobody to take a mean or worst rank over, or not recorded."""
+    if key in ("mean_rank", "worst_rank"):
+        unranked = ranked_figures(result, ranked)["workers_on_unranked_lines"]
+        if unranked is not None and unranked == len(result.get("allocations") or []):
+            return NOBODY_RANKED
+    return NOT_RECORDED
 
 
 #: Columns of the table of moves, and the ones the page shows.

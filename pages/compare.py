@@ -64,7 +64,7 @@ st.header("What differs")
 diff = compare_view.differs_frame(chosen, RunNames.of(snap))
 if len(diff):
     st.dataframe(diff, key="cmp_settings", hide_index=True, width="stretch",
-                 column_config={"Change": st.column_config.TextColumn(width=320)})
+                 column_config={"Change": st.column_config.TextColumn(width=440)})
     st.caption("Each setting, line, pin, forbid and organisation priority that is not the same in every scenario, "
                "with its value in each; '–' where a scenario does not have it.")
 else:

@@ -73,6 +73,10 @@ def frames(run: RunSnapshot, scen) -> Iterator[tuple[str, pd.DataFrame]]:
                                          views[1].name: sides[views[1].name]})
     assert set(kpis_old.set_index("").loc["Unevenness (Gini)"][["old"]]) == {compare_view.NOT_RECORDED}
     yield "Headline numbers (old result)", kpis_old
+    # Nobody on a ranked line: no mean or worst rank to show, and the table says why.
+    nobody = compare_view.kpi_frame([views[0], views[1]], sides, ranked=set())[0].set_index("")
+    assert nobody.loc["Mean rank", views[0].name] == compare_view.NOBODY_RANKED
+    assert nobody.loc["Worst rank", views[1].name] == compare_view.NOBODY_RANKED
     mv = moves(views[0].result, views[1].result, ranked=ranked)
     yield "Who moved", compare_view.moves_frame(mv)
     sites = {j.id: f"Site {i % 4}" for i, j in enumerate(run.job_lines)}
