@@ -97,6 +97,10 @@ def _missing(key: str, result: Mapping[str, Any], ranked: Any) -> str:
     return NOT_RECORDED
 
 
+#: Each kind of move in a narrow table cell (the page's counts use the longer words).
+OUTCOME = {**MOVE_SHORT, "to_unranked": "to unranked line", "from_unranked": "from unranked line",
+           "both_unranked": "both unranked"}
+
 #: Columns of the table of moves, and the ones the page shows.
 MOVE_COLUMNS = ("Worker", "From", "Rank before", "To", "Rank after", "Outcome", "Rank change", "Worker id")
 
@@ -120,7 +124,7 @@ def moves_frame(moves: Sequence[Mapping[str, Any]], sites: Mapping[str, str] | N
             "Rank before": rank_text(m["rank_before"]),
             "To": where(m["to_line_id"], m["to_line"]),
             "Rank after": rank_text(m["rank_after"]),
-            "Outcome": MOVE_SHORT[m["kind"]],
+            "Outcome": OUTCOME[m["kind"]],
             "Rank change": float("nan") if m["rank_change"] is None else float(m["rank_change"]),
             "Worker id": m["worker_id"],
         }

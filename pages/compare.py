@@ -115,13 +115,13 @@ if mv:
                  column_order=["Worker", "From", "Rank before", "To", "Rank after", "Outcome"],
                  column_config={
         "Worker": st.column_config.TextColumn(width=140),
-        "From": st.column_config.TextColumn(f"Line in {base.name}", width=220),
+        "From": st.column_config.TextColumn(f"Line in {base.name}", width=210),
         "Rank before": st.column_config.TextColumn(width=85,
                                                    help=f"The rank the worker gave their line in {base.name}."),
-        "To": st.column_config.TextColumn(f"Line in {target.name}", width=220),
+        "To": st.column_config.TextColumn(f"Line in {target.name}", width=210),
         "Rank after": st.column_config.TextColumn(width=85,
                                                   help=f"The rank the worker gave their line in {target.name}."),
-        "Outcome": st.column_config.TextColumn(width=125,
+        "Outcome": st.column_config.TextColumn(width=145,
                                                help="Whether the worker's new line is one they ranked higher, "
                                                     "the same or lower, or one they did not rank."),
     })
