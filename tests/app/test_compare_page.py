@@ -8,6 +8,7 @@ These tests convert each frame the page builds, and watch Streamlit's log while 
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 
@@ -216,3 +217,21 @@ def test_compare_page_on_a_1500_by_300_run_logs_no_arrow_failure(import_run, db_
     moved = int(metric(at, "Workers who moved").value)
     parts = [m for m in at.metric if m.label != "Workers who moved"]
     assert sum(int(m.value) for m in parts) == moved > 0
+
+
+def test_compare_page_draws_a_sankey_when_a_dozen_lines_or_fewer_are_involved(import_run, db_store, streamlit_log):
+    run_id = import_run(demo_snapshot(workers=20, lines=8, seed=2))
+    run = db_store.load_run(run_id)
+    scen = two_scenarios(run)
+    save(db_store, run_id, scen)
+    at = open_app(run_id, "compare")
+    at.multiselect(key="cmp_pick").set_value(["Run as it is", "Supervisors first"]).run()
+    assert not at.exception, at.exception
+    mv = moves(scen[0][3], scen[1][3], ranked=ranked_pairs(run))
+    lines = {m["from_line_id"] for m in mv} | {m["to_line_id"] for m in mv}
+    assert mv and len(lines) <= 12
+    traces = [[t["type"] for t in json.loads(c.proto.spec)["data"]] for c in at.get("plotly_chart")]
+    assert traces[-1] == ["sankey"] and sum(t == ["sankey"] for t in traces) == 1
+    assert any(f"All {len(mv)} moves between the {len(lines)} lines involved." in c.value for c in at.caption)
+    assert not any("too many for a readable chart" in c.value for c in at.caption)
+    assert not arrow_failures(streamlit_log), arrow_failures(streamlit_log)
