@@ -339,14 +339,16 @@ def kpi_table(views: Sequence[ScenarioView], ranked: Pairs | None = None) -> lis
     ``<name> change`` for every scenario after the first. Mean and worst rank are over the
     workers on lines they ranked (``ranked``: see :func:`kpi_value`).
     """
+    # Each scenario's numbers once (the ranked-lines figures walk every allocation row).
+    values = [{k.key: kpi_value(v.result, k.key, ranked) for k in KPIS} for v in views]
     rows = []
-    base = views[0].result if views else None
     for kpi in KPIS:
         row: dict[str, Any] = {"kpi": kpi.label, "key": kpi.key}
         for i, v in enumerate(views):
-            row[v.name] = kpi_value(v.result, kpi.key, ranked)
+            row[v.name] = values[i][kpi.key]
             if i > 0:
-                row[f"{v.name} change"] = kpi_delta(v.result, base, kpi.key, ranked)
+                a, b = values[i][kpi.key], values[0][kpi.key]
+                row[f"{v.name} change"] = None if a is None or b is None else a - b
         rows.append(row)
     return rows
 
