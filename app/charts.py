@@ -43,8 +43,9 @@ REASON_WORDS: dict[str, str] = {
     "EXCLUDED_WORKER": "May not: named as excluded",
     "EXCLUDED_TAG": "May not: has an excluded qualification",
     "MISSING_INCLUDED_TAG": "May not: lacks a required qualification",
-    "FORBIDDEN": "May not: forbidden in this scenario",
-    "PINNED": "Pinned here in this scenario",
+    "FORBIDDEN": "May not: forbidden by the planner (run or scenario)",
+    "PINNED": "Pinned here by the planner (run or scenario)",
+    "PINNED_ELSEWHERE": "May not: pinned to another line",
 }
 REASON_COLOURS: dict[str, str] = {
     "INCLUDED_WORKER": BLUE,
@@ -55,6 +56,7 @@ REASON_COLOURS: dict[str, str] = {
     "MISSING_INCLUDED_TAG": PURPLE,
     "FORBIDDEN": DARK,
     "PINNED": YELLOW,
+    "PINNED_ELSEWHERE": GREY,
 }
 FILTERED_OUT = "#EEEEEE"
 
