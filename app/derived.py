@@ -14,6 +14,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 import charts
@@ -61,6 +62,30 @@ def finished_progress_figure(job_id: str, history: Sequence[Any]):
 
 
 # --------------------------------------------------------------------------- Runs
+
+
+def last_solved_at(stored: datetime | None, run_id: str, session: Any) -> datetime | None:
+    """When ``run_id`` was last solved: the later of the database's record and this session's solve.
+
+    The database knows saved scenarios and the service's solves (``RunSummary.last_solved_at``);
+    a solve in this session that is not saved yet is only in ``session`` (``st.session_state``:
+    its ``last_job``), so without it the run list says "never" right after a solve.
+    """
+    mine = None
+    last = session["last_job"] if "last_job" in session else None
+    if last and last.get("run_id") == run_id:
+        finished = getattr(last.get("progress"), "finished_at", None)
+        if finished:
+            mine = datetime.fromtimestamp(float(finished), tz=timezone.utc)
+    known = [t for t in (stored, mine) if t is not None]
+    return max(known) if known else None
+
+
+def last_solved_text(stored: datetime | None, run_id: str, session: Any) -> str:
+    """:func:`last_solved_at` as the run list shows it ("30 Nov 2026, 15:48"), or "never"."""
+    t = last_solved_at(stored, run_id, session)
+    return t.astimezone().strftime("%d %b %Y, %H:%M") if t is not None else "never"
+
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

@@ -152,3 +152,20 @@ def test_eligibility_page_says_the_runs_pin_and_forbid(demo_run):
     # No tick contradicts its reason anywhere in the table.
     assert not rows[rows["May take it"]]["Why"].str.contains("Forbidden|lacks|excludes|excluded").any()
     assert not rows[~rows["May take it"]]["Why"].str.contains("everyone may take it").any()
+
+
+# --------------------------------------------------------------------------- last solved
+
+
+def test_last_solved_counts_this_sessions_solve(demo_run, db_store):
+    (summary,) = [r for r in db_store.list_runs() if r.id == demo_run]
+    assert summary.last_solved_at is None  # nothing saved, nothing solved by the service
+    at = open_app(demo_run, "scenario")
+    assert derived.last_solved_text(summary.last_solved_at, demo_run, at.session_state) == "never"
+    solve_now(at)
+    (summary,) = [r for r in db_store.list_runs() if r.id == demo_run]
+    when = derived.last_solved_at(summary.last_solved_at, demo_run, at.session_state)
+    assert when is not None and summary.last_solved_at is None
+    assert derived.last_solved_text(summary.last_solved_at, demo_run, at.session_state) != "never"
+    # Another run's row does not borrow this session's solve.
+    assert derived.last_solved_text(None, "another-run", at.session_state) == "never"
