@@ -186,8 +186,11 @@ def fill_caption(line_fill: Sequence[Mapping[str, Any]], max_lines: int = FILL_C
     empty = sum(max(r["capacity"] - r["filled"], 0) for r in rest)
     full = sum(1 for r in rest if r["filled"] >= r["capacity"])
     unfilled_must = sum(1 for r in rest if r.get("mandatory") and r["filled"] == 0)
-    tail = (f"they have {empty} empty {'place' if empty == 1 else 'places'} between them "
-            f"({full} of them full)")
+    if empty == 0:
+        tail = "they are all full" if len(rest) > 1 else "it is full"
+    else:
+        tail = (f"they have {empty} empty {'place' if empty == 1 else 'places'} between them "
+                f"({full} of them full)")
     if unfilled_must:
         tail += f", and {unfilled_must} must-be-filled {'line' if unfilled_must == 1 else 'lines'} left empty"
     return (f"{what} Showing the {len(shown)} of {total} lines with the most empty places; the other "

@@ -196,13 +196,7 @@ def summary_rows(
     settings = result.get("settings") or {}
     for key, label in SETTING_LABELS.items():
         if key in settings:
-            v = settings[key]
-            if isinstance(v, bool):
-                rows.append((label, "yes" if v else "no", None))
-            elif key == "preferencer_weight":
-                rows.append((label, float(v), "0%"))
-            else:
-                rows.append((label, v, None))
+            rows.append((label, *headline.setting_value(key, settings[key])))
     return rows
 
 

@@ -184,6 +184,30 @@ def value_text(key: str, value: float | None) -> str:
     return f"{shown:.2f}"
 
 
+def setting_value(key: str, value: Any) -> tuple[Any, str | None]:
+    """A scenario setting as pages and exports show it: ``(value, spreadsheet number format)``.
+
+    The supervisor voice is a share (0.3 shows as 30 %), yes/no settings are words, the rest
+    plain numbers. A page shows :func:`setting_text`; a spreadsheet stores the value with the
+    format, so both read the same.
+    """
+    if isinstance(value, bool):
+        return ("yes" if value else "no"), None
+    if key == "preferencer_weight" and isinstance(value, int | float):
+        return float(value), "0%"
+    return value, None
+
+
+def setting_text(key: str, value: Any) -> str:
+    """:func:`setting_value` as text on a page."""
+    v, fmt = setting_value(key, value)
+    if fmt == "0%":
+        return f"{v:.0%}"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
 def _rounded(key: str, delta: float) -> float:
     kind = _kind(key)
     if kind == "share":

@@ -274,6 +274,7 @@ with st.expander("A worker's one-page statement"):
 
 with st.expander("Settings of this scenario"):
     st.dataframe(
-        pd.DataFrame([{"Setting": SETTING_LABELS[k], "Value": str(v)} for k, v in res["settings"].items() if k in SETTING_LABELS]),
+        pd.DataFrame([{"Setting": SETTING_LABELS[k], "Value": headline.setting_text(k, v)}
+                      for k, v in res["settings"].items() if k in SETTING_LABELS]),
         key="res_settings", hide_index=True,
     )

@@ -200,3 +200,11 @@ def test_truncated_coverage_chart_says_what_it_leaves_out():
     # Nothing left out has more empty places than a line drawn.
     most_left = max(r["capacity"] - r["filled"] for r in rest)
     assert all(r["capacity"] - r["filled"] >= most_left for r in fill if r["job_line_id"] in drawn)
+
+
+def test_coverage_caption_when_every_line_left_out_is_full():
+    fill = [{"job_line_id": f"j{k:02}", "filled": 1 if k < 3 else 2, "capacity": 2,
+             "vacancies": 1 if k < 3 else 0, "mandatory": False} for k in range(20)]
+    caption = charts.fill_caption(fill)
+    assert "Showing the 12 of 20 lines" in caption
+    assert "the other 8 are not drawn: they are all full" in caption
