@@ -132,7 +132,10 @@ def rank_distribution_figure(buckets: Sequence[Mapping[str, Any]]) -> go.Figure:
 
 
 def rank_distribution_overlay(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Grouped bars of the rank distribution of several scenarios (``compare.rank_distributions``)."""
+    """Grouped bars of the rank distribution of several scenarios (``compare.rank_distributions``).
+
+    Workers on a line they did not rank are the "not ranked" bar, as on Results.
+    """
     fig = go.Figure()
     names: list[str] = []
     for r in rows:
@@ -143,7 +146,7 @@ def rank_distribution_overlay(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
         fig.add_trace(
             go.Bar(
                 name=name,
-                x=[r["label"] for r in mine],
+                x=[NOT_RANKED_BAR if r["label"] == "unranked line" else r["label"] for r in mine],
                 y=[r["workers"] for r in mine],
                 marker_color=SCENARIO_COLOURS[i % len(SCENARIO_COLOURS)],
                 hovertemplate=f"{name}<br>%{{x}}: %{{y}} workers<extra></extra>",

@@ -42,6 +42,7 @@ def test_overlay_has_one_trace_per_scenario(results):
     assert [t.name for t in fig.data] == ["A", "B"]
     assert fig.layout.barmode == "group"
     assert list(fig.data[0].x) == list(fig.data[1].x)
+    assert list(fig.data[0].x)[-1] == "not ranked"
     assert [t.marker.color for t in fig.data] == [charts.SCENARIO_COLOURS[0], charts.SCENARIO_COLOURS[1]]
 
 
