@@ -14,7 +14,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import charts
@@ -76,7 +76,7 @@ def last_solved_at(stored: datetime | None, run_id: str, session: Any) -> dateti
     if last and last.get("run_id") == run_id:
         finished = getattr(last.get("progress"), "finished_at", None)
         if finished:
-            mine = datetime.fromtimestamp(float(finished), tz=timezone.utc)
+            mine = datetime.fromtimestamp(float(finished), tz=UTC)
     known = [t for t in (stored, mine) if t is not None]
     return max(known) if known else None
 
