@@ -185,7 +185,9 @@ def compute_metrics(problem: ProblemData, assignment: np.ndarray) -> dict[str, A
     rank_distribution
         See :func:`rank_distribution`.
     worker_rank_counts
-        ``[{"rank": r, "workers": n}]`` over the fractional ranks workers got, ascending.
+        ``[{"rank": r, "workers": n}]`` over the fractional ranks workers got, ascending; like
+        ``mean_rank`` it counts a line a worker did not rank at its shared rank (the model's
+        view, not for planners: show ``rank_distribution``, whose unranked bucket has no rank).
     first_choice_share, top3_choice_share
         Share (0..1) of workers whose line is their first / a top-three choice (choice number
         1 / at most 3, see the module docstring; unranked lines never count).
