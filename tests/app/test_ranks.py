@@ -169,3 +169,17 @@ def test_last_solved_counts_this_sessions_solve(demo_run, db_store):
     assert derived.last_solved_text(summary.last_solved_at, demo_run, at.session_state) != "never"
     # Another run's row does not borrow this session's solve.
     assert derived.last_solved_text(None, "another-run", at.session_state) == "never"
+
+
+def test_a_blocking_pair_from_a_line_they_did_not_rank_says_not_ranked():
+    from allocator.result import Result
+    from allocator.solvers.base import Status
+
+    # w1 ranked only j1, which has a free place, yet sits on j2: a blocking pair.
+    run = snap(W("w1"), L(("j1", 1), ("j2", 1)), worker_preferences=prefs(w1={"j1": 1}))
+    p = ProblemData.from_snapshot(run)
+    a = [p.line_index["j2"]]
+    result = Result.build(p, Status.FEASIBLE, a, best_bound=None, solve_seconds=0.0).to_dict()
+    df = derived.blocking_table("t-" + derived.result_key(result), "fp", result, p)
+    (row,) = df.to_dict("records")
+    assert row["Rank given to it"] == "not ranked" and row["Rank given to that"] == "1"
