@@ -17,11 +17,18 @@ Definitions (allocation-model.md, "What a solution reports"):
   an *unranked line*, whatever its fractional rank.
 - **worker dissatisfaction** (for the Gini coefficient): ``Dw(s, p) = r_s(p) ** k``, the worker
   side of the cost, without the preferencer side or weightings.
+- **honest ranks**: a line a worker did not rank has no rank a planner would recognise (its
+  shared fractional rank is the model's device for costing it, not a rank anyone gave). The
+  planners' mean and worst rank are over the workers on lines they ranked only
+  (``mean_rank_ranked``, ``worst_rank_ranked``), with the workers on unranked lines counted
+  beside them (``unranked_count``); pages and exports show such a worker as
+  :data:`NOT_RANKED`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +41,9 @@ if TYPE_CHECKING:
 SIG_DIGITS = 10
 
 UNRANKED = "unranked"
+
+#: How a worker on a line they did not rank is shown, wherever a rank would be.
+NOT_RANKED = "not ranked"
 
 
 def round_sig(x: float | None, digits: int = SIG_DIGITS) -> float | None:
@@ -102,6 +112,54 @@ def rank_distribution(problem: ProblemData, assignment: np.ndarray) -> list[dict
     return out
 
 
+def ranked_rank_metrics(ranks: Any, ranked: Any) -> dict[str, Any]:
+    """Mean and worst rank over workers on lines they ranked, and how many are on unranked lines.
+
+    Parameters
+    ----------
+    ranks
+        Each worker's fractional rank for the line they got (any value where ``ranked`` is False).
+    ranked
+        Whether each worker ranked the line they got.
+
+    Returns
+    -------
+    dict
+        ``mean_rank_ranked`` and ``worst_rank_ranked`` (None when no worker is on a line they
+        ranked) and ``unranked_count``.
+    """
+    r = np.asarray(ranks, dtype=np.float64)
+    ok = np.asarray(ranked, dtype=bool)
+    mine = r[ok]
+    return {
+        "mean_rank_ranked": round_sig(mine.mean()) if mine.size else None,
+        "worst_rank_ranked": round_sig(mine.max()) if mine.size else None,
+        "unranked_count": int((~ok).sum()),
+    }
+
+
+def ranked_pairs(snapshot: Any) -> set[tuple[str, str]]:
+    """The ``(worker id, job line id)`` pairs the workers ranked themselves, from a snapshot.
+
+    A result dict's ``worker_rank`` holds the shared fractional rank for an unranked line, so a
+    page or an export that only has the result JSON tells ranked from unranked with this.
+    """
+    return {(p.worker_id, p.job_line_id) for p in snapshot.worker_preferences}
+
+
+def rank_metrics_of_result(result: Mapping[str, Any], snapshot: Any) -> dict[str, Any]:
+    """:func:`ranked_rank_metrics` of a result dict's allocations, ranked pairs from ``snapshot``.
+
+    For results saved before the result JSON carried these keys (they have the allocations, each
+    with its fractional rank, but not whether the worker ranked the line).
+    """
+    have = ranked_pairs(snapshot)
+    allocs = list(result.get("allocations") or [])
+    ranks = [float(a.get("worker_rank") or 0.0) for a in allocs]
+    ranked = [(a["worker_id"], a["job_line_id"]) in have for a in allocs]
+    return ranked_rank_metrics(ranks, ranked)
+
+
 def line_fill(problem: ProblemData, assignment: np.ndarray) -> list[dict[str, Any]]:
     """Fill of every job line (sorted by id) against its capacity."""
     fill = np.bincount(np.asarray(assignment, dtype=np.int64), minlength=problem.n_lines)
@@ -127,14 +185,24 @@ def compute_metrics(problem: ProblemData, assignment: np.ndarray) -> dict[str, A
     rank_distribution
         See :func:`rank_distribution`.
     worker_rank_counts
-        ``[{"rank": r, "workers": n}]`` over the fractional ranks workers got, ascending.
+        ``[{"rank": r, "workers": n}]`` over the fractional ranks workers got, ascending; like
+        ``mean_rank`` it counts a line a worker did not rank at its shared rank (the model's
+        view, not for planners: show ``rank_distribution``, whose unranked bucket has no rank).
     first_choice_share, top3_choice_share
         Share (0..1) of workers whose line is their first / a top-three choice (choice number
         1 / at most 3, see the module docstring; unranked lines never count).
+    mean_rank_ranked, worst_rank_ranked
+        Mean and largest fractional rank ``r_s(M(s))`` over the workers placed on a line they
+        ranked; None when there is none. These are the mean and worst rank planners see.
+    unranked_count
+        Workers placed on a line they did not rank (beside the two above).
     mean_rank, worst_rank
-        Mean and largest fractional rank ``r_s(M(s))`` over all workers.
+        Mean and largest fractional rank over *all* workers, a line a worker did not rank
+        counted at its shared fractional rank ``(r + 1 + N) / 2``: the ranks the objective
+        counts, kept for compatibility. Not ranks anyone gave: never show them to planners
+        as ranks (a worst rank of 36 can come from workers who ranked 20 lines).
     workers_on_unranked_lines
-        Workers placed on a line they did not rank.
+        The same number as ``unranked_count`` (the older key).
     preferencer_mean_rank
         Mean, over allocated pairs whose line has preferencers, of the mean rank those
         preferencers give the worker (power 1). None when no such pair exists.
@@ -171,6 +239,7 @@ def compute_metrics(problem: ProblemData, assignment: np.ndarray) -> dict[str, A
     def share(k: int) -> float | None:
         return round_sig(k / m) if m else None
 
+    honest = ranked_rank_metrics(got_rank, problem.worker_ranked[rows, a])
     return {
         "n_workers": m,
         "n_job_lines": n,
@@ -182,6 +251,7 @@ def compute_metrics(problem: ProblemData, assignment: np.ndarray) -> dict[str, A
         "top3_choice_share": share(int(((choice >= 1) & (choice <= 3)).sum())),
         "mean_rank": round_sig(got_rank.mean()) if m else None,
         "worst_rank": round_sig(got_rank.max()) if m else None,
+        **honest,
         "workers_on_unranked_lines": int((choice == 0).sum()),
         "preferencer_mean_rank": round_sig(pref[has_pref].mean()) if has_pref.any() else None,
         "pairs_with_preferencers": int(has_pref.sum()),

@@ -215,8 +215,7 @@ class Result:
             lines = [head + "."]
             lines.append(
                 f"First choice {_pct(m.get('first_choice_share'))}, top three "
-                f"{_pct(m.get('top3_choice_share'))}, mean rank {_fmt(m.get('mean_rank'))}, worst rank "
-                f"{_fmt(m.get('worst_rank'))}, {m.get('workers_on_unranked_lines', 0)} on unranked lines."
+                f"{_pct(m.get('top3_choice_share'))}; {_ranked_ranks(m)}."
             )
             lines.append(
                 f"Mandatory lines filled: {m.get('mandatory_lines_filled', 0)} of {m.get('mandatory_lines', 0)}; "
@@ -341,9 +340,14 @@ class Explanation:
         }
 
     def __str__(self) -> str:
-        which = f"their {_ordinal(self.choice)} choice" if self.choice else "a line they did not rank"
+        # A line they did not rank has no rank they gave: say so, never its shared rank.
+        which = (
+            f"their {_ordinal(self.choice)} choice (rank {_fmt(self.worker_rank)})"
+            if self.choice
+            else "a line they did not rank (not ranked)"
+        )
         out = [
-            f"Worker (doctor) {self.worker} got job line {self.line}, {which} (rank {_fmt(self.worker_rank)})"
+            f"Worker (doctor) {self.worker} got job line {self.line}, {which}"
             + (", pinned there by the planner." if self.pinned else ".")
         ]
         out.append(f"Eligible: {self.eligibility}.")
@@ -352,9 +356,15 @@ class Explanation:
             if self.preferencer_rank is not None
             else "neutral, the line has no preferencers"
         )
+        dw = (
+            f"Dw = rank {_fmt(self.worker_rank)} to the power {_fmt(self.power)}"
+            if self.choice
+            else (f"Dw = {_fmt(self.worker_rank)} to the power {_fmt(self.power)} (every line they did not rank "
+                  f"costs as if it shared the positions they left: not a rank they gave)")
+        )
         out.append(
             f"Cost {_fmt(self.cost)} = (1 - {_fmt(self.alpha)}) x Dw {_fmt(self.dw)} + {_fmt(self.alpha)} x "
-            f"Dp {_fmt(self.dp)}; Dw = rank {_fmt(self.worker_rank)} to the power {_fmt(self.power)}; "
+            f"Dp {_fmt(self.dp)}; {dw}; "
             f"Dp = {_fmt(self.preferencer_base)} ({base}) + weighting {_fmt(self.weighting)}."
         )
         if self.better_lines:
@@ -383,6 +393,16 @@ def _fmt(x: Any) -> str:
     if isinstance(x, float | int | np.floating | np.integer):
         return f"{float(x):.6g}"
     return str(x)
+
+
+def _ranked_ranks(m: dict[str, Any]) -> str:
+    """Mean and worst rank over workers on lines they ranked, with the unranked count beside them."""
+    unranked = m.get("unranked_count", m.get("workers_on_unranked_lines", 0))
+    on = f"{unranked} {'worker' if unranked == 1 else 'workers'} on a line they did not rank (not ranked)"
+    if m.get("mean_rank_ranked") is None:
+        return f"no worker is on a line they ranked; {on}"
+    return (f"mean rank {_fmt(m.get('mean_rank_ranked'))}, worst rank {_fmt(m.get('worst_rank_ranked'))} "
+            f"over the workers on lines they ranked; {on}")
 
 
 def _pct(x: float | None) -> str:

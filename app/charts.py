@@ -43,8 +43,9 @@ REASON_WORDS: dict[str, str] = {
     "EXCLUDED_WORKER": "May not: named as excluded",
     "EXCLUDED_TAG": "May not: has an excluded qualification",
     "MISSING_INCLUDED_TAG": "May not: lacks a required qualification",
-    "FORBIDDEN": "May not: forbidden in this scenario",
-    "PINNED": "Pinned here in this scenario",
+    "FORBIDDEN": "May not: forbidden by the planner (run or scenario)",
+    "PINNED": "Pinned here by the planner (run or scenario)",
+    "PINNED_ELSEWHERE": "May not: pinned to another line",
 }
 REASON_COLOURS: dict[str, str] = {
     "INCLUDED_WORKER": BLUE,
@@ -55,6 +56,7 @@ REASON_COLOURS: dict[str, str] = {
     "MISSING_INCLUDED_TAG": PURPLE,
     "FORBIDDEN": DARK,
     "PINNED": YELLOW,
+    "PINNED_ELSEWHERE": GREY,
 }
 FILTERED_OUT = "#EEEEEE"
 
@@ -67,13 +69,20 @@ _LAYOUT = dict(
 )
 
 
+NOT_RANKED_BAR = "not ranked"
+
+
+def _is_unranked(bucket: Mapping[str, Any]) -> bool:
+    return bucket.get("choice") == "unranked" or str(bucket.get("label")) in ("unranked line", NOT_RANKED_BAR)
+
+
 def _choice_colours(labels: Sequence[str]) -> list[str]:
-    """Blue for first choices, lighter for later ones, vermillion for unranked lines."""
-    ranked = [lab for lab in labels if lab != "unranked line"]
+    """Blue for first choices, lighter for later ones, vermillion for lines not ranked."""
+    ranked = [lab for lab in labels if lab not in ("unranked line", NOT_RANKED_BAR)]
     shades = _blend(BLUE, "#D6E9F5", len(ranked))
     out, k = [], 0
     for lab in labels:
-        if lab == "unranked line":
+        if lab in ("unranked line", NOT_RANKED_BAR):
             out.append(VERMILLION)
         else:
             out.append(shades[k])
@@ -98,9 +107,11 @@ def _blend(a: str, b: str, n: int) -> list[str]:
 def rank_distribution_figure(buckets: Sequence[Mapping[str, Any]]) -> go.Figure:
     """Bars: how many workers got their 1st, 2nd, ... choice, and how many an unranked line.
 
-    ``buckets`` is the result's ``metrics["rank_distribution"]``.
+    ``buckets`` is the result's ``metrics["rank_distribution"]``. Workers on a line they did not
+    rank are their own bar, "not ranked", last: they have no choice number.
     """
-    labels = [str(b["label"]) for b in buckets]
+    buckets = sorted(buckets, key=_is_unranked)  # stable: the choices keep their order
+    labels = [NOT_RANKED_BAR if _is_unranked(b) else str(b["label"]) for b in buckets]
     values = [int(b["workers"]) for b in buckets]
     total = sum(values) or 1
     fig = go.Figure(
@@ -121,7 +132,10 @@ def rank_distribution_figure(buckets: Sequence[Mapping[str, Any]]) -> go.Figure:
 
 
 def rank_distribution_overlay(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Grouped bars of the rank distribution of several scenarios (``compare.rank_distributions``)."""
+    """Grouped bars of the rank distribution of several scenarios (``compare.rank_distributions``).
+
+    Workers on a line they did not rank are the "not ranked" bar, as on Results.
+    """
     fig = go.Figure()
     names: list[str] = []
     for r in rows:
@@ -132,7 +146,7 @@ def rank_distribution_overlay(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
         fig.add_trace(
             go.Bar(
                 name=name,
-                x=[r["label"] for r in mine],
+                x=[NOT_RANKED_BAR if r["label"] == "unranked line" else r["label"] for r in mine],
                 y=[r["workers"] for r in mine],
                 marker_color=SCENARIO_COLOURS[i % len(SCENARIO_COLOURS)],
                 hovertemplate=f"{name}<br>%{{x}}: %{{y}} workers<extra></extra>",
@@ -144,21 +158,63 @@ def rank_distribution_overlay(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
     return fig
 
 
+#: Past this many lines the coverage chart shows the lines that need attention most, and the
+#: page gives every line in a table (UI.md: many lines, few words).
+FILL_CHART_LINES = 12
+
+
+def _fill_order(line_fill: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    # Must-be-filled lines left empty first, then the most empty places, then by id.
+    return sorted(
+        line_fill,
+        key=lambda r: (not (r.get("mandatory") and r["filled"] == 0), -(r["capacity"] - r["filled"]), r["job_line_id"]),
+    )
+
+
+def fill_shown(line_fill: Sequence[Mapping[str, Any]], max_lines: int = FILL_CHART_LINES) -> list[Mapping[str, Any]]:
+    """The lines the coverage chart draws: the ``max_lines`` that need attention most."""
+    return _fill_order(line_fill)[:max_lines]
+
+
+def fill_caption(line_fill: Sequence[Mapping[str, Any]], max_lines: int = FILL_CHART_LINES) -> str:
+    """The coverage chart's caption: what it shows and, when it leaves lines out, which and how many."""
+    what = ("Workers placed on each line (bar) against its places (outline). ◆ marks a line that must be "
+            "filled.")
+    total = len(line_fill)
+    shown = fill_shown(line_fill, max_lines)
+    if len(shown) == total:
+        return f"{what} All {total} {'line' if total == 1 else 'lines'}, those with the most empty places first."
+    ids = {r["job_line_id"] for r in shown}
+    rest = [r for r in line_fill if r["job_line_id"] not in ids]
+    empty = sum(max(r["capacity"] - r["filled"], 0) for r in rest)
+    full = sum(1 for r in rest if r["filled"] >= r["capacity"])
+    unfilled_must = sum(1 for r in rest if r.get("mandatory") and r["filled"] == 0)
+    if empty == 0:
+        tail = "they are all full" if len(rest) > 1 else "it is full"
+    else:
+        tail = (f"they have {empty} empty {'place' if empty == 1 else 'places'} between them "
+                f"({full} of them full)")
+    if unfilled_must:
+        tail += f", and {unfilled_must} must-be-filled {'line' if unfilled_must == 1 else 'lines'} left empty"
+    return (f"{what} Showing the {len(shown)} of {total} lines with the most empty places; the other "
+            f"{len(rest)} are not drawn: {tail}. Every line is in the table below.")
+
+
 def fill_figure(
     line_fill: Sequence[Mapping[str, Any]],
     line_names: Mapping[str, str] | None = None,
     *,
-    max_lines: int = 80,
+    max_lines: int = FILL_CHART_LINES,
 ) -> go.Figure:
     """Horizontal bars: workers placed on each line against its places; must-be-filled marked.
 
     ``line_fill`` is the result's ``metrics["line_fill"]``. Must-be-filled lines carry a
     vermillion diamond and a "(must be filled)" label; one left empty is drawn in vermillion.
-    Only the first ``max_lines`` lines (those with most vacancies first) are drawn.
+    Only :func:`fill_shown` lines are drawn (must-be-filled lines left empty, then those with
+    the most empty places); :func:`fill_caption` says what is left out.
     """
     names = line_names or {}
-    rows = sorted(line_fill, key=lambda r: (-(r["capacity"] - r["filled"]), r["job_line_id"]))[:max_lines]
-    rows = list(reversed(rows))  # plotly draws the first category at the bottom
+    rows = list(reversed(fill_shown(line_fill, max_lines)))  # plotly draws the first category at the bottom
     labels = [
         f"{names.get(r['job_line_id'], r['job_line_id'])}{'  ◆' if r.get('mandatory') else ''}" for r in rows
     ]
@@ -197,6 +253,9 @@ def fill_figure(
             )
         )
     fig.update_layout(**_LAYOUT, barmode="overlay", height=max(260, 22 * len(rows) + 80))
+    if len(rows) < len(line_fill):
+        fig.update_layout(title=dict(text=f"The {len(rows)} of {len(line_fill)} lines with the most empty places",
+                                     font=dict(size=13)), margin=dict(l=10, r=10, t=70, b=10))
     fig.update_xaxes(title_text="Workers placed (bar) against places (outline)", dtick=1 if max((r["capacity"] for r in rows), default=0) <= 12 else None)
     fig.update_yaxes(title_text="", type="category", automargin=True)
     return fig

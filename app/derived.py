@@ -14,6 +14,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import charts
@@ -63,6 +64,30 @@ def finished_progress_figure(job_id: str, history: Sequence[Any]):
 # --------------------------------------------------------------------------- Runs
 
 
+def last_solved_at(stored: datetime | None, run_id: str, session: Any) -> datetime | None:
+    """When ``run_id`` was last solved: the later of the database's record and this session's solve.
+
+    The database knows saved scenarios and the service's solves (``RunSummary.last_solved_at``);
+    a solve in this session that is not saved yet is only in ``session`` (``st.session_state``:
+    its ``last_job``), so without it the run list says "never" right after a solve.
+    """
+    mine = None
+    last = session["last_job"] if "last_job" in session else None
+    if last and last.get("run_id") == run_id:
+        finished = getattr(last.get("progress"), "finished_at", None)
+        if finished:
+            mine = datetime.fromtimestamp(float(finished), tz=UTC)
+    known = [t for t in (stored, mine) if t is not None]
+    return max(known) if known else None
+
+
+def last_solved_text(stored: datetime | None, run_id: str, session: Any) -> str:
+    """:func:`last_solved_at` as the run list shows it ("30 Nov 2026, 15:48"), or "never"."""
+    t = last_solved_at(stored, run_id, session)
+    return t.astimezone().strftime("%d %b %Y, %H:%M") if t is not None else "never"
+
+
+
 @st.cache_resource(max_entries=16, show_spinner=False)
 def health_report(snap_fp: str, _snapshot, _problem):
     """The run's data-health report (read-only, shared)."""
@@ -85,6 +110,22 @@ def allocation_table(rkey: str, snap_fp: str, problem_fp: str | None, _result, _
     return exports.allocation_frame(_result, _snapshot, _problem)
 
 
+def rank_text(rank: float, ranked: bool) -> str:
+    """A rank as a table cell shows it: "3", "1.5", or "not ranked" (never the shared rank)."""
+    from allocator.metrics import NOT_RANKED
+
+    return f"{float(rank):g}" if ranked else NOT_RANKED
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def fill_table(rkey: str, snap_fp: str, _result, _snapshot) -> pd.DataFrame:
+    """Every line's fill against its places, in the coverage chart's order (most in need first)."""
+    order = {r["job_line_id"]: k for k, r in enumerate(charts.fill_shown(
+        (_result.get("metrics") or {}).get("line_fill") or [], max_lines=10**9))}
+    df = exports.fill_frame(_result, _snapshot)
+    return df.sort_values("Job line id", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
 def blocking_table(rkey: str, problem_fp: str, _result, _problem) -> pd.DataFrame:
     """The blocking pairs of a result: worker, the line they have, the line they would rather have."""
@@ -97,9 +138,9 @@ def blocking_table(rkey: str, problem_fp: str, _result, _problem) -> pd.DataFram
         {
             "Worker": p.worker_names[s],
             "Has": p.line_names[a[s]],
-            "Rank given to it": p.worker_rank[s, a[s]],
+            "Rank given to it": rank_text(p.worker_rank[s, a[s]], p.worker_ranked[s, a[s]]),
             "Would rather have": p.line_names[q],
-            "Rank given to that": p.worker_rank[s, q],
+            "Rank given to that": rank_text(p.worker_rank[s, q], p.worker_ranked[s, q]),
         }
         for s, q in blocking_pairs(p, a)
     ]
@@ -121,17 +162,91 @@ def fill_figure(rkey: str, snap_fp: str, _line_fill: Sequence[Mapping[str, Any]]
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def verdict_codes(problem_fp: str, _problem) -> np.ndarray:
-    """Workers × lines: the reason code of each verdict, FORBIDDEN or PINNED (read-only)."""
+    """Workers × lines: the reason code of each verdict, FORBIDDEN, PINNED or PINNED_ELSEWHERE (read-only)."""
+    return pair_codes(_problem)
+
+
+def pair_codes(p) -> np.ndarray:
+    """Workers × lines: what decides each pair, as a key of ``charts.REASON_WORDS``.
+
+    A forbid or a pin decides before the line's rules: a forbidden pair is FORBIDDEN, a pinned
+    one PINNED, and every other line of a pinned worker PINNED_ELSEWHERE (they may not take it,
+    whatever the line's rules say).
+    """
     from allocator.eligibility import Reason
 
-    p = _problem
     codes = np.array([Reason(v).name for v in range(1, 7)], dtype=object)[p.reason.astype(int) - 1]
     codes = codes.astype(object)
-    codes[p.forbidden] = "FORBIDDEN"
     pinned = np.flatnonzero(p.pin >= 0)
+    codes[pinned, :] = "PINNED_ELSEWHERE"
+    codes[p.forbidden] = "FORBIDDEN"  # the more specific word, on a pinned worker's other lines too
     codes[pinned, p.pin[pinned]] = "PINNED"
     codes.setflags(write=False)
     return codes
+
+
+#: The eligibility steps, numbered as the Eligibility page lists them.
+STEP_WORDS = {
+    "INCLUDED_WORKER": "1. Named on the line's included workers",
+    "EXCLUDED_WORKER": "2. Named on the line's excluded workers",
+    "EXCLUDED_TAG": "3. Has a qualification the line excludes",
+    "INCLUDED_TAG": "4. Has a qualification the line requires",
+    "MISSING_INCLUDED_TAG": "5. Lacks every qualification the line requires",
+    "DEFAULT": "5. The line is open to all",
+}
+
+
+def run_pairs(snapshot) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """The run's own pins and forbids as ``(worker id, job line id)`` sets."""
+    return ({(x.worker_id, x.job_line_id) for x in snapshot.pins},
+            {(x.worker_id, x.job_line_id) for x in snapshot.forbids})
+
+
+def pair_verdict(p, i: int, j: int, code: str, run_pins: set, run_forbids: set) -> tuple[bool, str, str]:
+    """Whether worker ``i`` may take line ``j``, the rule that decides, and why, in words.
+
+    ``code`` is the pair's :func:`pair_codes` entry; ``run_pins`` and ``run_forbids`` (from
+    :func:`run_pairs` of the run's own snapshot) tell a run's pin or forbid from one the scenario
+    added. The tick and the words always agree: a forbid or a pin decides before the line's
+    rules, so a forbidden pair never reads "everyone may take it".
+    """
+    wid, lid = p.worker_ids[i], p.line_ids[j]
+    if code == "FORBIDDEN":
+        by = "the run" if (wid, lid) in run_forbids else "this scenario"
+        return False, f"Forbidden by {by}", f"Forbidden for this worker by {by}, whatever the line's rules say."
+    if code in ("PINNED", "PINNED_ELSEWHERE"):
+        k = int(p.pin[i])
+        by = "the run" if (wid, p.line_ids[k]) in run_pins else "this scenario"
+        if code == "PINNED":
+            return True, f"Pinned by {by}", f"Pinned to this line by {by}."
+        return (False, f"Pinned by {by}",
+                f"Pinned to {p.line_names[k]} by {by}, so no other line.")
+    v = p.verdict(i, j)
+    step = STEP_WORDS[v.reason.name]
+    why = v.explain().split(": ", 1)[1]
+    return bool(v.eligible), step, f"{step.split('.', 1)[0]}. {why[:1].upper()}{why[1:]}"
+
+
+def worker_lines_table(p, i: int, codes: np.ndarray, run_snapshot) -> pd.DataFrame:
+    """One worker's row of the Eligibility page: each line, may they take it, their rank, why.
+
+    Columns: Job line, May take it, Rank given (blank for a line they did not rank), Decided by,
+    Why, Reason code. The ones they may take first, then by their rank.
+    """
+    pins, forbids = run_pairs(run_snapshot)
+    rows = []
+    for j in range(p.n_lines):
+        may, decided, why = pair_verdict(p, i, j, codes[i, j], pins, forbids)
+        rows.append({
+            "Job line": p.line_names[j],
+            "May take it": may,
+            "Rank given": float(p.worker_rank[i, j]) if p.worker_ranked[i, j] else None,
+            "Decided by": decided,
+            "Why": why,
+            "Reason code": codes[i, j],
+        })
+    df = pd.DataFrame(rows, columns=["Job line", "May take it", "Rank given", "Decided by", "Why", "Reason code"])
+    return df.sort_values(["May take it", "Rank given"], ascending=[False, True], na_position="last", kind="stable")
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)

@@ -14,10 +14,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from allocator.metrics import NOT_RANKED
+
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 
 
 def neutralise(value: Any) -> Any:
@@ -42,8 +45,12 @@ def to_csv(df: pd.DataFrame) -> bytes:
     return neutralise_frame(df).to_csv(index=False).encode("utf-8-sig")
 
 
-def to_xlsx(sheets: Mapping[str, pd.DataFrame]) -> bytes:
-    """A workbook with one sheet per frame, every text cell neutralised."""
+def to_xlsx(sheets: Mapping[str, pd.DataFrame], number_formats: Mapping[str, Mapping[tuple[int, int], str]] | None = None) -> bytes:
+    """A workbook with one sheet per frame, every text cell neutralised.
+
+    ``number_formats[sheet][(row, column)]`` (both from 0, over the frame's data, header not
+    counted) gives a number cell its spreadsheet format, e.g. ``"0%"``.
+    """
     buf = io.BytesIO()
     with pd.ExcelWriter(buf, engine="openpyxl") as writer:
         for name, df in sheets.items():
@@ -53,6 +60,8 @@ def to_xlsx(sheets: Mapping[str, pd.DataFrame]) -> bytes:
             for k, col in enumerate(safe.columns, start=1):
                 width = max([len(str(col))] + [len(str(v)) for v in safe[col].head(200)]) + 2
                 ws.column_dimensions[ws.cell(row=1, column=k).column_letter].width = min(width, 60)
+            for (r, c), fmt in ((number_formats or {}).get(name) or {}).items():
+                ws.cell(row=r + 2, column=c + 1).number_format = fmt
     return buf.getvalue()
 
 
@@ -72,42 +81,59 @@ def _ordinal(k: int) -> str:
     return f"{k}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
 
 
+def choice_words(result: Mapping[str, Any], snapshot: Any) -> dict[str, str]:
+    """Each worker's choice in words: "1st choice", "2nd choice", … or "not ranked".
+
+    From the run's own preference rows, so a result read back from JSON needs nothing else: the
+    choice is 1 + the number of lines the worker ranked strictly better (a tie group counts from
+    its first position, as in the metrics). A line the worker did not rank is "not ranked".
+    """
+    given: dict[str, dict[str, float]] = {}
+    for p in snapshot.worker_preferences:
+        given.setdefault(p.worker_id, {})[p.job_line_id] = float(p.rank)
+    out = {}
+    for x in result.get("allocations") or []:
+        mine = given.get(x["worker_id"], {})
+        r = mine.get(x["job_line_id"])
+        out[x["worker_id"]] = NOT_RANKED if r is None else f"{_ordinal(1 + sum(v < r for v in mine.values()))} choice"
+    return out
+
+
 def allocation_frame(result: Mapping[str, Any], snapshot: Any, problem: Any | None = None) -> pd.DataFrame:
     """The allocation as a table in planners' words, one row per worker.
 
-    Columns: Worker id, Worker, Job line id, Job line, Choice (1st choice / unranked line),
-    Rank given (the worker's fractional rank for the line), Pinned, Must be filled, Cost.
-    ``problem`` (the scenario's ProblemData) adds the choice numbers; without it the choice
-    column is left blank.
+    Columns: Worker id, Worker, Job line id, Job line, Choice (1st choice, … or "not ranked"),
+    Rank given (the worker's fractional rank for the line; blank for a line they did not rank,
+    which has no rank they gave), Pinned, Must be filled, Cost. ``problem`` (the scenario's
+    ProblemData) gives the scenario's pins; without it, the run's.
     """
     workers = {w.id: w for w in snapshot.workers}
     lines = {j.id: j for j in snapshot.job_lines}
-    pins = {(p.worker_id, p.job_line_id) for p in snapshot.pins}
+    if problem is not None:
+        pins = {(problem.worker_ids[s], problem.line_ids[int(j)]) for s, j in enumerate(problem.pin.tolist()) if j >= 0}
+    else:
+        pins = {(p.worker_id, p.job_line_id) for p in snapshot.pins}
     allocs = list(result.get("allocations") or [])
-    choice: dict[str, str] = {}
-    if problem is not None and allocs:
-        from allocator.metrics import choice_numbers
-
-        a = np.array([problem.line_index[x["job_line_id"]] for x in sorted(allocs, key=lambda x: problem.worker_index[x["worker_id"]])])
-        nums = choice_numbers(problem, a)
-        for wid, k in zip(problem.worker_ids, nums.tolist(), strict=True):
-            choice[wid] = "unranked line" if k == 0 else f"{_ordinal(int(k))} choice"
+    choice = choice_words(result, snapshot)
     rows = []
     for x in allocs:
         w, j = workers.get(x["worker_id"]), lines.get(x["job_line_id"])
+        ranked = choice.get(x["worker_id"]) != NOT_RANKED
         rows.append({
             "Worker id": x["worker_id"],
             "Worker": (w.name if w and w.name else x["worker_id"]),
             "Job line id": x["job_line_id"],
             "Job line": (j.name if j and j.name else x["job_line_id"]),
             "Choice": choice.get(x["worker_id"], ""),
-            "Rank given": x.get("worker_rank"),
+            "Rank given": x.get("worker_rank") if ranked else None,
             "Pinned": (x["worker_id"], x["job_line_id"]) in pins,
             "Must be filled": bool(j.must_have_workers) if j else False,
             "Cost": x.get("cost"),
         })
     cols = ["Worker id", "Worker", "Job line id", "Job line", "Choice", "Rank given", "Pinned", "Must be filled", "Cost"]
-    return pd.DataFrame(rows, columns=cols)
+    df = pd.DataFrame(rows, columns=cols)
+    df["Rank given"] = df["Rank given"].astype("float64")  # blank (NaN) for "not ranked", never a number
+    return df
 
 
 def fill_frame(result: Mapping[str, Any], snapshot: Any) -> pd.DataFrame:
@@ -127,26 +153,76 @@ def fill_frame(result: Mapping[str, Any], snapshot: Any) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["Job line id", "Job line", "Workers placed", "Places", "Vacancies", "Must be filled"])
 
 
-def summary_frame(result: Mapping[str, Any]) -> pd.DataFrame:
-    """The headline numbers and settings of a result as a two-column table."""
-    from allocator.compare import KPIS, format_kpi, kpi_value
+STATUS_WORDS = {
+    "optimal": "Best possible (proven)",
+    "feasible": "Good, not proven best",
+    "infeasible": "Impossible as set up",
+    "no_solution": "No allocation in time",
+}
+
+
+def summary_rows(
+    result: Mapping[str, Any], snapshot: Any | None = None, *, run_name: str | None = None,
+    scenario_name: str | None = None,
+) -> list[tuple[str, Any, str | None]]:
+    """The summary sheet as ``(what, value, number format)`` rows.
+
+    Names the run and the scenario; numbers stay numbers, rounded exactly as the Results page
+    shows them (:func:`headline.shown_value`), with the spreadsheet format that shows them the
+    same way. ``snapshot`` fills in the honest rank figures of a result saved before they existed.
+    """
+    import headline
+
     from allocator.scenario import SETTING_LABELS
 
-    rows = [("Status", str(result.get("status", ""))), ("Total cost", result.get("objective"))]
-    rows += [(k.label, format_kpi(k.key, kpi_value(result, k.key))) for k in KPIS]
+    if snapshot is not None:
+        result = headline.with_rank_metrics(result, snapshot) or result
+        run_id = snapshot.run.id
+        run_name = run_name or snapshot.run.name or run_id
+        run_text = run_name if run_name == run_id else f"{run_name} ({run_id})"
+    else:
+        run_text = run_name or str(result.get("run_id", ""))
+    status = str(result.get("status", ""))
+    rows: list[tuple[str, Any, str | None]] = [
+        ("Run", run_text, None),
+        ("Scenario", scenario_name or "(not named)", None),
+        ("Status", STATUS_WORDS.get(status, status), None),
+        ("Total cost", headline.shown_value("objective", result.get("objective")), headline.number_format("objective")),
+    ]
+    metrics = result.get("metrics") or {}
+    for key in headline.RESULT_KPIS:
+        v = metrics.get(key)
+        rows.append((headline.label(key), headline.shown_value(key, v), headline.number_format(key)))
+    settings = result.get("settings") or {}
     for key, label in SETTING_LABELS.items():
-        if key in (result.get("settings") or {}):
-            rows.append((label, result["settings"][key]))
-    return pd.DataFrame(rows, columns=["What", "Value"]).astype({"Value": str})
+        if key in settings:
+            rows.append((label, *headline.setting_value(key, settings[key])))
+    return rows
 
 
-def workbook(result: Mapping[str, Any], snapshot: Any, problem: Any | None = None) -> bytes:
+def summary_frame(
+    result: Mapping[str, Any], snapshot: Any | None = None, *, run_name: str | None = None,
+    scenario_name: str | None = None,
+) -> pd.DataFrame:
+    """:func:`summary_rows` as a two-column table (a blank value where a number does not exist)."""
+    rows = summary_rows(result, snapshot, run_name=run_name, scenario_name=scenario_name)
+    return pd.DataFrame([(w, v) for w, v, _ in rows], columns=["What", "Value"], dtype=object)
+
+
+def workbook(
+    result: Mapping[str, Any], snapshot: Any, problem: Any | None = None, *, run_name: str | None = None,
+    scenario_name: str | None = None,
+) -> bytes:
     """The XLSX export: the allocation, the fill per line and the summary, one sheet each."""
-    return to_xlsx({
-        "Allocation": allocation_frame(result, snapshot, problem),
-        "Fill per line": fill_frame(result, snapshot),
-        "Summary": summary_frame(result),
-    })
+    rows = summary_rows(result, snapshot, run_name=run_name, scenario_name=scenario_name)
+    return to_xlsx(
+        {
+            "Allocation": allocation_frame(result, snapshot, problem),
+            "Fill per line": fill_frame(result, snapshot),
+            "Summary": pd.DataFrame([(w, v) for w, v, _ in rows], columns=["What", "Value"], dtype=object),
+        },
+        {"Summary": {(i, 1): fmt for i, (_, v, fmt) in enumerate(rows) if fmt and v is not None}},
+    )
 
 
 def worker_statement(worker_id: str, result: Mapping[str, Any], snapshot: Any, problem: Any | None = None) -> str:
@@ -164,7 +240,9 @@ def worker_statement(worker_id: str, result: Mapping[str, Any], snapshot: Any, p
         f"Allocation statement for {r['Worker']} ({worker_id})",
         "",
         f"Job line: {r['Job line']} ({r['Job line id']})",
-        f"This was your {r['Choice'] or 'choice'}" + (" (pinned by the planners)" if r["Pinned"] else "") + ".",
+        (f"This was your {r['Choice']}" if r["Choice"] != NOT_RANKED
+         else "You did not rank this line, so it has no rank from you (not ranked)")
+        + (" (pinned by the planners)" if r["Pinned"] else "") + ".",
         "",
         "Your ranking as received:",
     ]

@@ -21,16 +21,76 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from allocator.compare import KPI_BY_KEY
+from allocator.metrics import rank_metrics_of_result
 
 NO_CHANGE = "no change"
 
 #: Decimals shown per quantity (values and changes alike).
 DECIMALS: dict[str, int] = {
     "mean_rank": 2,
+    "mean_rank_ranked": 2,
     "preferencer_mean_rank": 2,
     "worker_dissatisfaction_gini": 2,
     "objective": 2,
 }
+
+
+@dataclass(frozen=True)
+class _Kpi:
+    label: str
+    better: str  # "higher" or "lower"
+    kind: str  # "share", "rank", "count" or "number"
+    help: str
+
+
+#: The honest rank figures (allocation-model.md, "What a solution reports"): mean and worst rank
+#: over the workers on lines they ranked, and beside them the workers on lines they did not rank.
+#: Defined here so that every page and export words them the same; they win over the older
+#: ``mean_rank`` and ``worst_rank``, which count a line nobody ranked at its shared rank.
+RANK_KPIS: dict[str, _Kpi] = {
+    "mean_rank_ranked": _Kpi(
+        "Mean rank", "lower", "rank",
+        "Average rank workers gave the line they got (1 = first choice), over the workers on a line "
+        "they ranked. Workers on a line they did not rank have no rank: they are counted apart, "
+        "under 'Not ranked'."),
+    "worst_rank_ranked": _Kpi(
+        "Worst rank", "lower", "rank",
+        "The lowest rank any worker gave the line they got, over the workers on a line they ranked. "
+        "Workers on a line they did not rank are counted apart, under 'Not ranked'."),
+    "unranked_count": _Kpi(
+        "Not ranked", "lower", "count",
+        "Workers placed on a line they did not rank. They have no rank for it, so they are not in "
+        "the mean or the worst rank."),
+}
+
+#: The headline numbers of one result, in the order the Results page and the exports give them.
+RESULT_KPIS: tuple[str, ...] = (
+    "first_choice_share", "top3_choice_share", "mean_rank_ranked", "worst_rank_ranked", "unranked_count",
+    "vacancies", "mandatory_lines_filled", "blocking_pairs", "worker_dissatisfaction_gini",
+    "preferencer_mean_rank",
+)
+
+RANK_KEYS = tuple(RANK_KPIS)
+
+
+def with_rank_metrics(result: Mapping[str, Any] | None, snapshot: Any) -> Mapping[str, Any] | None:
+    """``result`` with the honest rank figures filled in when it was saved before they existed.
+
+    Worked out from its allocation rows and the run's preferences (``snapshot``); a result that
+    has them, or has no allocation, comes back as it is.
+    """
+    if not result or not result.get("allocations"):
+        return result
+    metrics = result.get("metrics") or {}
+    if all(k in metrics for k in RANK_KEYS):
+        return result
+    out = dict(result)
+    out["metrics"] = {**metrics, **rank_metrics_of_result(result, snapshot)}
+    return out
+
+
+def _kpi(key: str):
+    return RANK_KPIS.get(key) or KPI_BY_KEY.get(key)
 
 #: Shorter labels for the narrow headline columns (the KPI's full words go in its help).
 SHORT_LABELS: dict[str, str] = {
@@ -41,7 +101,7 @@ SHORT_LABELS: dict[str, str] = {
 def _kind(key: str) -> str:
     if key == "objective":
         return "cost"
-    kpi = KPI_BY_KEY.get(key)
+    kpi = _kpi(key)
     return kpi.kind if kpi is not None else "number"
 
 
@@ -51,7 +111,7 @@ def label(key: str, *, short: bool = False) -> str:
         return SHORT_LABELS[key]
     if key == "objective":
         return "Total cost"
-    kpi = KPI_BY_KEY.get(key)
+    kpi = _kpi(key)
     return kpi.label if kpi is not None else key
 
 
@@ -60,7 +120,7 @@ def help_text(key: str) -> str:
     if key == "objective":
         return ("What the solve made as small as possible: workers' and supervisors' disappointment "
                 "combined, counted with this scenario's supervisor voice and how much low choices hurt.")
-    kpi = KPI_BY_KEY.get(key)
+    kpi = _kpi(key)
     text = kpi.help if kpi is not None else ""
     if key in SHORT_LABELS and kpi is not None:
         return f"{kpi.label}: {text[0].lower()}{text[1:]}" if text else kpi.label
@@ -72,21 +132,80 @@ def _rank(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}"
 
 
-def value_text(key: str, value: float | None) -> str:
-    """A headline number as it shows on every page ("–" when there is none)."""
+def shown_value(key: str, value: float | None) -> float | int | None:
+    """The number exactly as pages show it, still a number (for a spreadsheet cell).
+
+    Shares keep two decimals (a whole percentage), counts are whole, the rest keep the decimals
+    :func:`value_text` shows. A page and an export that both go through here cannot disagree.
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+        return None
     value = float(value)
     kind = _kind(key)
     if kind == "share":
-        return f"{value:.0%}"
+        return round(value, 2)
     if kind == "count":
-        return f"{int(round(value))}"
+        return int(round(value))
     if key in DECIMALS:
-        return f"{value:,.{DECIMALS[key]}f}"
+        return round(value, DECIMALS[key])
     if kind == "rank":
-        return _rank(value)
-    return f"{value:.2f}"
+        return value if value.is_integer() else round(value, 1)
+    return round(value, 2)
+
+
+def number_format(key: str) -> str:
+    """The spreadsheet number format that shows :func:`shown_value` as :func:`value_text` does."""
+    kind = _kind(key)
+    if kind == "share":
+        return "0%"
+    if kind == "count":
+        return "0"
+    if key in DECIMALS:
+        return "#,##0." + "0" * DECIMALS[key]
+    if kind == "rank":
+        return "General"  # 36 or 12.5, as the page shows it
+    return "0.00"
+
+
+def value_text(key: str, value: float | None) -> str:
+    """A headline number as it shows on every page ("–" when there is none)."""
+    shown = shown_value(key, value)
+    if shown is None:
+        return "–"
+    kind = _kind(key)
+    if kind == "share":
+        return f"{shown:.0%}"
+    if kind == "count":
+        return f"{shown}"
+    if key in DECIMALS:
+        return f"{shown:,.{DECIMALS[key]}f}"
+    if kind == "rank":
+        return _rank(shown)
+    return f"{shown:.2f}"
+
+
+def setting_value(key: str, value: Any) -> tuple[Any, str | None]:
+    """A scenario setting as pages and exports show it: ``(value, spreadsheet number format)``.
+
+    The supervisor voice is a share (0.3 shows as 30 %), yes/no settings are words, the rest
+    plain numbers. A page shows :func:`setting_text`; a spreadsheet stores the value with the
+    format, so both read the same.
+    """
+    if isinstance(value, bool):
+        return ("yes" if value else "no"), None
+    if key == "preferencer_weight" and isinstance(value, int | float):
+        return float(value), "0%"
+    return value, None
+
+
+def setting_text(key: str, value: Any) -> str:
+    """:func:`setting_value` as text on a page."""
+    v, fmt = setting_value(key, value)
+    if fmt == "0%":
+        return f"{v:.0%}"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
 
 
 def _rounded(key: str, delta: float) -> float:
@@ -128,7 +247,7 @@ def better(key: str, delta: float | None) -> bool | None:
     """Whether the change is an improvement (None for no change or unknown)."""
     if delta is None or is_no_change(key, delta):
         return None
-    kpi = KPI_BY_KEY.get(key)
+    kpi = _kpi(key)
     higher_is_better = kpi is not None and kpi.better == "higher"  # the total cost: lower is better
     return (delta > 0) == higher_is_better
 
@@ -144,7 +263,7 @@ def metric_delta(key: str, delta: float | None) -> dict[str, Any]:
         return {"delta": None}
     if text == NO_CHANGE:
         return {"delta": text, "delta_color": "off", "delta_arrow": "off"}
-    kpi = KPI_BY_KEY.get(key)
+    kpi = _kpi(key)
     higher_is_better = kpi is not None and kpi.better == "higher"
     return {"delta": text, "delta_color": "normal" if higher_is_better else "inverse"}
 

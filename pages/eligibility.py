@@ -10,7 +10,6 @@ import pandas as pd
 import state
 import streamlit as st
 
-from allocator.eligibility import Reason
 from allocator.snapshot import SnapshotError
 
 ctx = layout.require_run()
@@ -29,20 +28,11 @@ if use_scenario:
 problem = state.problem_for(source)
 problem_fp = state.fingerprint_of(source)
 st.caption(
-    "A worker may take a line when the line's rules allow it. The rules are checked in order, and the first "
-    "that applies decides: named as included, named as excluded, an excluded qualification, a required "
-    "qualification, then whether the line requires any qualification at all."
+    "A worker may take a line when the line's rules allow it. A pin or a forbid (the run's own or this "
+    "scenario's) decides first: a pinned worker takes only their line. Then the line's rules are checked in "
+    "order, and the first that applies decides: named as included, named as excluded, an excluded "
+    "qualification, a required qualification, then whether the line requires any qualification at all."
 )
-
-STEP_WORDS = {
-    Reason.INCLUDED_WORKER: "1. Named on the line's included workers",
-    Reason.EXCLUDED_WORKER: "2. Named on the line's excluded workers",
-    Reason.EXCLUDED_TAG: "3. Has a qualification the line excludes",
-    Reason.INCLUDED_TAG: "4. Has a qualification the line requires",
-    Reason.MISSING_INCLUDED_TAG: "5. Lacks every qualification the line requires",
-    Reason.DEFAULT: "5. The line is open to all",
-}
-
 
 codes = derived.verdict_codes(problem_fp, problem)  # built once per scenario, shared
 
@@ -88,36 +78,18 @@ wi = st.selectbox(
 if wi is not None:
     tags = problem.worker_tags[wi]
     st.caption("Qualifications: " + (layout.md(", ".join(tags)) if tags else "none"))
-    rows = []
-    for j in range(problem.n_lines):
-        v = problem.verdict(wi, j)
-        code = codes[wi, j]
-        may = v.eligible and code != "FORBIDDEN" and (problem.pin[wi] < 0 or problem.pin[wi] == j)
-        step = STEP_WORDS[v.reason]
-        why = v.explain().split(": ", 1)[1]
-        rows.append({
-            "Job line": problem.line_names[j],
-            "May take it": may,
-            "Rank given": problem.worker_rank[wi, j] if problem.worker_ranked[wi, j] else None,
-            "Decided by": step,
-            # The step's number and the rule in words, in one column wide enough to read.
-            "Why": f"{step.split('.', 1)[0]}. {why[:1].upper()}{why[1:]}",
-            "In this scenario": {"FORBIDDEN": "forbidden", "PINNED": "pinned here"}.get(code, ""),
-            "Reason code": v.code,
-        })
-    df = pd.DataFrame(rows).sort_values(["May take it", "Rank given"], ascending=[False, True], na_position="last")
-    in_scenario = bool(df["In this scenario"].astype(bool).any())
+    df = derived.worker_lines_table(problem, wi, codes, snap)
     st.dataframe(
         df, key="el_worker_table", hide_index=True, width="stretch", placeholder="–",
-        column_order=["Job line", "May take it", "Rank given", "Why"] + (["In this scenario"] if in_scenario else []),
+        column_order=["Job line", "May take it", "Rank given", "Why"],
         column_config={
             "Job line": st.column_config.TextColumn(width=350),
             "May take it": st.column_config.CheckboxColumn(width=90),
             "Rank given": st.column_config.NumberColumn(format="%.1f", width=80, help="Blank: the worker did not rank it."),
             "Why": st.column_config.TextColumn(
-                width=270 if in_scenario else 360,
-                help="The number of the rule that decided (the order is above), and what it found."),
-            "In this scenario": st.column_config.TextColumn(width=90),
+                width=360,
+                help="A pin or a forbid (of the run or of this scenario) decides first; otherwise the number "
+                     "of the line's rule that decided (the order is above), and what it found."),
         },
     )
     n_may = int(df["May take it"].sum())
@@ -155,9 +127,10 @@ if lj is not None:
     if rules.included_tags:
         parts.append("requires one of " + ", ".join(rules.included_tags))
     st.caption("The line's rules: " + ("; ".join(parts) if parts else "none, so it is open to all") + ".")
+    run_pins, run_forbids = derived.run_pairs(snap)
     pool_rows = [
         {"Worker": problem.worker_names[i], "Worker id": problem.worker_ids[i],
-         "Because": STEP_WORDS[Reason(int(problem.reason[i, lj]))],
+         "Because": derived.pair_verdict(problem, i, lj, codes[i, lj], run_pins, run_forbids)[1],
          "Rank they gave it": problem.worker_rank[i, lj] if problem.worker_ranked[i, lj] else None}
         for i in np.flatnonzero(allowed)
     ]

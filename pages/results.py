@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import charts
 import derived
 import exports
 import headline
@@ -12,6 +13,7 @@ import state
 import streamlit as st
 
 from allocator.compare import kpi_delta, kpi_value
+from allocator.metrics import NOT_RANKED
 from allocator.scenario import SETTING_LABELS
 from allocator.snapshot import SnapshotError
 
@@ -45,7 +47,8 @@ if res is None:
     layout.link("scenario", "Go to Scenario", icon=":material/tune:")
     st.stop()
 
-result = res["result"]
+# A result saved before the honest rank figures existed gets them from its rows and the run.
+result = headline.with_rank_metrics(res["result"], snap)
 status = result.get("status")
 st.caption(
     f"Scenario **{layout.md(res['name'])}**"
@@ -95,6 +98,7 @@ options["Nothing"] = None
 pick = st.selectbox("Changes shown against", list(options), key="res_baseline",
                     help="The small arrows under each number compare with this scenario.")
 baseline, baseline_side = options.get(pick) or (None, None)
+baseline = headline.with_rank_metrics(baseline, snap)
 
 
 def shown_delta(key: str) -> dict:
@@ -102,7 +106,10 @@ def shown_delta(key: str) -> dict:
     return headline.metric_delta(key, kpi_delta(result, baseline, key))
 
 
-HEADLINE = ("first_choice_share", "top3_choice_share", "mean_rank", "worst_rank", "vacancies", "blocking_pairs")
+# Mean and worst rank are over the workers on lines they ranked; those on lines they did not
+# rank have no rank and are counted beside them ("Not ranked").
+HEADLINE = ("first_choice_share", "top3_choice_share", "mean_rank_ranked", "worst_rank_ranked", "unranked_count",
+            "vacancies", "blocking_pairs")
 cols = st.columns(len(HEADLINE))
 for col, key in zip(cols, HEADLINE, strict=True):
     col.metric(headline.label(key, short=True), headline.value_text(key, kpi_value(result, key)),
@@ -126,12 +133,10 @@ left, right = st.columns([3, 2])
 with left:
     st.plotly_chart(derived.rank_figure(rkey, metrics.get("rank_distribution") or []),
                     key="res_rank_chart", width="stretch")
-    st.caption("How many workers got their first, second, … choice. Red: workers on a line they did not rank.")
+    st.caption("How many workers got their first, second, … choice. Red, \"not ranked\": workers on a line "
+               "they did not rank, who have no rank for it.")
 
 with right:
-    st.metric("Workers on a line they did not rank",
-              headline.value_text("workers_on_unranked_lines", kpi_value(result, "workers_on_unranked_lines")),
-              help=headline.help_text("workers_on_unranked_lines"), **shown_delta("workers_on_unranked_lines"))
     st.metric("Unevenness (Gini)",
               headline.value_text("worker_dissatisfaction_gini", kpi_value(result, "worker_dissatisfaction_gini")),
               help=headline.help_text("worker_dissatisfaction_gini"), **shown_delta("worker_dissatisfaction_gini"))
@@ -156,10 +161,23 @@ c2.metric("Lines with empty places", sum(1 for r in fill if r["vacancies"] > 0),
           help=f"{metrics.get('vacancies', 0)} empty places in all.")
 c3.metric("Places", metrics.get("places", 0), help=f"For {metrics.get('n_workers', 0)} workers.")
 line_names = {j.id: (j.name or j.id) for j in snap.job_lines}
-st.plotly_chart(derived.fill_figure(rkey, snap_fp, metrics.get("line_fill") or [], line_names),
-                key="res_fill_chart", width="stretch")
-st.caption("Workers placed on each line (bar) against its places (outline). ◆ marks a line that must be filled; "
-           "lines with the most empty places come first.")
+st.plotly_chart(derived.fill_figure(rkey, snap_fp, fill, line_names), key="res_fill_chart", width="stretch")
+st.caption(charts.fill_caption(fill))
+if len(fill) > charts.FILL_CHART_LINES:
+    # Past a dozen lines a bar per line is a wall: every line is in this table instead.
+    st.dataframe(
+        derived.fill_table(rkey, snap_fp, result, snap), key="res_fill_table", hide_index=True, width="stretch",
+        column_order=["Job line", "Workers placed", "Places", "Vacancies", "Must be filled"],
+        column_config={
+            "Job line": st.column_config.TextColumn(width=365),
+            "Workers placed": st.column_config.ProgressColumn(
+                format="%d", min_value=0, max_value=max((r["capacity"] for r in fill), default=1) or 1,
+                help="Workers placed on the line (the bar runs to the largest number of places of any line)."),
+            "Places": st.column_config.NumberColumn(format="%d"),
+            "Vacancies": st.column_config.NumberColumn("Empty places", format="%d"),
+            "Must be filled": st.column_config.CheckboxColumn(),
+        },
+    )
 
 # --------------------------------------------------------------------------- the allocation
 st.header("Who goes where")
@@ -167,7 +185,8 @@ table = derived.allocation_table(rkey, snap_fp, problem_fp, result, snap, proble
 f1, f2, f3 = st.columns([2, 2, 1])
 query = f1.text_input("Search a worker or a line", key="res_search", placeholder="name or id")
 chosen_lines = f2.multiselect("Only these lines", sorted(table["Job line"].unique()), key="res_lines")
-only_unranked = f3.checkbox("Only unranked lines", key="res_unranked")
+only_unranked = f3.checkbox("Only not ranked", key="res_unranked",
+                            help="Only workers on a line they did not rank.")
 shown = table
 if query.strip():
     q = query.strip().lower()
@@ -178,7 +197,7 @@ if query.strip():
 if chosen_lines:
     shown = shown[shown["Job line"].isin(chosen_lines)]
 if only_unranked:
-    shown = shown[shown["Choice"] == "unranked line"]
+    shown = shown[shown["Choice"] == NOT_RANKED]
 st.dataframe(
     shown, key="res_table", hide_index=True, width="stretch", placeholder="–",
     # Every column in view at once; the line's id and the cost are in the downloads.
@@ -188,8 +207,10 @@ st.dataframe(
         "Worker": st.column_config.TextColumn(width=140),
         "Job line": st.column_config.TextColumn(width=365),
         "Choice": st.column_config.TextColumn(width=90),
-        "Rank given": st.column_config.NumberColumn(format="%.1f", width=80,
-                                                    help="The rank the worker gave this line (1 = first)."),
+        "Rank given": st.column_config.NumberColumn(
+            format="%.1f", width=80,
+            help="The rank the worker gave this line (1 = first). Blank when they did not rank it: "
+                 "Choice then says \"not ranked\"."),
         "Pinned": st.column_config.CheckboxColumn(width=55, help="Pinned to this line in the scenario."),
         "Must be filled": st.column_config.CheckboxColumn(width=95),
     },
@@ -211,13 +232,13 @@ else:
             key="res_blocking", hide_index=True, width="stretch",
             column_config={
                 "Worker": st.column_config.TextColumn(width=130),
-                "Has": st.column_config.TextColumn(width=320, help="The line the worker got."),
-                "Rank given to it": st.column_config.NumberColumn(
-                    "Rank", format="%.1f", width=55, help="The rank the worker gave the line they got."),
+                "Has": st.column_config.TextColumn(width=300, help="The line the worker got."),
+                "Rank given to it": st.column_config.TextColumn(
+                    "Rank", width=75, help="The rank the worker gave the line they got (\"not ranked\" when they did not rank it)."),
                 "Would rather have": st.column_config.TextColumn(
-                    width=320, help="A line the worker ranked higher, which would also rather have them than a worker it got."),
-                "Rank given to that": st.column_config.NumberColumn(
-                    "Rank", format="%.1f", width=55, help="The rank the worker gave the line they would rather have."),
+                    width=300, help="A line the worker ranked higher, which would also rather have them than a worker it got."),
+                "Rank given to that": st.column_config.TextColumn(
+                    "Rank", width=75, help="The rank the worker gave the line they would rather have."),
             },
         )
 
@@ -230,7 +251,8 @@ e1, e2, e3, e4 = st.columns(4)
 # download does not rerun the page.
 e1.download_button("Allocation (CSV)", lambda: exports.to_csv(table), f"{safe}-allocation.csv", "text/csv",
                    key="res_dl_csv", on_click="ignore")
-e2.download_button("Allocation workbook (XLSX)", lambda: exports.workbook(result, snap, problem), f"{safe}.xlsx",
+e2.download_button("Allocation workbook (XLSX)", lambda: exports.workbook(result, snap, problem, run_name=ctx.summary.name or None,
+                                                                  scenario_name=res["name"]), f"{safe}.xlsx",
                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="res_dl_xlsx",
                    on_click="ignore", help="The allocation, the fill of each line and the settings, one sheet each.")
 if scenario_snap is not None:
@@ -252,6 +274,7 @@ with st.expander("A worker's one-page statement"):
 
 with st.expander("Settings of this scenario"):
     st.dataframe(
-        pd.DataFrame([{"Setting": SETTING_LABELS[k], "Value": str(v)} for k, v in res["settings"].items() if k in SETTING_LABELS]),
+        pd.DataFrame([{"Setting": SETTING_LABELS[k], "Value": headline.setting_text(k, v)}
+                      for k, v in res["settings"].items() if k in SETTING_LABELS]),
         key="res_settings", hide_index=True,
     )

@@ -9,9 +9,16 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from named_runs import L, W, assignment, pprefs, prefs, problem
+from named_runs import L, W, assignment, pprefs, prefs, problem, tiny_runs, valid_assignments
 
-from allocator.metrics import choice_numbers, compute_metrics, gini, rank_distribution, round_sig
+from allocator.metrics import (
+    choice_numbers,
+    compute_metrics,
+    gini,
+    rank_distribution,
+    rank_metrics_of_result,
+    round_sig,
+)
 
 
 def ties_and_unranked(power: float = 1.0):
@@ -162,3 +169,88 @@ def test_round_sig(x, expected):
 def test_round_sig_is_stable_under_summation_order():
     xs = [0.1] * 10
     assert round_sig(sum(xs)) == round_sig(math.fsum(xs)) == 1.0
+
+
+# -- honest ranks: over workers on lines they ranked, the unranked counted beside -----------------
+
+
+def _fractional_ranks(given: dict[str, float]) -> dict[str, float]:
+    """The spec's fractional ranks of one worker's own list, worked out independently."""
+    order = sorted(given.values())
+    return {j: (order.index(r) + 1 + len(order) - order[::-1].index(r)) / 2 for j, r in given.items()}
+
+
+def _honest_by_hand(snapshot, alloc: dict[str, str]):
+    """Mean and worst rank over workers on a line they ranked, and the unranked count, from rows."""
+    lists: dict[str, dict[str, float]] = {}
+    for row in snapshot.worker_preferences:
+        lists.setdefault(row.worker_id, {})[row.job_line_id] = row.rank
+    got = [
+        _fractional_ranks(lists[w])[j] for w, j in alloc.items() if j in lists.get(w, {})
+    ]
+    return got, sum(1 for w, j in alloc.items() if j not in lists.get(w, {}))
+
+
+def test_honest_ranks_leave_out_the_workers_on_unranked_lines():
+    p, a = ties_and_unranked()
+    alloc = {w: p.line_ids[int(a[s])] for s, w in enumerate(p.worker_ids)}
+    got, unranked = _honest_by_hand(p.snapshot, alloc)
+    m = compute_metrics(p, a)
+    assert m["mean_rank_ranked"] == pytest.approx(sum(got) / len(got))
+    assert m["worst_rank_ranked"] == max(got)
+    assert m["unranked_count"] == unranked == m["workers_on_unranked_lines"]
+
+
+def test_worst_rank_never_exceeds_the_longest_list_anyone_gave():
+    # Three workers rank two of six lines each; w3 is placed on a line they did not rank, whose
+    # shared rank (2 + 1 + 6) / 2 = 4.5 is no rank anyone gave.
+    p = problem(
+        W("w1", "w2", "w3"),
+        L(*[(f"j{k}", 1) for k in range(1, 7)]),
+        worker_preferences=prefs(w1={"j1": 1, "j2": 2}, w2={"j1": 1, "j2": 2}, w3={"j1": 1, "j2": 2}),
+    )
+    alloc = {"w1": "j1", "w2": "j2", "w3": "j5"}
+    m = compute_metrics(p, assignment(p, alloc))
+    got, unranked = _honest_by_hand(p.snapshot, alloc)
+    longest = max(sum(1 for r in p.snapshot.worker_preferences if r.worker_id == w) for w in alloc)
+    assert m["worst_rank_ranked"] == max(got) <= longest
+    assert m["mean_rank_ranked"] == pytest.approx(sum(got) / len(got))
+    assert m["unranked_count"] == unranked == 1
+    assert m["worst_rank"] > longest  # the model's rank of the unranked line, kept apart
+
+
+def test_honest_ranks_when_nobody_is_on_a_ranked_line():
+    p = problem(W("a", "b"), L(("j1", 3), ("j2", 2)))
+    m = compute_metrics(p, assignment(p, {"a": "j1", "b": "j2"}))
+    assert m["mean_rank_ranked"] is None and m["worst_rank_ranked"] is None
+    assert m["unranked_count"] == 2
+
+
+@given(tiny_runs(ranks=True))
+@settings(max_examples=40, deadline=None)
+def test_honest_ranks_match_the_preference_rows(p):
+    a = next(valid_assignments(p), None)
+    if a is None:
+        return
+    alloc = {w: p.line_ids[int(a[s])] for s, w in enumerate(p.worker_ids)}
+    got, unranked = _honest_by_hand(p.snapshot, alloc)
+    m = compute_metrics(p, a)
+    assert m["unranked_count"] == unranked
+    if got:
+        assert m["mean_rank_ranked"] == pytest.approx(sum(got) / len(got))
+        assert m["worst_rank_ranked"] == pytest.approx(max(got))
+    else:
+        assert m["mean_rank_ranked"] is None and m["worst_rank_ranked"] is None
+
+
+def test_rank_metrics_of_a_result_dict_agree_with_the_solve():
+    # A result saved before the three keys existed is filled in from its rows and the snapshot.
+    p, a = ties_and_unranked()
+    from allocator.result import Result
+    from allocator.solvers.base import Status
+
+    d = Result.build(p, Status.OPTIMAL, a, best_bound=None, solve_seconds=0.1).to_dict()
+    for key in ("mean_rank_ranked", "worst_rank_ranked", "unranked_count"):
+        d["metrics"].pop(key)
+    again = rank_metrics_of_result(d, p.snapshot)
+    assert again == {k: compute_metrics(p, a)[k] for k in again}

@@ -194,3 +194,44 @@ def test_explain_refuses_unknown_worker_and_results_without_allocation(small):
 def test_assignment_is_kept_as_indices(small):
     r = build(small, ALLOC_A)
     assert isinstance(r.assignment, np.ndarray) and r.assignment.dtype == np.int64
+
+
+# -- honest ranks in the JSON, the summary and the explanation --------------------------------
+
+
+def _ranked_by_rows(p: ProblemData, d: dict) -> tuple[list[float], int]:
+    """Ranks of the allocation rows whose pair the worker ranked, and how many rows are unranked."""
+    given = {(r.worker_id, r.job_line_id) for r in p.snapshot.worker_preferences}
+    rows = d["allocations"]
+    got = [a["worker_rank"] for a in rows if (a["worker_id"], a["job_line_id"]) in given]
+    return got, len(rows) - len(got)
+
+
+def test_result_json_carries_the_honest_rank_keys(small):
+    d = json.loads(build(small, ALLOC_B).to_json())
+    got, unranked = _ranked_by_rows(small, d)
+    assert unranked >= 1  # w03 is on j5, which they did not rank
+    m = d["metrics"]
+    assert m["mean_rank_ranked"] == pytest.approx(sum(got) / len(got))
+    assert m["worst_rank_ranked"] == max(got)
+    assert m["unranked_count"] == unranked
+    back = Result.from_dict(d)
+    assert back.metrics["unranked_count"] == unranked
+
+
+def test_summary_gives_ranks_over_ranked_lines_and_counts_the_rest(small):
+    r = build(small, ALLOC_B)
+    got, unranked = _ranked_by_rows(small, r.to_dict())
+    text = r.summary()
+    assert f"worst rank {max(got):.6g} over the workers on lines they ranked" in text
+    assert f"{unranked} worker on a line they did not rank (not ranked)" in text
+    # The shared rank of w03's unranked line (4) is in the model's worst rank, never in the text.
+    assert r.metrics["worst_rank"] > max(got)
+    assert f"worst rank {r.metrics['worst_rank']:.6g}" not in text
+
+
+def test_explanation_of_an_unranked_line_gives_no_rank(small):
+    e = build(small, ALLOC_B).explain("w03")
+    head = str(e).splitlines()[0]
+    assert head.endswith("a line they did not rank (not ranked).")
+    assert "rank" not in head.replace("did not rank", "").replace("not ranked", "")

@@ -24,7 +24,8 @@ def test_rank_distribution_bars_follow_the_metrics(results):
     buckets = a["metrics"]["rank_distribution"]
     fig = charts.rank_distribution_figure(buckets)
     (bar,) = fig.data
-    assert list(bar.x) == [b["label"] for b in buckets]
+    assert list(bar.x) == [b["label"] for b in buckets[:-1]] + ["not ranked"]
+    assert buckets[-1]["choice"] == "unranked"
     assert list(bar.y) == [b["workers"] for b in buckets]
     assert sum(bar.y) == 50
     assert fig.layout.xaxis.title.text == "Choice the worker got"
@@ -41,6 +42,7 @@ def test_overlay_has_one_trace_per_scenario(results):
     assert [t.name for t in fig.data] == ["A", "B"]
     assert fig.layout.barmode == "group"
     assert list(fig.data[0].x) == list(fig.data[1].x)
+    assert list(fig.data[0].x)[-1] == "not ranked"
     assert [t.marker.color for t in fig.data] == [charts.SCENARIO_COLOURS[0], charts.SCENARIO_COLOURS[1]]
 
 
@@ -185,3 +187,63 @@ def test_moves_chart_groups_by_site_when_lines_carry_sites():
     many = charts.moves_chart(mv, sites={k: k for k in sites})
     assert many["kind"] == "table" and "20 lines at 20 sites are involved" in many["note"]
     assert "The table lists all 50 moves." in many["note"]
+
+
+def test_rank_chart_gives_workers_on_unranked_lines_their_own_bar_last():
+    buckets = [
+        {"choice": "unranked", "label": "unranked line", "workers": 3},
+        {"choice": 1, "label": "1st choice", "workers": 5},
+        {"choice": 2, "label": "2nd choice", "workers": 0},
+    ]
+    (bar,) = charts.rank_distribution_figure(buckets).data
+    assert list(bar.x) == ["1st choice", "2nd choice", "not ranked"]
+    assert list(bar.y) == [5, 0, 3]
+    assert list(bar.marker.color)[-1] == charts.VERMILLION
+
+
+def _fill(n: int) -> list[dict]:
+    # Line k has k % 4 empty places of 3; every fifth line must be filled (and j005 is left empty).
+    rows = []
+    for k in range(1, n + 1):
+        filled = 0 if k == 5 else 3 - k % 4
+        rows.append({"job_line_id": f"j{k:03}", "filled": filled, "capacity": 3,
+                     "vacancies": 3 - filled, "mandatory": k % 5 == 0})
+    return rows
+
+
+def test_coverage_chart_of_a_few_lines_draws_them_all_and_says_so():
+    fill = _fill(8)
+    fig = charts.fill_figure(fill)
+    assert len(fig.data[0].y) == 8
+    assert "All 8 lines" in charts.fill_caption(fill)
+    assert "not drawn" not in charts.fill_caption(fill)
+
+
+def test_truncated_coverage_chart_says_what_it_leaves_out():
+    fill = _fill(300)
+    fig = charts.fill_figure(fill)
+    drawn = {lab.replace("  ◆", "") for lab in fig.data[0].y}
+    assert len(drawn) == charts.FILL_CHART_LINES
+    # The lines left out, counted here from the rows themselves.
+    rest = [r for r in fill if r["job_line_id"] not in drawn]
+    empty = sum(r["capacity"] - r["filled"] for r in rest)
+    full = sum(1 for r in rest if r["filled"] == r["capacity"])
+    caption = charts.fill_caption(fill)
+    assert f"Showing the {len(drawn)} of 300 lines" in caption
+    assert f"the other {len(rest)} are not drawn" in caption
+    assert f"{empty} empty places between them ({full} of them full)" in caption
+    assert "table below" in caption
+    assert f"{len(drawn)} of 300" in fig.layout.title.text
+    # The must-be-filled line left empty needs attention most: it is drawn, first from the top.
+    assert "j005" in drawn and fig.data[0].y[-1] == "j005  ◆"
+    # Nothing left out has more empty places than a line drawn.
+    most_left = max(r["capacity"] - r["filled"] for r in rest)
+    assert all(r["capacity"] - r["filled"] >= most_left for r in fill if r["job_line_id"] in drawn)
+
+
+def test_coverage_caption_when_every_line_left_out_is_full():
+    fill = [{"job_line_id": f"j{k:02}", "filled": 1 if k < 3 else 2, "capacity": 2,
+             "vacancies": 1 if k < 3 else 0, "mandatory": False} for k in range(20)]
+    caption = charts.fill_caption(fill)
+    assert "Showing the 12 of 20 lines" in caption
+    assert "the other 8 are not drawn: they are all full" in caption

@@ -154,3 +154,25 @@ def test_compare_marks_the_cost_of_another_voice_not_comparable(demo_run):
     gini = kpis.loc["Unevenness (Gini)"]
     assert GINI.fullmatch(gini["Voice 0"]) and GINI.fullmatch(gini["Voice 90"])
     assert re.fullmatch(r"([+-]\d\.\d\d ▲ better|[+-]\d\.\d\d ▼ worse|no change)", gini["Voice 90: change"])
+
+
+def test_settings_read_the_same_on_the_page_and_in_the_workbook():
+    assert headline.setting_text("preferencer_weight", 0.3) == "30%"
+    assert headline.setting_value("preferencer_weight", 0.3) == (0.3, "0%")
+    assert headline.setting_text("stability", False) == "no"
+    assert headline.setting_text("preference_power", 1.0) == "1"
+    assert headline.setting_text("rng_seed", 1234) == "1234"
+
+
+def test_the_honest_rank_figures_have_their_own_words():
+    assert headline.label("mean_rank_ranked") == "Mean rank"
+    assert headline.label("unranked_count") == "Not ranked"
+    assert "did not rank" in headline.help_text("worst_rank_ranked")
+    assert headline.value_text("worst_rank_ranked", 12.0) == "12"
+    assert headline.value_text("mean_rank_ranked", 3.762773723) == "3.76"
+    assert headline.metric_delta("unranked_count", 2.0)["delta_color"] == "inverse"  # more is worse
+    # Every figure the page gives is the rounded number the workbook stores.
+    for key, v in (("mean_rank_ranked", 3.762773723), ("worker_dissatisfaction_gini", 0.4617),
+                   ("first_choice_share", 0.2286), ("worst_rank_ranked", 12.5), ("unranked_count", 3)):
+        stored = headline.shown_value(key, v)
+        assert headline.value_text(key, stored) == headline.value_text(key, v)

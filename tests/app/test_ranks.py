@@ -1,0 +1,185 @@
+"""Honest ranks and honest eligibility on the pages: no rank a worker did not give, no tick that
+contradicts its reason."""
+
+from __future__ import annotations
+
+import derived
+import pandas as pd
+
+from allocator.demo import demo_snapshot
+from allocator.problem import ProblemData
+from allocator.scenario import apply
+from allocator.snapshot import RunSnapshot
+from tests.app.conftest import open_app, solve_now
+from tests.app.test_flow import metric, table
+from tests.named_runs import L, W, prefs, snap
+
+
+def _fractional_max(snapshot: RunSnapshot) -> float:
+    """The largest fractional rank any worker gave (a tie group a..b gets (a + b) / 2)."""
+    lists: dict[str, list[float]] = {}
+    for p in snapshot.worker_preferences:
+        lists.setdefault(p.worker_id, []).append(p.rank)
+    best = 0.0
+    for ranks in lists.values():
+        order = sorted(ranks)
+        last = order[-1]
+        a, b = order.index(last) + 1, len(order)
+        best = max(best, (a + b) / 2)
+    return best
+
+
+def test_results_show_not_ranked_and_no_rank_nobody_gave(demo_run):
+    run = RunSnapshot.parse(demo_snapshot())
+    at = open_app(demo_run, "scenario")
+    res = solve_now(at)["result"]
+    at.switch_page("../pages/results.py").run()
+    assert not at.exception, at.exception
+
+    given = {(p.worker_id, p.job_line_id) for p in run.worker_preferences}
+    off = {a["worker_id"] for a in res["allocations"] if (a["worker_id"], a["job_line_id"]) not in given}
+    assert off, "the demo solve puts some workers on lines they did not rank"
+    ranked = [a["worker_rank"] for a in res["allocations"] if a["worker_id"] not in off]
+    top = _fractional_max(run)
+
+    rows = table(at, "Worker id", "Job line", "Choice")
+    on_unranked = rows[rows["Worker id"].isin(off)]
+    assert len(on_unranked) == len(off)
+    assert set(on_unranked["Choice"]) == {"not ranked"}
+    assert on_unranked["Rank given"].isna().all()
+    assert rows["Rank given"].max() <= top  # no number larger than any rank a worker gave
+
+    assert int(metric(at, "Not ranked").value) == len(off)
+    assert float(metric(at, "Worst rank").value) == max(ranked) <= top
+    assert float(metric(at, "Mean rank").value) == round(sum(ranked) / len(ranked), 2)
+    # The chart's last bar is the workers on lines they did not rank, by that name.
+    (rank_chart, *_) = at.get("plotly_chart")
+    import json
+
+    bar = json.loads(rank_chart.proto.spec)["data"][0]
+    assert bar["x"][-1] == "not ranked" and bar["y"][-1] == len(off)
+
+    # Only those workers, when asked for.
+    at.checkbox(key="res_unranked").check().run()
+    assert set(table(at, "Worker id", "Job line", "Choice")["Worker id"]) == off
+
+
+def test_coverage_past_a_dozen_lines_says_what_the_chart_leaves_out(demo_run):
+    at = open_app(demo_run, "scenario")
+    res = solve_now(at)["result"]
+    at.switch_page("../pages/results.py").run()
+    n = len(res["metrics"]["line_fill"])
+    assert n > 12
+    captions = [c.value for c in at.caption]
+    assert any(f"Showing the 12 of {n} lines" in c and f"the other {n - 12} are not drawn" in c for c in captions)
+    fill = table(at, "Job line", "Workers placed", "Places")
+    assert len(fill) == n  # every line, in the table
+
+
+# --------------------------------------------------------------------------- Eligibility
+
+
+def _pinned_and_forbidden():
+    """w1 is pinned by the run to j1; w2 is forbidden j2 by the run; j3 is open to all."""
+    return snap(
+        W("w1", "w2", "w3"), L(("j1", 1), ("j2", 2), ("j3", 2)),
+        worker_preferences=prefs(w1={"j2": 1}, w2={"j2": 1, "j3": 2}),
+        pins=[{"worker_id": "w1", "job_line_id": "j1"}],
+        forbids=[{"worker_id": "w2", "job_line_id": "j2"}],
+    )
+
+
+def _row(df: pd.DataFrame, line: str) -> pd.Series:
+    return df[df["Job line"] == line].iloc[0]
+
+
+def test_a_pin_and_a_forbid_decide_before_the_lines_rules():
+    run = _pinned_and_forbidden()
+    p = ProblemData.from_snapshot(run)
+    codes = derived.pair_codes(p)
+    w1 = derived.worker_lines_table(p, p.worker_index["w1"], codes, run)
+    assert _row(w1, "j1")["May take it"] and _row(w1, "j1")["Why"] == "Pinned to this line by the run."
+    for other in ("j2", "j3"):  # open to all, but w1 is pinned elsewhere
+        r = _row(w1, other)
+        assert not r["May take it"] and r["Why"].startswith("Pinned to j1 by the run")
+        assert "everyone may take it" not in r["Why"]
+    w2 = derived.worker_lines_table(p, p.worker_index["w2"], codes, run)
+    r = _row(w2, "j2")
+    assert not r["May take it"] and r["Why"].startswith("Forbidden for this worker by the run")
+    assert _row(w2, "j3")["May take it"] and "everyone may take it" in _row(w2, "j3")["Why"]
+    # Every tick agrees with the words, for every pair.
+    for i in range(p.n_workers):
+        df = derived.worker_lines_table(p, i, codes, run)
+        allowed = {p.line_names[j]: bool(p.allowed[i, j]) for j in range(p.n_lines)}
+        assert dict(zip(df["Job line"], df["May take it"], strict=True)) == allowed
+
+
+def test_a_scenarios_own_pin_and_forbid_are_named_as_the_scenarios():
+    run = _pinned_and_forbidden()
+    scen = apply(run, overrides={"pins": [{"worker_id": "w3", "job_line_id": "j3"}],
+                                 "forbids": [{"worker_id": "w2", "job_line_id": "j3"}]})
+    p = ProblemData.from_snapshot(scen)
+    codes = derived.pair_codes(p)
+    w3 = derived.worker_lines_table(p, p.worker_index["w3"], codes, run)
+    assert _row(w3, "j3")["Why"] == "Pinned to this line by this scenario."
+    assert not _row(w3, "j2")["May take it"]
+    w2 = derived.worker_lines_table(p, p.worker_index["w2"], codes, run)
+    assert _row(w2, "j3")["Why"].startswith("Forbidden for this worker by this scenario")
+    assert _row(w2, "j2")["Why"].startswith("Forbidden for this worker by the run")
+
+
+def test_eligibility_page_says_the_runs_pin_and_forbid(demo_run):
+    run = RunSnapshot.parse(demo_snapshot())
+    (pin,) = run.pins
+    forbid = run.forbids[0]
+    names = {j.id: j.name or j.id for j in run.job_lines}
+    at = open_app(demo_run, "eligibility")
+    workers = at.selectbox(key="el_worker")
+    pinned_i = [w.id for w in run.workers].index(pin.worker_id)
+    workers.select(pinned_i).run()
+    assert not at.exception, at.exception
+    rows = table(at, "May take it", "Why")
+    here = _row(rows, names[pin.job_line_id])
+    assert here["May take it"] and here["Why"] == "Pinned to this line by the run."
+    elsewhere = rows[rows["Job line"] != names[pin.job_line_id]]
+    assert not elsewhere["May take it"].any()
+    assert elsewhere["Why"].str.startswith(f"Pinned to {names[pin.job_line_id]} by the run").all()
+
+    at.selectbox(key="el_worker").select([w.id for w in run.workers].index(forbid.worker_id)).run()
+    rows = table(at, "May take it", "Why")
+    r = _row(rows, names[forbid.job_line_id])
+    assert not r["May take it"] and r["Why"].startswith("Forbidden for this worker by the run")
+    # No tick contradicts its reason anywhere in the table.
+    assert not rows[rows["May take it"]]["Why"].str.contains("Forbidden|lacks|excludes|excluded").any()
+    assert not rows[~rows["May take it"]]["Why"].str.contains("everyone may take it").any()
+
+
+# --------------------------------------------------------------------------- last solved
+
+
+def test_last_solved_counts_this_sessions_solve(demo_run, db_store):
+    (summary,) = [r for r in db_store.list_runs() if r.id == demo_run]
+    assert summary.last_solved_at is None  # nothing saved, nothing solved by the service
+    at = open_app(demo_run, "scenario")
+    assert derived.last_solved_text(summary.last_solved_at, demo_run, at.session_state) == "never"
+    solve_now(at)
+    (summary,) = [r for r in db_store.list_runs() if r.id == demo_run]
+    when = derived.last_solved_at(summary.last_solved_at, demo_run, at.session_state)
+    assert when is not None and summary.last_solved_at is None
+    assert derived.last_solved_text(summary.last_solved_at, demo_run, at.session_state) != "never"
+    # Another run's row does not borrow this session's solve.
+    assert derived.last_solved_text(None, "another-run", at.session_state) == "never"
+
+
+def test_a_blocking_pair_from_a_line_they_did_not_rank_says_not_ranked():
+    from allocator.result import Result
+    from allocator.solvers.base import Status
+
+    # w1 ranked only j1, which has a free place, yet sits on j2: a blocking pair.
+    run = snap(W("w1"), L(("j1", 1), ("j2", 1)), worker_preferences=prefs(w1={"j1": 1}))
+    p = ProblemData.from_snapshot(run)
+    a = [p.line_index["j2"]]
+    result = Result.build(p, Status.FEASIBLE, a, best_bound=None, solve_seconds=0.0).to_dict()
+    df = derived.blocking_table("t-" + derived.result_key(result), "fp", result, p)
+    (row,) = df.to_dict("records")
+    assert row["Rank given to it"] == "not ranked" and row["Rank given to that"] == "1"
