@@ -97,16 +97,20 @@ class ServiceError(Exception):
 # --------------------------------------------------------------------------- the store
 
 
-def open_store(settings: Settings | None = None) -> RunStore:
+def open_store(settings: Settings | None = None, *, load_demo: bool = False) -> RunStore:
     """Open the store the configuration names.
 
     ``ALLOCATOR_DATABASE_URL`` gives the ``postgres`` store on that database;
     ``SUPABASE_URL`` with ``SUPABASE_KEY`` the ``supabase`` store; with neither, the
     embedded PostgreSQL is started (and migrated) in ``ALLOCATOR_DATA_DIR``.
+
+    ``load_demo=True`` is for the dashboard alone: on an embedded database without runs it
+    imports the demo run first. The command line and the API never do, so that a planner's
+    first import leaves one pending run, theirs.
     """
     from allocator.store import open_store as _open_store
 
-    return _open_store(settings)
+    return _open_store(settings, load_demo=load_demo)
 
 
 def list_runs(store: RunStore) -> list[RunSummary]:
@@ -460,8 +464,6 @@ def read_snapshot_file(path: str | Path) -> RunSnapshot:
     if suffix in (".xlsx", ".xlsm"):
         from allocator.workbook import WorkbookError, xlsx_to_snapshot_dict
 
-        if not p.is_file():
-            raise SnapshotError([f"File not found: {p}"])
         try:
             data = xlsx_to_snapshot_dict(p)
         except WorkbookError as exc:

@@ -15,6 +15,7 @@ This module is for snapshots only; result exports (CSV/XLSX of allocations) live
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Callable
@@ -529,8 +530,14 @@ def xlsx_to_snapshot_dict(path_or_buffer: PathOrBuffer, *, validate: bool = True
 
 def _read_cells(path_or_buffer: PathOrBuffer) -> dict[str, list[tuple[int, list[Any]]]]:
     """Every sheet's non-blank rows as (Excel row number, values); formulas resolved."""
-    if isinstance(path_or_buffer, str | Path) and not Path(path_or_buffer).is_file():
-        raise WorkbookError([f"File not found: {path_or_buffer}"])
+    if isinstance(path_or_buffer, str | Path):
+        # The same refusals as a JSON snapshot: not a regular file, or over the size limit.
+        from allocator.inputfile import read_input_file
+
+        try:
+            path_or_buffer = io.BytesIO(read_input_file(path_or_buffer))
+        except SnapshotError as exc:
+            raise WorkbookError(list(exc.messages)) from None
     formulas: dict[str, set[tuple[int, int]]] = {}
     sheets = _load(path_or_buffer, data_only=False, formulas=formulas)
     if any(formulas.values()):
