@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -184,14 +185,27 @@ def parse_json(text: str | bytes) -> Any:
         raise SnapshotError(
             [f"The file nests lists and objects far deeper than a run snapshot does (at most {MAX_JSON_DEPTH} levels)."]
         ) from None
-    except ValueError as exc:  # an integer of thousands of digits
-        raise SnapshotError([f"The file holds a number that cannot be read: {exc}"]) from None
+    except ValueError:  # an integer of thousands of digits (Python refuses to convert it)
+        raise SnapshotError([_long_number(text)]) from None
     problems = _structure_problems(data)
     if len(problems) > _MAX_MESSAGES:
         problems = [*problems[:_MAX_MESSAGES], f"... and {len(problems) - _MAX_MESSAGES} more problems like these."]
     if problems:
         raise SnapshotError(problems)
     return data
+
+
+def _long_number(text: str) -> str:
+    m = re.search(r"\d{1000,}", text)
+    at = ""
+    if m:
+        line = text.count("\n", 0, m.start()) + 1
+        column = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+        at = f" at line {line}, column {column}"
+    return (
+        f"The file holds a number of thousands of digits{at}; no count, rank or weighting of a "
+        "run comes near that (places are at most 1,000,000, ranks and weightings at most 10^9)."
+    )
 
 
 def _where(path: tuple[Any, ...], root: Any) -> str:

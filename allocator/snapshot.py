@@ -13,6 +13,7 @@ import hashlib
 import json
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -192,26 +193,8 @@ class RunSnapshot(_Model):
     @classmethod
     def parse(cls, data: Any) -> RunSnapshot:
         """Validate ``data`` (a dict as read from JSON) or raise :class:`SnapshotError`."""
-        if not isinstance(data, dict):
-            raise SnapshotError(["The snapshot must be a JSON object with 'format', 'workers' and 'job_lines'."])
-        fmt = data.get("format")
-        if fmt != FORMAT:
-            raise SnapshotError(
-                [f"format: expected {FORMAT!r}, found {fmt!r}. This file is not a run snapshot "
-                 "of a version this program reads."]
-            )
-        try:
-            snap = cls.model_validate(data)
-        except ValidationError as exc:
-            problems = _pydantic_messages(exc, data)
-            # The second stage (dangling and repeated ids) still runs on the entries that are
-            # valid, so that one attempt shows the planner everything to fix.
-            salvaged = _salvage(data)
-            if salvaged is not None:
-                problems += _check_references(*salvaged, check_pins=False)
-            raise SnapshotError(problems) from None
-        problems = _check_references(snap)
-        if problems:
+        snap, problems = _validate(data)
+        if problems or snap is None:
             raise SnapshotError(problems)
         return snap
 
@@ -293,6 +276,50 @@ def load_snapshot(path: str | Path) -> RunSnapshot:
     from allocator.inputfile import read_input_file
 
     return RunSnapshot.from_json(read_input_file(Path(path)))
+
+
+def input_problems(
+    data: Any, *, also_worker_ids: Iterable[str] = (), also_line_ids: Iterable[str] = ()
+) -> list[str]:
+    """Every problem of ``data``, both stages: each entry's fields, then ids and references.
+
+    For a reader that dropped entries it could not read (a workbook's rows with a bad cell):
+    ``also_worker_ids`` and ``also_line_ids`` are the ids those entries gave, which count as
+    existing so that references to them are not reported as dangling; pins are then not
+    checked against eligibility (the rules read may be incomplete).
+    """
+    also_w, also_l = list(also_worker_ids), list(also_line_ids)
+    return _validate(data, also_w, also_l, partial=bool(also_w or also_l))[1]
+
+
+def _validate(
+    data: Any, also_workers: list[str] | None = None, also_lines: list[str] | None = None, *, partial: bool = False
+) -> tuple[RunSnapshot | None, list[str]]:
+    if not isinstance(data, dict):
+        return None, ["The snapshot must be a JSON object with 'format', 'workers' and 'job_lines'."]
+    fmt = data.get("format")
+    if fmt != FORMAT:
+        return None, [
+            f"format: expected {FORMAT!r}, found {fmt!r}. This file is not a run snapshot "
+            "of a version this program reads."
+        ]
+    also_workers, also_lines = also_workers or [], also_lines or []
+    try:
+        snap = RunSnapshot.model_validate(data)
+    except ValidationError as exc:
+        problems = _pydantic_messages(exc, data)
+        # The second stage (dangling and repeated ids) still runs on the entries that are
+        # valid, so that one attempt shows the planner everything to fix.
+        salvaged = _salvage(data)
+        if salvaged is not None:
+            partial_snap, workers, lines = salvaged
+            problems += _check_references(partial_snap, workers + also_workers, lines + also_lines, check_pins=False)
+        return None, problems
+    if partial:
+        workers = [w.id for w in snap.workers] + also_workers
+        lines = [j.id for j in snap.job_lines] + also_lines
+        return None, _check_references(snap, workers, lines, check_pins=False)
+    return snap, _check_references(snap)
 
 
 def _sha256(obj: Any) -> str:

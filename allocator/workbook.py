@@ -29,7 +29,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
-from allocator.snapshot import FORMAT, RunSnapshot, Settings, SnapshotError
+from allocator.snapshot import FORMAT, RunSnapshot, Settings, SnapshotError, input_problems
 
 __all__ = ["WorkbookError", "snapshot_to_xlsx", "xlsx_to_snapshot_dict", "write_template"]
 
@@ -508,15 +508,25 @@ def xlsx_to_snapshot_dict(path_or_buffer: PathOrBuffer, *, validate: bool = True
         if run:
             snapshot["run"] = run
         snapshot["settings"] = settings
+    dropped: dict[str, list[str]] = {"workers": [], "job_lines": []}
     for sheet in _SHEETS:
         if sheet.name in found:
             actual = found[sheet.name]
-            entries, rows = _read_list(sheet, actual, sheets[actual], problems)
+            entries, rows = _read_list(sheet, actual, sheets[actual], problems, dropped.get(sheet.name))
         else:
             entries, rows = [], []
         snapshot[sheet.name] = entries
         rows_of[sheet.name] = rows
     if problems:
+        if validate and "workers" in found and "job_lines" in found:
+            # The second stage still runs on the rows that were read, so that one attempt
+            # shows everything to fix; the ids of rows left out count as given.
+            later = input_problems(
+                snapshot, also_worker_ids=dropped["workers"], also_line_ids=dropped["job_lines"]
+            )
+            problems += [
+                _locate(m, rows_of, run_rows, found) for m in later if not _REPEATED_ID.match(m)
+            ]
         raise WorkbookError(_capped(problems))
     if validate:
         try:
@@ -660,8 +670,14 @@ _DUPLICATE_ADVICE = {
 
 
 def _read_list(
-    sheet: _Sheet, actual: str, rows: list[tuple[int, list[Any]]], problems: list[str]
+    sheet: _Sheet,
+    actual: str,
+    rows: list[tuple[int, list[Any]]],
+    problems: list[str],
+    dropped: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[int]]:
+    """The sheet's entries and their Excel rows; rows with a bad cell are left out, and
+    their ids (when readable) added to ``dropped``."""
     if not rows:  # an empty sheet, not even column names: an empty list
         return [], []
     parsed = _header(actual, rows, problems)
@@ -696,6 +712,8 @@ def _read_list(
             where = f"Sheet '{actual}', row {r}"
             entry[col.name] = _PARSERS[col.kind](raw, where, col.name, problems)
         if len(problems) > before:
+            if dropped is not None and isinstance(entry.get("id"), str):
+                dropped.append(entry["id"])
             continue
         if sheet.unique is not None:
             key = entry[sheet.unique]
@@ -936,6 +954,8 @@ _PARSERS: dict[str, Callable[[Any, str, str, list[str]], Any]] = {
 
 # -- messages --------------------------------------------------------------------------------
 
+# Repeated ids: the sheets' own check already names both rows.
+_REPEATED_ID = re.compile(r"^(workers|job_lines): the id .* is used by more than one", re.S)
 _ENTRY = re.compile(r"^(?P<section>[a-z_]+)\[(?P<index>\d+)\](?P<rest>.*)$", re.S)
 _SECTION = re.compile(r"^(?P<section>[a-z_]+)(?P<rest>[:.].*)$", re.S)
 
