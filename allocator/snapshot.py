@@ -480,12 +480,15 @@ _SECTION_MODELS = {
 def _salvage(data: dict) -> tuple[RunSnapshot, list[str], list[str]] | None:
     """The snapshot's valid entries, and every worker and job line id the file gives.
 
-    None when the second stage cannot run: without lists of workers and job lines, every
-    reference would look dangling. Ids of entries with field errors still count as given
+    None when the second stage cannot run: without lists of workers and job lines, or with
+    an entry there that has no id, a reference may mean what could not be read. Ids of entries with field errors still count as given
     (their entry's own message says what is wrong), so nothing is reported twice.
     """
     if not isinstance(data.get("workers"), list) or not isinstance(data.get("job_lines"), list):
         return None
+    for section in ("workers", "job_lines"):
+        if not all(isinstance(e, dict) and isinstance(e.get("id"), str) for e in data[section]):
+            return None  # an entry without an id: a reference may have meant it
     kept: dict[str, list] = {}
     for section, model in _SECTION_MODELS.items():
         entries = data.get(section)

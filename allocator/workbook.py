@@ -508,7 +508,7 @@ def xlsx_to_snapshot_dict(path_or_buffer: PathOrBuffer, *, validate: bool = True
         if run:
             snapshot["run"] = run
         snapshot["settings"] = settings
-    dropped: dict[str, list[str]] = {"workers": [], "job_lines": []}
+    dropped: dict[str, list[str | None]] = {"workers": [], "job_lines": []}
     for sheet in _SHEETS:
         if sheet.name in found:
             actual = found[sheet.name]
@@ -518,11 +518,14 @@ def xlsx_to_snapshot_dict(path_or_buffer: PathOrBuffer, *, validate: bool = True
         snapshot[sheet.name] = entries
         rows_of[sheet.name] = rows
     if problems:
-        if validate and "workers" in found and "job_lines" in found:
+        ids_known = None not in dropped["workers"] + dropped["job_lines"]
+        if validate and ids_known and "workers" in found and "job_lines" in found:
             # The second stage still runs on the rows that were read, so that one attempt
             # shows everything to fix; the ids of rows left out count as given.
             later = input_problems(
-                snapshot, also_worker_ids=dropped["workers"], also_line_ids=dropped["job_lines"]
+                snapshot,
+                also_worker_ids=[i for i in dropped["workers"] if i],
+                also_line_ids=[i for i in dropped["job_lines"] if i],
             )
             problems += [
                 _locate(m, rows_of, run_rows, found) for m in later if not _REPEATED_ID.match(m)
@@ -674,7 +677,7 @@ def _read_list(
     actual: str,
     rows: list[tuple[int, list[Any]]],
     problems: list[str],
-    dropped: list[str] | None = None,
+    dropped: list[str | None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """The sheet's entries and their Excel rows; rows with a bad cell are left out, and
     their ids (when readable) added to ``dropped``."""
@@ -712,8 +715,9 @@ def _read_list(
             where = f"Sheet '{actual}', row {r}"
             entry[col.name] = _PARSERS[col.kind](raw, where, col.name, problems)
         if len(problems) > before:
-            if dropped is not None and isinstance(entry.get("id"), str):
-                dropped.append(entry["id"])
+            if dropped is not None:
+                # None: a row without a readable id, which a reference may have meant.
+                dropped.append(entry["id"] if isinstance(entry.get("id"), str) else None)
             continue
         if sheet.unique is not None:
             key = entry[sheet.unique]
