@@ -55,7 +55,7 @@ def max_input_bytes() -> int:
     try:
         mb = get_settings().max_input_mb
     except ValidationError as exc:
-        bad = [e for e in exc.errors(include_url=False) if "max_input_mb" in map(str, e["loc"])]
+        bad = [e for e in exc.errors(include_url=False) if "max_input_mb" in str(e["loc"]).lower()]
         if bad:
             raise SnapshotError(
                 [f"ALLOCATOR_MAX_INPUT_MB: {bad[0]['msg']} (it is the largest input file, in MB)"]
