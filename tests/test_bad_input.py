@@ -21,6 +21,8 @@ from named_runs import DATA
 from typer.testing import CliRunner
 
 from allocator.cli import EXIT_INVALID, app, main
+from allocator.snapshot import RunSnapshot
+from allocator.store.postgres import PostgresStore
 from allocator.workbook import snapshot_to_xlsx
 
 BAD = DATA / "bad"
@@ -264,3 +266,61 @@ def test_a_bad_size_limit_setting_is_named(tmp_path, monkeypatch):
     res = CliRunner().invoke(app, ["solve", str(DATA / "valid" / "small_network.json")])
 
     _assert_refused(res.exit_code, res.stderr, ["ALLOCATOR_MAX_INPUT_MB"])
+
+
+# --------------------------------------------------------------------------- at the limits
+
+
+def _at_the_limits() -> dict:
+    """Every value at its limit: the limits are the bounds of valid input, not beyond them."""
+    w, j = "w" * 199 + "1", "j" * 199 + "1"
+    return {
+        "format": "allocator-run/1",
+        "run": {"id": "r" * 200, "name": "N\t" * 249 + "\r\n"},
+        "workers": [{"id": w, "name": "é" * 500, "qualification_ids": ["q" * 200]}, {"id": "w2"}],
+        "job_lines": [
+            {"id": j, "name": "Line\none", "max_n_workers": 1_000_000, "preferencer_ids": ["p" * 200]},
+            {"id": "j2", "max_n_workers": 1},
+        ],
+        "worker_preferences": [
+            {"worker_id": w, "job_line_id": j, "rank": 1e9},
+            {"worker_id": "w2", "job_line_id": j, "rank": 1},
+        ],
+        "preferencer_preferences": [{"preferencer_id": "p" * 200, "worker_id": w, "rank": 1_000_000_000}],
+        "weightings": [
+            {"worker_id": w, "job_line_id": j, "value": 1e9},
+            {"worker_id": w, "job_line_id": j, "value": 1e9},
+            {"worker_id": "w2", "job_line_id": None, "value": -1e9},
+        ],
+    }
+
+
+@pytest.mark.parametrize("power", [1.0, 8.0])
+def test_a_run_at_every_limit_is_solved(tmp_path, power):
+    path = tmp_path / "limits.json"
+    path.write_text(json.dumps({**_at_the_limits(), "settings": {"preference_power": power}}), encoding="utf-8")
+    out = tmp_path / "result.json"
+
+    res = CliRunner().invoke(app, ["solve", str(path), "--out", str(out)])
+
+    assert res.exit_code == 0, res.stderr
+    assert len(json.loads(out.read_text(encoding="utf-8"))["allocations"]) == 2
+
+
+@pytest.mark.db
+def test_a_run_at_every_limit_is_imported(db, tmp_path, monkeypatch, capsys):
+    path = tmp_path / "limits.json"
+    path.write_text(json.dumps(_at_the_limits()), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    for var in list(os.environ):
+        if var.startswith(("ALLOCATOR_", "SUPABASE_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("ALLOCATOR_DATABASE_URL", db)
+
+    with pytest.raises(SystemExit) as exited:
+        main(["import", str(path)])
+    out, err = capsys.readouterr()
+
+    assert exited.value.code == 0, err
+    with PostgresStore(db) as store:
+        assert store.load_run(out.strip()).canonical()["job_lines"] == RunSnapshot.parse(_at_the_limits()).canonical()["job_lines"]
