@@ -80,7 +80,7 @@ def _megabytes(n: int) -> str:
     return f"{n / 1_000_000:,.1f} MB" if n >= 100_000 else f"{n:,} bytes"
 
 
-def read_input_file(path: str | Path, *, max_bytes: int | None = None) -> bytes:
+def read_input_file(path: str | Path, *, max_bytes: int | None = None, label: str | None = None) -> bytes:
     """The whole content of a regular file of at most ``max_bytes``.
 
     Parameters
@@ -89,17 +89,21 @@ def read_input_file(path: str | Path, *, max_bytes: int | None = None) -> bytes:
         The file to read.
     max_bytes
         The size limit; default :func:`max_input_bytes`.
+    label
+        How messages name the file (default its path): an upload's own name, say, rather
+        than the temporary file it was saved to.
 
     Raises
     ------
     SnapshotError
         The file does not exist, cannot be read, is not a regular file, or is too large.
     """
-    p = Path(path)
+    path = Path(path)
+    p = label if label is not None else str(path)
     limit = max_input_bytes() if max_bytes is None else max_bytes
     try:
         # O_NONBLOCK: opening a named pipe would otherwise wait for a writer, for ever.
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise SnapshotError([f"File not found: {p}"]) from None
     except IsADirectoryError:
@@ -132,7 +136,7 @@ def read_input_file(path: str | Path, *, max_bytes: int | None = None) -> bytes:
         os.close(fd)
 
 
-def _too_large(p: Path, size: int, limit: int) -> str:
+def _too_large(p: str, size: int, limit: int) -> str:
     return (
         f"{p} is {_megabytes(size)}, more than the {_megabytes(limit)} an input file may be. "
         "Split the run, or raise ALLOCATOR_MAX_INPUT_MB if the file is right."

@@ -279,11 +279,14 @@ class RunSnapshot(_Model):
         return json.dumps(self.canonical(), indent=indent, ensure_ascii=False)
 
 
-def load_snapshot(path: str | Path) -> RunSnapshot:
-    """Read and validate a snapshot file, raising :class:`SnapshotError` in planner's words."""
+def load_snapshot(path: str | Path, *, label: str | None = None) -> RunSnapshot:
+    """Read and validate a snapshot file, raising :class:`SnapshotError` in planner's words.
+
+    ``label`` is how messages name the file (default its path).
+    """
     from allocator.inputfile import read_input_file
 
-    return RunSnapshot.from_json(read_input_file(Path(path)))
+    return RunSnapshot.from_json(read_input_file(Path(path), label=label))
 
 
 def input_problems(

@@ -21,7 +21,8 @@ from named_runs import DATA
 from typer.testing import CliRunner
 
 from allocator.cli import EXIT_INVALID, app, main
-from allocator.snapshot import RunSnapshot
+from allocator.service import read_snapshot_file
+from allocator.snapshot import RunSnapshot, SnapshotError
 from allocator.store.postgres import PostgresStore
 from allocator.workbook import snapshot_to_xlsx
 
@@ -324,3 +325,30 @@ def test_a_run_at_every_limit_is_imported(db, tmp_path, monkeypatch, capsys):
     assert exited.value.code == 0, err
     with PostgresStore(db) as store:
         assert store.load_run(out.strip()).canonical()["job_lines"] == RunSnapshot.parse(_at_the_limits()).canonical()["job_lines"]
+
+
+# --------------------------------------------------------------------------- the dashboard's upload
+
+
+@pytest.mark.parametrize("suffix", [".json", ".xlsx"])
+def test_the_uploads_reader_names_the_upload_not_its_temporary_file(tmp_path, monkeypatch, suffix):
+    # pages/runs.py saves an upload to a temporary file and reads it with this function.
+    path = _valid_file(tmp_path, suffix)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALLOCATOR_MAX_INPUT_MB", str(path.stat().st_size / 2 / 1_000_000))
+
+    with pytest.raises(SnapshotError) as refused:
+        read_snapshot_file(path, label=f"intake{suffix}")
+
+    (message,) = refused.value.messages
+    assert message.startswith(f"intake{suffix} is ") and "more than the" in message
+    assert str(tmp_path) not in message
+
+
+def test_the_uploads_reader_refuses_repeated_keys():
+    with pytest.raises(SnapshotError) as refused:
+        read_snapshot_file(BAD / "repeated_key.json", label="intake.json")
+    assert refused.value.messages == [
+        "workers[0] (id 'w3'): the key 'id' appears more than once in one object; "
+        "keep one (a JSON reader would silently keep the last)"
+    ]
