@@ -2,9 +2,12 @@
 
 Everything that enters the engine (a JSON file, a workbook, a database run) becomes a
 :class:`RunSnapshot` first. Validation happens here and only here: each entity checks its own
-fields (pydantic), then :func:`_check_references` checks the cross-references. Every problem is
-reported, not just the first, and every message names the offending entry in the planner's
-words, e.g. ``worker_preferences[3] (worker 'w9', job line 'j2'): rank must be at least 1``.
+fields (pydantic, with the Limits of run-snapshot.md: id and name lengths, control characters,
+places, magnitudes, numbers that are numbers), then :func:`_check_references` checks the
+cross-references, also when some entries failed the first stage (on the entries that passed).
+Every problem is reported, not just the first, and every message names the offending entry in
+the planner's words, e.g. ``workers[3] (id 'w\\x00'): the id contains a control character (NUL)``.
+Files are read through :mod:`allocator.inputfile` (regular files, size, repeated keys, nesting).
 """
 
 from __future__ import annotations
@@ -492,8 +495,9 @@ def _salvage(data: dict) -> tuple[RunSnapshot, list[str], list[str]] | None:
     """The snapshot's valid entries, and every worker and job line id the file gives.
 
     None when the second stage cannot run: without lists of workers and job lines, or with
-    an entry there that has no id, a reference may mean what could not be read. Ids of entries with field errors still count as given
-    (their entry's own message says what is wrong), so nothing is reported twice.
+    an entry there that has no id, a reference may mean what could not be read. Ids of
+    entries with field errors still count as given (their entry's own message says what is
+    wrong), so nothing is reported twice.
     """
     if not isinstance(data.get("workers"), list) or not isinstance(data.get("job_lines"), list):
         return None
@@ -547,11 +551,11 @@ def _check_references(
 
     def check_worker(section: str, i: int, wid: str) -> None:
         if wid not in worker_ids:
-            errs.append(f"{section}[{i}]: worker {wid!r} is not a worker of this run")
+            errs.append(f"{section}[{i}]: worker {_shown_id(wid)} is not a worker of this run")
 
     def check_line(section: str, i: int, jid: str | None) -> None:
         if jid is not None and jid not in line_ids:
-            errs.append(f"{section}[{i}]: job line {jid!r} is not a job line of this run")
+            errs.append(f"{section}[{i}]: job line {_shown_id(jid)} is not a job line of this run")
 
     # Worker preferences: references, duplicates, ties when not allowed.
     seen: dict[tuple[str, str], int] = {}
