@@ -173,11 +173,13 @@ def parse_json(text: str | bytes) -> Any:
         the entry (``workers[3] (id 'w4'): the key 'name' appears more than once``).
     """
     if isinstance(text, bytes):
+        encoding = json.detect_encoding(text)  # as json.loads does: UTF-8, with or without BOM, or UTF-16/32
         try:
-            text = text.decode("utf-8-sig")
+            text = text.decode(encoding)
         except UnicodeDecodeError as exc:
             raise SnapshotError(
-                [f"The file is not UTF-8 text (byte {exc.start + 1} cannot be read); save it as UTF-8 JSON."]
+                [f"The file is not {encoding.upper().removesuffix('-SIG')} text (byte {exc.start + 1} "
+                 "cannot be read); save it as UTF-8 JSON."]
             ) from None
     try:
         data = json.loads(text, object_pairs_hook=_pairs)

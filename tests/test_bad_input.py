@@ -352,3 +352,12 @@ def test_the_uploads_reader_refuses_repeated_keys():
         "workers[0] (id 'w3'): the key 'id' appears more than once in one object; "
         "keep one (a JSON reader would silently keep the last)"
     ]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-32"])
+def test_json_in_any_encoding_json_reads_is_still_read(tmp_path, encoding):
+    # The careful reader decodes as json.loads did before it: only bytes that are no text are refused.
+    path = tmp_path / "run.json"
+    path.write_bytes((DATA / "valid" / "small_network.json").read_text(encoding="utf-8").encode(encoding))
+
+    assert read_snapshot_file(path) == read_snapshot_file(DATA / "valid" / "small_network.json")
