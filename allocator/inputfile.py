@@ -150,17 +150,17 @@ class _Object(dict):
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    repeated: list[str] = []
-    for key, value in pairs:
-        if key in obj and key not in repeated:
-            repeated.append(key)
-        obj[key] = value
-    if repeated:
-        marked = _Object(obj)
-        marked.repeated = repeated
-        return marked
-    return obj
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    marked = _Object(obj)
+    seen: set[str] = set()
+    marked.repeated = []
+    for key, _ in pairs:
+        if key in seen and key not in marked.repeated:
+            marked.repeated.append(key)
+        seen.add(key)
+    return marked
 
 
 def parse_json(text: str | bytes) -> Any:
@@ -227,8 +227,26 @@ def _where(path: tuple[Any, ...], root: Any) -> str:
     return head
 
 
+def _fine(root: Any) -> bool:
+    """No repeated key and no nesting too deep: one pass, level by level, without paths."""
+    level, depth = [root], 1
+    while level:
+        if depth > MAX_JSON_DEPTH:
+            return False
+        deeper = []
+        for node in level:
+            if type(node) is _Object:
+                return False
+            deeper.extend(v for v in (node.values() if isinstance(node, dict) else node) if isinstance(v, dict | list))
+        level, depth = deeper, depth + 1
+    return True
+
+
 def _structure_problems(root: Any) -> list[str]:
     """Repeated keys and too-deep nesting, found without recursion (the input may be hostile)."""
+    if not isinstance(root, dict | list) or _fine(root):
+        return []
+    # Something is wrong: walk again, keeping paths, to name each entry.
     problems: list[str] = []
     stack: list[tuple[Any, tuple[Any, ...], int]] = [(root, (), 1)]
     while stack:
