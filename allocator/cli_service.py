@@ -221,7 +221,11 @@ def import_command(
 ) -> None:
     """Store a run snapshot or workbook as a new pending run; print only its run id."""
     from allocator import service
+    from allocator.snapshot import name_problem
 
+    problem = name_problem(name) if name is not None else None
+    if problem:
+        raise CliError(f"--name: the name {problem}")
     snapshot = service.read_snapshot_file(file)  # validate before opening the database
     store = _store()
     try:

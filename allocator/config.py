@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     solver_threads: int | None = Field(
         None, ge=1, validation_alias=_names("ALLOCATOR_SOLVER_THREADS")
     )
+    #: The largest input file (snapshot or workbook) that is read, in MB (run-snapshot.md).
+    max_input_mb: float = Field(
+        200.0, gt=0, allow_inf_nan=False, validation_alias=_names("ALLOCATOR_MAX_INPUT_MB")
+    )
 
     @field_validator("database_url", "supabase_key", "api_key", "supabase_url", mode="before")
     @classmethod

@@ -97,16 +97,20 @@ class ServiceError(Exception):
 # --------------------------------------------------------------------------- the store
 
 
-def open_store(settings: Settings | None = None) -> RunStore:
+def open_store(settings: Settings | None = None, *, load_demo: bool = False) -> RunStore:
     """Open the store the configuration names.
 
     ``ALLOCATOR_DATABASE_URL`` gives the ``postgres`` store on that database;
     ``SUPABASE_URL`` with ``SUPABASE_KEY`` the ``supabase`` store; with neither, the
     embedded PostgreSQL is started (and migrated) in ``ALLOCATOR_DATA_DIR``.
+
+    ``load_demo=True`` is for the dashboard alone: on an embedded database without runs it
+    imports the demo run first. The command line and the API never do, so that a planner's
+    first import leaves one pending run, theirs.
     """
     from allocator.store import open_store as _open_store
 
-    return _open_store(settings)
+    return _open_store(settings, load_demo=load_demo)
 
 
 def list_runs(store: RunStore) -> list[RunSummary]:
@@ -447,8 +451,13 @@ def publication_log(store: RunStore, run_id: str) -> list[PublicationEntry]:
 # --------------------------------------------------------------------------- files
 
 
-def read_snapshot_file(path: str | Path) -> RunSnapshot:
+def read_snapshot_file(path: str | Path, *, label: str | None = None) -> RunSnapshot:
     """Read a snapshot ``.json`` or a workbook ``.xlsx`` and validate it.
+
+    The one reader of a planner's file for the command line and the dashboard's upload: it
+    refuses what is not a regular file, a file over ``ALLOCATOR_MAX_INPUT_MB`` (200 MB), JSON
+    with repeated keys or deep nesting, and anything beyond run-snapshot.md's limits.
+    ``label`` is how messages name the file (default its path), e.g. an upload's own name.
 
     Raises SnapshotError (invalid content, each message naming its entry) or
     ServiceError (a file type this program does not read).
@@ -456,19 +465,21 @@ def read_snapshot_file(path: str | Path) -> RunSnapshot:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".json":
-        return load_snapshot(p)
+        return load_snapshot(p, label=label)
     if suffix in (".xlsx", ".xlsm"):
+        import io
+
+        from allocator.inputfile import read_input_file
         from allocator.workbook import WorkbookError, xlsx_to_snapshot_dict
 
-        if not p.is_file():
-            raise SnapshotError([f"File not found: {p}"])
+        content = read_input_file(p, label=label)
         try:
-            data = xlsx_to_snapshot_dict(p)
+            data = xlsx_to_snapshot_dict(io.BytesIO(content))
         except WorkbookError as exc:
             raise SnapshotError(list(exc.messages)) from None
         return RunSnapshot.parse(data)
     raise ServiceError(
-        f"{p.name}: cannot read a {suffix or 'extensionless'} file. "
+        f"{label or p.name}: cannot read a {suffix or 'extensionless'} file. "
         "Give a run snapshot (.json) or a workbook (.xlsx); `allocator template` writes one."
     )
 

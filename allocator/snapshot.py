@@ -2,24 +2,106 @@
 
 Everything that enters the engine (a JSON file, a workbook, a database run) becomes a
 :class:`RunSnapshot` first. Validation happens here and only here: each entity checks its own
-fields (pydantic), then :func:`_check_references` checks the cross-references. Every problem is
-reported, not just the first, and every message names the offending entry in the planner's
-words, e.g. ``worker_preferences[3] (worker 'w9', job line 'j2'): rank must be at least 1``.
+fields (pydantic, with the Limits of run-snapshot.md: id and name lengths, control characters,
+places, magnitudes, numbers that are numbers), then :func:`_check_references` checks the
+cross-references, also when some entries failed the first stage (on the entries that passed).
+Every problem is reported, not just the first, and every message names the offending entry in
+the planner's words, e.g. ``workers[3] (id 'w\\x00'): the id contains a control character (NUL)``.
+Files are read through :mod:`allocator.inputfile` (regular files, size, repeated keys, nesting).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 FORMAT = "allocator-run/1"
 
-Id = Annotated[str, Field(min_length=1, strict=True)]
+# -- limits (run-snapshot.md, "Limits") -------------------------------------------------------
+# The same for `solve`, `import`, the dashboard's upload and the API, and all checked here,
+# before a database sees the input: beyond them PostgreSQL refuses a row (an integer column,
+# a NUL in text, an index entry) with a bare error, or the solver's cost scale overflows.
+
+#: The longest id, in characters.
+MAX_ID_CHARS = 200
+#: The longest name, in characters.
+MAX_NAME_CHARS = 500
+#: The most places a job line may have (``max_n_workers``).
+MAX_PLACES = 1_000_000
+#: The largest magnitude of a rank or a weighting value.
+MAX_MAGNITUDE = 1e9
+
+_CONTROL_NAMES = {
+    "\x00": "NUL", "\t": "tab", "\n": "line break", "\r": "carriage return", "\x1b": "escape",
+    "\x7f": "delete", "\x0b": "vertical tab", "\x0c": "form feed", "\x08": "backspace",
+}
+_NAME_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+def _control_character(text: str, allowed: frozenset[str] = frozenset()) -> str | None:
+    """The planner's word for the first control character in ``text`` (not in ``allowed``)."""
+    for ch in text:
+        if ch not in allowed and unicodedata.category(ch) == "Cc":
+            return _CONTROL_NAMES.get(ch, f"U+{ord(ch):04X}")
+    return None
+
+
+def id_problem(text: str) -> str | None:
+    """Why ``text`` cannot be an id (a predicate, e.g. ``"is empty"``), or None when it can."""
+    if not text:
+        return "is empty"
+    if len(text) > MAX_ID_CHARS:
+        return f"is {len(text):,} characters long; an id has at most {MAX_ID_CHARS}"
+    bad = _control_character(text)
+    if bad:
+        return f"contains a control character ({bad})"
+    if text != text.strip():
+        return "starts or ends with a space"
+    return None
+
+
+def name_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a name (a predicate), or None when it can.
+
+    For callers that take a name outside a snapshot (a run's new name, a scenario's name).
+    """
+    if len(text) > MAX_NAME_CHARS:
+        return f"is {len(text):,} characters long; a name has at most {MAX_NAME_CHARS}"
+    bad = _control_character(text, _NAME_ALLOWED_CONTROLS)
+    if bad:
+        return f"contains a control character ({bad})"
+    return None
+
+
+def _limit(check):
+    def validate(value: str) -> str:
+        problem = check(value)
+        if problem:
+            raise PydanticCustomError("allocator_limit", problem)
+        return value
+
+    return AfterValidator(validate)
+
+
+Id = Annotated[str, Field(strict=True), _limit(id_problem)]
+Name = Annotated[str, Field(strict=True), _limit(name_problem)]
+Rank = Annotated[float, Field(ge=1.0, le=MAX_MAGNITUDE, strict=True)]
 
 
 class SnapshotError(ValueError):
@@ -37,9 +119,9 @@ class _Model(BaseModel):
 class Settings(_Model):
     """Solve settings; defaults as in allocation-model.md."""
 
-    preferencer_weight: float = Field(0.3, ge=0.0, le=1.0)
-    preference_power: float = Field(1.0, gt=0.0)
-    max_seconds: float = Field(60.0, gt=0.0)
+    preferencer_weight: float = Field(0.3, ge=0.0, le=1.0, strict=True)
+    preference_power: float = Field(1.0, gt=0.0, strict=True)
+    max_seconds: float = Field(60.0, gt=0.0, strict=True)
     rng_seed: int = Field(1234, ge=0, le=2**63 - 1, strict=True)
     allow_worker_preference_ties: StrictBool = True
     stability: StrictBool = False
@@ -55,19 +137,19 @@ class Settings(_Model):
 
 class RunInfo(_Model):
     id: Id
-    name: str = ""
+    name: Name = ""
 
 
 class Worker(_Model):
     id: Id
-    name: str = ""
+    name: Name = ""
     qualification_ids: list[Id] = Field(default_factory=list)
 
 
 class JobLine(_Model):
     id: Id
-    name: str = ""
-    max_n_workers: int = Field(ge=0, strict=True)
+    name: Name = ""
+    max_n_workers: int = Field(ge=0, le=MAX_PLACES, strict=True)
     must_have_workers: StrictBool = False
     preferencer_ids: list[Id] = Field(default_factory=list)
 
@@ -75,13 +157,13 @@ class JobLine(_Model):
 class WorkerPreference(_Model):
     worker_id: Id
     job_line_id: Id
-    rank: float = Field(ge=1.0)
+    rank: Rank
 
 
 class PreferencerPreference(_Model):
     preferencer_id: Id
     worker_id: Id
-    rank: float = Field(ge=1.0)
+    rank: Rank
 
 
 class Eligibility(_Model):
@@ -95,7 +177,7 @@ class Eligibility(_Model):
 class Weighting(_Model):
     worker_id: Id
     job_line_id: Id | None = None
-    value: float
+    value: float = Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE, strict=True)
 
 
 class Pair(_Model):
@@ -122,30 +204,17 @@ class RunSnapshot(_Model):
     @classmethod
     def parse(cls, data: Any) -> RunSnapshot:
         """Validate ``data`` (a dict as read from JSON) or raise :class:`SnapshotError`."""
-        if not isinstance(data, dict):
-            raise SnapshotError(["The snapshot must be a JSON object with 'format', 'workers' and 'job_lines'."])
-        fmt = data.get("format")
-        if fmt != FORMAT:
-            raise SnapshotError(
-                [f"format: expected {FORMAT!r}, found {fmt!r}. This file is not a run snapshot "
-                 "of a version this program reads."]
-            )
-        try:
-            snap = cls.model_validate(data)
-        except ValidationError as exc:
-            raise SnapshotError(_pydantic_messages(exc, data)) from None
-        problems = _check_references(snap)
-        if problems:
+        snap, problems = _validate(data)
+        if problems or snap is None:
             raise SnapshotError(problems)
         return snap
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RunSnapshot:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SnapshotError([f"The file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."]) from None
-        return cls.parse(data)
+        """Parse and validate JSON text (repeated keys and deep nesting refused, see inputfile)."""
+        from allocator.inputfile import parse_json
+
+        return cls.parse(parse_json(text))
 
     def with_settings(self, **overrides: Any) -> RunSnapshot:
         """A copy with some settings replaced (validated)."""
@@ -213,16 +282,58 @@ class RunSnapshot(_Model):
         return json.dumps(self.canonical(), indent=indent, ensure_ascii=False)
 
 
-def load_snapshot(path: str | Path) -> RunSnapshot:
-    """Read and validate a snapshot file, raising :class:`SnapshotError` in planner's words."""
-    p = Path(path)
+def load_snapshot(path: str | Path, *, label: str | None = None) -> RunSnapshot:
+    """Read and validate a snapshot file, raising :class:`SnapshotError` in planner's words.
+
+    ``label`` is how messages name the file (default its path).
+    """
+    from allocator.inputfile import read_input_file
+
+    return RunSnapshot.from_json(read_input_file(Path(path), label=label))
+
+
+def input_problems(
+    data: Any, *, also_worker_ids: Iterable[str] = (), also_line_ids: Iterable[str] = ()
+) -> list[str]:
+    """Every problem of ``data``, both stages: each entry's fields, then ids and references.
+
+    For a reader that dropped entries it could not read (a workbook's rows with a bad cell):
+    ``also_worker_ids`` and ``also_line_ids`` are the ids those entries gave, which count as
+    existing so that references to them are not reported as dangling; pins are then not
+    checked against eligibility (the rules read may be incomplete).
+    """
+    also_w, also_l = list(also_worker_ids), list(also_line_ids)
+    return _validate(data, also_w, also_l, partial=bool(also_w or also_l))[1]
+
+
+def _validate(
+    data: Any, also_workers: list[str] | None = None, also_lines: list[str] | None = None, *, partial: bool = False
+) -> tuple[RunSnapshot | None, list[str]]:
+    if not isinstance(data, dict):
+        return None, ["The snapshot must be a JSON object with 'format', 'workers' and 'job_lines'."]
+    fmt = data.get("format")
+    if fmt != FORMAT:
+        return None, [
+            f"format: expected {FORMAT!r}, found {fmt!r}. This file is not a run snapshot "
+            "of a version this program reads."
+        ]
+    also_workers, also_lines = also_workers or [], also_lines or []
     try:
-        text = p.read_bytes()
-    except FileNotFoundError:
-        raise SnapshotError([f"File not found: {p}"]) from None
-    except OSError as exc:
-        raise SnapshotError([f"Cannot read {p}: {exc.strerror or exc}"]) from None
-    return RunSnapshot.from_json(text)
+        snap = RunSnapshot.model_validate(data)
+    except ValidationError as exc:
+        problems = _pydantic_messages(exc, data)
+        # The second stage (dangling and repeated ids) still runs on the entries that are
+        # valid, so that one attempt shows the planner everything to fix.
+        salvaged = _salvage(data)
+        if salvaged is not None:
+            partial_snap, workers, lines = salvaged
+            problems += _check_references(partial_snap, workers + also_workers, lines + also_lines, check_pins=False)
+        return None, problems
+    if partial:
+        workers = [w.id for w in snap.workers] + also_workers
+        lines = [j.id for j in snap.job_lines] + also_lines
+        return None, _check_references(snap, workers, lines, check_pins=False)
+    return snap, _check_references(snap)
 
 
 def _sha256(obj: Any) -> str:
@@ -251,7 +362,8 @@ _KEY_WORDS = {
 }
 
 
-def _entry_label(section: str, index: int, data: Any) -> str:
+def entry_label(section: str, index: int, data: Any) -> str:
+    """How a message names ``data[section][index]``: ``workers[3] (id 'w4')``."""
     label = f"{section}[{index}]"
     try:
         entry = data[section][index]
@@ -263,7 +375,7 @@ def _entry_label(section: str, index: int, data: Any) -> str:
     for key in _LIST_LABEL_KEYS.get(section, ()):
         val = entry.get(key)
         if isinstance(val, str) and val:
-            parts.append(f"{_KEY_WORDS[key]} {val!r}")
+            parts.append(f"{_KEY_WORDS[key]} {_shown_id(val)}")
     return f"{label} ({', '.join(parts)})" if parts else label
 
 
@@ -274,13 +386,22 @@ def _pydantic_messages(exc: ValidationError, data: Any, prefix: tuple = ()) -> l
         where = ""
         rest = list(loc)
         if len(rest) >= 2 and isinstance(rest[0], str) and isinstance(rest[1], int):
-            where = _entry_label(rest[0], rest[1], data)
+            where = entry_label(rest[0], rest[1], data)
             rest = rest[2:]
         elif rest:
             where = str(rest.pop(0))
         field = ".".join(str(x) if not isinstance(x, int) else f"[{x}]" for x in rest).replace(".[", "[")
         typ = err["type"]
-        if typ == "extra_forbidden":
+        if typ == "allocator_limit":
+            # The message is a predicate ("contains a control character (NUL)"): say whose.
+            out.append(f"{where}: {_field_noun(field)} {err['msg']}" if where else f"{_field_noun(field)} {err['msg']}")
+            continue
+        bound = _limit_bound(err)
+        if bound is not None:
+            text = f"must be {bound}, not {_shown_value(err.get('input'))}"
+        elif typ in _TYPE_WORDS:
+            text = f"must be {_TYPE_WORDS[typ]}, not {_shown_value(err.get('input'))}"
+        elif typ == "extra_forbidden":
             text = f"unknown field {field!r}" if field else "unknown field"
             field = ""
         elif typ == "missing":
@@ -297,6 +418,60 @@ def _pydantic_messages(exc: ValidationError, data: Any, prefix: tuple = ()) -> l
     return out
 
 
+_TYPE_WORDS = {
+    "float_type": "a number",
+    "int_type": "a whole number",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "model_type": "a JSON object",
+    "dict_type": "a JSON object",
+}
+
+_FIELD_NOUNS = {
+    "id": "the id",
+    "name": "the name",
+    "worker_id": "the worker id",
+    "job_line_id": "the job line id",
+    "preferencer_id": "the supervisor id",
+}
+
+
+def _limit_bound(err: Any) -> str | None:
+    """'at most 1,000,000' when ``err`` is a breach of one of the Limits (not a model rule)."""
+    ctx = err.get("ctx") or {}
+    if err["type"] == "less_than_equal" and ctx.get("le") in (MAX_PLACES, MAX_MAGNITUDE):
+        return f"at most {ctx['le']:,.0f}"
+    if err["type"] == "greater_than_equal" and ctx.get("ge") == -MAX_MAGNITUDE:
+        return f"at least {ctx['ge']:,.0f}"
+    return None
+
+
+def _field_noun(field: str) -> str:
+    return _FIELD_NOUNS.get(field, field or "the value")
+
+
+def _shown_id(text: str) -> str:
+    """An id as a message quotes it; a huge one is cut (the entry's index names it anyway)."""
+    if len(text) > 60:
+        return f"{text[:40]!r}… ({len(text):,} characters)"
+    return repr(text)
+
+
+def _shown_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"the text {_shown_id(value)}"
+    if isinstance(value, dict):
+        return "a JSON object"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
 # -- cross-reference checks -----------------------------------------------------------------
 
 
@@ -304,27 +479,83 @@ def _duplicates(values) -> list:
     return [v for v, n in Counter(values).items() if n > 1]
 
 
-def _check_references(s: RunSnapshot) -> list[str]:
-    errs: list[str] = []
-    worker_ids = {w.id for w in s.workers}
-    line_ids = {j.id for j in s.job_lines}
+_SECTION_MODELS = {
+    "workers": Worker,
+    "job_lines": JobLine,
+    "worker_preferences": WorkerPreference,
+    "preferencer_preferences": PreferencerPreference,
+    "eligibility": Eligibility,
+    "weightings": Weighting,
+    "pins": Pair,
+    "forbids": Pair,
+}
 
-    for d in _duplicates(w.id for w in s.workers):
-        errs.append(f"workers: the id {d!r} is used by more than one worker")
-    for d in _duplicates(j.id for j in s.job_lines):
-        errs.append(f"job_lines: the id {d!r} is used by more than one job line")
-    if not s.workers:
+
+def _salvage(data: dict) -> tuple[RunSnapshot, list[str], list[str]] | None:
+    """The snapshot's valid entries, and every worker and job line id the file gives.
+
+    None when the second stage cannot run: without lists of workers and job lines, or with
+    an entry there that has no id, a reference may mean what could not be read. Ids of
+    entries with field errors still count as given (their entry's own message says what is
+    wrong), so nothing is reported twice.
+    """
+    if not isinstance(data.get("workers"), list) or not isinstance(data.get("job_lines"), list):
+        return None
+    for section in ("workers", "job_lines"):
+        if not all(isinstance(e, dict) and isinstance(e.get("id"), str) for e in data[section]):
+            return None  # an entry without an id: a reference may have meant it
+    kept: dict[str, list] = {}
+    for section, model in _SECTION_MODELS.items():
+        entries = data.get(section)
+        kept[section] = []
+        for entry in entries if isinstance(entries, list) else ():
+            try:
+                kept[section].append(model.model_validate(entry))
+            except ValidationError:
+                pass
+    try:
+        settings = Settings.model_validate(data.get("settings", {}))
+    except ValidationError:
+        settings = Settings()  # its own messages are out; no tie check without valid settings
+    snap = RunSnapshot.model_construct(format=FORMAT, run=RunInfo(id="run"), settings=settings, **kept)
+
+    def given(section: str) -> list[str]:
+        return [e["id"] for e in data[section] if isinstance(e, dict) and isinstance(e.get("id"), str)]
+
+    return snap, given("workers"), given("job_lines")
+
+
+def _check_references(
+    s: RunSnapshot,
+    all_worker_ids: list[str] | None = None,
+    all_line_ids: list[str] | None = None,
+    *,
+    check_pins: bool = True,
+) -> list[str]:
+    errs: list[str] = []
+    if all_worker_ids is None:
+        all_worker_ids = [w.id for w in s.workers]
+    if all_line_ids is None:
+        all_line_ids = [j.id for j in s.job_lines]
+    worker_ids = set(all_worker_ids)
+    line_ids = set(all_line_ids)
+
+    for d in _duplicates(all_worker_ids):
+        errs.append(f"workers: the id {_shown_id(d)} is used by more than one worker")
+    for d in _duplicates(all_line_ids):
+        errs.append(f"job_lines: the id {_shown_id(d)} is used by more than one job line")
+    if not s.workers and not all_worker_ids:
         errs.append("workers: the run has no workers")
-    if not s.job_lines:
+    if not s.job_lines and not all_line_ids:
         errs.append("job_lines: the run has no job lines")
 
     def check_worker(section: str, i: int, wid: str) -> None:
         if wid not in worker_ids:
-            errs.append(f"{section}[{i}]: worker {wid!r} is not a worker of this run")
+            errs.append(f"{section}[{i}]: worker {_shown_id(wid)} is not a worker of this run")
 
     def check_line(section: str, i: int, jid: str | None) -> None:
         if jid is not None and jid not in line_ids:
-            errs.append(f"{section}[{i}]: job line {jid!r} is not a job line of this run")
+            errs.append(f"{section}[{i}]: job line {_shown_id(jid)} is not a job line of this run")
 
     # Worker preferences: references, duplicates, ties when not allowed.
     seen: dict[tuple[str, str], int] = {}
@@ -398,7 +629,7 @@ def _check_references(s: RunSnapshot) -> list[str]:
         check_line("forbids", i, f.job_line_id)
         forbidden.add((f.worker_id, f.job_line_id))
 
-    if errs:
+    if errs or not check_pins:
         return errs
 
     # Pins must name an eligible, unforbidden pair.

@@ -15,6 +15,7 @@ This module is for snapshots only; result exports (CSV/XLSX of allocations) live
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
-from allocator.snapshot import FORMAT, RunSnapshot, Settings, SnapshotError
+from allocator.snapshot import FORMAT, RunSnapshot, Settings, SnapshotError, input_problems
 
 __all__ = ["WorkbookError", "snapshot_to_xlsx", "xlsx_to_snapshot_dict", "write_template"]
 
@@ -507,15 +508,28 @@ def xlsx_to_snapshot_dict(path_or_buffer: PathOrBuffer, *, validate: bool = True
         if run:
             snapshot["run"] = run
         snapshot["settings"] = settings
+    dropped: dict[str, list[str | None]] = {"workers": [], "job_lines": []}
     for sheet in _SHEETS:
         if sheet.name in found:
             actual = found[sheet.name]
-            entries, rows = _read_list(sheet, actual, sheets[actual], problems)
+            entries, rows = _read_list(sheet, actual, sheets[actual], problems, dropped.get(sheet.name))
         else:
             entries, rows = [], []
         snapshot[sheet.name] = entries
         rows_of[sheet.name] = rows
     if problems:
+        ids_known = None not in dropped["workers"] + dropped["job_lines"]
+        if validate and ids_known and "workers" in found and "job_lines" in found:
+            # The second stage still runs on the rows that were read, so that one attempt
+            # shows everything to fix; the ids of rows left out count as given.
+            later = input_problems(
+                snapshot,
+                also_worker_ids=[i for i in dropped["workers"] if i],
+                also_line_ids=[i for i in dropped["job_lines"] if i],
+            )
+            problems += [
+                _locate(m, rows_of, run_rows, found) for m in later if not _REPEATED_ID.match(m)
+            ]
         raise WorkbookError(_capped(problems))
     if validate:
         try:
@@ -529,8 +543,14 @@ def xlsx_to_snapshot_dict(path_or_buffer: PathOrBuffer, *, validate: bool = True
 
 def _read_cells(path_or_buffer: PathOrBuffer) -> dict[str, list[tuple[int, list[Any]]]]:
     """Every sheet's non-blank rows as (Excel row number, values); formulas resolved."""
-    if isinstance(path_or_buffer, str | Path) and not Path(path_or_buffer).is_file():
-        raise WorkbookError([f"File not found: {path_or_buffer}"])
+    if isinstance(path_or_buffer, str | Path):
+        # The same refusals as a JSON snapshot: not a regular file, or over the size limit.
+        from allocator.inputfile import read_input_file
+
+        try:
+            path_or_buffer = io.BytesIO(read_input_file(path_or_buffer))
+        except SnapshotError as exc:
+            raise WorkbookError(list(exc.messages)) from None
     formulas: dict[str, set[tuple[int, int]]] = {}
     sheets = _load(path_or_buffer, data_only=False, formulas=formulas)
     if any(formulas.values()):
@@ -653,8 +673,14 @@ _DUPLICATE_ADVICE = {
 
 
 def _read_list(
-    sheet: _Sheet, actual: str, rows: list[tuple[int, list[Any]]], problems: list[str]
+    sheet: _Sheet,
+    actual: str,
+    rows: list[tuple[int, list[Any]]],
+    problems: list[str],
+    dropped: list[str | None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[int]]:
+    """The sheet's entries and their Excel rows; rows with a bad cell are left out, and
+    their ids (when readable) added to ``dropped``."""
     if not rows:  # an empty sheet, not even column names: an empty list
         return [], []
     parsed = _header(actual, rows, problems)
@@ -689,6 +715,9 @@ def _read_list(
             where = f"Sheet '{actual}', row {r}"
             entry[col.name] = _PARSERS[col.kind](raw, where, col.name, problems)
         if len(problems) > before:
+            if dropped is not None:
+                # None: a row without a readable id, which a reference may have meant.
+                dropped.append(entry["id"] if isinstance(entry.get("id"), str) else None)
             continue
         if sheet.unique is not None:
             key = entry[sheet.unique]
@@ -929,6 +958,8 @@ _PARSERS: dict[str, Callable[[Any, str, str, list[str]], Any]] = {
 
 # -- messages --------------------------------------------------------------------------------
 
+# Repeated ids: the sheets' own check already names both rows.
+_REPEATED_ID = re.compile(r"^(workers|job_lines): the id .* is used by more than one", re.S)
 _ENTRY = re.compile(r"^(?P<section>[a-z_]+)\[(?P<index>\d+)\](?P<rest>.*)$", re.S)
 _SECTION = re.compile(r"^(?P<section>[a-z_]+)(?P<rest>[:.].*)$", re.S)
 

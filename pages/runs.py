@@ -162,7 +162,7 @@ if st.button("Import as a new run", key="runs_import", type="primary", disabled=
         path = Path(tmp) / f"upload{suffix}"
         path.write_bytes(upload.getvalue())
         try:
-            snap_in = service.read_snapshot_file(path)
+            snap_in = service.read_snapshot_file(path, label=upload.name)
         except SnapshotError as exc:
             layout.show_messages(f"{layout.md(upload.name)} cannot be imported. Fix these in the file, then upload it again:", exc.messages)
             st.stop()

@@ -46,7 +46,7 @@ CASES = [
     # max_n_workers is -1
     ("negative_capacity.json", ["job_lines[1] (id 'j2')", "max_n_workers", "greater than or equal to 0"]),
     # max_n_workers is 1.5, not a whole number
-    ("fractional_capacity.json", ["job_lines[0] (id 'j1')", "max_n_workers", "integer"]),
+    ("fractional_capacity.json", ["job_lines[0] (id 'j1')", "max_n_workers", "must be a whole number, not 1.5"]),
     # preferencer_weight (alpha) 1.5 is above 1
     ("alpha_above_one.json", ["settings", "preferencer_weight", "less than or equal to 1"]),
     # preferencer_weight (alpha) -0.1 is below 0

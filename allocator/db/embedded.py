@@ -2,8 +2,10 @@
 
 With no configuration the project runs its own PostgreSQL in ``ALLOCATOR_DATA_DIR`` (default
 the per-user data folder, e.g. ``~/.local/share/allocator``): :func:`ensure_database` starts
-it (a few seconds the first time, under one after), creates the ``allocator`` database,
-applies the migrations and loads the demo run once. The server listens on a Unix socket
+it (a few seconds the first time, under one after), creates the ``allocator`` database and
+applies the migrations. Only the dashboard asks it to load the demo run too (once, into a
+database without runs): a planner's first ``allocator import`` should leave one run, theirs,
+and ``process-pending`` should not solve a demo nobody asked for. The server listens on a Unix socket
 only, and stops when the last process that started it exits.
 """
 
@@ -92,9 +94,13 @@ def load_demo_once(url: str) -> str | None:
 
 
 def ensure_database(
-    settings: Settings | None = None, *, directory: Path | str | None = None, load_demo: bool = True
+    settings: Settings | None = None, *, directory: Path | str | None = None, load_demo: bool = False
 ) -> str:
-    """Start the embedded PostgreSQL, migrate it, load the demo once; return its URI."""
+    """Start the embedded PostgreSQL and migrate it; return its URI.
+
+    With ``load_demo`` (the dashboard's first start) the demo run is also imported when the
+    database has no runs at all.
+    """
     if directory is None:
         directory = data_dir(settings)
     server = start_server(directory)

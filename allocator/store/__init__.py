@@ -56,8 +56,12 @@ __all__ = [
 ]
 
 
-def open_store(settings: Settings | None = None) -> RunStore:
-    """Open the store the configuration asks for (imports adapters lazily)."""
+def open_store(settings: Settings | None = None, *, load_demo: bool = False) -> RunStore:
+    """Open the store the configuration asks for (imports adapters lazily).
+
+    ``load_demo``: on the embedded database, import the demo run when it has no runs (the
+    dashboard's first start); ignored for a configured database.
+    """
     from allocator.config import get_settings, store_choice
 
     settings = settings or get_settings()
@@ -73,4 +77,4 @@ def open_store(settings: Settings | None = None) -> RunStore:
         return PostgresStore(url, migrate=False)
     from allocator.db.embedded import ensure_database
 
-    return PostgresStore(ensure_database(settings), migrate=False)
+    return PostgresStore(ensure_database(settings, load_demo=load_demo), migrate=False)
