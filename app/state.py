@@ -53,7 +53,7 @@ _STORE_OPENED = threading.Event()  # set once shared_store() has opened the data
 @st.cache_resource(show_spinner=False)  # open_store_with_status() says what is happening
 def shared_store() -> RunStore:
     """The store every planner shares (embedded database or ALLOCATOR_DATABASE_URL)."""
-    store = service.open_store(app_settings())
+    store = service.open_store(app_settings(), load_demo=True)
     _STORE_OPENED.set()
     return store
 
