@@ -262,7 +262,7 @@ class SupabaseStore:
 
     def inputs_version(self, run_id: str) -> int:
         value = self._rpc("allocator_run_inputs_version", {"p_run_id": _uuid(run_id)})
-        if value is None:
+        if value is None or value == []:  # null: no such run (the client hands null over as [])
             raise RunNotFoundError(f"Run {run_id} was not found, or you may not see it.")
         return int(value)
 
