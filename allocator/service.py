@@ -57,6 +57,7 @@ __all__ = [
     "default_worker_name",
     "export_run",
     "get_run",
+    "get_scenario",
     "import_file",
     "import_snapshot",
     "list_runs",
@@ -462,6 +463,11 @@ def run_inputs_version(store: RunStore, run_id: str) -> int:
     cached copy of the run was read at. Raises RunNotFoundError.
     """
     return store.inputs_version(run_id)
+
+
+def get_scenario(store: RunStore, scenario_id: str) -> Scenario:
+    """One saved scenario, any version of it. Raises ScenarioNotFoundError."""
+    return store.get_scenario(scenario_id)
 
 
 def scenario_versions(store: RunStore, run_id: str, name: str) -> list[Scenario]:
