@@ -241,3 +241,41 @@ def test_a_later_version_is_named_with_its_number():
     (b,) = publishing.publish_blockers(_scenario(version=3, fingerprint="old"), current_fingerprint="now",
                                        run_published=False, published_allocations=None, supersede=False, reason="")
     assert "'Plan (version 3)'" in b.message
+
+
+def test_a_long_new_solve_shows_its_progress_and_stop_publishes_nothing(demo_run, app_db, db_store, monkeypatch):
+    import threading
+
+    import state
+
+    at = open_app(demo_run, "scenario")
+    solve_save_and_open_publish(at, "Long one")
+    # Hold the shared solver thread's next solve until it is stopped, as a long solve would run.
+    runner = state.job_runner()
+    real = runner._solve
+    started = threading.Event()
+
+    def long_solve(snapshot, options):
+        started.set()
+        while not options.stop.wait(0.05):
+            pass
+        return real(snapshot, options)
+
+    monkeypatch.setattr(runner, "_solve", long_solve)
+    change_run_data(app_db, demo_run, MORE_PLACES)
+    at.run()
+    at.button(key="pub_resolve_btn").click().run()
+    assert not at.exception, at.exception
+    assert started.wait(10)
+    at.run()
+
+    labels = [s.label for s in at.status]
+    assert any(lbl.startswith("Solving 'Long one' again with the current data") for lbl in labels), labels
+    assert not [b for b in at.button if b.key in ("pub_open", "pub_resolve_btn")]  # no second start
+    at.button(key="pub_resolve_stop").click().run()
+    wait_for_resolve(at)
+
+    assert any("nothing was saved or published" in e for e in texts(at.error)), texts(at.error)
+    assert [v.version for v in db_store.scenario_versions(demo_run, "Long one")] == [1]
+    assert db_store.publication_log(demo_run) == []
+    assert at.button(key="pub_resolve_btn")  # it may be started again
