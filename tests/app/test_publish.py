@@ -1,7 +1,16 @@
-"""Publishing: the run lists show it at once, and the history says who published what."""
+"""Publishing: the run lists show it at once, the history says who published what (and which version),
+a change to the run's data shows at once and a stale scenario is solved again and published."""
 
 from __future__ import annotations
 
+import time
+
+import psycopg
+import publishing
+import pytest
+
+from allocator.store import input_fingerprint
+from allocator.store.base import Scenario
 from tests.app.conftest import open_app, solve_now
 from tests.app.test_fit import assert_fits
 from tests.app.test_flow import table
@@ -76,15 +85,6 @@ def test_without_a_given_name_the_operating_system_user_is_the_planner(demo_run,
 
 
 # --------------------------------------------------------------------------- stale scenarios (issue 7)
-
-import time  # noqa: E402
-
-import psycopg  # noqa: E402
-import pytest  # noqa: E402
-
-import publishing  # noqa: E402
-from allocator.store import input_fingerprint  # noqa: E402
-from allocator.store.base import Scenario  # noqa: E402
 
 
 def change_run_data(url: str, run_id: str, sql: str) -> None:
