@@ -229,11 +229,14 @@ def drop_reads_if_run_changed(run_id: str) -> bool:
     with _SEEN_INPUTS_LOCK:
         first = k not in _SEEN_INPUTS
         changed = first or _SEEN_INPUTS[k] != now
-        _SEEN_INPUTS[k] = now
     if changed:
+        # Dropped before the new version is recorded: another session comparing meanwhile
+        # drops it again (harmless) rather than reading the old copy as current.
         _run_data.clear(store_key(), run_id, store())
         if not first:
             _runs.clear()
+        with _SEEN_INPUTS_LOCK:
+            _SEEN_INPUTS[k] = now
     return changed
 
 

@@ -279,3 +279,13 @@ def test_a_long_new_solve_shows_its_progress_and_stop_publishes_nothing(demo_run
     assert [v.version for v in db_store.scenario_versions(demo_run, "Long one")] == [1]
     assert db_store.publication_log(demo_run) == []
     assert at.button(key="pub_resolve_btn")  # it may be started again
+
+
+def test_results_say_at_once_that_the_solve_is_of_older_data(demo_run, app_db):
+    at = open_app(demo_run, "scenario")
+    solve_now(at)
+    at.switch_page("../pages/results.py").run()
+    assert not any("data has changed" in w for w in texts(at.warning))
+    change_run_data(app_db, demo_run, MORE_PLACES)
+    at.run()
+    assert any("data has changed since this scenario was solved" in w for w in texts(at.warning)), texts(at.warning)
