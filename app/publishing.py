@@ -131,8 +131,8 @@ def resolve_ready(blockers: Sequence[Blocker]) -> bool:
 def stale_note(title: str, solved_at: datetime | None = None) -> str:
     """The banner for a scenario solved on older data than the run now has."""
     when = f" (saved {solved_at.astimezone():%d %b %H:%M})" if solved_at else ""
-    return (f"The run's data has changed since '{title}'{when} was solved: its allocation and numbers are of the "
-            "old data, and it cannot be published as it is.")
+    return (f"The run's data has changed since '{title}' was solved{when}: its allocation and numbers are of "
+            "the old data, so it cannot be published as it is. Solve it again with the current data below.")
 
 
 def history_rows(
@@ -141,7 +141,7 @@ def history_rows(
     who: Callable[[str | None], str],
     cost_text: Callable[[Any], str],
 ) -> list[dict[str, Any]]:
-    """The publication history, newest first: when, who, what, which scenario and version, why."""
+    """The publication history, newest first: when, who, what, which scenario and which version of it, why."""
     rows = []
     for e in reversed(log):
         sc = scenario_of(e.scenario_id) if e.scenario_id else None
@@ -158,7 +158,8 @@ def history_rows(
             "When": e.published_at,
             "Who": who(e.published_by),
             "What": ACTION_WORDS.get(e.action, e.action),
-            "Scenario": f"{sc.name} (version {sc.version})" if sc else "",
+            "Scenario": sc.name if sc else "",
+            "Version": sc.version if sc else None,
             "Reason": e.reason or "",
             "Settings": " · ".join(parts),
             "Total cost": cost_text(res.get("objective")) if res else "",

@@ -237,7 +237,8 @@ else:
     else:
         close_dialog()  # never a confirmation that is bound to be refused
         for b in blockers:
-            (st.warning if b.fix in ("resolve", "scenario") else st.info)(layout.md(b.message))
+            if b.kind != "stale":  # the banner above says it
+                (st.warning if b.fix == "scenario" else st.info)(layout.md(b.message))
         if any(b.kind == "stale" for b in blockers):
             ready = publishing.resolve_ready(blockers)
             if st.button("Solve again with the current data and publish", key="pub_resolve_btn", type="primary",
@@ -309,19 +310,20 @@ else:
                                    lambda v: headline.value_text("objective", v))
     st.dataframe(pd.DataFrame(rows), key="pub_history", hide_index=True, width="stretch", placeholder="–",
                  column_config={
-        "When": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", width=125),
-        "Who": st.column_config.TextColumn(width=115, help="The planner who published."),
+        "When": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", width=120),
+        "Who": st.column_config.TextColumn(width=100, help="The planner who published."),
         "What": st.column_config.TextColumn(width=80),
-        "Scenario": st.column_config.TextColumn(
-            width=140, help="The scenario published, and which version of it: a scenario solved again on changed "
-                            "data is saved as its next version; the older ones stay."),
-        "Reason": st.column_config.TextColumn(width=140),
+        "Scenario": st.column_config.TextColumn(width=130),
+        "Version": st.column_config.NumberColumn(
+            width=60, format="%d", help="Which version of the scenario: a scenario solved again on changed data "
+                                        "is saved as its next version; the older versions stay."),
+        "Reason": st.column_config.TextColumn(width=125),
         "Settings": st.column_config.TextColumn(
-            width=135, help="The scenario's supervisor voice, how much low choices hurt, and 'stable' when its "
+            width=130, help="The scenario's supervisor voice, how much low choices hurt, and 'stable' when its "
                             "allocation had to be stable."),
-        "Total cost": st.column_config.TextColumn(width=80, alignment="right"),
+        "Total cost": st.column_config.TextColumn(width=75, alignment="right"),
         "Workers": st.column_config.NumberColumn(
-            width=65, help="Workers the publication placed; who went where is below."),
+            width=60, help="Workers the publication placed; who went where is below."),
     })
     st.caption("Newest first. Each line is one write to the database; replaced allocations stay on record.")
 

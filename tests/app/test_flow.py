@@ -117,7 +117,7 @@ def test_publish_then_refused_as_stale_after_a_preference_changes(demo_run, app_
     assert any(s.value.startswith("Done: published 'To publish' (140 allocations)") for s in at.success)
     history = table(at, "What", "Reason")
     assert list(history["What"]) == ["published"] and list(history["Reason"]) == ["Approved by the DMS"]
-    assert list(history["Scenario"]) == ["To publish (version 1)"]
+    assert list(history["Scenario"]) == ["To publish"] and list(history["Version"]) == [1]
 
     # Publishing the same allocation again would be refused: no dialog, and the page says why.
     assert not [b for b in at.button if b.key == "pub_open"]

@@ -137,7 +137,7 @@ def test_a_data_change_shows_at_once_and_solving_again_publishes_a_new_version(d
     (entry,) = db_store.publication_log(demo_run)
     assert (entry.scenario_id, entry.reason) == (versions[0].id, "One more place on the first line")
     history = table(at, "Who", "Reason")
-    assert history.iloc[0]["Scenario"] == "Before the change (version 2)"
+    assert (history.iloc[0]["Scenario"], history.iloc[0]["Version"]) == ("Before the change", 2)
     assert history.iloc[0]["What"] == "published"
     # Published now, and the same allocation: nothing more to publish, and no dialog.
     assert not [b for b in at.button if b.key in ("pub_open", "pub_resolve_btn")]
