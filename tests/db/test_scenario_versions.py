@@ -256,3 +256,52 @@ def test_a_scenario_that_no_longer_fits_the_data_names_what_to_change(store, sql
         service.resolve_and_publish(store, run_id, pinned)
     assert "w4" in str(exc.value) and "Pins, row 1" in str(exc.value)
     assert len(store.scenario_versions(run_id, "Pinned")) == 1
+
+
+# --------------------------------------------------------------------------- as a signed-in planner (Supabase)
+
+
+def test_a_planner_sees_and_versions_only_their_own_organisations_scenarios(supabase_url):
+    from dbtools import acting_as, new_organisation, new_user, small_snapshot
+    from psycopg.types.json import Jsonb
+
+    from allocator.snapshot import RunSnapshot
+
+    with psycopg.connect(supabase_url, autocommit=True) as conn:
+        ana, ben = new_user(conn, "ana@versions.example"), new_user(conn, "ben@versions.example")
+        runs, snaps = {}, {}
+        for key, planner in (("a", ana), ("b", ben)):
+            org = new_organisation(conn, f"Hospital {key}", planner)
+            snaps[key] = small_snapshot()
+            (runs[key],) = conn.execute("select allocator_import_run(%s, %s)::text", (Jsonb(snaps[key]), org)).fetchone()
+            (data,) = conn.execute("select allocator_run_snapshot(%s)", (runs[key],)).fetchone()
+            fp = input_fingerprint(RunSnapshot.parse(data))
+            for _ in range(2):
+                conn.execute("select allocator_save_scenario(%s, 'Shared name', '{}', '{}', %s, %s)",
+                             (runs[key], Jsonb(allocation_result(snaps[key])), fp))
+        (version_a,) = conn.execute("select allocator_run_inputs_version(%s)", (runs["a"],)).fetchone()
+        (sc_a,) = conn.execute("select id::text from allocator_latest_scenarios where run_id = %s",
+                               (runs["a"],)).fetchone()
+        (sc_b,) = conn.execute("select id::text from allocator_latest_scenarios where run_id = %s",
+                               (runs["b"],)).fetchone()
+
+    result = Jsonb(allocation_result(snaps["a"], shift=1))
+    with acting_as(supabase_url, "authenticated", ana) as conn:
+        latest = conn.execute("select run_id::text, version from allocator_latest_scenarios").fetchall()
+        assert latest == [(runs["a"], 2)]
+        assert conn.execute("select allocator_run_inputs_version(%s)", (runs["b"],)).fetchone() == (None,)
+        with pytest.raises(psycopg.Error) as exc:  # another organisation's run
+            conn.execute("select * from allocator_publish_new_version(%s, %s, %s, 'fp', %s)",
+                         (runs["b"], sc_b, result, version_a))
+        assert exc.value.sqlstate == "AL003"
+        with pytest.raises(psycopg.Error) as exc:  # on behalf of someone else
+            conn.execute("select * from allocator_publish_new_version(%s, %s, %s, 'fp', %s, null, false, %s)",
+                         (runs["a"], sc_a, result, version_a, ben))
+        assert exc.value.sqlstate == "AL005"
+        (new_id, version) = conn.execute(
+            "select scenario_id::text, version from allocator_publish_new_version(%s, %s, %s, 'fp', %s)",
+            (runs["a"], sc_a, result, version_a)).fetchone()
+        assert version == 3
+        assert conn.execute("select created_by from allocator_scenarios where id = %s", (new_id,)).fetchone() == (ana,)
+        assert conn.execute("select published_by from allocator_publication_log where scenario_id = %s",
+                            (new_id,)).fetchone() == (ana,)
