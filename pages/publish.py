@@ -35,6 +35,11 @@ def open_on_scenario_page(sc) -> None:
 # finishes, on this page, its result is saved as the scenario's next version and published.
 
 
+def _status(result) -> str | None:
+    data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    return data.get("status")
+
+
 def finish_resolve() -> bool:
     """If the session's re-solve has finished: publish it (or say why not). True when it had."""
     job = ss.get("pub_resolve")
@@ -71,7 +76,9 @@ def finish_resolve() -> bool:
         verb = "replaced the published allocation with it" if out.superseded else "published it"
         ss["pub_outcome"] = ("ok", f"Done: solved '{layout.md(title)}' again with the current data, saved it as "
                                    f"version {out.version} and {verb} ({out.n_allocations} allocations) at "
-                                   f"{out.published_at.astimezone():%d %b %Y %H:%M}. The older version is kept.")
+                                   f"{out.published_at.astimezone():%d %b %Y %H:%M}. The older version is kept."
+                                   + (" The new solve was stopped by its time limit, so this allocation is not "
+                                      "proven the best possible." if _status(p.result) == "feasible" else ""))
         state.set_widget("pub_scenario", out.scenario_id)
         state.set_widget("pub_reason", "")
         state.set_widget("pub_supersede", False)
