@@ -50,12 +50,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "ExportFormat",
+    "NoAllocationError",
     "OutcomeStatus",
     "RunOutcome",
     "ServiceError",
     "default_worker_name",
     "export_run",
     "get_run",
+    "get_scenario",
     "import_file",
     "import_snapshot",
     "list_runs",
@@ -66,8 +68,14 @@ __all__ = [
     "process_pending",
     "publication_log",
     "publish",
+    "prepare_resolve",
+    "publish_resolved",
     "read_snapshot_file",
+    "Resolve",
+    "resolve_and_publish",
+    "run_inputs_version",
     "save_scenario",
+    "scenario_versions",
     "solve_refusal",
     "solve_run",
     "solve_snapshot",
@@ -446,6 +454,154 @@ def publish(
 def publication_log(store: RunStore, run_id: str) -> list[PublicationEntry]:
     """The run's publication log, oldest first."""
     return store.publication_log(run_id)
+
+
+# --------------------------------------------------------------------------- stale scenarios
+
+
+def run_inputs_version(store: RunStore, run_id: str) -> int:
+    """The run's inputs version now: one cheap query, never cached.
+
+    It moves whenever the run's data may have changed (a worker, a line, a preference, a
+    rule, the run's own pins), so a dashboard compares it on every page to the version its
+    cached copy of the run was read at. Raises RunNotFoundError.
+    """
+    return store.inputs_version(run_id)
+
+
+def get_scenario(store: RunStore, scenario_id: str) -> Scenario:
+    """One saved scenario, any version of it. Raises ScenarioNotFoundError."""
+    return store.get_scenario(scenario_id)
+
+
+def scenario_versions(store: RunStore, run_id: str, name: str) -> list[Scenario]:
+    """Every saved version of one scenario of the run, the latest first."""
+    return store.scenario_versions(run_id, name)
+
+
+class NoAllocationError(ServiceError):
+    """A new solve found no allocation (impossible as set up, or none in time): nothing is written."""
+
+
+@dataclass(frozen=True)
+class Resolve:
+    """A stale scenario, ready to be solved again on the run's current data.
+
+    ``snapshot`` is the run's current data with the scenario's settings and overrides on
+    top; ``fingerprint`` and ``inputs_version`` are those of the data it was read from, so
+    the publish is refused when the data changes again while the solve runs.
+    """
+
+    run_id: str
+    scenario: Scenario
+    snapshot: RunSnapshot
+    fingerprint: str
+    inputs_version: int
+
+
+def prepare_resolve(
+    store: RunStore,
+    run_id: str,
+    scenario_id: str,
+    *,
+    supersede: bool = False,
+    reason: str | None = None,
+) -> Resolve:
+    """Read the run's current data and lay the saved scenario on it, before a new solve.
+
+    Refuses before any solve what the publish would refuse anyway: replacing a published
+    allocation without ``supersede`` and a reason (AlreadyPublishedError, ServiceError), a
+    scenario of another run (ScenarioNotFoundError), and a scenario whose changes no longer
+    fit the data (ServiceError naming each one, e.g. a pin of a worker no longer in the run).
+    """
+    from allocator.scenario import apply
+    from allocator.store.base import AlreadyPublishedError, ScenarioNotFoundError, input_fingerprint
+
+    if supersede and not (reason and reason.strip()):
+        raise ServiceError("Replacing published allocations needs a reason; say why.")
+    sc = store.get_scenario(scenario_id)
+    if sc.run_id != run_id:
+        raise ScenarioNotFoundError(f"Scenario {scenario_id} was not found for run {run_id}.")
+    if not supersede and get_run(store, run_id).published:
+        raise AlreadyPublishedError(
+            "This run's allocation is already published.",
+            hint="To replace it, supersede it and give a reason; the old one stays in the publication log.",
+        )
+    snapshot, version = store.load_run_versioned(run_id)
+    try:
+        applied = apply(snapshot, sc.settings, sc.overrides)
+    except SnapshotError as exc:
+        raise ServiceError(
+            f"Scenario '{sc.name}' no longer fits the run's data, so it cannot be solved again as it is: "
+            + "; ".join(exc.messages)
+            + ". Open it on the Scenario page, change what is listed, solve it and save it."
+        ) from None
+    return Resolve(run_id, sc, applied, input_fingerprint(snapshot), version)
+
+
+def publish_resolved(
+    store: RunStore,
+    plan: Resolve,
+    result: Result | Mapping[str, Any],
+    *,
+    reason: str | None = None,
+    supersede: bool = False,
+    published_by: str | None = None,
+) -> PublishOutcome:
+    """Save a new solve of ``plan`` as the scenario's next version and publish it, atomically.
+
+    Raises NoAllocationError (the solve found no allocation: nothing is written; the message
+    gives the diagnosis), StaleScenarioError (the data changed again during the solve),
+    AlreadyPublishedError, PublishRefusedError.
+    """
+    data = result.to_dict() if hasattr(result, "to_dict") else dict(result)  # type: ignore[union-attr]
+    status = str(data.get("status"))
+    name = plan.scenario.name
+    if status == "infeasible":
+        raise NoAllocationError(
+            f"Solved again on the current data, scenario '{name}' is impossible, so nothing was saved or "
+            f"published. {diagnosis_text(data)}"
+        )
+    if status not in ("optimal", "feasible") or not data.get("allocations"):
+        raise NoAllocationError(
+            f"Solved again on the current data, scenario '{name}' found no allocation within its time limit of "
+            f"{plan.snapshot.settings.max_seconds:g} s, so nothing was saved or published. Give it more time on "
+            "the Scenario page, or relax its rules."
+        )
+    return store.publish_new_version(
+        plan.run_id,
+        plan.scenario.id,
+        data,
+        plan.fingerprint,
+        plan.inputs_version,
+        reason=reason.strip() if reason else None,
+        supersede=supersede,
+        published_by=published_by,
+    )
+
+
+def resolve_and_publish(
+    store: RunStore,
+    run_id: str,
+    scenario_id: str,
+    *,
+    reason: str | None = None,
+    supersede: bool = False,
+    published_by: str | None = None,
+    options: SolveOptions | None = None,
+) -> PublishOutcome:
+    """Solve a saved scenario again with the run's current data, save it as the scenario's
+    next version and publish it (the older versions stay). Nothing is written unless all of it
+    succeeds; see :func:`prepare_resolve` and :func:`publish_resolved` for the refusals."""
+    plan = prepare_resolve(store, run_id, scenario_id, supersede=supersede, reason=reason)
+    if options is None:
+        from allocator.solvers.base import SolveOptions
+
+        options = SolveOptions(time_limit=plan.snapshot.settings.max_seconds)
+    result = solve_snapshot(plan.snapshot, options)
+    return publish_resolved(
+        store, plan, result, reason=reason, supersede=supersede, published_by=published_by
+    )
 
 
 # --------------------------------------------------------------------------- files

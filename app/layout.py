@@ -178,6 +178,8 @@ def require_run() -> RunContext:
         st.info("There is no run to work on yet. Import one on the Runs page.")
         link("runs", "Go to Runs")
         st.stop()
+    # The run's data may have changed elsewhere: one cheap query, then the cache is current.
+    state.guarded(lambda: state.drop_reads_if_run_changed(run_id), "The run could not be read")
     runs = {r.id: r for r in state.guarded(state.runs, "The list of runs could not be read")}
     if run_id not in runs:
         state.select_run(None)

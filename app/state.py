@@ -198,6 +198,48 @@ def clear_reads() -> None:
         f.clear()
 
 
+# --------------------------------------------------------------------------- the run's inputs version
+# Reads are reused for READ_TTL seconds, but a change to the run's data made elsewhere (another
+# planner, the command line, a data change on the Runs page) must show on the next page at
+# once: every page run compares the run's inputs version (one uncached query) with the one
+# last seen, and drops the cached copy of the run when it moved.
+
+_SEEN_INPUTS: dict[tuple[str, str], int | None] = {}
+_SEEN_INPUTS_LOCK = threading.Lock()
+
+
+def run_inputs_version(run_id: str) -> int | None:
+    """The run's inputs version now (never cached); ``None`` when the run is gone."""
+    from allocator.store.base import RunNotFoundError
+
+    try:
+        return service.run_inputs_version(store(), run_id)
+    except RunNotFoundError:
+        return None
+
+
+def drop_reads_if_run_changed(run_id: str) -> bool:
+    """Drop the cached copy of the run (and the run list) when its data changed since last seen.
+
+    The first time a run is seen in this process its cached copy is dropped too: it may have
+    been read before the version was. Returns True when anything was dropped.
+    """
+    now = run_inputs_version(run_id)
+    k = (store_key(), run_id)
+    with _SEEN_INPUTS_LOCK:
+        first = k not in _SEEN_INPUTS
+        changed = first or _SEEN_INPUTS[k] != now
+    if changed:
+        # Dropped before the new version is recorded: another session comparing meanwhile
+        # drops it again (harmless) rather than reading the old copy as current.
+        _run_data.clear(store_key(), run_id, store())
+        if not first:
+            _runs.clear()
+        with _SEEN_INPUTS_LOCK:
+            _SEEN_INPUTS[k] = now
+    return changed
+
+
 _FINGERPRINTS: OrderedDict[int, tuple[RunSnapshot, str]] = OrderedDict()
 _FINGERPRINTS_LOCK = threading.Lock()
 

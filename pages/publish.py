@@ -5,10 +5,12 @@ from __future__ import annotations
 import headline
 import layout
 import pandas as pd
+import publishing
 import state
 import streamlit as st
 
 from allocator import service
+from allocator.solvers.base import SolveOptions
 from allocator.store.base import (
     AlreadyPublishedError,
     PublishRefusedError,
@@ -20,6 +22,92 @@ ctx = layout.require_run()
 snap = ctx.snapshot
 run = ctx.summary
 ss = st.session_state
+runner = state.job_runner()
+
+
+def open_on_scenario_page(sc) -> None:
+    state.load_scenario(sc)
+    st.switch_page(layout.PAGES["scenario"])
+
+
+# --------------------------------------------------------------------------- solve again and publish
+# The new solve runs on the shared solver thread (progress below, with a Stop button); when it
+# finishes, on this page, its result is saved as the scenario's next version and published.
+
+
+def _status(result) -> str | None:
+    data = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    return data.get("status")
+
+
+def finish_resolve() -> bool:
+    """If the session's re-solve has finished: publish it (or say why not). True when it had."""
+    job = ss.get("pub_resolve")
+    if not job:
+        return False
+    try:
+        p = runner.progress(job["job_id"])
+    except KeyError:  # the dashboard restarted: the solve is gone
+        ss.pop("pub_resolve", None)
+        ss["pub_outcome"] = ("error", "The new solve was lost (the dashboard restarted). Nothing was published.")
+        return True
+    if not p.finished:
+        return False
+    ss.pop("pub_resolve", None)
+    plan = job["plan"]
+    title = plan.scenario.name
+    if p.status == "stopped":
+        ss["pub_outcome"] = ("error", f"Stopped solving '{layout.md(title)}' again: nothing was saved or published.")
+        return True
+    if p.result is None:
+        ss["pub_outcome"] = ("error", f"Not published: {layout.md(p.error or 'the new solve gave no result.')}")
+        return True
+    try:
+        out = service.publish_resolved(state.store(), plan, p.result, reason=job["reason"] or None,
+                                       supersede=job["supersede"], published_by=state.recorded_by())
+    except service.NoAllocationError as exc:
+        ss["pub_outcome"] = ("error", layout.md(str(exc)))
+        ss["pub_reopen"] = plan.scenario.id
+    except StaleScenarioError as exc:
+        ss["pub_outcome"] = ("error", f"Not published: {layout.md(exc.message)} {layout.md(exc.hint or '')}")
+    except (service.ServiceError, StoreError) as exc:
+        ss["pub_outcome"] = ("error", f"Not published: {layout.md(str(exc))}")
+    else:
+        verb = "replaced the published allocation with it" if out.superseded else "published it"
+        ss["pub_outcome"] = ("ok", f"Done: solved '{layout.md(title)}' again with the current data, saved it as "
+                                   f"version {out.version} and {verb} ({out.n_allocations} allocations) at "
+                                   f"{out.published_at.astimezone():%d %b %Y %H:%M}. The older version is kept."
+                                   + (" The new solve was stopped by its time limit, so this allocation is not "
+                                      "proven the best possible." if _status(p.result) == "feasible" else ""))
+        state.set_widget("pub_scenario", out.scenario_id)
+        state.set_widget("pub_reason", "")
+        state.set_widget("pub_supersede", False)
+    state.clear_reads()
+    return True
+
+
+def start_resolve(sc, reason: str, supersede: bool) -> None:
+    try:
+        plan = service.prepare_resolve(state.store(), run.id, sc.id, supersede=supersede, reason=reason or None)
+    except AlreadyPublishedError as exc:
+        ss["pub_outcome"] = ("error", f"Not started: {layout.md(str(exc))}")
+        return
+    except (service.ServiceError, StoreError) as exc:
+        ss["pub_outcome"] = ("error", f"Not started: {layout.md(str(exc))}")
+        return
+    options = SolveOptions(threads=state.app_settings().solver_threads or 2,
+                           time_limit=plan.snapshot.settings.max_seconds)
+    job_id = runner.submit(plan.snapshot, options, label=f"{sc.name} (again, current data)")
+    ss["pub_resolve"] = {"job_id": job_id, "plan": plan, "reason": reason, "supersede": supersede,
+                         "run_id": run.id}
+    # A small run solves in well under a second: publish with this click, not the next poll.
+    runner.wait(job_id, timeout=1.5)
+    finish_resolve()
+
+
+if finish_resolve():
+    st.rerun()  # the widgets reset by the outcome take their new values
+
 st.title("Publish")
 st.caption("Writes the chosen scenario's allocation to the database as this run's allocation. "
            "Every publication is kept in the history below, with who, when and why.")
@@ -30,50 +118,75 @@ if outcome:
     kind, text = outcome
     (st.success if kind == "ok" else st.error)(text)
 
-solved = [sc for sc in state.scenarios(run.id) if sc.result and sc.result.get("allocations")]
+saved = state.scenarios(run.id)  # the latest version of each
+log = state.guarded(lambda: state.publications(run.id), "The publication history could not be read")
+published_now = log[-1].allocations if (run.published and log) else None
+
+reopen = ss.pop("pub_reopen", None)
+if reopen:
+    again = next((x for x in saved if x.id == reopen), None)
+    if again is not None and st.button(f"Open '{again.name}' on the Scenario page", key="pub_reopen_btn"):
+        open_on_scenario_page(again)
+
+cur = state.current_result()
+if cur and not cur.get("saved_id") and cur.get("result", {}).get("allocations"):
+    st.info(f"Your latest solve, '{layout.md(cur['name'])}', is not saved: save it on the Scenario page to publish it.")
+
 if run.published:
     st.info("This run already has a published allocation. Publishing again replaces it: that needs a reason, "
             "and the old allocation stays in the history.")
 
-if not solved:
-    st.info("There is no saved, solved scenario to publish yet. Solve a scenario and save it on the Scenario page.")
+n_stale = sum(1 for x in saved if x.result and x.input_fingerprint != ctx.fingerprint)
+if not saved:
+    st.info("There is no saved scenario to publish yet. Solve a scenario and save it on the Scenario page.")
     layout.link("scenario", "Go to Scenario", icon=":material/tune:")
 else:
-    by_id = {sc.id: sc for sc in solved}
-    cur = state.current_result()
-    default = cur.get("saved_id") if cur and cur.get("saved_id") in by_id else solved[0].id
+    by_id = {x.id: x for x in saved}
+    solved = [x for x in saved if x.result and x.result.get("allocations")]
+    default = cur.get("saved_id") if cur and cur.get("saved_id") in by_id else (solved or saved)[0].id
     if ss.get("pub_scenario") not in by_id:
         ss["pub_scenario"] = default
-    labels = layout.unique_labels([
-        (i, f"{x.name} · {layout.RESULT_WORDS.get(x.result.get('status'), '')} · saved {x.created_at.astimezone():%d %b %H:%M}")
-        for i, x in by_id.items()
-    ])
+
+    def label(x) -> str:
+        status = (x.result or {}).get("status")
+        words = layout.RESULT_WORDS.get(status, "not solved") if x.result else "not solved"
+        old = " · solved on older data" if x.result and x.input_fingerprint != ctx.fingerprint else ""
+        return f"{publishing.scenario_title(x)} · {words}{old} · saved {x.created_at.astimezone():%d %b %H:%M}"
+
+    labels = layout.unique_labels([(i, label(x)) for i, x in by_id.items()])
     sid = st.selectbox("Scenario to publish", list(by_id), key="pub_scenario",
                        format_func=lambda i: labels.get(i, i))
     sc = by_id[sid]
-    result = sc.result
-    m = result.get("metrics") or {}
-    stale = sc.input_fingerprint != ctx.fingerprint
+    title = publishing.scenario_title(sc)
+    result = sc.result or {}
+    allocations = result.get("allocations") or []
+    stale = bool(sc.result) and sc.input_fingerprint != ctx.fingerprint
+    resolving = ss.get("pub_resolve")
 
-    st.subheader("What will be written")
-    c = st.columns(4)
-    c[0].metric("Workers placed", len(result["allocations"]))
-    c[1].metric("Got first choice", f"{float(m.get('first_choice_share') or 0):.0%}")
-    c[2].metric("Vacancies", m.get("vacancies", 0))
-    c[3].metric("Must-be-filled lines filled", f"{m.get('mandatory_lines_filled', 0)} of {m.get('mandatory_lines', 0)}")
-    if result.get("status") == "feasible":
-        st.warning("This allocation was not proven the best possible (the solve was stopped or ran out of time).")
     if stale:
-        st.error("The run's data has changed since this scenario was solved, so publishing it would be refused. "
-                 "Open it from the sidebar, press Solve on the Scenario page, save it, then publish.")
-    wn = {w.id: (w.name or w.id) for w in snap.workers}
-    ln = {j.id: (j.name or j.id) for j in snap.job_lines}
-    with st.expander(f"The {len(result['allocations'])} allocations"):
-        st.dataframe(
-            pd.DataFrame([{"Worker": wn.get(a["worker_id"], a["worker_id"]), "Job line": ln.get(a["job_line_id"], a["job_line_id"]),
-                           "Rank given": a.get("worker_rank")} for a in result["allocations"]]),
-            key="pub_preview", hide_index=True, width="stretch",
-        )
+        st.warning(publishing.stale_note(layout.md(title), sc.created_at), icon=":material/update:")
+    elif n_stale:
+        st.caption(f"{n_stale} saved scenario(s) of this run were solved on older data; the list marks them.")
+
+    if allocations:
+        m = result.get("metrics") or {}
+        st.subheader("What will be written" if not stale else "What was solved on the old data")
+        c = st.columns(4)
+        c[0].metric("Workers placed", len(allocations))
+        c[1].metric("Got first choice", f"{float(m.get('first_choice_share') or 0):.0%}")
+        c[2].metric("Vacancies", m.get("vacancies", 0))
+        c[3].metric("Must-be-filled lines filled", f"{m.get('mandatory_lines_filled', 0)} of {m.get('mandatory_lines', 0)}")
+        if result.get("status") == "feasible":
+            st.warning("This allocation was not proven the best possible (the solve was stopped or ran out of time).")
+        wn = {w.id: (w.name or w.id) for w in snap.workers}
+        ln = {j.id: (j.name or j.id) for j in snap.job_lines}
+        with st.expander(f"The {len(allocations)} allocations"):
+            st.dataframe(
+                pd.DataFrame([{"Worker": wn.get(a["worker_id"], a["worker_id"]),
+                               "Job line": ln.get(a["job_line_id"], a["job_line_id"]),
+                               "Rank given": a.get("worker_rank")} for a in allocations]),
+                key="pub_preview", hide_index=True, width="stretch",
+            )
 
     supersede = False
     if run.published:
@@ -83,6 +196,10 @@ else:
                           placeholder="e.g. Approved by the Director of Medical Services on 3 March",
                           help="Kept in the history. Required to replace a published allocation.")
 
+    blockers = publishing.publish_blockers(
+        sc, current_fingerprint=ctx.fingerprint, run_published=run.published,
+        published_allocations=published_now, supersede=supersede, reason=reason)
+
     def close_dialog() -> None:
         ss.pop("pub_dialog", None)
 
@@ -90,7 +207,7 @@ else:
     @st.dialog("Confirm publication", on_dismiss=close_dialog)
     def confirm(sc_id: str, name: str, reason: str, supersede: bool) -> None:
         st.write(f"Publish **{layout.md(name)}** as the allocation of **{layout.md(run.name or run.id)}**?")
-        st.write(f"{len(result['allocations'])} workers will be written to the database"
+        st.write(f"{len(allocations)} workers will be written to the database"
                  + (", replacing the published allocation." if supersede else "."))
         st.write(f"Reason: {layout.md(reason.strip()) or '(none given)'}")
         a, b = st.columns(2)
@@ -99,16 +216,12 @@ else:
                 out = service.publish(state.store(), run.id, sc_id, reason=reason or None, supersede=supersede,
                                       published_by=state.recorded_by())
             except StaleScenarioError as exc:
-                ss["pub_outcome"] = ("error", f"Not published: {exc.message} Open the scenario from the sidebar, "
-                                              "solve it again on the current data, save it, then publish.")
+                ss["pub_outcome"] = ("error", f"Not published: {exc.message} Choose the scenario again below and "
+                                              "press 'Solve again with the current data and publish'.")
             except AlreadyPublishedError as exc:
                 ss["pub_outcome"] = ("error", f"Not published: {exc.message} To replace it, tick 'Replace the "
                                               "published allocation' and give a reason.")
-            except PublishRefusedError as exc:
-                ss["pub_outcome"] = ("error", f"Not published: {exc}")
-            except service.ServiceError as exc:
-                ss["pub_outcome"] = ("error", f"Not published: {exc}")
-            except StoreError as exc:
+            except (PublishRefusedError, service.ServiceError, StoreError) as exc:
                 ss["pub_outcome"] = ("error", f"Not published: {exc}")
             else:
                 verb = "replaced the published allocation with" if out.superseded else "published"
@@ -123,72 +236,120 @@ else:
             close_dialog()
             st.rerun()
 
-    needs_reason = run.published and supersede and not reason.strip()
-    if needs_reason:
-        st.caption("Give a reason to replace the published allocation.")
-    if st.button("Publish…", key="pub_open", type="primary"):
-        ss["pub_dialog"] = {"sc_id": sc.id, "name": sc.name, "reason": reason, "supersede": supersede}
-    if ss.get("pub_dialog"):
+    if resolving:
+        pass  # the progress panel below stands in for the buttons
+    elif not blockers:
+        if st.button("Publish…", key="pub_open", type="primary"):
+            ss["pub_dialog"] = {"sc_id": sc.id, "name": title, "reason": reason, "supersede": supersede}
+    else:
+        close_dialog()  # never a confirmation that is bound to be refused
+        for b in blockers:
+            if b.kind != "stale":  # the banner above says it
+                (st.warning if b.fix == "scenario" else st.info)(layout.md(b.message))
+        if any(b.kind == "stale" for b in blockers):
+            ready = publishing.resolve_ready(blockers)
+            if st.button("Solve again with the current data and publish", key="pub_resolve_btn", type="primary",
+                         disabled=not ready, icon=":material/autorenew:",
+                         help="Solves this scenario again, with the same rules and changes, on the run's current "
+                              "data; saves the result as its next version (the older one is kept) and publishes it "
+                              "with the reason above. Nothing is published if the new solve finds no allocation."):
+                start_resolve(sc, reason, supersede)
+                st.rerun()
+            if ready:
+                st.caption(f"The new result is saved as version {sc.version + 1} of '{layout.md(sc.name)}' and "
+                           "published with the reason above; nothing is published if it finds no allocation.")
+        if any(b.fix == "scenario" for b in blockers):
+            if st.button("Open it on the Scenario page", key="pub_open_scenario", icon=":material/tune:"):
+                open_on_scenario_page(sc)
+    if ss.get("pub_dialog") and not blockers:
         confirm(**ss["pub_dialog"])
 
+    @st.fragment(run_every=0.5 if resolving else None)
+    def resolve_panel() -> None:
+        job = ss.get("pub_resolve")
+        if not job:
+            return
+        try:
+            p = runner.progress(job["job_id"])
+        except KeyError:
+            p = None
+        if p is None or p.finished:
+            st.rerun()  # the whole page: it publishes and shows the outcome
+        name = layout.md(job["plan"].scenario.name)
+        if p.status == "queued":
+            st.status(f"Waiting for the solver to solve '{name}' again: {p.queue_position} solve(s) ahead",
+                      state="running")
+        else:
+            label = (f"Stopping '{name}'…" if p.stop_requested
+                     else f"Solving '{name}' again with the current data… {p.elapsed:.1f} s")
+            st.status(label, state="running")
+            if p.objective is not None:
+                st.caption(f"Best total cost so far: {p.objective:,.2f}. It is published as soon as the solve ends.")
+        st.button("Stop", key="pub_resolve_stop", on_click=runner.stop, args=(job["job_id"],),
+                  help="Stop the new solve; nothing is saved or published.", disabled=p.stop_requested)
+
+    resolve_panel()
+
 # --------------------------------------------------------------------------- history
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _scenario_by_id(key: str, scenario_id: str, _store) -> object:
+    # Saved scenarios never change (a new solve is a new version), so one read per id is enough.
+    return service.get_scenario(_store, scenario_id)
+
+
 st.header("Publication history")
-log = state.guarded(lambda: state.publications(run.id), "The publication history could not be read")
 if not log:
     st.caption("Nothing published for this run yet.")
 else:
-    names = {s.id: s for s in state.scenarios(run.id)}
-    action_words = {"publish": "published", "supersede": "replaced", "complete": "solved by a worker"}
-    rows = []
-    for e in reversed(log):
-        sc = names.get(e.scenario_id) if e.scenario_id else None
-        res = (sc.result if sc else None) or {}
-        settings = (sc.settings if sc else None) or res.get("settings") or {}
-        parts = []
-        if "preferencer_weight" in settings:
-            parts.append(f"voice {float(settings['preferencer_weight']):.0%}")
-        if "preference_power" in settings:
-            parts.append(f"hurt {float(settings['preference_power']):g}")
-        if settings.get("stability"):
-            parts.append("stable")
-        rows.append({
-            "When": e.published_at,
-            "Who": state.who_label(e.published_by),
-            "What": action_words.get(e.action, e.action),
-            "Scenario": sc.name if sc else "",
-            "Reason": e.reason or "",
-            "Settings": " · ".join(parts),
-            "Total cost": headline.value_text("objective", res.get("objective")) if res else "",
-            "Workers": len(e.allocations),
-        })
+    latest = {x.id: x for x in saved}
+
+    def scenario_of(scenario_id: str):
+        if scenario_id in latest:
+            return latest[scenario_id]
+        try:
+            return _scenario_by_id(state.store_key(), scenario_id, state.store())
+        except StoreError:
+            return None
+
+    rows = publishing.history_rows(log, scenario_of, state.who_label,
+                                   lambda v: headline.value_text("objective", v))
     st.dataframe(pd.DataFrame(rows), key="pub_history", hide_index=True, width="stretch", placeholder="–",
                  column_config={
-        "When": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", width=125),
-        "Who": st.column_config.TextColumn(width=115, help="The planner who published."),
+        "When": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", width=120),
+        "Who": st.column_config.TextColumn(width=100, help="The planner who published."),
         "What": st.column_config.TextColumn(width=80),
-        "Scenario": st.column_config.TextColumn(width=110),
-        "Reason": st.column_config.TextColumn(width=170),
+        "Scenario": st.column_config.TextColumn(width=130),
+        "Version": st.column_config.NumberColumn(
+            width=60, format="%d", help="Which version of the scenario: a scenario solved again on changed data "
+                                        "is saved as its next version; the older versions stay."),
+        "Reason": st.column_config.TextColumn(width=125),
         "Settings": st.column_config.TextColumn(
-            width=135, help="The scenario's supervisor voice, how much low choices hurt, and 'stable' when its "
+            width=130, help="The scenario's supervisor voice, how much low choices hurt, and 'stable' when its "
                             "allocation had to be stable."),
-        "Total cost": st.column_config.TextColumn(width=80, alignment="right"),
+        "Total cost": st.column_config.TextColumn(width=75, alignment="right"),
         "Workers": st.column_config.NumberColumn(
-            width=65, help="Workers the publication placed; who went where is below."),
+            width=60, help="Workers the publication placed; who went where is below."),
     })
     st.caption("Newest first. Each line is one write to the database; replaced allocations stay on record.")
 
     with st.expander("Who went where in each publication"):
         entries = list(reversed(log))
-        entry_labels = layout.unique_labels([
-            (str(e.id), f"{e.published_at.astimezone():%d %b %Y %H:%M} · {action_words.get(e.action, e.action)}"
-                        + (f" · {names[e.scenario_id].name}" if e.scenario_id in names else ""))
-            for e in entries
-        ])
-        by_id = {str(e.id): e for e in entries}
+
+        def entry_label(e) -> str:
+            sc_e = scenario_of(e.scenario_id) if e.scenario_id else None
+            tail = f" · {publishing.scenario_title(sc_e)}" if sc_e else ""
+            return (f"{e.published_at.astimezone():%d %b %Y %H:%M} · "
+                    f"{publishing.ACTION_WORDS.get(e.action, e.action)}{tail}")
+
+        entry_labels = layout.unique_labels([(str(e.id), entry_label(e)) for e in entries])
+        by_entry = {str(e.id): e for e in entries}
         worker_names = {w.id: (w.name or w.id) for w in snap.workers}
         line_names = {j.id: (j.name or j.id) for j in snap.job_lines}
-        chosen = st.selectbox("Publication", list(by_id), key="pub_history_pick", format_func=lambda i: entry_labels[i])
-        entry = by_id[chosen]
+        chosen = st.selectbox("Publication", list(by_entry), key="pub_history_pick",
+                              format_func=lambda i: entry_labels[i])
+        entry = by_entry[chosen]
         st.dataframe(
             pd.DataFrame([{"Worker": worker_names.get(a.worker_id, a.worker_id),
                            "Worker id": a.worker_id,

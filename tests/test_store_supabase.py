@@ -201,7 +201,7 @@ def test_load_run_calls_the_snapshot_rpc_once(server, store):
 
 def test_list_scenarios_checks_the_run_then_filters_by_it(server, store):
     server.tables["allocator_py_runs"] = [{"id": RUN}]
-    server.tables["allocator_scenarios"] = [
+    server.tables["allocator_latest_scenarios"] = [
         {"id": SCENARIO, "run_id": RUN, "name": "A", "settings": {"preferencer_weight": 0.5},
          "overrides": {}, "result": None, "input_fingerprint": "f" * 64, "created_by": "me",
          "created_at": "2026-11-28T21:14:36Z"},
@@ -216,7 +216,8 @@ def test_list_scenarios_checks_the_run_then_filters_by_it(server, store):
     check, page = server.requests
     assert check.url.path == "/rest/v1/allocator_py_runs"
     assert query(check) == {"select": "id", "id": f"eq.{RUN}", "limit": "1"}
-    assert page.url.path == "/rest/v1/allocator_scenarios"
+    # Only the latest version of each scenario name is listed.
+    assert page.url.path == "/rest/v1/allocator_latest_scenarios"
     assert query(page)["run_id"] == f"eq.{RUN}"
     assert query(page)["order"] == "created_at.desc,id.asc"
 
@@ -343,6 +344,71 @@ def test_publish_sends_the_fingerprint_and_version_of_a_fresh_load(server, store
     }
 
 
+# --------------------------------------------------------------------------- versions and the inputs version
+
+
+def scenario_row(version: int, *, name: str = "A", run_id: str = RUN) -> dict:
+    return {"id": str(uuid.UUID(int=100 + version)), "run_id": run_id, "name": name, "settings": {},
+            "overrides": {}, "result": None, "input_fingerprint": "f" * 64, "created_by": "me",
+            "created_at": "2026-11-28T21:14:36Z", "version": version,
+            "previous_id": str(uuid.UUID(int=99 + version)) if version > 1 else None}
+
+
+def test_scenario_versions_reads_every_version_of_one_name_latest_first(server, store):
+    server.tables["allocator_scenarios"] = [
+        scenario_row(1), scenario_row(2), scenario_row(1, name="B"), scenario_row(1, run_id=str(uuid.uuid4()))]
+
+    versions = store.scenario_versions(RUN, "A")
+
+    assert [(s.version, s.previous_id) for s in versions] == [(1, None), (2, str(uuid.UUID(int=101)))]
+    (req,) = server.requests
+    assert req.url.path == "/rest/v1/allocator_scenarios"
+    q = query(req)
+    assert (q["run_id"], q["name"], q["order"]) == (f"eq.{RUN}", "eq.A", "version.desc,id.asc")
+
+
+def test_inputs_version_is_one_rpc_of_the_sql_function(server, store):
+    server.rpcs["allocator_run_inputs_version"] = lambda body: 42
+    assert store.inputs_version(RUN) == 42
+    assert server.rpc_calls() == [("allocator_run_inputs_version", {"p_run_id": RUN})]
+    # An unknown run (or one the planner may not see) gives null.
+    server.rpcs["allocator_run_inputs_version"] = lambda body: None
+    with pytest.raises(RunNotFoundError):
+        store.inputs_version(RUN)
+
+
+def test_load_run_versioned_gives_the_snapshot_and_its_version_from_one_call(server, store):
+    server.rpcs["allocator_load_run"] = lambda body: [{"snapshot": SNAPSHOT, "inputs_version": 5}]
+    snap, version = store.load_run_versioned(RUN)
+    assert (snap, version) == (RunSnapshot.parse(SNAPSHOT), 5)
+    assert [name for name, _ in server.rpc_calls()] == ["allocator_load_run"]
+
+
+def test_publish_new_version_is_one_rpc_and_names_the_new_version(server, store):
+    new_id = str(uuid.UUID(int=555))
+    server.rpcs["allocator_publish_new_version"] = lambda body: [
+        {"scenario_id": new_id, "version": 3, "publication_id": 9, "n_allocations": 2, "superseded": False,
+         "published_at": "2026-11-30T10:00:00+00:00"}]
+    result = {"status": "optimal", "allocations": [{"worker_id": "w1", "job_line_id": "j1"}]}
+
+    outcome = store.publish_new_version(RUN, SCENARIO, result, "f" * 64, 7, reason="Data changed",
+                                        published_by="me")
+
+    assert (outcome.scenario_id, outcome.version, outcome.publication_id) == (new_id, 3, 9)
+    assert server.rpc_calls() == [("allocator_publish_new_version", {
+        "p_run_id": RUN, "p_scenario_id": SCENARIO, "p_result": result, "p_input_fingerprint": "f" * 64,
+        "p_expected_inputs_version": 7, "p_reason": "Data changed", "p_supersede": False, "p_published_by": "me",
+    })]
+    assert all(r.method == "POST" for r in server.requests)
+
+
+def test_a_refused_new_version_comes_back_as_the_stale_error(server, store):
+    server.rpcs["allocator_publish_new_version"] = lambda body: postgrest_error(
+        400, "AL001", 'The run\'s data changed again while scenario "A" was being solved.', "Solve it again.")
+    with pytest.raises(StaleScenarioError, match="changed again"):
+        store.publish_new_version(RUN, SCENARIO, {"status": "optimal"}, "f", 1)
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -430,8 +496,17 @@ def test_every_request_names_a_function_and_columns_the_migrations_define(server
         "allocator_complete_run": lambda body: 2,
         "allocator_fail_run": lambda body: None,
         "allocator_requeue_run": lambda body: None,
+        "allocator_run_inputs_version": lambda body: 1,
+        "allocator_publish_new_version": lambda body: [
+            {"scenario_id": SCENARIO, "version": 2, "publication_id": 1, "n_allocations": 2,
+             "superseded": False, "published_at": "2026-11-28T22:00:00+00:00"}],
     })
     store.list_runs()
+    store.scenario_versions(RUN, "A")
+    store.inputs_version(RUN)
+    store.load_run_versioned(RUN)
+    store.publish_new_version(RUN, SCENARIO, {"status": "optimal"}, "f", 1, reason="r", supersede=True,
+                              published_by="me")
     store.load_run(RUN)
     store.import_snapshot(SNAPSHOT)
     store.save_scenario(RUN, "A", {}, None, None, "f")

@@ -165,6 +165,10 @@ class Scenario:
     input_fingerprint: str
     created_by: str | None
     created_at: datetime
+    #: 1, 2, 3, ... among the scenarios of its run saved under its name (the latest is listed).
+    version: int = 1
+    #: The version this one followed, if any.
+    previous_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,8 @@ class PublishOutcome:
     n_allocations: int
     superseded: bool
     published_at: datetime
+    #: The published scenario's version (set when the publish saved a new version).
+    version: int | None = None
 
 
 @dataclass(frozen=True)
@@ -293,11 +299,49 @@ class RunStore(Protocol):
         ...
 
     def list_scenarios(self, run_id: str) -> list[Scenario]:
-        """The run's saved scenarios, newest first."""
+        """The run's saved scenarios (the latest version of each name), newest first."""
         ...
 
     def get_scenario(self, scenario_id: str) -> Scenario:
-        """One saved scenario. Raises ScenarioNotFoundError."""
+        """One saved scenario (any version). Raises ScenarioNotFoundError."""
+        ...
+
+    # -- scenario versions and the run's inputs version (stale scenarios) -------------
+    def scenario_versions(self, run_id: str, name: str) -> list[Scenario]:
+        """Every saved version of the run's scenario ``name``, the latest first."""
+        ...
+
+    def inputs_version(self, run_id: str) -> int:
+        """The run's inputs version now: it moves whenever the run's data may have changed.
+
+        One cheap query (``allocator_run_inputs_version``). Raises RunNotFoundError.
+        """
+        ...
+
+    def load_run_versioned(self, run_id: str) -> tuple[RunSnapshot, int]:
+        """The run's snapshot and the inputs version it was read at (one statement)."""
+        ...
+
+    def publish_new_version(
+        self,
+        run_id: str,
+        scenario_id: str,
+        result: Mapping[str, Any],
+        fingerprint: str,
+        inputs_version: int,
+        *,
+        reason: str | None = None,
+        supersede: bool = False,
+        published_by: str | None = None,
+    ) -> PublishOutcome:
+        """Save ``result`` as the next version of the scenario and publish it, atomically.
+
+        ``result`` is a new solve of the scenario on the run's data read at
+        ``inputs_version`` (whose fingerprint is ``fingerprint``). Nothing is saved when the
+        publish is refused: StaleScenarioError when the run's data changed since that read,
+        PublishRefusedError when the result has no allocation, AlreadyPublishedError as for
+        :meth:`publish`. The outcome names the new version's id and number.
+        """
         ...
 
     def current_fingerprint(self, run_id: str) -> str:

@@ -202,7 +202,7 @@ class PostgresStore:
             ).fetchone():
                 raise RunNotFoundError(f"Run {run_id} was not found.")
             rows = conn.execute(
-                "select * from public.allocator_scenarios where run_id = %s "
+                "select * from public.allocator_latest_scenarios where run_id = %s "
                 "order by created_at desc, id",
                 (_uuid(run_id),),
             ).fetchall()
@@ -217,6 +217,58 @@ class PostgresStore:
         if row is None:
             raise ScenarioNotFoundError(f"Scenario {scenario_id} was not found.")
         return _scenario(row)
+
+    # -- scenario versions and the inputs version ---------------------------------------
+    def scenario_versions(self, run_id: str, name: str) -> list[Scenario]:
+        with self._tx() as conn:
+            rows = conn.execute(
+                "select * from public.allocator_scenarios where run_id = %s and name = %s "
+                "order by version desc",
+                (_uuid(run_id), name),
+            ).fetchall()
+        return [_scenario(r) for r in rows]
+
+    def inputs_version(self, run_id: str) -> int:
+        with self._tx() as conn:
+            row = conn.execute(
+                "select public.allocator_run_inputs_version(%s) as v", (_uuid(run_id),)
+            ).fetchone()
+        if row is None or row["v"] is None:
+            raise RunNotFoundError(f"Run {run_id} was not found.")
+        return int(row["v"])
+
+    def load_run_versioned(self, run_id: str) -> tuple[RunSnapshot, int]:
+        data, version = self._load(run_id)
+        return RunSnapshot.parse(data), int(version)
+
+    def publish_new_version(
+        self,
+        run_id: str,
+        scenario_id: str,
+        result: Mapping[str, Any],
+        fingerprint: str,
+        inputs_version: int,
+        *,
+        reason: str | None = None,
+        supersede: bool = False,
+        published_by: str | None = None,
+    ) -> PublishOutcome:
+        with self._tx() as conn:
+            row = conn.execute(
+                "select * from public.allocator_publish_new_version(%s, %s, %s, %s, %s, %s, %s, %s)",
+                (_uuid(run_id), _uuid(scenario_id, "scenario"), Jsonb(dict(result)), fingerprint,
+                 inputs_version, reason, supersede, published_by),
+            ).fetchone()
+        assert row is not None
+        return PublishOutcome(
+            run_id=run_id,
+            scenario_id=str(row["scenario_id"]),
+            publication_id=row["publication_id"],
+            n_allocations=row["n_allocations"],
+            superseded=row["superseded"],
+            published_at=row["published_at"],
+            version=row["version"],
+        )
 
     # -- publishing ---------------------------------------------------------------------
     def publish(
@@ -364,6 +416,8 @@ def _scenario(r: Mapping[str, Any]) -> Scenario:
         input_fingerprint=r["input_fingerprint"],
         created_by=r["created_by"],
         created_at=r["created_at"],
+        version=int(r.get("version") or 1),
+        previous_id=str(r["previous_id"]) if r.get("previous_id") else None,
     )
 
 

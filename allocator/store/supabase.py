@@ -234,7 +234,7 @@ class SupabaseStore:
     def list_scenarios(self, run_id: str) -> list[Scenario]:
         rid = self._require_run(run_id)
         rows = self._select_all(
-            "allocator_scenarios",
+            "allocator_latest_scenarios",
             order=[("created_at", True), ("id", False)],
             filters=lambda q: q.eq("run_id", rid),
         )
@@ -249,6 +249,66 @@ class SupabaseStore:
         if row is None:
             raise ScenarioNotFoundError(f"Scenario {scenario_id} was not found.")
         return _scenario(row)
+
+    # -- scenario versions and the inputs version ---------------------------------------
+    def scenario_versions(self, run_id: str, name: str) -> list[Scenario]:
+        rid = _uuid(run_id)
+        rows = self._select_all(
+            "allocator_scenarios",
+            order=[("version", True), ("id", False)],
+            filters=lambda q: q.eq("run_id", rid).eq("name", name),
+        )
+        return [_scenario(r) for r in rows]
+
+    def inputs_version(self, run_id: str) -> int:
+        value = self._rpc("allocator_run_inputs_version", {"p_run_id": _uuid(run_id)})
+        if value is None or value == []:  # null: no such run (the client hands null over as [])
+            raise RunNotFoundError(f"Run {run_id} was not found, or you may not see it.")
+        return int(value)
+
+    def load_run_versioned(self, run_id: str) -> tuple[RunSnapshot, int]:
+        data, version = self._load(run_id)
+        if version is None:
+            raise RunNotFoundError(f"Run {run_id} was not found, or you may not see it.")
+        return RunSnapshot.parse(data), int(version)
+
+    def publish_new_version(
+        self,
+        run_id: str,
+        scenario_id: str,
+        result: Mapping[str, Any],
+        fingerprint: str,
+        inputs_version: int,
+        *,
+        reason: str | None = None,
+        supersede: bool = False,
+        published_by: str | None = None,
+    ) -> PublishOutcome:
+        rows = self._rpc(
+            "allocator_publish_new_version",
+            {
+                "p_run_id": _uuid(run_id),
+                "p_scenario_id": _uuid(scenario_id),
+                "p_result": dict(result),
+                "p_input_fingerprint": fingerprint,
+                "p_expected_inputs_version": inputs_version,
+                "p_reason": reason,
+                "p_supersede": supersede,
+                "p_published_by": published_by,
+            },
+        )
+        row = rows[0] if isinstance(rows, list) and rows else rows
+        if not isinstance(row, Mapping):
+            raise StoreError("The Supabase API gave no answer to the publish; check the run's log.")
+        return PublishOutcome(
+            run_id=run_id,
+            scenario_id=str(row["scenario_id"]),
+            publication_id=int(row["publication_id"]),
+            n_allocations=int(row["n_allocations"]),
+            superseded=bool(row["superseded"]),
+            published_at=_ts(row["published_at"]),  # type: ignore[arg-type]
+            version=int(row["version"]),
+        )
 
     # -- publishing ---------------------------------------------------------------------
     def publish(
@@ -401,6 +461,8 @@ def _scenario(r: Mapping[str, Any]) -> Scenario:
         input_fingerprint=r["input_fingerprint"],
         created_by=r.get("created_by"),
         created_at=_ts(r["created_at"]),  # type: ignore[arg-type]
+        version=int(r.get("version") or 1),
+        previous_id=_str(r.get("previous_id")),
     )
 
 

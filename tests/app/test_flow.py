@@ -117,12 +117,11 @@ def test_publish_then_refused_as_stale_after_a_preference_changes(demo_run, app_
     assert any(s.value.startswith("Done: published 'To publish' (140 allocations)") for s in at.success)
     history = table(at, "What", "Reason")
     assert list(history["What"]) == ["published"] and list(history["Reason"]) == ["Approved by the DMS"]
-    assert list(history["Scenario"]) == ["To publish"]
+    assert list(history["Scenario"]) == ["To publish"] and list(history["Version"]) == [1]
 
-    # Publishing again without saying it replaces the first is refused, with what to do.
-    at.button(key="pub_open").click().run()
-    at.button(key="pub_confirm").click().run()
-    assert any("already published" in e.value and "Replace the published allocation" in e.value for e in at.error)
+    # Publishing the same allocation again would be refused: no dialog, and the page says why.
+    assert not [b for b in at.button if b.key == "pub_open"]
+    assert any("already published" in i.value for i in at.info)
 
     # A worker's preference changes in the database after the scenarios were solved.
     with psycopg.connect(app_db, autocommit=True) as conn:
@@ -135,10 +134,10 @@ def test_publish_then_refused_as_stale_after_a_preference_changes(demo_run, app_
     pick(at, "pub_scenario", "Second opinion")
     at.checkbox(key="pub_supersede").check().run()
     at.text_area(key="pub_reason").input("Second opinion preferred").run()
-    at.button(key="pub_open").click().run()
-    at.button(key="pub_confirm").click().run()
     assert not at.exception
-    errors = " ".join(e.value for e in at.error)
-    assert "Not published" in errors and "changed since" in errors and "solve it again" in errors
+    # Publishing it as it is would be refused: instead of the dialog, the way to solve it again.
+    assert not [b for b in at.button if b.key == "pub_open"]
+    assert any("data has changed since 'Second opinion'" in w.value for w in at.warning)
+    assert not at.button(key="pub_resolve_btn").disabled
     history = table(at, "What", "Reason")
     assert len(history) == 1  # nothing was written

@@ -1,7 +1,16 @@
-"""Publishing: the run lists show it at once, and the history says who published what."""
+"""Publishing: the run lists show it at once, the history says who published what (and which version),
+a change to the run's data shows at once and a stale scenario is solved again and published."""
 
 from __future__ import annotations
 
+import time
+
+import psycopg
+import publishing
+import pytest
+
+from allocator.store import input_fingerprint
+from allocator.store.base import Scenario
 from tests.app.conftest import open_app, solve_now
 from tests.app.test_fit import assert_fits
 from tests.app.test_flow import table
@@ -73,3 +82,210 @@ def test_without_a_given_name_the_operating_system_user_is_the_planner(demo_run,
     assert state.planner_name() == getpass.getuser()  # blank is no name
     monkeypatch.setenv("ALLOCATOR_PLANNER_NAME", " R. Osei ")
     assert state.recorded_by() == "R. Osei"
+
+
+# --------------------------------------------------------------------------- stale scenarios (issue 7)
+
+
+def change_run_data(url: str, run_id: str, sql: str) -> None:
+    """Change the run's data behind the dashboard's back (as another planner or the CLI would)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        (ar,) = conn.execute("select allocation_run_id from allocator_py_runs where id = %s", (run_id,)).fetchone()
+        conn.execute(sql, {"ar": ar})
+
+
+MORE_PLACES = ("update job_lines set max_n_workers = max_n_workers + 1 where allocation_run_id = %(ar)s "
+               "and id = (select min(id) from job_lines where allocation_run_id = %(ar)s)")
+
+
+def wait_for_resolve(at, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while "pub_resolve" in at.session_state:
+        assert time.monotonic() < deadline, "the new solve did not finish in time"
+        time.sleep(0.2)
+        at.run()
+        assert not at.exception, at.exception
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def test_a_data_change_shows_at_once_and_solving_again_publishes_a_new_version(demo_run, app_db, db_store):
+    at = open_app(demo_run, "scenario")
+    solve_save_and_open_publish(at, "Before the change")
+    assert at.button(key="pub_open")  # publishable as it stands
+    assert not any("data has changed" in w for w in texts(at.warning))
+    (old,) = [s for s in db_store.list_scenarios(demo_run) if s.name == "Before the change"]
+
+    change_run_data(app_db, demo_run, MORE_PLACES)
+    at.run()  # the next page run, well within the 30 s the reads are cached for
+
+    assert any("data has changed since 'Before the change'" in w for w in texts(at.warning)), texts(at.warning)
+    assert not [b for b in at.button if b.key == "pub_open"]  # no dialog that is bound to be refused
+    again = at.button(key="pub_resolve_btn")
+    assert not again.disabled
+    at.text_area(key="pub_reason").input("One more place on the first line").run()
+    at.button(key="pub_resolve_btn").click().run()
+    wait_for_resolve(at)
+
+    assert any("saved it as version 2" in s for s in texts(at.success)), (texts(at.success), texts(at.error))
+    versions = db_store.scenario_versions(demo_run, "Before the change")
+    assert [v.version for v in versions] == [2, 1] and versions[1].id == old.id
+    assert versions[0].input_fingerprint == input_fingerprint(db_store.load_run(demo_run))
+    assert versions[1].result == old.result  # the old version is kept as it was
+    (entry,) = db_store.publication_log(demo_run)
+    assert (entry.scenario_id, entry.reason) == (versions[0].id, "One more place on the first line")
+    history = table(at, "Who", "Reason")
+    assert (history.iloc[0]["Scenario"], history.iloc[0]["Version"]) == ("Before the change", 2)
+    assert history.iloc[0]["What"] == "published"
+    # Published now, and the same allocation: nothing more to publish, and no dialog.
+    assert not [b for b in at.button if b.key in ("pub_open", "pub_resolve_btn")]
+    assert any("already published" in i for i in texts(at.info))
+
+
+def test_an_impossible_new_solve_publishes_nothing_and_says_why(demo_run, app_db, db_store):
+    at = open_app(demo_run, "scenario")
+    solve_save_and_open_publish(at, "Will not fit")
+    change_run_data(app_db, demo_run, "update job_lines set max_n_workers = 0 where allocation_run_id = %(ar)s")
+    at.run()
+    at.button(key="pub_resolve_btn").click().run()
+    wait_for_resolve(at)
+
+    errors = texts(at.error)
+    assert any("impossible" in e and "nothing was saved or published" in e for e in errors), errors
+    assert [v.version for v in db_store.scenario_versions(demo_run, "Will not fit")] == [1]
+    assert db_store.publication_log(demo_run) == []
+    assert at.button(key="pub_reopen_btn")  # the way to see the diagnosis next to the edits
+
+
+def test_a_scenario_without_an_allocation_offers_the_scenario_page_not_the_dialog(demo_run, db_store):
+    fp = input_fingerprint(db_store.load_run(demo_run))
+    db_store.save_scenario(demo_run, "Impossible one", {}, {}, {"status": "infeasible", "allocations": []}, fp)
+    at = open_app(demo_run, "publish")
+    pick_scenario(at, "Impossible one")
+    assert not [b for b in at.button if b.key in ("pub_open", "pub_resolve_btn")]
+    assert any("impossible as set up" in w for w in texts(at.warning))
+    at.button(key="pub_open_scenario").click().run()
+    assert not at.exception
+    assert at.session_state["draft"]["name"] == "Impossible one"
+
+
+def test_replacing_asks_for_the_tick_and_the_reason_before_the_dialog(demo_run):
+    at = open_app(demo_run, "scenario")
+    solve_save_and_open_publish(at, "First")
+    publish(at, "Approved")
+    at.switch_page("../pages/scenario.py").run()
+    at.slider(key="sc_alpha").set_value(100).run()
+    solve_save_and_open_publish(at, "Second")
+    pick_scenario(at, "Second")
+
+    assert not [b for b in at.button if b.key == "pub_open"]
+    assert any("tick 'Replace the published allocation'" in i for i in texts(at.info))
+    at.checkbox(key="pub_supersede").check().run()
+    assert not [b for b in at.button if b.key == "pub_open"]
+    assert any("Give a reason" in i for i in texts(at.info))
+    at.text_area(key="pub_reason").input("Supervisors' rankings first").run()
+    at.button(key="pub_open").click().run()
+    at.button(key="pub_confirm").click().run()
+    assert any(s.startswith("Done: replaced") for s in texts(at.success)), texts(at.error)
+
+
+def pick_scenario(at, name: str) -> None:
+    box = at.selectbox(key="pub_scenario")
+    (i,) = [i for i, o in enumerate(box.options) if o.startswith(name + " ·")]
+    box.select_index(i).run()
+    assert not at.exception, at.exception
+
+
+# --------------------------------------------------------------------------- the refusals, as plain functions
+
+
+def _scenario(status="optimal", fingerprint="now", allocations=(("w1", "j1"),), version=1, result=True) -> Scenario:
+    from datetime import UTC, datetime
+
+    res = {"status": status, "allocations": [{"worker_id": w, "job_line_id": j} for w, j in allocations]}
+    return Scenario(id="s", run_id="r", name="Plan", settings={}, overrides={}, result=res if result else None,
+                    input_fingerprint=fingerprint, created_by=None, created_at=datetime.now(UTC), version=version)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "published", "supersede", "reason", "kinds"),
+    [
+        (_scenario(), False, False, "", []),
+        (_scenario(fingerprint="before"), False, False, "", ["stale"]),
+        (_scenario(result=False), False, False, "", ["no_result"]),
+        (_scenario(status="infeasible", allocations=()), False, False, "", ["impossible"]),
+        (_scenario(status="no_solution", allocations=()), True, True, "x", ["impossible"]),
+        (_scenario(allocations=()), False, False, "", ["no_allocations"]),
+        (_scenario(), True, False, "", ["needs_replace"]),
+        (_scenario(), True, True, "  ", ["needs_reason"]),
+        (_scenario(), True, True, "why", []),
+        (_scenario(allocations=(("w1", "j9"),)), True, True, "why", ["same_as_published"]),
+        (_scenario(fingerprint="before"), True, False, "", ["stale", "needs_replace"]),
+        (_scenario(fingerprint="before", allocations=(("w1", "j9"),)), True, True, "why", ["stale"]),
+    ],
+)
+def test_publish_blockers(scenario, published, supersede, reason, kinds):
+    blockers = publishing.publish_blockers(
+        scenario, current_fingerprint="now", run_published=published,
+        published_allocations=[{"worker_id": "w1", "job_line_id": "j9"}] if published else None,
+        supersede=supersede, reason=reason)
+    assert [b.kind for b in blockers] == kinds
+    assert publishing.resolve_ready(blockers) == (kinds == ["stale"])
+    assert all("Plan" in b.message or b.kind.startswith("needs") for b in blockers)
+
+
+def test_a_later_version_is_named_with_its_number():
+    assert publishing.scenario_title(_scenario(version=3)) == "Plan (version 3)"
+    (b,) = publishing.publish_blockers(_scenario(version=3, fingerprint="old"), current_fingerprint="now",
+                                       run_published=False, published_allocations=None, supersede=False, reason="")
+    assert "'Plan (version 3)'" in b.message
+
+
+def test_a_long_new_solve_shows_its_progress_and_stop_publishes_nothing(demo_run, app_db, db_store, monkeypatch):
+    import threading
+
+    import state
+
+    at = open_app(demo_run, "scenario")
+    solve_save_and_open_publish(at, "Long one")
+    # Hold the shared solver thread's next solve until it is stopped, as a long solve would run.
+    runner = state.job_runner()
+    real = runner._solve
+    started = threading.Event()
+
+    def long_solve(snapshot, options):
+        started.set()
+        while not options.stop.wait(0.05):
+            pass
+        return real(snapshot, options)
+
+    monkeypatch.setattr(runner, "_solve", long_solve)
+    change_run_data(app_db, demo_run, MORE_PLACES)
+    at.run()
+    at.button(key="pub_resolve_btn").click().run()
+    assert not at.exception, at.exception
+    assert started.wait(10)
+    at.run()
+
+    labels = [s.label for s in at.status]
+    assert any(lbl.startswith("Solving 'Long one' again with the current data") for lbl in labels), labels
+    assert not [b for b in at.button if b.key in ("pub_open", "pub_resolve_btn")]  # no second start
+    at.button(key="pub_resolve_stop").click().run()
+    wait_for_resolve(at)
+
+    assert any("nothing was saved or published" in e for e in texts(at.error)), texts(at.error)
+    assert [v.version for v in db_store.scenario_versions(demo_run, "Long one")] == [1]
+    assert db_store.publication_log(demo_run) == []
+    assert at.button(key="pub_resolve_btn")  # it may be started again
+
+
+def test_results_say_at_once_that_the_solve_is_of_older_data(demo_run, app_db):
+    at = open_app(demo_run, "scenario")
+    solve_now(at)
+    at.switch_page("../pages/results.py").run()
+    assert not any("data has changed" in w for w in texts(at.warning))
+    change_run_data(app_db, demo_run, MORE_PLACES)
+    at.run()
+    assert any("data has changed since this scenario was solved" in w for w in texts(at.warning)), texts(at.warning)

@@ -259,7 +259,7 @@ def test_main_flow(page, dashboard) -> None:
     assert str(n_workers) in done.inner_text(), done.inner_text()
     history = [r for r in grid_rows(table_after(page, "Publication history")) if r.get("Reason") == reason]
     assert len(history) == 1, "the publication is not in the history with its reason"
-    assert history[0].get("Scenario") == first, history[0]
+    assert history[0].get("Scenario") == first and history[0].get("Version") == "1", history[0]
     assert page.locator(EXCEPTION).count() == 0
     # The sidebar's run picker says so at once, without a Refresh or another page.
     expect(keyed(page, "sidebar_run").get_by_role("combobox")).to_have_value(

@@ -1,0 +1,168 @@
+"""What the Publish page decides, as plain functions (tested directly, no Streamlit).
+
+- :func:`publish_blockers`: every reason the database would refuse to publish a scenario now,
+  each with the kind of action that fixes it, so the page shows why instead of opening a
+  confirmation that is bound to fail.
+- :func:`stale_note`: the banner for a scenario solved on older data than the run's.
+- :func:`history_rows`: the publication history as the page's table shows it (who, what,
+  which scenario and which version of it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from allocator.store.base import PublicationEntry, Scenario
+
+BlockerKind = Literal[
+    "no_result", "impossible", "no_allocations", "stale", "same_as_published", "needs_replace", "needs_reason"
+]
+
+#: How each refusal is fixed: on the Scenario page, by solving again with the current data,
+#: on this page (tick Replace, give a reason), or not at all (nothing new to publish).
+FIX_BY: dict[str, str] = {
+    "no_result": "scenario",
+    "impossible": "scenario",
+    "no_allocations": "scenario",
+    "stale": "resolve",
+    "same_as_published": "nothing",
+    "needs_replace": "form",
+    "needs_reason": "form",
+}
+
+_ENDED = {
+    "infeasible": "is impossible as set up",
+    "no_solution": "found no allocation within its time limit",
+}
+
+ACTION_WORDS = {"publish": "published", "supersede": "replaced", "complete": "solved by a worker"}
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """One reason publishing would be refused now, in a planner's words."""
+
+    kind: BlockerKind
+    message: str
+
+    @property
+    def fix(self) -> str:
+        return FIX_BY[self.kind]
+
+
+def scenario_title(sc: Scenario) -> str:
+    """A scenario as the page names it: its name, and its version once there are several."""
+    return f"{sc.name} (version {sc.version})" if sc.version > 1 else sc.name
+
+
+def allocation_pairs(allocations: Iterable[Any]) -> frozenset[tuple[str, str]]:
+    """Who goes where, from result JSON entries or :class:`~allocator.store.base.Allocation`."""
+    out = set()
+    for a in allocations:
+        if isinstance(a, Mapping):
+            out.add((str(a["worker_id"]), str(a["job_line_id"])))
+        else:
+            out.add((str(a.worker_id), str(a.job_line_id)))
+    return frozenset(out)
+
+
+def publish_blockers(
+    sc: Scenario,
+    *,
+    current_fingerprint: str,
+    run_published: bool,
+    published_allocations: Iterable[Any] | None,
+    supersede: bool,
+    reason: str,
+) -> list[Blocker]:
+    """Why publishing ``sc`` now would be refused (empty: it would go through).
+
+    Parameters
+    ----------
+    current_fingerprint
+        The input fingerprint of the run's current data.
+    run_published
+        Whether the run already has a published allocation.
+    published_allocations
+        That allocation (who went where), when there is one.
+    supersede, reason
+        The page's "Replace the published allocation" tick and reason.
+    """
+    out: list[Blocker] = []
+    title = scenario_title(sc)
+    result = sc.result or {}
+    status = result.get("status")
+    allocations = result.get("allocations") or []
+    stale = sc.input_fingerprint != current_fingerprint
+    if not sc.result:
+        return [Blocker("no_result", f"'{title}' was saved without a result: there is no allocation to publish. "
+                                     "Open it on the Scenario page, press Solve and save it.")]
+    if status in _ENDED:
+        return [Blocker("impossible", f"'{title}' {_ENDED[status]}, so it has no allocation to publish. "
+                                      "Open it on the Scenario page to see why and change it.")]
+    if not allocations:
+        return [Blocker("no_allocations", f"'{title}' has no allocations to publish. "
+                                          "Open it on the Scenario page and solve it again.")]
+    if stale:
+        out.append(Blocker("stale", f"The run's data has changed since '{title}' was solved, so publishing it "
+                                    "would be refused. Solve it again with the current data, then publish."))
+    elif run_published and published_allocations is not None and (
+        allocation_pairs(allocations) == allocation_pairs(published_allocations)
+    ):
+        return [Blocker("same_as_published", f"'{title}' gives exactly the allocation already published: "
+                                             "there is nothing new to publish.")]
+    if run_published and not supersede:
+        out.append(Blocker("needs_replace", "This run's allocation is already published. To replace it, tick "
+                                            "'Replace the published allocation' and give a reason."))
+    elif run_published and not reason.strip():
+        out.append(Blocker("needs_reason", "Give a reason to replace the published allocation: it is kept in "
+                                           "the history."))
+    return out
+
+
+def resolve_ready(blockers: Sequence[Blocker]) -> bool:
+    """Whether "solve again with the current data and publish" may start: only staleness stands in the way."""
+    return bool(blockers) and all(b.kind == "stale" for b in blockers)
+
+
+def stale_note(title: str, solved_at: datetime | None = None) -> str:
+    """The banner for a scenario solved on older data than the run now has."""
+    when = f" (saved {solved_at.astimezone():%d %b %H:%M})" if solved_at else ""
+    return (f"The run's data has changed since '{title}' was solved{when}: its allocation and numbers are of "
+            "the old data, so it cannot be published as it is. Solve it again with the current data below.")
+
+
+def history_rows(
+    log: Sequence[PublicationEntry],
+    scenario_of: Callable[[str], Scenario | None],
+    who: Callable[[str | None], str],
+    cost_text: Callable[[Any], str],
+) -> list[dict[str, Any]]:
+    """The publication history, newest first: when, who, what, which scenario and which version of it, why."""
+    rows = []
+    for e in reversed(log):
+        sc = scenario_of(e.scenario_id) if e.scenario_id else None
+        res = (sc.result if sc else None) or {}
+        settings = (sc.settings if sc else None) or res.get("settings") or {}
+        parts = []
+        if "preferencer_weight" in settings:
+            parts.append(f"voice {float(settings['preferencer_weight']):.0%}")
+        if "preference_power" in settings:
+            parts.append(f"hurt {float(settings['preference_power']):g}")
+        if settings.get("stability"):
+            parts.append("stable")
+        rows.append({
+            "When": e.published_at,
+            "Who": who(e.published_by),
+            "What": ACTION_WORDS.get(e.action, e.action),
+            "Scenario": sc.name if sc else "",
+            "Version": sc.version if sc else None,
+            "Reason": e.reason or "",
+            "Settings": " · ".join(parts),
+            "Total cost": cost_text(res.get("objective")) if res else "",
+            "Workers": len(e.allocations),
+        })
+    return rows
