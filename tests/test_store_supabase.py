@@ -136,7 +136,7 @@ def summary_row(i: int) -> dict:
 
 
 def test_a_2500_row_read_makes_three_range_requests_and_returns_every_row(server, store):
-    server.tables["allocator_run_summaries"] = [summary_row(i) for i in range(2500)]
+    server.tables["allocator_run_list"] = [summary_row(i) for i in range(2500)]
 
     runs = store.list_runs()
 
@@ -146,7 +146,7 @@ def test_a_2500_row_read_makes_three_range_requests_and_returns_every_row(server
     assert [(p["offset"], p["limit"]) for p in pages] == [("0", "1000"), ("1000", "1000"), ("2000", "1000")]
     for r, p in zip(server.requests, pages, strict=True):
         assert r.method == "GET"
-        assert r.url.path == "/rest/v1/allocator_run_summaries"
+        assert r.url.path == "/rest/v1/allocator_run_list"
         # A stable order that ends in a unique column, so pages neither overlap nor skip.
         assert p["order"] == "created_at.desc,id.asc"
         assert p["select"] == "*"
@@ -160,7 +160,7 @@ def test_read_continues_past_a_server_cap_below_the_page_size():
     """A project with max-rows 400 answers 400-row pages to 1,000-row requests: the count
     says more are left, so the read goes on instead of taking the short page for the end."""
     server = FakePostgrest(max_rows=400)
-    server.tables["allocator_run_summaries"] = [summary_row(i) for i in range(1001)]
+    server.tables["allocator_run_list"] = [summary_row(i) for i in range(1001)]
 
     runs = make_store(server).list_runs()
 
@@ -170,7 +170,7 @@ def test_read_continues_past_a_server_cap_below_the_page_size():
 
 def test_without_a_count_a_short_page_ends_the_read():
     server = FakePostgrest(counts=False)
-    server.tables["allocator_run_summaries"] = [summary_row(i) for i in range(5)]
+    server.tables["allocator_run_list"] = [summary_row(i) for i in range(5)]
 
     runs = make_store(server, page_size=2).list_runs()
 
@@ -179,7 +179,7 @@ def test_without_a_count_a_short_page_ends_the_read():
 
 
 def test_run_summary_fields_are_typed(server, store):
-    server.tables["allocator_run_summaries"] = [summary_row(1)]
+    server.tables["allocator_run_list"] = [summary_row(1)]
     (run,) = store.list_runs()
     assert run.name == "run 1" and run.status == "pending" and run.n_workers == 3
     assert isinstance(run.created_at, datetime) and run.created_at.tzinfo is not None
@@ -376,8 +376,8 @@ def test_postgrest_errors_become_store_errors(server, store, status, code, expec
 
 
 def test_a_read_error_is_mapped_too(server, store):
-    server.table_errors["allocator_run_summaries"] = postgrest_error(
-        403, "42501", "permission denied for view allocator_run_summaries"
+    server.table_errors["allocator_run_list"] = postgrest_error(
+        403, "42501", "permission denied for view allocator_run_list"
     )
     with pytest.raises(AccessDeniedError, match="permission denied"):
         store.list_runs()
