@@ -142,15 +142,34 @@ if run_id:
                "before a change are out of date afterwards: solve them again before publishing.")
     run_store = state.store()
 
-    def apply_change(make, done: str, clear: tuple[str, ...]) -> None:
-        """Make one change; on success forget the form and say so, else show why (nothing changed)."""
+    # The forms outlive a visit to another page (Streamlit drops a widget's value on any page
+    # that does not draw it): each edit is copied here, per run, and seeds the widget again.
+    kept: dict = st.session_state.setdefault("_runs_change_form", {}).setdefault(run_id, {})
+
+    def keep(key: str) -> None:
+        kept[key] = st.session_state.get(key)
+
+    def seed(key: str, default=None, options=None) -> None:
+        """Put the kept value (else ``default``) in the widget's state before it is drawn."""
+        if key in st.session_state:
+            return
+        value = kept.get(key, default)
+        if value is None:
+            return
+        if options is not None and not all(v in options for v in (value if isinstance(value, list) else [value])):
+            return  # e.g. a worker withdrawn meanwhile
+        st.session_state[key] = value
+
+    def apply_change(make, done: str) -> None:
+        """Make one change; on success empty the forms and say so, else show why (nothing changed)."""
         try:
             make()
         except (StoreError, service.ServiceError) as exc:
             st.error(f"Nothing was changed: {exc}", icon=":material/block:")
             return
-        for key in clear:
+        for key in [k for k in st.session_state if str(k).startswith(("runs_withdraw_", "runs_add_", "runs_line"))]:
             state.set_widget(key, None)
+        kept.clear()
         state.clear_reads()
         state.flash(done + " Scenarios saved before this change are now out of date.")
         st.rerun()
@@ -158,10 +177,14 @@ if run_id:
     t_withdraw, t_add, t_line = st.tabs(["Withdraw a worker", "Add a late worker", "Change a job line"])
     with t_withdraw:
         labels = runs_view.worker_labels(snap)
+        seed("runs_withdraw_worker", options=labels)
+        seed("runs_withdraw_reason")
         wid = st.selectbox("Worker", list(labels), format_func=lambda w: labels.get(w, w), index=None,
-                           key="runs_withdraw_worker", placeholder="Choose the worker who leaves the run")
+                           key="runs_withdraw_worker", placeholder="Choose the worker who leaves the run",
+                           on_change=keep, args=("runs_withdraw_worker",))
         why = st.text_input("Why (kept in the change log)", key="runs_withdraw_reason",
-                            placeholder="e.g. resigned before the start of the year")
+                            placeholder="e.g. resigned before the start of the year",
+                            on_change=keep, args=("runs_withdraw_reason",))
         if st.button("Withdraw from this run", key="runs_withdraw", icon=":material/person_remove:"):
             if wid is None:
                 st.error("Choose the worker to withdraw.")
@@ -171,21 +194,29 @@ if run_id:
                 apply_change(
                     lambda: service.withdraw_worker(run_store, run_id, wid, reason=why, changed_by=state.recorded_by()),
                     f"Withdrew {labels.get(wid, wid)} from the run.",
-                    ("runs_withdraw_worker", "runs_withdraw_reason"),
                 )
     with t_add:
+        lines_by_id = runs_view.line_labels(snap)
+        tag_options = sorted(set(runs_view.known_tags(snap)) | set(kept.get("runs_add_tags") or []))
+        for key in ("runs_add_id", "runs_add_name", "runs_add_reason"):
+            seed(key)
+        seed("runs_add_tags", options=tag_options)
+        seed("runs_add_ranks", options=lines_by_id)
         c1, c2 = st.columns(2)
         new_id = c1.text_input("Worker id", key="runs_add_id", placeholder="e.g. w141",
-                               help="The id this worker's rankings and allocation will use; new to the run.")
-        new_name = c2.text_input("Name", key="runs_add_name")
-        tags = st.multiselect("Qualifications", runs_view.known_tags(snap), key="runs_add_tags", accept_new_options=True,
-                              help="The tags the lines' rules look at; type a new one to add it.")
-        lines_by_id = runs_view.line_labels(snap)
+                               help="The id this worker's rankings and allocation will use; new to the run.",
+                               on_change=keep, args=("runs_add_id",))
+        new_name = c2.text_input("Name", key="runs_add_name", on_change=keep, args=("runs_add_name",))
+        tags = st.multiselect("Qualifications", tag_options, key="runs_add_tags", accept_new_options=True,
+                              help="The tags the lines' rules look at; type a new one to add it.",
+                              on_change=keep, args=("runs_add_tags",))
         ranked = st.multiselect("Job lines they rank, in order of preference", list(lines_by_id),
                                 format_func=lambda j: lines_by_id.get(j, j), key="runs_add_ranks",
-                                help="The first line picked is their first choice, the next their second, and so on.")
+                                help="The first line picked is their first choice, the next their second, and so on.",
+                                on_change=keep, args=("runs_add_ranks",))
         why_add = st.text_input("Why (kept in the change log)", key="runs_add_reason",
-                                placeholder="e.g. starts in March after parental leave")
+                                placeholder="e.g. starts in March after parental leave",
+                                on_change=keep, args=("runs_add_reason",))
         if st.button("Add to this run", key="runs_add", icon=":material/person_add:"):
             if not new_id.strip():
                 st.error("Give the late worker an id.")
@@ -198,20 +229,27 @@ if run_id:
                         service.late_worker(new_id, new_name, list(tags), [(j, float(k)) for k, j in enumerate(ranked, 1)]),
                         reason=why_add, changed_by=state.recorded_by()),
                     f"Added {new_name.strip() or new_id.strip()} ({new_id.strip()}) to the run.",
-                    ("runs_add_id", "runs_add_name", "runs_add_tags", "runs_add_ranks", "runs_add_reason"),
                 )
     with t_line:
+        seed("runs_line", options=lines_by_id)
         line_id = st.selectbox("Job line", list(lines_by_id), format_func=lambda j: lines_by_id.get(j, j),
-                               index=None, key="runs_line", placeholder="Choose the job line to change")
+                               index=None, key="runs_line", placeholder="Choose the job line to change",
+                               on_change=keep, args=("runs_line",))
         if line_id is not None:
             line = next(x for x in snap.job_lines if x.id == line_id)
-            c1, c2 = st.columns(2)
             # Keyed by line: choosing another line starts from that line's own values.
-            places = c1.number_input("Places", min_value=0, step=1, value=int(line.max_n_workers),
-                                     key=f"runs_line_places_{line_id}", help="How many workers the line takes (a whole number).")
-            must = c2.checkbox("Must be filled", value=bool(line.must_have_workers), key=f"runs_line_must_{line_id}")
+            places_key, must_key = f"runs_line_places_{line_id}", f"runs_line_must_{line_id}"
+            seed(places_key, int(line.max_n_workers))
+            seed(must_key, bool(line.must_have_workers))
+            seed("runs_line_reason")
+            c1, c2 = st.columns(2)
+            places = c1.number_input("Places", min_value=0, step=1, key=places_key,
+                                     help="How many workers the line takes (a whole number).",
+                                     on_change=keep, args=(places_key,))
+            must = c2.checkbox("Must be filled", key=must_key, on_change=keep, args=(must_key,))
             why_line = st.text_input("Why (kept in the change log)", key="runs_line_reason",
-                                     placeholder="e.g. a second post was funded")
+                                     placeholder="e.g. a second post was funded",
+                                     on_change=keep, args=("runs_line_reason",))
             if st.button("Save the change to this line", key="runs_line_save", icon=":material/save:"):
                 if (int(places), bool(must)) == (line.max_n_workers, line.must_have_workers):
                     st.error(f"Job line {layout.md(lines_by_id[line_id])} already has these values: change its places or whether it must be filled.")
@@ -225,7 +263,6 @@ if run_id:
                             must_have_workers=bool(must) if bool(must) != line.must_have_workers else None,
                             changed_by=state.recorded_by()),
                         f"Changed job line {lines_by_id[line_id]}.",
-                        ("runs_line_reason", f"runs_line_places_{line_id}", f"runs_line_must_{line_id}"),
                     )
 
     st.markdown("**Change log**")

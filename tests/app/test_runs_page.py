@@ -178,3 +178,23 @@ def test_the_change_log_is_newest_first():
     frame = runs_view.change_log_frame(changes)
     assert list(frame["Why"]) == ["Quota", "Left"]
     assert list(frame["What"]) == ["Changed job line 'j1': must be filled no → yes.", "Withdrew worker 'w1' (Ana) from the run."]
+
+
+def test_a_half_filled_change_form_survives_a_visit_to_another_page(import_run, db_store):
+    run_id = import_run(named_intake())
+    at = open_app(run_id)
+    at.selectbox(key="runs_withdraw_worker").select("c").run()
+    at.text_input(key="runs_withdraw_reason").input("Moving interstate").run()
+    at.multiselect(key="runs_add_ranks").select("j2").run()
+    at.switch_page("../pages/scenario.py").run()
+    at.switch_page("../pages/runs.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="runs_withdraw_worker").value == "c"
+    assert at.text_input(key="runs_withdraw_reason").value == "Moving interstate"
+    assert at.multiselect(key="runs_add_ranks").value == ["j2"]
+    # Withdrawing empties the forms: the next change starts afresh.
+    at.button(key="runs_withdraw").click().run()
+    assert [w.id for w in db_store.load_run(run_id).workers] == ["a", "b", "d"]
+    assert at.selectbox(key="runs_withdraw_worker").value is None
+    assert at.text_input(key="runs_withdraw_reason").value == ""
+    assert at.multiselect(key="runs_add_ranks").value == []
