@@ -13,13 +13,38 @@ message names the worker or line), a missing reason, or an unknown run.
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from allocator.cli import CliError, app
-from allocator.cli_service import _settings, _store, service_errors
+
+
+def service_errors(fn):
+    """:func:`allocator.cli_service.service_errors`, looked up when the command runs:
+    ``allocator.cli`` registers this module while ``cli_service`` may still be importing."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any):
+        from allocator.cli_service import service_errors as translate
+
+        return translate(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+def _settings():
+    from allocator.cli_service import _settings as settings
+
+    return settings()
+
+
+def _store():
+    from allocator.cli_service import _store as store
+
+    return store()
 
 RUN_EXIT_CODES_HELP = (
     "Exit codes: 0 done; 1 an unexpected error, or the database could not be reached; "

@@ -36,10 +36,11 @@ from allocator.store.base import (
     StoreError,
     error_from_sqlstate,
     input_fingerprint,
+    late_worker_json,
+    run_change_from_row,
 )
 from allocator.store.base import allocation_from_row as _allocation
 from allocator.store.base import allocation_json as _allocation_json
-from allocator.store.base import late_worker_json, run_change_from_row
 from allocator.store.base import snapshot_json as _snapshot_dict
 
 # undefined_table, undefined_function: the schema is missing or older than this code.

@@ -23,7 +23,7 @@ from psycopg.types.json import Jsonb
 
 from allocator import service
 from allocator.snapshot import RunSnapshot
-from allocator.store import InvalidSnapshotError, LateWorker, StaleScenarioError, input_fingerprint
+from allocator.store import InvalidSnapshotError, LateWorker, StaleScenarioError
 
 pytestmark = pytest.mark.db
 
