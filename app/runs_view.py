@@ -13,14 +13,6 @@ from allocator.health import HealthReport
 from allocator.snapshot import RunSnapshot
 from allocator.store.base import RunChange, RunSummary
 
-STATUS_WORDS = {
-    "pending": "waiting for the headless solver",
-    "running": "being solved by the headless solver",
-    "complete": "allocation written",
-    "failed": "headless solve failed",
-}
-
-
 def when(ts: datetime | None, never: str = "—") -> str:
     """A timestamp as planners read it, in the dashboard's local time."""
     return ts.astimezone().strftime("%d %b %Y, %H:%M") if ts else never

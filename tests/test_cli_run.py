@@ -157,3 +157,15 @@ def test_bad_input_exits_2_naming_it_and_changes_nothing(cli, db, run_id, args, 
     assert words in done.stderr
     assert snapshot(cli, run_id) == before
     assert changes(db, run_id) == []
+
+
+@pytest.mark.parametrize("first", ["allocator.cli", "allocator.cli_service", "allocator.cli_run"])
+def test_the_run_commands_are_registered_whichever_module_is_imported_first(first):
+    import subprocess
+    import sys
+
+    code = f"import {first}; from allocator.cli import app; print(sorted(g.name for g in app.registered_groups))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0, proc.stderr
+    assert "'run'" in proc.stdout and "'db'" in proc.stdout
