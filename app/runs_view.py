@@ -13,6 +13,7 @@ from allocator.health import HealthReport
 from allocator.snapshot import RunSnapshot
 from allocator.store.base import RunChange, RunSummary
 
+
 def when(ts: datetime | None, never: str = "—") -> str:
     """A timestamp as planners read it, in the dashboard's local time."""
     return ts.astimezone().strftime("%d %b %Y, %H:%M") if ts else never
