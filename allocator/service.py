@@ -472,9 +472,8 @@ def withdraw_worker(
     wid = (worker_id or "").strip()
     if not wid:
         raise ServiceError("Name the worker to withdraw (their worker id).")
-    return store.withdraw_worker(
-        run_id, wid, reason=_reason(reason, f"withdraw worker {wid!r}"), changed_by=changed_by
-    )
+    why = _reason(reason, f"withdraw worker {wid!r}")
+    return store.withdraw_worker(run_id, wid, reason=why, changed_by=changed_by)
 
 
 def parse_ranked_lines(text: str | Sequence[str] | None) -> tuple[tuple[str, float], ...]:
@@ -531,9 +530,8 @@ def add_worker(
     store: RunStore, run_id: str, worker: LateWorker, *, reason: str, changed_by: str | None = None
 ) -> RunChange:
     """Add a late worker (id, name, tags, ranked lines) to the run; log who and why."""
-    return store.add_worker(
-        run_id, worker, reason=_reason(reason, f"add worker {worker.id!r}"), changed_by=changed_by
-    )
+    why = _reason(reason, f"add worker {worker.id!r}")
+    return store.add_worker(run_id, worker, reason=why, changed_by=changed_by)
 
 
 def set_job_line(
@@ -554,10 +552,11 @@ def set_job_line(
         raise ServiceError(f"Job line {jid!r}: say what to change (its places, or whether it must be filled).")
     if max_n_workers is not None and (isinstance(max_n_workers, bool) or int(max_n_workers) != max_n_workers or max_n_workers < 0):
         raise ServiceError(f"Job line {jid!r}: places must be a whole number, 0 or more (got {max_n_workers}).")
+    why = _reason(reason, f"change job line {jid!r}")
     return store.set_job_line(
         run_id,
         jid,
-        reason=_reason(reason, f"change job line {jid!r}"),
+        reason=why,
         max_n_workers=None if max_n_workers is None else int(max_n_workers),
         must_have_workers=must_have_workers,
         changed_by=changed_by,
