@@ -300,9 +300,15 @@ def test_a_planner_changes_their_own_run_as_themselves(world):
         (change,) = conn.execute("select allocator_set_job_line(%s, 'j3', 'More posts', 4)",
                                  (world["run_a"],)).fetchone()
         assert change["changed_by"] == world["ana"]
-        assert conn.execute("select count(*) from allocator_run_changes").fetchone() == (1,)
+        conn.execute("select allocator_add_worker(%s, %s, 'Late start')",
+                     (world["run_a"], Jsonb({"id": "w9", "name": "Nine", "qualification_ids": ["icu", "new-tag"],
+                                             "preferences": [{"job_line_id": "j1", "rank": 1}]})))
+        conn.execute("select allocator_withdraw_worker(%s, 'w2', 'Left')", (world["run_a"],))
+        snap = RunSnapshot.parse(_snapshot(conn, world["run_a"]))
+        assert "w9" in {w.id for w in snap.workers} and "w2" not in {w.id for w in snap.workers}
+        assert conn.execute("select count(*) from allocator_run_changes").fetchone() == (3,)
         (n,) = conn.execute("select n_changes from allocator_run_list where id = %s", (world["run_a"],)).fetchone()
-        assert n == 1
+        assert n == 3
     with acting_as(world["url"], "authenticated", world["ben"]) as conn:
         assert conn.execute("select count(*) from allocator_run_changes where run_id = %s",
                             (world["run_a"],)).fetchone() == (0,)
