@@ -74,8 +74,8 @@ def run_details(r: RunSummary) -> str:
     what file it was imported (so two runs with the same name are told apart)."""
     where = "published" if r.published else "not published yet"
     source = f" from {r.source_file}" if r.source_file else ""
-    return (f"{r.n_workers} workers · {r.n_job_lines} job lines · {where}  \n"
-            f"imported {r.imported_at.astimezone().strftime('%d %b %Y, %H:%M')}{source}")
+    return (f"Imported {r.imported_at.astimezone().strftime('%d %b %Y, %H:%M')}{source}  \n"
+            f"{r.n_workers} workers · {r.n_job_lines} job lines · {where}")
 
 
 def sidebar() -> None:
