@@ -3,8 +3,9 @@
 A store turns rows into run snapshots (``allocator-run/1``) and writes results back. Every
 multi-row write is one SQL function in ``supabase/migrations`` (``allocator_import_run``,
 ``allocator_save_scenario``, ``allocator_publish``, ``allocator_claim``,
-``allocator_complete_run``, ``allocator_fail_run``), so each adapter gets the same atomic
-behaviour.
+``allocator_complete_run``, ``allocator_fail_run``, and the changes to a run's data
+``allocator_withdraw_worker``, ``allocator_add_worker``, ``allocator_set_job_line``, each
+logged in ``allocator_run_changes``), so each adapter gets the same atomic behaviour.
 
 Ids
 ---
