@@ -66,6 +66,9 @@ if run_id:
     changed = f" · changed {summary.n_changes} time(s) since (see the change log below)" if summary.n_changes else ""
     st.caption(layout.md(f"{runs_view.provenance(summary)} · {summary.n_workers} workers · "
                          f"{summary.n_job_lines} job lines{changed}"))
+    if summary.status == "failed" and summary.error:
+        # The headless solver (command line or API) gave up on it; the dashboard's solves are apart.
+        st.warning(f"The last headless solve of this run failed: {layout.md(summary.error)}", icon=":material/error:")
     layout.link("scenario", "Next: set up a scenario for this run", icon=":material/arrow_forward:")
 
     st.subheader("Data health")

@@ -198,3 +198,11 @@ def test_a_half_filled_change_form_survives_a_visit_to_another_page(import_run, 
     assert at.selectbox(key="runs_withdraw_worker").value is None
     assert at.text_input(key="runs_withdraw_reason").value == ""
     assert at.multiselect(key="runs_add_ranks").value == []
+
+
+def test_a_failed_headless_solve_is_said_on_the_runs_page(import_run, db_store):
+    run_id = import_run(named_intake())
+    assert db_store.claim_next("queue-worker", 60, run_id=run_id) is not None
+    db_store.fail_run(run_id, "queue-worker", "Line 'j3' must be filled, but no eligible worker can take it.")
+    at = open_app(run_id)
+    assert any("headless solve of this run failed" in w.value and "'j3' must be filled" in w.value for w in at.warning)
