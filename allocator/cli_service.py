@@ -229,7 +229,7 @@ def import_command(
     snapshot = service.read_snapshot_file(file)  # validate before opening the database
     store = _store()
     try:
-        run_id = store.import_snapshot(snapshot, organisation_id=organisation, name=name)
+        run_id = store.import_snapshot(snapshot, organisation_id=organisation, name=name, source_file=file.name)
     finally:
         store.close()
     typer.echo(run_id)

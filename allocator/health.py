@@ -4,11 +4,17 @@
 
 - how deep each worker's rank list goes (how many lines they ranked, of how many they may take);
 - workers with no line they may take (every line ineligible or forbidden);
+- workers who ranked lines they may not take (ineligible or forbidden), how many such lines,
+  and whose first choice is one of them;
+- short rank lists: workers who ranked fewer than :data:`SHORT_RANK_LIST` lines;
 - lines whose pool of workers who may take them is smaller than what they need: none at all
   for a line that must be filled, or fewer than its places;
+- lines with few candidates: no more than :data:`FEW_CANDIDATES` workers may take them
+  (though enough for their places);
 - supervisors named on a line who ranked nobody (their lines get the neutral rank for everyone).
 
-Every finding carries a message in planners' words that says what is wrong and what to do.
+Every finding carries a message in planners' words that says what is wrong and what to do,
+naming workers and lines by name with their id.
 """
 
 from __future__ import annotations
@@ -20,6 +26,11 @@ import numpy as np
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
 
+#: A rank list shorter than this many lines is reported (when the run has that many lines).
+SHORT_RANK_LIST = 3
+#: A line that no more than this many workers may take is reported (with places to fill).
+FEW_CANDIDATES = 3
+
 
 @dataclass(frozen=True)
 class WorkerDepth:
@@ -28,6 +39,13 @@ class WorkerDepth:
     ranked: int  # lines the worker ranked
     eligible: int  # lines the worker may take (eligible, not forbidden)
     ranked_eligible: int  # ranked lines among those
+    ranked_blocked: int = 0  # ranked lines the worker may not take (ineligible or forbidden)
+    first_choice_blocked: bool = False  # a line of their first choice is one of those
+
+    @property
+    def label(self) -> str:
+        """The worker as messages name them: name and id."""
+        return _label(self.name, self.worker_id)
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,7 @@ class LinePool:
     pool: int  # workers who may take it
     short_of_places: bool  # pool < places
     cannot_fill: bool  # must be filled but nobody may take it
+    few_candidates: bool = False  # enough for its places, but FEW_CANDIDATES or fewer may take it
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,10 @@ class HealthReport:
     mandatory_unfillable: list[str]  # must be filled, empty pool
     silent_supervisors: list[str]  # named on a line, ranked nobody
     findings: list[Finding] = field(default_factory=list)
+    ranking_blocked: list[str] = field(default_factory=list)  # ranked a line they may not take
+    first_choice_blocked: list[str] = field(default_factory=list)  # ... their first choice among them
+    short_rank_lists: list[str] = field(default_factory=list)  # ranked 1..SHORT_RANK_LIST-1 lines
+    lines_few_candidates: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -74,9 +97,13 @@ class HealthReport:
         return dict(sorted(out.items()))
 
 
-def _names(ids: list[str], limit: int = 8) -> str:
-    shown = ", ".join(repr(i) for i in ids[:limit])
-    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+def _label(name: str, id_: str) -> str:
+    return f"{name} ({id_!r})" if name and name != id_ else repr(id_)
+
+
+def _names(labels: list[str], limit: int = 8, sep: str = ", ") -> str:
+    shown = sep.join(labels[:limit])
+    return shown + (f" and {len(labels) - limit} more" if len(labels) > limit else "")
 
 
 def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthReport:
@@ -86,10 +113,18 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
     ranked = p.worker_ranked.sum(axis=1)
     eligible = may_take.sum(axis=1)
     ranked_eligible = (p.worker_ranked & may_take).sum(axis=1)
+    blocked = p.worker_ranked & ~may_take
+    # First choice: the ranked lines of the worker's best (lowest) rank, ties included.
+    ranks = np.where(p.worker_ranked, p.worker_rank, np.inf)
+    first = p.worker_ranked & (ranks == ranks.min(axis=1, initial=np.inf)[:, None])
+    first_blocked = (first & blocked).any(axis=1)
     depth = [
-        WorkerDepth(p.worker_ids[i], p.worker_names[i], int(ranked[i]), int(eligible[i]), int(ranked_eligible[i]))
+        WorkerDepth(p.worker_ids[i], p.worker_names[i], int(ranked[i]), int(eligible[i]), int(ranked_eligible[i]),
+                    int(blocked[i].sum()), bool(first_blocked[i]))
         for i in range(p.n_workers)
     ]
+    worker_label = {d.worker_id: d.label for d in depth}
+    line_label = {p.line_ids[j]: _label(p.line_names[j], p.line_ids[j]) for j in range(p.n_lines)}
     pool = p.allowed.sum(axis=0)
     lines = [
         LinePool(
@@ -100,6 +135,7 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
             pool=int(pool[j]),
             short_of_places=bool(pool[j] < p.capacity[j]),
             cannot_fill=bool(p.mandatory[j] and pool[j] == 0),
+            few_candidates=bool(0 < p.capacity[j] <= pool[j] <= FEW_CANDIDATES),
         )
         for j in range(p.n_lines)
     ]
@@ -115,14 +151,14 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
     if no_line:
         findings.append(Finding(
             "problem",
-            f"{len(no_line)} worker(s) may take no job line at all: {_names(no_line)}. "
+            f"{len(no_line)} worker(s) may take no job line at all: {_names([worker_label[w] for w in no_line])}. "
             "Check their qualifications and the lines' eligibility rules, or remove a forbid.",
             worker_ids=tuple(no_line),
         ))
     for jid in unfillable:
         findings.append(Finding(
             "problem",
-            f"Job line {jid!r} must be filled, but no worker may take it. Change its eligibility "
+            f"Job line {line_label[jid]} must be filled, but no worker may take it. Change its eligibility "
             "rules, or untick 'Must be filled' for it in the scenario.",
             job_line_ids=(jid,),
         ))
@@ -138,22 +174,59 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
         findings.append(Finding(
             "warning",
             f"{len(shy)} job line(s) have fewer workers who may take them than places, so they "
-            f"will have vacancies: {_names(shy)}.",
+            f"will have vacancies: {_names([line_label[j] for j in shy])}.",
             job_line_ids=tuple(shy),
         ))
     no_ranks = [d.worker_id for d in depth if d.ranked == 0]
     if no_ranks:
         findings.append(Finding(
             "warning",
-            f"{len(no_ranks)} worker(s) ranked no job line: {_names(no_ranks)}. They will be "
+            f"{len(no_ranks)} worker(s) ranked no job line: {_names([worker_label[w] for w in no_ranks])}. They will be "
             "placed wherever they cost least to others.",
             worker_ids=tuple(no_ranks),
+        ))
+    stuck = [d for d in depth if d.ranked_blocked]
+    stuck_first = [d.worker_id for d in stuck if d.first_choice_blocked]
+    if stuck:
+        # Most ranked lines out of reach first: those workers are the likeliest to be unhappy.
+        ordered = sorted(stuck, key=lambda d: (not d.first_choice_blocked, -d.ranked_blocked, d.worker_id))
+        shown = [
+            f"{d.label}: {d.ranked_blocked} of {d.ranked} ranked"
+            + (", incl. their first choice" if d.first_choice_blocked else "")
+            for d in ordered
+        ]
+        findings.append(Finding(
+            "warning",
+            f"{len(stuck)} worker(s) ranked job lines they may not take (not eligible, or forbidden): "
+            f"{sum(d.ranked_blocked for d in stuck)} ranked line(s) in all; for {len(stuck_first)} of "
+            f"them it is their first choice. {_names(shown, limit=6, sep='; ')}. Check their qualifications "
+            "and the lines' rules: those ranks cannot count.",
+            worker_ids=tuple(d.worker_id for d in ordered),
+        ))
+    short_lists = [d for d in depth if 0 < d.ranked < min(SHORT_RANK_LIST, p.n_lines)]
+    if short_lists:
+        shown = [f"{d.label}: {d.ranked}" for d in sorted(short_lists, key=lambda d: (d.ranked, d.worker_id))]
+        findings.append(Finding(
+            "warning",
+            f"{len(short_lists)} worker(s) ranked fewer than {min(SHORT_RANK_LIST, p.n_lines)} job lines: "
+            f"{_names(shown, sep='; ')}. If none of their lines is free, they are placed wherever they cost least "
+            "to others: ask them for more.",
+            worker_ids=tuple(d.worker_id for d in short_lists),
+        ))
+    few = [x for x in lines if x.few_candidates]
+    if few:
+        shown = [f"{line_label[x.job_line_id]}: {x.pool} for {x.places} place(s)" for x in sorted(few, key=lambda x: (x.pool, x.job_line_id))]
+        findings.append(Finding(
+            "warning",
+            f"{len(few)} job line(s) have only {FEW_CANDIDATES} or fewer workers who may take them: "
+            f"{_names(shown, sep='; ')}. One withdrawal or pin elsewhere may leave them short.",
+            job_line_ids=tuple(x.job_line_id for x in few),
         ))
     if silent:
         findings.append(Finding(
             "warning",
             f"{len(silent)} supervisor(s) are named on a job line but ranked no worker: "
-            f"{_names(silent)}. Their lines treat every worker the same on the supervisor side.",
+            f"{_names([repr(q) for q in silent])}. Their lines treat every worker the same on the supervisor side.",
         ))
     return HealthReport(
         n_workers=p.n_workers,
@@ -166,4 +239,8 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
         mandatory_unfillable=unfillable,
         silent_supervisors=silent,
         findings=findings,
+        ranking_blocked=[d.worker_id for d in stuck],
+        first_choice_blocked=stuck_first,
+        short_rank_lists=[d.worker_id for d in short_lists],
+        lines_few_candidates=[x.job_line_id for x in few],
     )

@@ -34,8 +34,10 @@ from allocator.snapshot import RunSnapshot, SnapshotError, load_snapshot
 from allocator.store.base import (
     ClaimedRun,
     ClaimLostError,
+    LateWorker,
     PublicationEntry,
     PublishOutcome,
+    RunChange,
     RunNotFoundError,
     RunStore,
     RunSummary,
@@ -54,6 +56,8 @@ __all__ = [
     "OutcomeStatus",
     "RunOutcome",
     "ServiceError",
+    "add_worker",
+    "change_words",
     "default_worker_name",
     "export_run",
     "get_run",
@@ -62,23 +66,28 @@ __all__ = [
     "import_snapshot",
     "list_runs",
     "list_scenarios",
+    "late_worker",
     "load_run",
     "open_store",
     "ping",
     "process_pending",
     "publication_log",
+    "parse_ranked_lines",
     "publish",
     "prepare_resolve",
     "publish_resolved",
     "read_snapshot_file",
     "Resolve",
     "resolve_and_publish",
+    "run_changes",
     "run_inputs_version",
     "save_scenario",
     "scenario_versions",
+    "set_job_line",
     "solve_refusal",
     "solve_run",
     "solve_snapshot",
+    "withdraw_worker",
     "write_file_atomically",
 ]
 
@@ -604,6 +613,146 @@ def resolve_and_publish(
     )
 
 
+# --------------------------------------------------------------------------- run changes
+# Changing a run's data after import: each change is one SQL function (atomic), logged with
+# who and why, and moves the run's inputs version, so every scenario saved before is stale.
+
+
+def _reason(reason: str | None, what: str) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise ServiceError(f"A reason is required to {what}: say why; it is kept in the run's change log.")
+    return text
+
+
+def withdraw_worker(
+    store: RunStore, run_id: str, worker_id: str, *, reason: str, changed_by: str | None = None
+) -> RunChange:
+    """Take a worker out of the run (their data and the run's history stay); log who and why."""
+    wid = (worker_id or "").strip()
+    if not wid:
+        raise ServiceError("Name the worker to withdraw (their worker id).")
+    why = _reason(reason, f"withdraw worker {wid!r}")
+    return store.withdraw_worker(run_id, wid, reason=why, changed_by=changed_by)
+
+
+def parse_ranked_lines(text: str | Sequence[str] | None) -> tuple[tuple[str, float], ...]:
+    """The job lines a worker ranks, as a planner types them.
+
+    ``"j3, j1, j2"`` ranks j3 first, j1 second, j2 third (the order given); ``"j3=1, j1=1,
+    j2=2"`` gives ranks explicitly (ties allowed). Raises ServiceError naming a bad item.
+    """
+    if text is None:
+        return ()
+    items = [x.strip() for x in (text.split(",") if isinstance(text, str) else text)]
+    items = [x for x in items if x]
+    out: list[tuple[str, float]] = []
+    for pos, item in enumerate(items, start=1):
+        line, sep, rank_text = item.partition("=")
+        line = line.strip()
+        if not line:
+            raise ServiceError(f"Ranked line {pos} ({item!r}) names no job line.")
+        if not sep:
+            out.append((line, float(pos)))
+            continue
+        try:
+            rank = float(rank_text)
+        except ValueError:
+            raise ServiceError(f"Ranked line {pos}: the rank of job line {line!r} must be a number (got {rank_text.strip()!r}).") from None
+        if not (rank >= 1 and rank < float("inf")):
+            raise ServiceError(f"Ranked line {pos}: the rank of job line {line!r} must be at least 1 (got {rank_text.strip()}).")
+        out.append((line, rank))
+    return tuple(out)
+
+
+def late_worker(
+    worker_id: str,
+    name: str = "",
+    qualification_ids: str | Sequence[str] | None = None,
+    ranked_lines: str | Sequence[str] | Sequence[tuple[str, float]] | None = None,
+) -> LateWorker:
+    """A late worker from what a planner typed: tags comma-separated, lines as :func:`parse_ranked_lines`."""
+    wid = (worker_id or "").strip()
+    if not wid:
+        raise ServiceError("The late worker needs an id (the id their rankings and the allocation use).")
+    if isinstance(qualification_ids, str):
+        tags = [t.strip() for t in qualification_ids.split(",")]
+    else:
+        tags = [str(t).strip() for t in (qualification_ids or [])]
+    if ranked_lines and not isinstance(ranked_lines, str) and isinstance(next(iter(ranked_lines)), tuple):
+        prefs = tuple((str(j), float(r)) for j, r in ranked_lines)  # type: ignore[misc]
+    else:
+        prefs = parse_ranked_lines(ranked_lines)  # type: ignore[arg-type]
+    return LateWorker(id=wid, name=(name or "").strip(), qualification_ids=tuple(t for t in tags if t), preferences=prefs)
+
+
+def add_worker(
+    store: RunStore, run_id: str, worker: LateWorker, *, reason: str, changed_by: str | None = None
+) -> RunChange:
+    """Add a late worker (id, name, tags, ranked lines) to the run; log who and why."""
+    why = _reason(reason, f"add worker {worker.id!r}")
+    return store.add_worker(run_id, worker, reason=why, changed_by=changed_by)
+
+
+def set_job_line(
+    store: RunStore,
+    run_id: str,
+    job_line_id: str,
+    *,
+    reason: str,
+    max_n_workers: int | None = None,
+    must_have_workers: bool | None = None,
+    changed_by: str | None = None,
+) -> RunChange:
+    """Change a job line's places and/or whether it must be filled; log who and why."""
+    jid = (job_line_id or "").strip()
+    if not jid:
+        raise ServiceError("Name the job line to change (its line id).")
+    if max_n_workers is None and must_have_workers is None:
+        raise ServiceError(f"Job line {jid!r}: say what to change (its places, or whether it must be filled).")
+    if max_n_workers is not None and (isinstance(max_n_workers, bool) or int(max_n_workers) != max_n_workers or max_n_workers < 0):
+        raise ServiceError(f"Job line {jid!r}: places must be a whole number, 0 or more (got {max_n_workers}).")
+    why = _reason(reason, f"change job line {jid!r}")
+    return store.set_job_line(
+        run_id,
+        jid,
+        reason=why,
+        max_n_workers=None if max_n_workers is None else int(max_n_workers),
+        must_have_workers=must_have_workers,
+        changed_by=changed_by,
+    )
+
+
+def run_changes(store: RunStore, run_id: str) -> list[RunChange]:
+    """The run's change log, oldest first."""
+    return store.run_changes(run_id)
+
+
+def _yes(flag: object) -> str:
+    return "yes" if flag else "no"
+
+
+def change_words(change: RunChange) -> str:
+    """What a change did, in one planner's sentence (the change log shows it)."""
+    d = change.details
+    who = f"worker {change.worker_id!r}" + (f" ({d['name']})" if d.get("name") else "")
+    if change.action == "withdraw_worker":
+        return f"Withdrew {who} from the run."
+    if change.action == "add_worker":
+        tags = ", ".join(d.get("qualification_ids") or []) or "none"
+        prefs = d.get("preferences") or []
+        ranked = ", ".join(f"{p['job_line_id']} ({p['rank']:g})" for p in prefs) or "no lines"
+        return f"Added late {who}; qualifications: {tags}; ranks: {ranked}."
+    before, after = d.get("before") or {}, d.get("after") or {}
+    line = f"job line {change.job_line_id!r}" + (f" ({d['name']})" if d.get("name") else "")
+    parts = []
+    if before.get("max_n_workers") != after.get("max_n_workers"):
+        parts.append(f"places {before.get('max_n_workers')} → {after.get('max_n_workers')}")
+    if before.get("must_have_workers") != after.get("must_have_workers"):
+        parts.append(f"must be filled {_yes(before.get('must_have_workers'))} → {_yes(after.get('must_have_workers'))}")
+    return f"Changed {line}: {'; '.join(parts) or 'no difference'}."
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -646,9 +795,13 @@ def import_snapshot(
     *,
     organisation_id: str | None = None,
     name: str | None = None,
+    source_file: str | None = None,
 ) -> str:
-    """Store a validated snapshot as a new pending run (one transaction); return its run id."""
-    return store.import_snapshot(snapshot, organisation_id=organisation_id, name=name)
+    """Store a validated snapshot as a new pending run (one transaction); return its run id.
+
+    ``source_file`` names the file it came from (shown with the run: when and from what).
+    """
+    return store.import_snapshot(snapshot, organisation_id=organisation_id, name=name, source_file=source_file)
 
 
 def import_file(
@@ -660,7 +813,7 @@ def import_file(
 ) -> str:
     """Store a snapshot file or workbook as a new pending run; return the new run id."""
     snapshot = read_snapshot_file(path)
-    return import_snapshot(store, snapshot, organisation_id=organisation_id, name=name)
+    return import_snapshot(store, snapshot, organisation_id=organisation_id, name=name, source_file=Path(path).name)
 
 
 def export_run(

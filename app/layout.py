@@ -70,9 +70,12 @@ def run_label(r: RunSummary) -> str:
 
 
 def run_details(r: RunSummary) -> str:
-    """One line under the run picker: its size and whether its allocation is published."""
+    """Under the run picker: its size, whether its allocation is published, and when and from
+    what file it was imported (so two runs with the same name are told apart)."""
     where = "published" if r.published else "not published yet"
-    return f"{r.n_workers} workers · {r.n_job_lines} job lines · {where}"
+    source = f" from {r.source_file}" if r.source_file else ""
+    return (f"Imported {r.imported_at.astimezone().strftime('%d %b %Y, %H:%M')}{source}  \n"
+            f"{r.n_workers} workers · {r.n_job_lines} job lines · {where}")
 
 
 def sidebar() -> None:

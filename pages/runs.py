@@ -1,4 +1,4 @@
-"""Runs: every run, the current one's data health, import a new run, download a run."""
+"""Runs: every run, the current one's data health and changes to its data, import, download."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from pathlib import Path
 import derived
 import layout
 import pandas as pd
+import runs_view
 import state
 import streamlit as st
 
 from allocator import service
 from allocator.snapshot import SnapshotError
+from allocator.store.base import StoreError
 
 st.title("Runs")
 st.caption("Every intake you can plan. Pick one to make it the current run on every page.")
@@ -24,21 +26,7 @@ runs = state.guarded(state.runs, "The list of runs could not be read")
 
 # --------------------------------------------------------------------------- the table
 if runs:
-    table = pd.DataFrame(
-        [
-            {
-                "Run": r.name or r.id,
-                "Status": layout.STATUS_WORDS.get(r.status, r.status),
-                "Workers": r.n_workers,
-                "Job lines": r.n_job_lines,
-                "Last solved": r.last_solved_at.astimezone().strftime("%d %b %Y, %H:%M") if r.last_solved_at else "never",
-                "Published": r.published,
-                "Created": r.created_at,
-                "Current": r.id == state.current_run_id(),
-            }
-            for r in runs
-        ]
-    )
+    table = runs_view.runs_frame(runs, state.current_run_id())
 
     def on_pick() -> None:
         sel = st.session_state.get("runs_table", {}).get("selection", {}).get("rows", [])
@@ -54,8 +42,13 @@ if runs:
         hide_index=True,
         width="stretch",
         column_config={
-            "Created": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm"),
+            "Imported": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", help="When the run was imported."),
+            "From file": st.column_config.TextColumn(help="The file it was imported from."),
+            "Changed since import": st.column_config.NumberColumn(help="Changes made to its data here since (see its change log)."),
+            "Last scenario saved": st.column_config.TextColumn(
+                help="When a scenario of this run was last saved. A solve on the Scenario page counts once it is saved."),
             "Published": st.column_config.CheckboxColumn(help="Its allocation has been written to the database."),
+            "Run id": st.column_config.TextColumn(help="The start of the run's id: tells apart runs with the same name."),
             "Current": st.column_config.CheckboxColumn(help="The run every page works on."),
         },
     )
@@ -68,7 +61,17 @@ run_id = state.current_run_id()
 if run_id:
     ctx = layout.require_run()
     snap = ctx.snapshot
-    st.header(f"Data health: {layout.md(ctx.summary.name or ctx.summary.id)}")
+    summary = ctx.summary
+    st.header(layout.md(summary.name or summary.id))
+    changed = f" · changed {summary.n_changes} time(s) since (see the change log below)" if summary.n_changes else ""
+    st.caption(layout.md(f"{runs_view.provenance(summary)} · {summary.n_workers} workers · "
+                         f"{summary.n_job_lines} job lines{changed}"))
+    if summary.status == "failed" and summary.error:
+        # The headless solver (command line or API) gave up on it; the dashboard's solves are apart.
+        st.warning(f"The last headless solve of this run failed: {layout.md(summary.error)}", icon=":material/error:")
+    layout.link("scenario", "Next: set up a scenario for this run", icon=":material/arrow_forward:")
+
+    st.subheader("Data health")
     st.caption("Checked before any solve: what would make a solve impossible, and what to look at.")
     snap_fp = state.fingerprint_of(snap)
     report = derived.health_report(snap_fp, snap, state.problem_for(snap))
@@ -96,7 +99,8 @@ if run_id:
         lines = pd.DataFrame(
             [
                 {
-                    "Check": ("cannot be filled" if x.cannot_fill else "short of candidates" if x.short_of_places else "ok"),
+                    "Check": ("cannot be filled" if x.cannot_fill else "short of candidates" if x.short_of_places
+                              else "few candidates" if x.few_candidates else "ok"),
                     "Job line": x.name,
                     "Places": x.places,
                     "May take it": x.pool,
@@ -105,7 +109,7 @@ if run_id:
                 for x in report.lines
             ]
         )
-        order = {"cannot be filled": 0, "short of candidates": 1, "ok": 2}
+        order = {"cannot be filled": 0, "short of candidates": 1, "few candidates": 2, "ok": 3}
         lines = lines.sort_values(["Check", "May take it"], key=lambda c: c.map(order) if c.name == "Check" else c)
         st.dataframe(lines, key="runs_lines_table", hide_index=True, width="stretch", height=320, column_config={
             "Check": st.column_config.TextColumn(width="small"),
@@ -124,13 +128,156 @@ if run_id:
             ]
         ).sort_values("Lines ranked")
         st.dataframe(depth, key="runs_depth_table", hide_index=True, width="stretch")
+    blocked = runs_view.blocked_ranks_frame(report)
+    if len(blocked):
+        with st.expander(f"Workers who ranked lines they may not take ({len(blocked)})"):
+            st.dataframe(blocked, key="runs_blocked_table", hide_index=True, width="stretch")
+            st.caption("A ranked line they may not take (not eligible, or forbidden) cannot be theirs: "
+                       "check their qualifications and the line's rules, or ask them to rank again.")
     if report.silent_supervisors:
         with st.expander("Supervisors who ranked no one"):
             st.write(", ".join(report.silent_supervisors))
 
+    # ----------------------------------------------------------------------- changes
+    st.subheader("Change this run's data")
+    st.caption("For what changed after import: a worker who left, a late starter, a line's places. "
+               "Each change is kept in the change log with who made it and why. Scenarios saved "
+               "before a change are out of date afterwards: solve them again before publishing.")
+    run_store = state.store()
+
+    # The forms outlive a visit to another page (Streamlit drops a widget's value on any page
+    # that does not draw it): each edit is copied here, per run, and seeds the widget again.
+    kept: dict = st.session_state.setdefault("_runs_change_form", {}).setdefault(run_id, {})
+
+    def keep(key: str) -> None:
+        kept[key] = st.session_state.get(key)
+
+    def seed(key: str, default=None, options=None) -> None:
+        """Put the kept value (else ``default``) in the widget's state before it is drawn."""
+        if key in st.session_state:
+            return
+        value = kept.get(key, default)
+        if value is None:
+            return
+        if options is not None and not all(v in options for v in (value if isinstance(value, list) else [value])):
+            return  # e.g. a worker withdrawn meanwhile
+        st.session_state[key] = value
+
+    def apply_change(make, done: str) -> None:
+        """Make one change; on success empty the forms and say so, else show why (nothing changed)."""
+        try:
+            make()
+        except (StoreError, service.ServiceError) as exc:
+            st.error(f"Nothing was changed: {exc}", icon=":material/block:")
+            return
+        for key in [k for k in st.session_state if str(k).startswith(("runs_withdraw_", "runs_add_", "runs_line"))]:
+            state.set_widget(key, None)
+        kept.clear()
+        state.clear_reads()
+        state.flash(done + " Scenarios saved before this change are now out of date.")
+        st.rerun()
+
+    t_withdraw, t_add, t_line = st.tabs(["Withdraw a worker", "Add a late worker", "Change a job line"])
+    with t_withdraw:
+        labels = runs_view.worker_labels(snap)
+        seed("runs_withdraw_worker", options=labels)
+        seed("runs_withdraw_reason")
+        wid = st.selectbox("Worker", list(labels), format_func=lambda w: labels.get(w, w), index=None,
+                           key="runs_withdraw_worker", placeholder="Choose the worker who leaves the run",
+                           on_change=keep, args=("runs_withdraw_worker",))
+        why = st.text_input("Why (kept in the change log)", key="runs_withdraw_reason",
+                            placeholder="e.g. resigned before the start of the year",
+                            on_change=keep, args=("runs_withdraw_reason",))
+        if st.button("Withdraw from this run", key="runs_withdraw", icon=":material/person_remove:"):
+            if wid is None:
+                st.error("Choose the worker to withdraw.")
+            elif not why.strip():
+                st.error("Say why the worker is withdrawn: the reason is kept in the change log.")
+            else:
+                apply_change(
+                    lambda: service.withdraw_worker(run_store, run_id, wid, reason=why, changed_by=state.recorded_by()),
+                    f"Withdrew {labels.get(wid, wid)} from the run.",
+                )
+    with t_add:
+        lines_by_id = runs_view.line_labels(snap)
+        tag_options = sorted(set(runs_view.known_tags(snap)) | set(kept.get("runs_add_tags") or []))
+        for key in ("runs_add_id", "runs_add_name", "runs_add_reason"):
+            seed(key)
+        seed("runs_add_tags", options=tag_options)
+        seed("runs_add_ranks", options=lines_by_id)
+        c1, c2 = st.columns(2)
+        new_id = c1.text_input("Worker id", key="runs_add_id", placeholder="e.g. w141",
+                               help="The id this worker's rankings and allocation will use; new to the run.",
+                               on_change=keep, args=("runs_add_id",))
+        new_name = c2.text_input("Name", key="runs_add_name", on_change=keep, args=("runs_add_name",))
+        tags = st.multiselect("Qualifications", tag_options, key="runs_add_tags", accept_new_options=True,
+                              help="The tags the lines' rules look at; type a new one to add it.",
+                              on_change=keep, args=("runs_add_tags",))
+        ranked = st.multiselect("Job lines they rank, in order of preference", list(lines_by_id),
+                                format_func=lambda j: lines_by_id.get(j, j), key="runs_add_ranks",
+                                help="The first line picked is their first choice, the next their second, and so on.",
+                                on_change=keep, args=("runs_add_ranks",))
+        why_add = st.text_input("Why (kept in the change log)", key="runs_add_reason",
+                                placeholder="e.g. starts in March after parental leave",
+                                on_change=keep, args=("runs_add_reason",))
+        if st.button("Add to this run", key="runs_add", icon=":material/person_add:"):
+            if not new_id.strip():
+                st.error("Give the late worker an id.")
+            elif not why_add.strip():
+                st.error("Say why the worker is added: the reason is kept in the change log.")
+            else:
+                apply_change(
+                    lambda: service.add_worker(
+                        run_store, run_id,
+                        service.late_worker(new_id, new_name, list(tags), [(j, float(k)) for k, j in enumerate(ranked, 1)]),
+                        reason=why_add, changed_by=state.recorded_by()),
+                    f"Added {new_name.strip() or new_id.strip()} ({new_id.strip()}) to the run.",
+                )
+    with t_line:
+        seed("runs_line", options=lines_by_id)
+        line_id = st.selectbox("Job line", list(lines_by_id), format_func=lambda j: lines_by_id.get(j, j),
+                               index=None, key="runs_line", placeholder="Choose the job line to change",
+                               on_change=keep, args=("runs_line",))
+        if line_id is not None:
+            line = next(x for x in snap.job_lines if x.id == line_id)
+            # Keyed by line: choosing another line starts from that line's own values.
+            places_key, must_key = f"runs_line_places_{line_id}", f"runs_line_must_{line_id}"
+            seed(places_key, int(line.max_n_workers))
+            seed(must_key, bool(line.must_have_workers))
+            seed("runs_line_reason")
+            c1, c2 = st.columns(2)
+            places = c1.number_input("Places", min_value=0, step=1, key=places_key,
+                                     help="How many workers the line takes (a whole number).",
+                                     on_change=keep, args=(places_key,))
+            must = c2.checkbox("Must be filled", key=must_key, on_change=keep, args=(must_key,))
+            why_line = st.text_input("Why (kept in the change log)", key="runs_line_reason",
+                                     placeholder="e.g. a second post was funded",
+                                     on_change=keep, args=("runs_line_reason",))
+            if st.button("Save the change to this line", key="runs_line_save", icon=":material/save:"):
+                if (int(places), bool(must)) == (line.max_n_workers, line.must_have_workers):
+                    st.error(f"Job line {layout.md(lines_by_id[line_id])} already has these values: change its places or whether it must be filled.")
+                elif not why_line.strip():
+                    st.error("Say why the line changes: the reason is kept in the change log.")
+                else:
+                    apply_change(
+                        lambda: service.set_job_line(
+                            run_store, run_id, line_id, reason=why_line,
+                            max_n_workers=int(places) if int(places) != line.max_n_workers else None,
+                            must_have_workers=bool(must) if bool(must) != line.must_have_workers else None,
+                            changed_by=state.recorded_by()),
+                        f"Changed job line {lines_by_id[line_id]}.",
+                    )
+
+    st.markdown("**Change log**")
+    log = state.guarded(lambda: service.run_changes(run_store, run_id), "The run's change log could not be read")
+    if log:
+        st.dataframe(runs_view.change_log_frame(log, state.who_label), key="runs_change_log", hide_index=True,
+                     width="stretch", column_config={"What": st.column_config.TextColumn(width="large")})
+    else:
+        st.caption("No changes since the run was imported.")
+
     st.subheader("Download this run")
     # Each file is made when its button is clicked, not on every rerun of the page.
-    run_store = state.store()
     d1, d2 = st.columns(2)
     d1.download_button(
         "Run snapshot (JSON)",
@@ -170,7 +317,7 @@ if st.button("Import as a new run", key="runs_import", type="primary", disabled=
             st.error(str(exc).replace("upload", Path(upload.name).stem, 1))
             st.stop()
     new_id = state.guarded(
-        lambda: state.store().import_snapshot(snap_in, name=name.strip() or None),
+        lambda: service.import_snapshot(state.store(), snap_in, name=name.strip() or None, source_file=upload.name),
         f"{upload.name} could not be stored",
     )
     state.clear_reads()

@@ -82,3 +82,60 @@ def test_the_demo_run_is_healthy():
     assert h.ok
     assert h.workers_without_line == [] and h.mandatory_unfillable == []
     assert sum(h.depth_histogram().values()) == h.n_workers
+
+
+def named_run():
+    """Workers with names, built for the findings about rank lists and candidates.
+
+    - Ana ranks j2 first, j1 second and j3 third; j2 excludes her by name, j3 is forbidden
+      for her: two of her three ranked lines are out of reach, her first choice among them;
+    - Ben ranks j1, j3, j2 and lacks the tag j3 needs: one blocked line, not his first;
+    - Cleo ranks only j1 (a short list); Dev ranks j1 and j2 (short too);
+    - j3 requires 'rural' (Cleo and Dev have it): 2 candidates for 1 place: few candidates.
+    """
+    workers = [
+        {"id": "a", "name": "Ana Li"},
+        {"id": "b", "name": "Ben Okafor"},
+        {"id": "c", "name": "Cleo Diaz", "qualification_ids": ["rural"]},
+        {"id": "d", "name": "Dev Shah", "qualification_ids": ["rural"]},
+    ]
+    return snap(
+        workers,
+        [{"id": "j1", "name": "Cardiology", "max_n_workers": 4}, {"id": "j2", "name": "Renal", "max_n_workers": 4},
+         {"id": "j3", "name": "Rural GP", "max_n_workers": 1}],
+        worker_preferences=prefs(a={"j2": 1, "j1": 2, "j3": 3}, b={"j1": 1, "j3": 2, "j2": 3}, c={"j1": 1}, d={"j1": 1, "j2": 2}),
+        eligibility=[
+            {"job_line_id": "j2", "excluded_worker_ids": ["a"]},
+            {"job_line_id": "j3", "included_qualification_ids": ["rural"]},
+        ],
+        forbids=[{"worker_id": "a", "job_line_id": "j3"}],
+    )
+
+
+def test_ranked_lines_a_worker_may_not_take_are_counted_with_first_choices():
+    h = check(named_run())
+    blocked = {d.worker_id: (d.ranked_blocked, d.first_choice_blocked) for d in h.depth}
+    assert blocked == {"a": (2, True), "b": (1, False), "c": (0, False), "d": (0, False)}
+    assert (h.ranking_blocked, h.first_choice_blocked) == (["a", "b"], ["a"])
+    (f,) = [f for f in h.findings if "may not take" in f.message]
+    assert f.severity == "warning" and f.worker_ids == ("a", "b")
+    assert "3 ranked line(s) in all; for 1 of them it is their first choice" in f.message
+    assert "Ana Li ('a'): 2 of 3 ranked, incl. their first choice; Ben Okafor ('b'): 1 of 3 ranked" in f.message
+
+
+def test_short_rank_lists_and_lines_with_few_candidates_are_named():
+    h = check(named_run())
+    assert h.short_rank_lists == ["c", "d"]
+    (short,) = [f for f in h.findings if "fewer than 3 job lines" in f.message]
+    assert "Cleo Diaz ('c'): 1; Dev Shah ('d'): 2" in short.message
+    assert h.lines_few_candidates == ["j3"]
+    (few,) = [f for f in h.findings if "or fewer workers who may take them" in f.message]
+    assert "Rural GP ('j3'): 2 for 1 place(s)" in few.message
+    # A line with plenty of candidates is not reported; nor one already short of places.
+    assert not next(x for x in h.lines if x.job_line_id == "j1").few_candidates
+
+
+def test_a_worker_without_a_name_is_named_by_id():
+    h = check(sick_run())
+    (f,) = [f for f in h.findings if "may take no job line" in f.message]
+    assert "'w4'" in f.message and "None" not in f.message

@@ -24,6 +24,7 @@ from allocator.store.base import (
     AlreadyPublishedError,
     ClaimLostError,
     InvalidSnapshotError,
+    LateWorker,
     RunNotFoundError,
     ScenarioNotFoundError,
     StaleScenarioError,
@@ -136,7 +137,7 @@ def summary_row(i: int) -> dict:
 
 
 def test_a_2500_row_read_makes_three_range_requests_and_returns_every_row(server, store):
-    server.tables["allocator_run_summaries"] = [summary_row(i) for i in range(2500)]
+    server.tables["allocator_run_list"] = [summary_row(i) for i in range(2500)]
 
     runs = store.list_runs()
 
@@ -146,7 +147,7 @@ def test_a_2500_row_read_makes_three_range_requests_and_returns_every_row(server
     assert [(p["offset"], p["limit"]) for p in pages] == [("0", "1000"), ("1000", "1000"), ("2000", "1000")]
     for r, p in zip(server.requests, pages, strict=True):
         assert r.method == "GET"
-        assert r.url.path == "/rest/v1/allocator_run_summaries"
+        assert r.url.path == "/rest/v1/allocator_run_list"
         # A stable order that ends in a unique column, so pages neither overlap nor skip.
         assert p["order"] == "created_at.desc,id.asc"
         assert p["select"] == "*"
@@ -160,7 +161,7 @@ def test_read_continues_past_a_server_cap_below_the_page_size():
     """A project with max-rows 400 answers 400-row pages to 1,000-row requests: the count
     says more are left, so the read goes on instead of taking the short page for the end."""
     server = FakePostgrest(max_rows=400)
-    server.tables["allocator_run_summaries"] = [summary_row(i) for i in range(1001)]
+    server.tables["allocator_run_list"] = [summary_row(i) for i in range(1001)]
 
     runs = make_store(server).list_runs()
 
@@ -170,7 +171,7 @@ def test_read_continues_past_a_server_cap_below_the_page_size():
 
 def test_without_a_count_a_short_page_ends_the_read():
     server = FakePostgrest(counts=False)
-    server.tables["allocator_run_summaries"] = [summary_row(i) for i in range(5)]
+    server.tables["allocator_run_list"] = [summary_row(i) for i in range(5)]
 
     runs = make_store(server, page_size=2).list_runs()
 
@@ -179,7 +180,7 @@ def test_without_a_count_a_short_page_ends_the_read():
 
 
 def test_run_summary_fields_are_typed(server, store):
-    server.tables["allocator_run_summaries"] = [summary_row(1)]
+    server.tables["allocator_run_list"] = [summary_row(1)]
     (run,) = store.list_runs()
     assert run.name == "run 1" and run.status == "pending" and run.n_workers == 3
     assert isinstance(run.created_at, datetime) and run.created_at.tzinfo is not None
@@ -442,8 +443,8 @@ def test_postgrest_errors_become_store_errors(server, store, status, code, expec
 
 
 def test_a_read_error_is_mapped_too(server, store):
-    server.table_errors["allocator_run_summaries"] = postgrest_error(
-        403, "42501", "permission denied for view allocator_run_summaries"
+    server.table_errors["allocator_run_list"] = postgrest_error(
+        403, "42501", "permission denied for view allocator_run_list"
     )
     with pytest.raises(AccessDeniedError, match="permission denied"):
         store.list_runs()
@@ -552,3 +553,79 @@ def test_every_request_names_a_function_and_columns_the_migrations_define(server
             used |= {part.split(".")[0] for part in q.get("order", "").split(",") if part}
             used |= {c for c in q.get("select", "*").split(",") if c != "*"}
             assert used <= columns, f"{relation}: {used - columns} are not columns"
+
+
+# --------------------------------------------------------------------------- run changes and provenance
+
+
+def change_row(i: int, action: str = "withdraw_worker", **kw) -> dict:
+    return {"id": i, "run_id": RUN, "allocation_run_id": str(uuid.UUID(int=99)), "action": action,
+            "worker_id": "w2", "job_line_id": None, "details": {"name": "B. Osei"}, "reason": "Left",
+            "changed_by": "ana@a.example", "changed_at": "2026-11-30T10:00:00.5+00:00", "inputs_version": 4, **kw}
+
+
+def test_import_names_its_source_file_only_when_given(server, store):
+    server.rpcs["allocator_import_run"] = lambda body: RUN
+    store.import_snapshot(SNAPSHOT, name="Intake", source_file="march.xlsx")
+    store.import_snapshot(SNAPSHOT)
+    (_, with_file), (_, without) = server.rpc_calls("allocator_import_run")
+    assert with_file["p_source_file"] == "march.xlsx"
+    assert "p_source_file" not in without  # an older database's 3-argument function still answers
+
+
+def test_each_run_change_is_one_rpc_and_comes_back_as_a_record(server, store):
+    server.rpcs.update({
+        "allocator_withdraw_worker": lambda body: change_row(1),
+        "allocator_add_worker": lambda body: change_row(2, "add_worker", worker_id="w9"),
+        "allocator_set_job_line": lambda body: change_row(3, "set_job_line", worker_id=None, job_line_id="j1"),
+    })
+
+    withdrawn = store.withdraw_worker(RUN, "w2", reason="Left", changed_by=None)
+    added = store.add_worker(RUN, LateWorker("w9", "Late", ("icu",), (("j1", 1.0), ("j2", 2.0))), reason="Late start")
+    line = store.set_job_line(RUN, "j1", reason="Funding", max_n_workers=3)
+
+    assert all(r.method == "POST" and "prefer" not in r.headers for r in server.requests)
+    calls = dict(server.rpc_calls())
+    assert calls["allocator_withdraw_worker"] == {"p_run_id": RUN, "p_worker_id": "w2", "p_reason": "Left", "p_changed_by": None}
+    assert calls["allocator_add_worker"] == {
+        "p_run_id": RUN, "p_reason": "Late start", "p_changed_by": None,
+        "p_worker": {"id": "w9", "name": "Late", "qualification_ids": ["icu"],
+                     "preferences": [{"job_line_id": "j1", "rank": 1.0}, {"job_line_id": "j2", "rank": 2.0}]},
+    }
+    assert calls["allocator_set_job_line"] == {
+        "p_run_id": RUN, "p_job_line_id": "j1", "p_reason": "Funding", "p_max_n_workers": 3,
+        "p_must_have_workers": None, "p_changed_by": None,
+    }
+    assert (withdrawn.action, withdrawn.worker_id, withdrawn.reason) == ("withdraw_worker", "w2", "Left")
+    assert isinstance(withdrawn.changed_at, datetime) and withdrawn.changed_at.tzinfo is not None
+    assert (added.worker_id, line.job_line_id, line.inputs_version) == ("w9", "j1", 4)
+
+
+def test_a_refused_change_names_the_entry(server, store):
+    server.rpcs["allocator_withdraw_worker"] = lambda body: postgrest_error(
+        400, "AL008", "Worker 'nobody' is not in run \"Intake\": check the worker id.")
+    with pytest.raises(InvalidSnapshotError, match="Worker 'nobody' is not in run"):
+        store.withdraw_worker(RUN, "nobody", reason="x")
+
+
+def test_the_change_log_checks_the_run_then_reads_its_rows_by_id(server, store):
+    server.tables["allocator_py_runs"] = [{"id": RUN}]
+    server.tables["allocator_run_changes"] = [change_row(1), change_row(2, run_id=str(uuid.uuid4()))]
+
+    (entry,) = store.run_changes(RUN)
+
+    assert (entry.id, entry.changed_by, entry.details) == (1, "ana@a.example", {"name": "B. Osei"})
+    check, page = server.requests
+    assert check.url.path == "/rest/v1/allocator_py_runs"
+    assert page.url.path == "/rest/v1/allocator_run_changes"
+    assert query(page)["run_id"] == f"eq.{RUN}" and query(page)["order"] == "id.asc"
+
+
+def test_run_summaries_carry_where_the_run_came_from(server, store):
+    row = summary_row(1) | {"source_file": "march.xlsx", "last_scenario_saved_at": "2026-11-30T09:00:00Z",
+                            "n_changes": 2}
+    server.tables["allocator_run_list"] = [row]
+    (run,) = store.list_runs()
+    assert (run.source_file, run.n_changes) == ("march.xlsx", 2)
+    assert run.last_scenario_saved_at == datetime.fromisoformat("2026-11-30T09:00:00+00:00")
+    assert run.imported_at == run.created_at

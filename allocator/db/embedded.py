@@ -83,7 +83,8 @@ def load_demo_once(url: str) -> str | None:
                 if hasattr(snapshot, "model_dump"):
                     snapshot = snapshot.model_dump(mode="json")
                 (run_id,) = conn.execute(
-                    "select public.allocator_import_run(%s)", (Jsonb(snapshot),)
+                    # Named as its source, so the run list says where it came from.
+                    "select public.allocator_import_run(%s, p_source_file => 'built-in demo')", (Jsonb(snapshot),)
                 ).fetchone()
         except (psycopg.Error, ValueError) as exc:
             # The demo is a convenience: without it the database still works (and is empty).

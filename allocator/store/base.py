@@ -3,8 +3,9 @@
 A store turns rows into run snapshots (``allocator-run/1``) and writes results back. Every
 multi-row write is one SQL function in ``supabase/migrations`` (``allocator_import_run``,
 ``allocator_save_scenario``, ``allocator_publish``, ``allocator_claim``,
-``allocator_complete_run``, ``allocator_fail_run``), so each adapter gets the same atomic
-behaviour.
+``allocator_complete_run``, ``allocator_fail_run``, and the changes to a run's data
+``allocator_withdraw_worker``, ``allocator_add_worker``, ``allocator_set_job_line``, each
+logged in ``allocator_run_changes``), so each adapter gets the same atomic behaviour.
 
 Ids
 ---
@@ -150,6 +151,63 @@ class RunSummary:
     attempts: int = 0
     error: str | None = None
     completed_at: datetime | None = None
+    #: The file the run was imported from (as the command line or the upload named it).
+    source_file: str | None = None
+    #: When a scenario of this run was last saved (a dashboard solve not saved is not counted).
+    last_scenario_saved_at: datetime | None = None
+    #: How many changes were made to the run's data after import (its change log).
+    n_changes: int = 0
+
+    @property
+    def imported_at(self) -> datetime:
+        """When the run was imported (it was created by its import)."""
+        return self.created_at
+
+
+RunChangeAction = Literal["withdraw_worker", "add_worker", "set_job_line"]
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """One entry of a run's change log: a change to its data after import, with who and why.
+
+    ``details`` holds what changed: the worker's ``name`` (withdraw, add), the late worker's
+    ``qualification_ids`` and ``preferences``, or a line's ``before`` and ``after``
+    (``max_n_workers``, ``must_have_workers``).
+    """
+
+    id: int
+    run_id: str
+    action: RunChangeAction
+    worker_id: str | None
+    job_line_id: str | None
+    details: dict[str, Any]
+    reason: str
+    changed_by: str | None
+    changed_at: datetime
+    inputs_version: int | None = None
+
+
+@dataclass(frozen=True)
+class LateWorker:
+    """A worker who joins a run after import: id, name, tags and the lines they rank.
+
+    ``preferences`` are ``(job_line_id, rank)`` pairs, ranks as in ``worker_preferences``
+    (1 is the first choice; ties allowed when the run allows them).
+    """
+
+    id: str
+    name: str = ""
+    qualification_ids: tuple[str, ...] = ()
+    preferences: tuple[tuple[str, float], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "qualification_ids": list(self.qualification_ids),
+            "preferences": [{"job_line_id": j, "rank": r} for j, r in self.preferences],
+        }
 
 
 @dataclass(frozen=True)
@@ -255,6 +313,35 @@ def snapshot_json(snapshot: RunSnapshot | Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidSnapshotError("\n".join(exc.messages)) from exc
 
 
+def run_change_from_row(d: Mapping[str, Any], ts: Any = None) -> RunChange:
+    """A change-log row (a table row, or the JSON a change function returns) as a record.
+
+    ``ts`` turns a timestamp as sent (text in JSON) into a datetime; by default ISO 8601.
+    """
+    at = d["changed_at"]
+    if ts is None and isinstance(at, str):
+        ts = datetime.fromisoformat
+    return RunChange(
+        id=int(d["id"]),
+        run_id=str(d["run_id"]),
+        action=d["action"],
+        worker_id=d.get("worker_id"),
+        job_line_id=d.get("job_line_id"),
+        details=dict(d.get("details") or {}),
+        reason=d["reason"],
+        changed_by=d.get("changed_by"),
+        changed_at=ts(at) if ts is not None else at,
+        inputs_version=None if d.get("inputs_version") is None else int(d["inputs_version"]),
+    )
+
+
+def late_worker_json(worker: LateWorker | Mapping[str, Any]) -> dict[str, Any]:
+    """A late worker as the JSON ``allocator_add_worker`` takes."""
+    if isinstance(worker, LateWorker):
+        return worker.to_json()
+    return dict(worker)
+
+
 # --------------------------------------------------------------------------- interface
 
 
@@ -276,8 +363,48 @@ class RunStore(Protocol):
         *,
         organisation_id: str | None = None,
         name: str | None = None,
+        source_file: str | None = None,
     ) -> str:
-        """Store a snapshot as a new pending run (one transaction); return its run id."""
+        """Store a snapshot as a new pending run (one transaction); return its run id.
+
+        ``source_file`` is the name of the file it came from, shown with the run.
+        """
+        ...
+
+    # -- changes to a run's data (each atomic, logged with who and why) -------------------
+    def withdraw_worker(
+        self, run_id: str, worker_id: str, *, reason: str, changed_by: str | None = None
+    ) -> RunChange:
+        """Take a worker out of the run (their rows and history stay). Raises
+        InvalidSnapshotError naming the worker when they are not in the run."""
+        ...
+
+    def add_worker(
+        self,
+        run_id: str,
+        worker: LateWorker | Mapping[str, Any],
+        *,
+        reason: str,
+        changed_by: str | None = None,
+    ) -> RunChange:
+        """Add a late worker (id, name, tags, ranked lines) to the run."""
+        ...
+
+    def set_job_line(
+        self,
+        run_id: str,
+        job_line_id: str,
+        *,
+        reason: str,
+        max_n_workers: int | None = None,
+        must_have_workers: bool | None = None,
+        changed_by: str | None = None,
+    ) -> RunChange:
+        """Change a job line's places and/or whether it must be filled."""
+        ...
+
+    def run_changes(self, run_id: str) -> list[RunChange]:
+        """The run's change log, oldest first."""
         ...
 
     def save_scenario(

@@ -25,8 +25,10 @@ from allocator.snapshot import RunSnapshot
 from allocator.store.base import (
     Allocation,
     ClaimedRun,
+    LateWorker,
     PublicationEntry,
     PublishOutcome,
+    RunChange,
     RunNotFoundError,
     RunSummary,
     Scenario,
@@ -34,6 +36,8 @@ from allocator.store.base import (
     StoreError,
     error_from_sqlstate,
     input_fingerprint,
+    late_worker_json,
+    run_change_from_row,
 )
 from allocator.store.base import allocation_from_row as _allocation
 from allocator.store.base import allocation_json as _allocation_json
@@ -114,7 +118,7 @@ class PostgresStore:
     def list_runs(self) -> list[RunSummary]:
         with self._tx() as conn:
             rows = conn.execute(
-                "select * from public.allocator_run_summaries order by created_at desc, id"
+                "select * from public.allocator_run_list order by created_at desc, id"
             ).fetchall()
         return [_summary(r) for r in rows]
 
@@ -126,7 +130,7 @@ class PostgresStore:
             return None
         with self._tx() as conn:
             row = conn.execute(
-                "select * from public.allocator_run_summaries where id = %s", (key,)
+                "select * from public.allocator_run_list where id = %s", (key,)
             ).fetchone()
         return _summary(row) if row else None
 
@@ -158,15 +162,71 @@ class PostgresStore:
         *,
         organisation_id: str | None = None,
         name: str | None = None,
+        source_file: str | None = None,
     ) -> str:
         data = _snapshot_dict(snapshot)
         with self._tx() as conn:
             row = conn.execute(
-                "select public.allocator_import_run(%s, %s, %s) as id",
-                (Jsonb(data), organisation_id, name),
+                "select public.allocator_import_run(%s, %s, %s, %s) as id",
+                (Jsonb(data), organisation_id, name, source_file),
             ).fetchone()
         assert row is not None
         return str(row["id"])
+
+    # -- changes to a run's data ---------------------------------------------------------
+    def _change(self, sql: str, params: tuple[Any, ...]) -> RunChange:
+        with self._tx() as conn:
+            row = conn.execute(sql, params).fetchone()
+        assert row is not None
+        return run_change_from_row(row["change"])
+
+    def withdraw_worker(
+        self, run_id: str, worker_id: str, *, reason: str, changed_by: str | None = None
+    ) -> RunChange:
+        return self._change(
+            "select public.allocator_withdraw_worker(%s, %s, %s, %s) as change",
+            (_uuid(run_id), worker_id, reason, changed_by),
+        )
+
+    def add_worker(
+        self,
+        run_id: str,
+        worker: LateWorker | Mapping[str, Any],
+        *,
+        reason: str,
+        changed_by: str | None = None,
+    ) -> RunChange:
+        return self._change(
+            "select public.allocator_add_worker(%s, %s, %s, %s) as change",
+            (_uuid(run_id), Jsonb(late_worker_json(worker)), reason, changed_by),
+        )
+
+    def set_job_line(
+        self,
+        run_id: str,
+        job_line_id: str,
+        *,
+        reason: str,
+        max_n_workers: int | None = None,
+        must_have_workers: bool | None = None,
+        changed_by: str | None = None,
+    ) -> RunChange:
+        return self._change(
+            "select public.allocator_set_job_line(%s, %s, %s, %s, %s, %s) as change",
+            (_uuid(run_id), job_line_id, reason, max_n_workers, must_have_workers, changed_by),
+        )
+
+    def run_changes(self, run_id: str) -> list[RunChange]:
+        with self._tx() as conn:
+            if not conn.execute(
+                "select 1 from public.allocator_py_runs where id = %s", (_uuid(run_id),)
+            ).fetchone():
+                raise RunNotFoundError(f"Run {run_id} was not found.")
+            rows = conn.execute(
+                "select * from public.allocator_run_changes where run_id = %s order by id",
+                (_uuid(run_id),),
+            ).fetchall()
+        return [run_change_from_row(r) for r in rows]
 
     # -- scenarios ----------------------------------------------------------------------
     def save_scenario(
@@ -391,6 +451,9 @@ def _summary(r: Mapping[str, Any]) -> RunSummary:
         attempts=r["attempts"],
         error=r["error"],
         completed_at=r["completed_at"],
+        source_file=r.get("source_file"),
+        last_scenario_saved_at=r.get("last_scenario_saved_at"),
+        n_changes=r.get("n_changes") or 0,
     )
 
 

@@ -32,8 +32,10 @@ from allocator.snapshot import RunSnapshot
 from allocator.store.base import (
     Allocation,
     ClaimedRun,
+    LateWorker,
     PublicationEntry,
     PublishOutcome,
+    RunChange,
     RunNotFoundError,
     RunSummary,
     Scenario,
@@ -41,6 +43,8 @@ from allocator.store.base import (
     StoreError,
     error_from_sqlstate,
     input_fingerprint,
+    late_worker_json,
+    run_change_from_row,
 )
 from allocator.store.base import allocation_from_row as _allocation
 from allocator.store.base import allocation_json as _allocation_json
@@ -156,7 +160,7 @@ class SupabaseStore:
 
     # -- runs ---------------------------------------------------------------------------
     def list_runs(self) -> list[RunSummary]:
-        rows = self._select_all("allocator_run_summaries", order=[("created_at", True), ("id", False)])
+        rows = self._select_all("allocator_run_list", order=[("created_at", True), ("id", False)])
         return [
             RunSummary(
                 id=str(r["id"]),
@@ -173,6 +177,9 @@ class SupabaseStore:
                 attempts=int(r.get("attempts") or 0),
                 error=r.get("error"),
                 completed_at=_ts(r.get("completed_at")),
+                source_file=r.get("source_file"),
+                last_scenario_saved_at=_ts(r.get("last_scenario_saved_at")),
+                n_changes=int(r.get("n_changes") or 0),
             )
             for r in rows
         ]
@@ -198,13 +205,69 @@ class SupabaseStore:
         *,
         organisation_id: str | None = None,
         name: str | None = None,
+        source_file: str | None = None,
     ) -> str:
         data = _snapshot_dict(snapshot)
-        run_id = self._rpc(
-            "allocator_import_run",
-            {"p_snapshot": data, "p_organisation_id": organisation_id, "p_name": name},
-        )
+        params: dict[str, Any] = {"p_snapshot": data, "p_organisation_id": organisation_id, "p_name": name}
+        if source_file is not None:
+            params["p_source_file"] = source_file
+        run_id = self._rpc("allocator_import_run", params)
         return str(run_id)
+
+    # -- changes to a run's data (each one rpc: atomic and logged in the database) ---------
+    def _change(self, fn: str, params: Mapping[str, Any]) -> RunChange:
+        data = self._rpc(fn, params)
+        row = data[0] if isinstance(data, list) and data else data
+        if not isinstance(row, Mapping):
+            raise StoreError(f"The Supabase API gave no answer to {fn}; check the run's change log.")
+        return run_change_from_row(row, _ts)
+
+    def withdraw_worker(
+        self, run_id: str, worker_id: str, *, reason: str, changed_by: str | None = None
+    ) -> RunChange:
+        return self._change(
+            "allocator_withdraw_worker",
+            {"p_run_id": _uuid(run_id), "p_worker_id": worker_id, "p_reason": reason,
+             "p_changed_by": changed_by},
+        )
+
+    def add_worker(
+        self,
+        run_id: str,
+        worker: LateWorker | Mapping[str, Any],
+        *,
+        reason: str,
+        changed_by: str | None = None,
+    ) -> RunChange:
+        return self._change(
+            "allocator_add_worker",
+            {"p_run_id": _uuid(run_id), "p_worker": late_worker_json(worker), "p_reason": reason,
+             "p_changed_by": changed_by},
+        )
+
+    def set_job_line(
+        self,
+        run_id: str,
+        job_line_id: str,
+        *,
+        reason: str,
+        max_n_workers: int | None = None,
+        must_have_workers: bool | None = None,
+        changed_by: str | None = None,
+    ) -> RunChange:
+        return self._change(
+            "allocator_set_job_line",
+            {"p_run_id": _uuid(run_id), "p_job_line_id": job_line_id, "p_reason": reason,
+             "p_max_n_workers": max_n_workers, "p_must_have_workers": must_have_workers,
+             "p_changed_by": changed_by},
+        )
+
+    def run_changes(self, run_id: str) -> list[RunChange]:
+        rid = self._require_run(run_id)
+        rows = self._select_all(
+            "allocator_run_changes", order=[("id", False)], filters=lambda q: q.eq("run_id", rid)
+        )
+        return [run_change_from_row(r, _ts) for r in rows]
 
     # -- scenarios ----------------------------------------------------------------------
     def save_scenario(

@@ -77,7 +77,8 @@ def test_a_good_workbook_becomes_the_current_run(demo_run):
     assert not at.exception
     assert at.session_state["run_id"] != demo_run
     assert any("Imported small.xlsx as a new run with 3 workers" in t.value for t in at.toast)
-    assert at.header[0].value == "Data health: Small intake"
+    assert at.header[0].value == "Small intake"
+    assert any("from small.xlsx" in c.value for c in at.caption)
     assert metric(at, "Workers").value == "3"
 
 

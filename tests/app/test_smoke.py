@@ -33,4 +33,4 @@ def test_the_first_page_is_runs_with_the_run_list(demo_run):
     assert at.sidebar.selectbox(key="sidebar_run").value == demo_run
     assert at.session_state["run_id"] == demo_run
     # The data-health panel of the demo run: the two workers who ranked nothing are named.
-    assert any("'w020', 'w072'" in w.value for w in at.warning)
+    assert any("Khanh Rossi ('w020'), Jack Bandara ('w072')" in w.value for w in at.warning)

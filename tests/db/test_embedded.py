@@ -53,6 +53,7 @@ def test_ensure_database_migrates_and_loads_the_demo_once(first_start):
         runs = store.list_runs()
         assert len(runs) == 1
         assert store.load_run(runs[0].id) == RunSnapshot.parse(demo_snapshot())
+        assert runs[0].source_file == "built-in demo"  # the run list says where it came from
 
         # Again (a restart of the dashboard): same database, still one demo run.
         assert ensure_database(directory=directory, load_demo=True) == url

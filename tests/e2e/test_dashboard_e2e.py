@@ -163,7 +163,7 @@ def test_main_flow(page, dashboard) -> None:
     # First data row, in the row-selection column at the left of the grid.
     table.click(position={"x": 18, "y": 35 + 17})
     wait_idle(page)
-    page.locator('[data-testid="stMain"] h2', has_text=f"Data health: {run_name}").wait_for()
+    page.locator('[data-testid="stMain"] h2', has_text=run_name).wait_for()
     assert run_name in selectbox_value(page, "sidebar_run")
     assert number(metric_value(page, "Workers")) == len(demo.workers)
     assert number(metric_value(page, "Job lines")) == len(demo.job_lines)

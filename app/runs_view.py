@@ -1,0 +1,96 @@
+"""What the Runs page shows, as plain functions: the runs table, where a run came from, the
+change log and the data-health tables. The page draws them; tests call them directly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import pandas as pd
+
+from allocator import service
+from allocator.health import HealthReport
+from allocator.snapshot import RunSnapshot
+from allocator.store.base import RunChange, RunSummary
+
+
+def when(ts: datetime | None, never: str = "—") -> str:
+    """A timestamp as planners read it, in the dashboard's local time."""
+    return ts.astimezone().strftime("%d %b %Y, %H:%M") if ts else never
+
+
+def provenance(r: RunSummary) -> str:
+    """When and from what file the run was imported, in one phrase."""
+    source = f"from {r.source_file}" if r.source_file else "(no file name recorded)"
+    return f"Imported {when(r.imported_at)} {source}"
+
+
+def runs_frame(runs: Sequence[RunSummary], current_id: str | None) -> pd.DataFrame:
+    """One row per run: enough to tell two runs with the same name apart (when imported,
+    from what file, how big, its id)."""
+    return pd.DataFrame(
+        [
+            {
+                "Run": r.name or r.id,
+                "Imported": r.imported_at,
+                "From file": r.source_file or "—",
+                "Workers": r.n_workers,
+                "Job lines": r.n_job_lines,
+                "Changed since import": r.n_changes,
+                "Last scenario saved": when(r.last_scenario_saved_at, "none saved yet"),
+                "Published": r.published,
+                "Run id": r.id[:8],
+                "Current": r.id == current_id,
+            }
+            for r in runs
+        ],
+        columns=["Run", "Imported", "From file", "Workers", "Job lines", "Changed since import",
+                 "Last scenario saved", "Published", "Run id", "Current"],
+    )
+
+
+def change_log_frame(changes: Sequence[RunChange], who: Callable[[str | None], str] = lambda x: x or "") -> pd.DataFrame:
+    """The run's change log, newest first: when, who, what and why."""
+    return pd.DataFrame(
+        [
+            {"When": when(c.changed_at), "Who": who(c.changed_by), "What": service.change_words(c), "Why": c.reason}
+            for c in reversed(list(changes))
+        ],
+        columns=["When", "Who", "What", "Why"],
+    )
+
+
+def blocked_ranks_frame(report: HealthReport) -> pd.DataFrame:
+    """Workers who ranked lines they may not take: how many, and whether their first choice is one."""
+    rows = [
+        {
+            "Worker": d.name,
+            "Worker id": d.worker_id,
+            "Lines ranked": d.ranked,
+            "Ranked lines they may not take": d.ranked_blocked,
+            "First choice among them": d.first_choice_blocked,
+        }
+        for d in report.depth
+        if d.ranked_blocked
+    ]
+    frame = pd.DataFrame(rows, columns=["Worker", "Worker id", "Lines ranked", "Ranked lines they may not take",
+                                        "First choice among them"])
+    return frame.sort_values(["First choice among them", "Ranked lines they may not take", "Worker id"],
+                             ascending=[False, False, True], ignore_index=True)
+
+
+def worker_labels(snapshot: RunSnapshot) -> dict[str, str]:
+    """Each worker of the run as a picker names them: name and id."""
+    return {w.id: f"{w.name} ({w.id})" if w.name and w.name != w.id else w.id for w in snapshot.workers}
+
+
+def line_labels(snapshot: RunSnapshot) -> dict[str, str]:
+    """Each job line as a picker names it: name and id."""
+    return {j.id: f"{j.name} ({j.id})" if j.name and j.name != j.id else j.id for j in snapshot.job_lines}
+
+
+def known_tags(snapshot: RunSnapshot) -> list[str]:
+    """Every qualification tag the run's workers carry or its rules name, sorted."""
+    tags = {t for w in snapshot.workers for t in w.qualification_ids}
+    tags |= {t for e in snapshot.eligibility for t in (*e.included_qualification_ids, *e.excluded_qualification_ids)}
+    return sorted(tags)
