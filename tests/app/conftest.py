@@ -33,8 +33,13 @@ _ENV = ("ALLOCATOR_DATABASE_URL", "SUPABASE_URL", "SUPABASE_KEY")
 
 
 @pytest.fixture(scope="session")
-def app_db(pg_url: str) -> Iterator[str]:
-    """The shared test database, as the dashboard's ALLOCATOR_DATABASE_URL."""
+def app_db(new_database) -> Iterator[str]:
+    """A database of the dashboard tests' own, as the dashboard's ALLOCATOR_DATABASE_URL.
+
+    Not the shared ``pg_url``: other tests add organisations there, and a dashboard import that
+    names none is refused once a database has several.
+    """
+    pg_url = new_database(migrated=True, prefix="app")
     old = {k: os.environ.get(k) for k in _ENV}
     os.environ["ALLOCATOR_DATABASE_URL"] = pg_url
     os.environ.pop("SUPABASE_URL", None)

@@ -5,11 +5,12 @@ All on the real embedded PostgreSQL; the re-solves run the real engine on small 
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import psycopg
 import pytest
-from dbtools import allocation_result, import_small
+from dbtools import allocation_result, import_small, new_org_in_store, small_snapshot
 
 from allocator import service
 from allocator.db.migrate import MIGRATIONS_DIR, migrate
@@ -107,7 +108,11 @@ def test_scenarios_saved_before_versions_existed_are_numbered_by_the_migration(n
     from allocator.store.postgres import PostgresStore
 
     with PostgresStore(url) as old_store, psycopg.connect(url, autocommit=True) as conn:
-        run_id, snap = import_small(old_store)
+        # Imported as the code of that time did (the import function had three arguments then).
+        snap = small_snapshot()
+        org = new_org_in_store(old_store)
+        run_id = str(conn.execute("select public.allocator_import_run(%s::jsonb, %s::uuid, %s)",
+                                  (json.dumps(snap), org, None)).fetchone()[0])
         fp = input_fingerprint(old_store.load_run(run_id))
         ids = [old_store.save_scenario(run_id, "Twice", {}, {}, None, fp) for _ in range(2)]
         old_store.save_scenario(run_id, "Once", {}, {}, None, fp)
