@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import derived
 import headline
 import layout
 import pandas as pd
@@ -10,6 +11,7 @@ import state
 import streamlit as st
 
 from allocator import service
+from allocator.metrics import ranked_pairs
 from allocator.solvers.base import SolveOptions
 from allocator.store.base import (
     AlreadyPublishedError,
@@ -20,6 +22,7 @@ from allocator.store.base import (
 
 ctx = layout.require_run()
 snap = ctx.snapshot
+ranked = ranked_pairs(snap)  # a line a worker did not rank shows "not ranked", never its shared rank
 run = ctx.summary
 ss = st.session_state
 runner = state.job_runner()
@@ -184,7 +187,9 @@ else:
             st.dataframe(
                 pd.DataFrame([{"Worker": wn.get(a["worker_id"], a["worker_id"]),
                                "Job line": ln.get(a["job_line_id"], a["job_line_id"]),
-                               "Rank given": a.get("worker_rank")} for a in allocations]),
+                               "Rank given": derived.rank_text(a.get("worker_rank") or 0,
+                                                               (a["worker_id"], a["job_line_id"]) in ranked)}
+                              for a in allocations]),
                 key="pub_preview", hide_index=True, width="stretch",
             )
 
@@ -354,13 +359,16 @@ else:
             pd.DataFrame([{"Worker": worker_names.get(a.worker_id, a.worker_id),
                            "Worker id": a.worker_id,
                            "Job line": line_names.get(a.job_line_id, a.job_line_id),
-                           "Rank given": a.worker_rank} for a in entry.allocations],
+                           "Rank given": derived.rank_text(a.worker_rank or 0,
+                                                           (a.worker_id, a.job_line_id) in ranked)}
+                          for a in entry.allocations],
                          columns=["Worker", "Worker id", "Job line", "Rank given"]),
             key="pub_history_allocations", hide_index=True, width="stretch", placeholder="–",
             column_config={"Worker": st.column_config.TextColumn(width=200),
                            "Worker id": st.column_config.TextColumn(width=90),
                            "Job line": st.column_config.TextColumn(width=450),
-                           "Rank given": st.column_config.NumberColumn(format="%.1f", width=100)},
+                           "Rank given": st.column_config.TextColumn(
+                               width=100, help="The rank the worker gave the line (\"not ranked\" when they did not rank it).")},
         )
         if entry.previous_allocations:
             st.caption(f"This replaced an allocation of {len(entry.previous_allocations)} workers, kept on record.")

@@ -183,3 +183,21 @@ def test_a_blocking_pair_from_a_line_they_did_not_rank_says_not_ranked():
     df = derived.blocking_table("t-" + derived.result_key(result), "fp", result, p)
     (row,) = df.to_dict("records")
     assert row["Rank given to it"] == "not ranked" and row["Rank given to that"] == "1"
+
+
+def test_publish_preview_says_not_ranked_and_gives_no_rank_nobody_gave(demo_run):
+    run = RunSnapshot.parse(demo_snapshot())
+    at = open_app(demo_run, "scenario")
+    res = solve_now(at)["result"]
+    at.button(key="sc_save").click().run()
+    at.switch_page("../pages/publish.py").run()
+    assert not at.exception, at.exception
+    given = {(p.worker_id, p.job_line_id) for p in run.worker_preferences}
+    names = {w.id: w.name or w.id for w in run.workers}
+    off = {names[a["worker_id"]] for a in res["allocations"] if (a["worker_id"], a["job_line_id"]) not in given}
+    assert off
+    (preview,) = [df.value for df in at.dataframe if "Rank given" in df.value.columns]
+    shown = dict(zip(preview["Worker"], preview["Rank given"], strict=True))
+    assert {shown[n] for n in off} == {"not ranked"}
+    numbers = [float(v) for n, v in shown.items() if n not in off]
+    assert max(numbers) <= _fractional_max(run)
