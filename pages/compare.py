@@ -56,6 +56,11 @@ if len(picked) < 2:
     st.stop()
 chosen = [views[n] for n in picked]
 base = chosen[0]
+old_data = [n for n in picked if sides[n].fingerprint != ctx.fingerprint]
+if old_data:
+    st.warning("Solved on older data than the run now has: " + ", ".join(f"'{layout.md(n)}'" for n in old_data)
+               + ". Their moves and numbers are of the old data; solve them again on the Scenario page "
+               "(or on Publish) to compare like with like.", icon=":material/update:")
 
 ranked = ranked_pairs(snap)
 

@@ -240,3 +240,19 @@ def test_compare_page_draws_a_sankey_when_a_dozen_lines_or_fewer_are_involved(im
     assert any(f"All {len(mv)} moves between the {len(lines)} lines involved." in c.value for c in at.caption)
     assert not any("too many for a readable chart" in c.value for c in at.caption)
     assert not arrow_failures(streamlit_log), arrow_failures(streamlit_log)
+
+
+def test_compare_warns_at_once_when_scenarios_were_solved_on_older_data(import_run, db_store):
+    run_id = import_run(demo_snapshot())
+    run = db_store.load_run(run_id)
+    save(db_store, run_id, two_scenarios(run))
+    at = open_app(run_id, "compare")
+    at.multiselect(key="cmp_pick").set_value(["Run as it is", "Supervisors first"]).run()
+    assert not [w for w in at.warning if "older data" in w.value]
+    # The run's data changes behind the dashboard's back (a planner elsewhere withdraws a worker).
+    free = next(w for w in run.workers if all(p.worker_id != w.id for p in run.pins))
+    db_store.withdraw_worker(run_id, free.id, reason="left the programme", changed_by="test")
+    at.run()
+    assert not at.exception, at.exception
+    (warning,) = [w.value for w in at.warning if "older data" in w.value]
+    assert "'Run as it is'" in warning and "'Supervisors first'" in warning
