@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -313,6 +314,15 @@ class PostgresStore:
                 "select public.allocator_complete_run(%s, %s, %s, %s)",
                 (_uuid(run_id), worker, Jsonb(payload), Jsonb(dict(result)) if result is not None else None),
             )
+
+    def renew_lease(self, run_id: str, worker: str, lease_seconds: float = 300.0) -> datetime:
+        with self._tx() as conn:
+            row = conn.execute(
+                "select public.allocator_renew_lease(%s, %s, %s) as expires",
+                (_uuid(run_id), worker, lease_seconds),
+            ).fetchone()
+        assert row is not None
+        return row["expires"]
 
     def fail_run(self, run_id: str, worker: str, error: str) -> None:
         with self._tx() as conn:

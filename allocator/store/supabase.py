@@ -354,6 +354,13 @@ class SupabaseStore:
             },
         )
 
+    def renew_lease(self, run_id: str, worker: str, lease_seconds: float = 300.0) -> datetime:
+        expires = self._rpc(
+            "allocator_renew_lease",
+            {"p_run_id": _uuid(run_id), "p_worker": worker, "p_lease_seconds": float(lease_seconds)},
+        )
+        return _ts(expires)  # type: ignore[return-value]
+
     def fail_run(self, run_id: str, worker: str, error: str) -> None:
         self._rpc("allocator_fail_run", {"p_run_id": _uuid(run_id), "p_worker": worker, "p_error": error})
 
