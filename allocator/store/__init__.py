@@ -15,6 +15,7 @@ from allocator.store.base import (
     AlreadyPublishedError,
     ClaimedRun,
     ClaimLostError,
+    DatabaseUnavailableError,
     InvalidSnapshotError,
     PublicationEntry,
     PublishOutcome,
@@ -40,6 +41,7 @@ __all__ = [
     "AlreadyPublishedError",
     "ClaimLostError",
     "ClaimedRun",
+    "DatabaseUnavailableError",
     "InvalidSnapshotError",
     "PublicationEntry",
     "PublishOutcome",
@@ -58,8 +60,16 @@ __all__ = [
 ]
 
 
-def open_store(settings: Settings | None = None) -> RunStore:
-    """Open the store the configuration asks for (imports adapters lazily)."""
+#: Seconds a fail-fast store (the HTTP API's) waits for the database before giving up.
+FAIL_FAST_SECONDS = 3.0
+
+
+def open_store(settings: Settings | None = None, *, fail_fast: bool = False) -> RunStore:
+    """Open the store the configuration asks for (imports adapters lazily).
+
+    ``fail_fast``: a PostgreSQL store waits :data:`FAIL_FAST_SECONDS` for a connection
+    (connect attempts of 2 s) instead of 30 s, so callers that answer requests fail fast.
+    """
     from allocator.config import get_settings, store_choice
 
     settings = settings or get_settings()
@@ -70,9 +80,10 @@ def open_store(settings: Settings | None = None) -> RunStore:
         return SupabaseStore.from_settings(settings)  # type: ignore[attr-defined]
     from allocator.store.postgres import PostgresStore
 
+    limits = {"timeout": FAIL_FAST_SECONDS, "connect_timeout": 2.0} if fail_fast else {}
     if choice == "database_url":
         url = settings.database_url.get_secret_value()  # type: ignore[union-attr]
-        return PostgresStore(url, migrate=False)
+        return PostgresStore(url, migrate=False, **limits)
     from allocator.db.embedded import ensure_database
 
-    return PostgresStore(ensure_database(settings), migrate=False)
+    return PostgresStore(ensure_database(settings), migrate=False, **limits)

@@ -93,6 +93,13 @@ class InvalidSnapshotError(StoreError):
     """The snapshot given to import is malformed (the message names the entry)."""
 
 
+class DatabaseUnavailableError(StoreError):
+    """The database cannot be reached now (refused, lost, or it did not answer in time).
+
+    The only error worth retrying: the same call may succeed once the database is back.
+    """
+
+
 class RunBusyError(StoreError):
     """The run's state does not allow this now: a worker holds it, or it is already waiting."""
 

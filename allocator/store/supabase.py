@@ -32,6 +32,7 @@ from allocator.snapshot import RunSnapshot
 from allocator.store.base import (
     Allocation,
     ClaimedRun,
+    DatabaseUnavailableError,
     PublicationEntry,
     PublishOutcome,
     RunNotFoundError,
@@ -63,7 +64,7 @@ def _translated() -> Iterator[None]:
         message = (exc.message or "").strip() or f"The Supabase API refused the request ({exc.code})."
         raise error_from_sqlstate(exc.code, message, exc.hint) from exc
     except httpx.HTTPError as exc:
-        raise StoreError(f"Cannot reach the Supabase API: {exc}") from exc
+        raise DatabaseUnavailableError(f"Cannot reach the Supabase API: {exc}") from exc
 
 
 class SupabaseStore:
