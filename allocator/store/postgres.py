@@ -121,6 +121,11 @@ class PostgresStore:
         if connect_timeout is not None:
             self._connect_kwargs["connect_timeout"] = max(2, round(connect_timeout))
         self._pool_lock = threading.Lock()
+        if connect_timeout is not None:
+            # Fail fast with the real reason (refused, unknown host, bad password) rather than
+            # the pool's "no connection in time" after its retries.
+            with _translated(), psycopg.connect(url, **self._connect_kwargs) as probe:
+                probe.execute("select 1")
         self._pool = self._new_pool()
         with _translated():
             self._pool.open(wait=True, timeout=self.timeout)
