@@ -181,11 +181,18 @@ class _StoreHolder:
         finally:
             self._lock.release()
 
-    def close(self) -> None:
-        with self._lock:
+    def close(self, wait: float = 5.0) -> None:
+        # A store still being opened (a database that does not answer) must not hold up
+        # the shutdown for long.
+        if not self._lock.acquire(timeout=wait):
+            log.warning("The database connection was still being opened at shutdown; not waiting for it.")
+            return
+        try:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+        finally:
+            self._lock.release()
 
 
 class _HealthProbe:
