@@ -327,3 +327,58 @@ def test_the_claim_holder_renews_its_lease_and_nobody_else_can(queue):
     assert queue.claim_next("other", lease_seconds=60) is None
     with pytest.raises(ClaimLostError):
         queue.renew_lease(run_id, "other", lease_seconds=120)
+
+
+# --------------------------------------------------------------------------- 2. SQL = Python
+
+
+@pytest.mark.parametrize("seed", [3, 17])
+def test_the_databases_eligibility_agrees_with_the_engines(store, sql, seed):
+    """A solved demo run publishes; moving workers onto lines the engine deems ineligible
+    is refused for exactly those workers, each with the engine's reason."""
+    import re
+
+    from allocator.demo import demo_snapshot
+    from allocator.eligibility import Reason, RuleSet
+    from allocator.engine import solve
+
+    snap = demo_snapshot(60, seed=seed)
+    run_id = store.import_snapshot(snap, organisation_id=new_org_in_store(store))
+    loaded = store.load_run(run_id)
+    result = solve(loaded).to_dict()
+    assert result["status"] in ("optimal", "feasible")
+    fp = input_fingerprint(loaded)
+
+    rules = RuleSet.from_snapshot(loaded)
+    pinned = {p.worker_id for p in loaded.pins}
+    # Up to 8 unpinned workers, each onto a line the engine says they may not take, trying
+    # for every kind of reason.
+    moved: dict[str, tuple[str, Reason]] = {}
+    for w in loaded.workers:
+        if w.id in pinned or len(moved) >= 8:
+            continue
+        verdicts = [(j.id, rules.verdict(w.id, set(w.qualification_ids), j.id).reason) for j in loaded.job_lines]
+        ineligible = [(j, r) for j, r in verdicts if not r.eligible]
+        seen = {r for _, r in moved.values()}
+        fresh = [(j, r) for j, r in ineligible if r not in seen]
+        if fresh or ineligible:
+            moved[w.id] = (fresh or ineligible)[0]
+    assert len({r for _, r in moved.values()}) >= 2, moved  # more than one kind of reason
+
+    bad = {**result, "allocations": [
+        {**a, "job_line_id": moved[a["worker_id"]][0]} if a["worker_id"] in moved else a
+        for a in result["allocations"]]}
+    refused = store.save_scenario(run_id, "moved", {}, {}, bad, fp)
+    with pytest.raises(PublishRefusedError) as exc:
+        store.publish(run_id, refused)
+    said = dict(re.findall(r"Worker '([^']+)'[^\n]* may not take job line '([^']+)'", str(exc.value)))
+    assert said == {w: j for w, (j, _) in moved.items()}
+    words = {Reason.EXCLUDED_WORKER: "excluded workers", Reason.EXCLUDED_TAG: "which the line excludes",
+             Reason.MISSING_INCLUDED_TAG: "lack every tag the line requires"}
+    for line in str(exc.value).splitlines():
+        m = re.search(r"Worker '([^']+)'", line)
+        if m and "may not take" in line:
+            assert words[moved[m.group(1)][1]] in line, line
+
+    good = store.save_scenario(run_id, "solved", {}, {}, result, fp)
+    assert store.publish(run_id, good).n_allocations == len(loaded.workers)
