@@ -280,6 +280,12 @@ def create_app(
             raise HTTPException(
                 503, "This API has no key configured (ALLOCATOR_API_KEY), so it accepts no POST."
             )
+        if len(expected) < MIN_API_KEY_LENGTH:  # served by another ASGI server than `allocator api`
+            raise HTTPException(
+                503,
+                f"This API's key (ALLOCATOR_API_KEY) is shorter than {MIN_API_KEY_LENGTH} characters, "
+                "so it accepts no POST.",
+            )
         given = key or ""
         if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
             raise HTTPException(

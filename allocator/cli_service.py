@@ -74,6 +74,7 @@ def service_errors(fn):
         from allocator.store.base import (
             AccessDeniedError,
             InvalidSnapshotError,
+            RunBusyError,
             RunNotFoundError,
             ScenarioNotFoundError,
             StoreError,
@@ -83,6 +84,8 @@ def service_errors(fn):
             return fn(*args, **kwargs)
         except (RunNotFoundError, ScenarioNotFoundError, AccessDeniedError) as exc:
             raise CliError(str(exc), EXIT_INVALID) from None
+        except RunBusyError as exc:
+            raise CliError(str(exc), EXIT_NOT_WAITING) from None
         except InvalidSnapshotError as exc:
             raise CliError(["Invalid input:", *(f"  - {m}" for m in exc.message.splitlines())], EXIT_INVALID) from None
         except ServiceError as exc:

@@ -153,6 +153,13 @@ def test_a_key_in_the_query_string_never_reaches_the_access_log():
     assert "api_key=[redacted]" in line and "x=1" in line and '" 401' in line
 
 
+def test_posts_are_refused_when_the_configured_key_is_too_short(db):
+    with TestClient(create_app(settings(db, api_key="fifteen-chars-k"))) as client:
+        r = client.post("/runs/process-pending", headers={"X-API-KEY": "fifteen-chars-k"})
+    assert r.status_code == 503
+    assert "shorter than 16 characters" in r.json()["detail"]
+
+
 @pytest.mark.parametrize("key", ["short", "fifteen-chars-k"])
 def test_api_refuses_to_start_with_a_short_key(monkeypatch, capsys, tmp_path, key):
     from allocator.cli import main
