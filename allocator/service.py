@@ -14,7 +14,14 @@ with ``FOR UPDATE SKIP LOCKED`` and a lease, so any number of workers may run at
 a crashed worker's run is claimed again once its lease ends), load it, solve it with the
 run's own settings, and write its allocations and completion in one transaction, or record
 the failure with a message a planner can read. :func:`solve_run` does the same for one
-named run.
+named run (:func:`claim_run` then :func:`solve_claimed`, which the HTTP API calls apart so
+that it claims before it answers).
+
+While it solves, a worker renews its lease (a heartbeat every third of the lease), so a solve
+may use its whole time limit and is never taken over while its worker lives; a worker that
+finds its run taken over stops solving. A database outage is ridden out: every store call
+of :func:`process_pending` is retried with backoff for up to the store's pool timeout, and
+what happened is said once when it starts and once when it ends.
 """
 
 from __future__ import annotations
