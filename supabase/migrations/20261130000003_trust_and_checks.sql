@@ -420,7 +420,7 @@ $$;
 -- ------------------------------------------------------------------ 4. heartbeat
 
 -- The claim holder extends its lease while it works; returns the new expiry. Raises AL004
--- when the worker no longer holds the run.
+-- when the worker no longer holds the run (another worker took it over).
 create or replace function public.allocator_renew_lease(
   p_run_id uuid,
   p_worker text,
@@ -445,12 +445,9 @@ begin
   if not found then
     perform public.allocator_run_not_found(p_run_id);
   end if;
+  -- A lease that ran out while nobody took the run over is still this worker's (as for
+  -- allocator_complete_run): renewing it saves the work done so far.
   perform public.allocator_check_claim(v_run, p_worker);
-  if v_run.lease_expires_at < clock_timestamp() then
-    raise exception using errcode = 'AL004',
-      message = format('Worker %L let its claim on run %s expire before renewing it.', p_worker, p_run_id),
-      hint = 'Another worker may take the run over; this result is discarded.';
-  end if;
   update public.allocator_py_runs
      set lease_expires_at = clock_timestamp() + make_interval(secs => p_lease_seconds)
    where id = p_run_id
