@@ -84,6 +84,10 @@ def test_a_role_inheriting_authenticated_meets_every_organisation_check(orgs):
             with pytest.raises(psycopg.Error, match="not found") as exc:
                 conn.execute(call, (orgs["run_b"],))
             assert exc.value.sqlstate == "AL003", call
+        # Nor directly into the table: row-level security applies to the role as to its parent.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute("insert into allocator_scenarios (run_id, name, input_fingerprint, created_by) "
+                         "values (%s, 'elsewhere', 'fp', %s)", (orgs["run_b"], orgs["ana"]))
         # ... and claiming runs is for workers only.
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("select * from allocator_claim('sneaky')")
