@@ -66,6 +66,12 @@ create or replace trigger allocator_scenarios_stamp_version
   before insert or update of run_id, inputs_version on public.allocator_scenarios
   for each row execute function public.allocator_scenarios_stamp_version();
 
+-- Scenarios saved before this file: stamped with their run's version now, so they stay as
+-- publishable as they were (the store's fingerprint check still tells a changed run).
+update public.allocator_scenarios s
+   set inputs_version = public.allocator_run_inputs_version(s.run_id)
+ where s.inputs_version is null;
+
 -- ------------------------------------------------------------------ 2. checking an allocation
 
 -- How a worker or line is named in a refusal: its id, and its name when it has another.
