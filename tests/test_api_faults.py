@@ -232,3 +232,35 @@ def test_sigterm_stops_the_api_and_the_embedded_server_it_started():
         for pid in _postgres_processes_of(directory):  # never leave a server behind
             os.kill(pid, signal.SIGKILL)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_the_api_answers_503_during_an_outage_and_recovers_after_it(new_database, store):
+    from test_worker_faults import CuttableProxy  # a real cut between the API and PostgreSQL
+
+    url = new_database(migrated=True, prefix="apioutage")
+    proxy = CuttableProxy(url)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            (run_id,) = conn.execute("select allocator_import_run(%s)::text",
+                                     (psycopg.types.json.Jsonb(tiny("outage")),)).fetchone()
+        with TestClient(create_app(settings(proxy.url), worker="api-outage")) as client:
+            assert client.get("/health").status_code == 200
+            proxy.cut()
+            health = client.get("/health")
+            assert health.status_code == 503 and health.json()["database"]["error"]
+            r = client.post(f"/runs/{run_id}/solve", headers={"X-API-KEY": KEY})
+            assert r.status_code == 503
+            assert "The database is not available" in r.json()["detail"]
+            proxy.restore()
+            for _ in range(20):  # the pool is renewed once the database answers again
+                if client.get("/health").status_code == 200:
+                    break
+                time.sleep(0.5)
+            else:
+                pytest.fail("the API did not recover after the outage")
+            assert client.post(f"/runs/{run_id}/solve", headers={"X-API-KEY": KEY}).status_code == 202
+        with psycopg.connect(url) as conn:
+            assert conn.execute("select status from allocator_py_runs where id = %s",
+                                (run_id,)).fetchone() == ("complete",)
+    finally:
+        proxy.close()

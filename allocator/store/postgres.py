@@ -23,7 +23,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from allocator.snapshot import RunSnapshot
 from allocator.store.base import (
@@ -147,8 +147,38 @@ class PostgresStore:
     @contextlib.contextmanager
     def _tx(self) -> Iterator[psycopg.Connection]:
         """One unit of work: a pooled connection inside one transaction."""
-        with _translated(), self._pool.connection() as conn, conn.transaction():
+        with _translated(), self._connection() as conn, conn.transaction():
             yield conn
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection. After an outage the pool may still be backing off between
+        reconnection attempts when the database is back: if a direct connection works,
+        the pool is replaced and asked once more."""
+        with contextlib.ExitStack() as stack:
+            try:
+                conn = stack.enter_context(self._pool.connection())
+            except PoolTimeout:
+                if not self._renew_pool_if_reachable():
+                    raise
+                conn = stack.enter_context(self._pool.connection())
+            yield conn
+
+    def _renew_pool_if_reachable(self) -> bool:
+        try:
+            with psycopg.connect(self.url, connect_timeout=2, autocommit=True) as conn:
+                conn.execute("select 1")
+        except psycopg.Error:
+            return False
+        self._renew_pool(self.timeout)
+        return True
+
+    def _renew_pool(self, timeout: float) -> None:
+        with self._pool_lock:
+            old, self._pool = self._pool, self._new_pool()
+            with _translated():
+                self._pool.open(wait=True, timeout=max(timeout, 2.0))
+        old.close(timeout=0)
 
     def wait_until_reachable(self, timeout: float) -> None:
         """Wait (with backoff) until the database accepts a connection again, for at most
@@ -174,11 +204,7 @@ class PostgresStore:
                 delay = min(delay * 2, 4.0)
                 continue
             break
-        with self._pool_lock:
-            old, self._pool = self._pool, self._new_pool()
-            with _translated():
-                self._pool.open(wait=True, timeout=max(deadline - time.monotonic(), 2.0))
-        old.close(timeout=0)
+        self._renew_pool(deadline - time.monotonic())
 
     def close(self) -> None:
         self._pool.close()
