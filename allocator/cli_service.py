@@ -10,7 +10,9 @@ Exit codes
 0 done; 1 an unexpected error, or the database could not be reached; 2 invalid input or
 configuration (stderr names each offending entry), or an unknown run; 3 the run is
 infeasible (its diagnosis is recorded and printed); 4 no allocation within the time limit;
-5 the run is not waiting to be solved (another worker holds it, or it is complete).
+5 the run is not waiting to be solved (another worker holds it, or it is complete); 143
+stopped by SIGTERM (``solve-run``, ``process-pending``; ``api`` stops with 0). On SIGTERM as
+on Ctrl-C, a command stops the embedded database it started.
 """
 
 from __future__ import annotations
@@ -35,13 +37,15 @@ from allocator.cli import (
 )
 
 EXIT_NOT_WAITING = 5  # the run is being solved by another worker, or is complete
+EXIT_TERMINATED = 143  # stopped by SIGTERM (128 + 15); the embedded server it started is stopped
 
 SERVICE_EXIT_CODES_HELP = (
     "Exit codes: 0 done; 1 an unexpected error, or the database could not be reached; "
     "2 invalid input or configuration (stderr names each offending entry), or an unknown run; "
     "3 the run is infeasible (its diagnosis is recorded); "
     "4 no allocation within the time limit; "
-    "5 the run is not waiting to be solved (another worker holds it, or it is complete)."
+    "5 the run is not waiting to be solved (another worker holds it, or it is complete); "
+    "143 stopped by SIGTERM (solve-run, process-pending)."
 )
 
 db_app = typer.Typer(
@@ -70,6 +74,7 @@ def service_errors(fn):
         from allocator.store.base import (
             AccessDeniedError,
             InvalidSnapshotError,
+            RunBusyError,
             RunNotFoundError,
             ScenarioNotFoundError,
             StoreError,
@@ -79,6 +84,8 @@ def service_errors(fn):
             return fn(*args, **kwargs)
         except (RunNotFoundError, ScenarioNotFoundError, AccessDeniedError) as exc:
             raise CliError(str(exc), EXIT_INVALID) from None
+        except RunBusyError as exc:
+            raise CliError(str(exc), EXIT_NOT_WAITING) from None
         except InvalidSnapshotError as exc:
             raise CliError(["Invalid input:", *(f"  - {m}" for m in exc.message.splitlines())], EXIT_INVALID) from None
         except ServiceError as exc:
@@ -308,8 +315,10 @@ def solve_run_command(
     solving, is refused (exit 5).
     """
     from allocator import service
+    from allocator.db.embedded import stop_on_sigterm
 
     _check_lease_threads(lease, threads)
+    stop_on_sigterm(EXIT_TERMINATED)
     settings = _settings()
     store = _store(settings)
     try:
@@ -348,8 +357,10 @@ def process_pending_command(
     recorded as failed with its reason; that does not change the exit code.
     """
     from allocator import service
+    from allocator.db.embedded import stop_on_sigterm
 
     _check_lease_threads(lease, threads)
+    stop_on_sigterm(EXIT_TERMINATED)
     settings = _settings()
     store = _store(settings)
 
@@ -359,7 +370,7 @@ def process_pending_command(
     try:
         outcomes = service.process_pending(
             store, worker=worker, once=once, lease_seconds=lease,
-            options=_options(threads, settings), on_outcome=report,
+            options=_options(threads, settings), on_outcome=report, on_notice=_err,
         )
     finally:
         store.close()
@@ -381,25 +392,32 @@ def _check_lease_threads(lease: float, threads: int | None) -> None:
 # -- allocator api --------------------------------------------------------------------------
 
 
-@app.command("api", epilog="Exit codes: 0 stopped; 2 no ALLOCATOR_API_KEY configured, or bad flags.")
+@app.command(
+    "api",
+    epilog="Exit codes: 0 stopped (Ctrl-C or SIGTERM; the embedded database it started stops too); "
+    "2 no ALLOCATOR_API_KEY configured, a key shorter than 16 characters, or bad flags.",
+)
 @service_errors
 def api_command(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
 ) -> None:
     """Serve the HTTP API (health, solve a run, process pending runs; docs at /docs)."""
+    from allocator.api import api_key_problem
+
     settings = _settings()
-    if settings.api_key is None or not settings.api_key.get_secret_value().strip():
-        raise CliError(
-            "Refusing to start: no API key is configured. Set ALLOCATOR_API_KEY (environment, "
-            ".env or .streamlit/secrets.toml) to a long random secret; clients send it in the "
-            "X-API-KEY header."
-        )
+    problem = api_key_problem(settings.api_key.get_secret_value() if settings.api_key else None)
+    if problem:
+        raise CliError(problem)
     if not 0 < port < 65536:
         raise CliError(f"--port must be between 1 and 65535 (got {port})")
     import uvicorn
 
     from allocator.api import create_app
+    from allocator.db.embedded import stop_on_sigterm
 
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again: end with exit
+    # handlers (they stop the embedded server), not by SIGTERM's default action.
+    stop_on_sigterm(0)
     _err(f"Serving the allocator API on http://{host}:{port} (docs at /docs).")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

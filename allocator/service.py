@@ -14,14 +14,23 @@ with ``FOR UPDATE SKIP LOCKED`` and a lease, so any number of workers may run at
 a crashed worker's run is claimed again once its lease ends), load it, solve it with the
 run's own settings, and write its allocations and completion in one transaction, or record
 the failure with a message a planner can read. :func:`solve_run` does the same for one
-named run.
+named run (:func:`claim_run` then :func:`solve_claimed`, which the HTTP API calls apart so
+that it claims before it answers).
+
+While it solves, a worker renews its lease (a heartbeat every third of the lease), so a solve
+may use its whole time limit and is never taken over while its worker lives; a worker that
+finds its run taken over stops solving. A database outage is ridden out: every store call
+of :func:`process_pending` is retried with backoff for up to the store's pool timeout, and
+what happened is said once when it starts and once when it ends.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -34,14 +43,17 @@ from allocator.snapshot import RunSnapshot, SnapshotError, load_snapshot
 from allocator.store.base import (
     ClaimedRun,
     ClaimLostError,
+    DatabaseUnavailableError,
     LateWorker,
     PublicationEntry,
     PublishOutcome,
+    RunBusyError,
     RunChange,
     RunNotFoundError,
     RunStore,
     RunSummary,
     Scenario,
+    StoreError,
 )
 
 if TYPE_CHECKING:
@@ -51,6 +63,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_RETRY_SECONDS",
+    "claim_run",
     "ExportFormat",
     "NoAllocationError",
     "OutcomeStatus",
@@ -86,6 +100,7 @@ __all__ = [
     "set_job_line",
     "solve_refusal",
     "solve_run",
+    "solve_claimed",
     "solve_snapshot",
     "withdraw_worker",
     "write_file_atomically",
@@ -93,10 +108,14 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: How long a headless worker holds a claimed run before another may take it over. A solve
-#: gets its run's ``max_seconds``, cut to what the lease leaves (:func:`_time_budget`), so
-#: keep the lease above the runs' ``max_seconds``; it only matters when a worker dies.
+#: How long a headless worker holds a claimed run before another may take it over. The
+#: worker renews it while it solves (a heartbeat every third of the lease), so a solve may
+#: run its whole ``max_seconds``; the lease only matters when a worker dies.
 DEFAULT_LEASE_SECONDS = 300.0
+
+#: How long a worker keeps trying when the database stops answering, when the store does
+#: not say (a PostgresStore's is its pool timeout).
+DEFAULT_RETRY_SECONDS = 30.0
 
 #: Seconds of a lease kept back from the solve, for loading and writing back.
 _LEASE_MARGIN_SECONDS = 30.0
@@ -114,12 +133,13 @@ class ServiceError(Exception):
 # --------------------------------------------------------------------------- the store
 
 
-def open_store(settings: Settings | None = None, *, load_demo: bool = False) -> RunStore:
+def open_store(settings: Settings | None = None, *, load_demo: bool = False, fail_fast: bool = False) -> RunStore:
     """Open the store the configuration names.
 
     ``ALLOCATOR_DATABASE_URL`` gives the ``postgres`` store on that database;
     ``SUPABASE_URL`` with ``SUPABASE_KEY`` the ``supabase`` store; with neither, the
-    embedded PostgreSQL is started (and migrated) in ``ALLOCATOR_DATA_DIR``.
+    embedded PostgreSQL is started (and migrated) in ``ALLOCATOR_DATA_DIR``. ``fail_fast``
+    (the HTTP API): give up on an unreachable database after a few seconds, not 30.
 
     ``load_demo=True`` is for the dashboard alone: on an embedded database without runs it
     imports the demo run first. The command line and the API never do, so that a planner's
@@ -127,7 +147,7 @@ def open_store(settings: Settings | None = None, *, load_demo: bool = False) -> 
     """
     from allocator.store import open_store as _open_store
 
-    return _open_store(settings, load_demo=load_demo)
+    return _open_store(settings, load_demo=load_demo, fail_fast=fail_fast)
 
 
 def list_runs(store: RunStore) -> list[RunSummary]:
@@ -225,17 +245,52 @@ def solve_run(
         The run cannot be claimed now: another worker is solving it, or it is complete.
     """
     worker = worker or default_worker_name()
+    claimed = claim_run(store, run_id, worker=worker, lease_seconds=lease_seconds)
+    return solve_claimed(store, claimed, worker=worker, options=options, lease_seconds=lease_seconds)
+
+
+def claim_run(
+    store: RunStore, run_id: str, *, worker: str, lease_seconds: float = DEFAULT_LEASE_SECONDS
+) -> ClaimedRun:
+    """Claim this one run for ``worker`` (a failed run is put back in the queue first).
+
+    Of any number of callers at once, exactly one gets the claim (``FOR UPDATE SKIP
+    LOCKED``); the others get ServiceError. The HTTP API claims before it answers 202.
+
+    Raises
+    ------
+    RunNotFoundError
+        No such run (or the caller may not see it).
+    ServiceError
+        Another worker holds the run (or just claimed it), or it is complete.
+    """
     if get_run(store, run_id).status == "failed":
-        store.requeue_run(run_id)
+        try:
+            store.requeue_run(run_id)
+        except RunBusyError:
+            pass  # another caller put it back (or claimed it) first: the claim below decides
     claimed = store.claim_next(worker, lease_seconds, run_id=run_id)
     if claimed is None:
         # Tell "no such run" (raises) apart from "not claimable now".
         summary = get_run(store, run_id)
         raise ServiceError(
             solve_refusal(summary)
-            or f"Run {run_id!r} cannot be claimed now (status {summary.status!r}); try again."
+            or f"Run {run_id!r} was just claimed by another worker; its status shows the outcome."
         )
-    return _solve_claimed(store, claimed, worker, options)
+    return claimed
+
+
+def solve_claimed(
+    store: RunStore,
+    claimed: ClaimedRun,
+    *,
+    worker: str,
+    options: SolveOptions | None = None,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+) -> RunOutcome:
+    """Load, solve and record a run this worker claimed (see :func:`claim_run`), renewing
+    the lease while it solves. Never raises for the run's own problems."""
+    return _solve_claimed(store, claimed, worker, options, lease_seconds=lease_seconds)
 
 
 def process_pending(
@@ -247,6 +302,8 @@ def process_pending(
     options: SolveOptions | None = None,
     on_outcome: Callable[[RunOutcome], None] | None = None,
     max_runs: int | None = None,
+    on_notice: Callable[[str], None] | None = None,
+    retry_seconds: float | None = None,
 ) -> list[RunOutcome]:
     """Solve pending runs until none is left; return one outcome per run, in order.
 
@@ -266,28 +323,141 @@ def process_pending(
         Called after each run (the CLI prints a line per run as it goes).
     max_runs
         Stop after this many runs (``once`` is ``max_runs=1``).
+    on_notice
+        Told once when the database stops answering and once when it is back (default: the
+        log). Meanwhile every database call is retried with backoff for ``retry_seconds``
+        (default: the store's pool timeout), then DatabaseUnavailableError is raised.
     """
     worker = worker or default_worker_name()
     limit = 1 if once else max_runs
+    call = _Retrier(store, on_notice or log.warning, retry_seconds)
     outcomes: list[RunOutcome] = []
     while limit is None or len(outcomes) < limit:
         if options is not None and options.stop.is_set():
             break
-        claimed = store.claim_next(worker, lease_seconds)
+        claimed = call(store.claim_next, worker, lease_seconds)
         if claimed is None:
             break
-        outcome = _solve_claimed(store, claimed, worker, options)
+        outcome = _solve_claimed(store, claimed, worker, options, lease_seconds=lease_seconds, call=call)
         outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
     return outcomes
 
 
+class _Retrier:
+    """Calls store operations, riding out a database outage.
+
+    A call that finds the database unreachable is tried again with backoff (the store's
+    ``wait_until_reachable`` when it has one) for up to ``window`` seconds. What happened is
+    said once when the outage starts and once when it ends; if it outlasts the window, one
+    DatabaseUnavailableError says so.
+    """
+
+    def __init__(self, store: RunStore, notice: Callable[[str], None], window: float | None = None):
+        self.store = store
+        self.notice = notice
+        self.window = float(window if window is not None else getattr(store, "timeout", DEFAULT_RETRY_SECONDS))
+
+    def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DatabaseUnavailableError as exc:
+            last = exc
+        started = time.monotonic()
+        self.notice(f"{last.message}. Trying again for up to {self.window:g} s.")
+        wait = getattr(self.store, "wait_until_reachable", None)
+        delay = 0.5
+        while True:
+            left = self.window - (time.monotonic() - started)
+            if left <= 0:
+                raise DatabaseUnavailableError(
+                    f"{last.message}. Gave up after {self.window:g} s of retries; runs claimed "
+                    "and not finished are taken up again once their claims expire."
+                ) from last
+            try:
+                if callable(wait):
+                    wait(left)
+                else:
+                    time.sleep(min(delay, left))
+                    delay = min(delay * 2, 8.0)
+                result = fn(*args, **kwargs)
+            except DatabaseUnavailableError as exc:
+                last = exc
+                if callable(wait):  # reachable again, yet the call failed: do not spin
+                    time.sleep(min(delay, max(self.window - (time.monotonic() - started), 0.0)))
+                    delay = min(delay * 2, 8.0)
+                continue
+            self.notice(f"The database answers again after {time.monotonic() - started:.1f} s; carrying on.")
+            return result
+
+
+def _direct(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return fn(*args, **kwargs)
+
+
+class _Heartbeat:
+    """Renews a claimed run's lease while the worker solves it, every third of the lease.
+
+    If the worker has lost the run (its lease ran out and another worker took it), the solve
+    is stopped: its result would be refused. A stop asked by the caller is passed on too.
+    """
+
+    def __init__(
+        self,
+        store: RunStore,
+        claimed: ClaimedRun,
+        worker: str,
+        lease_seconds: float,
+        solve_stop: threading.Event,
+        caller_stop: threading.Event | None,
+    ):
+        self._renew = getattr(store, "renew_lease", None)
+        self._args = (claimed.run_id, worker, lease_seconds)
+        self._interval = max(lease_seconds / 3.0, 0.05)
+        self._solve_stop = solve_stop
+        self._caller_stop = caller_stop
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{claimed.run_id}", daemon=True)
+        self.lost: ClaimLostError | None = None
+
+    @property
+    def active(self) -> bool:
+        return callable(self._renew)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        due = time.monotonic() + self._interval
+        while not self._done.wait(min(self._interval, 0.2)):
+            if self._caller_stop is not None and self._caller_stop.is_set():
+                self._solve_stop.set()
+            if not callable(self._renew) or time.monotonic() < due:
+                continue
+            try:
+                self._renew(*self._args)
+                due = time.monotonic() + self._interval
+            except ClaimLostError as exc:
+                self.lost = exc
+                self._solve_stop.set()
+                return
+            except StoreError as exc:  # the database did not answer: try again soon
+                log.debug("renewing the lease of run %s failed: %s", self._args[0], exc)
+                due = time.monotonic() + min(self._interval, 1.0)
+
+
 def _time_budget(snapshot: RunSnapshot, claimed: ClaimedRun) -> float:
     """The run's own time limit, cut to what the lease leaves (minus a margin to write back).
 
-    A solve that outlived its lease would let another worker take the run over and solve it
-    a second time; cutting the time limit keeps the claim valid when it completes.
+    For a store that cannot renew leases (no heartbeat): a solve that outlived its lease
+    would let another worker take the run over and solve it a second time; cutting the time
+    limit keeps the claim valid when it completes.
     """
     limit = float(snapshot.settings.max_seconds)
     expires = claimed.lease_expires_at
@@ -328,9 +498,20 @@ def _find_summary(store: RunStore, run_id: str) -> RunSummary | None:
 
 
 def _solve_claimed(
-    store: RunStore, claimed: ClaimedRun, worker: str, options: SolveOptions | None
+    store: RunStore,
+    claimed: ClaimedRun,
+    worker: str,
+    options: SolveOptions | None,
+    *,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    call: Callable[..., Any] = _direct,
 ) -> RunOutcome:
-    """Load, solve and record one claimed run. Never raises for a run's own problems."""
+    """Load, solve and record one claimed run. Never raises for a run's own problems.
+
+    ``call`` runs each store operation (process_pending passes one that rides out an outage).
+    """
+    from allocator.solvers.base import SolveOptions
+
     run_id = claimed.run_id
     started = time.perf_counter()
 
@@ -346,24 +527,33 @@ def _solve_claimed(
 
     def fail(message: str, **kw: Any) -> RunOutcome:
         try:
-            store.fail_run(run_id, worker, message)
+            call(store.fail_run, run_id, worker, message)
         except ClaimLostError as exc:
             return outcome("lost", error=str(exc), **kw)
         return outcome("failed", error=message, **kw)
 
     try:
-        snapshot = store.load_run(run_id)
+        snapshot = call(store.load_run, run_id)
     except SnapshotError as exc:
         return fail("The run's data is not valid input: " + "; ".join(exc.messages))
     except RunNotFoundError as exc:
         return fail(str(exc))
 
-    budget = _time_budget(snapshot, claimed)
+    base = options or SolveOptions()
+    run_options = dataclasses.replace(base, stop=threading.Event())
+    if base.stop.is_set():
+        run_options.stop.set()
+    heartbeat = _Heartbeat(store, claimed, worker, lease_seconds, run_options.stop, base.stop)
     try:
-        if budget < snapshot.settings.max_seconds:
-            # The time limit is a setting (the result records it): cut it there.
-            snapshot = snapshot.with_settings(max_seconds=budget)
-        result = solve_snapshot(snapshot, options)
+        if not heartbeat.active:
+            budget = _time_budget(snapshot, claimed)
+            if budget < snapshot.settings.max_seconds:
+                # The time limit is a setting (the result records it): cut it there.
+                snapshot = snapshot.with_settings(max_seconds=budget)
+        with heartbeat:
+            result = solve_snapshot(snapshot, run_options)
+        if heartbeat.lost is not None:
+            return outcome("lost", error=str(heartbeat.lost))
     except SnapshotError as exc:  # the engine re-checks some rules (e.g. pins)
         return fail("The run's data is not valid input: " + "; ".join(exc.messages))
     except Exception as exc:  # noqa: BLE001 - a bug must not leave the run claimed forever
@@ -376,9 +566,13 @@ def _solve_claimed(
     if status in ("optimal", "feasible"):
         allocations = data.get("allocations") or []
         try:
-            store.complete_run(run_id, worker, allocations, data)
+            call(store.complete_run, run_id, worker, allocations, data)
         except ClaimLostError as exc:
             return outcome("lost", error=str(exc), solve_status=status, objective=objective)
+        except DatabaseUnavailableError:
+            raise
+        except StoreError as exc:  # the database refused the allocation: say why on the run
+            return fail(f"The allocation could not be recorded: {exc}", solve_status=status)
         return outcome(
             "complete", solve_status=status, objective=objective, n_allocations=len(allocations)
         )

@@ -11,7 +11,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 import httpx
@@ -23,8 +23,10 @@ from allocator.store.base import (
     Allocation,
     AlreadyPublishedError,
     ClaimLostError,
+    DatabaseUnavailableError,
     InvalidSnapshotError,
     LateWorker,
+    RunBusyError,
     RunNotFoundError,
     ScenarioNotFoundError,
     StaleScenarioError,
@@ -269,9 +271,11 @@ def test_every_write_is_one_rpc_post_without_a_prefer_header(server, store):
         "allocator_complete_run": lambda body: 1,
         "allocator_fail_run": lambda body: None,
         "allocator_requeue_run": lambda body: None,
+        "allocator_renew_lease": lambda body: "2026-11-30T12:00:00+00:00",
     })
 
     assert store.import_snapshot(SNAPSHOT, name="Intake") == RUN
+    assert store.renew_lease(RUN, "worker-1", 90) == datetime(2026, 11, 30, 12, tzinfo=UTC)
     assert store.save_scenario(RUN, "A", {"stability": True}, None, {"status": "optimal"}, "f" * 64, "me") == SCENARIO
     store.complete_run(RUN, "worker-1", [Allocation("w1", "j1", 1.0, 0.7), {"worker_id": "w2", "job_line_id": "j2"}],
                        {"status": "optimal"})
@@ -299,6 +303,7 @@ def test_every_write_is_one_rpc_post_without_a_prefer_header(server, store):
     }
     assert calls["allocator_fail_run"] == {"p_run_id": RUN, "p_worker": "worker-1", "p_error": "Line 'j1' must be filled"}
     assert calls["allocator_requeue_run"] == {"p_run_id": RUN}
+    assert calls["allocator_renew_lease"] == {"p_run_id": RUN, "p_worker": "worker-1", "p_lease_seconds": 90.0}
 
 
 def test_an_invalid_snapshot_is_refused_before_any_request(server, store):
@@ -424,6 +429,7 @@ def postgrest_error(status: int, code: str, message: str, hint: str | None = Non
         (400, "AL002", AlreadyPublishedError),  # publish without supersede
         (400, "AL003", RunNotFoundError),  # unknown run (or invisible under RLS)
         (400, "AL004", ClaimLostError),  # the worker's lease ended and another took the run
+        (400, "AL009", RunBusyError),  # requeue of a run a worker holds, or already waiting
         (403, "42501", AccessDeniedError),  # PostgREST's answer to a permission/RLS refusal
         (401, "PGRST301", StoreError),  # an expired JWT: no specific exception, a StoreError
     ],
@@ -456,7 +462,7 @@ def test_a_network_failure_is_a_store_error():
 
     http = httpx.Client(transport=httpx.MockTransport(down))
     store = SupabaseStore(create_client(URL, KEY, options=ClientOptions(httpx_client=http, postgrest_client_retry=False)))
-    with pytest.raises(StoreError, match="Cannot reach the Supabase API"):
+    with pytest.raises(DatabaseUnavailableError, match="Cannot reach the Supabase API"):
         store.claim_next("w", 10)
 
 

@@ -12,6 +12,8 @@ only, and stops when the last process that started it exits.
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,3 +112,23 @@ def ensure_database(
     if load_demo:
         load_demo_once(url)
     return url
+
+
+def stop_on_sigterm(exit_code: int = 143) -> bool:
+    """Make SIGTERM end this process the way Ctrl-C does, so the embedded server it started stops.
+
+    The server is stopped by an exit handler (``atexit``) when the last process using it
+    ends; SIGTERM's default action (how systemd, Docker and Kubernetes stop a service) skips
+    exit handlers and leaves the server running, orphaned. With this handler, SIGTERM raises
+    ``SystemExit(exit_code)`` in the main thread instead: ``finally`` blocks and exit handlers
+    run. Returns False (and does nothing) outside the main thread, where Python cannot set
+    signal handlers.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(exit_code)
+
+    signal.signal(signal.SIGTERM, _exit)
+    return True

@@ -94,6 +94,17 @@ class InvalidSnapshotError(StoreError):
     """The snapshot given to import is malformed (the message names the entry)."""
 
 
+class DatabaseUnavailableError(StoreError):
+    """The database cannot be reached now (refused, lost, or it did not answer in time).
+
+    The only error worth retrying: the same call may succeed once the database is back.
+    """
+
+
+class RunBusyError(StoreError):
+    """The run's state does not allow this now: a worker holds it, or it is already waiting."""
+
+
 #: SQLSTATEs raised by the SQL functions in supabase/migrations, and their exceptions.
 SQLSTATE_ERRORS: dict[str, type[StoreError]] = {
     "AL001": StaleScenarioError,
@@ -104,6 +115,7 @@ SQLSTATE_ERRORS: dict[str, type[StoreError]] = {
     "AL006": ScenarioNotFoundError,
     "AL007": PublishRefusedError,
     "AL008": InvalidSnapshotError,
+    "AL009": RunBusyError,
     "42501": AccessDeniedError,  # insufficient_privilege, incl. row-level security refusals
 }
 
@@ -515,12 +527,18 @@ class RunStore(Protocol):
         """Write a claimed run's allocations and mark it complete. Raises ClaimLostError."""
         ...
 
+    def renew_lease(self, run_id: str, worker: str, lease_seconds: float = 300.0) -> datetime:
+        """Extend a claimed run's lease to ``lease_seconds`` from now (a worker's heartbeat);
+        return the new expiry. Raises ClaimLostError when the worker no longer holds it."""
+        ...
+
     def fail_run(self, run_id: str, worker: str, error: str) -> None:
         """Mark a claimed run failed with a message. Raises ClaimLostError."""
         ...
 
     def requeue_run(self, run_id: str) -> None:
-        """Put a failed (or stuck) run back to pending so a worker solves it again."""
+        """Put a failed run, or one whose lease expired, back to pending so a worker solves
+        it again. Raises RunBusyError when a worker holds it or it is already waiting."""
         ...
 
     def close(self) -> None:

@@ -12,19 +12,24 @@ planners signed in through the Supabase API; see the ``supabase`` store).
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from allocator.snapshot import RunSnapshot
 from allocator.store.base import (
     Allocation,
     ClaimedRun,
+    DatabaseUnavailableError,
     LateWorker,
     PublicationEntry,
     PublishOutcome,
@@ -45,6 +50,21 @@ from allocator.store.base import snapshot_json as _snapshot_dict
 
 # undefined_table, undefined_function: the schema is missing or older than this code.
 _NOT_MIGRATED = {"42P01", "42883"}
+# The server went away or is not accepting connections yet (class 08: connection exception).
+_UNAVAILABLE = {"57P01", "57P02", "57P03"}
+
+# The pool logs a warning for every failed reconnection attempt; the store says once what
+# happened (DatabaseUnavailableError), so those would only repeat it. A level set by the
+# application wins.
+if logging.getLogger("psycopg.pool").level == logging.NOTSET:
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+
+def _unavailable(exc: psycopg.Error) -> bool:
+    state = exc.sqlstate or ""
+    if isinstance(exc, psycopg.OperationalError) and not state:
+        return True  # refused, lost, timed out, or no pooled connection in time (PoolTimeout)
+    return state.startswith("08") or state in _UNAVAILABLE
 
 
 @contextlib.contextmanager
@@ -56,9 +76,9 @@ def _translated() -> Iterator[None]:
         diag = exc.diag
         message = diag.message_primary or str(exc).strip() or type(exc).__name__
         hint = diag.message_hint
-        if isinstance(exc, psycopg.OperationalError) and not exc.sqlstate:
-            message = f"Cannot reach the database: {message}"
-        elif exc.sqlstate in _NOT_MIGRATED:
+        if _unavailable(exc):
+            raise DatabaseUnavailableError(f"Cannot reach the database: {message}", sqlstate=exc.sqlstate) from exc
+        if exc.sqlstate in _NOT_MIGRATED:
             hint = "The database lacks the allocator's tables or functions: run `allocator db migrate`."
         raise error_from_sqlstate(exc.sqlstate, message, hint) from exc
 
@@ -76,34 +96,119 @@ class PostgresStore:
         The pool's bounds.
     migrate
         Apply the migrations first (the embedded database does this in ``ensure_database``).
+    timeout
+        Seconds to wait for the pool to open and for a connection from it: past that, the
+        call raises DatabaseUnavailableError. The HTTP API uses a few seconds, to fail fast.
+    connect_timeout
+        Seconds one connection attempt may take (libpq's ``connect_timeout``; at least 2).
     """
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4, migrate: bool = False):
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        migrate: bool = False,
+        timeout: float = 30.0,
+        connect_timeout: float | None = None,
+    ):
         if migrate:
             from allocator.db.migrate import migrate as _migrate
 
             with _translated():
                 _migrate(url)
         self.url = url
-        self._pool = ConnectionPool(
-            url,
-            min_size=min_size,
-            max_size=max_size,
-            kwargs={"autocommit": True, "row_factory": dict_row},
+        self.timeout = float(timeout)
+        self._min_size, self._max_size = min_size, max_size
+        self._connect_kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
+        if connect_timeout is not None:
+            self._connect_kwargs["connect_timeout"] = max(2, round(connect_timeout))
+        self._pool_lock = threading.Lock()
+        if connect_timeout is not None:
+            # Fail fast with the real reason (refused, unknown host, bad password) rather than
+            # the pool's "no connection in time" after its retries.
+            with _translated(), psycopg.connect(url, **self._connect_kwargs) as probe:
+                probe.execute("select 1")
+        self._pool = self._new_pool()
+        with _translated():
+            self._pool.open(wait=True, timeout=self.timeout)
+
+    def _new_pool(self) -> ConnectionPool:
+        return ConnectionPool(
+            self.url,
+            min_size=self._min_size,
+            max_size=self._max_size,
+            kwargs=self._connect_kwargs,
+            timeout=self.timeout,
             # A connection may have outlived a restart of the (embedded) server.
             check=ConnectionPool.check_connection,
             open=False,
             name="allocator",
         )
-        with _translated():
-            self._pool.open(wait=True, timeout=30)
 
     # -- plumbing -----------------------------------------------------------------------
     @contextlib.contextmanager
     def _tx(self) -> Iterator[psycopg.Connection]:
         """One unit of work: a pooled connection inside one transaction."""
-        with _translated(), self._pool.connection() as conn, conn.transaction():
+        with _translated(), self._connection() as conn, conn.transaction():
             yield conn
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection. After an outage the pool may still be backing off between
+        reconnection attempts when the database is back: if a direct connection works,
+        the pool is replaced and asked once more."""
+        with contextlib.ExitStack() as stack:
+            try:
+                conn = stack.enter_context(self._pool.connection())
+            except PoolTimeout:
+                if not self._renew_pool_if_reachable():
+                    raise
+                conn = stack.enter_context(self._pool.connection())
+            yield conn
+
+    def _renew_pool_if_reachable(self) -> bool:
+        try:
+            with psycopg.connect(self.url, connect_timeout=2, autocommit=True) as conn:
+                conn.execute("select 1")
+        except psycopg.Error:
+            return False
+        self._renew_pool(self.timeout)
+        return True
+
+    def _renew_pool(self, timeout: float) -> None:
+        with self._pool_lock:
+            old, self._pool = self._pool, self._new_pool()
+            with _translated():
+                self._pool.open(wait=True, timeout=max(timeout, 2.0))
+        old.close(timeout=0)
+
+    def wait_until_reachable(self, timeout: float) -> None:
+        """Wait (with backoff) until the database accepts a connection again, for at most
+        ``timeout`` seconds; raise DatabaseUnavailableError if it does not.
+
+        The pool reconnects on its own, but with a backoff that doubles up to minutes, so
+        after an outage it may still be waiting when the database is back. Once a direct
+        connection succeeds, the pool is replaced by a fresh one.
+        """
+        deadline = time.monotonic() + max(timeout, 0.0)
+        delay = 0.25
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                with psycopg.connect(self.url, connect_timeout=max(2, round(min(left, 5))), autocommit=True) as conn:
+                    conn.execute("select 1")
+            except psycopg.Error as exc:
+                if left <= delay:
+                    raise DatabaseUnavailableError(
+                        f"Cannot reach the database: {str(exc).strip() or type(exc).__name__}"
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+                continue
+            break
+        self._renew_pool(deadline - time.monotonic())
 
     def close(self) -> None:
         self._pool.close()
@@ -425,6 +530,15 @@ class PostgresStore:
                 "select public.allocator_complete_run(%s, %s, %s, %s)",
                 (_uuid(run_id), worker, Jsonb(payload), Jsonb(dict(result)) if result is not None else None),
             )
+
+    def renew_lease(self, run_id: str, worker: str, lease_seconds: float = 300.0) -> datetime:
+        with self._tx() as conn:
+            row = conn.execute(
+                "select public.allocator_renew_lease(%s, %s, %s) as expires",
+                (_uuid(run_id), worker, lease_seconds),
+            ).fetchone()
+        assert row is not None
+        return row["expires"]
 
     def fail_run(self, run_id: str, worker: str, error: str) -> None:
         with self._tx() as conn:

@@ -32,6 +32,7 @@ from allocator.snapshot import RunSnapshot
 from allocator.store.base import (
     Allocation,
     ClaimedRun,
+    DatabaseUnavailableError,
     LateWorker,
     PublicationEntry,
     PublishOutcome,
@@ -67,7 +68,7 @@ def _translated() -> Iterator[None]:
         message = (exc.message or "").strip() or f"The Supabase API refused the request ({exc.code})."
         raise error_from_sqlstate(exc.code, message, exc.hint) from exc
     except httpx.HTTPError as exc:
-        raise StoreError(f"Cannot reach the Supabase API: {exc}") from exc
+        raise DatabaseUnavailableError(f"Cannot reach the Supabase API: {exc}") from exc
 
 
 class SupabaseStore:
@@ -476,6 +477,13 @@ class SupabaseStore:
                 "p_result": dict(result) if result is not None else None,
             },
         )
+
+    def renew_lease(self, run_id: str, worker: str, lease_seconds: float = 300.0) -> datetime:
+        expires = self._rpc(
+            "allocator_renew_lease",
+            {"p_run_id": _uuid(run_id), "p_worker": worker, "p_lease_seconds": float(lease_seconds)},
+        )
+        return _ts(expires)  # type: ignore[return-value]
 
     def fail_run(self, run_id: str, worker: str, error: str) -> None:
         self._rpc("allocator_fail_run", {"p_run_id": _uuid(run_id), "p_worker": worker, "p_error": error})

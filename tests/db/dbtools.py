@@ -101,16 +101,30 @@ def small_snapshot(
 def allocation_result(
     snapshot: dict[str, Any], *, shift: int = 0, status: str = "optimal"
 ) -> dict[str, Any]:
-    """A result JSON placing workers round-robin over lines (capacity respected).
+    """A result JSON placing workers round-robin over lines (capacity, eligibility, forbids
+    and pins respected, as the database checks them on publish).
 
     ``shift`` rotates the assignment, so two results for one run can differ.
     """
+    from allocator.eligibility import RuleSet
+    from allocator.snapshot import RunSnapshot
+
+    rules = RuleSet.from_snapshot(RunSnapshot.parse(snapshot))
+    tags = {w["id"]: set(w.get("qualification_ids") or []) for w in snapshot["workers"]}
+    forbidden = {(f["worker_id"], f["job_line_id"]) for f in snapshot.get("forbids") or []}
+    pinned = {p["worker_id"]: p["job_line_id"] for p in snapshot.get("pins") or []}
     lines = snapshot["job_lines"]
     load = {j["id"]: 0 for j in lines}
     allocations = []
     for i, w in enumerate(snapshot["workers"]):
         for step in range(len(lines)):
             line = lines[(i + shift + step) % len(lines)]
+            if w["id"] in pinned and pinned[w["id"]] != line["id"]:
+                continue
+            if (w["id"], line["id"]) in forbidden:
+                continue
+            if not rules.verdict(w["id"], tags[w["id"]], line["id"]).eligible:
+                continue
             if load[line["id"]] < line["max_n_workers"]:
                 load[line["id"]] += 1
                 allocations.append(
