@@ -61,7 +61,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from allocator.diagnosis import line_label, worker_label
-from allocator.eligibility import Reason
+from allocator.eligibility import ELIGIBLE_REASONS, Reason
 from allocator.metrics import choice_numbers, round_sig
 from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, Status
@@ -121,6 +121,7 @@ class Certificate:
     scale: float  # integer units per unit of the objective
     tol: float  # the objective's tolerance, in objective units
     _dist: np.ndarray | None = field(default=None, repr=False)
+    _by_line: list[np.ndarray] | None = field(default=None, repr=False)
     _pred: np.ndarray | None = field(default=None, repr=False)
 
     # -- construction -----------------------------------------------------------------------
@@ -219,6 +220,13 @@ class Certificate:
             self._pred = pred
         return self._dist, self._pred  # type: ignore[return-value]
 
+    def _members(self) -> list[np.ndarray]:
+        if self._by_line is None:
+            order = np.argsort(self.assignment, kind="stable")
+            cuts = np.searchsorted(self.assignment[order], np.arange(self.problem.n_lines + 1))
+            self._by_line = [order[cuts[q]:cuts[q + 1]] for q in range(self.problem.n_lines)]
+        return self._by_line
+
     def base_price(self, s: int, p: int) -> float:
         """``price(s, p)`` in integer units (``inf`` when the pair cannot be granted)."""
         dist, _ = self._all_pairs()
@@ -249,7 +257,7 @@ class Certificate:
         for u, v in zip(path[:-1], path[1:], strict=True):
             if u == n or v == n:
                 continue  # through the sink: a free place taken or given up, nobody moves
-            on_u = np.flatnonzero(a == u)
+            on_u = self._members()[u]
             on_u = on_u[on_u != s]
             step = self.rel[on_u, v]
             best = on_u[step == step.min()]
@@ -338,7 +346,7 @@ def _ineligible_entry(problem: ProblemData, s: int, j: int) -> dict[str, Any]:
 
 def _rule_reason(problem: ProblemData, s: int, j: int) -> dict[str, Any] | None:
     """ineligible / forbidden / pinned, in that order; None when the pair may be priced."""
-    if not problem.eligible[s, j]:
+    if not ELIGIBLE_REASONS[problem.reason[s, j]]:  # not problem.eligible: that builds the whole matrix
         return _ineligible_entry(problem, s, j)
     if problem.forbidden[s, j]:
         return {"reason": "forbidden", "price": None, "forbidden_by": None, "forbidden_reason": None,
@@ -492,6 +500,7 @@ def _explain(
     opt_proven: bool,
     options: SolveOptions | None,
     deadline: float | None = None,
+    objective: float | None = None,
 ) -> dict[str, Any]:
     j = int(a[s])
     entries = []
@@ -512,7 +521,7 @@ def _explain(
         "worker_id": problem.worker_ids[s],
         "job_line_id": problem.line_ids[j],
         "worker_rank": round_sig(problem.worker_rank[s, j]),
-        "objective": round_sig(problem.objective(a)),
+        "objective": round_sig(problem.objective(a) if objective is None else objective),
         "method": "certificate" if cert is not None else "resolve",
         "higher_choices": entries,
     }
@@ -593,8 +602,10 @@ def explain_all(
         opt, opt_proven = optimum(result, options)
         budget = float(problem.settings.max_seconds) if time_budget is None else float(time_budget)
         deadline = time.monotonic() + budget
+    objective = problem.objective(a)
     return [
-        _explain(problem, a, s, cert=cert, opt=opt, opt_proven=opt_proven, options=options, deadline=deadline)
+        _explain(problem, a, s, cert=cert, opt=opt, opt_proven=opt_proven, options=options,
+                 deadline=deadline, objective=objective)
         for s in range(problem.n_workers)
     ]
 
