@@ -290,3 +290,4 @@ def main(argv: list[str] | None = None) -> None:
 
 # The database commands (db, import, export, template, solve-run, process-pending, api).
 from allocator import cli_service  # noqa: E402,F401  (registers its commands on `app`)
+from allocator import cli_explain  # noqa: E402,F401  (registers `explain`)

@@ -689,11 +689,14 @@ def _breaks(problem: ProblemData, a: np.ndarray, b: np.ndarray, moved: Sequence[
     for j in np.flatnonzero(problem.mandatory & (fill_b == 0) & (fill_a > 0)):
         out.append({"kind": "mandatory", "job_line_id": problem.line_ids[j],
                     "message": f"{line_label(problem, j)} must be filled and would be empty"})
+    if not problem.settings.stability:
+        return out  # blocking pairs break a rule only when stability is on
     new_block = blocking_mask(problem, b) & ~blocking_mask(problem, a)
     for t, j in zip(*np.nonzero(new_block), strict=True):
         out.append({"kind": "blocking_pair", "worker_id": problem.worker_ids[t], "job_line_id": problem.line_ids[j],
-                    "message": f"{worker_label(problem, t)} and {line_label(problem, j)} would block: they both "
-                               "prefer each other to what they would have"})
+                    "message": f"{worker_label(problem, t)} and {line_label(problem, j)} would block: the doctor "
+                               "ranks that line higher than theirs, and it has a free place or its preferencers "
+                               "rank them above someone on it"})
     return out
 
 
@@ -760,7 +763,7 @@ def preview_move(
     """What moving one worker to one line does (engine part of the Results page's override).
 
     Returns ``breaks`` (what the move alone breaks: capacity, mandatory fills, eligibility,
-    forbids, pins, new blocking pairs), ``objective_move_alone``, and ``repair``: the best
+    forbids, pins and, with stability on, new blocking pairs), ``objective_move_alone``, and ``repair``: the best
     allocation with the worker pinned there (a pinned re-solve, same seed), its ``price``
     against the run's optimum with the two sides, the other workers who move and the whole
     allocation (for applying it); ``None`` with a ``diagnosis`` when no allocation exists.
