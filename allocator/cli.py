@@ -288,6 +288,6 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code)
 
 
+from allocator import cli_explain  # noqa: E402,F401,I001  (registers `explain`)
 # The database commands (db, import, export, template, solve-run, process-pending, api).
 from allocator import cli_service  # noqa: E402,F401  (registers its commands on `app`)
-from allocator import cli_explain  # noqa: E402,F401  (registers `explain`)

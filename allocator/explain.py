@@ -62,7 +62,7 @@ import numpy as np
 
 from allocator.diagnosis import line_label, worker_label
 from allocator.eligibility import ELIGIBLE_REASONS, Reason
-from allocator.metrics import choice_numbers, round_sig
+from allocator.metrics import round_sig
 from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, Status
 
@@ -134,7 +134,7 @@ class Certificate:
         from allocator.solvers.scaling import allowed_pairs
 
         a = np.asarray(assignment, dtype=np.int64)
-        m, n = problem.n_workers, problem.n_lines
+        m = problem.n_workers
         rows = np.arange(m)
         if a.shape != (m,) or m == 0 or not problem.allowed[rows, a].all():
             return None
