@@ -171,7 +171,8 @@ class Certificate:
         edges[n, np.flatnonzero(fill > lb)] = 0.0  # a line above its minimum can give one up
         np.fill_diagonal(edges, np.inf)
         finite = edges[np.isfinite(edges)]
-        if finite.size and float(np.abs(finite).max()) * (n + 2) >= _EXACT_FLOAT:
+        # Potentials reach (N + 1) arcs' worth, reduced costs twice that, a path N + 1 of those.
+        if finite.size and float(np.abs(finite).max()) * 2.0 * (n + 2) ** 2 >= _EXACT_FLOAT:
             return None
         pot = _potentials(edges)
         if pot is None:
@@ -186,7 +187,10 @@ class Certificate:
 
         p, a, pi = self.problem, self.assignment, self.potentials
         m, n = p.n_workers, p.n_lines
-        limit = self.tol * self.scale
+        # A cycle that costs nothing in the objective rounds to at most one unit per worker on
+        # it; the tolerance covers that whenever the scale has the required precision, and the
+        # floor makes sure it always does.
+        limit = max(self.tol * self.scale, 2.0 * m)
         rc = self.edges + pi[:, None] - pi[None, :]
         src, dst = np.nonzero(np.isfinite(rc) & (rc <= limit))
         graph = csr_matrix((np.maximum(rc[src, dst], 0.0), (src, dst)), shape=(n + 1, n + 1))
