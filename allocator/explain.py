@@ -705,18 +705,17 @@ def _breaks(problem: ProblemData, a: np.ndarray, b: np.ndarray, moved: Sequence[
 
 
 def _preview(
-    problem: ProblemData, a: np.ndarray, pins: dict[int, int], options: SolveOptions | None
+    problem: ProblemData, a: np.ndarray, pins: dict[int, int], options: SolveOptions | None, status: Status
 ) -> dict[str, Any]:
     b = a.copy()
     for t, j in pins.items():
         b[t] = j
     moved = sorted(pins)
-    pinned = problem
     pin = problem.pin.copy()
     for t, j in pins.items():
         pin[t] = j
     pinned = dataclasses.replace(problem, pin=pin)
-    opt, opt_proven = optimum(_result_for(problem, a), options)
+    opt, opt_proven = optimum(_result_for(problem, a, status), options)
     breaks = _breaks(problem, a, b, moved)
     alone_obj = problem.objective(b)
     resolved = _resolve(pinned, options)
@@ -750,10 +749,10 @@ def _preview(
     return out
 
 
-def _result_for(problem: ProblemData, a: np.ndarray) -> Result:
+def _result_for(problem: ProblemData, a: np.ndarray, status: Status) -> Result:
     from allocator.result import Result
 
-    return Result.build(problem, Status.FEASIBLE, a, best_bound=None, solve_seconds=0.0)
+    return Result.build(problem, status, a, best_bound=None, solve_seconds=0.0)
 
 
 def preview_move(
@@ -776,7 +775,7 @@ def preview_move(
     s = _index(problem, worker_id)
     if job_line_id not in problem.line_index:
         raise ExplainError(f"There is no job line with id {job_line_id!r} in run {problem.snapshot.run.id!r}.")
-    return _preview(problem, a, {s: problem.line_index[job_line_id]}, options)
+    return _preview(problem, a, {s: problem.line_index[job_line_id]}, options, result.status)
 
 
 def preview_swap(
@@ -792,7 +791,7 @@ def preview_swap(
     s, t = _index(problem, worker_a), _index(problem, worker_b)
     if s == t:
         raise ExplainError("Choose two different workers (doctors) to swap.")
-    return _preview(problem, a, {s: int(a[t]), t: int(a[s])}, options)
+    return _preview(problem, a, {s: int(a[t]), t: int(a[s])}, options, result.status)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -250,7 +250,11 @@ def _paragraph(pdf, text: str, height: float) -> None:
         pdf.cell(0, height, text, new_x="LMARGIN", new_y="NEXT")
         return
     chars = max(20, int(len(text) * avail / width * 0.93))
-    for piece in textwrap.wrap(text, chars, subsequent_indent="   ", break_long_words=True):
+    pieces = textwrap.wrap(text, chars, subsequent_indent="   ", break_long_words=True)
+    while chars > 20 and any(pdf.get_string_width(x) > avail for x in pieces):
+        chars = max(20, int(chars * 0.9))  # wide letters: wrap shorter until every line fits
+        pieces = textwrap.wrap(text, chars, subsequent_indent="   ", break_long_words=True)
+    for piece in pieces:
         pdf.cell(0, height, piece, new_x="LMARGIN", new_y="NEXT")
 
 

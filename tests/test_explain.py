@@ -359,3 +359,30 @@ def test_preview_move_onto_a_full_line_says_so():
     assert "1 place" in pv["breaks"][0]["message"]
     assert len(pv["repair"]["moves"]) == 1 and pv["repair"]["moves"][0]["to"] == "j2"
     assert pv["repair"]["price"] == 0.0  # both rank j1 first: an equally good allocation
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(tiny_runs(ranks=True, max_workers=4, max_lines=3, stability=True), st.data())
+def test_preview_move_with_stability_names_new_blocking_pairs_and_repairs_stably(p, data):
+    from allocator.stability import blocking_mask
+
+    r = solved(p)
+    if r.status != Status.OPTIMAL:
+        return
+    a = r.assignment
+    s = data.draw(st.integers(0, p.n_workers - 1))
+    q = data.draw(st.integers(0, p.n_lines - 1))
+    pv = explain.preview_move(None, r, p.worker_ids[s], p.line_ids[q])
+    b = a.copy()
+    b[s] = q
+    new = blocking_mask(p, b) & ~blocking_mask(p, a)
+    named = sorted((x["worker_id"], x["job_line_id"]) for x in pv["breaks"] if x["kind"] == "blocking_pair")
+    assert named == sorted((p.worker_ids[t], p.line_ids[j]) for t, j in zip(*np.nonzero(new), strict=True))
+    pin = p.pin.copy()
+    pin[s] = q
+    _, costs = enumerate_costs(dataclasses.replace(p, pin=pin), stable=True)
+    if costs.size == 0:
+        assert pv["repair"] is None
+        return
+    assert pv["repair"]["proven"] is True
+    assert pv["repair"]["price"] == pytest.approx(costs.min() - p.objective(a), abs=tol(p.objective(a)))
