@@ -126,8 +126,12 @@ class Certificate:
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
-    def build(cls, problem: ProblemData, assignment: np.ndarray) -> Certificate | None:
-        """The certificate of ``assignment``, or ``None`` when it is not a proven optimum."""
+    def build(cls, problem: ProblemData, assignment: np.ndarray, costs=None) -> Certificate | None:
+        """The certificate of ``assignment``, or ``None`` when it is not a proven optimum.
+
+        ``costs`` are the flow's integer costs when the caller has them (the engine does:
+        :attr:`SolveOutcome.integer_costs`); otherwise they are recomputed.
+        """
         if problem.settings.stability:
             return None
         from allocator.solvers.flow import HEADROOMS, flow_costs
@@ -141,6 +145,10 @@ class Certificate:
         pairs = allowed_pairs(problem)
         objective = problem.objective(a)
         tol = ZERO_REL_TOL * max(1.0, abs(objective))
+        if costs is not None and costs.workers.size == pairs[0].size:
+            cert = cls._from_costs(problem, a, costs, tol)
+            if cert is not None:
+                return cert
         # The flow solved with the first cost scale that fitted; the allocation is optimal for
         # that scale's integers. Try them in the same order.
         for headroom in HEADROOMS:
@@ -300,17 +308,19 @@ def _clean(x: float, tol: float) -> float:
     return 0.0 if abs(x) <= tol else float(x)
 
 
-def seed_dependent_worker_ids(problem: ProblemData, assignment: np.ndarray | None) -> list[str] | None:
+def seed_dependent_worker_ids(
+    problem: ProblemData, assignment: np.ndarray | None, *, costs=None
+) -> list[str] | None:
     """The workers whose outcome was decided by ``rng_seed`` (sorted ids).
 
     ``None`` when it is not known: with stability on (deciding it would need a solve per
     worker), when there is no allocation, or when the allocation is not a proven optimum.
     Used by :func:`allocator.engine.solve_problem_data` for the result's
-    ``seed_dependent_worker_ids``.
+    ``seed_dependent_worker_ids``; ``costs``: the flow's integer costs, when known.
     """
     if assignment is None:
         return None
-    cert = Certificate.build(problem, assignment)
+    cert = Certificate.build(problem, assignment, costs)
     if cert is None:
         return None
     return sorted(problem.worker_ids[int(t)] for t in np.flatnonzero(cert.seed_dependent()))
