@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import textwrap
 import unicodedata
 import zipfile
@@ -258,17 +259,37 @@ def _paragraph(pdf, text: str, height: float) -> None:
         pdf.cell(0, height, piece, new_x="LMARGIN", new_y="NEXT")
 
 
+# Body font sizes tried in turn until the statement fits on its page.
+_BODY_SIZES = (10.0, 9.0, 8.0, 7.0, 6.0, 5.0)
+
+
+def _body_size(pdf, family: str, lines: list[str], height: float) -> float:
+    """The largest body size at which ``lines`` fit in ``height`` mm (the smallest if none)."""
+    pdf.set_font(family, "", 10)
+    avail = pdf.w - pdf.l_margin - pdf.r_margin
+    widths = [pdf.get_string_width(x) for x in lines]  # proportional to the size
+    for size in _BODY_SIZES:
+        k = size / 10.0
+        rows = sum(max(1, math.ceil(w * k / (avail * 0.9))) for w in widths)
+        if rows * size * 0.5 + len(lines) * size * 0.1 <= height:
+            return size
+    return _BODY_SIZES[-1]
+
+
 def _page(pdf, family: str, clean, st: Statement, run_id: str) -> None:
+    """One statement on one page: the body shrinks (down to 5 pt) so that it fits."""
     pdf.add_page()
     pdf.set_font(family, "B", 13)
     _paragraph(pdf, clean(st.title), 7)
     pdf.set_font(family, "", 9)
     _paragraph(pdf, clean(f"Run {run_id}. Allocation statement."), 5)
     pdf.ln(3)
-    pdf.set_font(family, "", 10)
-    for line in st.lines:
-        _paragraph(pdf, clean(line), 5)
-        pdf.ln(1)
+    lines = [clean(x) for x in st.lines]
+    size = _body_size(pdf, family, lines, pdf.h - pdf.get_y() - pdf.b_margin - 2)
+    pdf.set_font(family, "", size)
+    for line in lines:
+        _paragraph(pdf, line, size * 0.5)
+        pdf.ln(size * 0.1)
 
 
 def _texts(statements: list[Statement], run_id: str) -> list[str]:
