@@ -466,3 +466,14 @@ def test_explain_all_gives_each_higher_choice_its_one_reason_and_the_brute_force
                 else:
                     assert h["diagnosis"] and h["price"] is None
             assert h["reason"] == expected
+
+
+def test_explanations_do_not_depend_on_the_order_of_the_input_lists():
+    import random
+
+    data = load_snapshot(DATA / "valid" / "demo_40x16.json").model_dump(mode="json")
+    shuffled = {k: (random.Random(7).sample(v, len(v)) if isinstance(v, list) else v) for k, v in data.items()}
+    r1, r2 = engine.solve(RunSnapshot.parse(data)), engine.solve(RunSnapshot.parse(shuffled))
+    assert r1.seed_dependent_worker_ids == r2.seed_dependent_worker_ids
+    assert explain.explain_all(r1) == explain.explain_all(r2)
+    assert explain.explain_worker(r1, "w01") == explain.explain_worker(r2, "w01")
