@@ -211,7 +211,7 @@ def solve_problem_data(
         if with_seed_dependence and outcome.status == Status.OPTIMAL and not stable:
             from allocator.explain import seed_dependent_worker_ids
 
-            seed_dependent = seed_dependent_worker_ids(problem, a, costs=outcome.integer_costs)
+            seed_dependent = seed_dependent_worker_ids(problem, a, costs=getattr(outcome, "integer_costs", None))
         return Result.build(problem, outcome.status, a, best_bound=outcome.best_bound,
                             solve_seconds=elapsed(), backend=outcome.backend,
                             seed_dependent_worker_ids=seed_dependent)

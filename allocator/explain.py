@@ -504,6 +504,29 @@ def explain_worker(
     return _explain(problem, a, s, cert=cert, opt=opt, opt_proven=opt_proven, options=options)
 
 
+def explain_choice(
+    result: Result, worker_id: str, job_line_id: str, *, options: SolveOptions | None = None
+) -> dict[str, Any]:
+    """One higher choice of one worker by a pinned re-solve (the engine's own moves).
+
+    For a page that shows the certificate's prices at once (:func:`explain_worker` with
+    ``method="certificate"``, or :func:`explain_all`) and the exact moves of the allocation
+    the engine returns for the pinned run when a planner opens one choice. Returns the entry
+    as in ``higher_choices``; :class:`ExplainError` when the line is not a higher choice.
+    """
+    problem, a = _assignment_of(result)
+    s = _index(problem, worker_id)
+    p = problem.line_index.get(job_line_id)
+    if p is None or p not in higher_choices(problem, s, int(a[s])):
+        raise ExplainError(f"Job line {job_line_id!r} is not a line {worker_id!r} ranked above their own.")
+    head = {"job_line_id": problem.line_ids[p], "worker_rank": round_sig(problem.worker_rank[s, p])}
+    rule = _rule_reason(problem, s, p)
+    if rule is not None:
+        return head | rule
+    opt, opt_proven = optimum(result, options)
+    return head | _resolved_entry(problem, a, s, p, opt, opt_proven, options)
+
+
 def _explain(
     problem: ProblemData,
     a: np.ndarray,
@@ -851,6 +874,7 @@ __all__ = [
     "Repair",
     "allocation_result",
     "explain_all",
+    "explain_choice",
     "explain_worker",
     "higher_choices",
     "optimum",

@@ -477,3 +477,12 @@ def test_explanations_do_not_depend_on_the_order_of_the_input_lists():
     assert r1.seed_dependent_worker_ids == r2.seed_dependent_worker_ids
     assert explain.explain_all(r1) == explain.explain_all(r2)
     assert explain.explain_worker(r1, "w01") == explain.explain_worker(r2, "w01")
+
+
+def test_explain_choice_is_the_one_entry_of_the_full_explanation():
+    r = engine.solve(load_snapshot(DATA / "valid" / "demo_40x16.json"))
+    full = explain.explain_worker(r, "w01")
+    for h in full["higher_choices"]:
+        assert explain.explain_choice(r, "w01", h["job_line_id"]) == h
+    with pytest.raises(explain.ExplainError, match="ranked above"):
+        explain.explain_choice(r, "w01", full["job_line_id"])
