@@ -174,8 +174,18 @@ def solve(snapshot: RunSnapshot, options: SolveOptions | None = None) -> Result:
     return solve_problem_data(problem, options, started=t0)
 
 
-def solve_problem_data(problem: ProblemData, options: SolveOptions | None = None, *, started: float | None = None) -> Result:
-    """:func:`solve` for a caller that has built the :class:`ProblemData` already."""
+def solve_problem_data(
+    problem: ProblemData,
+    options: SolveOptions | None = None,
+    *,
+    started: float | None = None,
+    with_seed_dependence: bool = True,
+) -> Result:
+    """:func:`solve` for a caller that has built the :class:`ProblemData` already.
+
+    ``with_seed_dependence=False`` skips the result's ``seed_dependent_worker_ids`` (left
+    ``None``): the explanations' pinned re-solves do not need it.
+    """
     t0 = time.perf_counter() if started is None else started
     options = options or SolveOptions(time_limit=float(problem.settings.max_seconds))
     stable = bool(problem.settings.stability)
@@ -197,8 +207,14 @@ def solve_problem_data(problem: ProblemData, options: SolveOptions | None = None
     outcome = _solve_problem(problem, options)
     if outcome.status in (Status.OPTIMAL, Status.FEASIBLE):
         a = _check_outcome(problem, outcome)
+        seed_dependent = None
+        if with_seed_dependence and outcome.status == Status.OPTIMAL and not stable:
+            from allocator.explain import seed_dependent_worker_ids
+
+            seed_dependent = seed_dependent_worker_ids(problem, a, costs=getattr(outcome, "integer_costs", None))
         return Result.build(problem, outcome.status, a, best_bound=outcome.best_bound,
-                            solve_seconds=elapsed(), backend=outcome.backend)
+                            solve_seconds=elapsed(), backend=outcome.backend,
+                            seed_dependent_worker_ids=seed_dependent)
     if outcome.status == Status.INFEASIBLE:
         options.callbacks.on_phase("diagnosis")
         diag = [] if stable else dx.diagnose(problem)

@@ -101,6 +101,9 @@ class Result:
     backend: str = ""
     problem: ProblemData | None = field(default=None, repr=False, compare=False)
     assignment: np.ndarray | None = field(default=None, repr=False, compare=False)
+    # explanations.md "Alternative optima": computed by allocator.explain, passed in by the
+    # engine; None when not known (stability on, no allocation, not a proven optimum).
+    seed_dependent_worker_ids: list[str] | None = None
 
     # -- construction -----------------------------------------------------------------------
     @classmethod
@@ -114,6 +117,7 @@ class Result:
         solve_seconds: float,
         diagnosis: list[Diagnosis] | None = None,
         backend: str = "",
+        seed_dependent_worker_ids: list[str] | None = None,
     ) -> Result:
         """A result whose objective, allocations and metrics are recomputed from ``problem``."""
         snap = problem.snapshot
@@ -143,6 +147,7 @@ class Result:
             backend=backend,
             problem=problem,
             assignment=assignment,
+            seed_dependent_worker_ids=seed_dependent_worker_ids,
         )
 
     @classmethod
@@ -164,6 +169,7 @@ class Result:
                 Diagnosis(x["code"], x["message"], tuple(x.get("worker_ids", ())), tuple(x.get("job_line_ids", ())))
                 for x in d.get("diagnosis", [])
             ],
+            seed_dependent_worker_ids=d.get("seed_dependent_worker_ids"),
         )
 
     # -- output -----------------------------------------------------------------------------
@@ -185,6 +191,7 @@ class Result:
             "allocations": [a.to_dict() for a in self.allocations],
             "metrics": self.metrics,
             "diagnosis": [x.to_dict() for x in self.diagnosis],
+            "seed_dependent_worker_ids": self.seed_dependent_worker_ids,
         }
 
     def to_json(self, indent: int | None = 2) -> str:

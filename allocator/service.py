@@ -73,6 +73,7 @@ __all__ = [
     "add_worker",
     "change_words",
     "default_worker_name",
+    "explain_run",
     "export_run",
     "get_run",
     "get_scenario",
@@ -95,6 +96,7 @@ __all__ = [
     "resolve_and_publish",
     "run_changes",
     "run_inputs_version",
+    "run_result",
     "save_scenario",
     "scenario_versions",
     "set_job_line",
@@ -945,6 +947,50 @@ def change_words(change: RunChange) -> str:
     if before.get("must_have_workers") != after.get("must_have_workers"):
         parts.append(f"must be filled {_yes(before.get('must_have_workers'))} → {_yes(after.get('must_have_workers'))}")
     return f"Changed {line}: {'; '.join(parts) or 'no difference'}."
+
+
+# --------------------------------------------------------------------------- explanations
+
+
+def run_result(store: RunStore, run_id: str, options: SolveOptions | None = None) -> Result:
+    """The run's stored allocation as a result to explain, or a fresh solve when it has none.
+
+    The stored allocation (published or completed) is checked against the run's current data
+    (:func:`allocator.explain.allocation_result`); raises RunNotFoundError, or ServiceError
+    when the stored allocation no longer fits the run.
+    """
+    from allocator.explain import ExplainError, allocation_result
+
+    snapshot = store.load_run(run_id)
+    stored = store.allocations(run_id)
+    if not stored:
+        return solve_snapshot(snapshot, options)
+    try:
+        return allocation_result(snapshot, {a.worker_id: a.job_line_id for a in stored})
+    except ExplainError as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def explain_run(
+    store: RunStore, run_id: str, worker_id: str, options: SolveOptions | None = None
+) -> tuple[Result, dict[str, Any] | None]:
+    """``allocator-explain/1`` for one worker of a stored run (:func:`run_result` explained).
+
+    Returns the result and the explanation (None when the run has no allocation: the result
+    says why). Raises ServiceError for an unknown worker.
+    """
+    from allocator.explain import ExplainError, explain_worker
+
+    snapshot = store.load_run(run_id)
+    if worker_id not in {w.id for w in snapshot.workers}:
+        raise ServiceError(f"There is no worker (doctor) with id {worker_id!r} in run {run_id!r}.")
+    result = run_result(store, run_id, options)
+    if not result.has_allocation:
+        return result, None
+    try:
+        return result, explain_worker(result, worker_id, options=options)
+    except ExplainError as exc:
+        raise ServiceError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- files

@@ -21,6 +21,7 @@ from allocator.solvers.base import Status
 SPEC_KEYS = [
     "format", "run_id", "status", "objective", "best_bound", "solve_seconds", "settings",
     "input_fingerprint", "allocations", "metrics", "diagnosis",
+    "seed_dependent_worker_ids",  # explanations.md, "Alternative optima"
 ]
 
 # Two valid allocations of small_network.json (capacities, eligibility, the pin of w05 on j2,

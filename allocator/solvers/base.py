@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,9 @@ class SolveOutcome:
     solve_seconds: float
     backend: str
     log: list[str] = field(default_factory=list)
+    # The flow's integer costs (scaling.IntegerCosts), so that the explanations reuse the
+    # exact integers the allocation is optimal for instead of recomputing them.
+    integer_costs: Any = None
 
 
 class Callbacks:

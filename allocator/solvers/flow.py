@@ -160,4 +160,5 @@ def solve(problem: ProblemData, options: SolveOptions) -> SolveOutcome:
     objective = problem.objective(result.assignment)
     options.callbacks.on_progress(objective, objective, elapsed)
     log.append(f"min-cost flow optimal in {elapsed:.3f} s")
-    return SolveOutcome(Status.OPTIMAL, result.assignment, objective, objective, elapsed, "flow", log)
+    return SolveOutcome(Status.OPTIMAL, result.assignment, objective, objective, elapsed, "flow", log,
+                        integer_costs=costs)
