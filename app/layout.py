@@ -78,6 +78,7 @@ def run_details(r: RunSummary) -> str:
 def sidebar() -> None:
     """Current run and scenario, on every page. Chosen here once, used everywhere."""
     sb = st.sidebar
+    state.sync_draft()  # before anything reads the draft: the edits of the run just made
     runs = state.guarded(state.runs, "The list of runs could not be read")
     ids = [r.id for r in runs]
     by_id = {r.id: r for r in runs}
@@ -118,14 +119,12 @@ def sidebar() -> None:
     name = d["name"] if d and d.get("run_id") == current else None
     res = state.current_result()
     job = state.active_job()
+    dirty = bool(name) and state.draft_dirty(d)
     if name:
-        if job:
-            where = "solving…"
-        elif res and res.get("name") == name:
-            where = "solved, saved" if res.get("saved_id") else "solved, not saved yet"
-        else:
-            where = "not solved yet"
-        sb.markdown(f"**Scenario:** {md(name)}  \n:gray[{where}]")
+        sb.markdown(f"**Scenario:** {md(name)}  \n:gray[{scenario_status(name, res, job is not None, dirty)}]")
+        if dirty:
+            sb.markdown(":orange[:material/edit: **Unsaved changes**] · save them on the Scenario page, "
+                        "or start again from the run there.")
     options = [""] + saved_ids
     loaded = d.get("loaded_from") if d else None
     wanted = loaded if loaded in by_sid else ""
@@ -137,7 +136,11 @@ def sidebar() -> None:
     def on_scenario_change() -> None:
         sid = st.session_state.get("sidebar_scenario")
         if sid and sid in by_sid:
-            state.load_scenario(by_sid[sid])
+            state.sync_draft()
+            if state.draft_dirty():
+                st.session_state["_confirm_open"] = sid  # ask first: opening it drops the edits
+            else:
+                state.load_scenario(by_sid[sid])
 
     sb.selectbox(
         "Open a saved scenario",
@@ -147,6 +150,16 @@ def sidebar() -> None:
         on_change=on_scenario_change,
         help="Loads its settings and changes into the Scenario page and its result into Results.",
     )
+    pending = st.session_state.get("_confirm_open")
+    if pending in by_sid:
+        sb.warning(f"Open '{md(by_sid[pending].name)}'? The unsaved changes to '{md(name or '')}' will be lost.")
+        c1, c2 = sb.columns(2)
+        c1.button("Open it", key="sidebar_open_confirm", on_click=state.load_scenario, args=(by_sid[pending],),
+                  help="Drop the unsaved changes and open the saved scenario.")
+        c2.button("Keep editing", key="sidebar_open_cancel",
+                  on_click=lambda: st.session_state.pop("_confirm_open", None))
+    elif pending is not None:
+        st.session_state.pop("_confirm_open", None)
     if job:
         p = state.job_progress()
         if p is not None and not p.finished:
@@ -154,6 +167,43 @@ def sidebar() -> None:
                 sb.caption(f"Waiting for the solver: {p.queue_position} solve(s) ahead.")
             else:
                 sb.caption(f"Solving {job['name']}…")
+
+
+def scenario_status(name: str, res: dict | None, solving: bool, dirty: bool) -> str:
+    """Under the scenario's name in the sidebar: where the draft stands, in a few words."""
+    if solving:
+        return "solving…"
+    if res and res.get("name") == name and not dirty:
+        status = (res.get("result") or {}).get("status")
+        saved = "saved" if res.get("saved_id") else "not saved yet"
+        if status == "infeasible":
+            return f"impossible as set up, {saved}"
+        if not (res.get("result") or {}).get("allocations"):
+            return f"no allocation found, {saved}"
+        return f"solved, {saved}"
+    return "not solved yet" if not dirty else "changed since the last solve or save"
+
+
+def outcome(name: str, status: str | None, stopped: bool, elapsed: float, has_allocation: bool) -> tuple[str, str]:
+    """The line shown where Solve was pressed, and the status box's state (complete or error).
+
+    A solve that was stopped after the proof came in is a finished solve ("best possible,
+    proven"), never "stopped after ... (proven)"; a stop before the proof says not proven.
+    """
+    who = f"'{md(name)}'"
+    t = f"{elapsed:.1f} s"
+    if status == "optimal":
+        return f"{who} solved in {t}: best possible, proven", "complete"
+    if status == "feasible" and has_allocation:
+        if stopped:
+            return f"{who} stopped after {t}: a good allocation, not proven the best possible", "complete"
+        return (f"{who} solved in {t}: a good allocation, not proven the best possible "
+                "(the time limit came first)"), "complete"
+    if status == "infeasible":
+        return f"{who} is impossible as set up (found in {t}): no allocation meets every rule", "error"
+    if stopped:
+        return f"{who} stopped after {t}, before any allocation was found", "error"
+    return f"{who}: no allocation found within the time limit ({t})", "error"
 
 
 def _scenario_label(sc: Any) -> str:
