@@ -121,7 +121,7 @@ def sidebar() -> None:
     job = state.active_job()
     dirty = bool(name) and state.draft_dirty(d)
     if name:
-        sb.markdown(f"**Scenario:** {md(name)}  \n:gray[{scenario_status(name, res, job is not None, dirty)}]")
+        sb.markdown(f"**Scenario:** {md(name)}  \n:gray[{scenario_status(name, res, job is not None, dirty, _solved_as_shown(d, res))}]")
         if dirty:
             sb.markdown(":orange[:material/edit: **Unsaved changes**] · save them on the Scenario page, "
                         "or start again from the run there.")
@@ -169,19 +169,36 @@ def sidebar() -> None:
                 sb.caption(f"Solving {job['name']}…")
 
 
-def scenario_status(name: str, res: dict | None, solving: bool, dirty: bool) -> str:
-    """Under the scenario's name in the sidebar: where the draft stands, in a few words."""
+def scenario_status(name: str, res: dict | None, solving: bool, dirty: bool, solved_as_shown: bool = True) -> str:
+    """Under the scenario's name in the sidebar: where the draft stands, in a few words.
+
+    ``solved_as_shown``: the current result was solved with the draft's own rules.
+    """
     if solving:
         return "solving…"
-    if res and res.get("name") == name and not dirty:
-        status = (res.get("result") or {}).get("status")
-        saved = "saved" if res.get("saved_id") else "not saved yet"
-        if status == "infeasible":
+    if res and res.get("name") == name and solved_as_shown:
+        result = res.get("result") or {}
+        saved = "saved" if res.get("saved_id") and not dirty else "not saved yet"
+        if result.get("status") == "infeasible":
             return f"impossible as set up, {saved}"
-        if not (res.get("result") or {}).get("allocations"):
+        if not result.get("allocations"):
             return f"no allocation found, {saved}"
         return f"solved, {saved}"
-    return "not solved yet" if not dirty else "changed since the last solve or save"
+    return "not solved yet"
+
+
+def _solved_as_shown(d: dict, res: dict | None) -> bool:
+    from allocator.scenario import ScenarioOverrides
+    from allocator.snapshot import SnapshotError
+
+    if not res:
+        return False
+    try:
+        same = (ScenarioOverrides.parse(res.get("overrides")).to_dict()
+                == ScenarioOverrides.parse(d.get("overrides")).to_dict())
+    except SnapshotError:
+        return False
+    return same and res.get("settings") == d.get("settings")
 
 
 def outcome(name: str, status: str | None, stopped: bool, elapsed: float, has_allocation: bool) -> tuple[str, str]:

@@ -319,7 +319,9 @@ def progress_panel() -> None:
             else:
                 st.write("No allocation was found, so there is nothing to chart.")
         reasons = [x.get("message", "") for x in result.get("diagnosis") or []]
-        if box == "error" and reasons:
+        if box == "error" and not matches:
+            st.caption("The rules have changed since that solve: press Solve to try these.")
+        elif box == "error" and reasons:
             layout.show_messages("Why no allocation fits these rules (change them below and solve again):",
                                  reasons, limit=10)
         elif box == "error":
