@@ -552,7 +552,8 @@ def harvest_job() -> ProgressSnapshot | None:
     st.session_state["last_job"] = {**job, "progress": p}
     if p.result is not None:
         data = p.result.to_dict() if hasattr(p.result, "to_dict") else dict(p.result)
-        stopped = p.status == "stopped"
+        # A stop that came after the proof changed nothing: the solve finished.
+        stopped = p.status == "stopped" and data.get("status") != "optimal"
         set_result({
             "run_id": job["run_id"],
             "name": job["name"],
