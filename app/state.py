@@ -291,7 +291,36 @@ INPUT_WIDGETS = {
     "time": "sc_time", "seed": "sc_seed", "ties": "sc_ties",
 }
 #: Widget keys of the scenario editor; dropped when another draft is loaded so they start over.
-DRAFT_WIDGETS = ("sc_name", *INPUT_WIDGETS.values(), *TABLE_WIDGETS.values())
+#: (The table editors' keys carry a generation: see :func:`table_key`.)
+DRAFT_WIDGETS = ("sc_name", *INPUT_WIDGETS.values())
+_GEN = "_editor_gen"
+
+
+def table_key(table: str) -> str:
+    """The widget key of a table editor: ``sc_lines``, then ``sc_lines_1``, ``sc_lines_2``, ...
+
+    Each time an editor is seeded with a new table (its edits folded in after the page was
+    left, another draft opened, Start again) it gets a new key. The browser keeps an editor's
+    edits by its identity, and an editor of the same identity seeded with the edited table
+    would take no further edit; a new key is a new editor.
+    """
+    gen = st.session_state.get(_GEN, 0)
+    return TABLE_WIDGETS[table] if not gen else f"{TABLE_WIDGETS[table]}_{gen}"
+
+
+def editor_key(table: str) -> str:
+    """:func:`table_key`, for the page that draws the editor with it."""
+    st.session_state[_GEN + "_drawn"] = True
+    return table_key(table)
+
+
+def _new_table_keys() -> None:
+    for t in TABLE_WIDGETS:
+        st.session_state.pop(table_key(t), None)
+    # Only an editor the browser has shown can hold edits of its own: keys stay as they are
+    # until one is drawn.
+    if st.session_state.pop(_GEN + "_drawn", False):
+        st.session_state[_GEN] = st.session_state.get(_GEN, 0) + 1
 _STASH = "_drafts_by_run"  # drafts of other runs, kept while the planner looks at another run
 
 
@@ -325,6 +354,7 @@ def select_run(run_id: str | None) -> None:
 def _reset_editor() -> None:
     for k in DRAFT_WIDGETS:
         st.session_state.pop(k, None)
+    _new_table_keys()
     st.session_state.pop("_editor_base", None)
     st.session_state.pop("sc_confirm_reset", None)
 
@@ -405,12 +435,17 @@ def sync_draft() -> None:
             d["inputs"][k] = ss[key]
     if d.get("base") is None:
         return
-    for t, key in TABLE_WIDGETS.items():
+    folded = False
+    for t in TABLE_WIDGETS:
+        key = table_key(t)
         if key in ss and t in d["base"]:
             d["deltas"][t] = _plain_delta(ss[key])
         elif not editor.delta_is_empty(d["deltas"].get(t)):
             d["base"][t] = editor.apply_delta(d["base"][t], d["deltas"][t])
             d["deltas"][t] = {}
+            folded = True
+    if folded:
+        _new_table_keys()
 
 
 def _plain_delta(state: Any) -> dict[str, Any]:
@@ -458,6 +493,12 @@ def discard_draft() -> None:
     """Start again from the run: every rule and table edit of the draft is dropped."""
     st.session_state.pop("draft", None)
     _reset_editor()
+    run_id = current_run_id()
+    if run_id:
+        try:  # the new draft now, so the sidebar (drawn before the page) names it at once
+            draft(run_data(run_id)[0])
+        except Exception:  # noqa: BLE001 - the page makes it (and says what is wrong) anyway
+            pass
 
 
 def _next_name(run_id: str | None) -> str:

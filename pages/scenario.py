@@ -95,7 +95,7 @@ with t_lines:
     st.caption("Change a line's places (a whole number, 0 or more) or whether it must be filled. "
                "Greyed columns come from the run.")
     edited["lines"] = st.data_editor(
-        base["lines"], key="sc_lines", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="fixed",
+        base["lines"], key=state.editor_key("lines"), on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="fixed",
         disabled=["Job line id", "Job line"],
         column_config={
             # No min_value and no integer format: -5 or 2.7 stay as typed, for the check to name.
@@ -107,13 +107,13 @@ with t_pins:
     st.caption("Put a worker on a line whatever else happens. They must be eligible for it. "
                "A pin here replaces a pin the run has for the same worker.")
     edited["pins"] = st.data_editor(
-        base["pins"], key="sc_pins", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="dynamic",
+        base["pins"], key=state.editor_key("pins"), on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="dynamic",
         column_config={"Worker": worker_col, "Job line": line_col},
     )
 with t_forbids:
     st.caption("Keep a worker off a line in this scenario.")
     edited["forbids"] = st.data_editor(
-        base["forbids"], key="sc_forbids", on_change=state.draft_edited, hide_index=True, width="stretch",
+        base["forbids"], key=state.editor_key("forbids"), on_change=state.draft_edited, hide_index=True, width="stretch",
         num_rows="dynamic", column_config={"Worker": worker_col, "Job line": line_col},
     )
 with t_weights:
@@ -121,7 +121,7 @@ with t_weights:
         "Organisation priority for a worker: a positive value discourages the pair, a negative value "
         "favours it. Leave the job line empty to apply it to every line.")
     edited["weights"] = st.data_editor(
-        base["weights"], key="sc_weights", on_change=state.draft_edited, hide_index=True, width="stretch",
+        base["weights"], key=state.editor_key("weights"), on_change=state.draft_edited, hide_index=True, width="stretch",
         num_rows="dynamic",
         column_config={
             "Worker": worker_col,
@@ -139,7 +139,7 @@ with r1:
     st.markdown(f"**Pins of the run** ({len(base['lifted_pins'])})")
     if len(base["lifted_pins"]):
         edited["lifted_pins"] = st.data_editor(
-            base["lifted_pins"], key="sc_lifted_pins", on_change=state.draft_edited, hide_index=True,
+            base["lifted_pins"], key=state.editor_key("lifted_pins"), on_change=state.draft_edited, hide_index=True,
             width="stretch", num_rows="fixed", disabled=editor.LIFT_COLS[:-1], column_config=lift_col)
     else:
         edited["lifted_pins"] = base["lifted_pins"]
@@ -148,7 +148,7 @@ with r2:
     st.markdown(f"**Forbids of the run** ({len(base['lifted_forbids'])})")
     if len(base["lifted_forbids"]):
         edited["lifted_forbids"] = st.data_editor(
-            base["lifted_forbids"], key="sc_lifted_forbids", on_change=state.draft_edited, hide_index=True,
+            base["lifted_forbids"], key=state.editor_key("lifted_forbids"), on_change=state.draft_edited, hide_index=True,
             width="stretch", num_rows="fixed", disabled=editor.LIFT_COLS[:-1], column_config=lift_col)
     else:
         edited["lifted_forbids"] = base["lifted_forbids"]
