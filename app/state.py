@@ -12,6 +12,8 @@ Session keys (other modules read them through the functions here):
 ``draft``             the scenario being edited (see :func:`draft`): ``{"run_id", "name", "inputs",
                       "settings", "overrides", "base", "deltas", "origin", "loaded_from"}``;
                       ``settings`` and ``overrides`` are its latest valid ones (others read them)
+``_drafts_by_run``    unsaved drafts of other runs, back when their run is chosen again
+``_editor_gen``       the table editors' key generation (see :func:`table_key`)
 ``job``               the session's solve: ``{"id", "run_id", "name", "settings", "overrides", "fingerprint"}``
 ``result`` / ``previous``  the latest solved scenario and the one before it (for deltas):
                       ``{"run_id", "name", "settings", "overrides", "result", "fingerprint", "saved_id"}``

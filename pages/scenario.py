@@ -134,25 +134,19 @@ st.subheader("The run's own pins, forbids and eligibility rules")
 st.caption("These come with the run and apply to every scenario. Tick \"Lift in this scenario\" to solve "
            "without a pin or forbid; the run itself keeps it.")
 lift_col = {editor.LIFT: st.column_config.CheckboxColumn(help="Solve this scenario without it.")}
-r1, r2 = st.columns(2)
-with r1:
-    st.markdown(f"**Pins of the run** ({len(base['lifted_pins'])})")
-    if len(base["lifted_pins"]):
-        edited["lifted_pins"] = st.data_editor(
-            base["lifted_pins"], key=state.editor_key("lifted_pins"), on_change=state.draft_edited, hide_index=True,
-            width="stretch", num_rows="fixed", disabled=editor.LIFT_COLS[:-1], column_config=lift_col)
+# The box first: the names after it may be long, and the box must not scroll out of sight.
+lift_order = [editor.LIFT, "Worker", "Worker id", "Job line", "Job line id"]
+for what, table, none in (("Pins", "lifted_pins", "The run pins no one."),
+                          ("Forbids", "lifted_forbids", "The run forbids no pair.")):
+    st.markdown(f"**{what} of the run** ({len(base[table])})")
+    if len(base[table]):
+        edited[table] = st.data_editor(
+            base[table], key=state.editor_key(table), on_change=state.draft_edited, hide_index=True,
+            width="stretch", num_rows="fixed", disabled=editor.LIFT_COLS[:-1], column_config=lift_col,
+            column_order=lift_order)
     else:
-        edited["lifted_pins"] = base["lifted_pins"]
-        st.caption("The run pins no one.")
-with r2:
-    st.markdown(f"**Forbids of the run** ({len(base['lifted_forbids'])})")
-    if len(base["lifted_forbids"]):
-        edited["lifted_forbids"] = st.data_editor(
-            base["lifted_forbids"], key=state.editor_key("lifted_forbids"), on_change=state.draft_edited, hide_index=True,
-            width="stretch", num_rows="fixed", disabled=editor.LIFT_COLS[:-1], column_config=lift_col)
-    else:
-        edited["lifted_forbids"] = base["lifted_forbids"]
-        st.caption("The run forbids no pair.")
+        edited[table] = base[table]
+        st.caption(none)
 rules_df = editor.rules_frame(snap)
 with st.expander(f"Eligibility rules of the run ({len(rules_df)} job lines have one)"):
     if len(rules_df):
