@@ -112,6 +112,11 @@ def sidebar() -> None:
     sb.caption(md(run_details(by_id[current])))
 
     d = st.session_state.get("draft")
+    if d is None or d.get("run_id") != current:
+        try:  # the draft from the first page on, so the scenario is named on every page
+            d = state.draft(state.run_data(current)[0])
+        except Exception:  # noqa: BLE001 - the page says what is wrong with the run
+            d = None
     saved = state.guarded(lambda: state.scenarios(current), "The saved scenarios could not be read")
     saved_ids = [s.id for s in saved]
     by_sid = {s.id: s for s in saved}
