@@ -277,7 +277,7 @@ def _set(df: pd.DataFrame, i: int, col: str, value: Any) -> pd.DataFrame:
     return df
 
 
-def _plain_value(v: Any) -> Any:
+def plain_value(v: Any) -> Any:
     if _blank(v):
         return None
     if isinstance(v, bool):
@@ -285,13 +285,13 @@ def _plain_value(v: Any) -> Any:
     if isinstance(v, int | float):
         return float(v)
     if hasattr(v, "item"):  # numpy scalars
-        return _plain_value(v.item())
+        return plain_value(v.item())
     return str(v)
 
 
 def frame_records(df: pd.DataFrame) -> list[list[Any]]:
     """A table's cells as plain values, for telling whether a draft changed (2 and 2.0 alike)."""
-    return [[_plain_value(v) for v in row] for row in df.itertuples(index=False, name=None)]
+    return [[plain_value(v) for v in row] for row in df.itertuples(index=False, name=None)]
 
 
 # --------------------------------------------------------------------------- settings

@@ -473,7 +473,7 @@ def draft_signature(d: dict[str, Any]) -> str:
     import editor
 
     frames = {t: editor.frame_records(f) for t, f in draft_frames(d).items()}
-    inputs = {k: editor._plain_value(v) for k, v in d.get("inputs", {}).items()}
+    inputs = {k: editor.plain_value(v) for k, v in d.get("inputs", {}).items()}
     return json.dumps([d.get("name"), inputs, frames], sort_keys=True, default=str)
 
 
