@@ -189,6 +189,12 @@ def lifted_frame(snapshot: RunSnapshot, kind: str, lifted: list[dict[str, Any]] 
         "Job line": lname.get(p.job_line_id, p.job_line_id),
         LIFT: (p.worker_id, p.job_line_id) in off,
     } for p in pairs]
+    # A saved scenario may lift a pin or forbid the run no longer has (its data changed):
+    # shown ticked, so the check names it and the planner unticks it, never dropped unseen.
+    have = {(p.worker_id, p.job_line_id) for p in pairs}
+    rows += [{
+        "Worker id": w, "Worker": wname.get(w, w), "Job line id": j, "Job line": lname.get(j, j), LIFT: True,
+    } for w, j in sorted(off - have)]
     return pd.DataFrame(rows, columns=LIFT_COLS).astype({LIFT: bool})
 
 
@@ -278,6 +284,7 @@ def _set(df: pd.DataFrame, i: int, col: str, value: Any) -> pd.DataFrame:
 
 
 def plain_value(v: Any) -> Any:
+    """A cell as a plain JSON value: numbers as floats, blanks as None."""
     if _blank(v):
         return None
     if isinstance(v, bool):

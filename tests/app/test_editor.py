@@ -171,3 +171,12 @@ def test_tied_ranks_are_summed_up_not_listed_one_by_one():
         "w00, w01, w02, w03, w04 and 7 more. Turn Allow tied worker ranks back on, or correct their ranks in "
         "the run's data."
     ]
+
+
+def test_a_lift_of_a_pin_the_run_no_longer_has_is_shown_and_named_not_dropped():
+    r = snap(W("w1", "w2"), L(("j1", 2), ("j2", 1)))
+    frames = editor.frames_from_overrides(r, {"lifted_pins": [{"worker_id": "w1", "job_line_id": "j1"}]})
+    assert frames["lifted_pins"].to_dict("records") == [
+        {"Worker id": "w1", "Worker": "w1", "Job line id": "j1", "Job line": "j1", editor.LIFT: True}]
+    _, _, problems, _ = editor.check_scenario(r, editor.inputs_from_settings({}), frames)
+    assert problems == ["Run pins lifted, row 1: the run has no pin of worker 'w1' on job line 'j1' to lift"]
