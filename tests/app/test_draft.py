@@ -188,6 +188,11 @@ def test_an_impossible_scenario_shows_why_and_no_success_then_lifting_the_run_pi
     at.run()
     at.number_input(key="sc_time").set_value(5).run()
     assert not at.error
+    # Off to the impossible result and back by its own link: the lift and the time limit stay.
+    at.switch_page("../pages/results.py").run()
+    follow(at, "Change the scenario")
+    assert list(editor_table(at, "sc_lifted_pins")[LIFT]) == [True]
+    assert at.number_input(key="sc_time").value == 5
     res = solve_now(at)
     assert res["result"]["status"] in ("optimal", "feasible") and len(res["result"]["allocations"]) == 140
     assert res["overrides"]["lifted_pins"] == [{"worker_id": pin["Worker id"], "job_line_id": pin["Job line id"]}]
