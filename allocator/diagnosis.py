@@ -348,7 +348,7 @@ def _mandatory_lines(problem: ProblemData) -> list[Diagnosis]:
             Diagnosis(
                 MANDATORY_LINE_NO_PLACES,
                 f"Job line {line_label(problem, j)} must be filled, but it has no places "
-                "(max_n_workers is 0).",
+                "(its places are 0): give it places, or untick must be filled.",
                 (),
                 _lids(problem, [j]),
             )
@@ -640,13 +640,21 @@ def stability_conflict(
     workers: set[int] = set()
     lines: set[int] = set()
     if stable_without_mandatory is True:
-        text += " Without the mandatory fills a stable allocation exists: they are what stability conflicts with."
+        text += (" If the lines that must be filled could stay empty, a stable allocation would exist: "
+                 "must be filled is what stability conflicts with.")
         lines.update(np.flatnonzero(problem.mandatory).tolist())
     elif stable_without_mandatory is False:
-        text += " Dropping the mandatory fills alone does not help."
+        text += " Letting the lines that must be filled stay empty alone does not help."
     if stable_without_pins is True:
-        text += " Without the pins a stable allocation exists: they are what stability conflicts with."
-        workers.update(np.flatnonzero(problem.pin >= 0).tolist())
+        pinned = np.flatnonzero(problem.pin >= 0)
+        one = pinned.size == 1
+        text += (
+            f" Without the {'pin' if one else 'pins'} a stable allocation exists: "
+            f"{'it is' if one else 'they are'} what stability conflicts with ({_pins_listing(problem, pinned)}). "
+            f"Lift {'it' if one else 'them'} on the Scenario page to solve with stability."
+        )
+        workers.update(pinned.tolist())
+        lines.update(int(problem.pin[s]) for s in pinned)
     elif stable_without_pins is False:
         text += " Dropping the pins alone does not help."
     if unstable_assignment is not None:
@@ -675,6 +683,16 @@ def stability_conflict(
                 lines.add(p)
     text += " Turn stability off, or relax the constraints named here."
     return Diagnosis(STABILITY_CONFLICT, text, _wids(problem, sorted(workers)), _lids(problem, sorted(lines)))
+
+
+def _pins_listing(problem: ProblemData, pinned: np.ndarray) -> str:
+    """Each pin named: the planner lifts a pin by its worker and line, not by a count."""
+    shown = [
+        f"{worker_label(problem, int(s))} pinned to {line_label(problem, int(problem.pin[s]))}"
+        for s in pinned[:NAMES_IN_MESSAGE]
+    ]
+    more = pinned.size - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
 def unexplained(problem: ProblemData, status_text: str) -> Diagnosis:

@@ -581,7 +581,7 @@ def _check_references(
                     errs.append(
                         f"worker_preferences: worker {wid!r} gives rank {_num(rank)} to {n} job lines "
                         f"({', '.join(map(repr, lines))}), but ties are not allowed in this run "
-                        "(allow_worker_preference_ties is false)"
+                        "(the setting that allows tied worker ranks is off)"
                     )
 
     seen = {}

@@ -80,7 +80,7 @@ def sign_out() -> None:
             client.auth.sign_out()
         except Exception:  # noqa: BLE001 - signing out locally is what matters
             pass
-    for k in ("auth_client", "auth_store", "auth_user_id", "auth_email", "run_id", "draft",
+    for k in ("auth_client", "auth_store", "auth_user_id", "auth_email", "run_id", "draft", "_drafts_by_run",
               "result", "previous", "job"):
         st.session_state.pop(k, None)
     state.clear_reads()

@@ -1,21 +1,28 @@
-"""The scenario editor's tables: from a draft's overrides to data-editor frames and back.
+"""The scenario editor's tables and settings: from a draft to widgets and back, checked.
 
-Plain functions of pandas frames (no Streamlit), so the conversions are tested directly.
-Problems come back as messages naming the table and the row (from 1), as planners see them.
+Plain functions of pandas frames and plain values (no Streamlit), so the conversions and the
+checks are tested directly. Problems come back as messages naming the table and the row (from
+1) or the setting, with the value the planner typed, as planners see them.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import pandas as pd
 
-from allocator.snapshot import RunSnapshot
+from allocator.snapshot import RunSnapshot, Settings
 
 LINE_COLS = ["Job line id", "Job line", "Places", "Must be filled"]
 PAIR_COLS = ["Worker", "Job line"]
 WEIGHT_COLS = ["Worker", "Job line", "Value"]
+LIFT_COLS = ["Worker id", "Worker", "Job line id", "Job line", "Lift in this scenario"]
+LIFT = "Lift in this scenario"
+
+#: The draft's tables, in the order the page shows them.
+TABLES = ("lines", "pins", "forbids", "weights", "lifted_pins", "lifted_forbids")
 
 
 def lines_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFrame:
@@ -29,7 +36,9 @@ def lines_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFram
         rows.append({
             "Job line id": j.id,
             "Job line": j.name or j.id,
-            "Places": int(places if places is not None else j.max_n_workers),
+            # A float column: the editor then takes 2.7 as typed, for the check to refuse, instead
+            # of an integer column's keyboard dropping the point (2.7 -> 27).
+            "Places": float(places if places is not None else j.max_n_workers),
             "Must be filled": bool(must if must is not None else j.must_have_workers),
         })
     return pd.DataFrame(rows, columns=LINE_COLS)
@@ -58,6 +67,15 @@ def _blank(v: Any) -> bool:
     return isinstance(v, str) and not v.strip()
 
 
+def _shown(v: Any) -> str:
+    """A typed value as the planner typed it (2.7, -5, not 2.7000000000000002 or -5.0)."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, float):
+        return repr(v) if len(repr(v)) <= 12 else f"{v:g}"
+    return str(v)
+
+
 def _text(v: Any) -> str | None:
     return None if _blank(v) else str(v).strip()
 
@@ -80,8 +98,9 @@ def lines_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[
         except (TypeError, ValueError):
             errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number")
             continue
-        if p < 0 or not p.is_integer():
-            errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number, 0 or more")
+        if not math.isfinite(p) or p < 0 or not p.is_integer():
+            errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number, "
+                        f"0 or more (you typed {_shown(places)})")
             continue
         must = bool(row.get("Must be filled")) if not _blank(row.get("Must be filled")) else j.must_have_workers
         o: dict[str, Any] = {"job_line_id": jid}
@@ -139,11 +158,321 @@ def overrides_from_frames(
     pins: pd.DataFrame,
     forbids: pd.DataFrame,
     weights: pd.DataFrame,
+    lifted_pins: pd.DataFrame | None = None,
+    lifted_forbids: pd.DataFrame | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The scenario's overrides dict (only non-empty sections) and every problem found."""
     lo, e1 = lines_overrides(snapshot, lines)
     po, e2 = pairs_overrides(pins, "Pins")
     fo, e3 = pairs_overrides(forbids, "Forbids")
     wo, e4 = weights_overrides(weights)
-    ov = {k: v for k, v in (("lines", lo), ("pins", po), ("forbids", fo), ("weightings", wo)) if v}
+    lp = lifted_overrides(lifted_pins)
+    lf = lifted_overrides(lifted_forbids)
+    ov = {k: v for k, v in (("lines", lo), ("pins", po), ("forbids", fo), ("weightings", wo),
+                            ("lifted_pins", lp), ("lifted_forbids", lf)) if v}
     return ov, e1 + e2 + e3 + e4
+
+
+# --------------------------------------------------------------------------- the run's own pins and forbids
+
+
+def lifted_frame(snapshot: RunSnapshot, kind: str, lifted: list[dict[str, Any]] | None) -> pd.DataFrame:
+    """The run's own pins (``kind="pins"``) or forbids, each with its "lift in this scenario" box."""
+    wname = {w.id: w.name or w.id for w in snapshot.workers}
+    lname = {j.id: j.name or j.id for j in snapshot.job_lines}
+    off = {(r.get("worker_id"), r.get("job_line_id")) for r in lifted or []}
+    pairs = snapshot.pins if kind == "pins" else snapshot.forbids
+    rows = [{
+        "Worker id": p.worker_id,
+        "Worker": wname.get(p.worker_id, p.worker_id),
+        "Job line id": p.job_line_id,
+        "Job line": lname.get(p.job_line_id, p.job_line_id),
+        LIFT: (p.worker_id, p.job_line_id) in off,
+    } for p in pairs]
+    # A saved scenario may lift a pin or forbid the run no longer has (its data changed):
+    # shown ticked, so the check names it and the planner unticks it, never dropped unseen.
+    have = {(p.worker_id, p.job_line_id) for p in pairs}
+    rows += [{
+        "Worker id": w, "Worker": wname.get(w, w), "Job line id": j, "Job line": lname.get(j, j), LIFT: True,
+    } for w, j in sorted(off - have)]
+    return pd.DataFrame(rows, columns=LIFT_COLS).astype({LIFT: bool})
+
+
+def lifted_overrides(df: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """The run's pins or forbids ticked to be lifted, as ``lifted_pins`` / ``lifted_forbids``."""
+    if df is None:
+        return []
+    return [{"worker_id": str(r["Worker id"]), "job_line_id": str(r["Job line id"])}
+            for r in df.to_dict("records") if not _blank(r.get(LIFT)) and bool(r.get(LIFT))]
+
+
+def rules_frame(snapshot: RunSnapshot) -> pd.DataFrame:
+    """The run's eligibility rules, one row per line that has any (read-only on the page)."""
+    lname = {j.id: j.name or j.id for j in snapshot.job_lines}
+
+    def names(ids: list[str]) -> str:
+        return ", ".join(ids)
+
+    rows = [{
+        "Job line": lname.get(e.job_line_id, e.job_line_id),
+        "Only these workers": names(e.included_worker_ids),
+        "Never these workers": names(e.excluded_worker_ids),
+        "Needs one of the tags": names(e.included_qualification_ids),
+        "Not with the tags": names(e.excluded_qualification_ids),
+    } for e in sorted(snapshot.eligibility, key=lambda e: e.job_line_id)]
+    return pd.DataFrame(rows, columns=["Job line", "Only these workers", "Never these workers",
+                                       "Needs one of the tags", "Not with the tags"])
+
+
+# --------------------------------------------------------------------------- the draft's tables
+
+
+def frames_from_overrides(snapshot: RunSnapshot, overrides: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """Every table of the editor as a scenario's overrides have them."""
+    return {
+        "lines": lines_frame(snapshot, overrides),
+        "pins": pairs_frame(overrides.get("pins")),
+        "forbids": pairs_frame(overrides.get("forbids")),
+        "weights": weights_frame(overrides.get("weightings")),
+        "lifted_pins": lifted_frame(snapshot, "pins", overrides.get("lifted_pins")),
+        "lifted_forbids": lifted_frame(snapshot, "forbids", overrides.get("lifted_forbids")),
+    }
+
+
+EMPTY_DELTA: dict[str, Any] = {"edited_rows": {}, "added_rows": [], "deleted_rows": []}
+
+
+def delta_is_empty(delta: dict[str, Any] | None) -> bool:
+    return not delta or not (delta.get("edited_rows") or delta.get("added_rows") or delta.get("deleted_rows"))
+
+
+def apply_delta(base: pd.DataFrame, delta: dict[str, Any] | None) -> pd.DataFrame:
+    """``base`` with a data editor's edits on it, as ``st.data_editor`` returns it.
+
+    ``delta`` is the editor's widget state: ``edited_rows`` (row position -> column -> value),
+    ``deleted_rows`` (positions) and ``added_rows`` (column -> value), applied in the editor's
+    order: cell edits, then deletions, then additions. ``base`` is not changed.
+    """
+    df = base.copy()
+    if delta_is_empty(delta):
+        return df.reset_index(drop=True)
+    for pos, changes in (delta.get("edited_rows") or {}).items():
+        i = int(pos)
+        if not 0 <= i < len(df):
+            continue
+        for col, value in (changes or {}).items():
+            if col in df.columns:
+                df = _set(df, i, col, value)
+    deleted = [int(i) for i in delta.get("deleted_rows") or [] if 0 <= int(i) < len(df)]
+    if deleted:
+        df = df.drop(df.index[deleted])
+    df = df.reset_index(drop=True)
+    for row in delta.get("added_rows") or []:
+        new = {c: row.get(c) for c in df.columns}
+        df = pd.concat([df, pd.DataFrame([new], columns=df.columns).astype(object)], ignore_index=True)
+        df = df.astype(base.dtypes.to_dict(), errors="ignore")
+    return df.reset_index(drop=True)
+
+
+def _set(df: pd.DataFrame, i: int, col: str, value: Any) -> pd.DataFrame:
+    try:
+        df.iat[i, df.columns.get_loc(col)] = value
+    except (TypeError, ValueError):  # a value the column's type cannot hold: widen the column
+        df[col] = df[col].astype(object)
+        df.iat[i, df.columns.get_loc(col)] = value
+    return df
+
+
+def plain_value(v: Any) -> Any:
+    """A cell as a plain JSON value: numbers as floats, blanks as None."""
+    if _blank(v):
+        return None
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int | float):
+        return float(v)
+    if hasattr(v, "item"):  # numpy scalars
+        return plain_value(v.item())
+    return str(v)
+
+
+def frame_records(df: pd.DataFrame) -> list[list[Any]]:
+    """A table's cells as plain values, for telling whether a draft changed (2 and 2.0 alike)."""
+    return [[plain_value(v) for v in row] for row in df.itertuples(index=False, name=None)]
+
+
+# --------------------------------------------------------------------------- settings
+
+#: The settings' widgets on the Scenario page, by draft key.
+INPUT_KEYS = ("alpha", "power", "stability", "time", "seed", "ties")
+
+
+def inputs_from_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """The values the Scenario page's setting widgets start from (a missing setting: its default)."""
+    d = Settings().model_dump()
+    s = {**d, **{k: v for k, v in (settings or {}).items() if v is not None}}
+    return {
+        "alpha": int(round(100 * float(s["preferencer_weight"]))),
+        "power": float(s["preference_power"]),
+        "stability": bool(s["stability"]),
+        "time": float(s["max_seconds"]),
+        "seed": str(s["rng_seed"]),
+        "ties": bool(s["allow_worker_preference_ties"]),
+    }
+
+
+_INPUT_OF = {
+    "preferencer_weight": "alpha",
+    "preference_power": "power",
+    "max_seconds": "time",
+    "rng_seed": "seed",
+    "stability": "stability",
+    "allow_worker_preference_ties": "ties",
+}
+
+
+def settings_from_inputs(inputs: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The scenario's settings from what was typed, or ``None`` and a message per bad value.
+
+    Nothing is rounded or clamped: a value outside the spec's range (the
+    :class:`~allocator.snapshot.Settings` model's) is refused, naming the setting and the value.
+    """
+    from allocator.scenario import SETTING_LABELS, _plain
+
+    errs: list[str] = []
+    raw: dict[str, Any] = {}
+
+    def number(key: str, label: str) -> float | None:
+        v = inputs.get(key)
+        if _blank(v) or isinstance(v, bool):
+            errs.append(f"{label}: fill it in")
+            return None
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            errs.append(f"{label}: must be a number (you typed {_shown(v)})")
+            return None
+
+    alpha = number("alpha", SETTING_LABELS["preferencer_weight"])
+    if alpha is not None:
+        raw["preferencer_weight"] = round(alpha / 100.0, 4)
+    power = number("power", SETTING_LABELS["preference_power"])
+    if power is not None:
+        raw["preference_power"] = power
+    seconds = number("time", SETTING_LABELS["max_seconds"])
+    if seconds is not None:
+        raw["max_seconds"] = seconds
+    seed_text = _text(inputs.get("seed"))
+    if seed_text is None:
+        errs.append(f"{SETTING_LABELS['rng_seed']}: fill it in (a whole number, 0 or more)")
+    else:
+        try:
+            raw["rng_seed"] = int(seed_text)
+        except ValueError:
+            errs.append(f"{SETTING_LABELS['rng_seed']}: must be a whole number, 0 or more (you typed {seed_text})")
+    raw["stability"] = bool(inputs.get("stability"))
+    raw["allow_worker_preference_ties"] = bool(inputs.get("ties", True))
+
+    from pydantic import ValidationError
+
+    try:
+        checked = Settings.model_validate(raw).model_dump()
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            key = str(err["loc"][0]) if err["loc"] else ""
+            typed = inputs.get(_INPUT_OF.get(key, ""), raw.get(key))
+            if key == "preferencer_weight":  # typed in percent
+                words = "must be between 0 and 100 %"
+            elif key == "max_seconds":
+                words = "must be more than 0 seconds"
+            elif key == "preference_power":
+                words = "must be more than 0 and at most 8"
+            else:
+                words = _plain(err)
+            errs.append(f"{SETTING_LABELS.get(key, key)}: {words} (you typed {_shown(typed)})")
+        return None, errs
+    if errs:
+        return None, errs
+    return {k: checked[k] for k in raw}, []
+
+
+# --------------------------------------------------------------------------- checks before solving
+
+
+def tie_summary(snapshot: RunSnapshot, limit: int = 5) -> str | None:
+    """One message for every worker who gave two lines the same rank (when ties are not allowed)."""
+    ranks: dict[str, Counter] = {}
+    for p in snapshot.worker_preferences:
+        ranks.setdefault(p.worker_id, Counter())[p.rank] += 1
+    tied = sorted(w for w, c in ranks.items() if any(n > 1 for n in c.values()))
+    if not tied:
+        return None
+    names = {w.id: w.name for w in snapshot.workers}
+    shown = [f"{names.get(w) or w} ({w})" if names.get(w) else w for w in tied[:limit]]
+    more = f" and {len(tied) - limit} more" if len(tied) > limit else ""
+    who = ("1 worker (doctor) gave" if len(tied) == 1
+           else f"{len(tied)} workers (doctors) gave")
+    return (f"Allow tied worker ranks is off, but {who} the same rank to two or more job lines: "
+            f"{', '.join(shown)}{more}. Turn Allow tied worker ranks back on, or correct their ranks "
+            "in the run's data.")
+
+
+def capacity_problems(scenario: RunSnapshot) -> list[str]:
+    """Lines that cannot work as set: more pins than places, must be filled with no places."""
+    lname = {j.id: j.name or j.id for j in scenario.job_lines}
+    wname = {w.id: w.name or w.id for w in scenario.workers}
+    pinned: dict[str, list[str]] = {}
+    for p in scenario.pins:
+        pinned.setdefault(p.job_line_id, []).append(p.worker_id)
+    out = []
+    for j in sorted(scenario.job_lines, key=lambda j: j.id):
+        label = f"'{lname[j.id]}' ({j.id})" if lname[j.id] != j.id else f"'{j.id}'"
+        if j.must_have_workers and j.max_n_workers == 0:
+            out.append(f"Job line {label} must be filled but has 0 places: give it places, or untick "
+                       "must be filled.")
+        who = pinned.get(j.id, [])
+        if len(who) > j.max_n_workers:
+            names = ", ".join(f"{wname[w]} ({w})" if wname[w] != w else w for w in sorted(who)[:8])
+            more = f" and {len(who) - 8} more" if len(who) > 8 else ""
+            out.append(f"Job line {label} has {j.max_n_workers} place{'s' if j.max_n_workers != 1 else ''} but "
+                       f"{len(who)} workers are pinned to it ({names}{more}): remove "
+                       f"{len(who) - j.max_n_workers} of these pins, or give the line more places.")
+    return out
+
+
+def check_scenario(
+    snapshot: RunSnapshot,
+    inputs: dict[str, Any],
+    frames: dict[str, pd.DataFrame],
+    apply=None,
+) -> tuple[dict[str, Any] | None, dict[str, Any], list[str], RunSnapshot | None]:
+    """Everything to check before a solve or a save: ``(settings, overrides, problems, scenario)``.
+
+    ``settings`` is ``None`` when a setting is bad; ``scenario`` (the run with the scenario
+    applied) is ``None`` whenever there is a problem. ``apply`` is
+    :func:`allocator.scenario.apply` or a cached equivalent with the same signature.
+    """
+    if apply is None:
+        from allocator.scenario import apply
+    settings, problems = settings_from_inputs(inputs)
+    overrides, table_problems = overrides_from_frames(
+        snapshot, frames["lines"], frames["pins"], frames["forbids"], frames["weights"],
+        frames.get("lifted_pins"), frames.get("lifted_forbids"),
+    )
+    problems = problems + table_problems
+    if problems or settings is None:
+        return settings, overrides, problems, None
+    from allocator.snapshot import SnapshotError
+
+    ties_note = None if settings["allow_worker_preference_ties"] else tie_summary(snapshot)
+    # Ties are told once, with a count, not once per worker: check the rest with ties allowed.
+    check_settings = {**settings, "allow_worker_preference_ties": True} if ties_note else settings
+    try:
+        scenario = apply(snapshot, check_settings, overrides)
+    except SnapshotError as exc:
+        return settings, overrides, ([ties_note] if ties_note else []) + list(exc.messages), None
+    problems = ([ties_note] if ties_note else []) + capacity_problems(scenario)
+    if problems:
+        return settings, overrides, problems, None
+    return settings, overrides, [], scenario
+

@@ -81,6 +81,7 @@ def run_details(r: RunSummary) -> str:
 def sidebar() -> None:
     """Current run and scenario, on every page. Chosen here once, used everywhere."""
     sb = st.sidebar
+    state.sync_draft()  # before anything reads the draft: the edits of the run just made
     runs = state.guarded(state.runs, "The list of runs could not be read")
     ids = [r.id for r in runs]
     by_id = {r.id: r for r in runs}
@@ -114,6 +115,11 @@ def sidebar() -> None:
     sb.caption(md(run_details(by_id[current])))
 
     d = st.session_state.get("draft")
+    if d is None or d.get("run_id") != current:
+        try:  # the draft from the first page on, so the scenario is named on every page
+            d = state.draft(state.run_data(current)[0])
+        except Exception:  # noqa: BLE001 - the page says what is wrong with the run
+            d = None
     saved = state.guarded(lambda: state.scenarios(current), "The saved scenarios could not be read")
     saved_ids = [s.id for s in saved]
     by_sid = {s.id: s for s in saved}
@@ -121,14 +127,12 @@ def sidebar() -> None:
     name = d["name"] if d and d.get("run_id") == current else None
     res = state.current_result()
     job = state.active_job()
+    dirty = bool(name) and state.draft_dirty(d)
     if name:
-        if job:
-            where = "solving…"
-        elif res and res.get("name") == name:
-            where = "solved, saved" if res.get("saved_id") else "solved, not saved yet"
-        else:
-            where = "not solved yet"
-        sb.markdown(f"**Scenario:** {md(name)}  \n:gray[{where}]")
+        sb.markdown(f"**Scenario:** {md(name)}  \n:gray[{scenario_status(name, res, job is not None, dirty, _solved_as_shown(d, res))}]")
+        if dirty:
+            sb.markdown(":orange[:material/edit: **Unsaved changes**] · save them on the Scenario page, "
+                        "or start again from the run there.")
     options = [""] + saved_ids
     loaded = d.get("loaded_from") if d else None
     wanted = loaded if loaded in by_sid else ""
@@ -140,7 +144,11 @@ def sidebar() -> None:
     def on_scenario_change() -> None:
         sid = st.session_state.get("sidebar_scenario")
         if sid and sid in by_sid:
-            state.load_scenario(by_sid[sid])
+            state.sync_draft()
+            if state.draft_dirty():
+                st.session_state["_confirm_open"] = sid  # ask first: opening it drops the edits
+            else:
+                state.load_scenario(by_sid[sid])
 
     sb.selectbox(
         "Open a saved scenario",
@@ -150,6 +158,16 @@ def sidebar() -> None:
         on_change=on_scenario_change,
         help="Loads its settings and changes into the Scenario page and its result into Results.",
     )
+    pending = st.session_state.get("_confirm_open")
+    if pending in by_sid:
+        sb.warning(f"Open '{md(by_sid[pending].name)}'? The unsaved changes to '{md(name or '')}' will be lost.")
+        c1, c2 = sb.columns(2)
+        c1.button("Open it", key="sidebar_open_confirm", on_click=state.load_scenario, args=(by_sid[pending],),
+                  help="Drop the unsaved changes and open the saved scenario.")
+        c2.button("Keep editing", key="sidebar_open_cancel",
+                  on_click=lambda: st.session_state.pop("_confirm_open", None))
+    elif pending is not None:
+        st.session_state.pop("_confirm_open", None)
     if job:
         p = state.job_progress()
         if p is not None and not p.finished:
@@ -157,6 +175,60 @@ def sidebar() -> None:
                 sb.caption(f"Waiting for the solver: {p.queue_position} solve(s) ahead.")
             else:
                 sb.caption(f"Solving {job['name']}…")
+
+
+def scenario_status(name: str, res: dict | None, solving: bool, dirty: bool, solved_as_shown: bool = True) -> str:
+    """Under the scenario's name in the sidebar: where the draft stands, in a few words.
+
+    ``solved_as_shown``: the current result was solved with the draft's own rules.
+    """
+    if solving:
+        return "solving…"
+    if res and res.get("name") == name and solved_as_shown:
+        result = res.get("result") or {}
+        saved = "saved" if res.get("saved_id") and not dirty else "not saved yet"
+        if result.get("status") == "infeasible":
+            return f"impossible as set up, {saved}"
+        if not result.get("allocations"):
+            return f"no allocation found, {saved}"
+        return f"solved, {saved}"
+    return "not solved yet"
+
+
+def _solved_as_shown(d: dict, res: dict | None) -> bool:
+    from allocator.scenario import ScenarioOverrides
+    from allocator.snapshot import SnapshotError
+
+    if not res:
+        return False
+    try:
+        same = (ScenarioOverrides.parse(res.get("overrides")).to_dict()
+                == ScenarioOverrides.parse(d.get("overrides")).to_dict())
+    except SnapshotError:
+        return False
+    return same and res.get("settings") == d.get("settings")
+
+
+def outcome(name: str, status: str | None, stopped: bool, elapsed: float, has_allocation: bool) -> tuple[str, str]:
+    """The line shown where Solve was pressed, and the status box's state (complete or error).
+
+    A solve that was stopped after the proof came in is a finished solve ("best possible,
+    proven"), never "stopped after ... (proven)"; a stop before the proof says not proven.
+    """
+    who = f"'{md(name)}'"
+    t = f"{elapsed:.1f} s"
+    if status == "optimal":
+        return f"{who} solved in {t}: best possible, proven", "complete"
+    if status == "feasible" and has_allocation:
+        if stopped:
+            return f"{who} stopped after {t}: a good allocation, not proven the best possible", "complete"
+        return (f"{who} solved in {t}: a good allocation, not proven the best possible "
+                "(the time limit came first)"), "complete"
+    if status == "infeasible":
+        return f"{who} is impossible as set up (found in {t}): no allocation meets every rule", "error"
+    if stopped:
+        return f"{who} stopped after {t}, before any allocation was found", "error"
+    return f"{who}: no allocation found within the time limit ({t})", "error"
 
 
 def _scenario_label(sc: Any) -> str:

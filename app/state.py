@@ -9,7 +9,11 @@
 Session keys (other modules read them through the functions here):
 
 ``run_id``            the current run's database id (the sidebar's run picker sets it)
-``draft``             ``{"run_id", "name", "settings", "overrides", "loaded_from"}``
+``draft``             the scenario being edited (see :func:`draft`): ``{"run_id", "name", "inputs",
+                      "settings", "overrides", "base", "deltas", "origin", "loaded_from"}``;
+                      ``settings`` and ``overrides`` are its latest valid ones (others read them)
+``_drafts_by_run``    unsaved drafts of other runs, back when their run is chosen again
+``_editor_gen``       the table editors' key generation (see :func:`table_key`)
 ``job``               the session's solve: ``{"id", "run_id", "name", "settings", "overrides", "fingerprint"}``
 ``result`` / ``previous``  the latest solved scenario and the one before it (for deltas):
                       ``{"run_id", "name", "settings", "overrides", "result", "fingerprint", "saved_id"}``
@@ -316,11 +320,52 @@ def apply_pending_widgets() -> None:
             st.session_state[key] = value
 
 
+#: The Scenario page's table editors, by the draft's table name.
+TABLE_WIDGETS = {
+    "lines": "sc_lines",
+    "pins": "sc_pins",
+    "forbids": "sc_forbids",
+    "weights": "sc_weights",
+    "lifted_pins": "sc_lifted_pins",
+    "lifted_forbids": "sc_lifted_forbids",
+}
+#: The Scenario page's setting widgets, by the draft's input name.
+INPUT_WIDGETS = {
+    "alpha": "sc_alpha", "power": "sc_power", "stability": "sc_stability",
+    "time": "sc_time", "seed": "sc_seed", "ties": "sc_ties",
+}
 #: Widget keys of the scenario editor; dropped when another draft is loaded so they start over.
-DRAFT_WIDGETS = (
-    "sc_name", "sc_alpha", "sc_power", "sc_stability", "sc_time", "sc_seed", "sc_ties",
-    "sc_lines", "sc_pins", "sc_forbids", "sc_weights",
-)
+#: (The table editors' keys carry a generation: see :func:`table_key`.)
+DRAFT_WIDGETS = ("sc_name", *INPUT_WIDGETS.values())
+_GEN = "_editor_gen"
+
+
+def table_key(table: str) -> str:
+    """The widget key of a table editor: ``sc_lines``, then ``sc_lines_1``, ``sc_lines_2``, ...
+
+    Each time an editor is seeded with a new table (its edits folded in after the page was
+    left, another draft opened, Start again) it gets a new key. The browser keeps an editor's
+    edits by its identity, and an editor of the same identity seeded with the edited table
+    would take no further edit; a new key is a new editor.
+    """
+    gen = st.session_state.get(_GEN, 0)
+    return TABLE_WIDGETS[table] if not gen else f"{TABLE_WIDGETS[table]}_{gen}"
+
+
+def editor_key(table: str) -> str:
+    """:func:`table_key`, for the page that draws the editor with it."""
+    st.session_state[_GEN + "_drawn"] = True
+    return table_key(table)
+
+
+def _new_table_keys() -> None:
+    for t in TABLE_WIDGETS:
+        st.session_state.pop(table_key(t), None)
+    # Only an editor the browser has shown can hold edits of its own: keys stay as they are
+    # until one is drawn.
+    if st.session_state.pop(_GEN + "_drawn", False):
+        st.session_state[_GEN] = st.session_state.get(_GEN, 0) + 1
+_STASH = "_drafts_by_run"  # drafts of other runs, kept while the planner looks at another run
 
 
 def current_run_id() -> str | None:
@@ -328,11 +373,21 @@ def current_run_id() -> str | None:
 
 
 def select_run(run_id: str | None) -> None:
-    """Make ``run_id`` the current run on every page (a new draft from its own settings)."""
+    """Make ``run_id`` the current run on every page.
+
+    The draft of the run being left is kept (with every edit) and comes back when that run
+    is chosen again; a run without one starts a new draft from its own settings.
+    """
     if run_id == st.session_state.get("run_id"):
         return
+    sync_draft()
+    d = st.session_state.pop("draft", None)
+    stash = st.session_state.setdefault(_STASH, {})
+    if d is not None and d.get("run_id") and draft_dirty(d):
+        stash[d["run_id"]] = d
     st.session_state["run_id"] = run_id
-    st.session_state.pop("draft", None)
+    if run_id in stash:
+        st.session_state["draft"] = stash.pop(run_id)
     for k in ("result", "previous"):
         v = st.session_state.get(k)
         if v and v.get("run_id") != run_id:
@@ -343,24 +398,151 @@ def select_run(run_id: str | None) -> None:
 def _reset_editor() -> None:
     for k in DRAFT_WIDGETS:
         st.session_state.pop(k, None)
+    _new_table_keys()
     st.session_state.pop("_editor_base", None)
+    st.session_state.pop("sc_confirm_reset", None)
+
+
+def _new_draft(run_id: str | None, name: str, settings: dict[str, Any], overrides: dict[str, Any],
+               loaded_from: str | None) -> dict[str, Any]:
+    import editor
+
+    settings = {k: settings[k] for k in SETTING_KEYS if k in settings}
+    return {
+        "run_id": run_id,
+        "name": name,
+        "inputs": editor.inputs_from_settings(settings),  # as typed, checked before a solve
+        "settings": settings,  # the latest valid settings (what other pages read)
+        "overrides": copy.deepcopy(dict(overrides or {})),  # the latest valid overrides
+        "base": None,  # the tables' frames as the editors were last seeded (built from overrides)
+        "deltas": {},  # each editor's edits on its base (its widget state, kept when the page is left)
+        "origin": None,  # what the draft was when opened or last saved: tells unsaved changes
+        "loaded_from": loaded_from,
+    }
 
 
 def draft(snapshot: RunSnapshot | None = None) -> dict[str, Any]:
-    """The scenario being edited for the current run (created from the run's settings)."""
+    """The scenario being edited for the current run (created from the run's settings).
+
+    With ``snapshot``, its tables are built (once) and ``settings`` / ``overrides`` are
+    brought up to the latest edits when they are valid.
+    """
     run_id = current_run_id()
     d = st.session_state.get("draft")
     if d is None or d.get("run_id") != run_id:
         settings = snapshot.settings.model_dump() if snapshot is not None else {}
-        d = {
-            "run_id": run_id,
-            "name": _next_name(run_id),
-            "settings": {k: settings[k] for k in SETTING_KEYS if k in settings},
-            "overrides": {},
-            "loaded_from": None,
-        }
+        d = _new_draft(run_id, _next_name(run_id), settings, {}, None)
         st.session_state["draft"] = d
+    if snapshot is not None:
+        ensure_tables(d, snapshot)
+        import editor
+
+        settings, problems = editor.settings_from_inputs(d["inputs"])
+        frames = draft_frames(d)
+        overrides, table_problems = editor.overrides_from_frames(
+            snapshot, *(frames[t] for t in editor.TABLES))
+        if settings is not None:
+            d["settings"] = settings
+        if not table_problems:
+            d["overrides"] = overrides
     return d
+
+
+def ensure_tables(d: dict[str, Any], snapshot: RunSnapshot) -> None:
+    """Build the draft's tables from its overrides, the first time a page needs them."""
+    import editor
+
+    if d.get("base") is None:
+        d["base"] = editor.frames_from_overrides(snapshot, d["overrides"])
+        d["deltas"] = {}
+        d["origin"] = draft_signature(d)
+
+
+def sync_draft() -> None:
+    """Copy the Scenario page's widget values into the draft, at the start of every run.
+
+    A widget's state is dropped on any run that does not draw it, so the draft holds its own
+    copy: the settings as typed, and each table editor's edits on the table it was seeded
+    with. Once an editor's state is gone (the planner is on another page), its edits are
+    folded into the table itself, and the editor starts again from there when it is drawn.
+    """
+    import editor
+
+    ss = st.session_state
+    d = ss.get("draft")
+    if d is None or d.get("run_id") != current_run_id():
+        return
+    if isinstance(ss.get("sc_name"), str):
+        d["name"] = ss["sc_name"].strip()
+    for k, key in INPUT_WIDGETS.items():
+        if key in ss:
+            d["inputs"][k] = ss[key]
+    if d.get("base") is None:
+        return
+    folded = False
+    for t in TABLE_WIDGETS:
+        key = table_key(t)
+        if key in ss and t in d["base"]:
+            d["deltas"][t] = _plain_delta(ss[key])
+        elif not editor.delta_is_empty(d["deltas"].get(t)):
+            d["base"][t] = editor.apply_delta(d["base"][t], d["deltas"][t])
+            d["deltas"][t] = {}
+            folded = True
+    if folded:
+        _new_table_keys()
+
+
+def _plain_delta(state: Any) -> dict[str, Any]:
+    state = dict(state or {})
+    return {
+        "edited_rows": {int(k): dict(v) for k, v in (state.get("edited_rows") or {}).items()},
+        "added_rows": [dict(r) for r in state.get("added_rows") or []],
+        "deleted_rows": [int(i) for i in state.get("deleted_rows") or []],
+    }
+
+
+def draft_frames(d: dict[str, Any]) -> dict[str, Any]:
+    """The draft's tables with every edit on them: what the editors show."""
+    import editor
+
+    return {t: editor.apply_delta(base, d["deltas"].get(t)) for t, base in (d.get("base") or {}).items()}
+
+
+def draft_signature(d: dict[str, Any]) -> str:
+    """Everything the planner can change in a draft, as one comparable string."""
+    import json
+
+    import editor
+
+    frames = {t: editor.frame_records(f) for t, f in draft_frames(d).items()}
+    inputs = {k: editor.plain_value(v) for k, v in d.get("inputs", {}).items()}
+    return json.dumps([d.get("name"), inputs, frames], sort_keys=True, default=str)
+
+
+def draft_dirty(d: dict[str, Any] | None = None) -> bool:
+    """Whether the draft has changes not saved (since it was opened, started or saved)."""
+    d = d if d is not None else st.session_state.get("draft")
+    if not d or d.get("origin") is None:
+        return False
+    return draft_signature(d) != d["origin"]
+
+
+def mark_saved(d: dict[str, Any], scenario_id: str | None) -> None:
+    """The draft as it is now is saved: no unsaved changes until the next edit."""
+    d["loaded_from"] = scenario_id
+    d["origin"] = draft_signature(d)
+
+
+def discard_draft() -> None:
+    """Start again from the run: every rule and table edit of the draft is dropped."""
+    st.session_state.pop("draft", None)
+    _reset_editor()
+    run_id = current_run_id()
+    if run_id:
+        try:  # the new draft now, so the sidebar (drawn before the page) names it at once
+            draft(run_data(run_id)[0])
+        except Exception:  # noqa: BLE001 - the page makes it (and says what is wrong) anyway
+            pass
 
 
 def _next_name(run_id: str | None) -> str:
@@ -387,13 +569,9 @@ def draft_edited() -> None:
 
 def load_scenario(sc: Scenario) -> None:
     """Open a saved scenario: its settings and overrides in the editor, its result current."""
-    st.session_state["draft"] = {
-        "run_id": sc.run_id,
-        "name": sc.name,
-        "settings": {k: sc.settings[k] for k in SETTING_KEYS if k in sc.settings},
-        "overrides": copy.deepcopy(dict(sc.overrides or {})),
-        "loaded_from": sc.id,
-    }
+    st.session_state["draft"] = _new_draft(
+        sc.run_id, sc.name, dict(sc.settings), dict(sc.overrides or {}), sc.id)
+    st.session_state.pop("_confirm_open", None)
     _reset_editor()
     if sc.result:
         set_result({
@@ -459,7 +637,8 @@ def harvest_job() -> ProgressSnapshot | None:
     st.session_state["last_job"] = {**job, "progress": p}
     if p.result is not None:
         data = p.result.to_dict() if hasattr(p.result, "to_dict") else dict(p.result)
-        stopped = p.status == "stopped"
+        # A stop that came after the proof changed nothing: the solve finished.
+        stopped = p.status == "stopped" and data.get("status") != "optimal"
         set_result({
             "run_id": job["run_id"],
             "name": job["name"],
@@ -471,10 +650,13 @@ def harvest_job() -> ProgressSnapshot | None:
             "stopped": stopped,
         })
         st.session_state.pop("job_error", None)
-        if stopped and data.get("allocations"):
+        status = data.get("status")
+        if status == "infeasible":
+            flash(f"'{job['name']}' is impossible as set up: the reasons are on the Scenario page.", ":material/error:")
+        elif stopped and data.get("allocations"):
             flash("Solve stopped: the best allocation found so far is kept.", ":material/stop_circle:")
-        elif stopped:
-            flash("Solve stopped before any allocation was found.", ":material/stop_circle:")
+        elif not data.get("allocations"):
+            flash(f"'{job['name']}': no allocation was found.", ":material/error:")
         else:
             flash(f"Solved {job['name']}: open Results to see it.")
     elif p.error:

@@ -11,7 +11,6 @@ import streamlit as st
 
 from allocator import service
 from allocator.scenario import ScenarioOverrides
-from allocator.snapshot import SnapshotError
 from allocator.solvers.base import SolveOptions
 
 ctx = layout.require_run()
@@ -26,14 +25,11 @@ st.caption(
 )
 
 # --------------------------------------------------------------------------- name and settings
-s = d["settings"]
+# Widgets are seeded from the draft, which keeps what was typed (even a bad value) while the
+# planner is on other pages; state.sync_draft() copies every change back into it.
 ss.setdefault("sc_name", d["name"])
-ss.setdefault("sc_alpha", int(round(100 * float(s.get("preferencer_weight", 0.3)))))
-ss.setdefault("sc_power", float(s.get("preference_power", 1.0)))
-ss.setdefault("sc_stability", bool(s.get("stability", False)))
-ss.setdefault("sc_time", max(1, int(round(float(s.get("max_seconds", 60))))))
-ss.setdefault("sc_seed", int(s.get("rng_seed", 1234)))
-ss.setdefault("sc_ties", bool(s.get("allow_worker_preference_ties", True)))
+for _k, _key in state.INPUT_WIDGETS.items():
+    ss.setdefault(_key, d["inputs"][_k])
 
 st.text_input("Scenario name", key="sc_name", on_change=state.draft_edited, max_chars=120)
 
@@ -45,10 +41,12 @@ with c1:
         help="How much supervisors' rankings of workers count against workers' own choices. "
              "0 %: only workers' choices count. 100 %: only supervisors' rankings count.",
     )
+    # No min/max on the number boxes: a bounded box turns red and keeps its old value, so the
+    # value typed is kept and the check below names it instead.
     st.number_input(
-        "How much low choices hurt", min_value=0.1, max_value=8.0, step=0.25, key="sc_power", on_change=state.draft_edited, format="%.2f",
-        help="1: every step down a worker's list costs the same. Above 1: a low choice costs much more "
-             "than a high one, so the solve avoids giving anyone a very low choice.",
+        "How much low choices hurt", step=0.25, key="sc_power", on_change=state.draft_edited, format="%g",
+        help="More than 0, at most 8. 1: every step down a worker's list costs the same. Above 1: a low choice "
+             "costs much more than a high one, so the solve avoids giving anyone a very low choice.",
     )
     st.toggle(
         "Stable (no worker and line would both rather swap)", key="sc_stability", on_change=state.draft_edited,
@@ -56,44 +54,27 @@ with c1:
     )
 with c2:
     st.number_input(
-        "Time limit (seconds)", min_value=1, max_value=3600, step=5, key="sc_time", on_change=state.draft_edited,
-        help="The solve stops after this long and keeps the best allocation found so far.",
+        "Time limit (seconds)", step=5.0, key="sc_time", on_change=state.draft_edited, format="%g",
+        help="More than 0. The solve stops after this long and keeps the best allocation found so far.",
     )
-    st.number_input(
-        "Tie-break seed", min_value=0, max_value=2**31 - 1, step=1, key="sc_seed", on_change=state.draft_edited,
-        help="When several allocations are equally good, this number picks one. The same seed always gives the same allocation.",
+    st.text_input(
+        "Tie-break seed", key="sc_seed", on_change=state.draft_edited, max_chars=20,
+        help="A whole number, 0 or more. When several allocations are equally good, this number picks one. "
+             "The same seed always gives the same allocation.",
     )
     st.toggle(
         "Allow tied worker ranks", key="sc_ties", on_change=state.draft_edited,
         help="Off: a worker who gave two lines the same rank is an error to fix in the data.",
     )
 
-settings = {
-    "preferencer_weight": round(ss["sc_alpha"] / 100.0, 4),
-    "preference_power": float(ss["sc_power"]),
-    "stability": bool(ss["sc_stability"]),
-    "max_seconds": float(ss["sc_time"]),
-    "rng_seed": int(ss["sc_seed"]),
-    "allow_worker_preference_ties": bool(ss["sc_ties"]),
-}
-
-# Solve, save and the progress of the solve sit right under the rules (drawn further down,
-# once the overrides below have been read).
+# Solve, save and the outcome of the solve sit right under the rules (drawn further down,
+# once the tables below have been read).
 actions = st.container()
 progress_area = st.container()
 
-# --------------------------------------------------------------------------- overrides
+# --------------------------------------------------------------------------- tables
 st.subheader("Changes to the run's data, for this scenario only")
-base = ss.get("_editor_base")
-if base is None or base.get("run_id") != d["run_id"]:
-    base = {
-        "run_id": d["run_id"],
-        "lines": editor.lines_frame(snap, d["overrides"]),
-        "pins": editor.pairs_frame(d["overrides"].get("pins")),
-        "forbids": editor.pairs_frame(d["overrides"].get("forbids")),
-        "weights": editor.weights_frame(d["overrides"].get("weightings")),
-    }
-    ss["_editor_base"] = base
+base = d["base"]
 
 workers = sorted(snap.workers, key=lambda w: w.id)
 lines = sorted(snap.job_lines, key=lambda j: j.id)
@@ -107,36 +88,41 @@ else:  # a long drop-down helps no one: type the id
 line_col = st.column_config.SelectboxColumn(
     "Job line", options=[j.id for j in lines], format_func=lambda v: lname.get(v, v))
 
+edited: dict = {}
 t_lines, t_pins, t_forbids, t_weights = st.tabs(
     ["Places and must be filled", "Pins", "Forbids", "Organisation priority"])
 with t_lines:
-    st.caption("Change a line's places or whether it must be filled. Greyed columns come from the run.")
-    lines_df = st.data_editor(
-        base["lines"], key="sc_lines", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="fixed",
+    st.caption("Change a line's places (a whole number, 0 or more) or whether it must be filled. "
+               "Greyed columns come from the run.")
+    edited["lines"] = st.data_editor(
+        base["lines"], key=state.editor_key("lines"), on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="fixed",
         disabled=["Job line id", "Job line"],
         column_config={
-            "Places": st.column_config.NumberColumn(min_value=0, step=1, format="%d", help="How many workers the line takes."),
+            # No min_value and no integer format: -5 or 2.7 stay as typed, for the check to name.
+            "Places": st.column_config.NumberColumn(format="plain", help="How many workers the line takes."),
             "Must be filled": st.column_config.CheckboxColumn(help="The line must get at least one worker."),
         },
     )
 with t_pins:
-    st.caption("Put a worker on a line whatever else happens. They must be eligible for it.")
-    pins_df = st.data_editor(
-        base["pins"], key="sc_pins", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="dynamic",
+    st.caption("Put a worker on a line whatever else happens. They must be eligible for it. "
+               "A pin here replaces a pin the run has for the same worker.")
+    edited["pins"] = st.data_editor(
+        base["pins"], key=state.editor_key("pins"), on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="dynamic",
         column_config={"Worker": worker_col, "Job line": line_col},
     )
 with t_forbids:
     st.caption("Keep a worker off a line in this scenario.")
-    forbids_df = st.data_editor(
-        base["forbids"], key="sc_forbids", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="dynamic",
-        column_config={"Worker": worker_col, "Job line": line_col},
+    edited["forbids"] = st.data_editor(
+        base["forbids"], key=state.editor_key("forbids"), on_change=state.draft_edited, hide_index=True, width="stretch",
+        num_rows="dynamic", column_config={"Worker": worker_col, "Job line": line_col},
     )
 with t_weights:
     st.caption(
         "Organisation priority for a worker: a positive value discourages the pair, a negative value "
         "favours it. Leave the job line empty to apply it to every line.")
-    weights_df = st.data_editor(
-        base["weights"], key="sc_weights", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="dynamic",
+    edited["weights"] = st.data_editor(
+        base["weights"], key=state.editor_key("weights"), on_change=state.draft_edited, hide_index=True, width="stretch",
+        num_rows="dynamic",
         column_config={
             "Worker": worker_col,
             "Job line": line_col,
@@ -144,22 +130,49 @@ with t_weights:
         },
     )
 
-overrides, problems = editor.overrides_from_frames(snap, lines_df, pins_df, forbids_df, weights_df)
-scenario_snap = None
+st.subheader("The run's own pins, forbids and eligibility rules")
+st.caption("These come with the run and apply to every scenario. Tick \"Lift in this scenario\" to solve "
+           "without a pin or forbid; the run itself keeps it.")
+lift_col = {editor.LIFT: st.column_config.CheckboxColumn(help="Solve this scenario without it.")}
+# The box first: the names after it may be long, and the box must not scroll out of sight.
+lift_order = [editor.LIFT, "Worker", "Worker id", "Job line", "Job line id"]
+for what, table, none in (("Pins", "lifted_pins", "The run pins no one."),
+                          ("Forbids", "lifted_forbids", "The run forbids no pair.")):
+    st.markdown(f"**{what} of the run** ({len(base[table])})")
+    if len(base[table]):
+        edited[table] = st.data_editor(
+            base[table], key=state.editor_key(table), on_change=state.draft_edited, hide_index=True,
+            width="stretch", num_rows="fixed", disabled=editor.LIFT_COLS[:-1], column_config=lift_col,
+            column_order=lift_order)
+    else:
+        edited[table] = base[table]
+        st.caption(none)
+rules_df = editor.rules_frame(snap)
+with st.expander(f"Eligibility rules of the run ({len(rules_df)} job lines have one)"):
+    if len(rules_df):
+        st.dataframe(rules_df, hide_index=True, width="stretch")
+        st.caption("A line without a rule may be taken by every worker. The Eligibility page explains "
+                   "any worker and line pair.")
+    else:
+        st.caption("No job line has an eligibility rule: every worker may take every line.")
+
+settings, overrides, problems, scenario_snap = editor.check_scenario(
+    snap, d["inputs"], edited, apply=state.scenario_snapshot)
+d["name"] = ss["sc_name"].strip()
+if settings is not None:
+    d["settings"] = settings
 if not problems:
-    try:
-        scenario_snap = state.scenario_snapshot(snap, settings, overrides)
-    except SnapshotError as exc:
-        problems = exc.messages
-d.update(name=ss["sc_name"].strip(), settings=settings, overrides=overrides)
+    d["overrides"] = overrides
 if problems:
     with actions:
         layout.show_messages("This scenario cannot be solved as it stands. Fix these first:", problems)
+    settings = settings or d["settings"]
 
-norm = ScenarioOverrides.parse(overrides).to_dict()
+norm = ScenarioOverrides.parse(overrides).to_dict() if not problems else None
 res = state.current_result()
 matches = bool(
     res
+    and not problems
     and res["settings"] == settings
     and ScenarioOverrides.parse(res["overrides"]).to_dict() == norm
     and res["fingerprint"] == ctx.fingerprint
@@ -170,7 +183,8 @@ runner = state.job_runner()
 job = state.active_job()
 bar = actions.container(horizontal=True)
 b1 = b2 = b3 = bar
-if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or job is not None or not d["name"]):
+if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or job is not None or not d["name"],
+             help="Fix the problems listed above first." if problems else None):
     options = SolveOptions(
         threads=state.app_settings().solver_threads or 2,
         time_limit=settings["max_seconds"],
@@ -212,7 +226,7 @@ if b2.button("Save scenario", key="sc_save", disabled=bool(problems) or not d["n
             "The scenario could not be saved",
         )
         state.clear_reads()
-        d["loaded_from"] = new_id
+        state.mark_saved(d, new_id)
         if matches:
             res["saved_id"] = new_id
             res["name"] = d["name"]
@@ -225,14 +239,21 @@ if b2.button("Save scenario", key="sc_save", disabled=bool(problems) or not d["n
 
 
 def start_again() -> None:
-    ss.pop("draft", None)
-    for k in state.DRAFT_WIDGETS:
-        ss.pop(k, None)
-    ss.pop("_editor_base", None)
+    if state.draft_dirty(d):
+        ss["sc_confirm_reset"] = True  # unsaved changes: ask first
+    else:
+        state.discard_draft()
 
 
 b3.button("Start again from the run", key="sc_reset", on_click=start_again,
-          help="Forget these changes and use the run's own settings and data.")
+          help="Forget every change of this draft (rules and tables) and use the run's own settings and data.")
+if ss.get("sc_confirm_reset"):
+    with actions:
+        st.warning("Start again from the run? Every unsaved change to this scenario (its rules and its "
+                   "table changes) will be lost.")
+        k1, k2 = st.columns(2)
+        k1.button("Yes, drop my changes", key="sc_reset_confirm", on_click=state.discard_draft, type="primary")
+        k2.button("Keep editing", key="sc_reset_cancel", on_click=lambda: ss.pop("sc_confirm_reset", None))
 
 if res and not matches and not job:
     actions.caption("The latest result was solved with other rules than these: press Solve to see this scenario.")
@@ -278,19 +299,29 @@ def progress_panel() -> None:
         st.error(ss["job_error"])
     elif last and last.get("run_id") == d["run_id"]:
         lp = last["progress"]
-        status = (state.current_result() or {}).get("result", {}).get("status")
-        words = layout.RESULT_WORDS.get(status, status or "")
-        stopped = bool((state.current_result() or {}).get("stopped"))
-        head = (f"'{layout.md(last['name'])}' stopped after {lp.elapsed:.1f} s: {words}" if stopped
-                else f"'{layout.md(last['name'])}' solved in {lp.elapsed:.1f} s: {words}")
-        with st.status(head, state="complete", expanded=False):
+        cur = state.current_result() or {}
+        result = cur.get("result") or {}
+        head, box = layout.outcome(last["name"], result.get("status"), bool(cur.get("stopped")), lp.elapsed,
+                                   bool(result.get("allocations")))
+        with st.status(head, state=box, expanded=False):
             if lp.history:
                 st.plotly_chart(derived.finished_progress_figure(last["id"], lp.history), key="sc_progress_chart",
                                 width="stretch")
                 st.caption("Blue: the best allocation found. Orange: no allocation can cost less.")
-            else:
+            elif box == "complete":
                 st.write("Solved at once: the fast exact method proved the best allocation straight away.")
-        layout.link("results", "See the results", icon=":material/insights:")
+            else:
+                st.write("No allocation was found, so there is nothing to chart.")
+        reasons = [x.get("message", "") for x in result.get("diagnosis") or []]
+        if box == "error" and not matches:
+            st.caption("The rules have changed since that solve: press Solve to try these.")
+        elif box == "error" and reasons:
+            layout.show_messages("Why no allocation fits these rules (change them below and solve again):",
+                                 reasons, limit=10)
+        elif box == "error":
+            st.warning("Give the solve more time (Time limit), or change the rules below, and solve again.")
+        if box == "complete":
+            layout.link("results", "See the results", icon=":material/insights:")
 
 
 with progress_area:

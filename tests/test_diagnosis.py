@@ -235,7 +235,7 @@ def test_stability_conflict_words_the_blocking_pairs():
     assert d.worker_ids == ("b",) and d.job_line_ids == ("x",)
     assert "'b' would rather have 'x' than 'y', which would rather have them than 'a'" in d.message
     d2 = dx.stability_conflict(p, None, stable_without_mandatory=False)
-    assert "Dropping the mandatory fills alone does not help" in d2.message
+    assert "Letting the lines that must be filled stay empty alone does not help" in d2.message
 
 
 def test_to_dict_has_the_spec_keys():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import editor
 import pandas as pd
 
-from tests.named_runs import L, W, snap
+from tests.named_runs import L, W, prefs, snap
 
 
 def run():
@@ -15,8 +15,8 @@ def run():
 def test_lines_frame_shows_the_scenarios_values():
     df = editor.lines_frame(run(), {"lines": [{"job_line_id": "j1", "max_n_workers": 5}]})
     assert df.to_dict("records") == [
-        {"Job line id": "j1", "Job line": "j1", "Places": 5, "Must be filled": False},
-        {"Job line id": "j2", "Job line": "j2", "Places": 1, "Must be filled": True},
+        {"Job line id": "j1", "Job line": "j1", "Places": 5.0, "Must be filled": False},
+        {"Job line id": "j2", "Job line": "j2", "Places": 1.0, "Must be filled": True},
     ]
 
 
@@ -38,7 +38,7 @@ def test_bad_places_are_named_by_row():
     df.loc[0, "Places"] = 1.5
     _, errs = editor.lines_overrides(run(), df)
     assert errs == [
-        "Places and must be filled, row 1 (j1): places must be a whole number, 0 or more",
+        "Places and must be filled, row 1 (j1): places must be a whole number, 0 or more (you typed 1.5)",
         "Places and must be filled, row 2 (j2): places must be filled in (0 or more)",
     ]
 
@@ -81,3 +81,102 @@ def test_overrides_round_trip_through_the_frames():
         editor.weights_frame(ov["weightings"]),
     )
     assert errs == [] and back == ov
+
+
+# --------------------------------------------------------------------------- typed values are never changed
+
+
+def test_places_typed_as_a_fraction_or_below_zero_are_refused_as_typed():
+    r = run()
+    typed = editor.apply_delta(editor.lines_frame(r, {}), {
+        "edited_rows": {0: {"Places": 2.7}, "1": {"Places": -5}}, "added_rows": [], "deleted_rows": []})
+    assert list(typed["Places"]) == [2.7, -5.0]  # kept as typed: never 27, never dropped
+    out, errs = editor.lines_overrides(r, typed)
+    assert out == []
+    assert errs == [
+        "Places and must be filled, row 1 (j1): places must be a whole number, 0 or more (you typed 2.7)",
+        "Places and must be filled, row 2 (j2): places must be a whole number, 0 or more (you typed -5)",
+    ]
+
+
+def test_settings_out_of_the_spec_range_are_refused_naming_the_value():
+    good = editor.inputs_from_settings({})
+    assert editor.settings_from_inputs(good) == (
+        {"preferencer_weight": 0.3, "preference_power": 1.0, "max_seconds": 60.0, "rng_seed": 1234,
+         "stability": False, "allow_worker_preference_ties": True}, [])
+    settings, errs = editor.settings_from_inputs({**good, "power": 50, "time": -3, "seed": "-1"})
+    assert settings is None
+    assert errs == [
+        "How much low choices hurt: must be more than 0 and at most 8 (you typed 50)",
+        "Time limit (seconds): must be more than 0 seconds (you typed -3)",
+        "Tie-break seed: must be at least 0 (you typed -1)",
+    ]
+    settings, errs = editor.settings_from_inputs({**good, "seed": "2.5", "power": 0})
+    assert settings is None and errs == [
+        "Tie-break seed: must be a whole number, 0 or more (you typed 2.5)",
+        "How much low choices hurt: must be more than 0 and at most 8 (you typed 0)",
+    ]
+    # The spec puts no upper bound on the time limit: a long one is the planner's to choose.
+    settings, errs = editor.settings_from_inputs({**good, "time": 999999})
+    assert errs == [] and settings["max_seconds"] == 999999.0
+
+
+def test_the_data_editor_edits_apply_in_the_editors_order():
+    base = editor.pairs_frame([{"worker_id": "w1", "job_line_id": "j1"}, {"worker_id": "w2", "job_line_id": "j2"}])
+    delta = {"edited_rows": {1: {"Job line": "j1"}}, "deleted_rows": [0],
+             "added_rows": [{"Worker": "w3", "Job line": "j2"}]}
+    out = editor.apply_delta(base, delta)
+    assert out.to_dict("records") == [{"Worker": "w2", "Job line": "j1"}, {"Worker": "w3", "Job line": "j2"}]
+    assert base.to_dict("records")[0] == {"Worker": "w1", "Job line": "j1"}  # the base is not changed
+
+
+def test_lifting_a_run_pin_and_forbid_becomes_an_override():
+    r = snap(W("w1", "w2"), L(("j1", 2), ("j2", 1)), pins=[{"worker_id": "w1", "job_line_id": "j1"}],
+             forbids=[{"worker_id": "w2", "job_line_id": "j2"}])
+    frames = editor.frames_from_overrides(r, {"lifted_forbids": [{"worker_id": "w2", "job_line_id": "j2"}]})
+    assert list(frames["lifted_pins"][editor.LIFT]) == [False]
+    assert list(frames["lifted_forbids"][editor.LIFT]) == [True]
+    frames["lifted_pins"] = editor.apply_delta(
+        frames["lifted_pins"], {"edited_rows": {0: {editor.LIFT: True}}, "added_rows": [], "deleted_rows": []})
+    _, ov, problems, scenario = editor.check_scenario(r, editor.inputs_from_settings({}), frames)
+    assert problems == []
+    assert ov == {"lifted_pins": [{"worker_id": "w1", "job_line_id": "j1"}],
+                  "lifted_forbids": [{"worker_id": "w2", "job_line_id": "j2"}]}
+    assert scenario.pins == [] and scenario.forbids == []
+
+
+def test_too_many_pins_and_a_must_be_filled_line_with_no_places_are_named():
+    r = snap(W("w1", "w2", "w3"), L(("j1", 1), ("j2", 2, True)))
+    frames = editor.frames_from_overrides(r, {
+        "pins": [{"worker_id": "w1", "job_line_id": "j1"}, {"worker_id": "w2", "job_line_id": "j1"}],
+        "lines": [{"job_line_id": "j2", "max_n_workers": 0}],
+    })
+    _, _, problems, scenario = editor.check_scenario(r, editor.inputs_from_settings({}), frames)
+    assert scenario is None
+    assert problems == [
+        "Job line 'j1' has 1 place but 2 workers are pinned to it (w1, w2): remove 1 of these pins, "
+        "or give the line more places.",
+        "Job line 'j2' must be filled but has 0 places: give it places, or untick must be filled.",
+    ]
+
+
+def test_tied_ranks_are_summed_up_not_listed_one_by_one():
+    many = [f"w{i:02d}" for i in range(12)]
+    r = snap(W(*many), L(("j1", 12), ("j2", 12)),
+             worker_preferences=prefs(**{w: {"j1": 1, "j2": 1} for w in many}))
+    _, _, problems, _ = editor.check_scenario(r, {**editor.inputs_from_settings({}), "ties": False},
+                                              editor.frames_from_overrides(r, {}))
+    assert problems == [
+        "Allow tied worker ranks is off, but 12 workers (doctors) gave the same rank to two or more job lines: "
+        "w00, w01, w02, w03, w04 and 7 more. Turn Allow tied worker ranks back on, or correct their ranks in "
+        "the run's data."
+    ]
+
+
+def test_a_lift_of_a_pin_the_run_no_longer_has_is_shown_and_named_not_dropped():
+    r = snap(W("w1", "w2"), L(("j1", 2), ("j2", 1)))
+    frames = editor.frames_from_overrides(r, {"lifted_pins": [{"worker_id": "w1", "job_line_id": "j1"}]})
+    assert frames["lifted_pins"].to_dict("records") == [
+        {"Worker id": "w1", "Worker": "w1", "Job line id": "j1", "Job line": "j1", editor.LIFT: True}]
+    _, _, problems, _ = editor.check_scenario(r, editor.inputs_from_settings({}), frames)
+    assert problems == ["Run pins lifted, row 1: the run has no pin of worker 'w1' on job line 'j1' to lift"]

@@ -26,3 +26,26 @@ def test_every_engine_phase_has_planner_words():
     for f in root.rglob("*.py"):
         phases |= set(re.findall(r'on_phase\("([^"]+)"\)', f.read_text(encoding="utf-8")))
     assert phases and phases <= set(layout.PHASE_WORDS)
+
+
+def test_a_solve_outcome_claims_success_only_for_an_allocation():
+    head, box = layout.outcome("A", "optimal", True, 2.6, True)
+    # Stopped after the proof came in: a finished solve, not "stopped ... (proven)".
+    assert (head, box) == ("'A' solved in 2.6 s: best possible, proven", "complete")
+    head, box = layout.outcome("A", "feasible", True, 2.6, True)
+    assert box == "complete" and head.startswith("'A' stopped after 2.6 s") and "not proven" in head
+    head, box = layout.outcome("A", "infeasible", False, 0.9, False)
+    assert box == "error" and "impossible as set up" in head and "solved" not in head
+    head, box = layout.outcome("A", "no_solution", True, 3.0, False)
+    assert box == "error" and "before any allocation was found" in head
+    head, box = layout.outcome("A", "no_solution", False, 60.0, False)
+    assert box == "error" and "no allocation found within the time limit" in head
+
+
+def test_the_sidebar_says_impossible_not_solved():
+    infeasible = {"name": "A", "result": {"status": "infeasible", "allocations": []}, "saved_id": None}
+    assert layout.scenario_status("A", infeasible, False, False) == "impossible as set up, not saved yet"
+    solved = {"name": "A", "result": {"status": "optimal", "allocations": [{}]}, "saved_id": "s1"}
+    assert layout.scenario_status("A", solved, False, False) == "solved, saved"
+    assert layout.scenario_status("A", solved, False, True) == "solved, not saved yet"
+    assert layout.scenario_status("A", solved, False, True, solved_as_shown=False) == "not solved yet"

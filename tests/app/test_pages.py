@@ -126,7 +126,7 @@ def test_an_impossible_scenario_shows_the_diagnosis_in_words(demo_run):
     assert not at.exception
     assert any("No allocation can meet every rule" in e.value for e in at.error)
     text = " ".join(m.value for m in at.markdown)
-    assert "No allocation is stable" in text and "pins" in text
+    assert "No allocation is stable" in text and "pinned to" in text
     assert not [m for m in at.metric if m.label == "Mean rank"]  # no numbers for a non-allocation
 
 
@@ -214,6 +214,10 @@ def test_opening_a_saved_scenario_restores_its_settings_and_result(demo_run):
     assert any(o.startswith("Workers only · best possible") for o in box.options)
     box.select(saved_id).run()
     assert not at.exception
+    # "Supervisors only" is not saved: opening another scenario asks first.
+    assert any("unsaved changes to 'Supervisors only' will be lost" in w.value for w in at.sidebar.warning)
+    assert at.slider(key="sc_alpha").value == 100
+    at.sidebar.button(key="sidebar_open_confirm").click().run()
     assert at.slider(key="sc_alpha").value == 0
     assert at.text_input(key="sc_name").value == "Workers only"
     res = at.session_state["result"]
