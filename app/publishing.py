@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from allocator.kpis import setting_text
 from allocator.store.base import PublicationEntry, Scenario
 
 BlockerKind = Literal[
@@ -149,9 +150,9 @@ def history_rows(
         settings = (sc.settings if sc else None) or res.get("settings") or {}
         parts = []
         if "preferencer_weight" in settings:
-            parts.append(f"voice {float(settings['preferencer_weight']):.0%}")
+            parts.append(f"voice {setting_text('preferencer_weight', float(settings['preferencer_weight']))}")
         if "preference_power" in settings:
-            parts.append(f"hurt {float(settings['preference_power']):g}")
+            parts.append(f"hurt {setting_text('preference_power', float(settings['preference_power']))}")
         if settings.get("stability"):
             parts.append("stable")
         rows.append({
