@@ -290,7 +290,8 @@ else:
                      else f"Solving '{name}' again with the current data… {p.elapsed:.1f} s")
             st.status(label, state="running")
             if p.objective is not None:
-                st.caption(f"Best total cost so far: {p.objective:,.2f}. It is published as soon as the solve ends.")
+                st.caption(f"Best total cost so far: {kpis.value_text('objective', p.objective)}. "
+                           "It is published as soon as the solve ends.")
         st.button("Stop", key="pub_resolve_stop", on_click=runner.stop, args=(job["job_id"],),
                   help="Stop the new solve; nothing is saved or published.", disabled=p.stop_requested)
 
@@ -319,8 +320,7 @@ else:
         except StoreError:
             return None
 
-    rows = publishing.history_rows(log, scenario_of, state.who_label,
-                                   lambda v: kpis.value_text("objective", v))
+    rows = publishing.history_rows(log, scenario_of, state.who_label)
     st.dataframe(pd.DataFrame(rows), key="pub_history", hide_index=True, width="stretch", placeholder="–",
                  column_config={
         "When": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", width=120),

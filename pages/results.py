@@ -159,7 +159,7 @@ fill = metrics.get("line_fill") or []
 c1, c2, c3 = st.columns(3)
 c1.metric("Must-be-filled lines filled", f"{metrics.get('mandatory_lines_filled', 0)} of {metrics.get('mandatory_lines', 0)}")
 c2.metric("Lines with empty places", sum(1 for r in fill if r["vacancies"] > 0),
-          help=f"{metrics.get('vacancies', 0)} empty places in all.")
+          help=f"{kpis.value_text('vacancies', metrics.get('vacancies', 0))} empty places in all.")
 c3.metric("Places", metrics.get("places", 0), help=f"For {metrics.get('n_workers', 0)} workers.")
 line_names = {j.id: (j.name or j.id) for j in snap.job_lines}
 st.plotly_chart(derived.fill_figure(rkey, snap_fp, fill, line_names), key="res_fill_chart", width="stretch")
