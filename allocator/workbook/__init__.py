@@ -10,7 +10,7 @@ typed: nothing is neutralised or rewritten on import (a name that starts with ``
 that text), and cell types are only converted where the snapshot needs another type (a
 worker id typed as the number 1001 becomes the text ``"1001"``).
 
-This module is for snapshots only; result exports (CSV/XLSX of allocations) live elsewhere.
+This package is for snapshots only; result exports (CSV/XLSX of allocations) live elsewhere.
 """
 
 from allocator.workbook.layout import PathOrBuffer, WorkbookError
