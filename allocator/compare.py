@@ -1,7 +1,8 @@
 """Comparing scenarios: what differs in their settings, their headline numbers and who moved.
 
 Everything here works on result dicts (``allocator-result/1``, as saved with a scenario), so a
-comparison needs neither the solver nor the database. Labels are in planners' words.
+comparison needs neither the solver nor the database. Labels are in planners' words; the
+headline figures and how they are written are :mod:`allocator.kpis`'s.
 """
 
 from __future__ import annotations
@@ -11,35 +12,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from allocator.kpis import COMPARED, setting_text
 from allocator.scenario import SETTING_LABELS
-
-
-@dataclass(frozen=True)
-class Kpi:
-    key: str
-    label: str
-    better: str  # "higher" or "lower": which way is an improvement
-    kind: str  # "share", "rank", "count" or "number"
-    help: str = ""
-
-
-#: Headline numbers, in the order pages show them.
-KPIS: tuple[Kpi, ...] = (
-    Kpi("first_choice_share", "Got first choice", "higher", "share", "Share of workers on their first choice."),
-    Kpi("top3_choice_share", "Got a top-three choice", "higher", "share", "Share of workers on one of their first three choices."),
-    Kpi("mean_rank", "Mean rank", "lower", "rank",
-        "Average rank workers gave the line they got (1 = first choice), over the workers on lines they "
-        "ranked; workers on a line they did not rank are counted apart."),
-    Kpi("worst_rank", "Worst rank", "lower", "rank",
-        "The lowest rank anyone gave the line they got, over the workers on lines they ranked."),
-    Kpi("workers_on_unranked_lines", "On a line they did not rank", "lower", "count", "Workers placed on a line they did not rank."),
-    Kpi("vacancies", "Vacancies", "lower", "count", "Places left empty across all lines."),
-    Kpi("mandatory_lines_filled", "Must-be-filled lines filled", "higher", "count", "Lines that must be filled and have at least one worker."),
-    Kpi("blocking_pairs", "Blocking pairs", "lower", "count", "Worker and line that would both rather be together than where they are."),
-    Kpi("worker_dissatisfaction_gini", "Unevenness (Gini)", "lower", "number", "0 = everyone equally satisfied; towards 1 = a few carry all the disappointment."),
-    Kpi("preferencer_mean_rank", "Supervisors' mean rank", "lower", "rank", "Average rank supervisors gave the workers they got."),
-)
-KPI_BY_KEY = {k.key: k for k in KPIS}
 
 
 @dataclass(frozen=True)
@@ -154,41 +128,6 @@ def kpi_delta(
     if a is None or b is None:
         return None
     return a - b
-
-
-def is_improvement(key: str, delta: float) -> bool | None:
-    """Whether a change of ``delta`` in KPI ``key`` is better (None for no change)."""
-    if delta == 0:
-        return None
-    better = KPI_BY_KEY[key].better if key in KPI_BY_KEY else "lower"
-    return (delta > 0) == (better == "higher")
-
-
-def format_kpi(key: str, value: float | None) -> str:
-    if value is None:
-        return "–"
-    kind = KPI_BY_KEY[key].kind if key in KPI_BY_KEY else "number"
-    if kind == "share":
-        return f"{value:.0%}"
-    if kind == "count":
-        return f"{int(round(value))}"
-    if kind == "rank":
-        return f"{value:.2f}".rstrip("0").rstrip(".")
-    return f"{value:.3g}"
-
-
-def format_delta(key: str, delta: float | None) -> str | None:
-    """A KPI change as planners read it: shares in percentage points, counts whole."""
-    if delta is None:
-        return None
-    kind = KPI_BY_KEY[key].kind if key in KPI_BY_KEY else "number"
-    if kind == "share":
-        return f"{delta * 100:+.0f} pts"
-    if kind == "count":
-        return f"{delta:+.0f}"
-    if kind == "rank":
-        return f"{delta:+.2f}".rstrip("0").rstrip(".")
-    return f"{delta:+.3g}"
 
 
 def _name(names: Mapping[str, str], id_: str) -> str:
@@ -321,15 +260,7 @@ def settings_diff(views: Sequence[ScenarioView]) -> list[dict[str, Any]]:
 
 def _show_setting(key: str, value: Any) -> str:
     """A setting's value in planners' words, always as text (one type per table column)."""
-    if value is None:
-        return "as in the run"
-    if key == "preferencer_weight" and isinstance(value, int | float):
-        return f"{value:.0%}"
-    if isinstance(value, bool):
-        return _yes_no(value)
-    if isinstance(value, float) and value.is_integer():
-        return f"{value:g}"
-    return str(value)
+    return "as in the run" if value is None else setting_text(key, value)
 
 
 def kpi_table(views: Sequence[ScenarioView], ranked: Pairs | None = None) -> list[dict[str, Any]]:
@@ -340,9 +271,9 @@ def kpi_table(views: Sequence[ScenarioView], ranked: Pairs | None = None) -> lis
     workers on lines they ranked (``ranked``: see :func:`kpi_value`).
     """
     # Each scenario's numbers once (the ranked-lines figures walk every allocation row).
-    values = [{k.key: kpi_value(v.result, k.key, ranked) for k in KPIS} for v in views]
+    values = [{k.key: kpi_value(v.result, k.key, ranked) for k in COMPARED} for v in views]
     rows = []
-    for kpi in KPIS:
+    for kpi in COMPARED:
         row: dict[str, Any] = {"kpi": kpi.label, "key": kpi.key}
         for i, v in enumerate(views):
             row[v.name] = values[i][kpi.key]

@@ -2,19 +2,22 @@
 
 :func:`check` looks at a snapshot and reports
 
+- what makes a solve impossible, taken from the diagnosis's cheap checks
+  (:func:`allocator.diagnosis.precheck`), in its words and by its rules: a worker with no line
+  they can take, a line that must be filled but has no places or nobody who can take it, fewer
+  places than workers, pins that overfill a line;
 - how deep each worker's rank list goes (how many lines they ranked, of how many they may take);
-- workers with no line they may take (every line ineligible or forbidden);
 - workers who ranked lines they may not take (ineligible or forbidden), how many such lines,
   and whose first choice is one of them;
 - short rank lists: workers who ranked fewer than :data:`SHORT_RANK_LIST` lines;
-- lines whose pool of workers who may take them is smaller than what they need: none at all
-  for a line that must be filled, or fewer than its places;
+- lines whose pool of workers who may take them is smaller than their places;
 - lines with few candidates: no more than :data:`FEW_CANDIDATES` workers may take them
   (though enough for their places);
 - supervisors named on a line who ranked nobody (their lines get the neutral rank for everyone).
 
-Every finding carries a message in planners' words that says what is wrong and what to do,
-naming workers and lines by name with their id.
+Every finding is a :class:`~allocator.findings.Finding`: a code, a severity, a message in
+planners' words that says what is wrong and what to do (naming workers and lines by name with
+their id), and the ids of the workers and lines concerned.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from allocator import diagnosis
+from allocator.findings import PROBLEM, WARNING, Finding
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
 
@@ -30,6 +35,17 @@ from allocator.snapshot import RunSnapshot
 SHORT_RANK_LIST = 3
 #: A line that no more than this many workers may take is reported (with places to fill).
 FEW_CANDIDATES = 3
+
+# Codes of the findings health makes itself (the problems carry the diagnosis's codes).
+LINES_SHORT_OF_CANDIDATES = "LINES_SHORT_OF_CANDIDATES"
+WORKERS_RANKED_NOTHING = "WORKERS_RANKED_NOTHING"
+RANKED_LINES_OUT_OF_REACH = "RANKED_LINES_OUT_OF_REACH"
+SHORT_RANK_LISTS = "SHORT_RANK_LISTS"
+LINES_FEW_CANDIDATES = "LINES_FEW_CANDIDATES"
+SUPERVISORS_RANKED_NOBODY = "SUPERVISORS_RANKED_NOBODY"
+
+# The diagnosis codes that name a line that must be filled and cannot be.
+_UNFILLABLE = (diagnosis.MANDATORY_LINE_NO_PLACES, diagnosis.MANDATORY_LINE_NO_WORKER, diagnosis.PINS_BLOCK_MANDATORY)
 
 
 @dataclass(frozen=True)
@@ -56,16 +72,8 @@ class LinePool:
     must_be_filled: bool
     pool: int  # workers who may take it
     short_of_places: bool  # pool < places
-    cannot_fill: bool  # must be filled but nobody may take it
+    cannot_fill: bool  # must be filled, but has no places or nobody may take it (the diagnosis's rule)
     few_candidates: bool = False  # enough for its places, but FEW_CANDIDATES or fewer may take it
-
-
-@dataclass(frozen=True)
-class Finding:
-    severity: str  # "problem": the solve will fail; "warning": it will run, but check
-    message: str
-    worker_ids: tuple[str, ...] = ()
-    job_line_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,7 @@ class HealthReport:
     lines: list[LinePool]
     workers_without_line: list[str]
     lines_short: list[str]  # pool smaller than places
-    mandatory_unfillable: list[str]  # must be filled, empty pool
+    mandatory_unfillable: list[str]  # must be filled, no places or empty pool
     silent_supervisors: list[str]  # named on a line, ranked nobody
     findings: list[Finding] = field(default_factory=list)
     ranking_blocked: list[str] = field(default_factory=list)  # ranked a line they may not take
@@ -87,7 +95,7 @@ class HealthReport:
 
     @property
     def ok(self) -> bool:
-        return not any(f.severity == "problem" for f in self.findings)
+        return not any(f.severity == PROBLEM for f in self.findings)
 
     def depth_histogram(self) -> dict[int, int]:
         """Number of workers by how many lines they ranked."""
@@ -125,6 +133,12 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
     ]
     worker_label = {d.worker_id: d.label for d in depth}
     line_label = {p.line_ids[j]: _label(p.line_names[j], p.line_ids[j]) for j in range(p.n_lines)}
+    # What makes the solve impossible: the diagnosis's own checks, so both name it alike.
+    impossible = [Finding.from_diagnosis(d, PROBLEM) for d in diagnosis.precheck(p)]
+    no_line = [w for f in impossible if f.code == diagnosis.WORKER_NO_LINE for w in f.worker_ids]
+    line_index = {jid: j for j, jid in enumerate(p.line_ids)}
+    unfillable = sorted({jid for f in impossible if f.code in _UNFILLABLE for jid in f.job_line_ids},
+                        key=line_index.__getitem__)
     pool = p.allowed.sum(axis=0)
     lines = [
         LinePool(
@@ -134,45 +148,23 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
             must_be_filled=bool(p.mandatory[j]),
             pool=int(pool[j]),
             short_of_places=bool(pool[j] < p.capacity[j]),
-            cannot_fill=bool(p.mandatory[j] and pool[j] == 0),
+            cannot_fill=p.line_ids[j] in unfillable,
             few_candidates=bool(0 < p.capacity[j] <= pool[j] <= FEW_CANDIDATES),
         )
         for j in range(p.n_lines)
     ]
-    no_line = [p.worker_ids[i] for i in np.flatnonzero(p.allowed.sum(axis=1) == 0)]
     short = [x.job_line_id for x in lines if x.short_of_places]
-    unfillable = [x.job_line_id for x in lines if x.cannot_fill]
 
     named = sorted({q for j in snapshot.job_lines for q in j.preferencer_ids})
     ranking = {r.preferencer_id for r in snapshot.preferencer_preferences}
     silent = [q for q in named if q not in ranking]
 
-    findings: list[Finding] = []
-    if no_line:
-        findings.append(Finding(
-            "problem",
-            f"{len(no_line)} worker(s) may take no job line at all: {_names([worker_label[w] for w in no_line])}. "
-            "Check their qualifications and the lines' eligibility rules, or remove a forbid.",
-            worker_ids=tuple(no_line),
-        ))
-    for jid in unfillable:
-        findings.append(Finding(
-            "problem",
-            f"Job line {line_label[jid]} must be filled, but no worker may take it. Change its eligibility "
-            "rules, or untick 'Must be filled' for it in the scenario.",
-            job_line_ids=(jid,),
-        ))
+    findings: list[Finding] = list(impossible)
     places = int(p.capacity.sum())
-    if places < p.n_workers:
-        findings.append(Finding(
-            "problem",
-            f"There are {p.n_workers} workers but only {places} places in all. "
-            "Add places to some lines before solving.",
-        ))
     shy = [jid for jid in short if jid not in unfillable]
     if shy:
         findings.append(Finding(
-            "warning",
+            LINES_SHORT_OF_CANDIDATES, WARNING,
             f"{len(shy)} job line(s) have fewer workers who may take them than places, so they "
             f"will have vacancies: {_names([line_label[j] for j in shy])}.",
             job_line_ids=tuple(shy),
@@ -180,7 +172,7 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
     no_ranks = [d.worker_id for d in depth if d.ranked == 0]
     if no_ranks:
         findings.append(Finding(
-            "warning",
+            WORKERS_RANKED_NOTHING, WARNING,
             f"{len(no_ranks)} worker(s) ranked no job line: {_names([worker_label[w] for w in no_ranks])}. They will be "
             "placed wherever they cost least to others.",
             worker_ids=tuple(no_ranks),
@@ -196,7 +188,7 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
             for d in ordered
         ]
         findings.append(Finding(
-            "warning",
+            RANKED_LINES_OUT_OF_REACH, WARNING,
             f"{len(stuck)} worker(s) ranked job lines they may not take (not eligible, or forbidden): "
             f"{sum(d.ranked_blocked for d in stuck)} ranked line(s) in all; for {len(stuck_first)} of "
             f"them it is their first choice. {_names(shown, limit=6, sep='; ')}. Check their qualifications "
@@ -207,7 +199,7 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
     if short_lists:
         shown = [f"{d.label}: {d.ranked}" for d in sorted(short_lists, key=lambda d: (d.ranked, d.worker_id))]
         findings.append(Finding(
-            "warning",
+            SHORT_RANK_LISTS, WARNING,
             f"{len(short_lists)} worker(s) ranked fewer than {min(SHORT_RANK_LIST, p.n_lines)} job lines: "
             f"{_names(shown, sep='; ')}. If none of their lines is free, they are placed wherever they cost least "
             "to others: ask them for more.",
@@ -217,14 +209,14 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
     if few:
         shown = [f"{line_label[x.job_line_id]}: {x.pool} for {x.places} place(s)" for x in sorted(few, key=lambda x: (x.pool, x.job_line_id))]
         findings.append(Finding(
-            "warning",
+            LINES_FEW_CANDIDATES, WARNING,
             f"{len(few)} job line(s) have only {FEW_CANDIDATES} or fewer workers who may take them: "
             f"{_names(shown, sep='; ')}. One withdrawal or pin elsewhere may leave them short.",
             job_line_ids=tuple(x.job_line_id for x in few),
         ))
     if silent:
         findings.append(Finding(
-            "warning",
+            SUPERVISORS_RANKED_NOBODY, WARNING,
             f"{len(silent)} supervisor(s) are named on a job line but ranked no worker: "
             f"{_names([repr(q) for q in silent])}. Their lines treat every worker the same on the supervisor side.",
         ))

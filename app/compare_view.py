@@ -13,6 +13,7 @@ from typing import Any
 import headline
 import pandas as pd
 
+from allocator import kpis
 from allocator.compare import (
     MOVE_SHORT,
     RunNames,
@@ -43,10 +44,10 @@ def differs_frame(views: Sequence[ScenarioView], run: RunNames | None = None) ->
 
 def change_cell(key: str, delta: float | None) -> str:
     """A change with which way is better, for the headline table ("–" when unknown)."""
-    text = headline.delta_text(key, delta)
+    text = kpis.delta_text(key, delta)
     if text is None:
         return "–"
-    good = headline.better(key, delta)
+    good = kpis.better(key, delta)
     return text + ("" if good is None else (" ▲ better" if good else " ▼ worse"))
 
 
@@ -66,17 +67,17 @@ def kpi_frame(
     table = []
     for r in kpi_table(views, ranked):
         key = r["key"]
-        row = {"": headline.label(key)}
+        row = {"": kpis.label(key)}
         for i, v in enumerate(views):
             value = r[v.name]
-            row[v.name] = _missing(key, v.result, ranked) if value is None and v.result else headline.value_text(key, value)
+            row[v.name] = _missing(key, v.result, ranked) if value is None and v.result else kpis.value_text(key, value)
             if i > 0:
                 row[f"{v.name}: change"] = change_cell(key, r[f"{v.name} change"])
         table.append(row)
-    cost_row = {"": headline.label("objective")}
+    cost_row = {"": kpis.label("objective")}
     not_comparable = []
     for i, v in enumerate(views):
-        cost_row[v.name] = headline.value_text("objective", kpi_value(v.result, "objective"))
+        cost_row[v.name] = kpis.value_text("objective", kpi_value(v.result, "objective"))
         if i > 0:
             why = headline.cost_not_comparable(sides[v.name], sides[base.name])
             if why:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from allocator.kpis import setting_text
 from allocator.metrics import NOT_RANKED
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -168,11 +169,12 @@ def summary_rows(
     """The summary sheet as ``(what, value, number format)`` rows.
 
     Names the run and the scenario; numbers stay numbers, rounded exactly as the Results page
-    shows them (:func:`headline.shown_value`), with the spreadsheet format that shows them the
+    shows them (:func:`allocator.kpis.shown_value`), with the spreadsheet format that shows them the
     same way. ``snapshot`` fills in the honest rank figures of a result saved before they existed.
     """
     import headline
 
+    from allocator import kpis
     from allocator.scenario import SETTING_LABELS
 
     if snapshot is not None:
@@ -187,16 +189,16 @@ def summary_rows(
         ("Run", run_text, None),
         ("Scenario", scenario_name or "(not named)", None),
         ("Status", STATUS_WORDS.get(status, status), None),
-        ("Total cost", headline.shown_value("objective", result.get("objective")), headline.number_format("objective")),
+        (kpis.label("objective"), kpis.shown_value("objective", result.get("objective")), kpis.number_format("objective")),
     ]
     metrics = result.get("metrics") or {}
-    for key in headline.RESULT_KPIS:
+    for key in kpis.RESULT_KPIS:
         v = metrics.get(key)
-        rows.append((headline.label(key), headline.shown_value(key, v), headline.number_format(key)))
+        rows.append((kpis.label(key), kpis.shown_value(key, v), kpis.number_format(key)))
     settings = result.get("settings") or {}
     for key, label in SETTING_LABELS.items():
         if key in settings:
-            rows.append((label, *headline.setting_value(key, settings[key])))
+            rows.append((label, *kpis.setting_value(key, settings[key])))
     return rows
 
 
@@ -252,6 +254,6 @@ def worker_statement(worker_id: str, result: Mapping[str, Any], snapshot: Any, p
         "",
         "How the allocation was made: every worker and every line were placed at once to make the "
         "total disappointment as small as possible, counting workers' rankings and, with a share of "
-        f"{float(s.get('preferencer_weight', 0)):.0%}, supervisors' rankings.",
+        f"{setting_text('preferencer_weight', float(s.get('preferencer_weight', 0)))}, supervisors' rankings.",
     ]
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from allocator.kpis import setting_text, value_text
 from allocator.store.base import PublicationEntry, Scenario
 
 BlockerKind = Literal[
@@ -139,9 +140,11 @@ def history_rows(
     log: Sequence[PublicationEntry],
     scenario_of: Callable[[str], Scenario | None],
     who: Callable[[str | None], str],
-    cost_text: Callable[[Any], str],
 ) -> list[dict[str, Any]]:
-    """The publication history, newest first: when, who, what, which scenario and which version of it, why."""
+    """The publication history, newest first: when, who, what, which scenario and which version of it, why.
+
+    The total cost is written as every page and export writes it (:func:`allocator.kpis.value_text`).
+    """
     rows = []
     for e in reversed(log):
         sc = scenario_of(e.scenario_id) if e.scenario_id else None
@@ -149,9 +152,9 @@ def history_rows(
         settings = (sc.settings if sc else None) or res.get("settings") or {}
         parts = []
         if "preferencer_weight" in settings:
-            parts.append(f"voice {float(settings['preferencer_weight']):.0%}")
+            parts.append(f"voice {setting_text('preferencer_weight', float(settings['preferencer_weight']))}")
         if "preference_power" in settings:
-            parts.append(f"hurt {float(settings['preference_power']):g}")
+            parts.append(f"hurt {setting_text('preference_power', float(settings['preference_power']))}")
         if settings.get("stability"):
             parts.append("stable")
         rows.append({
@@ -162,7 +165,7 @@ def history_rows(
             "Version": sc.version if sc else None,
             "Reason": e.reason or "",
             "Settings": " · ".join(parts),
-            "Total cost": cost_text(res.get("objective")) if res else "",
+            "Total cost": value_text("objective", res.get("objective")) if res else "",
             "Workers": len(e.allocations),
         })
     return rows

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import derived
-import headline
 import layout
 import pandas as pd
 import publishing
 import state
 import streamlit as st
 
-from allocator import service
+from allocator import kpis, service
 from allocator.metrics import ranked_pairs
 from allocator.solvers.base import SolveOptions
 from allocator.store.base import (
@@ -176,9 +175,11 @@ else:
         st.subheader("What will be written" if not stale else "What was solved on the old data")
         c = st.columns(4)
         c[0].metric("Workers placed", len(allocations))
-        c[1].metric("Got first choice", f"{float(m.get('first_choice_share') or 0):.0%}")
-        c[2].metric("Vacancies", m.get("vacancies", 0))
-        c[3].metric("Must-be-filled lines filled", f"{m.get('mandatory_lines_filled', 0)} of {m.get('mandatory_lines', 0)}")
+        c[1].metric(kpis.label("first_choice_share"), kpis.value_text("first_choice_share", m.get("first_choice_share")))
+        c[2].metric(kpis.label("vacancies"), kpis.value_text("vacancies", m.get("vacancies", 0)))
+        c[3].metric(kpis.label("mandatory_lines_filled"),
+                    f"{kpis.value_text('mandatory_lines_filled', m.get('mandatory_lines_filled', 0))} of "
+                    f"{kpis.value_text('mandatory_lines_filled', m.get('mandatory_lines', 0))}")
         if result.get("status") == "feasible":
             st.warning("This allocation was not proven the best possible (the solve was stopped or ran out of time).")
         wn = {w.id: (w.name or w.id) for w in snap.workers}
@@ -289,7 +290,8 @@ else:
                      else f"Solving '{name}' again with the current data… {p.elapsed:.1f} s")
             st.status(label, state="running")
             if p.objective is not None:
-                st.caption(f"Best total cost so far: {p.objective:,.2f}. It is published as soon as the solve ends.")
+                st.caption(f"Best total cost so far: {kpis.value_text('objective', p.objective)}. "
+                           "It is published as soon as the solve ends.")
         st.button("Stop", key="pub_resolve_stop", on_click=runner.stop, args=(job["job_id"],),
                   help="Stop the new solve; nothing is saved or published.", disabled=p.stop_requested)
 
@@ -318,8 +320,7 @@ else:
         except StoreError:
             return None
 
-    rows = publishing.history_rows(log, scenario_of, state.who_label,
-                                   lambda v: headline.value_text("objective", v))
+    rows = publishing.history_rows(log, scenario_of, state.who_label)
     st.dataframe(pd.DataFrame(rows), key="pub_history", hide_index=True, width="stretch", placeholder="–",
                  column_config={
         "When": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", width=120),

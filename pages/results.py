@@ -12,6 +12,7 @@ import pandas as pd
 import state
 import streamlit as st
 
+from allocator import kpis
 from allocator.compare import kpi_delta, kpi_value
 from allocator.metrics import NOT_RANKED
 from allocator.scenario import SETTING_LABELS
@@ -112,8 +113,8 @@ HEADLINE = ("first_choice_share", "top3_choice_share", "mean_rank_ranked", "wors
             "vacancies", "blocking_pairs")
 cols = st.columns(len(HEADLINE))
 for col, key in zip(cols, HEADLINE, strict=True):
-    col.metric(headline.label(key, short=True), headline.value_text(key, kpi_value(result, key)),
-               help=headline.help_text(key), **shown_delta(key))
+    col.metric(kpis.label(key, short=True), kpis.value_text(key, kpi_value(result, key)),
+               help=kpis.help_text(key), **shown_delta(key))
 
 metrics = result.get("metrics") or {}
 problem = scenario_snap = None
@@ -137,17 +138,17 @@ with left:
                "they did not rank, who have no rank for it.")
 
 with right:
-    st.metric("Unevenness (Gini)",
-              headline.value_text("worker_dissatisfaction_gini", kpi_value(result, "worker_dissatisfaction_gini")),
-              help=headline.help_text("worker_dissatisfaction_gini"), **shown_delta("worker_dissatisfaction_gini"))
+    st.metric(kpis.label("worker_dissatisfaction_gini"),
+              kpis.value_text("worker_dissatisfaction_gini", kpi_value(result, "worker_dissatisfaction_gini")),
+              help=kpis.help_text("worker_dissatisfaction_gini"), **shown_delta("worker_dissatisfaction_gini"))
     st.metric("Supervisors' side: mean rank of the workers they got",
-              headline.value_text("preferencer_mean_rank", kpi_value(result, "preferencer_mean_rank")),
+              kpis.value_text("preferencer_mean_rank", kpi_value(result, "preferencer_mean_rank")),
               help=f"Over the {metrics.get('pairs_with_preferencers', 0)} workers whose line has a supervisor "
                    "ranking. 1 = each supervisor's top-ranked worker.",
               **shown_delta("preferencer_mean_rank"))
     why_not = headline.cost_not_comparable(this_side, baseline_side) if baseline_side is not None else None
-    st.metric("Total cost", headline.value_text("objective", result.get("objective")),
-              help=headline.help_text("objective"),
+    st.metric(kpis.label("objective"), kpis.value_text("objective", result.get("objective")),
+              help=kpis.help_text("objective"),
               **({"delta": None} if why_not else shown_delta("objective")))
     if why_not:
         st.caption(layout.md(why_not))
@@ -158,7 +159,7 @@ fill = metrics.get("line_fill") or []
 c1, c2, c3 = st.columns(3)
 c1.metric("Must-be-filled lines filled", f"{metrics.get('mandatory_lines_filled', 0)} of {metrics.get('mandatory_lines', 0)}")
 c2.metric("Lines with empty places", sum(1 for r in fill if r["vacancies"] > 0),
-          help=f"{metrics.get('vacancies', 0)} empty places in all.")
+          help=f"{kpis.value_text('vacancies', metrics.get('vacancies', 0))} empty places in all.")
 c3.metric("Places", metrics.get("places", 0), help=f"For {metrics.get('n_workers', 0)} workers.")
 line_names = {j.id: (j.name or j.id) for j in snap.job_lines}
 st.plotly_chart(derived.fill_figure(rkey, snap_fp, fill, line_names), key="res_fill_chart", width="stretch")
@@ -274,7 +275,7 @@ with st.expander("A worker's one-page statement"):
 
 with st.expander("Settings of this scenario"):
     st.dataframe(
-        pd.DataFrame([{"Setting": SETTING_LABELS[k], "Value": headline.setting_text(k, v)}
+        pd.DataFrame([{"Setting": SETTING_LABELS[k], "Value": kpis.setting_text(k, v)}
                       for k, v in res["settings"].items() if k in SETTING_LABELS]),
         key="res_settings", hide_index=True,
     )

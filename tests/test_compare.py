@@ -10,9 +10,6 @@ from allocator.compare import (
     MOVE_KINDS,
     RunNames,
     ScenarioView,
-    format_delta,
-    format_kpi,
-    is_improvement,
     kpi_delta,
     kpi_table,
     kpi_value,
@@ -30,6 +27,9 @@ from allocator.compare import (
 )
 from allocator.demo import demo_snapshot
 from allocator.engine import solve
+from allocator.kpis import better as is_improvement
+from allocator.kpis import delta_text as format_delta
+from allocator.kpis import value_text as format_kpi
 from allocator.scenario import apply
 from allocator.snapshot import RunSnapshot
 from benchmarks.instances import generate_instance
@@ -150,8 +150,11 @@ def test_improvement_direction_and_formats():
     assert format_kpi("mean_rank", None) == "–"
     assert format_delta("first_choice_share", -0.36) == "-36 pts"
     assert format_delta("worst_rank", 2.0) == "+2" and format_delta("mean_rank", 4.294) == "+4.29"
-    assert format_delta("vacancies", 0.0) == "+0" and format_delta("vacancies", None) is None
-    assert format_delta("objective", 2132.6) == "+2.13e+03"
+    # One vocabulary with the pages and the exports (allocator.kpis): no "+0", no "2.13e+03",
+    # and the Gini with the two decimals the page shows.
+    assert format_delta("vacancies", 0.0) == "no change" and format_delta("vacancies", None) is None
+    assert format_delta("objective", 2132.6) == "+2,132.60"
+    assert format_kpi("worker_dissatisfaction_gini", 0.456) == "0.46"
 
 
 def test_rank_distributions_line_up_and_keep_totals(two_results):

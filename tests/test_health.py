@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from allocator.demo import demo_snapshot
+from allocator.diagnosis import precheck
 from allocator.engine import solve
+from allocator.findings import Finding
 from allocator.health import check
+from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
 from tests.named_runs import L, W, prefs, snap
 
@@ -45,7 +48,7 @@ def test_every_finding_of_a_sick_run():
     assert h.depth_histogram() == {0: 1, 1: 2, 3: 1}
     assert not h.ok
     text = " ".join(f.message for f in h.findings)
-    assert "'w4'" in text and "'j3' must be filled, but no worker may take it" in text
+    assert "'w4'" in text and "'j3' must be filled, but no worker (doctor) can take it" in text
     assert "'silent'" in text and "'w3'" in text
 
 
@@ -74,7 +77,7 @@ def test_pins_and_forbids_shrink_the_pools():
 def test_too_few_places_in_all_is_a_problem():
     h = check(snap(W("w1", "w2", "w3"), L(("j1", 1), ("j2", 1))))
     assert not h.ok
-    assert any("3 workers but only 2 places" in f.message for f in h.findings)
+    assert any("3 workers (doctors) but its job lines have only 2 places" in f.message for f in h.findings)
 
 
 def test_the_demo_run_is_healthy():
@@ -137,5 +140,38 @@ def test_short_rank_lists_and_lines_with_few_candidates_are_named():
 
 def test_a_worker_without_a_name_is_named_by_id():
     h = check(sick_run())
-    (f,) = [f for f in h.findings if "may take no job line" in f.message]
+    (f,) = [f for f in h.findings if "has no job line they can take" in f.message]
     assert "'w4'" in f.message and "None" not in f.message
+
+
+def test_what_cannot_be_solved_is_the_diagnosis_prechecks_word_for_word():
+    s = sick_run()
+    h = check(s)
+    expected = [Finding.from_diagnosis(d) for d in precheck(ProblemData.from_snapshot(s))]
+    assert expected and [f for f in h.findings if f.severity == "problem"] == expected
+    assert {f.code for f in expected} == {"WORKER_NO_LINE", "MANDATORY_LINE_NO_WORKER"}
+    assert all(f.code and f.severity in ("problem", "warning") for f in h.findings)
+    warnings = {f.code: f for f in h.findings if f.severity == "warning"}
+    assert list(warnings) == ["LINES_SHORT_OF_CANDIDATES", "WORKERS_RANKED_NOTHING", "RANKED_LINES_OUT_OF_REACH",
+                              "SHORT_RANK_LISTS", "LINES_FEW_CANDIDATES", "SUPERVISORS_RANKED_NOBODY"]
+    assert warnings["LINES_SHORT_OF_CANDIDATES"].job_line_ids == ("j2",)  # j3 is a problem, not also a warning
+    assert warnings["WORKERS_RANKED_NOTHING"].worker_ids == ("w3",)
+
+
+def test_a_line_without_places_counts_as_the_engine_counts_it():
+    """A must-be-filled line with no places cannot be filled, whoever may take it; a worker whose
+    only lines have no places has no line. Health once looked only at who may take a line."""
+    s = snap(
+        W("w1", "w2"), L(("j1", 2), ("j2", 0, True), ("j3", 0)),
+        eligibility=[{"job_line_id": "j1", "excluded_worker_ids": ["w2"]}],
+    )
+    h = check(s)
+    assert not h.ok
+    assert h.mandatory_unfillable == ["j2"] and h.workers_without_line == ["w2"]
+    assert {x.job_line_id: x.cannot_fill for x in h.lines} == {"j1": False, "j2": True, "j3": False}
+    codes = {f.code: f for f in h.findings if f.severity == "problem"}
+    assert set(codes) == {"MANDATORY_LINE_NO_PLACES", "WORKER_NO_LINE"}
+    assert codes["WORKER_NO_LINE"].worker_ids == ("w2",) and codes["MANDATORY_LINE_NO_PLACES"].job_line_ids == ("j2",)
+    res = solve(s).to_dict()
+    assert res["status"] == "infeasible"
+    assert {d["code"] for d in res["diagnosis"]} == set(codes)

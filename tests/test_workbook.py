@@ -1,4 +1,4 @@
-"""The snapshot workbook (allocator/workbook.py): round trips, template, and every error path."""
+"""The snapshot workbook (allocator/workbook/): round trips, template, and every error path."""
 
 from __future__ import annotations
 
