@@ -9,7 +9,7 @@ import layout
 import state
 import streamlit as st
 
-from allocator import service
+from allocator import kpis, service
 from allocator.scenario import ScenarioOverrides
 from allocator.solvers.base import SolveOptions
 
@@ -281,7 +281,7 @@ def progress_panel() -> None:
             with st.container(border=True):
                 m1, m2, m3 = st.columns(3)
                 m1.metric("Elapsed", f"{p.elapsed:.1f} s")
-                m2.metric("Best total cost so far", "–" if p.objective is None else f"{p.objective:,.2f}")
+                m2.metric("Best total cost so far", kpis.value_text("objective", p.objective))
                 gap = None if p.objective is None or p.bound is None else max(p.objective - p.bound, 0.0)
                 m3.metric("Left to prove", "–" if gap is None else f"{gap:,.2f}",
                           help="How far the best allocation could still be from the best possible.")
