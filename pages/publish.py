@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compare_view
 import derived
 import layout
 import pandas as pd
@@ -10,6 +11,7 @@ import state
 import streamlit as st
 
 from allocator import kpis, service
+from allocator.compare import RunNames, ScenarioView
 from allocator.metrics import ranked_pairs
 from allocator.solvers.base import SolveOptions
 from allocator.store.base import (
@@ -169,6 +171,22 @@ else:
         st.warning(publishing.stale_note(layout.md(title), sc.created_at), icon=":material/update:")
     elif n_stale:
         st.caption(f"{n_stale} saved scenario(s) of this run were solved on older data; the list marks them.")
+
+    # What the scenario changes from the run's own data and settings (lifted run pins and forbids
+    # included): a planner publishes these as much as the allocation.
+    changes = compare_view.differs_frame(
+        [ScenarioView("The run", None, snap.settings.model_dump(), {}),
+         ScenarioView("This scenario", result, {**snap.settings.model_dump(), **dict(sc.settings or {})},
+                      dict(sc.overrides or {}))],
+        RunNames.of(snap))
+    st.subheader("What this scenario changes")
+    if len(changes):
+        st.dataframe(changes, key="pub_changes", hide_index=True, width="stretch",
+                     column_config={"Change": st.column_config.TextColumn(width=440)})
+        st.caption(f"{len(changes)} change(s) from the run's own settings and data: each setting, line, pin, "
+                   "forbid and organisation priority, and each of the run's own pins or forbids it lifts.")
+    else:
+        st.caption("None: the run's own settings and data, as imported.")
 
     if allocations:
         m = result.get("metrics") or {}

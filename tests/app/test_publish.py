@@ -289,3 +289,27 @@ def test_results_say_at_once_that_the_solve_is_of_older_data(demo_run, app_db):
     change_run_data(app_db, demo_run, MORE_PLACES)
     at.run()
     assert any("data has changed since this scenario was solved" in w for w in texts(at.warning)), texts(at.warning)
+
+
+def test_publish_lists_what_the_scenario_changes_lifted_run_pins_included(demo_run, db_store):
+    from allocator.engine import solve
+    from allocator.scenario import apply
+
+    run = db_store.load_run(demo_run)
+    pin = run.pins[0]
+    line = run.job_lines[0]
+    over = {"lifted_pins": [pin.model_dump()],
+            "lines": [{"job_line_id": line.id, "max_n_workers": line.max_n_workers + 1}]}
+    settings = {"preferencer_weight": 0.5}
+    result = solve(apply(run, settings, over)).to_dict()
+    db_store.save_scenario(demo_run, "Lifted", settings, over, result, input_fingerprint(run))
+    at = open_app(demo_run, "publish")
+    at.selectbox(key="pub_scenario").run()
+    assert not at.exception, at.exception
+    (changes,) = [df.value for df in at.dataframe if "Change" in df.value.columns]
+    rows = changes.set_index("Change")["This scenario"].to_dict()
+    names = {w.id: w.name for w in run.workers} | {j.id: j.name for j in run.job_lines}
+    assert rows[f"The run's pin of {names[pin.worker_id]} to {names[pin.job_line_id]}"] == "lifted"
+    assert rows[f"Places on {line.name}"] == str(line.max_n_workers + 1)
+    assert rows["Supervisor voice"] == "50%"
+    assert len(rows) == 3
