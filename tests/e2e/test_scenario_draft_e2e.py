@@ -65,6 +65,23 @@ def eventually(check, timeout: float = 15.0) -> None:
         time.sleep(0.25)
 
 
+def type_until(page, row: int, text: str, check, tries: int = 3) -> None:
+    """Type into a Places cell until ``check()`` holds.
+
+    Typing into the canvas grid can lose the keystrokes when the browser is slow to open the
+    cell's editor (seen under heavy load); what the page does with a value that did arrive is
+    what this test checks, so a lost keystroke is typed again, up to ``tries`` times.
+    """
+    for attempt in range(tries):
+        type_in_places(page, row, text)
+        try:
+            eventually(check, timeout=10.0 if attempt < tries - 1 else 20.0)
+            return
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
+
+
 def main_text(page) -> str:
     return page.locator('[data-testid="stMain"]').inner_text()
 
@@ -73,8 +90,7 @@ def test_places_typed_in_the_browser_are_kept_and_checked(page, dashboard):
     open_dashboard(page, dashboard.url)
     open_page(page, "Scenario")
     before = first_line_places(page)
-    type_in_places(page, 0, "2.7")
-    eventually(lambda: "you typed 2.7" in main_text(page))
+    type_until(page, 0, "2.7", lambda: "you typed 2.7" in main_text(page))
     assert keyed(page, "sc_solve").get_by_role("button").is_disabled()
     full_page_screenshot(page, "draft-01-places-refused")
 
@@ -83,8 +99,7 @@ def test_places_typed_in_the_browser_are_kept_and_checked(page, dashboard):
     assert "you typed 2.7" in main_text(page)
     assert first_line_places(page) == "2.7"
 
-    type_in_places(page, 0, "3")
-    eventually(lambda: "you typed" not in main_text(page))
+    type_until(page, 0, "3", lambda: "you typed" not in main_text(page) and first_line_places(page) == "3")
     assert first_line_places(page) == "3"
     assert "Unsaved changes" in sidebar_text(page)
     open_page(page, "Eligibility")
