@@ -107,7 +107,7 @@ class ProblemData:
         li = {j: k for k, j in enumerate(line_ids)}
         m, n = len(worker_ids), len(line_ids)
 
-        rules = RuleSet.from_snapshot(snap)
+        rules = RuleSet.from_entries(snap.eligibility)
         worker_tags = [sorted(set(w.qualification_ids)) for w in workers]
         reason = eligibility_matrix(worker_ids, worker_tags, line_ids, rules)
 

@@ -31,6 +31,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from allocator.eligibility import RuleSet
+
 FORMAT = "allocator-run/1"
 
 # -- limits (run-snapshot.md, "Limits") -------------------------------------------------------
@@ -634,9 +636,7 @@ def _check_references(
 
     # Pins must name an eligible, unforbidden pair.
     if s.pins:
-        from allocator.eligibility import RuleSet  # local: eligibility imports this module
-
-        rules = RuleSet.from_snapshot(s)
+        rules = RuleSet.from_entries(s.eligibility)
         tags = {w.id: set(w.qualification_ids) for w in s.workers}
         for i, p in enumerate(s.pins):
             if (p.worker_id, p.job_line_id) in forbidden:
