@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field
 import allocator
 from allocator import service
 from allocator.config import Settings, get_settings
-from allocator.store.base import DatabaseUnavailableError, RunNotFoundError, RunStore, StoreError
+from allocator.service import DatabaseUnavailableError, RunNotFoundError, RunStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -362,9 +362,7 @@ def _threads(settings: Settings) -> int | None:
 
 
 def _options(threads: int | None):
-    from allocator.solvers.base import SolveOptions
-
-    return SolveOptions() if threads is None else SolveOptions(threads=threads)
+    return service.solve_options(threads=threads)
 
 
 def _solve_in_background(store: RunStore, claimed: Any, worker: str, threads: int | None) -> None:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from allocator.snapshot import RunSnapshot, SnapshotError, load_snapshot
 from allocator.store.base import (
     AccessDeniedError,
+    AlreadyPublishedError,
     ClaimedRun,
     ClaimLostError,
     DatabaseUnavailableError,
@@ -49,6 +50,7 @@ from allocator.store.base import (
     LateWorker,
     PublicationEntry,
     PublishOutcome,
+    PublishRefusedError,
     RunBusyError,
     RunChange,
     RunNotFoundError,
@@ -56,7 +58,9 @@ from allocator.store.base import (
     RunSummary,
     Scenario,
     ScenarioNotFoundError,
+    StaleScenarioError,
     StoreError,
+    input_fingerprint,
 )
 
 if TYPE_CHECKING:
@@ -68,12 +72,14 @@ __all__ = [
     # The store's types and errors, re-exported so that entry points (the command line, the
     # API, the pages) never import allocator.store or allocator.db themselves.
     "AccessDeniedError",
+    "AlreadyPublishedError",
     "ClaimLostError",
     "DatabaseUnavailableError",
     "InvalidSnapshotError",
     "LateWorker",
     "PublicationEntry",
     "PublishOutcome",
+    "PublishRefusedError",
     "RunBusyError",
     "RunChange",
     "RunNotFoundError",
@@ -81,9 +87,12 @@ __all__ = [
     "RunSummary",
     "Scenario",
     "ScenarioNotFoundError",
+    "StaleScenarioError",
     "SnapshotError",
     "StoreError",
     "database_url",
+    "input_fingerprint",
+    "supabase_store",
     "demo_snapshot",
     "explain_snapshot",
     "migrate_database",
@@ -182,6 +191,13 @@ def open_store(settings: Settings | None = None, *, load_demo: bool = False, fai
     return _open_store(settings, load_demo=load_demo, fail_fast=fail_fast)
 
 
+def supabase_store(client: Any) -> RunStore:
+    """The store of a signed-in planner's own Supabase client (row-level security applies)."""
+    from allocator.store.supabase import SupabaseStore
+
+    return SupabaseStore(client)
+
+
 def list_runs(store: RunStore) -> list[RunSummary]:
     """Every run the caller may see, newest first."""
     return store.list_runs()
@@ -216,16 +232,19 @@ def solve_options(
     settings: Settings | None = None,
     *,
     threads: int | None = None,
-    time_limit: float | None = None,
     initial_allocation: Mapping[str, str] | None = None,
     cpsat_parameters: Mapping[str, Any] | None = None,
+    callbacks: Any = None,
 ) -> SolveOptions:
     """The solver options of every entry point, built in this one place.
 
     ``threads``: the caller's own (a ``--threads`` flag), else the configuration's
-    ``ALLOCATOR_SOLVER_THREADS`` when ``settings`` are given, else 2. ``time_limit`` only when a
-    caller explicitly overrides the run's ``max_seconds`` (see :class:`SolveOptions`).
-    Raises ValueError (a planner-readable message) for a value the options refuse.
+    ``ALLOCATOR_SOLVER_THREADS`` when ``settings`` are given, else 2. There is no time limit
+    here: the run's ``settings.max_seconds`` is the one time limit (the engine sets the
+    options' budget from it; ``allocator solve --time-limit`` sets ``max_seconds``).
+    ``initial_allocation`` (worker id to job line id) is where CP-SAT starts, e.g. the last
+    answer; ``cpsat_parameters`` lie over CP-SAT's defaults. Raises ValueError (a
+    planner-readable message) for a value the options refuse (:class:`SolveOptions`).
     """
     from allocator.solvers.base import SolveOptions
 
@@ -234,12 +253,12 @@ def solve_options(
     kwargs: dict[str, Any] = {}
     if threads is not None:
         kwargs["threads"] = threads
-    if time_limit is not None:
-        kwargs["time_limit"] = time_limit
     if initial_allocation is not None:
-        kwargs["initial_allocation"] = initial_allocation
+        kwargs["initial_allocation"] = dict(initial_allocation)
     if cpsat_parameters is not None:
-        kwargs["cpsat_parameters"] = cpsat_parameters
+        kwargs["cpsat_parameters"] = dict(cpsat_parameters)
+    if callbacks is not None:
+        kwargs["callbacks"] = callbacks
     return SolveOptions(**kwargs)
 
 
@@ -860,11 +879,7 @@ def resolve_and_publish(
     next version and publish it (the older versions stay). Nothing is written unless all of it
     succeeds; see :func:`prepare_resolve` and :func:`publish_resolved` for the refusals."""
     plan = prepare_resolve(store, run_id, scenario_id, supersede=supersede, reason=reason)
-    if options is None:
-        from allocator.solvers.base import SolveOptions
-
-        options = SolveOptions(time_limit=plan.snapshot.settings.max_seconds)
-    result = solve_snapshot(plan.snapshot, options)
+    result = solve_snapshot(plan.snapshot, options or solve_options())
     return publish_resolved(
         store, plan, result, reason=reason, supersede=supersede, published_by=published_by
     )
