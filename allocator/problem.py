@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from allocator.eligibility import ELIGIBLE_REASONS, Reason, RuleSet, Verdict, eligibility_matrix
-from allocator.snapshot import RunSnapshot, Settings
+from allocator.snapshot import RunSettings, RunSnapshot
 
 
 def fractional_ranks(group: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +73,7 @@ class ProblemData:
     """Dense, solver-free data of one solve. Build with :meth:`from_snapshot`."""
 
     snapshot: RunSnapshot
-    settings: Settings
+    settings: RunSettings
     worker_ids: list[str]
     line_ids: list[str]
     worker_names: list[str]

@@ -64,7 +64,7 @@ from allocator.store.base import (
 )
 
 if TYPE_CHECKING:
-    from allocator.config import Settings
+    from allocator.config import AppConfig
     from allocator.engine import Result
     from allocator.solvers.base import SolveOptions
 
@@ -174,7 +174,7 @@ class ServiceError(Exception):
 # --------------------------------------------------------------------------- the store
 
 
-def open_store(settings: Settings | None = None, *, load_demo: bool = False, fail_fast: bool = False) -> RunStore:
+def open_store(settings: AppConfig | None = None, *, load_demo: bool = False, fail_fast: bool = False) -> RunStore:
     """Open the store the configuration names.
 
     ``ALLOCATOR_DATABASE_URL`` gives the ``postgres`` store on that database;
@@ -218,18 +218,14 @@ def get_run(store: RunStore, run_id: str) -> RunSummary:
 
 def ping(store: RunStore) -> None:
     """Raise if the store's database cannot be reached (a cheap query when it has one)."""
-    check = getattr(store, "ping", None)
-    if callable(check):
-        check()
-    else:
-        store.list_runs()
+    store.ping()
 
 
 # --------------------------------------------------------------------------- solving
 
 
 def solve_options(
-    settings: Settings | None = None,
+    settings: AppConfig | None = None,
     *,
     threads: int | None = None,
     initial_allocation: Mapping[str, str] | None = None,
@@ -570,13 +566,7 @@ def _find_summary(store: RunStore, run_id: str) -> RunSummary | None:
         wanted = str(uuid.UUID(str(run_id)))
     except ValueError:
         return None
-    direct = getattr(store, "get_run", None)
-    if callable(direct):  # one indexed read instead of every run
-        return direct(wanted)
-    for summary in store.list_runs():
-        if summary.id == wanted:
-            return summary
-    return None
+    return store.get_run(wanted)
 
 
 def _solve_claimed(
@@ -1275,7 +1265,7 @@ def demo_snapshot(*, workers: int = 140, lines: int | None = None, seed: int = 1
 # --------------------------------------------------------------------------- the database
 
 
-def migrate_database(settings: Settings | None = None) -> tuple[str, list[str]]:
+def migrate_database(settings: AppConfig | None = None) -> tuple[str, list[str]]:
     """Apply the migrations the configured database lacks; return its URL and what was applied.
 
     The embedded database is started first when it is the one configured. A Supabase project
@@ -1308,7 +1298,7 @@ def migrate_database(settings: Settings | None = None) -> tuple[str, list[str]]:
         raise error_from_sqlstate(exc.sqlstate, f"{type(exc).__name__}: {str(exc).strip()}") from None
 
 
-def database_url(settings: Settings | None = None) -> tuple[str, str | None]:
+def database_url(settings: AppConfig | None = None) -> tuple[str, str | None]:
     """The address of the configured database (the embedded one is started), and a note on it.
 
     The URL carries its password; mask it before showing it. The note says what kind of

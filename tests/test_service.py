@@ -267,16 +267,16 @@ def test_save_scenario_needs_a_name(store):
 
 
 def test_open_store_follows_the_configuration(db):
-    from allocator.config import Settings
+    from allocator.config import AppConfig
     from allocator.store.supabase import SupabaseStore
 
-    pg = service.open_store(Settings(database_url=db, supabase_url="https://x.supabase.co", supabase_key="k", _env_file=None))
+    pg = service.open_store(AppConfig(database_url=db, supabase_url="https://x.supabase.co", supabase_key="k", _env_file=None))
     try:
         assert isinstance(pg, PostgresStore)  # a database URL wins over a Supabase project
         service.ping(pg)
     finally:
         pg.close()
-    sb = service.open_store(Settings(database_url=None, supabase_url="https://x.supabase.co", supabase_key="k", _env_file=None))
+    sb = service.open_store(AppConfig(database_url=None, supabase_url="https://x.supabase.co", supabase_key="k", _env_file=None))
     assert isinstance(sb, SupabaseStore)
 
 
