@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from named_runs import L, W, assignment, pprefs, prefs, problem, tiny_runs, valid_assignments
 
 from allocator.metrics import (
     choice_numbers,
@@ -18,6 +17,16 @@ from allocator.metrics import (
     rank_distribution,
     rank_metrics_of_result,
     round_sig,
+)
+from tests.helpers.named_runs import (
+    L,
+    W,
+    assignment,
+    pprefs,
+    prefs,
+    problem,
+    tiny_runs,
+    valid_assignments,
 )
 
 
