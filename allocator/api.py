@@ -37,8 +37,8 @@ from pydantic import BaseModel, Field
 
 import allocator
 from allocator import service
-from allocator.config import Settings, get_settings
-from allocator.store.base import DatabaseUnavailableError, RunNotFoundError, RunStore, StoreError
+from allocator.config import AppConfig, get_settings
+from allocator.service import DatabaseUnavailableError, RunNotFoundError, RunStore, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ class _HealthProbe:
 
 
 def create_app(
-    settings: Settings | None = None,
+    settings: AppConfig | None = None,
     *,
     store_factory: Callable[[], RunStore] | None = None,
     worker: str | None = None,
@@ -357,14 +357,12 @@ def create_app(
     return app
 
 
-def _threads(settings: Settings) -> int | None:
+def _threads(settings: AppConfig) -> int | None:
     return settings.solver_threads
 
 
 def _options(threads: int | None):
-    from allocator.solvers.base import SolveOptions
-
-    return SolveOptions() if threads is None else SolveOptions(threads=threads)
+    return service.solve_options(threads=threads)
 
 
 def _solve_in_background(store: RunStore, claimed: Any, worker: str, threads: int | None) -> None:

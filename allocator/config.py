@@ -1,6 +1,6 @@
 """Configuration: environment variables, a ``.env`` file, or ``.streamlit/secrets.toml``.
 
-Precedence, highest first: arguments to :class:`Settings`, environment, ``.env``,
+Precedence, highest first: arguments to :class:`AppConfig`, environment, ``.env``,
 ``.streamlit/secrets.toml`` (both read from the current directory). Each setting is named
 by its environment variable; in ``secrets.toml`` the same names are top-level keys (lower
 case is accepted too).
@@ -33,8 +33,9 @@ def _names(env: str) -> AliasChoices:
     return AliasChoices(env, env.lower())
 
 
-class Settings(BaseSettings):
-    """The project's settings. Secrets are :class:`~pydantic.SecretStr` (not printed)."""
+class AppConfig(BaseSettings):
+    """The environment's configuration (not a run's settings: those are
+    :class:`allocator.snapshot.RunSettings`). Secrets are :class:`~pydantic.SecretStr` (not printed)."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -95,12 +96,12 @@ class Settings(BaseSettings):
         return platformdirs.user_data_path("allocator", appauthor=False)
 
 
-def get_settings(**overrides: object) -> Settings:
+def get_settings(**overrides: object) -> AppConfig:
     """Read the settings now (not cached: tests and the CLI change the environment)."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    return AppConfig(**overrides)  # type: ignore[arg-type]
 
 
-def store_choice(settings: Settings | None = None) -> StoreChoice:
+def store_choice(settings: AppConfig | None = None) -> StoreChoice:
     """Which store to use: a database URL, else a Supabase project, else the embedded database."""
     settings = settings or get_settings()
     if settings.database_url is not None:

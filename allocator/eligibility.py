@@ -7,14 +7,33 @@ two agree on random runs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from allocator.snapshot import RunSnapshot
+
+class EligibilityEntry(Protocol):
+    """One job line's eligibility rules, as the snapshot's ``eligibility`` list holds them.
+
+    A protocol, so that this module needs nothing from :mod:`allocator.snapshot` (which
+    imports this one to check its pins).
+    """
+
+    job_line_id: str
+    included_worker_ids: Sequence[str]
+    excluded_worker_ids: Sequence[str]
+    included_qualification_ids: Sequence[str]
+    excluded_qualification_ids: Sequence[str]
+
+
+class HasEligibility(Protocol):
+    """Anything with an ``eligibility`` list: a run snapshot."""
+
+    @property
+    def eligibility(self) -> Sequence[EligibilityEntry]: ...
 
 
 class Reason(IntEnum):
@@ -99,9 +118,10 @@ class RuleSet:
         self._rules = rules
 
     @classmethod
-    def from_snapshot(cls, snap: RunSnapshot) -> RuleSet:
+    def from_entries(cls, entries: Iterable[EligibilityEntry]) -> RuleSet:
+        """The rules of a run from its eligibility entries (one per job line)."""
         rules = {}
-        for e in snap.eligibility:
+        for e in entries:
             rules[e.job_line_id] = LineRules(
                 included_workers=frozenset(e.included_worker_ids),
                 excluded_workers=frozenset(e.excluded_worker_ids),
@@ -109,6 +129,11 @@ class RuleSet:
                 excluded_tags=tuple(sorted(set(e.excluded_qualification_ids))),
             )
         return cls(rules)
+
+    @classmethod
+    def from_snapshot(cls, snap: HasEligibility) -> RuleSet:
+        """The rules of a run snapshot (:meth:`from_entries` of its ``eligibility``)."""
+        return cls.from_entries(snap.eligibility)
 
     def for_line(self, job_line_id: str) -> LineRules:
         return self._rules.get(job_line_id, LineRules())

@@ -193,11 +193,12 @@ class JobRunner:
     def submit(self, snapshot: Any, options: SolveOptions | None = None, *, label: str = "") -> str:
         """Queue a solve of ``snapshot``; return its job id at once.
 
-        ``options`` gives threads, time limit and callbacks of the caller's own; the runner
+        ``options`` gives threads and callbacks of the caller's own (the time limit is the
+        snapshot's ``max_seconds``, which the engine applies); the runner
         chains its recorder in front of those callbacks and uses its own stop event, so the
         caller's options object is never changed.
         """
-        base = options or SolveOptions(time_limit=_time_limit(snapshot))
+        base = options or SolveOptions()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the job runner has been shut down")
@@ -349,11 +350,6 @@ class JobRunner:
             job.error = message
             self._running = None
             self._finish(job, JobStatus.FAILED)
-
-
-def _time_limit(snapshot: Any) -> float:
-    settings = getattr(snapshot, "settings", None)
-    return float(getattr(settings, "max_seconds", 60.0))
 
 
 _default: JobRunner | None = None

@@ -273,3 +273,12 @@ def setting_text(key: str, value: Any) -> str:
     if isinstance(v, float):
         return f"{v:g}"
     return str(v)
+
+
+def ordinal(k: int) -> str:
+    """``k`` as an English ordinal: 1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, 21st, 111th.
+
+    The one spelling of "their 2nd choice" for the results, the statements and the exports.
+    """
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"

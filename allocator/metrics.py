@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from allocator.kpis import ordinal
 from allocator.stability import blocking_mask
 
 if TYPE_CHECKING:
@@ -85,14 +86,6 @@ def gini(values: np.ndarray) -> float:
     return float((2.0 * (i * x).sum()) / (n * total) - (n + 1.0) / n)
 
 
-def _ordinal(k: int) -> str:
-    if 10 <= k % 100 <= 20:
-        suffix = "th"
-    else:
-        suffix = {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
-    return f"{k}{suffix}"
-
-
 def rank_distribution(problem: ProblemData, assignment: np.ndarray) -> list[dict[str, Any]]:
     """How many workers got their 1st, 2nd, ... choice, and how many an unranked line.
 
@@ -105,7 +98,7 @@ def rank_distribution(problem: ProblemData, assignment: np.ndarray) -> list[dict
     top = int(ranked.max()) if ranked.size else 0
     counts = np.bincount(ranked, minlength=top + 1) if top else np.zeros(1, dtype=np.int64)
     out: list[dict[str, Any]] = [
-        {"choice": k, "label": f"{_ordinal(k)} choice", "workers": int(counts[k])}
+        {"choice": k, "label": f"{ordinal(k)} choice", "workers": int(counts[k])}
         for k in range(1, top + 1)
     ]
     out.append({"choice": UNRANKED, "label": "unranked line", "workers": int((choice == 0).sum())})

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from allocator.eligibility import ELIGIBLE_REASONS, Reason, RuleSet, Verdict, eligibility_matrix
-from allocator.snapshot import RunSnapshot, Settings
+from allocator.snapshot import RunSettings, RunSnapshot
 
 
 def fractional_ranks(group: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +73,7 @@ class ProblemData:
     """Dense, solver-free data of one solve. Build with :meth:`from_snapshot`."""
 
     snapshot: RunSnapshot
-    settings: Settings
+    settings: RunSettings
     worker_ids: list[str]
     line_ids: list[str]
     worker_names: list[str]
@@ -107,7 +107,7 @@ class ProblemData:
         li = {j: k for k, j in enumerate(line_ids)}
         m, n = len(worker_ids), len(line_ids)
 
-        rules = RuleSet.from_snapshot(snap)
+        rules = RuleSet.from_entries(snap.eligibility)
         worker_tags = [sorted(set(w.qualification_ids)) for w in workers]
         reason = eligibility_matrix(worker_ids, worker_tags, line_ids, rules)
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from allocator.diagnosis import Diagnosis, line_label, worker_label
+from allocator.kpis import ordinal
 from allocator.metrics import choice_numbers, compute_metrics, round_sig
 from allocator.solvers.base import Status
 
@@ -26,12 +27,18 @@ FORMAT = "allocator-result/1"
 
 @dataclass(frozen=True)
 class Allocation:
-    """One worker's line: ``worker_rank`` is their fractional rank for it, ``cost`` the pair's cost."""
+    """One worker's line, with snapshot (external) ids: ``worker_rank`` is their fractional
+    rank for it, ``cost`` the pair's cost.
+
+    The one allocation type: a solve's result and the store's rows alike
+    (:mod:`allocator.store` re-exports it). A solve always fills ``worker_rank`` and ``cost``;
+    a stored row may lack them (None).
+    """
 
     worker_id: str
     job_line_id: str
-    worker_rank: float
-    cost: float
+    worker_rank: float | None = None
+    cost: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -349,7 +356,7 @@ class Explanation:
     def __str__(self) -> str:
         # A line they did not rank has no rank they gave: say so, never its shared rank.
         which = (
-            f"their {_ordinal(self.choice)} choice (rank {_fmt(self.worker_rank)})"
+            f"their {ordinal(self.choice)} choice (rank {_fmt(self.worker_rank)})"
             if self.choice
             else "a line they did not rank (not ranked)"
         )
@@ -387,11 +394,6 @@ class Explanation:
 def _line_label(b: dict[str, Any]) -> str:
     name, id_ = b.get("job_line_name") or b["job_line_id"], b["job_line_id"]
     return f"'{name}' ({id_})" if name != id_ else f"'{id_}'"
-
-
-def _ordinal(k: int) -> str:
-    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
-    return f"{k}{suffix}"
 
 
 def _fmt(x: Any) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from allocator.snapshot import RunSnapshot, Settings, SnapshotError
+from allocator.snapshot import RunSettings, RunSnapshot, SnapshotError
 
 #: The settings a scenario may change, in the order the dashboard shows them.
 SETTING_KEYS = (
@@ -153,16 +153,16 @@ def _plain(err: dict) -> str:
     return text[0].lower() + text[1:] if text else text
 
 
-def settings_of(snapshot: RunSnapshot, settings: Mapping[str, Any] | Settings | None) -> Settings:
+def settings_of(snapshot: RunSnapshot, settings: Mapping[str, Any] | RunSettings | None) -> RunSettings:
     """The run's settings with the scenario's on top (validated, planners' words on error)."""
-    if isinstance(settings, Settings):
+    if isinstance(settings, RunSettings):
         return settings
     merged = {**snapshot.settings.model_dump(), **{k: v for k, v in (settings or {}).items() if v is not None}}
-    unknown = sorted(set(merged) - set(Settings.model_fields))
+    unknown = sorted(set(merged) - set(RunSettings.model_fields))
     if unknown:
         raise SnapshotError([f"Settings: {k!r} is not a setting" for k in unknown])
     try:
-        return Settings.model_validate(merged)
+        return RunSettings.model_validate(merged)
     except ValidationError as exc:
         msgs = []
         for err in exc.errors(include_url=False):
@@ -174,7 +174,7 @@ def settings_of(snapshot: RunSnapshot, settings: Mapping[str, Any] | Settings | 
 
 def apply(
     snapshot: RunSnapshot,
-    settings: Mapping[str, Any] | Settings | None = None,
+    settings: Mapping[str, Any] | RunSettings | None = None,
     overrides: ScenarioOverrides | Mapping[str, Any] | None = None,
 ) -> RunSnapshot:
     """The run's snapshot with the scenario's settings and overrides on top, validated.

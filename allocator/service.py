@@ -41,27 +41,64 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from allocator.snapshot import RunSnapshot, SnapshotError, load_snapshot
 from allocator.store.base import (
+    AccessDeniedError,
+    AlreadyPublishedError,
     ClaimedRun,
     ClaimLostError,
     DatabaseUnavailableError,
+    InvalidSnapshotError,
     LateWorker,
     PublicationEntry,
     PublishOutcome,
+    PublishRefusedError,
     RunBusyError,
     RunChange,
     RunNotFoundError,
     RunStore,
     RunSummary,
     Scenario,
+    ScenarioNotFoundError,
+    StaleScenarioError,
     StoreError,
+    input_fingerprint,
 )
 
 if TYPE_CHECKING:
-    from allocator.config import Settings
+    from allocator.config import AppConfig
     from allocator.engine import Result
     from allocator.solvers.base import SolveOptions
 
 __all__ = [
+    # The store's types and errors, re-exported so that entry points (the command line, the
+    # API, the pages) never import allocator.store or allocator.db themselves.
+    "AccessDeniedError",
+    "AlreadyPublishedError",
+    "ClaimLostError",
+    "DatabaseUnavailableError",
+    "InvalidSnapshotError",
+    "LateWorker",
+    "PublicationEntry",
+    "PublishOutcome",
+    "PublishRefusedError",
+    "RunBusyError",
+    "RunChange",
+    "RunNotFoundError",
+    "RunStore",
+    "RunSummary",
+    "Scenario",
+    "ScenarioNotFoundError",
+    "StaleScenarioError",
+    "SnapshotError",
+    "StoreError",
+    "database_url",
+    "input_fingerprint",
+    "supabase_store",
+    "demo_snapshot",
+    "explain_snapshot",
+    "migrate_database",
+    "stop_on_sigterm",
+    "statements_payload",
+    "write_template",
     "DEFAULT_LEASE_SECONDS",
     "DEFAULT_RETRY_SECONDS",
     "claim_run",
@@ -83,6 +120,7 @@ __all__ = [
     "list_scenarios",
     "late_worker",
     "load_run",
+    "load_snapshot",
     "open_store",
     "ping",
     "process_pending",
@@ -103,6 +141,7 @@ __all__ = [
     "solve_refusal",
     "solve_run",
     "solve_claimed",
+    "solve_options",
     "solve_snapshot",
     "withdraw_worker",
     "write_file_atomically",
@@ -135,7 +174,7 @@ class ServiceError(Exception):
 # --------------------------------------------------------------------------- the store
 
 
-def open_store(settings: Settings | None = None, *, load_demo: bool = False, fail_fast: bool = False) -> RunStore:
+def open_store(settings: AppConfig | None = None, *, load_demo: bool = False, fail_fast: bool = False) -> RunStore:
     """Open the store the configuration names.
 
     ``ALLOCATOR_DATABASE_URL`` gives the ``postgres`` store on that database;
@@ -150,6 +189,13 @@ def open_store(settings: Settings | None = None, *, load_demo: bool = False, fai
     from allocator.store import open_store as _open_store
 
     return _open_store(settings, load_demo=load_demo, fail_fast=fail_fast)
+
+
+def supabase_store(client: Any) -> RunStore:
+    """The store of a signed-in planner's own Supabase client (row-level security applies)."""
+    from allocator.store.supabase import SupabaseStore
+
+    return SupabaseStore(client)
 
 
 def list_runs(store: RunStore) -> list[RunSummary]:
@@ -172,14 +218,44 @@ def get_run(store: RunStore, run_id: str) -> RunSummary:
 
 def ping(store: RunStore) -> None:
     """Raise if the store's database cannot be reached (a cheap query when it has one)."""
-    check = getattr(store, "ping", None)
-    if callable(check):
-        check()
-    else:
-        store.list_runs()
+    store.ping()
 
 
 # --------------------------------------------------------------------------- solving
+
+
+def solve_options(
+    settings: AppConfig | None = None,
+    *,
+    threads: int | None = None,
+    initial_allocation: Mapping[str, str] | None = None,
+    cpsat_parameters: Mapping[str, Any] | None = None,
+    callbacks: Any = None,
+) -> SolveOptions:
+    """The solver options of every entry point, built in this one place.
+
+    ``threads``: the caller's own (a ``--threads`` flag), else the configuration's
+    ``ALLOCATOR_SOLVER_THREADS`` when ``settings`` are given, else 2. There is no time limit
+    here: the run's ``settings.max_seconds`` is the one time limit (the engine sets the
+    options' budget from it; ``allocator solve --time-limit`` sets ``max_seconds``).
+    ``initial_allocation`` (worker id to job line id) is where CP-SAT starts, e.g. the last
+    answer; ``cpsat_parameters`` lie over CP-SAT's defaults. Raises ValueError (a
+    planner-readable message) for a value the options refuse (:class:`SolveOptions`).
+    """
+    from allocator.solvers.base import SolveOptions
+
+    if threads is None and settings is not None:
+        threads = settings.solver_threads
+    kwargs: dict[str, Any] = {}
+    if threads is not None:
+        kwargs["threads"] = threads
+    if initial_allocation is not None:
+        kwargs["initial_allocation"] = dict(initial_allocation)
+    if cpsat_parameters is not None:
+        kwargs["cpsat_parameters"] = dict(cpsat_parameters)
+    if callbacks is not None:
+        kwargs["callbacks"] = callbacks
+    return SolveOptions(**kwargs)
 
 
 def solve_snapshot(snapshot: RunSnapshot, options: SolveOptions | None = None) -> Result:
@@ -490,13 +566,7 @@ def _find_summary(store: RunStore, run_id: str) -> RunSummary | None:
         wanted = str(uuid.UUID(str(run_id)))
     except ValueError:
         return None
-    direct = getattr(store, "get_run", None)
-    if callable(direct):  # one indexed read instead of every run
-        return direct(wanted)
-    for summary in store.list_runs():
-        if summary.id == wanted:
-            return summary
-    return None
+    return store.get_run(wanted)
 
 
 def _solve_claimed(
@@ -799,11 +869,7 @@ def resolve_and_publish(
     next version and publish it (the older versions stay). Nothing is written unless all of it
     succeeds; see :func:`prepare_resolve` and :func:`publish_resolved` for the refusals."""
     plan = prepare_resolve(store, run_id, scenario_id, supersede=supersede, reason=reason)
-    if options is None:
-        from allocator.solvers.base import SolveOptions
-
-        options = SolveOptions(time_limit=plan.snapshot.settings.max_seconds)
-    result = solve_snapshot(plan.snapshot, options)
+    result = solve_snapshot(plan.snapshot, options or solve_options())
     return publish_resolved(
         store, plan, result, reason=reason, supersede=supersede, published_by=published_by
     )
@@ -993,6 +1059,40 @@ def explain_run(
         raise ServiceError(str(exc)) from None
 
 
+def explain_snapshot(
+    snapshot: RunSnapshot, worker_id: str | None, options: SolveOptions | None = None
+) -> tuple[Result, dict[str, Any] | None]:
+    """Solve a snapshot and explain one worker's allocation (``allocator-explain/1``).
+
+    Returns the result and the explanation (None when ``worker_id`` is None or the run has
+    no allocation: the result says why). Raises ServiceError for an unknown worker.
+    """
+    from allocator.explain import ExplainError, explain_worker
+
+    if worker_id is not None and worker_id not in {w.id for w in snapshot.workers}:
+        raise ServiceError(f"There is no worker (doctor) with id {worker_id!r} in run {snapshot.run.id!r}.")
+    result = solve_snapshot(snapshot, options)
+    if not result.has_allocation or worker_id is None:
+        return result, None
+    try:
+        return result, explain_worker(result, worker_id, options=options)
+    except ExplainError as exc:
+        raise ServiceError(str(exc)) from None
+
+
+def statements_payload(
+    result: Result, format: str, options: SolveOptions | None = None
+) -> tuple[bytes, int]:
+    """Every worker's statement of an allocated result as one file (pdf, zip, json or xlsx).
+
+    Returns the file's bytes and how many statements it holds.
+    """
+    from allocator.statements import build_statements, statements_file
+
+    statements = build_statements(result, options=options)
+    return statements_file(result, format, statements), len(statements)
+
+
 # --------------------------------------------------------------------------- files
 
 
@@ -1097,15 +1197,22 @@ def _export_format(path: str | Path | None, format: str | None) -> ExportFormat:
 
 
 def write_file_atomically(path: str | Path, payload: str | bytes) -> None:
-    """Write the whole file or nothing: readers see the old file or the complete new one."""
+    """Write the whole file or nothing: readers see the old file or the complete new one.
+
+    The one atomic writer of the project. The new file gets the mode a plain ``open()``
+    would give it (the old file's mode, else 0666 less the umask), not ``mkstemp``'s private
+    0600. Text is written as UTF-8 with ``\\n`` line ends. Raises ServiceError naming the file
+    when it cannot be written.
+    """
     import tempfile
 
     path = Path(path)
     data = payload.encode("utf-8") if isinstance(payload, str) else payload
     tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or Path("."))
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -1114,6 +1221,109 @@ def write_file_atomically(path: str | Path, payload: str | bytes) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         raise ServiceError(f"Cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    # os.umask can only be read by setting it; the lock keeps two writers from racing.
+    with _UMASK_LOCK:
+        mask = os.umask(0)
+        os.umask(mask)
+    return mask
+
+
+def write_template(path: str | Path) -> None:
+    """Write an empty run workbook (one sheet per list) to ``path``, atomically."""
+    import io
+
+    from allocator.workbook import write_template as _write_template
+
+    buf = io.BytesIO()
+    _write_template(buf)
+    write_file_atomically(path, buf.getvalue())
+
+
+def demo_snapshot(*, workers: int = 140, lines: int | None = None, seed: int = 1234) -> dict[str, Any]:
+    """A realistic, deterministic demo run snapshot (allocator-run/1) as JSON-ready data.
+
+    The generator promises a valid run; it is checked here so that a bug never reaches a
+    planner's file (raises SnapshotError).
+    """
+    from allocator.demo import demo_snapshot as _demo_snapshot
+
+    data = _demo_snapshot(workers=workers, lines=lines, seed=seed)
+    RunSnapshot.parse(data)
+    return data
+
+
+# --------------------------------------------------------------------------- the database
+
+
+def migrate_database(settings: AppConfig | None = None) -> tuple[str, list[str]]:
+    """Apply the migrations the configured database lacks; return its URL and what was applied.
+
+    The embedded database is started first when it is the one configured. A Supabase project
+    reached through its REST API cannot be migrated from here (ServiceError says how).
+    Database failures arrive as StoreError.
+    """
+    from allocator.config import get_settings, store_choice
+
+    settings = settings or get_settings()
+    choice = store_choice(settings)
+    if choice == "supabase":
+        raise ServiceError(
+            "A Supabase project reached through its REST API (SUPABASE_URL) is migrated with "
+            "`supabase db push`, or set ALLOCATOR_DATABASE_URL to its connection string."
+        )
+    import psycopg
+
+    from allocator.db.migrate import migrate
+    from allocator.store.base import error_from_sqlstate
+
+    if choice == "database_url":
+        url = settings.database_url.get_secret_value()  # type: ignore[union-attr]
+    else:
+        from allocator.db.embedded import create_database, start_server
+
+        url = create_database(start_server(settings.resolved_data_dir))
+    try:
+        return url, migrate(url)
+    except psycopg.Error as exc:
+        raise error_from_sqlstate(exc.sqlstate, f"{type(exc).__name__}: {str(exc).strip()}") from None
+
+
+def database_url(settings: AppConfig | None = None) -> tuple[str, str | None]:
+    """The address of the configured database (the embedded one is started), and a note on it.
+
+    The URL carries its password; mask it before showing it. The note says what kind of
+    database it is when that is not a plain URL (None otherwise).
+    """
+    from allocator.config import get_settings, store_choice
+
+    settings = settings or get_settings()
+    choice = store_choice(settings)
+    if choice == "database_url":
+        return settings.database_url.get_secret_value(), None  # type: ignore[union-attr]
+    if choice == "supabase":
+        return str(settings.supabase_url), "Supabase project over its REST API (SUPABASE_URL); its key is not printed."
+    from allocator.db.embedded import ensure_database
+
+    url = ensure_database(settings)
+    return url, f"The embedded database in {settings.resolved_data_dir} (it stops when no process uses it)."
+
+
+def stop_on_sigterm(exit_code: int = 143) -> bool:
+    """On SIGTERM, exit with ``exit_code`` through the exit handlers (which stop the embedded
+    database this process started) instead of dying at once."""
+    from allocator.db.embedded import stop_on_sigterm as _stop_on_sigterm
+
+    return _stop_on_sigterm(exit_code)
 
 
 def summaries_by_status(outcomes: Sequence[RunOutcome]) -> dict[str, int]:

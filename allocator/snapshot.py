@@ -31,6 +31,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from allocator.eligibility import RuleSet
+
 FORMAT = "allocator-run/1"
 
 # -- limits (run-snapshot.md, "Limits") -------------------------------------------------------
@@ -116,7 +118,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
-class Settings(_Model):
+class RunSettings(_Model):
     """Solve settings; defaults as in allocation-model.md."""
 
     preferencer_weight: float = Field(0.3, ge=0.0, le=1.0, strict=True)
@@ -190,7 +192,7 @@ class RunSnapshot(_Model):
 
     format: Literal["allocator-run/1"]
     run: RunInfo = Field(default_factory=lambda: RunInfo(id="run"))
-    settings: Settings = Field(default_factory=Settings)
+    settings: RunSettings = Field(default_factory=RunSettings)
     workers: list[Worker]
     job_lines: list[JobLine]
     worker_preferences: list[WorkerPreference] = Field(default_factory=list)
@@ -220,7 +222,7 @@ class RunSnapshot(_Model):
         """A copy with some settings replaced (validated)."""
         merged = {**self.settings.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
         try:
-            settings = Settings.model_validate(merged)
+            settings = RunSettings.model_validate(merged)
         except ValidationError as exc:
             raise SnapshotError(_pydantic_messages(exc, {"settings": merged}, prefix=("settings",))) from None
         snap = self.model_copy(update={"settings": settings})
@@ -514,9 +516,9 @@ def _salvage(data: dict) -> tuple[RunSnapshot, list[str], list[str]] | None:
             except ValidationError:
                 pass
     try:
-        settings = Settings.model_validate(data.get("settings", {}))
+        settings = RunSettings.model_validate(data.get("settings", {}))
     except ValidationError:
-        settings = Settings()  # its own messages are out; no tie check without valid settings
+        settings = RunSettings()  # its own messages are out; no tie check without valid settings
     snap = RunSnapshot.model_construct(format=FORMAT, run=RunInfo(id="run"), settings=settings, **kept)
 
     def given(section: str) -> list[str]:
@@ -634,9 +636,7 @@ def _check_references(
 
     # Pins must name an eligible, unforbidden pair.
     if s.pins:
-        from allocator.eligibility import RuleSet  # local: eligibility imports this module
-
-        rules = RuleSet.from_snapshot(s)
+        rules = RuleSet.from_entries(s.eligibility)
         tags = {w.id: set(w.qualification_ids) for w in s.workers}
         for i, p in enumerate(s.pins):
             if (p.worker_id, p.job_line_id) in forbidden:

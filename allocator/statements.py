@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from allocator.explain import explain_all
+from allocator.kpis import ordinal
 from allocator.problem import ProblemData
 
 if TYPE_CHECKING:
@@ -70,11 +71,6 @@ class Statement:
 # -- words ---------------------------------------------------------------------------------------
 
 
-def _ordinal(k: int) -> str:
-    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
-    return f"{k}{suffix}"
-
-
 def choice_number(problem: ProblemData, s: int, j: int) -> int:
     """The worker's choice number for a line (1 = their first tie group); 0 when not ranked."""
     if not problem.worker_ranked[s, j]:
@@ -86,7 +82,7 @@ def choice_number(problem: ProblemData, s: int, j: int) -> int:
 def choice_words(problem: ProblemData, s: int, j: int) -> str:
     """"their 3rd choice", or "a line they did not rank"."""
     k = choice_number(problem, s, j)
-    return f"their {_ordinal(k)} choice" if k else "a line they did not rank"
+    return f"their {ordinal(k)} choice" if k else "a line they did not rank"
 
 
 def rank_words(problem: ProblemData, s: int, j: int) -> str:

@@ -5,7 +5,8 @@ their email and password; the client then carries their session, so row-level se
 the database decides what they see and may do. The service-role key is never used here.
 Neither key nor token is ever written to a page or a log.
 
-With the embedded database or ``ALLOCATOR_DATABASE_URL`` there is no sign-in.
+With the embedded database or ``ALLOCATOR_DATABASE_URL`` there is no sign-in. The signed-in
+planner's store is :func:`session_store.session_store`.
 """
 
 from __future__ import annotations
@@ -20,21 +21,6 @@ log = logging.getLogger(__name__)
 
 def signed_in() -> bool:
     return st.session_state.get("auth_client") is not None
-
-
-def session_store():
-    """The signed-in planner's store (their own client, so RLS applies)."""
-    store = st.session_state.get("auth_store")
-    if store is None:
-        client = st.session_state.get("auth_client")
-        if client is None:
-            st.warning("Sign in first.")
-            st.stop()
-        from allocator.store.supabase import SupabaseStore
-
-        store = SupabaseStore(client)
-        st.session_state["auth_store"] = store
-    return store
 
 
 def _new_client():

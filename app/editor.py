@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from allocator.snapshot import RunSnapshot, Settings
+from allocator.snapshot import RunSettings, RunSnapshot
 
 LINE_COLS = ["Job line id", "Job line", "Places", "Must be filled"]
 PAIR_COLS = ["Worker", "Job line"]
@@ -309,7 +309,7 @@ INPUT_KEYS = ("alpha", "power", "stability", "time", "seed", "ties")
 
 def inputs_from_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """The values the Scenario page's setting widgets start from (a missing setting: its default)."""
-    d = Settings().model_dump()
+    d = RunSettings().model_dump()
     s = {**d, **{k: v for k, v in (settings or {}).items() if v is not None}}
     return {
         "alpha": int(round(100 * float(s["preferencer_weight"]))),
@@ -335,7 +335,7 @@ def settings_from_inputs(inputs: dict[str, Any]) -> tuple[dict[str, Any] | None,
     """The scenario's settings from what was typed, or ``None`` and a message per bad value.
 
     Nothing is rounded or clamped: a value outside the spec's range (the
-    :class:`~allocator.snapshot.Settings` model's) is refused, naming the setting and the value.
+    :class:`~allocator.snapshot.RunSettings` model's) is refused, naming the setting and the value.
     """
     from allocator.scenario import SETTING_LABELS, _plain
 
@@ -376,7 +376,7 @@ def settings_from_inputs(inputs: dict[str, Any]) -> tuple[dict[str, Any] | None,
     from pydantic import ValidationError
 
     try:
-        checked = Settings.model_validate(raw).model_dump()
+        checked = RunSettings.model_validate(raw).model_dump()
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
             key = str(err["loc"][0]) if err["loc"] else ""

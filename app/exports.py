@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from allocator.kpis import setting_text
+from allocator.kpis import ordinal, setting_text
 from allocator.metrics import NOT_RANKED
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -76,12 +76,6 @@ def bundle(snapshot: Any, result: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"snapshot": snap, "result": dict(result) if result else None}
 
 
-def _ordinal(k: int) -> str:
-    if 10 <= k % 100 <= 20:
-        return f"{k}th"
-    return f"{k}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
-
-
 def choice_words(result: Mapping[str, Any], snapshot: Any) -> dict[str, str]:
     """Each worker's choice in words: "1st choice", "2nd choice", … or "not ranked".
 
@@ -96,7 +90,7 @@ def choice_words(result: Mapping[str, Any], snapshot: Any) -> dict[str, str]:
     for x in result.get("allocations") or []:
         mine = given.get(x["worker_id"], {})
         r = mine.get(x["job_line_id"])
-        out[x["worker_id"]] = NOT_RANKED if r is None else f"{_ordinal(1 + sum(v < r for v in mine.values()))} choice"
+        out[x["worker_id"]] = NOT_RANKED if r is None else f"{ordinal(1 + sum(v < r for v in mine.values()))} choice"
     return out
 
 

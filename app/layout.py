@@ -8,8 +8,8 @@ from typing import Any
 import state
 import streamlit as st
 
+from allocator.service import RunSummary
 from allocator.snapshot import RunSnapshot
-from allocator.store.base import RunSummary
 
 #: The pages, by short name, filled in by the entry script (for st.page_link).
 PAGES: dict[str, Any] = {}

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from allocator.kpis import setting_text, value_text
-from allocator.store.base import PublicationEntry, Scenario
+from allocator.service import PublicationEntry, Scenario
 
 BlockerKind = Literal[
     "no_result", "impossible", "no_allocations", "stale", "same_as_published", "needs_replace", "needs_reason"

@@ -10,8 +10,8 @@ import pandas as pd
 
 from allocator import service
 from allocator.health import HealthReport
+from allocator.service import RunChange, RunSummary
 from allocator.snapshot import RunSnapshot
-from allocator.store.base import RunChange, RunSummary
 
 
 def when(ts: datetime | None, never: str = "—") -> str:

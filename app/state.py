@@ -33,8 +33,8 @@ from allocator import service
 from allocator.config import get_settings, store_choice
 from allocator.jobs import JobRunner, ProgressSnapshot
 from allocator.scenario import SETTING_KEYS
+from allocator.service import RunStore, RunSummary, Scenario, input_fingerprint
 from allocator.snapshot import RunSnapshot
-from allocator.store.base import RunStore, RunSummary, Scenario, input_fingerprint
 
 READ_TTL = 30  # seconds a database read is reused before it is read again
 
@@ -92,7 +92,7 @@ def job_runner() -> JobRunner:
 def store() -> RunStore:
     """The store for this planner: their own signed-in client under Supabase, else the shared one."""
     if store_mode() == "supabase":
-        from auth import session_store
+        from session_store import session_store
 
         return session_store()
     return shared_store()
@@ -214,7 +214,7 @@ _SEEN_INPUTS_LOCK = threading.Lock()
 
 def run_inputs_version(run_id: str) -> int | None:
     """The run's inputs version now (never cached); ``None`` when the run is gone."""
-    from allocator.store.base import RunNotFoundError
+    from allocator.service import RunNotFoundError
 
     try:
         return service.run_inputs_version(store(), run_id)
@@ -668,7 +668,7 @@ def harvest_job() -> ProgressSnapshot | None:
 
 def guarded(fn: Callable[[], Any], what: str) -> Any:
     """Run a database call; on failure show the reason in planners' words and stop the page."""
-    from allocator.store.base import StoreError
+    from allocator.service import StoreError
 
     try:
         return fn()

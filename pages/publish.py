@@ -13,8 +13,7 @@ import streamlit as st
 from allocator import kpis, service
 from allocator.compare import RunNames, ScenarioView
 from allocator.metrics import ranked_pairs
-from allocator.solvers.base import SolveOptions
-from allocator.store.base import (
+from allocator.service import (
     AlreadyPublishedError,
     PublishRefusedError,
     StaleScenarioError,
@@ -99,8 +98,7 @@ def start_resolve(sc, reason: str, supersede: bool) -> None:
     except (service.ServiceError, StoreError) as exc:
         ss["pub_outcome"] = ("error", f"Not started: {layout.md(str(exc))}")
         return
-    options = SolveOptions(threads=state.app_settings().solver_threads or 2,
-                           time_limit=plan.snapshot.settings.max_seconds)
+    options = service.solve_options(state.app_settings())
     job_id = runner.submit(plan.snapshot, options, label=f"{sc.name} (again, current data)")
     ss["pub_resolve"] = {"job_id": job_id, "plan": plan, "reason": reason, "supersede": supersede,
                          "run_id": run.id}

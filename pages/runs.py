@@ -13,8 +13,8 @@ import state
 import streamlit as st
 
 from allocator import service
+from allocator.service import StoreError
 from allocator.snapshot import SnapshotError
-from allocator.store.base import StoreError
 
 st.title("Runs")
 st.caption("Every intake you can plan. Pick one to make it the current run on every page.")

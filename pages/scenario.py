@@ -11,7 +11,6 @@ import streamlit as st
 
 from allocator import kpis, service
 from allocator.scenario import ScenarioOverrides
-from allocator.solvers.base import SolveOptions
 
 ctx = layout.require_run()
 snap = ctx.snapshot
@@ -185,10 +184,8 @@ bar = actions.container(horizontal=True)
 b1 = b2 = b3 = bar
 if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or job is not None or not d["name"],
              help="Fix the problems listed above first." if problems else None):
-    options = SolveOptions(
-        threads=state.app_settings().solver_threads or 2,
-        time_limit=settings["max_seconds"],
-    )
+    # The time limit is the scenario's max_seconds (in scenario_snap), set by the engine.
+    options = service.solve_options(state.app_settings())
     job_id = runner.submit(scenario_snap, options, label=d["name"])
     # A demo-sized solve takes well under a second: wait for it here, so the result shows
     # with this click's rerun instead of the progress panel's next poll.

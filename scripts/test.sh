@@ -8,6 +8,11 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 \
     || echo "note: could not install chromium; browser tests will be skipped" >&2
 fi
+# The rules tools check (fail before the tests on a violation): lint, and the layering
+# contracts of pyproject.toml's [tool.importlinter] (the engine imports no store, service or
+# front end; the command line and the API reach the store only through the service).
+.venv/bin/ruff check .
+.venv/bin/lint-imports
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

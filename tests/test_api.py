@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 import allocator
 from allocator.api import create_app
-from allocator.config import Settings
+from allocator.config import AppConfig
 from allocator.store.base import StoreError
 
 pytestmark = pytest.mark.db
@@ -37,8 +37,8 @@ def tiny(run_id: str, **extra) -> dict:
     }
 
 
-def settings(db: str, api_key: str | None = KEY) -> Settings:
-    return Settings(database_url=db, api_key=api_key, _env_file=None)
+def settings(db: str, api_key: str | None = KEY) -> AppConfig:
+    return AppConfig(database_url=db, api_key=api_key, _env_file=None)
 
 
 @pytest.fixture

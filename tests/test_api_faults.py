@@ -28,7 +28,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from allocator.api import RedactCredentials, create_app
-from allocator.config import Settings
+from allocator.config import AppConfig
 
 pytestmark = pytest.mark.db
 
@@ -47,8 +47,8 @@ def tiny(run_id: str) -> dict:
     }
 
 
-def settings(db: str | None, api_key: str | None = KEY) -> Settings:
-    return Settings(database_url=db, api_key=api_key, _env_file=None)
+def settings(db: str | None, api_key: str | None = KEY) -> AppConfig:
+    return AppConfig(database_url=db, api_key=api_key, _env_file=None)
 
 
 def _free_port() -> int:

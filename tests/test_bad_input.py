@@ -17,7 +17,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from named_runs import DATA
 from typer.testing import CliRunner
 
 from allocator.cli import EXIT_INVALID, app, main
@@ -25,6 +24,7 @@ from allocator.service import read_snapshot_file
 from allocator.snapshot import RunSnapshot, SnapshotError
 from allocator.store.postgres import PostgresStore
 from allocator.workbook import snapshot_to_xlsx
+from tests.helpers.named_runs import DATA
 
 BAD = DATA / "bad"
 REPO = Path(__file__).resolve().parents[1]

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from named_runs import DATA, L, W
 from typer.testing import CliRunner
 
 from allocator import cli
 from allocator.cli import EXIT_INFEASIBLE, EXIT_INVALID, EXIT_NO_SOLUTION, EXIT_OK, app
+from tests.helpers.named_runs import DATA, L, W
 
 SMALL = DATA / "valid" / "small_network.json"
 DEMO40 = DATA / "valid" / "demo_40x16.json"

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 import pytest
-from named_runs import DATA
 from typer.testing import CliRunner
 
 from allocator.cli import app
+from tests.helpers.named_runs import DATA
 
 SMALL = DATA / "valid" / "small_network.json"
 DEMO = DATA / "valid" / "demo_40x16.json"

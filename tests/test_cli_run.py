@@ -159,7 +159,7 @@ def test_bad_input_exits_2_naming_it_and_changes_nothing(cli, db, run_id, args, 
     assert changes(db, run_id) == []
 
 
-@pytest.mark.parametrize("first", ["allocator.cli", "allocator.cli_service", "allocator.cli_run"])
+@pytest.mark.parametrize("first", ["allocator.cli", "allocator.cli.data", "allocator.cli.run", "allocator.cli.common"])
 def test_the_run_commands_are_registered_whichever_module_is_imported_first(first):
     import subprocess
     import sys

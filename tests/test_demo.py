@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,18 +12,7 @@ from hypothesis import strategies as st
 
 from allocator.demo import DEFAULT_SETTINGS, DemoProfile, _Generator, demo_snapshot
 from allocator.snapshot import RunSnapshot
-
-
-def _load_helper():
-    # Loaded by path so the helper works whatever the tests folder's import mode.
-    path = Path(__file__).with_name("snapshot_feasibility.py")
-    spec = importlib.util.spec_from_file_location("snapshot_feasibility", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-feas = _load_helper()
+from tests.helpers import snapshot_feasibility as feas
 
 
 @pytest.fixture(scope="module")

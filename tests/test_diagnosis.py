@@ -9,11 +9,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, settings
-from named_runs import L, W, assignment, pprefs, prefs, problem, tiny_runs, valid_assignments
 
 from allocator import diagnosis as dx
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
+from tests.helpers.named_runs import (
+    L,
+    W,
+    assignment,
+    pprefs,
+    prefs,
+    problem,
+    tiny_runs,
+    valid_assignments,
+)
 
 
 def codes(diags):
@@ -286,7 +295,7 @@ def test_diagnosis_is_empty_exactly_when_brute_force_finds_an_allocation(p):
 
 def test_shared_strategy_agrees_with_brute_force():
     """The same property on the project's shared strategy (tests/strategies.py)."""
-    strategies = pytest.importorskip("strategies")
+    strategies = pytest.importorskip("tests.helpers.strategies")
 
     @given(strategies.snapshots(max_workers=5, max_lines=4))
     @settings(max_examples=150, deadline=None)

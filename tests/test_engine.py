@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from named_runs import (
+
+from allocator import diagnosis as dx
+from allocator import engine
+from allocator.problem import ProblemData
+from allocator.snapshot import RunSnapshot, load_snapshot
+from allocator.solvers.base import SolveOptions, SolveOutcome, Status
+from tests.helpers.named_runs import (
     DATA,
     L,
     W,
@@ -18,12 +24,6 @@ from named_runs import (
     tiny_runs,
     valid_assignments,
 )
-
-from allocator import diagnosis as dx
-from allocator import engine
-from allocator.problem import ProblemData
-from allocator.snapshot import RunSnapshot, load_snapshot
-from allocator.solvers.base import SolveOptions, SolveOutcome, Status
 
 SMALL = DATA / "valid" / "small_network.json"
 
@@ -222,7 +222,7 @@ def test_stable_engine_matches_brute_force(p):
 
 def test_shared_strategy_engine_matches_brute_force():
     """Plain and stable runs from the project's shared strategy (tests/strategies.py)."""
-    strategies = pytest.importorskip("strategies")
+    strategies = pytest.importorskip("tests.helpers.strategies")
 
     @given(strategies.snapshots(max_workers=4, max_lines=3))
     @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])

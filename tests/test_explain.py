@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from named_runs import DATA, L, W, prefs, problem, tiny_runs, valid_assignments
 
 from allocator import engine, explain
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot, load_snapshot
 from allocator.solvers.base import Status
+from tests.helpers.named_runs import DATA, L, W, prefs, problem, tiny_runs, valid_assignments
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from instances import generate_instance  # noqa: E402

@@ -9,7 +9,7 @@ from allocator.findings import Finding
 from allocator.health import check
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
-from tests.named_runs import L, W, prefs, snap
+from tests.helpers.named_runs import L, W, prefs, snap
 
 
 def sick_run():

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 
 from allocator.snapshot import RunSnapshot, SnapshotError
+from tests.helpers import snapshot_feasibility as feas
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load(name: str, path: Path):
-    # benchmarks/ is not a package and tests/ may be imported either way: load by path.
+    # benchmarks/ is not a package: load by path.
     spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -23,7 +24,6 @@ def _load(name: str, path: Path):
 
 
 instances = _load("benchmark_instances", ROOT / "benchmarks" / "instances.py")
-feas = _load("snapshot_feasibility", Path(__file__).with_name("snapshot_feasibility.py"))
 
 SIZES = {
     "small-140x60": (140, 60, False),

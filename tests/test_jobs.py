@@ -12,7 +12,7 @@ from allocator.demo import demo_snapshot
 from allocator.engine import solve
 from allocator.jobs import JobRunner, JobStatus
 from allocator.snapshot import RunSnapshot, SnapshotError
-from tests.named_runs import L, W, prefs, snap
+from tests.helpers.named_runs import L, W, prefs, snap
 
 
 @pytest.fixture

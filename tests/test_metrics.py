@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from named_runs import L, W, assignment, pprefs, prefs, problem, tiny_runs, valid_assignments
 
 from allocator.metrics import (
     choice_numbers,
@@ -18,6 +17,16 @@ from allocator.metrics import (
     rank_distribution,
     rank_metrics_of_result,
     round_sig,
+)
+from tests.helpers.named_runs import (
+    L,
+    W,
+    assignment,
+    pprefs,
+    prefs,
+    problem,
+    tiny_runs,
+    valid_assignments,
 )
 
 
@@ -254,3 +263,12 @@ def test_rank_metrics_of_a_result_dict_agree_with_the_solve():
         d["metrics"].pop(key)
     again = rank_metrics_of_result(d, p.snapshot)
     assert again == {k: compute_metrics(p, a)[k] for k in again}
+
+
+def test_one_ordinal_spelling():
+    from allocator.kpis import ordinal
+
+    assert [ordinal(k) for k in (1, 2, 3, 4, 10, 11, 12, 13, 20, 21, 22, 23, 101, 111, 112, 113, 121)] == [
+        "1st", "2nd", "3rd", "4th", "10th", "11th", "12th", "13th", "20th",
+        "21st", "22nd", "23rd", "101st", "111th", "112th", "113th", "121st",
+    ]

@@ -10,13 +10,13 @@ import json
 
 import numpy as np
 import pytest
-from named_runs import DATA, L, W, assignment, problem
 
 from allocator import diagnosis as dx
 from allocator.problem import ProblemData
 from allocator.result import FORMAT, Result
 from allocator.snapshot import load_snapshot
 from allocator.solvers.base import Status
+from tests.helpers.named_runs import DATA, L, W, assignment, problem
 
 SPEC_KEYS = [
     "format", "run_id", "status", "objective", "best_bound", "solve_seconds", "settings",

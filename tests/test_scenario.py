@@ -7,7 +7,7 @@ import pytest
 from allocator.engine import solve
 from allocator.scenario import ScenarioOverrides, apply, changed_settings
 from allocator.snapshot import SnapshotError
-from tests.named_runs import L, W, prefs, snap
+from tests.helpers.named_runs import L, W, prefs, snap
 
 
 @pytest.fixture

@@ -267,14 +267,41 @@ def test_save_scenario_needs_a_name(store):
 
 
 def test_open_store_follows_the_configuration(db):
-    from allocator.config import Settings
+    from allocator.config import AppConfig
     from allocator.store.supabase import SupabaseStore
 
-    pg = service.open_store(Settings(database_url=db, supabase_url="https://x.supabase.co", supabase_key="k", _env_file=None))
+    pg = service.open_store(AppConfig(database_url=db, supabase_url="https://x.supabase.co", supabase_key="k", _env_file=None))
     try:
         assert isinstance(pg, PostgresStore)  # a database URL wins over a Supabase project
         service.ping(pg)
     finally:
         pg.close()
-    sb = service.open_store(Settings(database_url=None, supabase_url="https://x.supabase.co", supabase_key="k", _env_file=None))
+    sb = service.open_store(AppConfig(database_url=None, supabase_url="https://x.supabase.co", supabase_key="k", _env_file=None))
     assert isinstance(sb, SupabaseStore)
+
+
+def test_write_file_atomically_gives_the_mode_open_would(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        new_file = tmp_path / "new.json"
+        service.write_file_atomically(new_file, "{}\n")
+        assert stat.S_IMODE(new_file.stat().st_mode) == 0o644
+        assert new_file.read_text(encoding="utf-8") == "{}\n"
+
+        kept = tmp_path / "kept.json"
+        kept.write_text("old", encoding="utf-8")
+        kept.chmod(0o600)
+        service.write_file_atomically(kept, b"new")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+        assert kept.read_bytes() == b"new"
+    finally:
+        os.umask(old)
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_write_file_atomically_names_the_file_it_cannot_write(tmp_path):
+    with pytest.raises(service.ServiceError, match="Cannot write .*missing"):
+        service.write_file_atomically(tmp_path / "missing" / "x.json", "{}")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from named_runs import DATA
 from typer.testing import CliRunner
 
 from allocator.cli import EXIT_INVALID, app
 from allocator.snapshot import RunSnapshot, SnapshotError, load_snapshot
+from tests.helpers.named_runs import DATA
 
 INVALID = DATA / "invalid"
 VALID = DATA / "valid"

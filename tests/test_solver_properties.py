@@ -13,11 +13,9 @@ import random
 
 import numpy as np
 import pytest
-from bruteforce import assert_valid, enumerate_allocations
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from ortools.sat.python import cp_model
-from strategies import snapshots
 
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
@@ -29,6 +27,8 @@ from allocator.solvers.cpsat.order import count_better, count_not_worse
 from allocator.solvers.cpsat.pruning import prune
 from allocator.solvers.cpsat.variables import make_variables
 from allocator.stability import blocking_pairs, strictly_less
+from tests.helpers.bruteforce import assert_valid, enumerate_allocations
+from tests.helpers.strategies import snapshots
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,7 +10,6 @@ import threading
 
 import numpy as np
 import pytest
-from bruteforce import assert_valid, enumerate_allocations
 from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
 from scipy.sparse import coo_matrix
 
@@ -28,6 +27,7 @@ from allocator.solvers.scaling import (
     tie_break,
 )
 from benchmarks.naive import naive_cpsat
+from tests.helpers.bruteforce import assert_valid, enumerate_allocations
 
 
 def run(

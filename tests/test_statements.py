@@ -9,10 +9,10 @@ import zipfile
 
 import numpy as np
 import pytest
-from named_runs import DATA
 
 from allocator import engine, explain, statements
 from allocator.snapshot import load_snapshot
+from tests.helpers.named_runs import DATA
 
 
 @pytest.fixture(scope="module")

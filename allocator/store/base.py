@@ -25,11 +25,13 @@ the right exception, for any adapter.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from allocator.result import Allocation
 from allocator.snapshot import RunSnapshot, SnapshotError
 
 RunStatus = Literal["pending", "running", "complete", "failed"]
@@ -242,16 +244,6 @@ class Scenario:
 
 
 @dataclass(frozen=True)
-class Allocation:
-    """One worker on one job line, with snapshot (external) ids."""
-
-    worker_id: str
-    job_line_id: str
-    worker_rank: float | None = None
-    cost: float | None = None
-
-
-@dataclass(frozen=True)
 class PublishOutcome:
     """What a successful publish did."""
 
@@ -363,6 +355,14 @@ class RunStore(Protocol):
 
     def list_runs(self) -> list[RunSummary]:
         """Every run the caller may see, newest first."""
+        ...
+
+    def get_run(self, run_id: str) -> RunSummary | None:
+        """One run's summary, or None when there is no such run (or the caller may not see it)."""
+        ...
+
+    def ping(self) -> None:
+        """Raise a StoreError when the database cannot be reached (a cheap query)."""
         ...
 
     def load_run(self, run_id: str) -> RunSnapshot:
@@ -544,3 +544,64 @@ class RunStore(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+# --------------------------------------------------------------------------- the shared base
+
+
+def run_not_found(run_id: str) -> RunNotFoundError:
+    """The one way both adapters say that a run is missing (or hidden from the caller by
+    row-level security: the two look the same from outside)."""
+    return RunNotFoundError(f"Run {run_id} was not found, or you may not see it.")
+
+
+def checked_uuid(value: str, what: str = "run") -> str:
+    """The canonical text of an id that must be a uuid, so that a typo is "not found" (exit 2
+    on the command line), not a database error. ``what`` names the id in the message; a
+    malformed scenario id is a ScenarioNotFoundError, any other a RunNotFoundError."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        error = ScenarioNotFoundError if what == "scenario" else RunNotFoundError
+        raise error(
+            f"{value!r} is not a {what} id (ids look like 1b4e28ba-2fa1-11d2-883f-0016d3cca427)."
+        ) from None
+
+
+class StoreBase:
+    """What the two adapters share; each supplies :meth:`_load` and the rest of
+    :class:`RunStore`.
+
+    Loading a run as a snapshot, its fingerprint, the start of a publish (a fresh load whose
+    ``inputs_version`` makes the database refuse a change landing between load and publish),
+    and a run's summary by id when the adapter has no cheaper read.
+    """
+
+    def _load(self, run_id: str) -> tuple[dict[str, Any], int | None]:
+        """The run's snapshot data and inputs_version, read at once. Raises RunNotFoundError."""
+        raise NotImplementedError
+
+    def list_runs(self) -> list[RunSummary]:
+        raise NotImplementedError
+
+    def load_run(self, run_id: str) -> RunSnapshot:
+        data, _ = self._load(run_id)
+        return RunSnapshot.parse(data)
+
+    def current_fingerprint(self, run_id: str) -> str:
+        return input_fingerprint(self.load_run(run_id))
+
+    def _publish_inputs(self, run_id: str) -> tuple[str, int | None]:
+        """The fingerprint of a fresh load and the ``inputs_version`` read with it."""
+        data, version = self._load(run_id)
+        return input_fingerprint(RunSnapshot.parse(data)), version
+
+    def get_run(self, run_id: str) -> RunSummary | None:
+        try:
+            wanted = checked_uuid(run_id)
+        except RunNotFoundError:
+            return None
+        return next((s for s in self.list_runs() if s.id == wanted), None)
+
+    def ping(self) -> None:
+        self.list_runs()

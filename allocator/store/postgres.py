@@ -15,7 +15,6 @@ import contextlib
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -38,11 +37,13 @@ from allocator.store.base import (
     RunSummary,
     Scenario,
     ScenarioNotFoundError,
+    StoreBase,
     StoreError,
+    checked_uuid,
     error_from_sqlstate,
-    input_fingerprint,
     late_worker_json,
     run_change_from_row,
+    run_not_found,
 )
 from allocator.store.base import allocation_from_row as _allocation
 from allocator.store.base import allocation_json as _allocation_json
@@ -85,7 +86,7 @@ def _translated() -> Iterator[None]:
 
 
 
-class PostgresStore:
+class PostgresStore(StoreBase):
     """A :class:`~allocator.store.base.RunStore` over a PostgreSQL connection pool.
 
     Parameters
@@ -254,12 +255,6 @@ class PostgresStore:
         assert row is not None  # the function raises AL003 for an unknown run
         return row["snapshot"], row["inputs_version"]
 
-    def load_run(self, run_id: str) -> RunSnapshot:
-        data, _ = self._load(run_id)
-        return RunSnapshot.parse(data)
-
-    def current_fingerprint(self, run_id: str) -> str:
-        return input_fingerprint(self.load_run(run_id))
 
     def import_snapshot(
         self,
@@ -326,7 +321,7 @@ class PostgresStore:
             if not conn.execute(
                 "select 1 from public.allocator_py_runs where id = %s", (_uuid(run_id),)
             ).fetchone():
-                raise RunNotFoundError(f"Run {run_id} was not found.")
+                raise run_not_found(run_id)
             rows = conn.execute(
                 "select * from public.allocator_run_changes where run_id = %s order by id",
                 (_uuid(run_id),),
@@ -365,7 +360,7 @@ class PostgresStore:
             if not conn.execute(
                 "select 1 from public.allocator_py_runs where id = %s", (_uuid(run_id),)
             ).fetchone():
-                raise RunNotFoundError(f"Run {run_id} was not found.")
+                raise run_not_found(run_id)
             rows = conn.execute(
                 "select * from public.allocator_latest_scenarios where run_id = %s "
                 "order by created_at desc, id",
@@ -399,7 +394,7 @@ class PostgresStore:
                 "select public.allocator_run_inputs_version(%s) as v", (_uuid(run_id),)
             ).fetchone()
         if row is None or row["v"] is None:
-            raise RunNotFoundError(f"Run {run_id} was not found.")
+            raise run_not_found(run_id)
         return int(row["v"])
 
     def load_run_versioned(self, run_id: str) -> tuple[RunSnapshot, int]:
@@ -445,10 +440,7 @@ class PostgresStore:
         supersede: bool = False,
         published_by: str | None = None,
     ) -> PublishOutcome:
-        # The current fingerprint comes from a fresh load; the inputs_version read with it
-        # makes the database refuse a change that lands between this load and the publish.
-        data, version = self._load(run_id)
-        fingerprint = input_fingerprint(RunSnapshot.parse(data))
+        fingerprint, version = self._publish_inputs(run_id)
         with self._tx() as conn:
             row = conn.execute(
                 "select * from public.allocator_publish(%s, %s, %s, %s, %s, %s, %s)",
@@ -491,7 +483,7 @@ class PostgresStore:
             if not conn.execute(
                 "select 1 from public.allocator_py_runs where id = %s", (_uuid(run_id),)
             ).fetchone():
-                raise RunNotFoundError(f"Run {run_id} was not found.")
+                raise run_not_found(run_id)
             row = conn.execute(
                 "select public.allocator_allocations_json(%s) as a", (_uuid(run_id),)
             ).fetchone()
@@ -572,14 +564,7 @@ def _summary(r: Mapping[str, Any]) -> RunSummary:
 
 
 def _uuid(value: str, what: str = "run") -> str:
-    """Check that an id looks like a uuid, so a typo is 'not found', not a SQL error."""
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        error = ScenarioNotFoundError if what == "scenario" else RunNotFoundError
-        raise error(
-            f"{value!r} is not a {what} id (ids look like 1b4e28ba-2fa1-11d2-883f-0016d3cca427)."
-        ) from None
+    return checked_uuid(value, what)
 
 
 def _scenario(r: Mapping[str, Any]) -> Scenario:

@@ -20,7 +20,6 @@ PostgREST errors carry the SQLSTATE as ``code``; they become the same
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,22 +36,23 @@ from allocator.store.base import (
     PublicationEntry,
     PublishOutcome,
     RunChange,
-    RunNotFoundError,
     RunSummary,
     Scenario,
     ScenarioNotFoundError,
+    StoreBase,
     StoreError,
+    checked_uuid,
     error_from_sqlstate,
-    input_fingerprint,
     late_worker_json,
     run_change_from_row,
+    run_not_found,
 )
 from allocator.store.base import allocation_from_row as _allocation
 from allocator.store.base import allocation_json as _allocation_json
 from allocator.store.base import snapshot_json as _snapshot_dict
 
 if TYPE_CHECKING:
-    from allocator.config import Settings
+    from allocator.config import AppConfig
     from supabase import Client
 
 #: Rows per request; Supabase's default ``max-rows``.
@@ -71,7 +71,7 @@ def _translated() -> Iterator[None]:
         raise DatabaseUnavailableError(f"Cannot reach the Supabase API: {exc}") from exc
 
 
-class SupabaseStore:
+class SupabaseStore(StoreBase):
     """A :class:`~allocator.store.base.RunStore` over a supabase-py client.
 
     Parameters
@@ -90,7 +90,7 @@ class SupabaseStore:
         self.page_size = page_size
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> SupabaseStore:
+    def from_settings(cls, settings: AppConfig) -> SupabaseStore:
         """A store for ``SUPABASE_URL`` with ``SUPABASE_KEY``."""
         from supabase import create_client
 
@@ -156,7 +156,7 @@ class SupabaseStore:
     def _require_run(self, run_id: str) -> str:
         rid = _uuid(run_id)
         if self._select_one("allocator_py_runs", "id", rid, columns="id") is None:
-            raise RunNotFoundError(f"Run {run_id} was not found, or you may not see it.")
+            raise run_not_found(run_id)
         return rid
 
     # -- runs ---------------------------------------------------------------------------
@@ -190,15 +190,8 @@ class SupabaseStore:
         data = self._rpc("allocator_load_run", {"p_run_id": _uuid(run_id)})
         row = data[0] if isinstance(data, list) and data else data
         if not isinstance(row, Mapping) or row.get("snapshot") is None:
-            raise RunNotFoundError(f"Run {run_id} was not found, or you may not see it.")
+            raise run_not_found(run_id)
         return row["snapshot"], row.get("inputs_version")
-
-    def load_run(self, run_id: str) -> RunSnapshot:
-        data, _ = self._load(run_id)
-        return RunSnapshot.parse(data)
-
-    def current_fingerprint(self, run_id: str) -> str:
-        return input_fingerprint(self.load_run(run_id))
 
     def import_snapshot(
         self,
@@ -305,10 +298,7 @@ class SupabaseStore:
         return [_scenario(r) for r in rows]
 
     def get_scenario(self, scenario_id: str) -> Scenario:
-        try:
-            sid = _uuid(scenario_id)
-        except RunNotFoundError:
-            raise ScenarioNotFoundError(f"Scenario {scenario_id} was not found.") from None
+        sid = checked_uuid(scenario_id, "scenario")
         row = self._select_one("allocator_scenarios", "id", sid)
         if row is None:
             raise ScenarioNotFoundError(f"Scenario {scenario_id} was not found.")
@@ -327,13 +317,13 @@ class SupabaseStore:
     def inputs_version(self, run_id: str) -> int:
         value = self._rpc("allocator_run_inputs_version", {"p_run_id": _uuid(run_id)})
         if value is None or value == []:  # null: no such run (the client hands null over as [])
-            raise RunNotFoundError(f"Run {run_id} was not found, or you may not see it.")
+            raise run_not_found(run_id)
         return int(value)
 
     def load_run_versioned(self, run_id: str) -> tuple[RunSnapshot, int]:
         data, version = self._load(run_id)
         if version is None:
-            raise RunNotFoundError(f"Run {run_id} was not found, or you may not see it.")
+            raise run_not_found(run_id)
         return RunSnapshot.parse(data), int(version)
 
     def publish_new_version(
@@ -384,10 +374,7 @@ class SupabaseStore:
         supersede: bool = False,
         published_by: str | None = None,
     ) -> PublishOutcome:
-        # As in the postgres store: the fingerprint of a fresh load, and the inputs_version
-        # read with it, so the database refuses a change landing between load and publish.
-        data, version = self._load(run_id)
-        fingerprint = input_fingerprint(RunSnapshot.parse(data))
+        fingerprint, version = self._publish_inputs(run_id)
         rows = self._rpc(
             "allocator_publish",
             {
@@ -496,13 +483,8 @@ class SupabaseStore:
 
 
 def _uuid(value: str) -> str:
-    """Check that an id looks like a uuid, so a typo is 'not found', not an API error."""
-    try:
-        return str(uuid.UUID(str(value)))
-    except ValueError:
-        raise RunNotFoundError(
-            f"{value!r} is not a run or scenario id (ids look like 1b4e28ba-2fa1-11d2-883f-0016d3cca427)."
-        ) from None
+    # The REST API cannot tell a run's id from a scenario's: the message names both.
+    return checked_uuid(value, "run or scenario")
 
 
 def _ts(value: Any) -> datetime | None:

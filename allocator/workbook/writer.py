@@ -11,7 +11,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 
-from allocator.snapshot import FORMAT, RunSnapshot, Settings
+from allocator.snapshot import FORMAT, RunSettings, RunSnapshot
 from allocator.workbook.layout import (
     _EXACT_INT,
     _MAX_CELL,
@@ -106,7 +106,7 @@ def write_template(path: PathOrBuffer) -> None:
     path
         A file path or a binary file object.
     """
-    settings = Settings().model_dump()
+    settings = RunSettings().model_dump()
     snapshot_to_xlsx(
         {
             "format": FORMAT,

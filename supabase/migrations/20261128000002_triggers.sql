@@ -94,13 +94,20 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+  v_importing text := pg_catalog.current_setting('allocator.importing', true);
+  v_ar uuid;
+  v_key text;
 begin
-  if tg_op in ('UPDATE', 'DELETE') then
-    perform public.allocator_touch_allocation_run(old.allocation_run_id);
-  end if;
-  if tg_op in ('INSERT', 'UPDATE') then
-    perform public.allocator_touch_allocation_run(new.allocation_run_id);
-  end if;
+  foreach v_ar in array array[
+      case when tg_op in ('UPDATE', 'DELETE') then old.allocation_run_id end,
+      case when tg_op in ('INSERT', 'UPDATE') then new.allocation_run_id end] loop
+    continue when v_ar is null or v_ar::text = v_importing;
+    v_key := pg_catalog.pg_current_xact_id()::text || ':' || v_ar::text;
+    continue when pg_catalog.current_setting('allocator.touched', true) = v_key;
+    perform public.allocator_touch_allocation_run(v_ar);
+    perform pg_catalog.set_config('allocator.touched', v_key, true);
+  end loop;
   return null;
 end
 $$;
@@ -127,13 +134,19 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+  v_run uuid;
+  v_key text;
 begin
-  if tg_op in ('UPDATE', 'DELETE') then
-    perform public.allocator_touch_run(old.run_id);
-  end if;
-  if tg_op in ('INSERT', 'UPDATE') then
-    perform public.allocator_touch_run(new.run_id);
-  end if;
+  foreach v_run in array array[
+      case when tg_op in ('UPDATE', 'DELETE') then old.run_id end,
+      case when tg_op in ('INSERT', 'UPDATE') then new.run_id end] loop
+    continue when v_run is null;
+    v_key := pg_catalog.pg_current_xact_id()::text || ':' || v_run::text;
+    continue when pg_catalog.current_setting('allocator.touched_run', true) = v_key;
+    perform public.allocator_touch_run(v_run);
+    perform pg_catalog.set_config('allocator.touched_run', v_key, true);
+  end loop;
   return null;
 end
 $$;
@@ -214,12 +227,17 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+  v_ar uuid := case when tg_op = 'DELETE' then old.allocation_run_id else new.allocation_run_id end;
+  v_run uuid := case when tg_op = 'DELETE' then old.run_id else new.run_id end;
+  v_key text := pg_catalog.pg_current_xact_id()::text || ':' || v_run::text;
 begin
-  if tg_op in ('UPDATE', 'DELETE') then
-    perform public.allocator_touch_exclusive_siblings(old.allocation_run_id, old.run_id);
+  if pg_catalog.current_setting('allocator.touched_siblings', true) is distinct from v_key then
+    perform public.allocator_touch_exclusive_siblings(v_ar, v_run);
+    perform pg_catalog.set_config('allocator.touched_siblings', v_key, true);
   end if;
-  if tg_op in ('INSERT', 'UPDATE') then
-    perform public.allocator_touch_exclusive_siblings(new.allocation_run_id, new.run_id);
+  if tg_op = 'UPDATE' and (old.allocation_run_id, old.run_id) is distinct from (new.allocation_run_id, new.run_id) then
+    perform public.allocator_touch_exclusive_siblings(old.allocation_run_id, old.run_id);
   end if;
   return null;
 end

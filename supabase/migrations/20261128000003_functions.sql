@@ -174,17 +174,17 @@ as $$
 $$;
 
 -- The run as an `allocator-run/1` snapshot (lists in the order their rows were created).
-create or replace function public.allocator_run_snapshot(p_run_id uuid) returns jsonb
+create or replace function public.allocator_run_snapshot_json(p_run_id uuid) returns json
 language plpgsql
 stable
 set search_path = ''
 as $$
 declare
-  v jsonb;
+  v json;
 begin
   with r as (
     select r.id, r.external_id, r.name, ar.name as ar_name,
-           public.allocator_run_settings(r) as settings
+           public.allocator_run_settings(r)::json as settings
       from public.allocator_py_runs r
       join public.allocation_runs ar on ar.id = r.allocation_run_id
      where r.id = p_run_id
@@ -200,8 +200,7 @@ begin
      where j.id in (select public.allocator_run_job_line_ids(p_run_id))
   ),
   items as materialized (
-    select i.id, i.eligibility_id, i.rule,
-           coalesce(w.external_id, t.external_id) as ref
+    select i.id, i.eligibility_id, i.rule, coalesce(w.external_id, t.external_id) as ref
       from public.job_line_eligibility_items i
       join public.job_line_eligibility e on e.id = i.eligibility_id
       join js on js.id = e.job_line_id
@@ -209,86 +208,86 @@ begin
       left join public.qualification_tags t on t.id = i.qualification_tag_id
      where (i.worker_id is null or w.id is not null)
   )
-  select jsonb_build_object(
+  select json_build_object(
     'format', 'allocator-run/1',
-    'run', jsonb_build_object(
+    'run', json_build_object(
       'id', coalesce(r.external_id, r.id::text),
       'name', coalesce(r.name, r.ar_name, '')),
     'settings', r.settings,
     'workers', coalesce((
-      select jsonb_agg(jsonb_build_object(
+      select json_agg(json_build_object(
                'id', ws.external_id,
                'name', ws.name,
                'qualification_ids', coalesce((
-                 select jsonb_agg(t.external_id order by wq.id)
+                 select json_agg(t.external_id order by wq.id)
                    from public.worker_qualifications wq
                    join public.qualification_tags t on t.id = wq.qualification_tag_id
-                  where wq.worker_id = ws.id), '[]'::jsonb))
+                  where wq.worker_id = ws.id), '[]'::json))
              order by ws.id)
-        from ws), '[]'::jsonb),
+        from ws), '[]'::json),
     'job_lines', coalesce((
-      select jsonb_agg(jsonb_build_object(
+      select json_agg(json_build_object(
                'id', js.external_id,
                'name', js.name,
                'max_n_workers', js.max_n_workers,
                'must_have_workers', js.must_have_workers,
                'preferencer_ids', coalesce((
-                 select jsonb_agg(p.external_id order by jp.id)
+                 select json_agg(p.external_id order by jp.id)
                    from public.job_line_preferencers jp
                    join public.preferencers p on p.id = jp.preferencer_id
-                  where jp.job_line_id = js.id), '[]'::jsonb))
+                  where jp.job_line_id = js.id), '[]'::json))
              order by js.id)
-        from js), '[]'::jsonb),
+        from js), '[]'::json),
     'worker_preferences', coalesce((
-      select jsonb_agg(jsonb_build_object(
+      select json_agg(json_build_object(
                'worker_id', ws.external_id, 'job_line_id', js.external_id, 'rank', pw.rank)
              order by pw.id)
         from public.preference_worker_job_lines pw
         join ws on ws.id = pw.worker_id
-        join js on js.id = pw.job_line_id), '[]'::jsonb),
+        join js on js.id = pw.job_line_id), '[]'::json),
     'preferencer_preferences', coalesce((
-      select jsonb_agg(jsonb_build_object(
+      select json_agg(json_build_object(
                'preferencer_id', p.external_id, 'worker_id', ws.external_id, 'rank', pp.rank)
              order by pp.id)
         from public.preference_preferencer_workers pp
         join ws on ws.id = pp.worker_id
-        join public.preferencers p on p.id = pp.preferencer_id), '[]'::jsonb),
+        join public.preferencers p on p.id = pp.preferencer_id), '[]'::json),
     'eligibility', coalesce((
-      select jsonb_agg(jsonb_build_object(
+      select json_agg(json_build_object(
                'job_line_id', js.external_id,
-               'included_worker_ids', coalesce((select jsonb_agg(i.ref order by i.id) from items i
-                  where i.eligibility_id = e.id and i.rule = 'included_worker'), '[]'::jsonb),
-               'excluded_worker_ids', coalesce((select jsonb_agg(i.ref order by i.id) from items i
-                  where i.eligibility_id = e.id and i.rule = 'excluded_worker'), '[]'::jsonb),
-               'included_qualification_ids', coalesce((select jsonb_agg(i.ref order by i.id) from items i
-                  where i.eligibility_id = e.id and i.rule = 'included_qualification'), '[]'::jsonb),
-               'excluded_qualification_ids', coalesce((select jsonb_agg(i.ref order by i.id) from items i
-                  where i.eligibility_id = e.id and i.rule = 'excluded_qualification'), '[]'::jsonb))
+               'included_worker_ids', coalesce((select json_agg(i.ref order by i.id) from items i
+                  where i.eligibility_id = e.id and i.rule = 'included_worker'), '[]'::json),
+               'excluded_worker_ids', coalesce((select json_agg(i.ref order by i.id) from items i
+                  where i.eligibility_id = e.id and i.rule = 'excluded_worker'), '[]'::json),
+               'included_qualification_ids', coalesce((select json_agg(i.ref order by i.id) from items i
+                  where i.eligibility_id = e.id and i.rule = 'included_qualification'), '[]'::json),
+               'excluded_qualification_ids', coalesce((select json_agg(i.ref order by i.id) from items i
+                  where i.eligibility_id = e.id and i.rule = 'excluded_qualification'), '[]'::json))
              order by e.id)
         from public.job_line_eligibility e
-        join js on js.id = e.job_line_id), '[]'::jsonb),
+        join js on js.id = e.job_line_id), '[]'::json),
     'weightings', coalesce((
-      select jsonb_agg(jsonb_build_object(
+      select json_agg(json_build_object(
                'worker_id', ws.external_id, 'job_line_id', js.external_id, 'value', g.value)
              order by g.id)
         from public.allocation_run_preferencer_weightings g
         join ws on ws.id = g.worker_id
         left join js on js.id = g.job_line_id
-       where g.job_line_id is null or js.id is not null), '[]'::jsonb),
+       where g.job_line_id is null or js.id is not null), '[]'::json),
     'pins', coalesce((
-      select jsonb_agg(jsonb_build_object('worker_id', ws.external_id, 'job_line_id', js.external_id)
+      select json_agg(json_build_object('worker_id', ws.external_id, 'job_line_id', js.external_id)
              order by o.id)
         from public.allocator_py_run_overrides o
         join ws on ws.id = o.worker_id
         join js on js.id = o.job_line_id
-       where o.run_id = p_run_id and o.kind = 'pin'), '[]'::jsonb),
+       where o.run_id = p_run_id and o.kind = 'pin'), '[]'::json),
     'forbids', coalesce((
-      select jsonb_agg(jsonb_build_object('worker_id', ws.external_id, 'job_line_id', js.external_id)
+      select json_agg(json_build_object('worker_id', ws.external_id, 'job_line_id', js.external_id)
              order by o.id)
         from public.allocator_py_run_overrides o
         join ws on ws.id = o.worker_id
         join js on js.id = o.job_line_id
-       where o.run_id = p_run_id and o.kind = 'forbid'), '[]'::jsonb)
+       where o.run_id = p_run_id and o.kind = 'forbid'), '[]'::json)
   )
   into v
   from r;
@@ -298,6 +297,23 @@ begin
   end if;
   return v;
 end
+$$;
+
+create or replace function public.allocator_run_snapshot(p_run_id uuid) returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select public.allocator_run_snapshot_json(p_run_id)::jsonb
+$$;
+
+create or replace function public.allocator_load_run(p_run_id uuid)
+returns table (snapshot json, inputs_version bigint)
+language sql
+stable
+set search_path = ''
+as $$
+  select public.allocator_run_snapshot_json(p_run_id), public.allocator_run_inputs_version(p_run_id)
 $$;
 
 -- The snapshot and its inputs_version, read together (one statement, one MVCC snapshot).
@@ -394,6 +410,8 @@ declare
   v_ar uuid;
   v_bad text;
   v_n integer;
+  v_wmap jsonb;  -- worker external id -> id, for the run's workers only
+  v_jmap jsonb;  -- job line external id -> id, for the run's job lines only
 begin
   select allocation_run_id into v_ar from public.allocator_py_runs where id = p_run_id;
   if jsonb_typeof(p_allocations) is distinct from 'array' then
@@ -401,32 +419,32 @@ begin
   end if;
 
   select format('allocations[%s] (worker %L): each worker may be allocated only once.',
-                x.ord - 1, x.e ->> 'worker_id')
+                d.ord - 1, d.wid)
     into v_bad
-    from jsonb_array_elements(p_allocations) with ordinality x(e, ord)
-   where exists (select 1 from jsonb_array_elements(p_allocations) with ordinality y(e, ord)
-                  where y.e ->> 'worker_id' = x.e ->> 'worker_id' and y.ord < x.ord)
-   order by x.ord
+    from (select x.ord, x.e ->> 'worker_id' as wid,
+                 row_number() over (partition by x.e ->> 'worker_id' order by x.ord) as nth
+            from jsonb_array_elements(p_allocations) with ordinality x(e, ord)) d
+   where d.nth = 2
+   order by d.ord
    limit 1;
   if v_bad is not null then
     perform public.allocator_invalid(v_bad);
   end if;
 
-  with ws as materialized (
-    select w.id, w.external_id from public.worker_mappings w
-     where w.id in (select public.allocator_run_worker_ids(p_run_id))
-  ), js as materialized (
-    select j.id, j.external_id from public.job_lines j
-     where j.id in (select public.allocator_run_job_line_ids(p_run_id))
-  )
+  select coalesce(jsonb_object_agg(w.external_id, w.id), '{}'::jsonb) into v_wmap
+    from public.worker_mappings w
+   where w.id in (select public.allocator_run_worker_ids(p_run_id));
+  select coalesce(jsonb_object_agg(j.external_id, j.id), '{}'::jsonb) into v_jmap
+    from public.job_lines j
+   where j.id in (select public.allocator_run_job_line_ids(p_run_id));
+
   select format('allocations[%s]: %s is not part of this run.', x.ord - 1,
-                case when ws.id is null then format('worker %L', x.e ->> 'worker_id')
+                case when v_wmap -> (x.e ->> 'worker_id') is null
+                     then format('worker %L', x.e ->> 'worker_id')
                      else format('job line %L', x.e ->> 'job_line_id') end)
     into v_bad
     from jsonb_array_elements(p_allocations) with ordinality x(e, ord)
-    left join ws on ws.external_id = x.e ->> 'worker_id'
-    left join js on js.external_id = x.e ->> 'job_line_id'
-   where ws.id is null or js.id is null
+   where v_wmap -> (x.e ->> 'worker_id') is null or v_jmap -> (x.e ->> 'job_line_id') is null
    order by x.ord
    limit 1;
   if v_bad is not null then
@@ -435,11 +453,9 @@ begin
 
   delete from public.allocator_py_allocations where run_id = p_run_id;
   insert into public.allocator_py_allocations (run_id, allocation_run_id, worker_id, job_line_id, worker_rank, cost)
-  select p_run_id, v_ar, w.id, j.id,
+  select p_run_id, v_ar, (v_wmap ->> (x.e ->> 'worker_id'))::bigint, (v_jmap ->> (x.e ->> 'job_line_id'))::bigint,
          (x.e ->> 'worker_rank')::double precision, (x.e ->> 'cost')::double precision
     from jsonb_array_elements(p_allocations) with ordinality x(e, ord)
-    join public.worker_mappings w on w.allocation_run_id = v_ar and w.external_id = x.e ->> 'worker_id'
-    join public.job_lines j on j.allocation_run_id = v_ar and j.external_id = x.e ->> 'job_line_id'
    order by x.ord;
   get diagnostics v_n = row_count;
   return v_n;
@@ -501,12 +517,21 @@ declare
   v_weights jsonb := coalesce(p_snapshot -> 'weightings', '[]'::jsonb);
   v_pins jsonb := coalesce(p_snapshot -> 'pins', '[]'::jsonb);
   v_forbids jsonb := coalesce(p_snapshot -> 'forbids', '[]'::jsonb);
+  -- external id -> row id, for this import's rows
+  v_wmap jsonb;
+  v_jmap jsonb;
+  v_pmap jsonb;
+  v_tmap jsonb;
+  v_emap jsonb;  -- job line row id -> eligibility entry id
 begin
   if p_snapshot is null or jsonb_typeof(p_snapshot) <> 'object'
      or p_snapshot ->> 'format' is distinct from 'allocator-run/1' then
     perform public.allocator_invalid(format(
       'format: expected ''allocator-run/1'', found %s. This is not a run snapshot this database reads.',
       coalesce(quote_literal(p_snapshot ->> 'format'), 'nothing')));
+  end if;
+  if jsonb_typeof(v_workers) <> 'array' or jsonb_typeof(v_lines) <> 'array' then
+    perform public.allocator_invalid('workers and job_lines must be lists.');
   end if;
 
   -- Which organisation.
@@ -540,19 +565,24 @@ begin
   insert into public.allocation_runs (organisation_id, external_id, name)
   values (v_org, p_snapshot -> 'run' ->> 'id', coalesce(p_snapshot -> 'run' ->> 'name', ''))
   returning id into v_ar;
-  -- This transaction's own rows need no change tracking (see allocator_touch_allocation_run).
+  -- This transaction's own rows need no change tracking (see allocator_inputs_changed).
   perform pg_catalog.set_config('allocator.importing', v_ar::text, true);
 
+  -- Workers and job lines (a repeated id is refused by the unique constraints).
   insert into public.worker_mappings (allocation_run_id, external_id, name)
   select v_ar, x.e ->> 'id', coalesce(x.e ->> 'name', '')
     from jsonb_array_elements(v_workers) with ordinality x(e, ord)
    order by x.ord;
+  select coalesce(jsonb_object_agg(external_id, id), '{}'::jsonb) into v_wmap
+    from public.worker_mappings where allocation_run_id = v_ar;
 
   insert into public.job_lines (allocation_run_id, external_id, name, max_n_workers, must_have_workers)
   select v_ar, x.e ->> 'id', coalesce(x.e ->> 'name', ''), (x.e ->> 'max_n_workers')::integer,
          coalesce((x.e ->> 'must_have_workers')::boolean, false)
     from jsonb_array_elements(v_lines) with ordinality x(e, ord)
    order by x.ord;
+  select coalesce(jsonb_object_agg(external_id, id), '{}'::jsonb) into v_jmap
+    from public.job_lines where allocation_run_id = v_ar;
 
   -- Qualification tags (shared by the organisation's allocation runs).
   insert into public.qualification_tags (organisation_id, external_id, name)
@@ -566,14 +596,14 @@ begin
           select jsonb_array_elements_text(coalesce(x.e -> 'excluded_qualification_ids', '[]'::jsonb))
             from jsonb_array_elements(v_elig) x(e)) t
   on conflict (organisation_id, external_id) do nothing;
+  select coalesce(jsonb_object_agg(external_id, id), '{}'::jsonb) into v_tmap
+    from public.qualification_tags where organisation_id = v_org;
 
   insert into public.worker_qualifications (allocation_run_id, worker_id, qualification_tag_id)
-  select v_ar, w.id, t.id
+  select v_ar, (v_wmap ->> (x.e ->> 'id'))::bigint, (v_tmap ->> q.tag)::bigint
     from jsonb_array_elements(v_workers) with ordinality x(e, ord)
     cross join lateral jsonb_array_elements_text(coalesce(x.e -> 'qualification_ids', '[]'::jsonb))
          with ordinality q(tag, qord)
-    join public.worker_mappings w on w.allocation_run_id = v_ar and w.external_id = x.e ->> 'id'
-    join public.qualification_tags t on t.organisation_id = v_org and t.external_id = q.tag
    order by x.ord, q.qord
   on conflict (worker_id, qualification_tag_id) do nothing;
 
@@ -590,113 +620,99 @@ begin
                     from jsonb_array_elements(v_pprefs) with ordinality x(e, ord)) u
            group by u.pid) p
    order by p.pos;
+  select coalesce(jsonb_object_agg(external_id, id), '{}'::jsonb) into v_pmap
+    from public.preferencers where allocation_run_id = v_ar;
 
   insert into public.job_line_preferencers (allocation_run_id, job_line_id, preferencer_id)
-  select v_ar, j.id, p.id
+  select v_ar, (v_jmap ->> (x.e ->> 'id'))::bigint, (v_pmap ->> pj.pid)::bigint
     from jsonb_array_elements(v_lines) with ordinality x(e, ord)
     cross join lateral jsonb_array_elements_text(coalesce(x.e -> 'preferencer_ids', '[]'::jsonb))
          with ordinality pj(pid, pord)
-    join public.job_lines j on j.allocation_run_id = v_ar and j.external_id = x.e ->> 'id'
-    join public.preferencers p on p.allocation_run_id = v_ar and p.external_id = pj.pid
    order by x.ord, pj.pord
   on conflict (job_line_id, preferencer_id) do nothing;
 
   -- Worker preferences.
   select format('worker_preferences[%s]: %s is not in this snapshot.', x.ord - 1,
-                case when w.id is null then format('worker %L', x.e ->> 'worker_id')
+                case when v_wmap -> (x.e ->> 'worker_id') is null then format('worker %L', x.e ->> 'worker_id')
                      else format('job line %L', x.e ->> 'job_line_id') end)
     into v_bad
     from jsonb_array_elements(v_wprefs) with ordinality x(e, ord)
-    left join public.worker_mappings w on w.allocation_run_id = v_ar and w.external_id = x.e ->> 'worker_id'
-    left join public.job_lines j on j.allocation_run_id = v_ar and j.external_id = x.e ->> 'job_line_id'
-   where w.id is null or j.id is null
+   where v_wmap -> (x.e ->> 'worker_id') is null or v_jmap -> (x.e ->> 'job_line_id') is null
    order by x.ord limit 1;
   if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
 
   insert into public.preference_worker_job_lines (allocation_run_id, worker_id, job_line_id, rank)
-  select v_ar, w.id, j.id, (x.e ->> 'rank')::double precision
+  select v_ar, (v_wmap ->> (x.e ->> 'worker_id'))::bigint, (v_jmap ->> (x.e ->> 'job_line_id'))::bigint,
+         (x.e ->> 'rank')::double precision
     from jsonb_array_elements(v_wprefs) with ordinality x(e, ord)
-    join public.worker_mappings w on w.allocation_run_id = v_ar and w.external_id = x.e ->> 'worker_id'
-    join public.job_lines j on j.allocation_run_id = v_ar and j.external_id = x.e ->> 'job_line_id'
    order by x.ord;
 
   -- Preferencer preferences.
   select format('preferencer_preferences[%s]: worker %L is not in this snapshot.', x.ord - 1, x.e ->> 'worker_id')
     into v_bad
     from jsonb_array_elements(v_pprefs) with ordinality x(e, ord)
-    left join public.worker_mappings w on w.allocation_run_id = v_ar and w.external_id = x.e ->> 'worker_id'
-   where w.id is null
+   where v_wmap -> (x.e ->> 'worker_id') is null
    order by x.ord limit 1;
   if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
 
   insert into public.preference_preferencer_workers (allocation_run_id, preferencer_id, worker_id, rank)
-  select v_ar, p.id, w.id, (x.e ->> 'rank')::double precision
+  select v_ar, (v_pmap ->> (x.e ->> 'preferencer_id'))::bigint, (v_wmap ->> (x.e ->> 'worker_id'))::bigint,
+         (x.e ->> 'rank')::double precision
     from jsonb_array_elements(v_pprefs) with ordinality x(e, ord)
-    join public.preferencers p on p.allocation_run_id = v_ar and p.external_id = x.e ->> 'preferencer_id'
-    join public.worker_mappings w on w.allocation_run_id = v_ar and w.external_id = x.e ->> 'worker_id'
    order by x.ord;
 
   -- Eligibility entries and their rule items.
   select format('eligibility[%s]: %s is not in this snapshot.', x.ord - 1,
-                case when j.id is null then format('job line %L', x.e ->> 'job_line_id')
+                case when v_jmap -> (x.e ->> 'job_line_id') is null then format('job line %L', x.e ->> 'job_line_id')
                      else format('worker %L', wl.wid) end)
     into v_bad
     from jsonb_array_elements(v_elig) with ordinality x(e, ord)
-    left join public.job_lines j on j.allocation_run_id = v_ar and j.external_id = x.e ->> 'job_line_id'
     left join lateral (
       select u.wid
         from (select jsonb_array_elements_text(coalesce(x.e -> 'included_worker_ids', '[]'::jsonb)) wid
               union all
               select jsonb_array_elements_text(coalesce(x.e -> 'excluded_worker_ids', '[]'::jsonb))) u
-        left join public.worker_mappings w on w.allocation_run_id = v_ar and w.external_id = u.wid
-       where w.id is null
+       where v_wmap -> u.wid is null
        limit 1) wl on true
-   where j.id is null or wl.wid is not null
+   where v_jmap -> (x.e ->> 'job_line_id') is null or wl.wid is not null
    order by x.ord limit 1;
   if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
 
   insert into public.job_line_eligibility (allocation_run_id, job_line_id)
-  select v_ar, j.id
+  select v_ar, (v_jmap ->> (x.e ->> 'job_line_id'))::bigint
     from jsonb_array_elements(v_elig) with ordinality x(e, ord)
-    join public.job_lines j on j.allocation_run_id = v_ar and j.external_id = x.e ->> 'job_line_id'
    order by x.ord;
+  select coalesce(jsonb_object_agg(job_line_id::text, id), '{}'::jsonb) into v_emap
+    from public.job_line_eligibility where allocation_run_id = v_ar;
 
   insert into public.job_line_eligibility_items (allocation_run_id, eligibility_id, rule, worker_id, qualification_tag_id)
-  select v_ar, e.id, k.rule,
-         case when k.rule like '%worker' then w.id end,
-         case when k.rule like '%qualification' then t.id end
+  select v_ar, (v_emap ->> (v_jmap ->> (x.el ->> 'job_line_id')))::bigint, k.rule,
+         case when k.rule like '%worker' then (v_wmap ->> r.ref)::bigint end,
+         case when k.rule like '%qualification' then (v_tmap ->> r.ref)::bigint end
     from jsonb_array_elements(v_elig) with ordinality x(el, ord)
-    join public.job_lines j on j.allocation_run_id = v_ar and j.external_id = x.el ->> 'job_line_id'
-    join public.job_line_eligibility e on e.job_line_id = j.id
     cross join lateral (values (1, 'included_worker', 'included_worker_ids'),
                                (2, 'excluded_worker', 'excluded_worker_ids'),
                                (3, 'included_qualification', 'included_qualification_ids'),
                                (4, 'excluded_qualification', 'excluded_qualification_ids')) k(kord, rule, key)
     cross join lateral jsonb_array_elements_text(coalesce(x.el -> k.key, '[]'::jsonb)) with ordinality r(ref, rord)
-    left join public.worker_mappings w
-           on k.rule like '%worker' and w.allocation_run_id = v_ar and w.external_id = r.ref
-    left join public.qualification_tags t
-           on k.rule like '%qualification' and t.organisation_id = v_org and t.external_id = r.ref
    order by x.ord, k.kord, r.rord
   on conflict do nothing;
 
   -- Weightings.
   select format('weightings[%s]: %s is not in this snapshot.', x.ord - 1,
-                case when w.id is null then format('worker %L', x.e ->> 'worker_id')
+                case when v_wmap -> (x.e ->> 'worker_id') is null then format('worker %L', x.e ->> 'worker_id')
                      else format('job line %L', x.e ->> 'job_line_id') end)
     into v_bad
     from jsonb_array_elements(v_weights) with ordinality x(e, ord)
-    left join public.worker_mappings w on w.allocation_run_id = v_ar and w.external_id = x.e ->> 'worker_id'
-    left join public.job_lines j on j.allocation_run_id = v_ar and j.external_id = x.e ->> 'job_line_id'
-   where w.id is null or (x.e ->> 'job_line_id' is not null and j.id is null)
+   where v_wmap -> (x.e ->> 'worker_id') is null
+      or (x.e ->> 'job_line_id' is not null and v_jmap -> (x.e ->> 'job_line_id') is null)
    order by x.ord limit 1;
   if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
 
   insert into public.allocation_run_preferencer_weightings (allocation_run_id, worker_id, job_line_id, value)
-  select v_ar, w.id, j.id, (x.e ->> 'value')::double precision
+  select v_ar, (v_wmap ->> (x.e ->> 'worker_id'))::bigint, (v_jmap ->> (x.e ->> 'job_line_id'))::bigint,
+         (x.e ->> 'value')::double precision
     from jsonb_array_elements(v_weights) with ordinality x(e, ord)
-    join public.worker_mappings w on w.allocation_run_id = v_ar and w.external_id = x.e ->> 'worker_id'
-    left join public.job_lines j on j.allocation_run_id = v_ar and j.external_id = x.e ->> 'job_line_id'
    order by x.ord;
 
   -- The run itself, with its settings (defaults of allocation-model.md).
@@ -717,25 +733,21 @@ begin
 
   -- Pins and forbids.
   select format('%s[%s]: %s is not in this snapshot.', x.kind, x.ord - 1,
-                case when w.id is null then format('worker %L', x.e ->> 'worker_id')
+                case when v_wmap -> (x.e ->> 'worker_id') is null then format('worker %L', x.e ->> 'worker_id')
                      else format('job line %L', x.e ->> 'job_line_id') end)
     into v_bad
-    from (select 'pins' as kind, e, ord from jsonb_array_elements(v_pins) with ordinality p(e, ord)
+    from (select 1 as k, 'pins' as kind, e, ord from jsonb_array_elements(v_pins) with ordinality p(e, ord)
           union all
-          select 'forbids', e, ord from jsonb_array_elements(v_forbids) with ordinality f(e, ord)) x
-    left join public.worker_mappings w on w.allocation_run_id = v_ar and w.external_id = x.e ->> 'worker_id'
-    left join public.job_lines j on j.allocation_run_id = v_ar and j.external_id = x.e ->> 'job_line_id'
-   where w.id is null or j.id is null
-   order by x.kind desc, x.ord limit 1;
+          select 2, 'forbids', e, ord from jsonb_array_elements(v_forbids) with ordinality f(e, ord)) x
+   where v_wmap -> (x.e ->> 'worker_id') is null or v_jmap -> (x.e ->> 'job_line_id') is null
+   order by x.k, x.ord limit 1;
   if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
 
   insert into public.allocator_py_run_overrides (run_id, allocation_run_id, kind, worker_id, job_line_id)
-  select v_run, v_ar, x.kind, w.id, j.id
+  select v_run, v_ar, x.kind, (v_wmap ->> (x.e ->> 'worker_id'))::bigint, (v_jmap ->> (x.e ->> 'job_line_id'))::bigint
     from (select 1 as k, 'pin' as kind, e, ord from jsonb_array_elements(v_pins) with ordinality p(e, ord)
           union all
           select 2, 'forbid', e, ord from jsonb_array_elements(v_forbids) with ordinality f(e, ord)) x
-    join public.worker_mappings w on w.allocation_run_id = v_ar and w.external_id = x.e ->> 'worker_id'
-    join public.job_lines j on j.allocation_run_id = v_ar and j.external_id = x.e ->> 'job_line_id'
    order by x.k, x.ord
   on conflict do nothing;
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import editor
 import pandas as pd
 
-from tests.named_runs import L, W, prefs, snap
+from tests.helpers.named_runs import L, W, prefs, snap
 
 
 def run():

@@ -13,7 +13,7 @@ import pytest
 
 from allocator.engine import solve
 from allocator.problem import ProblemData
-from tests.named_runs import L, W, prefs, snap
+from tests.helpers.named_runs import L, W, prefs, snap
 
 NASTY = ["=HYPERLINK(\"http://x\",\"y\")", "+1+2", "-3", "@SUM(A1)", "\tTab", "\rCR"]
 

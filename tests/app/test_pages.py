@@ -12,7 +12,7 @@ from allocator.demo import demo_snapshot
 from allocator.workbook import snapshot_to_xlsx
 from tests.app.conftest import new_app, open_app, solve_now
 from tests.app.test_flow import metric, table
-from tests.named_runs import L, W, prefs, snap
+from tests.helpers.named_runs import L, W, prefs, snap
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 

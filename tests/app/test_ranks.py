@@ -12,7 +12,7 @@ from allocator.scenario import apply
 from allocator.snapshot import RunSnapshot
 from tests.app.conftest import open_app, solve_now
 from tests.app.test_flow import metric, table
-from tests.named_runs import L, W, prefs, snap
+from tests.helpers.named_runs import L, W, prefs, snap
 
 
 def _fractional_max(snapshot: RunSnapshot) -> float:

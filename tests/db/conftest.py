@@ -1,4 +1,4 @@
-"""Fixtures for the database tests (helpers are in dbtools.py).
+"""Fixtures for the database tests (helpers are in tests/helpers/dbtools.py).
 
 Everything runs against the session's embedded PostgreSQL (tests/conftest.py); nothing is
 mocked.

@@ -6,7 +6,6 @@ import threading
 
 import psycopg
 import pytest
-from dbtools import allocation_result, import_small
 
 from allocator.store import (
     Allocation,
@@ -17,6 +16,7 @@ from allocator.store import (
     StoreError,
     input_fingerprint,
 )
+from tests.helpers.dbtools import allocation_result, import_small
 
 pytestmark = pytest.mark.db
 

@@ -12,10 +12,10 @@ from collections import Counter
 
 import psycopg
 import pytest
-from dbtools import allocation_result, small_snapshot
 
 from allocator.store import ClaimLostError, StoreError
 from allocator.store.postgres import PostgresStore
+from tests.helpers.dbtools import allocation_result, small_snapshot
 
 pytestmark = pytest.mark.db
 

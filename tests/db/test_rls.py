@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from dbtools import acting_as, allocation_result, new_organisation, new_user, small_snapshot
 from psycopg.types.json import Jsonb
 
 from allocator.snapshot import RunSnapshot
 from allocator.store import input_fingerprint
+from tests.helpers.dbtools import (
+    acting_as,
+    allocation_result,
+    new_organisation,
+    new_user,
+    small_snapshot,
+)
 
 pytestmark = pytest.mark.db
 

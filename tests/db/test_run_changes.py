@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from dbtools import (
+from psycopg.types.json import Jsonb
+
+from allocator import service
+from allocator.snapshot import RunSnapshot
+from allocator.store import InvalidSnapshotError, LateWorker, StaleScenarioError
+from tests.helpers.dbtools import (
     acting_as,
     allocation_result,
     import_small,
@@ -19,11 +24,6 @@ from dbtools import (
     new_user,
     small_snapshot,
 )
-from psycopg.types.json import Jsonb
-
-from allocator import service
-from allocator.snapshot import RunSnapshot
-from allocator.store import InvalidSnapshotError, LateWorker, StaleScenarioError
 
 pytestmark = pytest.mark.db
 

@@ -10,7 +10,6 @@ import shutil
 
 import psycopg
 import pytest
-from dbtools import allocation_result, import_small, new_org_in_store, small_snapshot
 
 from allocator import service
 from allocator.db.migrate import MIGRATIONS_DIR, migrate
@@ -21,6 +20,7 @@ from allocator.store import (
     StaleScenarioError,
     input_fingerprint,
 )
+from tests.helpers.dbtools import allocation_result, import_small, new_org_in_store, small_snapshot
 
 pytestmark = pytest.mark.db
 
@@ -267,10 +267,10 @@ def test_a_scenario_that_no_longer_fits_the_data_names_what_to_change(store, sql
 
 
 def test_a_planner_sees_and_versions_only_their_own_organisations_scenarios(supabase_url):
-    from dbtools import acting_as, new_organisation, new_user, small_snapshot
     from psycopg.types.json import Jsonb
 
     from allocator.snapshot import RunSnapshot
+    from tests.helpers.dbtools import acting_as, new_organisation, new_user, small_snapshot
 
     with psycopg.connect(supabase_url, autocommit=True) as conn:
         ana, ben = new_user(conn, "ana@versions.example"), new_user(conn, "ben@versions.example")

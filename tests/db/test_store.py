@@ -6,7 +6,6 @@ import copy
 
 import psycopg
 import pytest
-from dbtools import allocation_result, import_small, new_org_in_store, small_snapshot
 
 from allocator.demo import demo_snapshot
 from allocator.snapshot import RunSnapshot
@@ -17,6 +16,7 @@ from allocator.store import (
     ScenarioNotFoundError,
     input_fingerprint,
 )
+from tests.helpers.dbtools import allocation_result, import_small, new_org_in_store, small_snapshot
 
 pytestmark = pytest.mark.db
 

@@ -14,7 +14,6 @@ import time
 
 import psycopg
 import pytest
-from dbtools import acting_as, new_org_in_store, new_organisation, new_user, small_snapshot
 from psycopg.types.json import Jsonb
 
 from allocator.store import (
@@ -23,6 +22,13 @@ from allocator.store import (
     RunBusyError,
     StaleScenarioError,
     input_fingerprint,
+)
+from tests.helpers.dbtools import (
+    acting_as,
+    new_org_in_store,
+    new_organisation,
+    new_user,
+    small_snapshot,
 )
 
 pytestmark = pytest.mark.db

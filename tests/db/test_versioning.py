@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from dbtools import allocation_result, import_small
 
 from allocator.store import StaleScenarioError, input_fingerprint
+from tests.helpers.dbtools import allocation_result, import_small
 
 pytestmark = pytest.mark.db
 

@@ -87,6 +87,11 @@ def run_cpsat(
     prm.random_seed = int(seed) % (2**31 - 1)
     for name, value in params.items():
         setattr(prm, name, value)
+    # The caller's CP-SAT parameters (SolveOptions.cpsat_parameters) lie over all of the above.
+    # TODO(lead, after the stable-mode rewrite): give options.initial_allocation to the model
+    # as a hint (model.add_hint on the chosen pair of each worker it names).
+    for name, value in options.cpsat_parameters.items():
+        setattr(prm, name, value)
     report = report or (lambda obj, bound: None)
     solver.best_bound_callback = lambda bound: report(None, bound)
 

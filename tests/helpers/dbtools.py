@@ -1,7 +1,6 @@
 """Helpers for the database tests: small snapshots, results, users, organisations.
 
-Imported by the tests as ``dbtools`` (tests/db is on sys.path under pytest's default
-import mode, as for every test folder without ``__init__.py``).
+Imported by the tests as ``tests.helpers.dbtools``.
 """
 
 from __future__ import annotations

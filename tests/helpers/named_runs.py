@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def W(*ids: str, tags: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,8 @@
+"""What the tests share: named tiny runs and the test data folder (:mod:`.named_runs`),
+hypothesis strategies (:mod:`.strategies`), a brute-force solver (:mod:`.bruteforce`), an
+independent feasibility check of a snapshot (:mod:`.snapshot_feasibility`) and database
+helpers (:mod:`.dbtools`).
+
+Every test imports them the one way, ``from tests.helpers.named_runs import ...``
+(pytest's ``pythonpath = ["."]`` puts the project root on the path).
+"""
