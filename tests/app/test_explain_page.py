@@ -1,0 +1,133 @@
+"""Explanations on the dashboard (issue 10): why a worker has their line, at what price, whose
+outcome the seed decided, every statement as files, and a move tried by hand kept as a pin
+with its reason (Scenario, Compare, Publish).
+
+Each number shown is compared with the engine's own functions computed here, not hard-coded.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import openpyxl
+import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
+
+from allocator import explain, statements
+from allocator.problem import ProblemData
+from allocator.scenario import apply
+from allocator.store.postgres import PostgresStore
+from tests.app.conftest import open_app, solve_now
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """File name -> the function that makes it when its download button is clicked."""
+    made = {}
+    add = MediaFileManager.add_deferred
+
+    def remember(self, data_callable, mimetype, coordinates, file_name=None, **kw):
+        made[file_name] = data_callable
+        return add(self, data_callable, mimetype, coordinates, file_name, **kw)
+
+    monkeypatch.setattr(MediaFileManager, "add_deferred", remember)
+    return made
+
+
+def solved_results(run_id: str, name: str = "Explained"):
+    """The app on Results after solving the run's own settings; with the engine's Result."""
+    at = open_app(run_id, "scenario")
+    at.text_input(key="sc_name").input(name).run()
+    entry = solve_now(at)
+    at.switch_page("../pages/results.py").run()
+    assert not at.exception, at.exception
+    return at, entry
+
+
+def engine_result(db_store: PostgresStore, entry: dict):
+    """The same result as an engine object, built from the run, independently of the page."""
+    snap = apply(db_store.load_run(entry["run_id"]), entry["settings"], entry["overrides"])
+    return explain.allocation_result(snap, {a["worker_id"]: a["job_line_id"] for a in entry["result"]["allocations"]})
+
+
+def priced_worker(res) -> tuple[str, dict]:
+    """A worker with a priced higher choice where someone else would move (the demo has many)."""
+    for x in explain.explain_all(res):
+        for e in x["higher_choices"]:
+            if e["reason"] == "price" and e["moves"] and e["price"] > 0:
+                return x["worker_id"], x
+    raise AssertionError("no worker with a priced higher choice where someone moves")
+
+
+def panel_text(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_a_row_opens_the_workers_explanation_with_price_and_who_moves(demo_run, db_store):
+    at, entry = solved_results(demo_run)
+    res = engine_result(db_store, entry)
+    wid, x = priced_worker(res)
+    shown = at.dataframe(key="res_table").value
+    row = int(np.flatnonzero(shown["Worker id"].to_numpy() == wid)[0])
+    at.session_state["res_table"] = {"selection": {"rows": [row], "columns": [], "cells": []}}
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="res_explain_pick").value == wid
+    text = panel_text(at)
+    p = res.problem
+    s = p.worker_index[wid]
+    assert f"Why {p.worker_names[s]} has" in text
+    for e in x["higher_choices"]:
+        words = statements.price_words(p, wid, e)
+        assert words.replace("(", "\\(") in text or words in text.replace("\\", "")
+    first = next(e for e in x["higher_choices"] if e["reason"] == "price" and e["moves"])
+    mover = p.worker_names[p.worker_index[first["moves"][0]["worker_id"]]]
+    assert f"{mover} would move from" in text.replace("\\", "")
+    assert f"total dissatisfaction {first['price']:+.6g}" in text.replace("\\", "")
+    assert "full" not in text.lower().split("a full line is never")[0]
+
+
+def test_eligibility_opens_the_same_explanation(demo_run, db_store):
+    at, entry = solved_results(demo_run, "From eligibility")
+    res = engine_result(db_store, entry)
+    wid, x = priced_worker(res)
+    at.switch_page("../pages/eligibility.py").run()
+    s = res.problem.worker_index[wid]
+    at.selectbox(key="el_worker").select(s).run()
+    at.button(key="el_explain").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="res_explain_pick").value == wid
+    text = panel_text(at).replace("\\", "")
+    for e in x["higher_choices"]:
+        assert statements.price_words(res.problem, wid, e) in text
+
+
+def test_seed_dependent_workers_are_marked(demo_run):
+    at, entry = solved_results(demo_run, "Draws")
+    ids = entry["result"]["seed_dependent_worker_ids"]
+    assert ids is not None
+    shown = at.dataframe(key="res_table").value
+    marked = set(shown.loc[shown["Decided by seed"], "Worker id"])
+    assert marked == set(ids)
+    (m,) = [m for m in at.metric if m.label == "Decided by the tie-break seed"]
+    assert m.value == str(len(ids))
+    assert any("decided by the tie-break seed" in c.value for c in at.caption)
+
+
+def test_every_statement_downloads_as_pdf_zip_json_and_xlsx(demo_run, downloads):
+    at, entry = solved_results(demo_run, "Statements")
+    keys = {b.key for b in at.get("download_button")}
+    assert {f"res_dl_statements_{f}" for f in ("pdf", "zip", "json", "xlsx")} <= keys
+    n = len(entry["result"]["allocations"])
+    pdf = downloads["Statements-statements.pdf"]()
+    assert pdf.startswith(b"%PDF")
+    with zipfile.ZipFile(io.BytesIO(downloads["Statements-statements.zip"]())) as z:
+        pdfs = [f for f in z.namelist() if f.endswith(".pdf")]
+    assert len(pdfs) == n
+    table = json.loads(downloads["Statements-statements.json"]())
+    assert {r["worker_id"] for r in table["rows"]} == {a["worker_id"] for a in entry["result"]["allocations"]}
+    wb = openpyxl.load_workbook(io.BytesIO(downloads["Statements-statements.xlsx"]()))
+    assert wb.worksheets[0].max_row == len(table["rows"]) + 1
