@@ -201,18 +201,6 @@ def add_pins(pins_frame: pd.DataFrame, pins: list[Mapping[str, str]], reason: st
     return pd.concat([keep, new], ignore_index=True).astype(object)
 
 
-def pins_with_reasons(overrides: Mapping[str, Any] | None, worker_names: Mapping[str, str] | None = None,
-                      line_names: Mapping[str, str] | None = None) -> list[str]:
-    """The scenario's pins as lines of text, each with its reason ("no reason given" when none)."""
-    wn, ln = worker_names or {}, line_names or {}
-    out = []
-    for p in (overrides or {}).get("pins") or []:
-        w, j = p.get("worker_id"), p.get("job_line_id")
-        why = (p.get("reason") or "").strip() or "no reason given"
-        out.append(f"{wn.get(w, w)} ({w}) pinned to {ln.get(j, j)} ({j}): {why}")
-    return out
-
-
 # --------------------------------------------------------------------------- drawing (Results, Eligibility)
 
 

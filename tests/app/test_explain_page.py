@@ -131,3 +131,71 @@ def test_every_statement_downloads_as_pdf_zip_json_and_xlsx(demo_run, downloads)
     assert {r["worker_id"] for r in table["rows"]} == {a["worker_id"] for a in entry["result"]["allocations"]}
     wb = openpyxl.load_workbook(io.BytesIO(downloads["Statements-statements.xlsx"]()))
     assert wb.worksheets[0].max_row == len(table["rows"]) + 1
+
+
+def test_a_move_tried_by_hand_shows_its_price_and_is_kept_as_a_pin_with_its_reason(demo_run, db_store):
+    from allocator.engine import solve
+
+    at, entry = solved_results(demo_run, "By hand")
+    at.switch_page("../pages/scenario.py").run()
+    at.button(key="sc_save").click().run()
+    at.switch_page("../pages/results.py").run()
+    res = engine_result(db_store, entry)
+    wid, x = priced_worker(res)
+    lid = next(e["job_line_id"] for e in x["higher_choices"] if e["reason"] == "price" and e["moves"])
+
+    at.selectbox(key="res_ov_worker").select(wid)
+    at.selectbox(key="res_ov_line").select(lid).run()
+    at.button(key="res_ov_preview").click().run()
+    assert not at.exception, at.exception
+    expected = explain.preview_move(None, res, wid, lid)
+    rep = expected["repair"]
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Price of the move"] == f"{rep['price']:+.6g}"
+    assert shown["Other workers who move"] == str(len(rep["moves"])) and rep["moves"]
+    movers = next(d.value for d in at.dataframe if "Their choice after" in d.value.columns)
+    p = res.problem
+    assert sorted(movers["Worker"]) == sorted(f"{p.worker_names[p.worker_index[m['worker_id']]]} ({m['worker_id']})"
+                                              for m in rep["moves"])
+    # The preview's price is a full re-solve with the pin, against the optimum.
+    run = db_store.load_run(demo_run)
+    pinned = solve(apply(run, entry["settings"], {"pins": [{"worker_id": wid, "job_line_id": lid}]}))
+    assert rep["price"] == pytest.approx(pinned.objective - entry["result"]["objective"], rel=1e-6, abs=1e-6)
+
+    # Keeping it needs a reason.
+    at.button(key="res_ov_apply").click().run()
+    assert any("Give a reason" in e.value for e in at.error)
+    assert not [q for q in at.session_state["draft"]["overrides"].get("pins", []) if q["worker_id"] == wid]
+    why = "Agreed with the rotation supervisor"
+    at.text_input(key="res_ov_reason").input(why).run()
+    at.button(key="res_ov_apply").click().run()
+    assert not at.exception, at.exception
+    assert {"worker_id": wid, "job_line_id": lid, "reason": why} in at.session_state["draft"]["overrides"]["pins"]
+
+    # The Scenario page's pins table shows it with its reason; solved and saved, it is compared and published.
+    at.switch_page("../pages/scenario.py").run()
+    pins = next(t.value for t in at.data_editor if "Reason" in t.value.columns)
+    assert pins[pins["Worker"] == wid][["Job line", "Reason"]].values.tolist() == [[lid, why]]
+    at.text_input(key="sc_name").input("By hand, pinned").run()
+    solve_now(at)
+    at.button(key="sc_save").click().run()
+    assert not at.exception, at.exception
+
+    wn, ln = dict(zip(p.worker_ids, p.worker_names, strict=True)), dict(zip(p.line_ids, p.line_names, strict=True))
+    at.switch_page("../pages/compare.py").run()
+    at.multiselect(key="cmp_pick").set_value(["By hand", "By hand, pinned"]).run()
+    assert not at.exception, at.exception
+    diff = next(d.value for d in at.dataframe if "Change" in d.value.columns).set_index("Change")
+    assert diff.loc[f"Pin {wn[wid]} to {ln[lid]}"].tolist() == ["–", f"pinned ({why})"]
+
+    at.switch_page("../pages/publish.py").run()
+    saved = {s.name: s.id for s in db_store.list_scenarios(demo_run)}
+    at.selectbox(key="pub_scenario").select(saved["By hand, pinned"]).run()
+    listed = f"{wn[wid]} ({wid}) pinned to {ln[lid]} ({lid}): {why}"
+    assert any(listed in m.value.replace("\\", "") for m in at.markdown)
+    at.text_area(key="pub_reason").input("Signed off").run()
+    at.button(key="pub_open").click().run()
+    at.button(key="pub_confirm").click().run()
+    assert not at.exception, at.exception
+    (logged,) = db_store.publication_log(demo_run)
+    assert logged.reason.startswith("Signed off\n") and listed in logged.reason
