@@ -54,11 +54,12 @@ def pairs_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
 
 def pins_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
     """The scenario's pins, each with the reason it was set (blank when none was given)."""
-    return pd.DataFrame(
+    df = pd.DataFrame(
         [{"Worker": r.get("worker_id"), "Job line": r.get("job_line_id"), "Reason": r.get("reason")}
          for r in rows or []],
         columns=PIN_COLS,
     ).astype(object)
+    return df.where(df.notna(), None)  # a pin without a reason: blank, never NaN
 
 
 def weights_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:

@@ -13,11 +13,11 @@ import zipfile
 
 import numpy as np
 import openpyxl
+import pandas as pd
 import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
 from allocator import explain, statements
-from allocator.problem import ProblemData
 from allocator.scenario import apply
 from allocator.store.postgres import PostgresStore
 from tests.app.conftest import open_app, solve_now
@@ -199,3 +199,39 @@ def test_a_move_tried_by_hand_shows_its_price_and_is_kept_as_a_pin_with_its_reas
     assert not at.exception, at.exception
     (logged,) = db_store.publication_log(demo_run)
     assert logged.reason.startswith("Signed off\n") and listed in logged.reason
+
+
+def test_the_pins_and_their_reasons_are_written_with_the_publication():
+    import publishing
+
+    ov = {"pins": [{"worker_id": "w1", "job_line_id": "j2", "reason": "agreed"},
+                   {"worker_id": "w2", "job_line_id": "j1"}]}
+    pins = publishing.pins_with_reasons(ov, {"w1": "Dr Lee"}, {"j2": "Line 2"})
+    assert pins == ["Dr Lee (w1) pinned to Line 2 (j2): agreed", "w2 (w2) pinned to j1 (j1): no reason given"]
+    assert publishing.recorded_reason("  Signed off ", pins) == "Signed off\nPins in this scenario: " + "; ".join(pins)
+    assert publishing.recorded_reason("", pins) == "Pins in this scenario: " + "; ".join(pins)
+    assert publishing.recorded_reason(" ", []) is None and publishing.recorded_reason("ok", []) == "ok"
+
+
+def test_a_swap_preview_and_adding_its_pins(demo_run, db_store):
+    import explain_view
+
+    _, entry = solved_results(demo_run, "Swap")
+    res = engine_result(db_store, entry)
+    a, b = next((x["worker_id"], y["worker_id"]) for x in entry["result"]["allocations"]
+                for y in entry["result"]["allocations"] if x["job_line_id"] != y["job_line_id"])
+    pv = explain_view.preview(res, "swap", a, b)
+    assert pv == explain.preview_swap(None, res, a, b)
+    pins = explain_view.pins_of(pv)
+    line = {x["worker_id"]: x["job_line_id"] for x in entry["result"]["allocations"]}
+    assert pins == sorted([{"worker_id": a, "job_line_id": line[b]}, {"worker_id": b, "job_line_id": line[a]}],
+                          key=lambda q: res.problem.worker_index[q["worker_id"]])
+
+    before = pd.DataFrame([{"Worker": a, "Job line": line[a], "Reason": None},
+                           {"Worker": "someone", "Job line": "j", "Reason": "kept"}])
+    with pytest.raises(ValueError, match="Give a reason"):
+        explain_view.add_pins(before, pins, "  ")
+    after = explain_view.add_pins(before, pins, " swap agreed ")
+    # One pin per worker: a's old pin is replaced by the new one; the other pin stays.
+    assert sorted(map(tuple, after.values.tolist())) == sorted(
+        [("someone", "j", "kept")] + [(q["worker_id"], q["job_line_id"], "swap agreed") for q in pins])
