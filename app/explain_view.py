@@ -213,7 +213,9 @@ def show_explanation(res: Result, rkey: str, problem_fp: str, worker_id: str, se
     if worker_id not in res.problem.worker_index:
         st.warning(f"There is no worker {worker_id!r} in this result.")
         return
-    x = worker_explanation(rkey, problem_fp, worker_id, res)
+    # Instant without stability (the flow's certificate); with it, a solve per higher choice.
+    with st.spinner("Working out the price of each higher choice…"):
+        x = worker_explanation(rkey, problem_fp, worker_id, res)
     p = res.problem
     s = p.worker_index[worker_id]
     with st.container(border=True, key=f"{key}_panel"):
