@@ -213,17 +213,31 @@ def show_explanation(res: Result, rkey: str, problem_fp: str, worker_id: str, se
     if worker_id not in res.problem.worker_index:
         st.warning(f"There is no worker {worker_id!r} in this result.")
         return
-    # Instant without stability (the flow's certificate); with it, a solve per higher choice.
-    with st.spinner("Working out the price of each higher choice…"):
-        x = worker_explanation(rkey, problem_fp, worker_id, res)
     p = res.problem
     s = p.worker_index[worker_id]
+    # Instant without stability (the flow's certificate). With it, each higher choice is a
+    # stable solve of its own (up to half a minute each): only when the planner asks.
+    asked = st.session_state.get(f"{key}_stable_go") == (rkey, worker_id)
+    slow = bool(p.settings.stability) and not asked
+    if slow:
+        x = {"worker_id": worker_id, "higher_choices": []}
+    else:
+        with st.spinner("Working out the price of each higher choice…"):
+            x = worker_explanation(rkey, problem_fp, worker_id, res)
     with st.container(border=True, key=f"{key}_panel"):
         st.markdown(f"#### Why {_md(p.worker_names[s])} has {_md(p.line_names[int(res.assignment[s])])}")
         st.markdown("  \n".join(_md(t) for t in explanation_header(res, x)))
         if seed_ids is not None and worker_id in seed_ids:
             st.info(f"This outcome was **{SEED_WORDS}**: another allocation, exactly as good by every rule, "
                     "puts them on another line. Present it as a draw.", icon=":material/casino:")
+        if slow:
+            n = len(explain.higher_choices(p, s, int(res.assignment[s])))
+            st.caption(f"They ranked {n} line(s) higher. This allocation is stable, so each price is a stable "
+                       "solve of its own (up to half a minute each).")
+            if n and st.button("Work out why not, and at what price", key=f"{key}_stable_btn"):
+                st.session_state[f"{key}_stable_go"] = (rkey, worker_id)
+                st.rerun()
+            return
         higher = x.get("higher_choices") or []
         if not higher:
             st.success("No line they ranked is better than this one: they got one of their best choices.")

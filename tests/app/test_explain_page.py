@@ -7,6 +7,7 @@ Each number shown is compared with the engine's own functions computed here, not
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -19,6 +20,7 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 
 from allocator import explain, statements
 from allocator.scenario import apply
+from allocator.solvers.base import Status
 from allocator.store.postgres import PostgresStore
 from tests.app.conftest import open_app, solve_now
 
@@ -235,3 +237,29 @@ def test_a_swap_preview_and_adding_its_pins(demo_run, db_store):
     # One pin per worker: a's old pin is replaced by the new one; the other pin stays.
     assert sorted(map(tuple, after.values.tolist())) == sorted(
         [("someone", "j", "kept")] + [(q["worker_id"], q["job_line_id"], "swap agreed") for q in pins])
+
+
+def test_a_stable_runs_prices_are_worked_out_when_asked(import_run, db_store):
+    from tests.named_runs import L, W, prefs, snap
+
+    three = snap(W("w1", "w2", "w3"), L(("j1", 1), ("j2", 2)),
+                 worker_preferences=prefs(w1={"j1": 1, "j2": 2}, w2={"j1": 1, "j2": 2}, w3={"j1": 1, "j2": 2}))
+    run_id = import_run(three.model_dump(mode="json"))
+    at = open_app(run_id, "scenario")
+    at.toggle(key="sc_stability").set_value(True).run()
+    at.text_input(key="sc_name").input("Stable").run()
+    entry = solve_now(at)
+    assert entry["settings"]["stability"] and entry["result"]["seed_dependent_worker_ids"] is None
+    at.switch_page("../pages/results.py").run()
+    wid = next(a["worker_id"] for a in entry["result"]["allocations"] if a["job_line_id"] == "j2")
+    at.selectbox(key="res_explain_pick").select(wid).run()
+    assert not at.exception, at.exception
+    assert any("not worked out for a stable allocation" in c.value for c in at.caption)
+    at.button(key="res_explain_stable_btn").click().run()
+    assert not at.exception, at.exception
+    # The solve proved its stable allocation optimal (a stored allocation alone cannot say so).
+    res = dataclasses.replace(engine_result(db_store, entry), status=Status(entry["result"]["status"]))
+    x = explain.explain_worker(res, wid)
+    (e,) = x["higher_choices"]
+    assert e["reason"] == "price"
+    assert statements.price_words(res.problem, wid, e) in panel_text(at).replace("\\", "")
