@@ -91,6 +91,14 @@ def test_a_row_opens_the_workers_explanation_with_price_and_who_moves(demo_run, 
     assert f"total dissatisfaction {first['price']:+.6g}" in text.replace("\\", "")
     assert "full" not in text.lower().split("a full line is never")[0]
 
+    # A worker on a line they did not rank: "not ranked", never a number for it.
+    off = shown.loc[shown["Choice"] == "not ranked", "Worker id"].tolist()
+    assert off, "the demo has workers on lines they did not rank"
+    at.selectbox(key="res_explain_pick").select(off[0]).run()
+    head = next(m.value for m in at.markdown if m.value.startswith("Job line")).replace("\\", "")
+    assert "a line they did not rank (not ranked)" in head.splitlines()[0]
+    assert "rank " not in head.splitlines()[0].replace("did not rank (not ranked)", "")
+
 
 def test_eligibility_opens_the_same_explanation(demo_run, db_store):
     at, entry = solved_results(demo_run, "From eligibility")
