@@ -81,6 +81,9 @@ def seed_caption(result: Mapping[str, Any]) -> str:
     """What the seed-dependent count means, or why it is not known, in the planner's words."""
     ids = seed_dependent(result)
     if ids is None:
+        if "seed_dependent_worker_ids" not in result:
+            return ("Which outcomes the tie-break seed decided was not recorded with this result (it was solved "
+                    "before the dashboard worked it out). Solve it again to see.")
         if (result.get("settings") or {}).get("stability"):
             return ("Which outcomes the tie-break seed decided is not worked out for a stable allocation "
                     "(it would take a solve per worker).")

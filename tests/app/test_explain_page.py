@@ -160,6 +160,12 @@ def test_a_move_tried_by_hand_shows_its_price_and_is_kept_as_a_pin_with_its_reas
     assert not at.exception, at.exception
     expected = explain.preview_move(None, res, wid, lid)
     rep = expected["repair"]
+    # What the move alone breaks, each in the engine's words (or that it breaks nothing).
+    warned = " ".join(w.value for w in at.warning).replace("\\", "")
+    for b in expected["breaks"]:
+        assert b["message"] in warned
+    if not expected["breaks"]:
+        assert any("breaks no rule" in x.value for x in at.success)
     shown = {m.label: m.value for m in at.metric}
     assert shown["Price of the move"] == f"{rep['price']:+.6g}"
     assert shown["Other workers who move"] == str(len(rep["moves"])) and rep["moves"]
@@ -271,3 +277,14 @@ def test_a_stable_runs_prices_are_worked_out_when_asked(import_run, db_store):
     (e,) = x["higher_choices"]
     assert e["reason"] == "price"
     assert statements.price_words(res.problem, wid, e) in panel_text(at).replace("\\", "")
+
+
+def test_the_seed_caption_says_what_is_known():
+    import explain_view
+
+    assert explain_view.seed_caption({"seed_dependent_worker_ids": []}).startswith("No worker's line")
+    assert explain_view.seed_caption({"seed_dependent_worker_ids": ["w1", "w2"]}).startswith(
+        "2 workers' lines were decided by the tie-break seed")
+    assert "stable" in explain_view.seed_caption({"seed_dependent_worker_ids": None, "settings": {"stability": True}})
+    assert "not proven" in explain_view.seed_caption({"seed_dependent_worker_ids": None, "settings": {}})
+    assert "Solve it again" in explain_view.seed_caption({"settings": {}})
