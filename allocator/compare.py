@@ -216,8 +216,13 @@ def what_differs(views: Sequence[ScenarioView], run: RunNames | None = None) -> 
         ("lifted_forbids", "The run's forbid of {w} from {j}", "lifted", "kept"),
     ):
         per_view = pairs(section)
+        # A pin set by hand carries its reason: shown with it, so a planner comparing sees why.
+        why = [{(str(r.get("worker_id")), str(r.get("job_line_id"))): str(r.get("reason") or "").strip()
+                for r in _section(v, section)} for v in views]
         for w, j in sorted(set().union(*per_view), key=lambda p: (_name(wn, p[0]), _name(ln, p[1]), p)):
-            add(what.format(w=_name(wn, w), j=_name(ln, j)), [yes if (w, j) in s else no for s in per_view])
+            cells = [(f"{yes} ({why[k][(w, j)]})" if why[k].get((w, j)) else yes) if (w, j) in s else no
+                     for k, s in enumerate(per_view)]
+            add(what.format(w=_name(wn, w), j=_name(ln, j)), cells)
 
     weights: list[dict[tuple[str, str | None], float]] = []
     for v in views:

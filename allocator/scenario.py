@@ -57,6 +57,14 @@ class PairOverride(_Model):
     job_line_id: str
 
 
+class PinOverride(PairOverride):
+    """A pin the scenario adds; ``reason``: why the planner set it (a pin set from the Results
+    page's override preview always has one). Kept with the scenario, shown where it is
+    compared and published; the engine never reads it."""
+
+    reason: str | None = Field(None, max_length=500)
+
+
 class WeightingOverride(_Model):
     """An added organisation priority: positive discourages the pair, negative favours it."""
 
@@ -73,7 +81,7 @@ class ScenarioOverrides(_Model):
     """
 
     lines: list[LineOverride] = Field(default_factory=list)
-    pins: list[PairOverride] = Field(default_factory=list)
+    pins: list[PinOverride] = Field(default_factory=list)
     forbids: list[PairOverride] = Field(default_factory=list)
     weightings: list[WeightingOverride] = Field(default_factory=list)
     #: The run's own pins and forbids that this scenario lifts (each must be one the run has).
@@ -95,7 +103,11 @@ class ScenarioOverrides(_Model):
                     or self.lifted_pins or self.lifted_forbids)
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        out = self.model_dump(mode="json")
+        for pin in out["pins"]:  # a pin without a reason is saved as before: two keys
+            if pin.get("reason") is None:
+                pin.pop("reason", None)
+        return out
 
 
 _SECTION_WORDS = {
@@ -112,6 +124,7 @@ _FIELD_WORDS = {
     "max_n_workers": "places",
     "must_have_workers": "must be filled",
     "value": "value",
+    "reason": "reason",
 }
 
 
@@ -147,6 +160,8 @@ def _plain(err: dict) -> str:
         return "must be a number"
     if typ.startswith("bool"):
         return "must be yes or no"
+    if typ == "string_too_long":
+        return f"is too long: at most {ctx.get('max_length')} characters"
     if typ.startswith("string") or typ == "none_required":
         return "must be filled in"
     text = str(err["msg"]).removeprefix("Value error, ")
@@ -262,7 +277,9 @@ def apply(
     data = snapshot.model_dump(mode="json")
     data["settings"] = new_settings.model_dump(mode="json")
     data["job_lines"] = [j.model_dump(mode="json") for j in new_lines]
-    data["pins"] = [p.model_dump(mode="json") for p in run_pins] + [p.model_dump(mode="json") for p in ov.pins]
+    data["pins"] = [p.model_dump(mode="json") for p in run_pins] + [
+        p.model_dump(mode="json", exclude={"reason"}) for p in ov.pins  # the why is the scenario's, not the run's
+    ]
     data["forbids"] = [f.model_dump(mode="json") for f in run_forbids] + [
         f.model_dump(mode="json") for f in ov.forbids
     ]

@@ -17,6 +17,7 @@ from allocator.snapshot import RunSettings, RunSnapshot
 
 LINE_COLS = ["Job line id", "Job line", "Places", "Must be filled"]
 PAIR_COLS = ["Worker", "Job line"]
+PIN_COLS = ["Worker", "Job line", "Reason"]
 WEIGHT_COLS = ["Worker", "Job line", "Value"]
 LIFT_COLS = ["Worker id", "Worker", "Job line id", "Job line", "Lift in this scenario"]
 LIFT = "Lift in this scenario"
@@ -49,6 +50,16 @@ def pairs_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
         [{"Worker": r.get("worker_id"), "Job line": r.get("job_line_id")} for r in rows or []],
         columns=PAIR_COLS,
     ).astype(object)
+
+
+def pins_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
+    """The scenario's pins, each with the reason it was set (blank when none was given)."""
+    df = pd.DataFrame(
+        [{"Worker": r.get("worker_id"), "Job line": r.get("job_line_id"), "Reason": r.get("reason")}
+         for r in rows or []],
+        columns=PIN_COLS,
+    ).astype(object)
+    return df.where(df.notna(), None)  # a pin without a reason: blank, never NaN
 
 
 def weights_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
@@ -123,7 +134,11 @@ def pairs_overrides(df: pd.DataFrame, table: str) -> tuple[list[dict[str, Any]],
         if w is None or j is None:
             errs.append(f"{table}, row {i + 1}: choose both a worker and a job line, or delete the row")
             continue
-        out.append({"worker_id": w, "job_line_id": j})
+        pair = {"worker_id": w, "job_line_id": j}
+        why = _text(row.get("Reason"))
+        if why is not None:
+            pair["reason"] = why
+        out.append(pair)
     return out, errs
 
 
@@ -231,7 +246,7 @@ def frames_from_overrides(snapshot: RunSnapshot, overrides: dict[str, Any]) -> d
     """Every table of the editor as a scenario's overrides have them."""
     return {
         "lines": lines_frame(snapshot, overrides),
-        "pins": pairs_frame(overrides.get("pins")),
+        "pins": pins_frame(overrides.get("pins")),
         "forbids": pairs_frame(overrides.get("forbids")),
         "weights": weights_frame(overrides.get("weightings")),
         "lifted_pins": lifted_frame(snapshot, "pins", overrides.get("lifted_pins")),

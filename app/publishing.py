@@ -6,6 +6,8 @@
 - :func:`stale_note`: the banner for a scenario solved on older data than the run's.
 - :func:`history_rows`: the publication history as the page's table shows it (who, what,
   which scenario and which version of it).
+- :func:`pins_with_reasons` and :func:`recorded_reason`: the scenario's pins with why each
+  was set, shown before publishing and written into the publication's reason.
 """
 
 from __future__ import annotations
@@ -169,3 +171,28 @@ def history_rows(
             "Workers": len(e.allocations),
         })
     return rows
+
+
+def pins_with_reasons(overrides: Mapping[str, Any] | None, worker_names: Mapping[str, str] | None = None,
+                      line_names: Mapping[str, str] | None = None) -> list[str]:
+    """The scenario's pins as lines of text, each with its reason ("no reason given" when none)."""
+    wn, ln = worker_names or {}, line_names or {}
+    out = []
+    for p in (overrides or {}).get("pins") or []:
+        w, j = str(p.get("worker_id")), str(p.get("job_line_id"))
+        why = str(p.get("reason") or "").strip() or "no reason given"
+        out.append(f"{wn.get(w, w)} ({w}) pinned to {ln.get(j, j)} ({j}): {why}")
+    return out
+
+
+def recorded_reason(reason: str | None, pins: Sequence[str]) -> str | None:
+    """The reason written with a publication: the planner's own, then the scenario's pins with theirs.
+
+    The publication log keeps one reason text per entry; the pins set by hand belong to the
+    decision, so they go with it (the scenario itself keeps them too, under the entry's scenario id).
+    """
+    own = (reason or "").strip()
+    if not pins:
+        return own or None
+    listed = "Pins in this scenario: " + "; ".join(pins)
+    return f"{own}\n{listed}" if own else listed

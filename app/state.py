@@ -492,6 +492,19 @@ def sync_draft() -> None:
         _new_table_keys()
 
 
+def set_draft_table(d: dict[str, Any], table: str, frame: Any) -> None:
+    """Replace one of the draft's tables from code (a pin set on the Results page, say).
+
+    The table's edits so far must already be in ``frame`` (see :func:`draft_frames`); the
+    editors start again from the new tables under new keys, and the draft is no longer the
+    saved scenario it was opened from.
+    """
+    d["base"][table] = frame
+    d["deltas"][table] = {}
+    d["loaded_from"] = None
+    _new_table_keys()
+
+
 def _plain_delta(state: Any) -> dict[str, Any]:
     state = dict(state or {})
     return {

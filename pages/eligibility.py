@@ -94,6 +94,22 @@ if wi is not None:
     )
     n_may = int(df["May take it"].sum())
     st.caption(f"{layout.md(problem.worker_names[wi])} may take {n_may} of {problem.n_lines} job lines.")
+    res = state.current_result()
+    has_line = bool(res and any(a.get("worker_id") == problem.worker_ids[wi]
+                                for a in (res.get("result") or {}).get("allocations") or []))
+
+    def open_explanation(worker_id: str) -> None:
+        # A plain key of our own: the Results page's picker is not drawn here, so its state would go.
+        st.session_state["_explain_request"] = worker_id
+        st.session_state["_open_results"] = True
+
+    st.button(
+        "Why this line? Their explanation on Results", key="el_explain", icon=":material/help:",
+        on_click=open_explanation, args=(problem.worker_ids[wi],), disabled=not has_line,
+        help=("The line they got in the current result, each line they ranked higher, why not and at what price."
+              if has_line else "Solve a scenario first: the explanation is of the current result."))
+    if st.session_state.pop("_open_results", False) and "results" in layout.PAGES:
+        st.switch_page(layout.PAGES["results"])
 
 # --------------------------------------------------------------------------- one line
 st.header("One job line")

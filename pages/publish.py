@@ -210,6 +210,15 @@ else:
                 key="pub_preview", hide_index=True, width="stretch",
             )
 
+    wn = {w.id: (w.name or w.id) for w in snap.workers}
+    ln = {j.id: (j.name or j.id) for j in snap.job_lines}
+    pins = publishing.pins_with_reasons(sc.overrides, wn, ln)
+    if pins:
+        st.subheader("Pins in this scenario")
+        st.caption("Workers the scenario puts on a line whatever else happens, with why. They are written "
+                   "with the publication's reason.")
+        st.markdown("\n".join(f"- {layout.md(x)}" for x in pins))
+
     supersede = False
     if run.published:
         supersede = st.checkbox("Replace the published allocation", key="pub_supersede",
@@ -232,10 +241,13 @@ else:
         st.write(f"{len(allocations)} workers will be written to the database"
                  + (", replacing the published allocation." if supersede else "."))
         st.write(f"Reason: {layout.md(reason.strip()) or '(none given)'}")
+        if pins:
+            st.write(f"With the {len(pins)} pin(s) of this scenario and their reasons (listed above).")
         a, b = st.columns(2)
         if a.button("Publish now", key="pub_confirm", type="primary"):
             try:
-                out = service.publish(state.store(), run.id, sc_id, reason=reason or None, supersede=supersede,
+                out = service.publish(state.store(), run.id, sc_id, reason=publishing.recorded_reason(reason, pins),
+                                      supersede=supersede,
                                       published_by=state.recorded_by())
             except StaleScenarioError as exc:
                 ss["pub_outcome"] = ("error", f"Not published: {exc.message} Choose the scenario again below and "
@@ -275,7 +287,7 @@ else:
                          help="Solves this scenario again, with the same rules and changes, on the run's current "
                               "data; saves the result as its next version (the older one is kept) and publishes it "
                               "with the reason above. Nothing is published if the new solve finds no allocation."):
-                start_resolve(sc, reason, supersede)
+                start_resolve(sc, publishing.recorded_reason(reason, pins) or "", supersede)
                 st.rerun()
             if ready:
                 st.caption(f"The new result is saved as version {sc.version + 1} of '{layout.md(sc.name)}' and "

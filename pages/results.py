@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import charts
 import derived
+import explain_view
 import exports
 import headline
 import layout
@@ -183,6 +184,10 @@ if len(fill) > charts.FILL_CHART_LINES:
 # --------------------------------------------------------------------------- the allocation
 st.header("Who goes where")
 table = derived.allocation_table(rkey, snap_fp, problem_fp, result, snap, problem)
+seed_ids = explain_view.seed_dependent(result)
+table = table.assign(**{"Decided by seed": table["Worker id"].isin(seed_ids or set())})
+# The explanations need the result as an object with the scenario's problem (built once per result).
+res_obj = explain_view.cached_result(rkey, problem_fp, result, problem) if problem is not None else None
 f1, f2, f3 = st.columns([2, 2, 1])
 query = f1.text_input("Search a worker or a line", key="res_search", placeholder="name or id")
 chosen_lines = f2.multiselect("Only these lines", sorted(table["Job line"].unique()), key="res_lines")
@@ -199,10 +204,12 @@ if chosen_lines:
     shown = shown[shown["Job line"].isin(chosen_lines)]
 if only_unranked:
     shown = shown[shown["Choice"] == NOT_RANKED]
-st.dataframe(
+picked_rows = st.dataframe(
     shown, key="res_table", hide_index=True, width="stretch", placeholder="–",
+    on_select="rerun", selection_mode="single-row",
     # Every column in view at once; the line's id and the cost are in the downloads.
-    column_order=["Worker id", "Worker", "Job line", "Choice", "Rank given", "Pinned", "Must be filled"],
+    column_order=["Worker id", "Worker", "Job line", "Choice", "Rank given", "Pinned", "Must be filled",
+                  "Decided by seed"],
     column_config={
         "Worker id": st.column_config.TextColumn("Id", width=55),
         "Worker": st.column_config.TextColumn(width=140),
@@ -214,9 +221,41 @@ st.dataframe(
                  "Choice then says \"not ranked\"."),
         "Pinned": st.column_config.CheckboxColumn(width=55, help="Pinned to this line in the scenario."),
         "Must be filled": st.column_config.CheckboxColumn(width=95),
+        "Decided by seed": st.column_config.CheckboxColumn(
+            width=110, help="Decided by the tie-break seed: another allocation, exactly as good by every rule, "
+                            "puts this worker on another line."),
     },
 )
-st.caption(f"{len(shown)} of {len(table)} workers shown.")
+st.caption(f"{len(shown)} of {len(table)} workers shown. Click a row to see why that worker has their line.")
+if seed_ids is not None:
+    st.metric("Decided by the tie-break seed", len(seed_ids),
+              help="Workers whose line differs in another allocation that is exactly as good by every rule.")
+st.caption(explain_view.seed_caption(result))
+
+# --------------------------------------------------------------------------- why this line
+# One source for the worker explained: the picker below. A click on a row (or the Eligibility
+# page's button, through state.set_widget) sets it.
+rows_picked = picked_rows.selection.rows if picked_rows is not None else []
+row_worker = str(shown.iloc[rows_picked[0]]["Worker id"]) if rows_picked and rows_picked[0] < len(shown) else None
+if row_worker is not None and row_worker != st.session_state.get("_res_row_seen"):
+    st.session_state["res_explain_pick"] = row_worker
+asked_elsewhere = st.session_state.pop("_explain_request", None)  # the Eligibility page's button
+if asked_elsewhere is not None:
+    st.session_state["res_explain_pick"] = asked_elsewhere
+st.session_state["_res_row_seen"] = row_worker
+st.subheader("Why this line?")
+if res_obj is None:
+    st.info("Explanations need the scenario this result was solved with, and the run's data has changed "
+            "since. Solve it again to explain it.")
+else:
+    worker_label = dict(zip(table["Worker id"], table["Worker"], strict=True))
+    if st.session_state.get("res_explain_pick") not in worker_label:
+        st.session_state.pop("res_explain_pick", None)
+    explained = st.selectbox(
+        "Worker explained", table["Worker id"].tolist(), key="res_explain_pick", index=None,
+        placeholder="Click a row above, or choose a worker", format_func=lambda w: f"{worker_label.get(w, w)} ({w})")
+    if explained:
+        explain_view.show_explanation(res_obj, rkey, problem_fp, explained, seed_ids, key="res_explain")
 
 # --------------------------------------------------------------------------- blocking pairs
 st.header("Blocking pairs")
@@ -243,6 +282,40 @@ else:
             },
         )
 
+# --------------------------------------------------------------------------- a move tried by hand
+if res_obj is not None:
+    st.header("Try a move by hand")
+    st.caption("What moving one worker (or swapping two) would break on its own, and the best allocation with "
+               "them there: what it costs and who else moves. Keeping it pins them in the scenario being edited, "
+               "with your reason.")
+    wlabel = dict(zip(table["Worker id"], table["Worker"], strict=True))
+    llabels = layout.unique_labels([(j, line_names.get(j, j)) for j in sorted(line_names)])
+    kind = st.segmented_control("Change", ["move", "swap"], key="res_ov_kind", default="move",
+                                format_func={"move": "Move a worker to a line", "swap": "Swap two workers"}.get)
+    kind = kind or "move"
+    o1, o2 = st.columns(2)
+    first = o1.selectbox("Worker", table["Worker id"].tolist(), key="res_ov_worker", index=None,
+                         placeholder="Choose a worker", format_func=lambda w: f"{wlabel.get(w, w)} ({w})")
+    if kind == "move":
+        second = o2.selectbox("To the job line", sorted(line_names), key="res_ov_line", index=None,
+                              placeholder="Choose a line", format_func=lambda j: llabels.get(j, j))
+    else:
+        second = o2.selectbox("Swap with", table["Worker id"].tolist(), key="res_ov_other", index=None,
+                              placeholder="Choose a worker", format_func=lambda w: f"{wlabel.get(w, w)} ({w})")
+    asked = (rkey, kind, first, second)
+    if st.button("Show what it does", key="res_ov_preview", disabled=not (first and second)):
+        try:
+            with st.spinner("Solving with the move pinned…"):
+                st.session_state["_res_ov"] = {"asked": asked, "preview": explain_view.preview(res_obj, kind, first, second)}
+        except explain_view.explain.ExplainError as exc:
+            st.session_state["_res_ov"] = {"asked": asked, "error": str(exc)}
+    got = st.session_state.get("_res_ov")
+    if got and got["asked"] == asked:
+        if "error" in got:
+            st.error(got["error"])
+        else:
+            explain_view.show_preview(res_obj, got["preview"], snap, key="res_ov")
+
 # --------------------------------------------------------------------------- exports
 st.header("Downloads")
 st.caption("Spreadsheet files are made safe to open: a cell that starts like a formula is kept as plain text.")
@@ -263,15 +336,15 @@ if scenario_snap is not None:
 e4.download_button("Result only (JSON)", lambda: exports.json_bytes(result), f"{safe}-result.json", "application/json",
                    key="res_dl_result", on_click="ignore")
 
-with st.expander("A worker's one-page statement"):
-    worker_label = dict(zip(table["Worker id"], table["Worker"], strict=True))
-    who = st.selectbox("Worker", table["Worker id"].tolist(), key="res_statement_worker",
-                       format_func=lambda w: f"{worker_label.get(w, w)} ({w})")
-    if who:
-        text = exports.worker_statement(who, result, snap, problem)
-        st.text(text)
-        st.download_button("Download statement", text.encode("utf-8"), f"statement-{who}.txt", "text/plain",
-                           key="res_dl_statement", on_click="ignore")
+if res_obj is not None:
+    st.subheader("Every worker's statement")
+    st.caption("One page per worker: their line and rank, what it costs, and each line they ranked higher with "
+               "why they did not get it and at what price. Made when you click (a few seconds on a large run).")
+    s1, s2, s3, s4 = st.columns(4)
+    for col, fmt in zip((s1, s2, s3, s4), explain_view.STATEMENT_FILES, strict=True):
+        label, suffix, mime = explain_view.STATEMENT_FILES[fmt]
+        col.download_button(label, lambda f=fmt: explain_view.statements_bytes(rkey, problem_fp, f, res_obj),
+                            f"{safe}-{suffix}", mime, key=f"res_dl_statements_{fmt}", on_click="ignore")
 
 with st.expander("Settings of this scenario"):
     st.dataframe(

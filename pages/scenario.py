@@ -104,10 +104,13 @@ with t_lines:
     )
 with t_pins:
     st.caption("Put a worker on a line whatever else happens. They must be eligible for it. "
-               "A pin here replaces a pin the run has for the same worker.")
+               "A pin here replaces a pin the run has for the same worker. A pin set from a move "
+               "tried on the Results page carries its reason, shown again when the scenario is published.")
     edited["pins"] = st.data_editor(
         base["pins"], key=state.editor_key("pins"), on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="dynamic",
-        column_config={"Worker": worker_col, "Job line": line_col},
+        column_config={"Worker": worker_col, "Job line": line_col,
+                       "Reason": st.column_config.TextColumn(
+                           max_chars=500, help="Why this worker is pinned here (kept with the scenario).")},
     )
 with t_forbids:
     st.caption("Keep a worker off a line in this scenario.")

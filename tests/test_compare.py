@@ -332,3 +332,16 @@ def test_sankey_links_sum_to_the_moves(two_results):
     capped = sankey_data(a, b, include_stays=True, max_links=3)
     assert len(capped["value"]) == 4 and sum(capped["value"]) == len(a["allocations"])
     assert "other lines" in capped["labels"]
+
+
+def test_what_differs_shows_why_a_pin_was_set():
+    run = RunSnapshot.parse(demo_snapshot(workers=30, seed=2))
+    names = RunNames.of(run)
+    w0, j1 = run.workers[0], run.job_lines[1]
+    pin = {"worker_id": w0.id, "job_line_id": j1.id}
+    views = [ScenarioView("A", None, {}, {}),
+             ScenarioView("B", None, {}, {"pins": [pin | {"reason": "agreed with the supervisor"}]}),
+             ScenarioView("C", None, {}, {"pins": [pin]})]
+    (row,) = what_differs(views, names)
+    assert row == {"what": f"Pin {w0.name} to {j1.name}", "A": "–", "B": "pinned (agreed with the supervisor)",
+                   "C": "pinned"}

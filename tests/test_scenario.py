@@ -175,3 +175,22 @@ def test_lifting_a_pin_the_run_does_not_have_names_the_row(run):
         "Run pins lifted, row 1: the run has no pin of worker 'w1' on job line 'j2' to lift",
         "Run forbids lifted, row 2: the run has no forbid of worker 'w2' on job line 'j3' to lift",
     ]
+
+
+def test_a_pin_keeps_its_reason_with_the_scenario_but_not_in_the_run(run):
+    why = {"worker_id": "w2", "job_line_id": "j1", "reason": "agreed with the supervisor"}
+    ov = ScenarioOverrides.parse({"pins": [why]})
+    assert ov.to_dict()["pins"] == [why]
+    # A pin without a reason is saved as before: worker and line only.
+    bare = ScenarioOverrides.parse({"pins": [{"worker_id": "w2", "job_line_id": "j1"}]})
+    assert bare.to_dict()["pins"] == [{"worker_id": "w2", "job_line_id": "j1"}]
+    # The reason is the planner's note: the run solved is the same with it or without it.
+    with_reason, without = apply(run, {}, {"pins": [why]}), apply(run, {}, bare.to_dict())
+    assert with_reason == without and with_reason.fingerprint() == without.fingerprint()
+    assert solve(with_reason).allocations == solve(without).allocations
+
+
+def test_a_pin_reason_too_long_is_named(run):
+    with pytest.raises(SnapshotError) as e:
+        ScenarioOverrides.parse({"pins": [{"worker_id": "w2", "job_line_id": "j1", "reason": "x" * 501}]})
+    assert e.value.messages == ["Pins, row 1: reason is too long: at most 500 characters"]

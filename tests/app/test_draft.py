@@ -72,7 +72,7 @@ def test_table_edits_outlive_other_pages_and_are_saved_exactly(demo_run, db_stor
     leave_and_come_back(at)
     assert "sc_lines" not in at.session_state  # the editor is drawn afresh ...
     assert editor_table(at, "sc_lines").iloc[0]["Places"] == j01_places - 1  # ... with the edit in it
-    assert editor_table(at, "sc_pins").to_dict("records") == [{"Worker": worker, "Job line": line}]
+    assert editor_table(at, "sc_pins").to_dict("records") == [{"Worker": worker, "Job line": line, "Reason": None}]
     assert "Unsaved changes" in sidebar_text(at)
 
     # A solve, then the in-page links there and back: still there.
@@ -101,7 +101,7 @@ def test_table_edits_outlive_other_pages_and_are_saved_exactly(demo_run, db_stor
     at.sidebar.selectbox(key="sidebar_scenario").select(saved.id).run()
     assert not at.exception
     assert editor_table(at, "sc_lines").iloc[0]["Places"] == j01_places - 1
-    assert editor_table(at, "sc_pins").to_dict("records") == [{"Worker": worker, "Job line": line}]
+    assert editor_table(at, "sc_pins").to_dict("records") == [{"Worker": worker, "Job line": line, "Reason": None}]
     assert at.session_state["draft"]["overrides"] == want
     assert "Unsaved changes" not in sidebar_text(at)
 

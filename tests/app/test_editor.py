@@ -180,3 +180,21 @@ def test_a_lift_of_a_pin_the_run_no_longer_has_is_shown_and_named_not_dropped():
         {"Worker id": "w1", "Worker": "w1", "Job line id": "j1", "Job line": "j1", editor.LIFT: True}]
     _, _, problems, _ = editor.check_scenario(r, editor.inputs_from_settings({}), frames)
     assert problems == ["Run pins lifted, row 1: the run has no pin of worker 'w1' on job line 'j1' to lift"]
+
+
+def test_a_pins_reason_goes_from_the_table_to_the_overrides_and_back():
+    r = snap(W("w1", "w2"), L(("j1", 2), ("j2", 1)))
+    pins = [{"worker_id": "w1", "job_line_id": "j2", "reason": "agreed with the supervisor"},
+            {"worker_id": "w2", "job_line_id": "j1"}]
+    frames = editor.frames_from_overrides(r, {"pins": pins})
+    assert frames["pins"].to_dict("records") == [
+        {"Worker": "w1", "Job line": "j2", "Reason": "agreed with the supervisor"},
+        {"Worker": "w2", "Job line": "j1", "Reason": None}]
+    ov, errs = editor.overrides_from_frames(r, *(frames[t] for t in editor.TABLES))
+    assert errs == [] and ov["pins"] == pins
+    # A reason typed with spaces around is kept without them; a blank one is no reason.
+    frames["pins"] = editor.apply_delta(frames["pins"], {"edited_rows": {1: {"Reason": "  "}, 0: {"Reason": " why "}},
+                                                         "added_rows": [], "deleted_rows": []})
+    ov, _ = editor.overrides_from_frames(r, *(frames[t] for t in editor.TABLES))
+    assert ov["pins"] == [{"worker_id": "w1", "job_line_id": "j2", "reason": "why"},
+                          {"worker_id": "w2", "job_line_id": "j1"}]

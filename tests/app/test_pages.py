@@ -287,7 +287,8 @@ def test_results_offer_every_download(demo_run, monkeypatch):
     at.switch_page("../pages/results.py").run()
     keys = {b.key for b in at.get("download_button")}
     # Every file, the workbook too, is one click away (made when its button is clicked).
-    assert {"res_dl_csv", "res_dl_xlsx", "res_dl_bundle", "res_dl_result", "res_dl_statement"} <= keys
+    assert {"res_dl_csv", "res_dl_xlsx", "res_dl_bundle", "res_dl_result", "res_dl_statements_pdf",
+            "res_dl_statements_zip", "res_dl_statements_json", "res_dl_statements_xlsx"} <= keys
     assert not at.exception
     assert {"Downloads-allocation.csv", "Downloads.xlsx", "Downloads-snapshot-and-result.json",
             "Downloads-result.json"} <= set(made)

@@ -392,3 +392,16 @@ def test_the_databases_eligibility_agrees_with_the_engines(store, sql, seed):
 
     good = store.save_scenario(run_id, "solved", {}, {}, result, fp)
     assert store.publish(run_id, good).n_allocations == len(loaded.workers)
+
+
+def test_a_pin_with_its_reason_is_checked_like_any_pin(store, sql, run):
+    """A scenario pin set from the Results page carries ``reason``: the check reads the pair only."""
+    why = "agreed with the supervisor"
+    wrong = _save(store, run, VALID, {"pins": [{"worker_id": "w3", "job_line_id": "j4", "reason": why}]})
+    with pytest.raises(PublishRefusedError) as exc:
+        store.publish(run, wrong)
+    assert "Worker 'w3' (Cy) is pinned to job line 'j4' (Psychiatry), but the allocation puts them on 'j2'" in str(exc.value)
+    kept = {"pins": [{"worker_id": "w3", "job_line_id": VALID["w3"], "reason": why}]}
+    scenario = _save(store, run, VALID, kept, name="pinned with a reason")
+    assert store.publish(run, scenario, reason="Signed off").n_allocations == 4
+    assert next(s for s in store.list_scenarios(run) if s.id == scenario).overrides == kept
