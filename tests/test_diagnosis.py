@@ -294,7 +294,7 @@ def test_diagnosis_is_empty_exactly_when_brute_force_finds_an_allocation(p):
 
 
 def test_shared_strategy_agrees_with_brute_force():
-    """The same property on the project's shared strategy (tests/strategies.py)."""
+    """The same property on the project's shared strategy (tests/helpers/strategies.py)."""
     strategies = pytest.importorskip("tests.helpers.strategies")
 
     @given(strategies.snapshots(max_workers=5, max_lines=4))

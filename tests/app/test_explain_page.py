@@ -254,7 +254,7 @@ def test_a_swap_preview_and_adding_its_pins(demo_run, db_store):
 
 
 def test_a_stable_runs_prices_are_worked_out_when_asked(import_run, db_store):
-    from tests.named_runs import L, W, prefs, snap
+    from tests.helpers.named_runs import L, W, prefs, snap
 
     three = snap(W("w1", "w2", "w3"), L(("j1", 1), ("j2", 2)),
                  worker_preferences=prefs(w1={"j1": 1, "j2": 2}, w2={"j1": 1, "j2": 2}, w3={"j1": 1, "j2": 2}))
