@@ -188,7 +188,13 @@ b1 = b2 = b3 = bar
 if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or job is not None or not d["name"],
              help="Fix the problems listed above first." if problems else None):
     # The time limit is the scenario's max_seconds (in scenario_snap), set by the engine.
-    options = service.solve_options(state.app_settings())
+    # A re-solve starts from the last answer on this run (a hint where CP-SAT searches: stable
+    # mode; the flow needs none), limited to the workers and lines this scenario still has.
+    last = (state.current_result() or {}).get("result") or {}
+    start = {a["worker_id"]: a["job_line_id"] for a in last.get("allocations") or []}
+    present_w, present_j = {w.id for w in scenario_snap.workers}, {j.id for j in scenario_snap.job_lines}
+    start = {w: j for w, j in start.items() if w in present_w and j in present_j}
+    options = service.solve_options(state.app_settings(), initial_allocation=start or None)
     job_id = runner.submit(scenario_snap, options, label=d["name"])
     # A demo-sized solve takes well under a second: wait for it here, so the result shows
     # with this click's rerun instead of the progress panel's next poll.
