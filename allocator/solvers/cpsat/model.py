@@ -1,21 +1,35 @@
-"""The stable-mode solve: flow, pruning, then a two-phase CP-SAT model.
+"""The stable-mode solve: flow, pruning, then one deterministic CP-SAT search.
 
 1. **Flow.** The min-cost flow optimum over *all* allocations. If it is infeasible, so is
    every stable allocation. If it has no blocking pair it is optimal in stable mode too (the
    stable allocations are a subset) and we return it as is.
-2. **Pruning** (:mod:`.pruning`): pairs that are in no stable allocation get no variable.
-3. **Phase 1**: minimise the rounded cost with the cumulative stability encoding
+2. **Pruning** (:mod:`.pruning`): pairs that are in no stable allocation get no variable
+   (rules A, B and F, iterated to a fixpoint).
+3. **The search**: minimise the rounded cost with the cumulative stability encoding
    (:mod:`.constraints`), bounded below by the flow optimum over the kept pairs in the same
    integer costs, and warm-started (a complete hint, auxiliary sums included) with the
    cheaper of two stable heuristic allocations (:mod:`.heuristic`), or with the flow
    allocation when neither finds one. If the flow over the kept pairs is already stable it
    is the answer and CP-SAT is not needed.
-4. **Phase 2**: with the proven optimal cost fixed, minimise the seeded tie-break, so the
-   allocation returned does not depend on the number of threads or on timing.
 
-Both phases share ``options.time_limit``; ``options.stop`` stops the search (the best
-allocation so far is kept) and progress goes to ``options.callbacks.on_progress`` in
-unscaled cost units.
+Determinism. The search is CP-SAT with **one worker** (whatever ``options.threads`` says)
+and a **deterministic time limit** (``max_deterministic_time``: CP-SAT's count of work
+done, not of seconds) of :data:`DETERMINISTIC_PER_SECOND` units per second of the time
+left. A single worker is sequential and its work count does not depend on timing, so the
+same inputs, settings, seed and time limit give the same allocation whether the search
+ends proven or at the work limit. Measured on the 150-300 x 40-80 stable runs, one worker
+was also the fastest: CP-SAT's parallel portfolio took 3-6 times longer to prove the
+same optimum on this 2-core machine (the LP-based worker does the work; the others only
+compete with it for the cores). The wall clock stays a hard limit on top: on a machine so
+loaded that it stops the search first, the result is still the best stable allocation
+with its gap, but the log says it may not be reproducible. An earlier version ran a
+second phase that minimised a seeded tie-break among the optimal allocations; it made
+threads irrelevant too, but cost more than the first phase, so the deterministic search
+replaced it.
+
+Every phase shares one deadline (``options.time_limit`` from the start of this call);
+``options.stop`` stops the search (the best allocation so far is kept) and progress goes
+to ``options.callbacks.on_progress`` in unscaled cost units.
 """
 
 from __future__ import annotations
@@ -31,19 +45,22 @@ from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, SolveOutcome, Status
 from allocator.solvers.cpsat.constraints import add_constraints
 from allocator.solvers.cpsat.heuristic import deferred_acceptance, flow_repair
-from allocator.solvers.cpsat.objective import minimise_cost, minimise_tie_break
+from allocator.solvers.cpsat.objective import minimise_cost
 from allocator.solvers.cpsat.pruning import prune
 from allocator.solvers.cpsat.variables import Variables, make_variables
 from allocator.solvers.flow import CostRangeError, solve_flow, solve_flow_scaled
-from allocator.solvers.scaling import allowed_pairs, cpsat_budget, integer_costs, tie_break
+from allocator.solvers.scaling import allowed_pairs, cpsat_budget, integer_costs
 from allocator.stability import blocking_pairs
 
 BACKEND = "cpsat"
-TIE_RANGE = 1 << 30  # phase-2 tie-break values: far more than the pairs of any stable run
-MIN_PHASE_SECONDS = 0.05
-# Measured on the 300 x 80 stable benchmark (30 s, 2 threads): CP-SAT's presolve spends
-# seconds probing and leaves a weaker LP (bound 9,176 against 9,465 without it); the
-# model is already lean, so we skip presolve and give the LP every constraint.
+# CP-SAT's deterministic time per second of the time limit. Its unit is meant to be about a
+# second of one core; measured here (2 cores shared with other jobs) one worker did 0.13-0.4
+# units per wall second, so a quarter keeps the work limit, not the clock, the one that
+# stops the search on this machine unless it is very loaded.
+DETERMINISTIC_PER_SECOND = 0.25
+# Measured on the 300 x 80 stable benchmark (30 s): CP-SAT's presolve spends seconds
+# probing and leaves a weaker LP (bound 9,176 against 9,465 without it); the model is
+# already lean, so we skip presolve and give the LP every constraint.
 STABLE_PARAMS = {"cp_model_presolve": False, "linearization_level": 2}
 
 _STATUS = {
@@ -74,14 +91,23 @@ def run_cpsat(
     time_limit: float,
     seed: int,
     report: Callable[[float | None, float | None], None] | None = None,
+    *,
+    workers: int | None = None,
+    deterministic_time: float | None = None,
     **params: object,
 ) -> tuple[int, cp_model.CpSolver]:
     """Solve with the project's parameters (``params`` override CP-SAT parameters by name);
-    a watcher thread turns ``options.stop`` into a stop."""
+    a watcher thread turns ``options.stop`` into a stop.
+
+    ``workers`` (default ``options.threads``) is CP-SAT's ``num_workers``;
+    ``deterministic_time`` sets ``max_deterministic_time`` on top of the wall-clock limit.
+    """
     solver = cp_model.CpSolver()
     prm = solver.parameters
-    prm.num_workers = max(1, int(options.threads))
+    prm.num_workers = max(1, int(options.threads if workers is None else workers))
     prm.max_time_in_seconds = max(0.0, float(time_limit))
+    if deterministic_time is not None:
+        prm.max_deterministic_time = max(0.0, float(deterministic_time))
     prm.log_search_progress = False
     prm.log_to_stdout = False
     prm.random_seed = int(seed) % (2**31 - 1)
@@ -176,7 +202,7 @@ def solve_stable(
 
     # 2. Pruning.
     cb.on_phase("pruning")
-    pr = prune(problem, enabled=prune_pairs)
+    pr = prune(problem, enabled=prune_pairs, deadline=deadline)
     log.append(pr.describe())
     if pr.infeasible:
         log.append("pruning proved that no stable allocation exists")
@@ -208,7 +234,7 @@ def solve_stable(
     lower_bound, hint = None, flow.assignment
     heuristics = (
         ("deferred acceptance", lambda: deferred_acceptance(problem, seed)),
-        ("flow repair", lambda: flow_repair(problem, pr.keep)),
+        ("flow repair", lambda: flow_repair(problem, pr.keep, deadline=deadline)),
     )
     for name, heuristic in heuristics:
         if out_of_time():
@@ -252,11 +278,25 @@ def solve_stable(
             time.perf_counter() - start,
         )
 
-    status, solver = run_cpsat(model, options, _margin(deadline - time.perf_counter()), seed, report, **STABLE_PARAMS)
+    remaining = _margin(deadline - time.perf_counter())
+    work = DETERMINISTIC_PER_SECOND * remaining
+    status, solver = run_cpsat(
+        model, options, remaining, seed, report, workers=1, deterministic_time=work, **STABLE_PARAMS
+    )
     mapped = _STATUS[status]
-    log.append(f"phase 1 (cost): {solver.status_name(status)} in {solver.wall_time:.2f} s")
+    log.append(f"search: {solver.status_name(status)} in {solver.wall_time:.2f} s "
+               f"({solver.deterministic_time:.2f} of {work:.2f} deterministic units, one worker)")
     if mapped is Status.INFEASIBLE:
         return outcome(mapped)
+    if mapped is not Status.OPTIMAL:
+        if options.stop.is_set():
+            log.append("stopped by the planner: another run may stop elsewhere")
+        elif solver.deterministic_time < work * 0.999:
+            log.append("stopped by the wall clock before the work limit (a loaded machine): "
+                       "a re-run may return another allocation")
+        else:
+            log.append("stopped by the work limit: a re-run with the same time limit returns "
+                       "the same allocation")
     # A valid lower bound even without a solution: CP-SAT's, else the flow's (same integers;
     # half a unit of rounding per worker keeps it rigorous for the unscaled costs).
     bound_int = solver.best_objective_bound if np.isfinite(solver.best_objective_bound) else None
@@ -270,31 +310,12 @@ def solve_stable(
             return outcome(Status.NO_SOLUTION, None, rigorous_bound)
         log.append("CP-SAT found no allocation in time: returning the best heuristic one")
         return _with_gap(outcome(Status.FEASIBLE, start_point, rigorous_bound), log)
-    best = int(round(solver.objective_value))
     assignment = v.assignment(_solution(solver))
     if mapped is Status.FEASIBLE:
         if start_point is not None and problem.objective(start_point) < problem.objective(assignment):
             assignment = start_point
         _check_stable(problem, assignment)
         return _with_gap(outcome(Status.FEASIBLE, assignment, rigorous_bound), log)
-
-    # 5. Phase 2: the seeded tie-break among the optimal stable allocations.
-    remaining = deadline - time.perf_counter()
-    if remaining < MIN_PHASE_SECONDS or options.stop.is_set():
-        log.append("phase 2 (tie-break) skipped: no time left; the allocation is optimal but "
-                   "another run may return another optimal one")
-    else:
-        cb.on_phase("tie-break")
-        tie = tie_break(problem, seed, TIE_RANGE, v.workers, v.lines)
-        minimise_tie_break(model, v, cost, best, tie)
-        model.clear_hints()
-        _hint(model, v, assignment, stats)
-        status2, solver2 = run_cpsat(model, options, _margin(remaining), seed, **STABLE_PARAMS)
-        log.append(f"phase 2 (tie-break): {solver2.status_name(status2)} in {solver2.wall_time:.2f} s")
-        if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            assignment = v.assignment(_solution(solver2))
-        if status2 != cp_model.OPTIMAL:
-            log.append("tie-break not proven: another run may return another optimal allocation")
     _check_stable(problem, assignment)
     result = outcome(Status.OPTIMAL, assignment)
     cb.on_progress(result.objective, result.objective, result.solve_seconds)
