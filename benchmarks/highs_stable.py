@@ -8,7 +8,8 @@ forbidden, unpinned worker, a place), in the classic form of the stable-matching
     cap(p) * sum_{q: s ranks q no worse than p} x(s, q) + sum_{t != s: p ranks t no worse than s} x(t, p) >= cap(p)
 
 (if ``s`` is on a line it ranks strictly worse than ``p``, ``p`` holds ``cap(p)`` workers it
-ranks no worse than ``s``). Kept out of the package: only ``benchmarks/run.py`` uses it.
+ranks no worse than ``s``). Kept out of the package: ``benchmarks/run.py`` measures it, and the tests use it as an
+independent oracle on medium runs, where brute force cannot go.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 
 from allocator.problem import ProblemData
-from allocator.solvers.cpsat.pruning import blocking_candidates
 from allocator.stability import strictly_less
 
 
@@ -35,7 +35,11 @@ def plain_stable_milp(problem: ProblemData, time_cap: float, threads: int = 2) -
     lo = [np.ones(m), problem.mandatory.astype(float)]
     hi = [np.ones(m), problem.capacity.astype(float)]
     r = m + n
-    cand = blocking_candidates(problem)
+    # Pairs that can block (allocation-model.md, constraint 5), from the data alone so that
+    # the tests can use this model as an oracle independent of the solver's code.
+    cand = problem.eligible & ~problem.forbidden
+    cand[problem.pin >= 0, :] = False
+    cand[:, problem.capacity < 1] = False
     dw, dp, cap = problem.dw, problem.dp, problem.capacity
     for s, p in zip(*np.nonzero(cand), strict=True):
         qs = np.flatnonzero(allowed[s] & ~strictly_less(dw[s, p], dw[s]))

@@ -104,13 +104,14 @@ def prune(
     enabled: bool = True,
     max_rounds: int = 10_000,
     keep: np.ndarray | None = None,
-    flow_rule: bool = True,
+    rules: str = "ABF",
     deadline: float | None = None,
 ) -> Pruning:
     """Apply rules A, B and F to a fixpoint (or only the trivial deletions when not ``enabled``).
 
     ``keep`` (default: the allowed pairs) is the set to start from; it must contain every
-    pair of every stable allocation the caller cares about. Past ``deadline``
+    pair of every stable allocation the caller cares about. ``rules`` names the rules to
+    apply (tests check each one on its own). Past ``deadline``
     (``time.perf_counter()``) the rounds stop early: what was removed so far is still sound.
     """
     allowed = problem.allowed if keep is None else (problem.allowed & keep)
@@ -134,7 +135,7 @@ def prune(
 
         # Rule B: find, for each worker, the best line that would surely take them.
         safe = np.zeros((m, n), dtype=bool)
-        for p in lines_with_places:
+        for p in lines_with_places if "B" in rules else ():
             who = np.flatnonzero(cand[:, p])
             if who.size == 0:
                 continue
@@ -155,7 +156,7 @@ def prune(
         best = masked[np.arange(m), top]
         n_top = (keep & ~strictly_less(best[:, None], dw)).sum(axis=1)
         claims = ~pinned & (n_top == 1)
-        for p in lines_with_places:
+        for p in lines_with_places if "A" in rules else ():
             on = np.flatnonzero(keep[:, p])
             if on.size == 0:
                 continue
@@ -169,7 +170,8 @@ def prune(
 
         if not keep.any(axis=1).all():
             break
-        if flow_rule and not changed:
+        # Rule F last: it needs a max-flow, the others are cheap.
+        if "F" in rules and not changed:
             out = flow_rule_deletions(problem, keep)
             if out is None:
                 result.no_allocation = True
