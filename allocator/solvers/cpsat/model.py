@@ -43,7 +43,8 @@ from ortools.sat.python import cp_model
 
 from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, SolveOutcome, Status
-from allocator.solvers.cpsat.constraints import add_constraints
+from allocator.solvers.cpsat.constraints import _sum, add_constraints, stability_structure
+from allocator.solvers.cpsat.cuts import comb_cuts
 from allocator.solvers.cpsat.heuristic import deferred_acceptance, flow_repair
 from allocator.solvers.cpsat.objective import minimise_cost
 from allocator.solvers.cpsat.pruning import prune
@@ -54,10 +55,10 @@ from allocator.stability import blocking_pairs
 
 BACKEND = "cpsat"
 # CP-SAT's deterministic time per second of the time limit. Its unit is meant to be about a
-# second of one core; measured here (2 cores shared with other jobs) one worker did 0.13-0.4
-# units per wall second, so a quarter keeps the work limit, not the clock, the one that
-# stops the search on this machine unless it is very loaded.
-DETERMINISTIC_PER_SECOND = 0.25
+# second of one core; measured here (2 cores shared by several jobs, load 2-8) one worker
+# did 0.06-0.4 units per wall second, so a tenth keeps the work limit, not the clock, the
+# one that stops the search on this machine except under the heaviest load.
+DETERMINISTIC_PER_SECOND = 0.1
 # Measured on the 300 x 80 stable benchmark (30 s): CP-SAT's presolve spends seconds
 # probing and leaves a weaker LP (bound 9,176 against 9,465 without it); the model is
 # already lean, so we skip presolve and give the LP every constraint.
@@ -146,11 +147,12 @@ def solve_stable(
     *,
     prune_pairs: bool = True,
     flow_shortcut: bool = True,
+    combs: bool = True,
 ) -> SolveOutcome:
     """Minimum-cost weakly stable allocation (allocation-model.md, constraint 5).
 
-    ``prune_pairs`` and ``flow_shortcut`` exist for tests, which switch them off to check the
-    encoding on its own.
+    ``prune_pairs``, ``flow_shortcut`` and ``combs`` exist for tests, which switch them off
+    to check the encoding on its own.
     """
     start = time.perf_counter()
     deadline = start + float(options.time_limit)
@@ -267,6 +269,20 @@ def solve_stable(
     stats = add_constraints(model, v, problem, candidates=pr.candidates)
     if stats is not None:
         log.append(stats.describe())
+    if combs:
+        found = comb_cuts(v, problem, stability_structure(v, problem, pr.candidates), deadline=deadline)
+        log.append(found.describe())
+        for comb in found.cuts:
+            model.add(_sum(v.x[k] for k in comb.plus.tolist()) >= _sum(v.x[k] for k in comb.minus.tolist()))
+        if found.lp_bounds:
+            # HiGHS's optimum is exact up to its tolerances: a hair below it is a safe bound.
+            lp = max(found.lp_bounds)
+            lp -= 1e-6 * max(1.0, abs(lp))
+            best_bound = lp if best_bound is None else max(best_bound, lp)
+        if found.stopped_early:
+            log.append("the deadline ended the comb rounds: a re-run may find other combs")
+        if out_of_time():
+            return so_far()
     base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
     cost = minimise_cost(model, v, base, lower_bound)
     _hint(model, v, hint, stats)
