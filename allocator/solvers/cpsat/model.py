@@ -1,31 +1,38 @@
-"""The stable-mode solve: flow, pruning, then one deterministic CP-SAT search.
+"""The stable-mode solve: flow, pruning, combs, then a deterministic CP-SAT search.
 
 1. **Flow.** The min-cost flow optimum over *all* allocations. If it is infeasible, so is
    every stable allocation. If it has no blocking pair it is optimal in stable mode too (the
    stable allocations are a subset) and we return it as is.
 2. **Pruning** (:mod:`.pruning`): pairs that are in no stable allocation get no variable
    (rules A, B and F, iterated to a fixpoint).
-3. **The search**: minimise the rounded cost with the cumulative stability encoding
-   (:mod:`.constraints`), bounded below by the flow optimum over the kept pairs in the same
-   integer costs, and warm-started (a complete hint, auxiliary sums included) with the
-   cheaper of two stable heuristic allocations (:mod:`.heuristic`), or with the flow
-   allocation when neither finds one. If the flow over the kept pairs is already stable it
-   is the answer and CP-SAT is not needed.
+3. **Combs** (:mod:`.cuts`): valid inequalities separated on the LP relaxation with
+   HiGHS, added to the model; the LP bound is a rigorous lower bound.
+4. **The proof search**: minimise the rounded cost with the cumulative stability encoding
+   (:mod:`.constraints`) and the combs, bounded below by the flow optimum over the kept
+   pairs in the same integer costs, and warm-started (a complete hint, auxiliary sums
+   included) with the cheaper of two stable heuristic allocations (:mod:`.heuristic`), or
+   with the flow allocation when neither finds one. If the flow over the kept pairs is
+   already stable it is the answer and CP-SAT is not needed.
+5. **The improvement search**, only when the proof search ran out of work: large
+   neighbourhood search from the best allocation so far, for the rest of the work.
 
-Determinism. The search is CP-SAT with **one worker** (whatever ``options.threads`` says)
-and a **deterministic time limit** (``max_deterministic_time``: CP-SAT's count of work
-done, not of seconds) of :data:`DETERMINISTIC_PER_SECOND` units per second of the time
-left. A single worker is sequential and its work count does not depend on timing, so the
-same inputs, settings, seed and time limit give the same allocation whether the search
-ends proven or at the work limit. Measured on the 150-300 x 40-80 stable runs, one worker
-was also the fastest: CP-SAT's parallel portfolio took 3-6 times longer to prove the
-same optimum on this 2-core machine (the LP-based worker does the work; the others only
-compete with it for the cores). The wall clock stays a hard limit on top: on a machine so
-loaded that it stops the search first, the result is still the best stable allocation
-with its gap, but the log says it may not be reproducible. An earlier version ran a
-second phase that minimised a seeded tie-break among the optimal allocations; it made
-threads irrelevant too, but cost more than the first phase, so the deterministic search
-replaced it.
+Determinism. The proof search is CP-SAT with **one worker** (whatever ``options.threads``
+says) and the improvement search runs its neighbourhoods **interleaved** (CP-SAT's
+deterministic schedule); both stop at a **deterministic time limit**
+(``max_deterministic_time``: CP-SAT's count of work done, not of seconds) of
+:data:`DETERMINISTIC_PER_SECOND` units per second of the time left, half each. Their work
+counts do not depend on timing, so the same inputs, settings, seed and time limit give the
+same allocation whether the search ends proven or at the work limit, and a proven optimum
+is the same for any time limit that lets it be proven. Measured on the 150-300 x 40-80
+stable runs, one worker also proves fastest: CP-SAT's parallel portfolio took 3-6 times
+longer to prove the same optimum on this 2-core machine (the LP-based worker does the
+proof; the others compete with it for the cores), but it finds good allocations sooner,
+hence the neighbourhood search when the proof does not finish. The wall clock stays a
+hard limit on top: on a machine so loaded that it stops a search first, the result is
+still the best stable allocation with its gap, but the log says a re-run may differ. An
+earlier version ran a second phase that minimised a seeded tie-break among the optimal
+allocations; it made threads irrelevant too, but cost more than the first phase, so the
+deterministic search replaced it.
 
 Every phase shares one deadline (``options.time_limit`` from the start of this call);
 ``options.stop`` stops the search (the best allocation so far is kept) and progress goes
@@ -59,6 +66,15 @@ BACKEND = "cpsat"
 # did 0.06-0.4 units per wall second, so a tenth keeps the work limit, not the clock, the
 # one that stops the search on this machine except under the heaviest load.
 DETERMINISTIC_PER_SECOND = 0.1
+# The first share of the work goes to the proof (one worker: the LP-based search, the one
+# that proves); if that does not prove the optimum, the rest goes to improving the
+# allocation by large neighbourhood search. Measured on the 300 x 80 stable run: the proof
+# worker alone did not improve on the heuristic start (10,325) in 6 units, the
+# neighbourhood search reached 9,938 in 3.4.
+PROOF_SHARE = 0.5
+LNS_WORKERS = 2
+LNS_PARAMS = {"interleave_search": True, "use_lns_only": True}
+MIN_PHASE_SECONDS = 0.05
 # Measured on the 300 x 80 stable benchmark (30 s): CP-SAT's presolve spends seconds
 # probing and leaves a weaker LP (bound 9,176 against 9,465 without it); the model is
 # already lean, so we skip presolve and give the LP every constraint.
@@ -113,7 +129,10 @@ def run_cpsat(
     prm.log_to_stdout = False
     prm.random_seed = int(seed) % (2**31 - 1)
     for name, value in params.items():
-        setattr(prm, name, value)
+        if isinstance(value, (list, tuple)):  # repeated fields cannot be assigned
+            getattr(prm, name).extend(value)
+        else:
+            setattr(prm, name, value)
     report = report or (lambda obj, bound: None)
     solver.best_bound_callback = lambda bound: report(None, bound)
 
@@ -297,17 +316,46 @@ def solve_stable(
     remaining = _margin(deadline - time.perf_counter())
     work = DETERMINISTIC_PER_SECOND * remaining
     status, solver = run_cpsat(
-        model, options, remaining, seed, report, workers=1, deterministic_time=work, **STABLE_PARAMS
+        model, options, PROOF_SHARE * remaining, seed, report, workers=1,
+        deterministic_time=PROOF_SHARE * work, **STABLE_PARAMS,
     )
     mapped = _STATUS[status]
     log.append(f"search: {solver.status_name(status)} in {solver.wall_time:.2f} s "
-               f"({solver.deterministic_time:.2f} of {work:.2f} deterministic units, one worker)")
+               f"({solver.deterministic_time:.2f} of {PROOF_SHARE * work:.2f} deterministic units, one worker)")
+    by_clock = mapped not in (Status.OPTIMAL, Status.INFEASIBLE) and solver.deterministic_time < PROOF_SHARE * work * 0.999
     if mapped is Status.INFEASIBLE:
         return outcome(mapped)
+    solution = _solution(solver) if mapped in (Status.OPTIMAL, Status.FEASIBLE) else None
+    bound_cp = solver.best_objective_bound
+
+    # Not proven: spend the rest of the work on improving the allocation (large
+    # neighbourhood search, interleaved so that it stays deterministic), from the best one.
+    improve_seconds = _margin(deadline - time.perf_counter())
+    if mapped is not Status.OPTIMAL and not options.stop.is_set() and improve_seconds > MIN_PHASE_SECONDS:
+        best_so_far = v.assignment(solution) if solution is not None else start_point
+        if best_so_far is not None:
+            model.clear_hints()
+            _hint(model, v, best_so_far, stats)
+        lns_work = (1.0 - PROOF_SHARE) * work
+        status2, solver2 = run_cpsat(
+            model, options, improve_seconds, seed, report, workers=LNS_WORKERS,
+            deterministic_time=lns_work, **STABLE_PARAMS, **LNS_PARAMS,
+        )
+        log.append(f"improvement (neighbourhood search): {solver2.status_name(status2)} in "
+                   f"{solver2.wall_time:.2f} s ({solver2.deterministic_time:.2f} of {lns_work:.2f} units)")
+        if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            if solution is None or solver2.objective_value < solver.objective_value:
+                solution = _solution(solver2)
+                if status2 == cp_model.OPTIMAL:
+                    mapped = Status.OPTIMAL
+                elif mapped is Status.NO_SOLUTION:
+                    mapped = Status.FEASIBLE
+        if status2 not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and solver2.deterministic_time < lns_work * 0.999:
+            by_clock = True
     if mapped is not Status.OPTIMAL:
         if options.stop.is_set():
             log.append("stopped by the planner: another run may stop elsewhere")
-        elif solver.deterministic_time < work * 0.999:
+        elif by_clock:
             log.append("stopped by the wall clock before the work limit (a loaded machine): "
                        "a re-run may return another allocation")
         else:
@@ -315,7 +363,7 @@ def solve_stable(
                        "the same allocation")
     # A valid lower bound even without a solution: CP-SAT's, else the flow's (same integers;
     # half a unit of rounding per worker keeps it rigorous for the unscaled costs).
-    bound_int = solver.best_objective_bound if np.isfinite(solver.best_objective_bound) else None
+    bound_int = bound_cp if np.isfinite(bound_cp) else None
     if lower_bound is not None:
         bound_int = lower_bound if bound_int is None else max(bound_int, lower_bound)
     rigorous_bound = None if bound_int is None else costs.unscaled(bound_int - 0.5 * m)
@@ -326,7 +374,7 @@ def solve_stable(
             return outcome(Status.NO_SOLUTION, None, rigorous_bound)
         log.append("CP-SAT found no allocation in time: returning the best heuristic one")
         return _with_gap(outcome(Status.FEASIBLE, start_point, rigorous_bound), log)
-    assignment = v.assignment(_solution(solver))
+    assignment = v.assignment(solution)
     if mapped is Status.FEASIBLE:
         if start_point is not None and problem.objective(start_point) < problem.objective(assignment):
             assignment = start_point
