@@ -48,6 +48,10 @@ from allocator.solvers.cpsat.constraints import StabilityStructure
 from allocator.solvers.cpsat.variables import Variables
 
 MAX_ROUNDS = 4
+# Above this many kept pairs the LP rounds are skipped (decided by size, so deterministic):
+# at 1,500 x 300 (274,396 kept pairs) building and solving the LP took longer than the
+# 120 s time limit on this machine.
+MAX_LP_PAIRS = 50_000
 VIOLATION = 1e-4  # an LP value this far past a comb counts as a violation
 
 
@@ -64,8 +68,11 @@ class CombCuts:
     cuts: list[Comb] = field(default_factory=list)
     lp_bounds: list[float] = field(default_factory=list)  # the LP optimum before each round
     stopped_early: bool = False  # the deadline ended the rounds (then timing chose the cuts)
+    skipped: bool = False  # too many pairs for the LP rounds
 
     def describe(self) -> str:
+        if self.skipped:
+            return f"combs: skipped (more than {MAX_LP_PAIRS:,} pairs)"
         if not self.lp_bounds:
             return "combs: none (no LP)"
         return (
@@ -178,7 +185,8 @@ def comb_cuts(
 ) -> CombCuts:
     """Separate violated combs on the LP relaxation, ``rounds`` times at most."""
     out = CombCuts()
-    if st is None:
+    if st is None or len(v.x) > MAX_LP_PAIRS:
+        out.skipped = st is not None
         return out
     lp = _Lp(v, problem, st)
     cap = problem.capacity
