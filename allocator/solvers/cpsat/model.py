@@ -62,16 +62,18 @@ from allocator.stability import blocking_pairs
 
 BACKEND = "cpsat"
 # CP-SAT's deterministic time per second of the time limit. Its unit is meant to be about a
-# second of one core; measured here (2 cores shared by several jobs, load 2-8) one worker
-# did 0.06-0.4 units per wall second, so a tenth keeps the work limit, not the clock, the
-# one that stops the search on this machine except under the heaviest load.
-DETERMINISTIC_PER_SECOND = 0.1
+# second of one core; measured here (2 cores shared by several jobs) one worker did
+# 0.2-0.4 units per wall second at a load of 2-4, and down to 0.06 at a load of 11. A fifth
+# keeps the work limit, not the clock, the one that stops the search unless the machine
+# is heavily loaded, without leaving most of the time limit unused.
+DETERMINISTIC_PER_SECOND = 0.2
 # The first share of the work goes to the proof (one worker: the LP-based search, the one
 # that proves); if that does not prove the optimum, the rest goes to improving the
 # allocation by large neighbourhood search. Measured on the 300 x 80 stable run: the proof
 # worker alone did not improve on the heuristic start (10,325) in 6 units, the
-# neighbourhood search reached 9,938 in 3.4.
-PROOF_SHARE = 0.5
+# neighbourhood search reached 9,938 in 3.4. The 150-250 x 40-60 runs need 0.6-5 units to
+# prove, hence the larger share for the proof.
+PROOF_SHARE = 0.7
 LNS_WORKERS = 2
 LNS_PARAMS = {"interleave_search": True, "use_lns_only": True}
 MIN_PHASE_SECONDS = 0.05
