@@ -20,7 +20,7 @@ Determinism. The proof search is CP-SAT with **one worker** (whatever ``options.
 says) and the improvement search runs its neighbourhoods **interleaved** (CP-SAT's
 deterministic schedule); both stop at a **deterministic time limit**
 (``max_deterministic_time``: CP-SAT's count of work done, not of seconds) of
-:data:`DETERMINISTIC_PER_SECOND` units per second of the time left, half each. Their work
+:data:`DETERMINISTIC_PER_SECOND` units per second of the time left (:data:`PROOF_SHARE` of it for the proof). Their work
 counts do not depend on timing, so the same inputs, settings, seed and time limit give the
 same allocation whether the search ends proven or at the work limit, and a proven optimum
 is the same for any time limit that lets it be proven. Measured on the 150-300 x 40-80
