@@ -20,8 +20,8 @@ Determinism. The proof search is CP-SAT with **one worker** (whatever ``options.
 says) and the improvement search runs its neighbourhoods **interleaved** (CP-SAT's
 deterministic schedule); both stop at a **deterministic time limit**
 (``max_deterministic_time``: CP-SAT's count of work done, not of seconds) of
-:data:`DETERMINISTIC_PER_SECOND` units per second of the time left (:data:`PROOF_SHARE` of it for the proof). Their work
-counts do not depend on timing, so the same inputs, settings, seed and time limit give the
+:data:`DETERMINISTIC_PER_SECOND` units per second of the time left (:data:`PROOF_SHARE`
+of it for the proof). Their work counts do not depend on timing, so the same inputs, settings, seed and time limit give the
 same allocation whether the search ends proven or at the work limit, and a proven optimum
 is the same for any time limit that lets it be proven. Measured on the 150-300 x 40-80
 stable runs, one worker also proves fastest: CP-SAT's parallel portfolio took 3-6 times
@@ -305,7 +305,7 @@ def solve_stable(
         if out_of_time():
             return so_far()
     base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
-    cost = minimise_cost(model, v, base, lower_bound)
+    minimise_cost(model, v, base, lower_bound)
     _hint(model, v, hint, stats)
 
     def report(obj: float | None, bound: float | None) -> None:
