@@ -52,7 +52,9 @@ def plain_stable_milp(problem: ProblemData, time_cap: float, threads: int = 2) -
         lo.append([c])
         hi.append([np.inf])
         r += 1
-    a = coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, k)).tocsr()
+    a = coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, k)
+    ).tocsr()
     res = milp(
         problem.cost[s_idx, p_idx],
         constraints=LinearConstraint(a, np.concatenate(lo), np.concatenate(hi)),
@@ -60,12 +62,18 @@ def plain_stable_milp(problem: ProblemData, time_cap: float, threads: int = 2) -
         bounds=Bounds(0, 1),
         options={"time_limit": time_cap, "disp": False},
     )
-    status = {0: "optimal", 1: "feasible" if res.x is not None else "no_solution", 2: "infeasible"}.get(
-        res.status, f"status {res.status}"
-    )
+    status = {
+        0: "optimal",
+        1: "feasible" if res.x is not None else "no_solution",
+        2: "infeasible",
+    }.get(res.status, f"status {res.status}")
     objective = None
     if res.x is not None:
         chosen = res.x > 0.5
         objective = float(problem.cost[s_idx[chosen], p_idx[chosen]].sum())
-    return {"status": status, "objective": objective, "bound": getattr(res, "mip_dual_bound", None),
-            "stability_rows": r - m - n}
+    return {
+        "status": status,
+        "objective": objective,
+        "bound": getattr(res, "mip_dual_bound", None),
+        "stability_rows": r - m - n,
+    }

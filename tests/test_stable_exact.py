@@ -57,7 +57,9 @@ def test_pruning_rule_never_removes_a_pair_of_a_stable_allocation(rules, d):
     stable = _stable_allocations(problem)
     rows = np.arange(problem.n_workers)
     for a in stable:
-        assert pr.keep[rows, a].all(), f"rules {rules} removed a pair of the stable allocation {a.tolist()}"
+        assert pr.keep[rows, a].all(), (
+            f"rules {rules} removed a pair of the stable allocation {a.tolist()}"
+        )
     if pr.infeasible:
         assert len(stable) == 0
 
@@ -103,9 +105,13 @@ def test_flow_rule_removes_exactly_the_pairs_of_no_allocation(d):
 def test_flow_rule_on_a_named_run():
     """s2 can only take a (one place), so no allocation puts s1 on a: rule F removes (s1, a)
     and nothing else; rules A and B cannot see it (nobody ranks anybody here)."""
-    p = run([("s1", ["rural"]), "s2"], [("a", 1), ("b", 1)], [("s1", "a", 1), ("s1", "b", 2)],
-            eligibility=[{"job_line_id": "b", "included_qualification_ids": ["rural"]}],
-            stability=True)
+    p = run(
+        [("s1", ["rural"]), "s2"],
+        [("a", 1), ("b", 1)],
+        [("s1", "a", 1), ("s1", "b", 2)],
+        eligibility=[{"job_line_id": "b", "included_qualification_ids": ["rural"]}],
+        stability=True,
+    )
     s1, s2, a, b = p.worker_index["s1"], p.worker_index["s2"], p.line_index["a"], p.line_index["b"]
     assert p.allowed[s1, a] and p.allowed[s1, b] and p.allowed[s2, a] and not p.allowed[s2, b]
     assert prune(p, rules="AB").keep[s1, a]
@@ -152,6 +158,8 @@ def test_time_limited_search_returns_the_same_allocation_twice(monkeypatch):
 
 def test_proven_optimum_does_not_depend_on_threads_or_time_limit():
     p = demo_stable(80, 25, 0)
-    outs = [solve_problem(p, SolveOptions(threads=t, time_limit=tl)) for t, tl in ((1, 40), (4, 90))]
+    outs = [
+        solve_problem(p, SolveOptions(threads=t, time_limit=tl)) for t, tl in ((1, 40), (4, 90))
+    ]
     assert all(o.status is Status.OPTIMAL for o in outs), [o.log for o in outs]
     assert outs[0].assignment.tobytes() == outs[1].assignment.tobytes()

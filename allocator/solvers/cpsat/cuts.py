@@ -124,7 +124,9 @@ class _Lp:
             if prev is not None:
                 for k in ks[prev_g:]:
                     self._row(np.array([prev, k]), np.ones(2), -np.inf, 1.0)
-        for s, p, w, g in zip(st.s.tolist(), st.p.tolist(), st.w.tolist(), st.g.tolist(), strict=True):
+        for s, p, w, g in zip(
+            st.s.tolist(), st.p.tolist(), st.w.tolist(), st.g.tolist(), strict=True
+        ):
             u = self.u[(s, w)]
             if g < cap[p]:
                 self._row(np.array([u]), np.ones(1), 0.0, 0.0)
@@ -145,7 +147,9 @@ class _Lp:
         return u
 
     def _row(self, cols: np.ndarray, vals: np.ndarray, lo: float, hi: float) -> None:
-        self.rows.append((np.asarray(cols, dtype=np.int64), np.asarray(vals, dtype=np.float64), lo, hi))
+        self.rows.append(
+            (np.asarray(cols, dtype=np.int64), np.asarray(vals, dtype=np.float64), lo, hi)
+        )
 
     def solve(self, time_limit: float):
         from scipy.optimize import linprog
@@ -226,9 +230,16 @@ def comb_cuts(
                 seen.add(key)
                 mine = kp[top][kp[top] >= 0]
                 plus = np.setdiff1d(ks[:g], mine)
-                minus = np.concatenate([st.worker_order[int(st.s[r])][int(st.w[r]):] for r in rows[top]])
+                minus = np.concatenate(
+                    [st.worker_order[int(st.s[r])][int(st.w[r]) :] for r in rows[top]]
+                )
                 out.cuts.append(Comb(plus, minus))
-                lp._row(np.concatenate([plus, minus]), np.concatenate([np.ones(plus.size), -np.ones(minus.size)]), 0.0, np.inf)
+                lp._row(
+                    np.concatenate([plus, minus]),
+                    np.concatenate([np.ones(plus.size), -np.ones(minus.size)]),
+                    0.0,
+                    np.inf,
+                )
                 new += 1
         if new == 0:
             break
