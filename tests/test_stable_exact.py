@@ -163,3 +163,93 @@ def test_proven_optimum_does_not_depend_on_threads_or_time_limit():
     ]
     assert all(o.status is Status.OPTIMAL for o in outs), [o.log for o in outs]
     assert outs[0].assignment.tobytes() == outs[1].assignment.tobytes()
+
+
+# -- comb inequalities: never violated by a stable allocation -------------------------------
+
+
+def _combs_hold(problem: ProblemData, cuts, v, assignment: np.ndarray) -> bool:
+    x = np.zeros(len(v.x))
+    x[v.index[np.arange(problem.n_workers), assignment]] = 1
+    return all(x[c.plus].sum() >= x[c.minus].sum() for c in cuts)
+
+
+def _combs(problem: ProblemData):
+    from ortools.sat.python import cp_model
+
+    from allocator.solvers.cpsat.constraints import stability_structure
+    from allocator.solvers.cpsat.cuts import comb_cuts
+    from allocator.solvers.cpsat.variables import make_variables
+
+    pr = prune(problem)
+    v = make_variables(cp_model.CpModel(), pr.keep)
+    st = stability_structure(v, problem, pr.candidates)
+    return comb_cuts(v, problem, st, deadline=float("inf")), v, pr
+
+
+@SETTINGS
+@given(snapshots(stability=True, max_workers=6, max_lines=3))
+def test_combs_hold_for_every_stable_allocation(d):
+    problem = _problem(d)
+    stable = _stable_allocations(problem)
+    assume(len(stable) > 0)
+    found, v, pr = _combs(problem)
+    for a in stable:
+        assert _combs_hold(problem, found.cuts, v, a), a.tolist()
+    if found.lp_bounds:  # the LP bound is a lower bound on the stable optimum
+        best = enumerate_allocations(problem).best(stable=True)
+        assert max(found.lp_bounds) <= best + 1e-6 * max(1.0, abs(best))
+
+
+def test_combs_on_a_medium_run_tighten_the_bound_and_keep_the_optimum():
+    p = demo_stable(60, 20, 1)
+    found, v, _ = _combs(p)
+    assert found.cuts, "expected violated combs on this run"
+    assert found.lp_bounds[-1] > found.lp_bounds[0]
+    out = solve_stable(p, SolveOptions(time_limit=60), combs=False)
+    assert out.status is Status.OPTIMAL
+    assert _combs_hold(p, found.cuts, v, out.assignment)
+    assert found.lp_bounds[-1] <= out.objective + 1e-6 * out.objective
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(snapshots(stability=True, max_workers=6, max_lines=3))
+def test_every_comb_of_the_family_holds_for_every_stable_allocation(d):
+    """The inequality family itself (cuts.py's docstring), not only the combs the LP picks:
+    every line, prefix and set I of at most cap(p) candidates with g_i <= g, checked on every
+    stable allocation of a tiny run."""
+    import itertools
+
+    from ortools.sat.python import cp_model
+
+    from allocator.solvers.cpsat.constraints import stability_structure
+    from allocator.solvers.cpsat.variables import make_variables
+
+    problem = _problem(d)
+    stable = _stable_allocations(problem)
+    assume(len(stable) > 0)
+    pr = prune(problem, enabled=False)  # unpruned: more constraints, more combs to check
+    v = make_variables(cp_model.CpModel(), pr.keep)
+    st = stability_structure(v, problem, pr.candidates)
+    assume(st is not None)
+    checked = 0
+    for a in stable:
+        x = np.zeros(len(v.x))
+        x[v.index[np.arange(problem.n_workers), a]] = 1
+        for p in np.unique(st.p).tolist():
+            rows = np.flatnonzero(st.p == p)
+            c = int(problem.capacity[p])
+            ks = st.line_order[p]
+            for g in np.unique(st.g[rows]).tolist():
+                inside = rows[st.g[rows] <= g]
+                for size in range(1, c + 1):
+                    for chosen in itertools.combinations(inside.tolist(), size):
+                        mine = {int(v.index[st.s[r], p]) for r in chosen} - {-1}
+                        left = sum(x[k] for k in ks[:g] if int(k) not in mine)
+                        right = sum(x[st.worker_order[st.s[r]][st.w[r] :]].sum() for r in chosen)
+                        assert left >= right, (a.tolist(), p, g, chosen)
+                        checked += 1
