@@ -345,13 +345,17 @@ def solve_stable(
         )
         log.append(f"improvement (neighbourhood search): {solver2.status_name(status2)} in "
                    f"{solver2.wall_time:.2f} s ({solver2.deterministic_time:.2f} of {lns_work:.2f} units)")
+        if status2 == cp_model.INFEASIBLE and solution is None:
+            return outcome(Status.INFEASIBLE)
         if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            if solution is None or solver2.objective_value < solver.objective_value:
+            if solution is None or solver2.objective_value <= solver.objective_value:
                 solution = _solution(solver2)
                 if status2 == cp_model.OPTIMAL:
                     mapped = Status.OPTIMAL
                 elif mapped is Status.NO_SOLUTION:
                     mapped = Status.FEASIBLE
+        if np.isfinite(solver2.best_objective_bound):
+            bound_cp = max(bound_cp, solver2.best_objective_bound) if np.isfinite(bound_cp) else solver2.best_objective_bound
         if status2 not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and solver2.deterministic_time < lns_work * 0.999:
             by_clock = True
     if mapped is not Status.OPTIMAL:
