@@ -27,7 +27,12 @@ INSTANCES: dict[str, tuple[int, int, int, bool]] = {
     "small-140x60": (140, 60, 1, False),
     "medium-1500x300": (1_500, 300, 2, False),
     "large-5000x1000": (5_000, 1_000, 3, False),
+    "stable-150x40": (150, 40, 5, True),
+    "stable-200x50": (200, 50, 6, True),
+    "stable-250x60": (250, 60, 7, True),
     "stable-300x80": (300, 80, 4, True),
+    "stable-300x80b": (300, 80, 8, True),
+    "stable-1500x300": (1_500, 300, 9, True),
 }
 
 

@@ -29,7 +29,12 @@ SIZES = {
     "small-140x60": (140, 60, False),
     "medium-1500x300": (1_500, 300, False),
     "large-5000x1000": (5_000, 1_000, False),
+    "stable-150x40": (150, 40, True),
+    "stable-200x50": (200, 50, True),
+    "stable-250x60": (250, 60, True),
     "stable-300x80": (300, 80, True),
+    "stable-300x80b": (300, 80, True),
+    "stable-1500x300": (1_500, 300, True),
 }
 
 

@@ -86,7 +86,7 @@ def test_encoding_without_pruning_agrees(d):
 @SETTINGS
 @given(snapshots(stability=True))
 def test_stable_mode_without_flow_shortcut(d):
-    """The full path (pruning, CP-SAT, tie-break) even when the flow optimum is stable."""
+    """The full path (pruning, combs, CP-SAT) even when the flow optimum is stable."""
     problem = _problem(d)
     _check_against_brute_force(problem, solve_stable(problem, _opts(), flow_shortcut=False), stable=True)
 

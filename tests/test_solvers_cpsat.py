@@ -175,8 +175,8 @@ def test_medium_stable_runs_are_proven_and_deterministic(m, n, seed):
     outs = [solve(p, threads=t, time_limit=60) for t in (1, 2, 4)]
     assert all(o.status is Status.OPTIMAL for o in outs), [o.log for o in outs]
     assert not any("not proven" in line for o in outs for line in o.log)
-    # The CP-SAT path with both phases proven (not a flow shortcut).
-    assert all(any(line.startswith("phase 2 (tie-break): OPTIMAL") for line in o.log) for o in outs)
+    # The CP-SAT path, proven (not a flow shortcut).
+    assert all(any(line.startswith("search: OPTIMAL") for line in o.log) for o in outs)
     first = outs[0]
     assert_valid(p, first.assignment)
     assert blocking_pairs(p, first.assignment) == []
@@ -250,3 +250,22 @@ def test_stop_during_the_search_keeps_the_incumbent():
     assert blocking_pairs(p, out.assignment) == []
     assert out.best_bound <= out.objective
     assert any(line.startswith("not proven optimal") for line in out.log)
+
+
+def test_a_stable_starting_allocation_is_used_and_a_bad_one_ignored():
+    p = demo_stable(30, 10, 0)
+    first = solve(p, time_limit=60)
+    assert first.status is Status.OPTIMAL and any(line.startswith("search: ") for line in first.log)
+    start = {p.worker_ids[s]: p.line_ids[int(j)] for s, j in enumerate(first.assignment)}
+    again = solve(p, time_limit=60, initial_allocation=start)
+    assert any(line.startswith("the starting allocation given is stable") for line in again.log)
+    assert again.status is Status.OPTIMAL
+    assert again.objective == pytest.approx(first.objective, rel=1e-9)
+    # A start that breaks a rule (here: a place too many on one line) is not used.
+    crowded = dict(start)
+    full = next(k for k in range(len(p.line_ids)) if (first.assignment == k).sum() == p.capacity[k])
+    mover = next(s for s in range(p.n_workers) if first.assignment[s] != full and p.pin[s] < 0)
+    crowded[p.worker_ids[mover]] = p.line_ids[full]
+    third = solve(p, time_limit=60, initial_allocation=crowded)
+    assert not any(line.startswith("the starting allocation given") for line in third.log)
+    assert third.status is Status.OPTIMAL and third.objective == pytest.approx(first.objective, rel=1e-9)

@@ -116,12 +116,29 @@ class StabilityStats:
         )
 
 
-def stability(
-    model: cp_model.CpModel, v: Variables, problem: ProblemData, candidates: np.ndarray
-) -> StabilityStats:
-    """Constraint 5 (weak stability with ties) in the cumulative form described above."""
-    stats = StabilityStats()
-    dw, dp, cap = problem.dw, problem.dp, problem.capacity
+@dataclass
+class StabilityStructure:
+    """The sorted orders and, per stability constraint, where its sums start.
+
+    Constraint ``i`` is about the candidate pair ``(s[i], p[i])``: ``worker_order[s]`` lists
+    ``s``'s pair numbers best line first, and the lines ``s`` ranks strictly worse than
+    ``p[i]`` are ``worker_order[s][w[i]:]`` (never empty); ``line_order[p]`` lists the pair
+    numbers on ``p`` best worker first, and the workers ``p`` ranks no worse than ``s`` are
+    ``line_order[p][:g[i]]``.
+    """
+
+    worker_order: list[np.ndarray]
+    line_order: list[np.ndarray]
+    s: np.ndarray
+    p: np.ndarray
+    w: np.ndarray
+    g: np.ndarray
+
+
+def stability_structure(v: Variables, problem: ProblemData, candidates: np.ndarray) -> StabilityStructure | None:
+    """The orders and positions of :class:`StabilityStructure`; ``None`` when no candidate
+    pair needs a constraint (no candidate worker has a kept line below the candidate line)."""
+    dw, dp = problem.dw, problem.dp
     m, n = problem.n_workers, problem.n_lines
 
     # Worker side: for each candidate (s, p), the start w of the suffix of s's order that
@@ -142,8 +159,8 @@ def stability(
         need_s.append(np.full(int(has_worse.sum()), s))
         need_p.append(ps[has_worse])
         need_w.append(w[has_worse])
-    if not need_s:
-        return stats
+    if not need_s or not sum(a.size for a in need_s):
+        return None
     cs = np.concatenate(need_s)
     cp_ = np.concatenate(need_p)
     cw = np.concatenate(need_w)
@@ -164,6 +181,19 @@ def stability(
         ks = ks[order]
         line_order[p] = ks
         cg[rows] = count_not_worse(dp[v.workers[ks], p], dp[cs[rows], p])
+    return StabilityStructure(worker_order, line_order, cs, cp_, cw, cg)
+
+
+def stability(
+    model: cp_model.CpModel, v: Variables, problem: ProblemData, candidates: np.ndarray
+) -> StabilityStats:
+    """Constraint 5 (weak stability with ties) in the cumulative form described above."""
+    stats = StabilityStats()
+    cap = problem.capacity
+    st = stability_structure(v, problem, candidates)
+    if st is None:
+        return stats
+    worker_order, line_order, cs, cp_, cw, cg = st.worker_order, st.line_order, st.s, st.p, st.w, st.g
 
     # Suffix sums u(s, w), chained from the worst line upwards.
     suffix: dict[tuple[int, int], cp_model.IntVar] = {}

@@ -21,6 +21,7 @@ CP-SAT. It is only a hint: the model decides optimality.
 from __future__ import annotations
 
 import heapq
+import time
 
 import numpy as np
 
@@ -88,7 +89,9 @@ def deferred_acceptance(problem: ProblemData, seed: int) -> np.ndarray | None:
     return assignment
 
 
-def flow_repair(problem: ProblemData, keep: np.ndarray, max_rounds: int = 200) -> np.ndarray | None:
+def flow_repair(
+    problem: ProblemData, keep: np.ndarray, max_rounds: int = 200, deadline: float | None = None
+) -> np.ndarray | None:
     """A stable allocation close to the cost optimum: min-cost flows that shed blocking pairs.
 
     Solve the flow over ``keep``; while its allocation has blocking pairs, take for each
@@ -97,11 +100,14 @@ def flow_repair(problem: ProblemData, keep: np.ndarray, max_rounds: int = 200) -
     line would accept them), then solve again. Each round removes pairs, so it ends: with a
     stable allocation, or ``None`` when the flow becomes infeasible or the rounds run out.
     A heuristic for the hint only; removed pairs may well be in better stable allocations.
+    Past ``deadline`` (``time.perf_counter()``) it gives up and returns ``None``.
     """
     from allocator.solvers.flow import solve_flow_scaled
 
     keep = keep.copy()
     for _ in range(max_rounds):
+        if deadline is not None and time.perf_counter() >= deadline:
+            return None
         s, p = np.nonzero(keep)
         result, _ = solve_flow_scaled(problem, pairs=(s.astype(np.int32), p.astype(np.int32)))
         if result.assignment is None:

@@ -1,21 +1,42 @@
-"""The stable-mode solve: flow, pruning, then a two-phase CP-SAT model.
+"""The stable-mode solve: flow, pruning, combs, then a deterministic CP-SAT search.
 
 1. **Flow.** The min-cost flow optimum over *all* allocations. If it is infeasible, so is
    every stable allocation. If it has no blocking pair it is optimal in stable mode too (the
    stable allocations are a subset) and we return it as is.
-2. **Pruning** (:mod:`.pruning`): pairs that are in no stable allocation get no variable.
-3. **Phase 1**: minimise the rounded cost with the cumulative stability encoding
-   (:mod:`.constraints`), bounded below by the flow optimum over the kept pairs in the same
-   integer costs, and warm-started (a complete hint, auxiliary sums included) with the
-   cheaper of two stable heuristic allocations (:mod:`.heuristic`), or with the flow
-   allocation when neither finds one. If the flow over the kept pairs is already stable it
-   is the answer and CP-SAT is not needed.
-4. **Phase 2**: with the proven optimal cost fixed, minimise the seeded tie-break, so the
-   allocation returned does not depend on the number of threads or on timing.
+2. **Pruning** (:mod:`.pruning`): pairs that are in no stable allocation get no variable
+   (rules A, B and F, iterated to a fixpoint).
+3. **Combs** (:mod:`.cuts`): valid inequalities separated on the LP relaxation with
+   HiGHS, added to the model; the LP bound is a rigorous lower bound.
+4. **The proof search**: minimise the rounded cost with the cumulative stability encoding
+   (:mod:`.constraints`) and the combs, bounded below by the flow optimum over the kept
+   pairs in the same integer costs, and warm-started (a complete hint, auxiliary sums
+   included) with the cheaper of two stable heuristic allocations (:mod:`.heuristic`), or
+   with the flow allocation when neither finds one. If the flow over the kept pairs is
+   already stable it is the answer and CP-SAT is not needed.
+5. **The improvement search**, only when the proof search ran out of work: large
+   neighbourhood search from the best allocation so far, for the rest of the work.
 
-Both phases share ``options.time_limit``; ``options.stop`` stops the search (the best
-allocation so far is kept) and progress goes to ``options.callbacks.on_progress`` in
-unscaled cost units.
+Determinism. The proof search is CP-SAT with **one worker** (whatever ``options.threads``
+says) and the improvement search runs its neighbourhoods **interleaved** (CP-SAT's
+deterministic schedule); both stop at a **deterministic time limit**
+(``max_deterministic_time``: CP-SAT's count of work done, not of seconds) of
+:data:`DETERMINISTIC_PER_SECOND` units per second of the time left (:data:`PROOF_SHARE`
+of it for the proof). Their work counts do not depend on timing, so the same inputs, settings, seed and time limit give the
+same allocation whether the search ends proven or at the work limit, and a proven optimum
+is the same for any time limit that lets it be proven. Measured on the 150-300 x 40-80
+stable runs, one worker also proves fastest: CP-SAT's parallel portfolio took 3-6 times
+longer to prove the same optimum on this 2-core machine (the LP-based worker does the
+proof; the others compete with it for the cores), but it finds good allocations sooner,
+hence the neighbourhood search when the proof does not finish. The wall clock stays a
+hard limit on top: on a machine so loaded that it stops a search first, the result is
+still the best stable allocation with its gap, but the log says a re-run may differ. An
+earlier version ran a second phase that minimised a seeded tie-break among the optimal
+allocations; it made threads irrelevant too, but cost more than the first phase, so the
+deterministic search replaced it.
+
+Every phase shares one deadline (``options.time_limit`` from the start of this call);
+``options.stop`` stops the search (the best allocation so far is kept) and progress goes
+to ``options.callbacks.on_progress`` in unscaled cost units.
 """
 
 from __future__ import annotations
@@ -29,21 +50,36 @@ from ortools.sat.python import cp_model
 
 from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, SolveOutcome, Status
-from allocator.solvers.cpsat.constraints import add_constraints
+from allocator.solvers.cpsat.constraints import _sum, add_constraints, stability_structure
+from allocator.solvers.cpsat.cuts import comb_cuts
 from allocator.solvers.cpsat.heuristic import deferred_acceptance, flow_repair
-from allocator.solvers.cpsat.objective import minimise_cost, minimise_tie_break
+from allocator.solvers.cpsat.objective import minimise_cost
 from allocator.solvers.cpsat.pruning import prune
 from allocator.solvers.cpsat.variables import Variables, make_variables
 from allocator.solvers.flow import CostRangeError, solve_flow, solve_flow_scaled
-from allocator.solvers.scaling import allowed_pairs, cpsat_budget, integer_costs, tie_break
+from allocator.solvers.scaling import allowed_pairs, cpsat_budget, integer_costs
 from allocator.stability import blocking_pairs
 
 BACKEND = "cpsat"
-TIE_RANGE = 1 << 30  # phase-2 tie-break values: far more than the pairs of any stable run
+# CP-SAT's deterministic time per second of the time limit. Its unit is meant to be about a
+# second of one core; measured here (2 cores shared by several jobs) one worker did
+# 0.2-0.4 units per wall second at a load of 2-4, and down to 0.06 at a load of 11. A fifth
+# keeps the work limit, not the clock, the one that stops the search unless the machine
+# is heavily loaded, without leaving most of the time limit unused.
+DETERMINISTIC_PER_SECOND = 0.2
+# The first share of the work goes to the proof (one worker: the LP-based search, the one
+# that proves); if that does not prove the optimum, the rest goes to improving the
+# allocation by large neighbourhood search. Measured on the 300 x 80 stable run: the proof
+# worker alone did not improve on the heuristic start (10,325) in 6 units, the
+# neighbourhood search reached 9,938 in 3.4. The 150-250 x 40-60 runs need 0.6-5 units to
+# prove, hence the larger share for the proof.
+PROOF_SHARE = 0.7
+LNS_WORKERS = 2
+LNS_PARAMS = {"interleave_search": True, "use_lns_only": True}
 MIN_PHASE_SECONDS = 0.05
-# Measured on the 300 x 80 stable benchmark (30 s, 2 threads): CP-SAT's presolve spends
-# seconds probing and leaves a weaker LP (bound 9,176 against 9,465 without it); the
-# model is already lean, so we skip presolve and give the LP every constraint.
+# Measured on the 300 x 80 stable benchmark (30 s): CP-SAT's presolve spends seconds
+# probing and leaves a weaker LP (bound 9,176 against 9,465 without it); the model is
+# already lean, so we skip presolve and give the LP every constraint.
 STABLE_PARAMS = {"cp_model_presolve": False, "linearization_level": 2}
 
 _STATUS = {
@@ -68,30 +104,44 @@ class _Progress(cp_model.CpSolverSolutionCallback):
         self._report(self.objective_value, self.best_objective_bound)
 
 
+def _set_parameter(prm, name: str, value: object) -> None:
+    if isinstance(value, (list, tuple)):  # repeated fields cannot be assigned
+        getattr(prm, name).extend(value)
+    else:
+        setattr(prm, name, value)
+
+
 def run_cpsat(
     model: cp_model.CpModel,
     options: SolveOptions,
     time_limit: float,
     seed: int,
     report: Callable[[float | None, float | None], None] | None = None,
+    *,
+    workers: int | None = None,
+    deterministic_time: float | None = None,
     **params: object,
 ) -> tuple[int, cp_model.CpSolver]:
     """Solve with the project's parameters (``params`` override CP-SAT parameters by name);
-    a watcher thread turns ``options.stop`` into a stop."""
+    a watcher thread turns ``options.stop`` into a stop.
+
+    ``workers`` (default ``options.threads``) is CP-SAT's ``num_workers``;
+    ``deterministic_time`` sets ``max_deterministic_time`` on top of the wall-clock limit.
+    """
     solver = cp_model.CpSolver()
     prm = solver.parameters
-    prm.num_workers = max(1, int(options.threads))
+    prm.num_workers = max(1, int(options.threads if workers is None else workers))
     prm.max_time_in_seconds = max(0.0, float(time_limit))
+    if deterministic_time is not None:
+        prm.max_deterministic_time = max(0.0, float(deterministic_time))
     prm.log_search_progress = False
     prm.log_to_stdout = False
     prm.random_seed = int(seed) % (2**31 - 1)
     for name, value in params.items():
-        setattr(prm, name, value)
+        _set_parameter(prm, name, value)
     # The caller's CP-SAT parameters (SolveOptions.cpsat_parameters) lie over all of the above.
-    # TODO(lead, after the stable-mode rewrite): give options.initial_allocation to the model
-    # as a hint (model.add_hint on the chosen pair of each worker it names).
     for name, value in options.cpsat_parameters.items():
-        setattr(prm, name, value)
+        _set_parameter(prm, name, value)
     report = report or (lambda obj, bound: None)
     solver.best_bound_callback = lambda bound: report(None, bound)
 
@@ -125,11 +175,12 @@ def solve_stable(
     *,
     prune_pairs: bool = True,
     flow_shortcut: bool = True,
+    combs: bool = True,
 ) -> SolveOutcome:
     """Minimum-cost weakly stable allocation (allocation-model.md, constraint 5).
 
-    ``prune_pairs`` and ``flow_shortcut`` exist for tests, which switch them off to check the
-    encoding on its own.
+    ``prune_pairs``, ``flow_shortcut`` and ``combs`` exist for tests, which switch them off
+    to check the encoding on its own.
     """
     start = time.perf_counter()
     deadline = start + float(options.time_limit)
@@ -181,7 +232,7 @@ def solve_stable(
 
     # 2. Pruning.
     cb.on_phase("pruning")
-    pr = prune(problem, enabled=prune_pairs)
+    pr = prune(problem, enabled=prune_pairs, deadline=deadline)
     log.append(pr.describe())
     if pr.infeasible:
         log.append("pruning proved that no stable allocation exists")
@@ -213,7 +264,7 @@ def solve_stable(
     lower_bound, hint = None, flow.assignment
     heuristics = (
         ("deferred acceptance", lambda: deferred_acceptance(problem, seed)),
-        ("flow repair", lambda: flow_repair(problem, pr.keep)),
+        ("flow repair", lambda: flow_repair(problem, pr.keep, deadline=deadline)),
     )
     for name, heuristic in heuristics:
         if out_of_time():
@@ -224,6 +275,11 @@ def solve_stable(
         log.append(f"{name} found a stable allocation of cost {problem.objective(found):.6g}")
         if start_point is None or problem.objective(found) < problem.objective(start_point):
             start_point = found
+    given = _given_start(problem, options, pr.keep)
+    if given is not None:
+        log.append(f"the starting allocation given is stable, of cost {problem.objective(given):.6g}")
+        if start_point is None or problem.objective(given) < problem.objective(start_point):
+            start_point = given
     if start_point is not None:
         hint = start_point
     try:
@@ -246,8 +302,22 @@ def solve_stable(
     stats = add_constraints(model, v, problem, candidates=pr.candidates)
     if stats is not None:
         log.append(stats.describe())
+    if combs:
+        found = comb_cuts(v, problem, stability_structure(v, problem, pr.candidates), deadline=deadline)
+        log.append(found.describe())
+        for comb in found.cuts:
+            model.add(_sum(v.x[k] for k in comb.plus.tolist()) >= _sum(v.x[k] for k in comb.minus.tolist()))
+        if found.lp_bounds:
+            # HiGHS's optimum is exact up to its tolerances: a hair below it is a safe bound.
+            lp = max(found.lp_bounds)
+            lp -= 1e-6 * max(1.0, abs(lp))
+            best_bound = lp if best_bound is None else max(best_bound, lp)
+        if found.stopped_early:
+            log.append("the deadline ended the comb rounds: a re-run may find other combs")
+        if out_of_time():
+            return so_far()
     base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
-    cost = minimise_cost(model, v, base, lower_bound)
+    minimise_cost(model, v, base, lower_bound)
     _hint(model, v, hint, stats)
 
     def report(obj: float | None, bound: float | None) -> None:
@@ -257,14 +327,61 @@ def solve_stable(
             time.perf_counter() - start,
         )
 
-    status, solver = run_cpsat(model, options, _margin(deadline - time.perf_counter()), seed, report, **STABLE_PARAMS)
+    remaining = _margin(deadline - time.perf_counter())
+    work = DETERMINISTIC_PER_SECOND * remaining
+    status, solver = run_cpsat(
+        model, options, PROOF_SHARE * remaining, seed, report, workers=1,
+        deterministic_time=PROOF_SHARE * work, **STABLE_PARAMS,
+    )
     mapped = _STATUS[status]
-    log.append(f"phase 1 (cost): {solver.status_name(status)} in {solver.wall_time:.2f} s")
+    log.append(f"search: {solver.status_name(status)} in {solver.wall_time:.2f} s "
+               f"({solver.deterministic_time:.2f} of {PROOF_SHARE * work:.2f} deterministic units, one worker)")
+    by_clock = mapped not in (Status.OPTIMAL, Status.INFEASIBLE) and solver.deterministic_time < PROOF_SHARE * work * 0.999
     if mapped is Status.INFEASIBLE:
         return outcome(mapped)
+    solution = _solution(solver) if mapped in (Status.OPTIMAL, Status.FEASIBLE) else None
+    bound_cp = solver.best_objective_bound
+
+    # Not proven: spend the rest of the work on improving the allocation (large
+    # neighbourhood search, interleaved so that it stays deterministic), from the best one.
+    improve_seconds = _margin(deadline - time.perf_counter())
+    if mapped is not Status.OPTIMAL and not options.stop.is_set() and improve_seconds > MIN_PHASE_SECONDS:
+        best_so_far = v.assignment(solution) if solution is not None else start_point
+        if best_so_far is not None:
+            model.clear_hints()
+            _hint(model, v, best_so_far, stats)
+        lns_work = (1.0 - PROOF_SHARE) * work
+        status2, solver2 = run_cpsat(
+            model, options, improve_seconds, seed, report, workers=LNS_WORKERS,
+            deterministic_time=lns_work, **STABLE_PARAMS, **LNS_PARAMS,
+        )
+        log.append(f"improvement (neighbourhood search): {solver2.status_name(status2)} in "
+                   f"{solver2.wall_time:.2f} s ({solver2.deterministic_time:.2f} of {lns_work:.2f} units)")
+        if status2 == cp_model.INFEASIBLE and solution is None:
+            return outcome(Status.INFEASIBLE)
+        if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            if solution is None or solver2.objective_value <= solver.objective_value:
+                solution = _solution(solver2)
+                if status2 == cp_model.OPTIMAL:
+                    mapped = Status.OPTIMAL
+                elif mapped is Status.NO_SOLUTION:
+                    mapped = Status.FEASIBLE
+        if np.isfinite(solver2.best_objective_bound):
+            bound_cp = max(bound_cp, solver2.best_objective_bound) if np.isfinite(bound_cp) else solver2.best_objective_bound
+        if status2 not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and solver2.deterministic_time < lns_work * 0.999:
+            by_clock = True
+    if mapped is not Status.OPTIMAL:
+        if options.stop.is_set():
+            log.append("stopped by the planner: another run may stop elsewhere")
+        elif by_clock:
+            log.append("stopped by the wall clock before the work limit (a loaded machine): "
+                       "a re-run may return another allocation")
+        else:
+            log.append("stopped by the work limit: a re-run with the same time limit returns "
+                       "the same allocation")
     # A valid lower bound even without a solution: CP-SAT's, else the flow's (same integers;
     # half a unit of rounding per worker keeps it rigorous for the unscaled costs).
-    bound_int = solver.best_objective_bound if np.isfinite(solver.best_objective_bound) else None
+    bound_int = bound_cp if np.isfinite(bound_cp) else None
     if lower_bound is not None:
         bound_int = lower_bound if bound_int is None else max(bound_int, lower_bound)
     rigorous_bound = None if bound_int is None else costs.unscaled(bound_int - 0.5 * m)
@@ -275,31 +392,12 @@ def solve_stable(
             return outcome(Status.NO_SOLUTION, None, rigorous_bound)
         log.append("CP-SAT found no allocation in time: returning the best heuristic one")
         return _with_gap(outcome(Status.FEASIBLE, start_point, rigorous_bound), log)
-    best = int(round(solver.objective_value))
-    assignment = v.assignment(_solution(solver))
+    assignment = v.assignment(solution)
     if mapped is Status.FEASIBLE:
         if start_point is not None and problem.objective(start_point) < problem.objective(assignment):
             assignment = start_point
         _check_stable(problem, assignment)
         return _with_gap(outcome(Status.FEASIBLE, assignment, rigorous_bound), log)
-
-    # 5. Phase 2: the seeded tie-break among the optimal stable allocations.
-    remaining = deadline - time.perf_counter()
-    if remaining < MIN_PHASE_SECONDS or options.stop.is_set():
-        log.append("phase 2 (tie-break) skipped: no time left; the allocation is optimal but "
-                   "another run may return another optimal one")
-    else:
-        cb.on_phase("tie-break")
-        tie = tie_break(problem, seed, TIE_RANGE, v.workers, v.lines)
-        minimise_tie_break(model, v, cost, best, tie)
-        model.clear_hints()
-        _hint(model, v, assignment, stats)
-        status2, solver2 = run_cpsat(model, options, _margin(remaining), seed, **STABLE_PARAMS)
-        log.append(f"phase 2 (tie-break): {solver2.status_name(status2)} in {solver2.wall_time:.2f} s")
-        if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            assignment = v.assignment(_solution(solver2))
-        if status2 != cp_model.OPTIMAL:
-            log.append("tie-break not proven: another run may return another optimal allocation")
     _check_stable(problem, assignment)
     result = outcome(Status.OPTIMAL, assignment)
     cb.on_progress(result.objective, result.objective, result.solve_seconds)
@@ -325,6 +423,32 @@ def _aligned(ws: np.ndarray, ls: np.ndarray, values: np.ndarray, v: Variables, p
     full = np.zeros((problem.n_workers, problem.n_lines), dtype=values.dtype)
     full[ws, ls] = values
     return full[v.workers, v.lines]
+
+
+def _given_start(problem: ProblemData, options: SolveOptions, keep: np.ndarray) -> np.ndarray | None:
+    """``options.initial_allocation`` as a start point, when it is a whole stable allocation.
+
+    A caller's starting allocation (e.g. the dashboard's last answer) is used only when it names
+    a line for every worker, keeps every pin, place and must-be-filled line, uses only kept
+    pairs (so every constraint of the model holds) and has no blocking pair; anything less is
+    ignored, since CP-SAT's own heuristics already give a complete stable start.
+    """
+    given = options.initial_allocation
+    if not given:
+        return None
+    lines = [problem.line_index.get(given.get(w, ""), -1) for w in problem.worker_ids]
+    a = np.asarray(lines, dtype=np.int64)
+    if (a < 0).any() or not keep[np.arange(problem.n_workers), a].all():
+        return None
+    pinned = problem.pin >= 0
+    if (a[pinned] != problem.pin[pinned]).any():
+        return None
+    fill = np.bincount(a, minlength=len(problem.line_ids))
+    if (fill > problem.capacity).any() or (problem.mandatory & (fill == 0)).any():
+        return None
+    if blocking_pairs(problem, a):
+        return None
+    return a
 
 
 def _hint(model: cp_model.CpModel, v: Variables, assignment: np.ndarray, stats=None) -> None:

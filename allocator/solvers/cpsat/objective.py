@@ -1,13 +1,10 @@
-"""The objective of the CP-SAT model, one block per weighted term.
+"""The objective of the CP-SAT model.
 
-Phase 1 minimises the rounded, shifted cost ``sum base(s, p) x(s, p)`` (see
+The search minimises the rounded, shifted cost ``sum base(s, p) x(s, p)`` (see
 :mod:`allocator.solvers.scaling`), bounded below by the min-cost flow's optimum of the same
-integers: stability only removes allocations, so it cannot do better than the flow.
-
-Phase 2 makes the answer independent of threads and timing: with phase 1's optimum fixed,
-it minimises the seeded tie-break ``sum tie(s, p) x(s, p)``. Tie values are drawn from a
-range far larger than the number of pairs, so (isolation lemma) the minimiser is unique with
-high probability and every proven-optimal run returns the same allocation.
+integers: stability only removes allocations, so it cannot do better than the flow. (Which
+of several optimal allocations comes back is fixed by the deterministic search, see
+:mod:`.model`.)
 """
 
 from __future__ import annotations
@@ -34,16 +31,3 @@ def minimise_cost(
         model.add(cost >= int(lower_bound))
     model.minimize(cost)
     return cost
-
-
-def minimise_tie_break(
-    model: cp_model.CpModel,
-    v: Variables,
-    cost: cp_model.LinearExpr,
-    best_cost: int,
-    tie: np.ndarray,
-) -> None:
-    """Phase 2: keep the cost at its proven optimum, minimise the seeded tie-break."""
-    model.clear_objective()
-    model.add(cost <= int(best_cost))
-    model.minimize(weighted(v, tie))
