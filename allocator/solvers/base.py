@@ -67,8 +67,9 @@ class SolveOptions:
         Progress hooks (called from the solver's thread) and an event that stops the search.
     initial_allocation
         A starting allocation, worker id to job line id (e.g. the last answer, so that a
-        re-solve starts from it). A hint where CP-SAT runs; the flow, exact without one,
-        ignores it. Entries naming a worker or line the run lacks are ignored too.
+        re-solve starts from it). In stable mode CP-SAT starts from it when it is a whole
+        stable allocation of the run (every worker placed, every rule kept), else from its own
+        heuristics; the flow, exact without one, ignores it.
     cpsat_parameters
         CP-SAT parameters (``SatParameters`` field names) laid over the defaults the model
         sets; ignored by the flow.
