@@ -282,3 +282,30 @@ def ordinal(k: int) -> str:
     """
     suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
     return f"{k}{suffix}"
+
+
+# --------------------------------------------------------------------------- the proof's gap
+
+
+def gap_share(objective: float | None, bound: float | None) -> float | None:
+    """How far above the best possible an allocation can at most be, as a share of the bound.
+
+    ``(objective - bound) / bound``: the allocation's total dissatisfaction is at most this
+    share above the best any allocation can reach (0 when proven). ``None`` when either figure
+    is missing or the bound is not positive (no share can be said then).
+    """
+    if objective is None or bound is None or bound <= 0:
+        return None
+    return max(float(objective) - float(bound), 0.0) / float(bound)
+
+
+def gap_text(objective: float | None, bound: float | None) -> str:
+    """The gap in words: "at most 2.6 % above the best possible" (or why it is not known)."""
+    share = gap_share(objective, bound)
+    if share is None:
+        return "how far from the best possible is not known"
+    if share == 0:
+        return "the best possible (proven)"
+    pct = 100 * share
+    shown = f"{pct:.1f}" if pct >= 0.1 else f"{pct:.2g}"
+    return f"at most {shown} % above the best possible"

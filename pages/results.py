@@ -82,8 +82,9 @@ if status in ("infeasible", "no_solution"):
     st.stop()
 
 if status == "feasible":
-    st.info("This allocation is good but not proven the best possible: the solve was stopped or ran "
-            "out of time. A longer time limit may find a better one.")
+    st.info(f"Not proven: {kpis.gap_text(result.get('objective'), result.get('best_bound'))}. The solve was "
+            "stopped or ran out of time before it could prove this allocation the best; a longer time limit "
+            "may find a better one or prove this one.")
 
 # --------------------------------------------------------------------------- compared with
 this_side = headline.Solved(res["name"], res["settings"], res["overrides"] or {}, res["run_id"], res["fingerprint"])

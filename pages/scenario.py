@@ -288,9 +288,10 @@ def progress_panel() -> None:
                 m1, m2, m3 = st.columns(3)
                 m1.metric("Elapsed", f"{p.elapsed:.1f} s")
                 m2.metric("Best total cost so far", kpis.value_text("objective", p.objective))
-                gap = None if p.objective is None or p.bound is None else max(p.objective - p.bound, 0.0)
-                m3.metric("Left to prove", "–" if gap is None else f"{gap:,.2f}",
-                          help="How far the best allocation could still be from the best possible.")
+                share = kpis.gap_share(p.objective, p.bound)
+                m3.metric("Left to prove", "–" if share is None else f"{100 * share:.1f} %",
+                          help="The best allocation so far is at most this much above the best possible; "
+                               "0 % means proven the best possible.")
                 if p.phase:
                     st.caption(f"Now: {layout.PHASE_WORDS.get(p.phase, p.phase)}.")
                 st.plotly_chart(charts.progress_figure(p.history), key="sc_progress_chart", width="stretch")

@@ -127,3 +127,31 @@ def test_the_results_page_the_publish_page_its_history_and_the_export_agree(demo
     history = table(at, "Who", "Reason")
     assert history.iloc[0]["Total cost"] == kpis.value_text("objective", saved.result["objective"])
     assert history.iloc[0]["Total cost"] == summary_cells(saved.result, snapshot)[kpis.label("objective")]
+
+
+def test_gap_words_say_how_far_from_the_best_possible_at_most():
+    from allocator import kpis
+
+    assert kpis.gap_share(103.0, 100.0) == pytest.approx(0.03)
+    assert kpis.gap_text(102.6, 100.0) == "at most 2.6 % above the best possible"
+    assert kpis.gap_text(100.0, 100.0) == "the best possible (proven)"
+    assert kpis.gap_text(100.004, 100.0) == "at most 0.004 % above the best possible"
+    assert kpis.gap_share(5.0, 0.0) is None and kpis.gap_share(None, 3.0) is None
+    assert kpis.gap_text(5.0, None) == "how far from the best possible is not known"
+
+
+def test_results_say_not_proven_with_the_gap_in_words(demo_run, db_store):
+    from allocator.engine import solve
+    from allocator.store import input_fingerprint
+
+    run = db_store.load_run(demo_run)
+    result = solve(run).to_dict()
+    # As a solve stopped by its time limit records it: an allocation and a lower bound below it.
+    result.update(status="feasible", best_bound=round(result["objective"] / 1.05, 6))
+    db_store.save_scenario(demo_run, "Stopped early", {}, {}, result, input_fingerprint(run))
+    at = open_app(demo_run, "results")
+    sc = next(s for s in db_store.list_scenarios(demo_run) if s.name == "Stopped early")
+    at.sidebar.selectbox(key="sidebar_scenario").set_value(sc.id).run()
+    assert not at.exception, at.exception
+    (note,) = [i.value for i in at.info if i.value.startswith("Not proven")]
+    assert "at most 5.0 % above the best possible" in note
