@@ -115,7 +115,7 @@ if only_base or only_target:
                f"{layout.md(target.name)} (the run's workers changed between the two solves).")
 if mv:
     sites = line_sites(snap)
-    df = compare_view.moves_frame(mv, sites)
+    df = compare_view.moves_frame(mv, sites, compare_view.given_ranks(snap))
     st.dataframe(df, key="cmp_moves", hide_index=True, width="stretch",
                  column_order=["Worker", "From", "Rank before", "To", "Rank after", "Outcome"],
                  column_config={
