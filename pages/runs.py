@@ -89,7 +89,7 @@ if run_id:
     for f in warnings:
         st.warning(f.message, icon=":material/warning:")
 
-    left, right = st.columns([2, 3])
+    left, right = st.columns([1, 2])  # room for every column of the lines' table
     with left:
         st.subheader("How deep the rank lists go")
         st.plotly_chart(derived.depth_figure(snap_fp, report), key="runs_depth_chart", width="stretch")

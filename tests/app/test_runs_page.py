@@ -162,6 +162,8 @@ def test_two_runs_with_one_name_differ_in_the_table():
     assert list(frame["From file"]) == ["a.xlsx", "—"]
     assert frame["Imported"].iloc[0] != frame["Imported"].iloc[1]
     assert frame["Run id"].nunique() == 2
+    # The id sits next to the name, in view: the far right of a wide table scrolls out of sight.
+    assert list(frame.columns[:2]) == ["Run", "Run id"]
     # A solve that was never saved is not claimed; a saved one is dated.
     assert list(frame["Last scenario saved"]) == ["none saved yet", "none saved yet"]
     saved = runs_view.runs_frame([summary(3, last_scenario_saved_at=datetime(2026, 11, 30, 10, 5, tzinfo=UTC))], None)
