@@ -158,3 +158,13 @@ def moves_frame(moves: Sequence[Mapping[str, Any]], sites: Mapping[str, str] | N
         order = sorted(range(len(moves)), key=lambda i: site_of.get(moves[i]["from_line_id"], "\uffff"))
         df = df.iloc[order].reset_index(drop=True)
     return df
+
+
+def not_counted_sentence(only_base: int, only_target: int, base: str, target: str) -> str:
+    """Why some workers are left out of the moves: they are placed in one scenario only (the
+    run's workers changed between the two solves). "1 worker", never "1 workers"."""
+    def workers(n: int) -> str:
+        return f"{n} worker" if n == 1 else f"{n} workers"
+
+    return (f"Not counted: {workers(only_base)} placed only in {base} and {workers(only_target)} only in "
+            f"{target} (the run's workers changed between the two solves).")

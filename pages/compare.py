@@ -114,8 +114,7 @@ st.caption(move_sentence(summ) + ". A line a worker did not rank has no rank of 
            "is counted apart, never as better or worse.")
 only_base, only_target = workers_in_one_only(base.result, target.result)
 if only_base or only_target:
-    st.caption(f"Not counted: {only_base} workers placed only in {layout.md(base.name)} and {only_target} only in "
-               f"{layout.md(target.name)} (the run's workers changed between the two solves).")
+    st.caption(compare_view.not_counted_sentence(only_base, only_target, layout.md(base.name), layout.md(target.name)))
 if mv:
     sites = line_sites(snap)
     df = compare_view.moves_frame(mv, sites, compare_view.given_ranks(snap))

@@ -277,3 +277,10 @@ def test_the_moves_table_shows_the_rank_the_worker_wrote_not_the_tie_share():
             tied += wrote != m[f"rank_{side}"]
     # The demo run has tied ranks, so some move's fractional rank differs from the number written.
     assert tied > 0
+
+
+def test_workers_left_out_of_the_moves_are_counted_in_plain_words():
+    assert compare_view.not_counted_sentence(1, 0, "A", "B") == (
+        "Not counted: 1 worker placed only in A and 0 workers only in B "
+        "(the run's workers changed between the two solves).")
+    assert "2 workers placed only in A and 1 worker only in B" in compare_view.not_counted_sentence(2, 1, "A", "B")
