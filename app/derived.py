@@ -230,17 +230,20 @@ def pair_verdict(p, i: int, j: int, code: str, run_pins: set, run_forbids: set) 
 def worker_lines_table(p, i: int, codes: np.ndarray, run_snapshot) -> pd.DataFrame:
     """One worker's row of the Eligibility page: each line, may they take it, their rank, why.
 
-    Columns: Job line, May take it, Rank given (blank for a line they did not rank), Decided by,
+    Columns: Job line, May take it, Rank given (the number the worker wrote, as in the run's
+    data, never the fractional share of a tie; blank for a line they did not rank), Decided by,
     Why, Reason code. The ones they may take first, then by their rank.
     """
     pins, forbids = run_pairs(run_snapshot)
+    wid = p.worker_ids[i]
+    wrote = {x.job_line_id: float(x.rank) for x in run_snapshot.worker_preferences if x.worker_id == wid}
     rows = []
     for j in range(p.n_lines):
         may, decided, why = pair_verdict(p, i, j, codes[i, j], pins, forbids)
         rows.append({
             "Job line": p.line_names[j],
             "May take it": may,
-            "Rank given": float(p.worker_rank[i, j]) if p.worker_ranked[i, j] else None,
+            "Rank given": wrote.get(p.line_ids[j], float(p.worker_rank[i, j])) if p.worker_ranked[i, j] else None,
             "Decided by": decided,
             "Why": why,
             "Reason code": codes[i, j],
