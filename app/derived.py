@@ -134,13 +134,20 @@ def blocking_table(rkey: str, problem_fp: str, _result, _problem) -> pd.DataFram
     p = _problem
     a = np.array([p.line_index[x["job_line_id"]] for x in
                   sorted(_result["allocations"], key=lambda x: p.worker_index[x["worker_id"]])])
+    # The numbers the workers wrote: a tie of two lines at 2 reads 2, not its fractional 2.5.
+    wrote = {(x.worker_id, x.job_line_id): float(x.rank) for x in p.snapshot.worker_preferences}
+
+    def given(s: int, j: int) -> str:
+        rank = wrote.get((p.worker_ids[s], p.line_ids[j]), p.worker_rank[s, j])
+        return rank_text(rank, p.worker_ranked[s, j])
+
     rows = [
         {
             "Worker": p.worker_names[s],
             "Has": p.line_names[a[s]],
-            "Rank given to it": rank_text(p.worker_rank[s, a[s]], p.worker_ranked[s, a[s]]),
+            "Rank given to it": given(s, a[s]),
             "Would rather have": p.line_names[q],
-            "Rank given to that": rank_text(p.worker_rank[s, q], p.worker_ranked[s, q]),
+            "Rank given to that": given(s, q),
         }
         for s, q in blocking_pairs(p, a)
     ]
