@@ -106,14 +106,35 @@ OUTCOME = {**MOVE_SHORT, "to_unranked": "to unranked line", "from_unranked": "fr
 MOVE_COLUMNS = ("Worker", "From", "Rank before", "To", "Rank after", "Outcome", "Rank change", "Worker id")
 
 
-def moves_frame(moves: Sequence[Mapping[str, Any]], sites: Mapping[str, str] | None = None) -> pd.DataFrame:
+def given_ranks(snapshot: Any) -> dict[tuple[str, str], float]:
+    """``(worker id, job line id)`` -> the number the worker wrote for that line in ``snapshot``.
+
+    The engine works with fractional ranks (a tie of two lines at 2 becomes 2.5 for both), but
+    the planner and the worker only ever saw the number given: tables that say "the rank the
+    worker gave" show this one.
+    """
+    return {(p.worker_id, p.job_line_id): float(p.rank) for p in snapshot.worker_preferences}
+
+
+def moves_frame(moves: Sequence[Mapping[str, Any]], sites: Mapping[str, str] | None = None,
+                given: Mapping[tuple[str, str], float] | None = None) -> pd.DataFrame:
     """One row per worker who moved: the line they left and the one they got, each with the
     rank they gave it ("not ranked" for a line they did not rank), and how it turned out.
 
+    ``given`` (:func:`given_ranks`) holds the numbers the workers wrote; with it the ranks
+    shown are those numbers, never the fractional rank a tie turns them into (a worker who
+    ranked two lines 2 sees 2, not 2.5). Without it the move's own (fractional) rank is shown.
     When lines carry sites, each line is shown as "site · line" and the rows are grouped by
     the site moved from. ``Rank change`` is a number (NaN when either line was not ranked).
     """
     site_of = dict(sites or {})
+
+    def rank_of(m: Mapping[str, Any], side: str) -> str:
+        rank = m[f"rank_{side}"]
+        if rank is not None and given is not None:
+            line = m["from_line_id"] if side == "before" else m["to_line_id"]
+            rank = given.get((m["worker_id"], line), rank)
+        return rank_text(rank)
 
     def where(line_id: str, name: str) -> str:
         return f"{site_of[line_id]} · {name}" if line_id in site_of else name
@@ -122,9 +143,9 @@ def moves_frame(moves: Sequence[Mapping[str, Any]], sites: Mapping[str, str] | N
         {
             "Worker": m["worker"],
             "From": where(m["from_line_id"], m["from_line"]),
-            "Rank before": rank_text(m["rank_before"]),
+            "Rank before": rank_of(m, "before"),
             "To": where(m["to_line_id"], m["to_line"]),
-            "Rank after": rank_text(m["rank_after"]),
+            "Rank after": rank_of(m, "after"),
             "Outcome": OUTCOME[m["kind"]],
             "Rank change": float("nan") if m["rank_change"] is None else float(m["rank_change"]),
             "Worker id": m["worker_id"],
@@ -137,3 +158,13 @@ def moves_frame(moves: Sequence[Mapping[str, Any]], sites: Mapping[str, str] | N
         order = sorted(range(len(moves)), key=lambda i: site_of.get(moves[i]["from_line_id"], "\uffff"))
         df = df.iloc[order].reset_index(drop=True)
     return df
+
+
+def not_counted_sentence(only_base: int, only_target: int, base: str, target: str) -> str:
+    """Why some workers are left out of the moves: they are placed in one scenario only (the
+    run's workers changed between the two solves). "1 worker", never "1 workers"."""
+    def workers(n: int) -> str:
+        return f"{n} worker" if n == 1 else f"{n} workers"
+
+    return (f"Not counted: {workers(only_base)} placed only in {base} and {workers(only_target)} only in "
+            f"{target} (the run's workers changed between the two solves).")

@@ -134,13 +134,20 @@ def blocking_table(rkey: str, problem_fp: str, _result, _problem) -> pd.DataFram
     p = _problem
     a = np.array([p.line_index[x["job_line_id"]] for x in
                   sorted(_result["allocations"], key=lambda x: p.worker_index[x["worker_id"]])])
+    # The numbers the workers wrote: a tie of two lines at 2 reads 2, not its fractional 2.5.
+    wrote = {(x.worker_id, x.job_line_id): float(x.rank) for x in p.snapshot.worker_preferences}
+
+    def given(s: int, j: int) -> str:
+        rank = wrote.get((p.worker_ids[s], p.line_ids[j]), p.worker_rank[s, j])
+        return rank_text(rank, p.worker_ranked[s, j])
+
     rows = [
         {
             "Worker": p.worker_names[s],
             "Has": p.line_names[a[s]],
-            "Rank given to it": rank_text(p.worker_rank[s, a[s]], p.worker_ranked[s, a[s]]),
+            "Rank given to it": given(s, a[s]),
             "Would rather have": p.line_names[q],
-            "Rank given to that": rank_text(p.worker_rank[s, q], p.worker_ranked[s, q]),
+            "Rank given to that": given(s, q),
         }
         for s, q in blocking_pairs(p, a)
     ]
@@ -230,17 +237,20 @@ def pair_verdict(p, i: int, j: int, code: str, run_pins: set, run_forbids: set) 
 def worker_lines_table(p, i: int, codes: np.ndarray, run_snapshot) -> pd.DataFrame:
     """One worker's row of the Eligibility page: each line, may they take it, their rank, why.
 
-    Columns: Job line, May take it, Rank given (blank for a line they did not rank), Decided by,
+    Columns: Job line, May take it, Rank given (the number the worker wrote, as in the run's
+    data, never the fractional share of a tie; blank for a line they did not rank), Decided by,
     Why, Reason code. The ones they may take first, then by their rank.
     """
     pins, forbids = run_pairs(run_snapshot)
+    wid = p.worker_ids[i]
+    wrote = {x.job_line_id: float(x.rank) for x in run_snapshot.worker_preferences if x.worker_id == wid}
     rows = []
     for j in range(p.n_lines):
         may, decided, why = pair_verdict(p, i, j, codes[i, j], pins, forbids)
         rows.append({
             "Job line": p.line_names[j],
             "May take it": may,
-            "Rank given": float(p.worker_rank[i, j]) if p.worker_ranked[i, j] else None,
+            "Rank given": wrote.get(p.line_ids[j], float(p.worker_rank[i, j])) if p.worker_ranked[i, j] else None,
             "Decided by": decided,
             "Why": why,
             "Reason code": codes[i, j],

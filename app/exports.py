@@ -98,10 +98,12 @@ def allocation_frame(result: Mapping[str, Any], snapshot: Any, problem: Any | No
     """The allocation as a table in planners' words, one row per worker.
 
     Columns: Worker id, Worker, Job line id, Job line, Choice (1st choice, … or "not ranked"),
-    Rank given (the worker's fractional rank for the line; blank for a line they did not rank,
-    which has no rank they gave), Pinned, Must be filled, Cost. ``problem`` (the scenario's
-    ProblemData) gives the scenario's pins; without it, the run's.
+    Rank given (the number the worker wrote for the line, as in the run's data: a tie of two
+    lines at 2 reads 2, not the fractional 2.5 the engine works with; blank for a line they did
+    not rank, which has no rank they gave), Pinned, Must be filled, Cost. ``problem`` (the
+    scenario's ProblemData) gives the scenario's pins; without it, the run's.
     """
+    wrote = {(p.worker_id, p.job_line_id): float(p.rank) for p in snapshot.worker_preferences}
     workers = {w.id: w for w in snapshot.workers}
     lines = {j.id: j for j in snapshot.job_lines}
     if problem is not None:
@@ -120,7 +122,7 @@ def allocation_frame(result: Mapping[str, Any], snapshot: Any, problem: Any | No
             "Job line id": x["job_line_id"],
             "Job line": (j.name if j and j.name else x["job_line_id"]),
             "Choice": choice.get(x["worker_id"], ""),
-            "Rank given": x.get("worker_rank") if ranked else None,
+            "Rank given": wrote.get((x["worker_id"], x["job_line_id"]), x.get("worker_rank")) if ranked else None,
             "Pinned": (x["worker_id"], x["job_line_id"]) in pins,
             "Must be filled": bool(j.must_have_workers) if j else False,
             "Cost": x.get("cost"),

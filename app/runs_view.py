@@ -44,8 +44,10 @@ def runs_frame(runs: Sequence[RunSummary], current_id: str | None) -> pd.DataFra
             }
             for r in runs
         ],
-        columns=["Run", "Imported", "From file", "Workers", "Job lines", "Changed since import",
-                 "Last scenario saved", "Published", "Run id", "Current"],
+        # The id beside the name: at the far right it scrolled out of view, and with it the
+        # one thing that tells apart two runs of the same name imported from the same file.
+        columns=["Run", "Run id", "Imported", "From file", "Workers", "Job lines", "Changed since import",
+                 "Last scenario saved", "Published", "Current"],
     )
 
 

@@ -307,8 +307,17 @@ def show_flash() -> None:
         st.toast(message, icon=icon)
 
 
+#: For :func:`set_widget`: empty the widget (a selectbox with nothing chosen) in the browser too.
+CLEARED = "__allocator_cleared__"
+
+
 def set_widget(key: str, value: Any) -> None:
-    """Set a widget's value from code: applied at the start of the next run."""
+    """Set a widget's value from code: applied at the start of the next run.
+
+    ``None`` forgets the widget's state (it starts from its default); ``CLEARED`` sets it to
+    ``None`` explicitly. Only a value that is set reaches the browser: a forgotten widget keeps
+    showing what was last chosen there (a withdrawn worker still in the Withdraw form).
+    """
     st.session_state.setdefault("_pending_widgets", {})[key] = value
 
 
@@ -317,7 +326,7 @@ def apply_pending_widgets() -> None:
         if value is None:
             st.session_state.pop(key, None)
         else:
-            st.session_state[key] = value
+            st.session_state[key] = None if value == CLEARED else value
 
 
 #: The Scenario page's table editors, by the draft's table name.

@@ -100,22 +100,24 @@ ln = {j.id: (j.name or j.id) for j in snap.job_lines}
 mv = moves(base.result, target.result, wn, ln, ranked)
 summ = move_summary(mv)
 shown = [k for k in MOVE_KINDS if k in ("better", "equal", "worse") or summ[k]]
-cols = st.columns(1 + len(shown))
-cols[0].metric("Workers who moved", summ["moved"])
 labels = {"better": "Ranked higher", "equal": "Ranked the same", "worse": "Ranked lower",
           "to_unranked": "To a line not ranked", "from_unranked": "From a line not ranked",
           "both_unranked": "Between lines not ranked"}
-for col, k in zip(cols[1:], shown, strict=True):
-    col.metric(labels[k], summ[k], help=f"Workers who moved {MOVE_WORDS[k]}.")
+# Four to a row: six side by side cut the longer labels ("From a line not r…").
+cells = [("Workers who moved", summ["moved"], None)] + [
+    (labels[k], summ[k], f"Workers who moved {MOVE_WORDS[k]}.") for k in shown]
+for start in range(0, len(cells), 4):
+    cols = st.columns(4)
+    for col, (label, value, why) in zip(cols, cells[start:start + 4], strict=False):
+        col.metric(label, value, help=why)
 st.caption(move_sentence(summ) + ". A line a worker did not rank has no rank of theirs, so a move to or from one "
            "is counted apart, never as better or worse.")
 only_base, only_target = workers_in_one_only(base.result, target.result)
 if only_base or only_target:
-    st.caption(f"Not counted: {only_base} workers placed only in {layout.md(base.name)} and {only_target} only in "
-               f"{layout.md(target.name)} (the run's workers changed between the two solves).")
+    st.caption(compare_view.not_counted_sentence(only_base, only_target, layout.md(base.name), layout.md(target.name)))
 if mv:
     sites = line_sites(snap)
-    df = compare_view.moves_frame(mv, sites)
+    df = compare_view.moves_frame(mv, sites, compare_view.given_ranks(snap))
     st.dataframe(df, key="cmp_moves", hide_index=True, width="stretch",
                  column_order=["Worker", "From", "Rank before", "To", "Rank after", "Outcome"],
                  column_config={

@@ -113,10 +113,10 @@ if run_id:
         lines = lines.sort_values(["Check", "May take it"], key=lambda c: c.map(order) if c.name == "Check" else c)
         st.dataframe(lines, key="runs_lines_table", hide_index=True, width="stretch", height=320, column_config={
             "Check": st.column_config.TextColumn(width="small"),
-            "Job line": st.column_config.TextColumn(width="medium"),
+            "Job line": st.column_config.TextColumn(width=150),  # leaves room for "Must be filled"
             "Places": st.column_config.NumberColumn(width="small"),
             "May take it": st.column_config.NumberColumn(width="small", help="Workers who may take the line (eligible, not forbidden, not pinned elsewhere)."),
-            "Must be filled": st.column_config.CheckboxColumn(width="small"),
+            "Must be filled": st.column_config.CheckboxColumn(width=95),
         })
         st.caption("Lines with a problem first. A line needs at least as many candidates as places to fill up.")
     with st.expander("Workers' rank lists"):
@@ -170,8 +170,17 @@ if run_id:
         except (StoreError, service.ServiceError) as exc:
             st.error(f"Nothing was changed: {exc}", icon=":material/block:")
             return
+        # Emptied explicitly, so the browser shows the forms empty too (a widget's state that is
+        # only forgotten keeps showing, e.g., the worker just withdrawn).
+        empty = {"runs_withdraw_worker": state.CLEARED, "runs_line": state.CLEARED,
+                 "runs_add_tags": [], "runs_add_ranks": []}
         for key in [k for k in st.session_state if str(k).startswith(("runs_withdraw_", "runs_add_", "runs_line"))]:
-            state.set_widget(key, None)
+            if key in empty:
+                state.set_widget(key, empty[key])
+            elif str(key).endswith(("_reason", "_id", "_name")):
+                state.set_widget(key, "")
+            else:
+                state.set_widget(key, None)  # a line's places and must-be-filled: its new values
         kept.clear()
         state.clear_reads()
         state.flash(done + " Scenarios saved before this change are now out of date.")

@@ -213,9 +213,11 @@ if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or
 if b2.button("Save scenario", key="sc_save", disabled=bool(problems) or not d["name"] or job is not None,
              help="Saves the name, rules and changes, with the result when this scenario has been solved."
                   + (" Wait for the solve to finish." if job is not None else "")):
-    # A name may be reused only over a saved scenario that has no result yet (saved before
-    # solving): names must tell solved scenarios apart on the Compare and Publish pages.
-    existing = {sc.name for sc in state.scenarios(d["run_id"]) if sc.result}
+    # A name may be reused only over a saved scenario that has no allocation (saved before
+    # solving, or found impossible): names must tell solved scenarios apart on the Compare and
+    # Publish pages, but a planner who fixed an impossible scenario saves it under its own name
+    # (as its next version), as the diagnosis asked.
+    existing = {sc.name for sc in state.scenarios(d["run_id"]) if sc.result and sc.result.get("allocations")}
     if d["name"] in existing and not (matches and res.get("saved_id")):
         actions.error(f"A scenario named '{layout.md(d['name'])}' is already saved for this run. Give this one "
                       f"another name (for example '{layout.md(d['name'])} v2') and save again.")

@@ -221,7 +221,7 @@ def test_stable_engine_matches_brute_force(p):
 
 
 def test_shared_strategy_engine_matches_brute_force():
-    """Plain and stable runs from the project's shared strategy (tests/strategies.py)."""
+    """Plain and stable runs from the project's shared strategy (tests/helpers/strategies.py)."""
     strategies = pytest.importorskip("tests.helpers.strategies")
 
     @given(strategies.snapshots(max_workers=4, max_lines=3))

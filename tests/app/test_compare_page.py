@@ -256,3 +256,31 @@ def test_compare_warns_at_once_when_scenarios_were_solved_on_older_data(import_r
     assert not at.exception, at.exception
     (warning,) = [w.value for w in at.warning if "older data" in w.value]
     assert "'Run as it is'" in warning and "'Supervisors first'" in warning
+
+
+def test_the_moves_table_shows_the_rank_the_worker_wrote_not_the_tie_share():
+    """A worker who ranked two lines 2 (positions 2 and 3, fractional 2.5) reads 2 in the table."""
+    run = RunSnapshot.parse(demo_snapshot())
+    scen = two_scenarios(run)
+    mv = moves(scen[0][3], scen[1][3], ranked=ranked_pairs(run))
+    given = compare_view.given_ranks(run)
+    df = compare_view.moves_frame(mv, given=given).set_index("Worker id")
+    tied = 0
+    for m in mv:
+        for side, line in (("before", m["from_line_id"]), ("after", m["to_line_id"])):
+            cell = df.loc[m["worker_id"], f"Rank {side}"]
+            if m[f"rank_{side}"] is None:
+                assert cell == "not ranked"
+                continue
+            wrote = given[(m["worker_id"], line)]
+            assert cell == f"{wrote:g}"
+            tied += wrote != m[f"rank_{side}"]
+    # The demo run has tied ranks, so some move's fractional rank differs from the number written.
+    assert tied > 0
+
+
+def test_workers_left_out_of_the_moves_are_counted_in_plain_words():
+    assert compare_view.not_counted_sentence(1, 0, "A", "B") == (
+        "Not counted: 1 worker placed only in A and 0 workers only in B "
+        "(the run's workers changed between the two solves).")
+    assert "2 workers placed only in A and 1 worker only in B" in compare_view.not_counted_sentence(2, 1, "A", "B")

@@ -214,3 +214,25 @@ def test_a_draft_is_kept_when_another_run_is_looked_at(demo_run, import_run):
     assert not at.exception
     assert editor_table(at, "sc_lines").iloc[0]["Places"] == 1
     assert "Unsaved changes" in sidebar_text(at)
+
+
+def test_an_impossible_scenario_saved_then_fixed_is_saved_again_under_its_own_name(demo_run, db_store):
+    """Saved while impossible, fixed (run pin lifted) and solved: Save keeps the name, as a new version."""
+    at = open_app(demo_run, "scenario")
+    at.text_input(key="sc_name").input("Stable try").run()
+    at.toggle(key="sc_stability").set_value(True).run()
+    assert solve_now(at)["result"]["status"] == "infeasible"
+    at.button(key="sc_save").click().run()
+    assert any("Saved scenario 'Stable try'" in t.value for t in at.toast)
+    at.session_state["sc_lifted_pins"] = edits({0: {LIFT: True}})
+    at.run()
+    at.number_input(key="sc_time").set_value(5).run()
+    res = solve_now(at)
+    assert res["result"]["allocations"]
+    at.button(key="sc_save").click().run()
+    assert "already saved" not in errors(at), errors(at)
+    assert any("Saved scenario 'Stable try' with its result" in t.value for t in at.toast)
+    versions = db_store.scenario_versions(demo_run, "Stable try")
+    assert sorted(v.version for v in versions) == [1, 2]
+    latest = max(versions, key=lambda v: v.version)
+    assert latest.result["allocations"] and latest.overrides["lifted_pins"]

@@ -11,8 +11,11 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from allocator.demo import demo_snapshot
 from allocator.engine import solve
 from allocator.problem import ProblemData
+from allocator.scenario import apply
+from allocator.snapshot import RunSnapshot
 from tests.helpers.named_runs import L, W, prefs, snap
 
 NASTY = ["=HYPERLINK(\"http://x\",\"y\")", "+1+2", "-3", "@SUM(A1)", "\tTab", "\rCR"]
@@ -161,3 +164,20 @@ def test_summary_of_a_result_saved_before_the_honest_rank_keys(unranked_run):
     rows = {w: v for w, v, _ in exports.summary_rows(old, unranked_run)}
     new = {w: v for w, v, _ in exports.summary_rows(result, unranked_run)}
     assert rows["Worst rank"] == new["Worst rank"] and rows["Not ranked"] == new["Not ranked"] >= 1
+
+
+def test_rank_given_is_the_number_the_worker_wrote_not_the_tie_share():
+    """The demo has tied ranks: a worker who wrote 2 for two lines reads 2 on the one they got, never 2.5."""
+    run = RunSnapshot.parse(demo_snapshot())
+    result = solve(apply(run, {})).to_dict()
+    wrote = {(p.worker_id, p.job_line_id): float(p.rank) for p in run.worker_preferences}
+    df = exports.allocation_frame(result, run)
+    differs = 0
+    for x, (_, row) in zip(result["allocations"], df.iterrows(), strict=True):
+        key = (x["worker_id"], x["job_line_id"])
+        if key in wrote:
+            assert row["Rank given"] == wrote[key], (key, row["Rank given"], wrote[key])
+            differs += wrote[key] != x["worker_rank"]
+        else:
+            assert pd.isna(row["Rank given"])
+    assert differs > 0  # some worker's fractional rank is not what they wrote: the case this guards

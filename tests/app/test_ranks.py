@@ -201,3 +201,26 @@ def test_publish_preview_says_not_ranked_and_gives_no_rank_nobody_gave(demo_run)
     assert {shown[n] for n in off} == {"not ranked"}
     numbers = [float(v) for n, v in shown.items() if n not in off]
     assert max(numbers) <= _fractional_max(run)
+
+
+def test_one_workers_lines_show_the_rank_they_wrote_not_the_tie_share():
+    """w1 wrote j1=1, j2=2, j3=2 (a tie: fractional 2.5 each); the Eligibility table shows 1, 2, 2."""
+    run = snap(W("w1"), L(("j1", 1), ("j2", 1), ("j3", 1)), worker_preferences=prefs(w1={"j1": 1, "j2": 2, "j3": 2}))
+    p = ProblemData.from_snapshot(run)
+    assert float(p.worker_rank[0, p.line_ids.index("j2")]) == 2.5  # what the engine works with
+    df = derived.worker_lines_table(p, 0, derived.pair_codes(p), run)
+    assert dict(zip(df["Job line"], df["Rank given"], strict=True)) == {"j1": 1.0, "j2": 2.0, "j3": 2.0}
+
+
+def test_a_blocking_pair_shows_the_ranks_the_worker_wrote_not_the_tie_share():
+    from allocator.result import Result
+    from allocator.solvers.base import Status
+
+    # w1 wrote j1=1, j2=2, j3=2 (j2 and j3 tied: fractional 2.5) and sits on j3 while j1 has room.
+    run = snap(W("w1"), L(("j1", 1), ("j2", 1), ("j3", 1)), worker_preferences=prefs(w1={"j1": 1, "j2": 2, "j3": 2}))
+    p = ProblemData.from_snapshot(run)
+    result = Result.build(p, Status.FEASIBLE, [p.line_index["j3"]], best_bound=None, solve_seconds=0.0).to_dict()
+    df = derived.blocking_table("t-" + derived.result_key(result), "fp", result, p)
+    rows = {(r["Has"], r["Would rather have"]): (r["Rank given to it"], r["Rank given to that"])
+            for r in df.to_dict("records")}
+    assert rows[("j3", "j1")] == ("2", "1")

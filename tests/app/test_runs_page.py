@@ -94,6 +94,11 @@ def test_withdrawing_a_worker_with_a_reason_shows_it_in_the_log(import_run, db_s
     assert entry["What"] == "Withdrew worker 'b' (Ben Okafor) from the run."
     assert [w.id for w in db_store.load_run(run_id).workers] == ["a", "c", "d"]
     assert "b" not in at.selectbox(key="runs_withdraw_worker").options
+    # The form is emptied, and sent to the browser as emptied (set_value): a form whose state is
+    # only forgotten keeps showing the withdrawn worker and the reason there.
+    picker, why = at.selectbox(key="runs_withdraw_worker"), at.text_input(key="runs_withdraw_reason")
+    assert picker.value is None and why.value == ""
+    assert picker.proto.set_value and why.proto.set_value
     # The scenario saved before the change is out of date at once.
     assert db_store.get_scenario(saved).input_fingerprint != db_store.current_fingerprint(run_id)
 
@@ -162,6 +167,8 @@ def test_two_runs_with_one_name_differ_in_the_table():
     assert list(frame["From file"]) == ["a.xlsx", "—"]
     assert frame["Imported"].iloc[0] != frame["Imported"].iloc[1]
     assert frame["Run id"].nunique() == 2
+    # The id sits next to the name, in view: the far right of a wide table scrolls out of sight.
+    assert list(frame.columns[:2]) == ["Run", "Run id"]
     # A solve that was never saved is not claimed; a saved one is dated.
     assert list(frame["Last scenario saved"]) == ["none saved yet", "none saved yet"]
     saved = runs_view.runs_frame([summary(3, last_scenario_saved_at=datetime(2026, 11, 30, 10, 5, tzinfo=UTC))], None)

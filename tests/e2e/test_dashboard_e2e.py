@@ -9,7 +9,8 @@
 
 The expected numbers are not written here: the demo run and the scenario are solved again
 in the test process with the engine, and the page must show the same total cost.
-Screenshots of every page: ``test-output/screenshots/``.
+Screenshots of every page on the demo run, fresh (``smoke-*``) and along the flow with
+solved scenarios (``flow-*``): ``test-output/screenshots/``.
 """
 
 from __future__ import annotations
@@ -212,6 +213,12 @@ def test_main_flow(page, dashboard) -> None:
     assert first in selectbox_value(page, "res_baseline")
     assert page.locator('[data-testid="stMetricDelta"]').count() > 0, "no changes shown under the numbers"
     full_page_screenshot(page, "flow-05-results-second")
+
+    # ---- Eligibility with a solved scenario (the flow's screenshots cover every page).
+    open_page(page, "Eligibility")
+    charts_rendered(page)
+    assert_no_exception(page, "Eligibility")
+    full_page_screenshot(page, "flow-05b-eligibility")
 
     # ---- Compare: both scenarios, the changes in the headline numbers, who moved.
     open_page(page, "Compare", "Compare scenarios")
