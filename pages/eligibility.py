@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import charts
+import compare_view
 import derived
 import layout
 import numpy as np
@@ -85,7 +86,7 @@ if wi is not None:
         column_config={
             "Job line": st.column_config.TextColumn(width=350),
             "May take it": st.column_config.CheckboxColumn(width=90),
-            "Rank given": st.column_config.NumberColumn(format="%.1f", width=80, help="Blank: the worker did not rank it."),
+            "Rank given": st.column_config.NumberColumn(format="plain", width=80, help="Blank: the worker did not rank it."),
             "Why": st.column_config.TextColumn(
                 width=360,
                 help="A pin or a forbid (of the run or of this scenario) decides first; otherwise the number "
@@ -144,10 +145,12 @@ if lj is not None:
         parts.append("requires one of " + ", ".join(rules.included_tags))
     st.caption("The line's rules: " + ("; ".join(parts) if parts else "none, so it is open to all") + ".")
     run_pins, run_forbids = derived.run_pairs(snap)
+    given = compare_view.given_ranks(snap)
     pool_rows = [
         {"Worker": problem.worker_names[i], "Worker id": problem.worker_ids[i],
          "Because": derived.pair_verdict(problem, i, lj, codes[i, lj], run_pins, run_forbids)[1],
-         "Rank they gave it": problem.worker_rank[i, lj] if problem.worker_ranked[i, lj] else None}
+         # The number the worker wrote (a tie of two lines at 2 is 2 for both, not 2.5).
+         "Rank they gave it": given.get((problem.worker_ids[i], problem.line_ids[lj]))}
         for i in np.flatnonzero(allowed)
     ]
     st.dataframe(pd.DataFrame(pool_rows, columns=["Worker", "Worker id", "Because", "Rank they gave it"]),
@@ -156,5 +159,5 @@ if lj is not None:
                      "Worker": st.column_config.TextColumn(width=200),
                      "Worker id": st.column_config.TextColumn(width=90),
                      "Because": st.column_config.TextColumn(width=400),
-                     "Rank they gave it": st.column_config.NumberColumn(format="%.1f", width=130),
+                     "Rank they gave it": st.column_config.NumberColumn(format="plain", width=130),
                  })

@@ -217,7 +217,7 @@ picked_rows = st.dataframe(
         "Job line": st.column_config.TextColumn(width=365),
         "Choice": st.column_config.TextColumn(width=90),
         "Rank given": st.column_config.NumberColumn(
-            format="%.1f", width=80,
+            format="plain", width=80,
             help="The rank the worker gave this line (1 = first). Blank when they did not rank it: "
                  "Choice then says \"not ranked\"."),
         "Pinned": st.column_config.CheckboxColumn(width=55, help="Pinned to this line in the scenario."),

@@ -154,7 +154,7 @@ def test_eligibility_for_one_worker_and_one_line(demo_run):
 
 
 def test_stop_keeps_the_best_allocation_so_far(import_run):
-    d = demo_snapshot(workers=200, seed=7)
+    d = demo_snapshot(workers=300, lines=80, seed=7)  # not proven within a minute: there is time to stop it
     d["pins"] = []  # a stable allocation exists; CP-SAT improves on it for a long while
     d["settings"].update(stability=True, max_seconds=60)
     run_id = import_run(d, name="Slow stable intake")
@@ -180,10 +180,10 @@ def test_stop_keeps_the_best_allocation_so_far(import_run):
         at.run()
     assert "job" not in at.session_state
     res = at.session_state["result"]["result"]
-    assert res["status"] == "feasible" and len(res["allocations"]) == 200
+    assert res["status"] == "feasible" and len(res["allocations"]) == 300
     assert any("Solve stopped" in t.value for t in at.toast)
     at.switch_page("../pages/results.py").run()
-    assert any("not proven the best possible" in i.value for i in at.info)
+    assert any(i.value.startswith("Not proven: at most") for i in at.info)
 
 
 def test_results_without_a_solve_point_to_the_scenario_page(demo_run):
@@ -233,7 +233,7 @@ def test_opening_a_saved_scenario_restores_its_settings_and_result(demo_run):
 
 
 def test_a_second_planners_solve_queues_and_their_page_stays_responsive(import_run, demo_run):
-    d = demo_snapshot(workers=200, seed=7)
+    d = demo_snapshot(workers=300, lines=80, seed=7)  # not proven within a minute: there is time to stop it
     d["pins"] = []
     d["settings"].update(stability=True, max_seconds=60)
     slow = import_run(d, name="Slow stable intake")

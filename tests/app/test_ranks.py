@@ -224,3 +224,23 @@ def test_a_blocking_pair_shows_the_ranks_the_worker_wrote_not_the_tie_share():
     rows = {(r["Has"], r["Would rather have"]): (r["Rank given to it"], r["Rank given to that"])
             for r in df.to_dict("records")}
     assert rows[("j3", "j1")] == ("2", "1")
+
+
+def test_eligibility_line_table_shows_the_rank_each_worker_wrote(import_run):
+    """On the demo run some workers tied lines; the one-line table shows what each wrote."""
+    run = RunSnapshot.parse(demo_snapshot())
+    wrote = {(p.worker_id, p.job_line_id): float(p.rank) for p in run.worker_preferences}
+    p = ProblemData.from_snapshot(run)
+    # A line that some worker ranked in a tie (their fractional rank differs from what they wrote).
+    lj = next(j for j in range(p.n_lines) for i in range(p.n_workers)
+              if p.worker_ranked[i, j] and float(p.worker_rank[i, j]) != wrote[(p.worker_ids[i], p.line_ids[j])])
+    at = open_app(import_run(), "eligibility")
+    at.selectbox(key="el_line").select(lj).run()
+    assert not at.exception, at.exception
+    (df,) = [d.value for d in at.dataframe if "Rank they gave it" in d.value.columns]
+    shown = {r["Worker id"]: r["Rank they gave it"] for r in df.to_dict("records")}
+    for wid, rank in shown.items():
+        expected = wrote.get((wid, p.line_ids[lj]))
+        assert (rank != rank and expected is None) or rank == expected, (wid, rank, expected)
+    assert any(wrote.get((wid, p.line_ids[lj])) != float(p.worker_rank[p.worker_index[wid], lj])
+               for wid in shown if (wid, p.line_ids[lj]) in wrote)
