@@ -128,8 +128,9 @@ def say(text: str) -> None:
 
 def generated_run(i: int, seed: int) -> dict:
     """Run ``i`` of the queue: a small demo-generator run, one in ten stable (15 s limit)."""
-    from allocator.demo import demo_snapshot
     from instances import generate_instance
+
+    from allocator.demo import demo_snapshot
 
     rng = random.Random(seed * 1_000 + i)
     if i % 10 == 9:
@@ -209,7 +210,7 @@ def worker_slot(slot: int, url: str, lease: float, pause: float, procs: Procs, s
         procs.add(p, f"worker{slot}")
         stats.worker_processes += 1
         err_lines: list[str] = []
-        t = threading.Thread(target=lambda: err_lines.extend(p.stderr), daemon=True)  # type: ignore[arg-type]
+        t = threading.Thread(target=err_lines.extend, args=(p.stderr,), daemon=True)
         t.start()
         for line in p.stdout:  # type: ignore[union-attr]
             stats.worker_lines.append(line.rstrip("\n"))
