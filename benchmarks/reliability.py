@@ -16,8 +16,9 @@ Reproduces issue 9, item 15 on this machine, on loopback only, and stops by itse
    ``process-pending`` stops when the queue is empty; each worker slot starts a new one
    ``--idle-pause`` (10) seconds later (as a timer or supervisor would). The sessions are
    open, each on the Scenario page, before the workers start.
-4. **Soak**: ``--soak-minutes`` (15) more of the same, while a new run is imported every
-   ``--import-every`` (10) seconds with ``allocator import FILE`` (the command line).
+4. **Soak**: ``--soak-minutes`` (15) more of the same, while a new run is imported with
+   ``allocator import FILE`` (the command line) ``--import-every`` (10) seconds after the
+   previous import ended.
 5. Stops the imports and the sessions, lets the workers finish the queue (bounded), stops
    everything it started (by pid) and counts, from the database:
 
@@ -40,7 +41,7 @@ each process, sampled every 2 s with psutil; for PostgreSQL (a postmaster and a 
 connection sharing one buffer pool) the sum of proportional set sizes (PSS) is given too,
 which counts shared memory once.
 
-    PYTHONPATH=$PWD python benchmarks/reliability.py [--soak-minutes 15] [--sessions 8]
+    .venv/bin/python benchmarks/reliability.py [--soak-minutes 15] [--sessions 8]
         [--workers 3] [--runs 100] [--markdown out.md]
 
 Exit code 0 when nothing was duplicated or lost and no error was seen, 1 otherwise.
@@ -69,6 +70,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's allocator, as the processes it starts use
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
