@@ -12,7 +12,9 @@ Reproduces issue 9, item 15 on this machine, on loopback only, and stops by itse
    ``/usr/bin/chromium``), each its own browser context, i.e. its own Streamlit session.
 3. **Drain**: ``--workers`` (3) ``allocator process-pending --lease 30`` processes drain the
    queue while every session solves over and over (name the scenario, move the supervisor
-   voice, Solve, every third solve Save, then open another page and come back).
+   voice, Solve, every third solve Save, then open another page and come back; a pause of
+   1-3 s between a planner's actions; each wait gives up after 90 s, a solve after 180 s,
+   and counts an error, with a screenshot under ``test-output/reliability/``).
    ``process-pending`` stops when the queue is empty; each worker slot starts a new one
    ``--idle-pause`` (10) seconds later (as a timer or supervisor would). The sessions are
    open, each on the Scenario page, before the workers start.
