@@ -36,7 +36,7 @@ st.subheader("Rules")
 c1, c2 = st.columns(2)
 with c1:
     st.slider(
-        "Supervisor voice (0–100 %)", 0, 100, key="sc_alpha", on_change=state.draft_edited, step=1, format="%d %%",
+        "Supervisor voice (0–100 %)", *editor.ALPHA_RANGE, key="sc_alpha", on_change=state.draft_edited, step=1, format="%d %%",
         help="How much supervisors' rankings of workers count against workers' own choices. "
              "0 %: only workers' choices count. 100 %: only supervisors' rankings count.",
     )
