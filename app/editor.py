@@ -322,6 +322,24 @@ def frame_records(df: pd.DataFrame) -> list[list[Any]]:
 INPUT_KEYS = ("alpha", "power", "stability", "time", "seed", "ties")
 
 
+def setting_default(name: str) -> Any:
+    """A run setting's default, as the settings model declares it."""
+    return RunSettings.model_fields[name].default
+
+
+def setting_bounds(name: str) -> tuple[float | None, float | None]:
+    """A run setting's lower and upper bound (inclusive or not), as the settings model declares them."""
+    low = high = None
+    for m in RunSettings.model_fields[name].metadata:
+        low = getattr(m, "ge", getattr(m, "gt", low))
+        high = getattr(m, "le", getattr(m, "lt", high))
+    return low, high
+
+
+# The supervisor-voice slider, in per cent of the settings model's range for the weight.
+ALPHA_RANGE = tuple(int(round(100 * b)) for b in setting_bounds("preferencer_weight"))
+
+
 def inputs_from_settings(settings: dict[str, Any]) -> dict[str, Any]:
     """The values the Scenario page's setting widgets start from (a missing setting: its default)."""
     d = RunSettings().model_dump()
@@ -385,8 +403,8 @@ def settings_from_inputs(inputs: dict[str, Any]) -> tuple[dict[str, Any] | None,
             raw["rng_seed"] = int(seed_text)
         except ValueError:
             errs.append(f"{SETTING_LABELS['rng_seed']}: must be a whole number, 0 or more (you typed {seed_text})")
-    raw["stability"] = bool(inputs.get("stability"))
-    raw["allow_worker_preference_ties"] = bool(inputs.get("ties", True))
+    raw["stability"] = bool(inputs.get("stability", setting_default("stability")))
+    raw["allow_worker_preference_ties"] = bool(inputs.get("ties", setting_default("allow_worker_preference_ties")))
 
     from pydantic import ValidationError
 

@@ -174,7 +174,7 @@ def sidebar() -> None:
             if p.status == "queued":
                 sb.caption(f"Waiting for the solver: {p.queue_position} solve(s) ahead.")
             else:
-                sb.caption(f"Solving {job['name']}…")
+                sb.caption(f"Solving {job.name}…")
 
 
 def scenario_status(name: str, res: dict | None, solving: bool, dirty: bool, solved_as_shown: bool = True) -> str:

@@ -14,14 +14,15 @@ Session keys (other modules read them through the functions here):
                       ``settings`` and ``overrides`` are its latest valid ones (others read them)
 ``_drafts_by_run``    unsaved drafts of other runs, back when their run is chosen again
 ``_editor_gen``       the table editors' key generation (see :func:`table_key`)
-``job``               the session's solve: ``{"id", "run_id", "name", "settings", "overrides", "fingerprint"}``
-``result`` / ``previous``  the latest solved scenario and the one before it (for deltas):
-                      ``{"run_id", "name", "settings", "overrides", "result", "fingerprint", "saved_id"}``
+``job``               the session's solve: a :class:`SolveJob`
+``result`` / ``previous``  the latest solved scenario and the one before it (for deltas): a
+                      :class:`ResultEntry` each
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -37,6 +38,58 @@ from allocator.service import RunStore, RunSummary, Scenario, input_fingerprint
 from allocator.snapshot import RunSnapshot
 
 READ_TTL = 30  # seconds a database read is reused before it is read again
+
+
+class _Entry:
+    """Read by key too (``entry["name"]``, ``entry.get("saved_id")``), as when the entries were dicts.
+
+    The tests and a few page lines still read them so; new code reads the attributes.
+    """
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return getattr(self, key)
+        except AttributeError:
+            raise KeyError(key) from None
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        setattr(self, key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.__dataclass_fields__
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+
+@dataclasses.dataclass
+class SolveJob(_Entry):
+    """The session's solve in the background: the runner's job id and what was solved."""
+
+    id: str
+    run_id: str
+    name: str
+    settings: dict[str, Any]
+    overrides: dict[str, Any]
+    fingerprint: str | None
+
+
+@dataclasses.dataclass
+class ResultEntry(_Entry):
+    """A solved scenario of a run: what was solved, the result, and where it is saved."""
+
+    run_id: str
+    name: str
+    settings: dict[str, Any]
+    overrides: dict[str, Any]
+    result: dict[str, Any]
+    fingerprint: str | None
+    saved_id: str | None = None
+    # A stop before the proof: the allocation is the best found so far, not proven the best.
+    stopped: bool = False
+
 
 # --------------------------------------------------------------------------- resources
 
@@ -399,7 +452,7 @@ def select_run(run_id: str | None) -> None:
         st.session_state["draft"] = stash.pop(run_id)
     for k in ("result", "previous"):
         v = st.session_state.get(k)
-        if v and v.get("run_id") != run_id:
+        if v and v.run_id != run_id:
             st.session_state.pop(k, None)
     _reset_editor()
 
@@ -596,35 +649,35 @@ def load_scenario(sc: Scenario) -> None:
     st.session_state.pop("_confirm_open", None)
     _reset_editor()
     if sc.result:
-        set_result({
-            "run_id": sc.run_id,
-            "name": sc.name,
-            "settings": dict(sc.settings),
-            "overrides": dict(sc.overrides or {}),
-            "result": dict(sc.result),
-            "fingerprint": sc.input_fingerprint,
-            "saved_id": sc.id,
-        })
+        set_result(ResultEntry(
+            run_id=sc.run_id,
+            name=sc.name,
+            settings=dict(sc.settings),
+            overrides=dict(sc.overrides or {}),
+            result=dict(sc.result),
+            fingerprint=sc.input_fingerprint,
+            saved_id=sc.id,
+        ))
 
 
-def set_result(entry: dict[str, Any]) -> None:
+def set_result(entry: ResultEntry) -> None:
     """A new current result; the old one becomes ``previous`` (the metric deltas' baseline)."""
     cur = st.session_state.get("result")
-    if cur is not None and cur.get("result") is not entry.get("result"):
+    if cur is not None and cur.result is not entry.result:
         st.session_state["previous"] = cur
     st.session_state["result"] = entry
 
 
-def current_result() -> dict[str, Any] | None:
+def current_result() -> ResultEntry | None:
     r = st.session_state.get("result")
-    if r and r.get("run_id") == current_run_id():
+    if r and r.run_id == current_run_id():
         return r
     return None
 
 
-def previous_result() -> dict[str, Any] | None:
+def previous_result() -> ResultEntry | None:
     r = st.session_state.get("previous")
-    if r and r.get("run_id") == current_run_id():
+    if r and r.run_id == current_run_id():
         return r
     return None
 
@@ -632,7 +685,7 @@ def previous_result() -> dict[str, Any] | None:
 # --------------------------------------------------------------------------- solving
 
 
-def active_job() -> dict[str, Any] | None:
+def active_job() -> SolveJob | None:
     return st.session_state.get("job")
 
 
@@ -641,7 +694,7 @@ def job_progress() -> ProgressSnapshot | None:
     if not job:
         return None
     try:
-        return job_runner().progress(job["id"])
+        return job_runner().progress(job.id)
     except KeyError:  # the runner forgot it (restarted app): drop it
         st.session_state.pop("job", None)
         return None
@@ -655,32 +708,32 @@ def harvest_job() -> ProgressSnapshot | None:
     p = job_progress()
     if p is None or not p.finished:
         return None
-    job = st.session_state.pop("job")
-    st.session_state["last_job"] = {**job, "progress": p}
+    job: SolveJob = st.session_state.pop("job")
+    st.session_state["last_job"] = {**dataclasses.asdict(job), "progress": p}
     if p.result is not None:
         data = p.result.to_dict() if hasattr(p.result, "to_dict") else dict(p.result)
         # A stop that came after the proof changed nothing: the solve finished.
         stopped = p.status == "stopped" and data.get("status") != "optimal"
-        set_result({
-            "run_id": job["run_id"],
-            "name": job["name"],
-            "settings": job["settings"],
-            "overrides": job["overrides"],
-            "result": data,
-            "fingerprint": job["fingerprint"],
-            "saved_id": None,
-            "stopped": stopped,
-        })
+        set_result(ResultEntry(
+            run_id=job.run_id,
+            name=job.name,
+            settings=job.settings,
+            overrides=job.overrides,
+            result=data,
+            fingerprint=job.fingerprint,
+            saved_id=None,
+            stopped=stopped,
+        ))
         st.session_state.pop("job_error", None)
         status = data.get("status")
         if status == "infeasible":
-            flash(f"'{job['name']}' is impossible as set up: the reasons are on the Scenario page.", ":material/error:")
+            flash(f"'{job.name}' is impossible as set up: the reasons are on the Scenario page.", ":material/error:")
         elif stopped and data.get("allocations"):
             flash("Solve stopped: the best allocation found so far is kept.", ":material/stop_circle:")
         elif not data.get("allocations"):
-            flash(f"'{job['name']}': no allocation was found.", ":material/error:")
+            flash(f"'{job.name}': no allocation was found.", ":material/error:")
         else:
-            flash(f"Solved {job['name']}: open Results to see it.")
+            flash(f"Solved {job.name}: open Results to see it.")
     elif p.error:
         st.session_state["job_error"] = p.error
     else:

@@ -36,10 +36,10 @@ for sc in state.scenarios(ctx.summary.id):
         views[label] = ScenarioView(label, sc.result, sc.settings, sc.overrides or {})
         sides[label] = headline.Solved(label, sc.settings, sc.overrides or {}, sc.run_id, sc.input_fingerprint)
 res = state.current_result()
-if res and not res.get("saved_id") and (res["result"] or {}).get("allocations"):
-    label = f"{res['name']} (not saved)"
-    views[label] = ScenarioView(label, res["result"], res["settings"], res["overrides"] or {})
-    sides[label] = headline.Solved(label, res["settings"], res["overrides"] or {}, res["run_id"], res["fingerprint"])
+if res and not res.saved_id and (res.result or {}).get("allocations"):
+    label = f"{res.name} (not saved)"
+    views[label] = ScenarioView(label, res.result, res.settings, res.overrides or {})
+    sides[label] = headline.Solved(label, res.settings, res.overrides or {}, res.run_id, res.fingerprint)
 
 if len(views) < 2:
     st.info("Comparing needs at least two solved scenarios. Solve and save scenarios on the Scenario page; "

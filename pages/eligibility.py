@@ -97,7 +97,7 @@ if wi is not None:
     st.caption(f"{layout.md(problem.worker_names[wi])} may take {n_may} of {problem.n_lines} job lines.")
     res = state.current_result()
     has_line = bool(res and any(a.get("worker_id") == problem.worker_ids[wi]
-                                for a in (res.get("result") or {}).get("allocations") or []))
+                                for a in (res.result or {}).get("allocations") or []))
 
     def open_explanation(worker_id: str) -> None:
         # A plain key of our own: the Results page's picker is not drawn here, so its state would go.

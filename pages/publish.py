@@ -131,8 +131,8 @@ if reopen:
         open_on_scenario_page(again)
 
 cur = state.current_result()
-if cur and not cur.get("saved_id") and cur.get("result", {}).get("allocations"):
-    st.info(f"Your latest solve, '{layout.md(cur['name'])}', is not saved: save it on the Scenario page to publish it.")
+if cur and not cur.saved_id and cur.result.get("allocations"):
+    st.info(f"Your latest solve, '{layout.md(cur.name)}', is not saved: save it on the Scenario page to publish it.")
 
 if run.published:
     st.info("This run already has a published allocation. Publishing again replaces it: that needs a reason, "
@@ -145,7 +145,7 @@ if not saved:
 else:
     by_id = {x.id: x for x in saved}
     solved = [x for x in saved if x.result and x.result.get("allocations")]
-    default = cur.get("saved_id") if cur and cur.get("saved_id") in by_id else (solved or saved)[0].id
+    default = cur.saved_id if cur and cur.saved_id in by_id else (solved or saved)[0].id
     if ss.get("pub_scenario") not in by_id:
         ss["pub_scenario"] = default
 

@@ -34,10 +34,10 @@ if state.active_job():
             st.rerun()
         job = state.active_job()
         if p.status == "queued":
-            st.info(f"'{layout.md(job['name'])}' is waiting for the solver ({p.queue_position} solve(s) ahead).",
+            st.info(f"'{layout.md(job.name)}' is waiting for the solver ({p.queue_position} solve(s) ahead).",
                     icon=":material/hourglass_top:")
         else:
-            st.info(f"Solving '{layout.md(job['name'])}'… {p.elapsed:.0f} s. This page shows it when it is done.",
+            st.info(f"Solving '{layout.md(job.name)}'… {p.elapsed:.0f} s. This page shows it when it is done.",
                     icon=":material/autorenew:")
 
     solving_now()
@@ -50,20 +50,20 @@ if res is None:
     st.stop()
 
 # A result saved before the honest rank figures existed gets them from its rows and the run.
-result = headline.with_rank_metrics(res["result"], snap)
+result = headline.with_rank_metrics(res.result, snap)
 status = result.get("status")
 st.caption(
-    f"Scenario **{layout.md(res['name'])}**"
-    + (" (saved)" if res.get("saved_id") else " (not saved yet: save it on the Scenario page to compare or publish it)")
+    f"Scenario **{layout.md(res.name)}**"
+    + (" (saved)" if res.saved_id else " (not saved yet: save it on the Scenario page to compare or publish it)")
     + f" · {layout.RESULT_WORDS.get(status, status)} · solved in {float(result.get('solve_seconds') or 0):.1f} s"
 )
-if res["fingerprint"] != ctx.fingerprint:
+if res.fingerprint != ctx.fingerprint:
     st.warning("The run's data has changed since this scenario was solved. Solve it again before publishing.")
 
 if status in ("infeasible", "no_solution"):
     if status == "infeasible":
         st.error("**No allocation can meet every rule of this scenario.** Here is why:")
-    elif res.get("stopped"):
+    elif res.stopped:
         st.error("**The solve was stopped before it found an allocation.** Solve again on the Scenario "
                  "page and let it run longer.")
     else:
@@ -87,14 +87,14 @@ if status == "feasible":
             "may find a better one or prove this one.")
 
 # --------------------------------------------------------------------------- compared with
-this_side = headline.Solved(res["name"], res["settings"], res["overrides"] or {}, res["run_id"], res["fingerprint"])
+this_side = headline.Solved(res.name, res.settings, res.overrides or {}, res.run_id, res.fingerprint)
 options: dict[str, tuple[dict, headline.Solved] | None] = {}
 prev = state.previous_result()
 if prev is not None:
-    options[f"Previous solve: {prev['name']}"] = (
-        prev["result"], headline.Solved(prev["name"], prev["settings"], prev["overrides"] or {}, prev["run_id"], prev["fingerprint"]))
+    options[f"Previous solve: {prev.name}"] = (
+        prev.result, headline.Solved(prev.name, prev.settings, prev.overrides or {}, prev.run_id, prev.fingerprint))
 for sc in state.scenarios(ctx.summary.id):
-    if sc.result and sc.result.get("allocations") and sc.id != res.get("saved_id"):
+    if sc.result and sc.result.get("allocations") and sc.id != res.saved_id:
         options[f"Saved: {sc.name}"] = (
             sc.result, headline.Solved(sc.name, sc.settings, sc.overrides or {}, sc.run_id, sc.input_fingerprint))
 options["Nothing"] = None
@@ -121,7 +121,7 @@ for col, key in zip(cols, HEADLINE, strict=True):
 metrics = result.get("metrics") or {}
 problem = scenario_snap = None
 try:
-    scenario_snap = state.scenario_snapshot(snap, res["settings"], res["overrides"])
+    scenario_snap = state.scenario_snapshot(snap, res.settings, res.overrides)
     problem = state.problem_for(scenario_snap)
 except SnapshotError:
     pass  # the run changed so the scenario no longer applies; the saved numbers still show
@@ -261,7 +261,7 @@ else:
 # --------------------------------------------------------------------------- blocking pairs
 st.header("Blocking pairs")
 n_block = int(metrics.get("blocking_pairs", 0))
-stable = bool(res["settings"].get("stability"))
+stable = bool(res.settings.get("stability"))
 if n_block == 0:
     st.success("No worker and line would both rather be together than where they are: the allocation is stable.")
 else:
@@ -320,14 +320,14 @@ if res_obj is not None:
 # --------------------------------------------------------------------------- exports
 st.header("Downloads")
 st.caption("Spreadsheet files are made safe to open: a cell that starts like a formula is kept as plain text.")
-safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in res["name"]).strip("-") or "scenario"
+safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in res.name).strip("-") or "scenario"
 e1, e2, e3, e4 = st.columns(4)
 # Each file is made when its button is clicked (not on every rerun of the page), and a
 # download does not rerun the page.
 e1.download_button("Allocation (CSV)", lambda: exports.to_csv(table), f"{safe}-allocation.csv", "text/csv",
                    key="res_dl_csv", on_click="ignore")
 e2.download_button("Allocation workbook (XLSX)", lambda: exports.workbook(result, snap, problem, run_name=ctx.summary.name or None,
-                                                                  scenario_name=res["name"]), f"{safe}.xlsx",
+                                                                  scenario_name=res.name), f"{safe}.xlsx",
                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", key="res_dl_xlsx",
                    on_click="ignore", help="The allocation, the fill of each line and the settings, one sheet each.")
 if scenario_snap is not None:
@@ -350,6 +350,6 @@ if res_obj is not None:
 with st.expander("Settings of this scenario"):
     st.dataframe(
         pd.DataFrame([{"Setting": SETTING_LABELS[k], "Value": kpis.setting_text(k, v)}
-                      for k, v in res["settings"].items() if k in SETTING_LABELS]),
+                      for k, v in res.settings.items() if k in SETTING_LABELS]),
         key="res_settings", hide_index=True,
     )

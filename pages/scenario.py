@@ -36,7 +36,7 @@ st.subheader("Rules")
 c1, c2 = st.columns(2)
 with c1:
     st.slider(
-        "Supervisor voice (0–100 %)", 0, 100, key="sc_alpha", on_change=state.draft_edited, step=1, format="%d %%",
+        "Supervisor voice (0–100 %)", *editor.ALPHA_RANGE, key="sc_alpha", on_change=state.draft_edited, step=1, format="%d %%",
         help="How much supervisors' rankings of workers count against workers' own choices. "
              "0 %: only workers' choices count. 100 %: only supervisors' rankings count.",
     )
@@ -175,9 +175,9 @@ res = state.current_result()
 matches = bool(
     res
     and not problems
-    and res["settings"] == settings
-    and ScenarioOverrides.parse(res["overrides"]).to_dict() == norm
-    and res["fingerprint"] == ctx.fingerprint
+    and res.settings == settings
+    and ScenarioOverrides.parse(res.overrides).to_dict() == norm
+    and res.fingerprint == ctx.fingerprint
 )
 
 # --------------------------------------------------------------------------- actions
@@ -199,14 +199,14 @@ if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or
     # A demo-sized solve takes well under a second: wait for it here, so the result shows
     # with this click's rerun instead of the progress panel's next poll.
     runner.wait(job_id, timeout=1.5)
-    ss["job"] = {
-        "id": job_id,
-        "run_id": d["run_id"],
-        "name": d["name"],
-        "settings": settings,
-        "overrides": overrides,
-        "fingerprint": ctx.fingerprint,
-    }
+    ss["job"] = state.SolveJob(
+        id=job_id,
+        run_id=d["run_id"],
+        name=d["name"],
+        settings=settings,
+        overrides=overrides,
+        fingerprint=ctx.fingerprint,
+    )
     ss.pop("job_error", None)
     st.rerun()
 
@@ -218,17 +218,17 @@ if b2.button("Save scenario", key="sc_save", disabled=bool(problems) or not d["n
     # Publish pages, but a planner who fixed an impossible scenario saves it under its own name
     # (as its next version), as the diagnosis asked.
     existing = {sc.name for sc in state.scenarios(d["run_id"]) if sc.result and sc.result.get("allocations")}
-    if d["name"] in existing and not (matches and res.get("saved_id")):
+    if d["name"] in existing and not (matches and res.saved_id):
         actions.error(f"A scenario named '{layout.md(d['name'])}' is already saved for this run. Give this one "
                       f"another name (for example '{layout.md(d['name'])} v2') and save again.")
-    elif matches and res.get("saved_id"):
+    elif matches and res.saved_id:
         actions.info(f"'{layout.md(d['name'])}' is saved already with this result.")
     else:
-        result = res["result"] if matches else None
+        result = res.result if matches else None
         new_id = state.guarded(
             lambda: service.save_scenario(
                 state.store(), d["run_id"], d["name"], settings=settings, overrides=overrides,
-                result=result, fingerprint=res["fingerprint"] if matches else ctx.fingerprint,
+                result=result, fingerprint=res.fingerprint if matches else ctx.fingerprint,
                 created_by=state.recorded_by(),
             ),
             "The scenario could not be saved",
@@ -236,8 +236,8 @@ if b2.button("Save scenario", key="sc_save", disabled=bool(problems) or not d["n
         state.clear_reads()
         state.mark_saved(d, new_id)
         if matches:
-            res["saved_id"] = new_id
-            res["name"] = d["name"]
+            res.saved_id = new_id
+            res.name = d["name"]
             state.flash(f"Saved scenario '{layout.md(d['name'])}' with its result.", ":material/save:")
         else:
             state.flash(f"Saved scenario '{layout.md(d['name'])}' without a result: solve it to compare or publish it.",
@@ -280,9 +280,9 @@ def progress_panel() -> None:
             with st.status(f"Waiting for the solver: {p.queue_position} solve(s) ahead", state="running"):
                 st.write("Solves run one at a time so each gets the machine's full power.")
         else:
-            label = f"Solving '{layout.md(job_now['name'])}'… {p.elapsed:.1f} s"
+            label = f"Solving '{layout.md(job_now.name)}'… {p.elapsed:.1f} s"
             if p.stop_requested:
-                label = f"Stopping '{layout.md(job_now['name'])}'… keeping the best allocation found so far"
+                label = f"Stopping '{layout.md(job_now.name)}'… keeping the best allocation found so far"
             # The status line carries the state; the numbers and chart sit outside it, so they
             # show whatever the planner did with the status box before.
             st.status(label, state="running", expanded=False)
@@ -299,7 +299,7 @@ def progress_panel() -> None:
                 st.plotly_chart(charts.progress_figure(p.history), key="sc_progress_chart", width="stretch")
                 st.caption("Blue: the best allocation found so far. Orange: no allocation can cost less. "
                            "When they meet, the best possible allocation is proven.")
-        st.button("Stop", key="sc_stop", on_click=state.job_runner().stop, args=(job_now["id"],),
+        st.button("Stop", key="sc_stop", on_click=state.job_runner().stop, args=(job_now.id,),
                   help="Stop now and keep the best allocation found so far.",
                   disabled=p.stop_requested)
         return

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from bruteforce import assert_valid, enumerate_allocations
 from hypothesis import HealthCheck, assume, given, settings
-from strategies import snapshots
 from test_solvers_flow import run
 
 from allocator.demo import DemoProfile, demo_snapshot
@@ -24,6 +22,8 @@ from allocator.solvers.cpsat.model import solve_stable
 from allocator.solvers.cpsat.pruning import feasible_allocation, flow_rule_deletions, prune
 from allocator.stability import blocking_pairs
 from benchmarks.highs_stable import plain_stable_milp
+from tests.helpers.bruteforce import assert_valid, enumerate_allocations
+from tests.helpers.strategies import snapshots
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -12,8 +12,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from allocator.db.migrate import BOOTSTRAP_SQL
 from allocator.store.postgres import PostgresStore
 
+# Supabase's setup is the local bootstrap plus what the shim adds on top of it.
 SHIM_SQL = Path(__file__).with_name("supabase_shim.sql")
 
 
@@ -38,11 +40,12 @@ def sql(pg_url: str) -> Iterator[psycopg.Connection]:
 
 @pytest.fixture(scope="session")
 def supabase_url(new_database: Callable[..., str]) -> str:
-    """A database set up like a Supabase project (the shim), then migrated."""
+    """A database set up like a Supabase project (bootstrap.sql and the shim), then migrated."""
     from allocator.db.migrate import migrate
 
     url = new_database(prefix="supa")
     with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(BOOTSTRAP_SQL.read_text(encoding="utf-8"))
         conn.execute(SHIM_SQL.read_text(encoding="utf-8"))
     migrate(url)
     return url

@@ -169,6 +169,67 @@ def _solution(solver: cp_model.CpSolver) -> np.ndarray:
     return np.asarray(list(solver.response_proto.solution), dtype=np.int64)
 
 
+class _Finished(Exception):
+    """Raised by a phase that has the answer (proven, infeasible, or out of time)."""
+
+    def __init__(self, outcome: SolveOutcome):
+        super().__init__()
+        self.outcome = outcome
+
+
+class _StableRun:
+    """What the phases of one stable solve share: the deadline, the log and the best so far.
+
+    The time limit and the stop event are checked between the steps before CP-SAT too:
+    past them, the best stable allocation found so far is the answer (or none).
+    """
+
+    def __init__(self, problem: ProblemData, options: SolveOptions):
+        self.problem = problem
+        self.options = options
+        self.start = time.perf_counter()
+        self.deadline = self.start + float(options.time_limit)
+        self.cb = options.callbacks
+        self.log: list[str] = []
+        self.seed = problem.settings.rng_seed
+        self.best_bound: float | None = None
+        self.start_point: np.ndarray | None = None
+
+    def outcome(self, status: Status, assignment=None, bound=None) -> SolveOutcome:
+        objective = self.problem.objective(assignment) if assignment is not None else None
+        if status is Status.OPTIMAL:
+            bound = objective
+        elif bound is not None and objective is not None:
+            bound = min(bound, objective)
+        return SolveOutcome(status, assignment, objective, bound, time.perf_counter() - self.start, BACKEND, self.log)
+
+    def optimal(self, assignment: np.ndarray) -> SolveOutcome:
+        result = self.outcome(Status.OPTIMAL, assignment)
+        self.cb.on_progress(result.objective, result.objective, result.solve_seconds)
+        return result
+
+    def out_of_time(self) -> bool:
+        return self.options.stop.is_set() or time.perf_counter() >= self.deadline
+
+    def stop_if_out_of_time(self) -> None:
+        """Finish with the best stable allocation so far when the time or the planner says so."""
+        if not self.out_of_time():
+            return
+        self.log.append("stopped or out of time before the search")
+        if self.start_point is None:
+            raise _Finished(self.outcome(Status.NO_SOLUTION, None, self.best_bound))
+        raise _Finished(_with_gap(self.outcome(Status.FEASIBLE, self.start_point, self.best_bound), self.log))
+
+    def infeasible(self, why: str) -> _Finished:
+        self.log.append(why)
+        return _Finished(self.outcome(Status.INFEASIBLE))
+
+    def offer_start(self, found: np.ndarray) -> None:
+        """Keep ``found`` as the start point when it is cheaper than the one so far."""
+        if self.start_point is None or self.problem.objective(found) < self.problem.objective(self.start_point):
+            self.start_point = found
+
+
 def solve_stable(
     problem: ProblemData,
     options: SolveOptions,
@@ -182,198 +243,232 @@ def solve_stable(
     ``prune_pairs``, ``flow_shortcut`` and ``combs`` exist for tests, which switch them off
     to check the encoding on its own.
     """
-    start = time.perf_counter()
-    deadline = start + float(options.time_limit)
-    cb = options.callbacks
-    log: list[str] = []
-    m = problem.n_workers
-    seed = problem.settings.rng_seed
+    run = _StableRun(problem, options)
+    try:
+        pairs, flow = _flow_phase(run, flow_shortcut)
+        pr = _pruning_phase(run, prune_pairs)
+        kept_pairs = _kept_pairs_flow_phase(run, pairs, pr, flow_shortcut)
+        costs = integer_costs(problem, budget=cpsat_budget(problem.n_workers), max_tie_range=1, pairs=kept_pairs)
+        run.log.append(costs.describe())
+        _heuristics_phase(run, pr)
+        lower_bound, hint = _bound_and_hint_phase(run, costs, flow.assignment)
+        model, v, stats = _model_phase(run, pr, combs)
+        minimise_cost(model, v, _aligned(costs.workers, costs.lines, costs.base, v, problem), lower_bound)
+        _hint(model, v, hint, stats)
+        search = _search_phase(run, model, costs)
+        _improvement_phase(run, search, model, v, stats, costs)
+        return _answer(run, search, v, costs, lower_bound)
+    except _Finished as finished:
+        return finished.outcome
 
-    def outcome(status: Status, assignment=None, bound=None) -> SolveOutcome:
-        objective = problem.objective(assignment) if assignment is not None else None
-        if status is Status.OPTIMAL:
-            bound = objective
-        elif bound is not None and objective is not None:
-            bound = min(bound, objective)
-        return SolveOutcome(status, assignment, objective, bound, time.perf_counter() - start, BACKEND, log)
 
-    # The time limit and the stop event are checked between the steps before CP-SAT too:
-    # past them, the best stable allocation found so far is the answer (or none).
-    best_bound: float | None = None
-    start_point: np.ndarray | None = None
-
-    def out_of_time() -> bool:
-        return options.stop.is_set() or time.perf_counter() >= deadline
-
-    def so_far() -> SolveOutcome:
-        log.append("stopped or out of time before the search")
-        if start_point is None:
-            return outcome(Status.NO_SOLUTION, None, best_bound)
-        return _with_gap(outcome(Status.FEASIBLE, start_point, best_bound), log)
-
-    # 1. Flow over all allocations.
-    cb.on_phase("flow")
+def _flow_phase(run: _StableRun, flow_shortcut: bool):
+    """1. Flow over all allocations: infeasible, already stable (the answer), or a bound."""
+    problem = run.problem
+    run.cb.on_phase("flow")
     pairs = allowed_pairs(problem)
     flow, flow_costs = solve_flow_scaled(problem, pairs=pairs)
     if flow.status is Status.INFEASIBLE:
-        log.append(f"infeasible without stability already ({flow.reason})")
-        return outcome(Status.INFEASIBLE)
-    best_bound = problem.objective(flow.assignment) - flow_costs.error_bound
+        raise run.infeasible(f"infeasible without stability already ({flow.reason})")
+    run.best_bound = problem.objective(flow.assignment) - flow_costs.error_bound
     blocking = blocking_pairs(problem, flow.assignment)
     if not blocking and flow_shortcut:
-        log.append("the min-cost flow optimum has no blocking pair: it is the stable optimum")
-        log.extend(flow.log)
-        result = outcome(Status.OPTIMAL, flow.assignment)
-        cb.on_progress(result.objective, result.objective, result.solve_seconds)
-        return result
-    log.append(f"the min-cost flow optimum has {len(blocking)} blocking pairs")
-    if out_of_time():
-        return so_far()
+        run.log.append("the min-cost flow optimum has no blocking pair: it is the stable optimum")
+        run.log.extend(flow.log)
+        raise _Finished(run.optimal(flow.assignment))
+    run.log.append(f"the min-cost flow optimum has {len(blocking)} blocking pairs")
+    run.stop_if_out_of_time()
+    return pairs, flow
 
-    # 2. Pruning.
-    cb.on_phase("pruning")
-    pr = prune(problem, enabled=prune_pairs, deadline=deadline)
-    log.append(pr.describe())
+
+def _pruning_phase(run: _StableRun, prune_pairs: bool):
+    """2. Pruning: the pairs that can be in a stable allocation."""
+    run.cb.on_phase("pruning")
+    pr = prune(run.problem, enabled=prune_pairs, deadline=run.deadline)
+    run.log.append(pr.describe())
     if pr.infeasible:
-        log.append("pruning proved that no stable allocation exists")
-        return outcome(Status.INFEASIBLE)
-    if out_of_time():
-        return so_far()
+        raise run.infeasible("pruning proved that no stable allocation exists")
+    run.stop_if_out_of_time()
+    return pr
 
-    # 3. The flow again, over the kept pairs only. Every stable allocation lies among them,
-    # so this optimum bounds the stable one, and if it has no blocking pair it *is* the
-    # stable optimum (with the same seeded tie-break as the flow).
+
+def _kept_pairs_flow_phase(run: _StableRun, pairs, pr, flow_shortcut: bool):
+    """3. The flow again, over the kept pairs only.
+
+    Every stable allocation lies among them, so this optimum bounds the stable one, and if it
+    has no blocking pair it *is* the stable optimum (with the same seeded tie-break as the flow).
+    """
+    problem = run.problem
     kept = pr.keep[pairs[0], pairs[1]]
     kept_pairs = (pairs[0][kept], pairs[1][kept])
     if flow_shortcut:
         kflow, kflow_costs = solve_flow_scaled(problem, pairs=kept_pairs)
         if kflow.status is Status.INFEASIBLE:
-            log.append("no allocation uses only pairs that a stable allocation can contain")
-            return outcome(Status.INFEASIBLE)
-        best_bound = max(best_bound, problem.objective(kflow.assignment) - kflow_costs.error_bound)
+            raise run.infeasible("no allocation uses only pairs that a stable allocation can contain")
+        run.best_bound = max(run.best_bound, problem.objective(kflow.assignment) - kflow_costs.error_bound)
         if not blocking_pairs(problem, kflow.assignment):
-            log.append("the min-cost flow over the kept pairs has no blocking pair: it is the stable optimum")
-            log.extend(kflow.log)
-            result = outcome(Status.OPTIMAL, kflow.assignment)
-            cb.on_progress(result.objective, result.objective, result.solve_seconds)
-            return result
+            run.log.append("the min-cost flow over the kept pairs has no blocking pair: it is the stable optimum")
+            run.log.extend(kflow.log)
+            raise _Finished(run.optimal(kflow.assignment))
+    return kept_pairs
 
-    # Integer costs for CP-SAT, and the kept-pairs flow bound in the same integers.
-    costs = integer_costs(problem, budget=cpsat_budget(m), max_tie_range=1, pairs=kept_pairs)
-    log.append(costs.describe())
-    lower_bound, hint = None, flow.assignment
+
+def _heuristics_phase(run: _StableRun, pr) -> None:
+    """Stable allocations from the heuristics and the caller: the cheapest is the start point."""
+    problem = run.problem
     heuristics = (
-        ("deferred acceptance", lambda: deferred_acceptance(problem, seed)),
-        ("flow repair", lambda: flow_repair(problem, pr.keep, deadline=deadline)),
+        ("deferred acceptance", lambda: deferred_acceptance(problem, run.seed)),
+        ("flow repair", lambda: flow_repair(problem, pr.keep, deadline=run.deadline)),
     )
     for name, heuristic in heuristics:
-        if out_of_time():
-            return so_far()
+        run.stop_if_out_of_time()
         found = heuristic()
         if found is None:
             continue
-        log.append(f"{name} found a stable allocation of cost {problem.objective(found):.6g}")
-        if start_point is None or problem.objective(found) < problem.objective(start_point):
-            start_point = found
-    given = _given_start(problem, options, pr.keep)
+        run.log.append(f"{name} found a stable allocation of cost {problem.objective(found):.6g}")
+        run.offer_start(found)
+    given = _given_start(problem, run.options, pr.keep)
     if given is not None:
-        log.append(f"the starting allocation given is stable, of cost {problem.objective(given):.6g}")
-        if start_point is None or problem.objective(given) < problem.objective(start_point):
-            start_point = given
-    if start_point is not None:
-        hint = start_point
+        run.log.append(f"the starting allocation given is stable, of cost {problem.objective(given):.6g}")
+        run.offer_start(given)
+
+
+def _bound_and_hint_phase(run: _StableRun, costs, flow_assignment: np.ndarray):
+    """The kept-pairs flow bound in CP-SAT's integers, and the hint for the search.
+
+    The hint is the start point, else the kept-pairs flow allocation, else the first flow's.
+    """
+    lower_bound, hint = None, flow_assignment
+    if run.start_point is not None:
+        hint = run.start_point
     try:
-        bounded = solve_flow(problem, costs)
+        bounded = solve_flow(run.problem, costs)
         if bounded.status is Status.INFEASIBLE:
-            log.append("no allocation uses only pairs that a stable allocation can contain")
-            return outcome(Status.INFEASIBLE)
+            raise run.infeasible("no allocation uses only pairs that a stable allocation can contain")
         lower_bound = bounded.base_total
-        if start_point is None:
+        if run.start_point is None:
             hint = bounded.assignment
     except CostRangeError:
-        log.append("no flow bound: cost range too large for the flow")
-    if out_of_time():
-        return so_far()
+        run.log.append("no flow bound: cost range too large for the flow")
+    run.stop_if_out_of_time()
+    return lower_bound, hint
 
-    # 4. Phase 1: the model.
-    cb.on_phase("stability search")
+
+def _model_phase(run: _StableRun, pr, combs: bool):
+    """4. The model: variables over the kept pairs, the stability encoding and the combs."""
+    problem = run.problem
+    run.cb.on_phase("stability search")
     model = cp_model.CpModel()
     v = make_variables(model, pr.keep)
     stats = add_constraints(model, v, problem, candidates=pr.candidates)
     if stats is not None:
-        log.append(stats.describe())
+        run.log.append(stats.describe())
     if combs:
-        found = comb_cuts(v, problem, stability_structure(v, problem, pr.candidates), deadline=deadline)
-        log.append(found.describe())
+        found = comb_cuts(v, problem, stability_structure(v, problem, pr.candidates), deadline=run.deadline)
+        run.log.append(found.describe())
         for comb in found.cuts:
             model.add(_sum(v.x[k] for k in comb.plus.tolist()) >= _sum(v.x[k] for k in comb.minus.tolist()))
         if found.lp_bounds:
             # HiGHS's optimum is exact up to its tolerances: a hair below it is a safe bound.
             lp = max(found.lp_bounds)
             lp -= 1e-6 * max(1.0, abs(lp))
-            best_bound = lp if best_bound is None else max(best_bound, lp)
+            run.best_bound = lp if run.best_bound is None else max(run.best_bound, lp)
         if found.stopped_early:
-            log.append("the deadline ended the comb rounds: a re-run may find other combs")
-        if out_of_time():
-            return so_far()
-    base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
-    minimise_cost(model, v, base, lower_bound)
-    _hint(model, v, hint, stats)
+            run.log.append("the deadline ended the comb rounds: a re-run may find other combs")
+        run.stop_if_out_of_time()
+    return model, v, stats
 
-    def report(obj: float | None, bound: float | None) -> None:
-        cb.on_progress(
-            None if obj is None else costs.unscaled(obj),
-            None if bound is None else costs.unscaled(bound),
-            time.perf_counter() - start,
-        )
 
-    remaining = _margin(deadline - time.perf_counter())
-    work = DETERMINISTIC_PER_SECOND * remaining
+class _Search:
+    """Where the CP-SAT searches stand: status, best solution, CP-SAT's bound, the work left."""
+
+    def __init__(self, run: _StableRun, costs) -> None:
+        remaining = _margin(run.deadline - time.perf_counter())
+        self.work = DETERMINISTIC_PER_SECOND * remaining
+        self.remaining = remaining
+        self.mapped: Status = Status.NO_SOLUTION
+        self.solution: np.ndarray | None = None
+        self.solver: cp_model.CpSolver | None = None
+        self.bound_cp = float("nan")
+        self.by_clock = False
+
+        def report(obj: float | None, bound: float | None) -> None:
+            run.cb.on_progress(
+                None if obj is None else costs.unscaled(obj),
+                None if bound is None else costs.unscaled(bound),
+                time.perf_counter() - run.start,
+            )
+
+        self.report = report
+
+
+def _search_phase(run: _StableRun, model: cp_model.CpModel, costs) -> _Search:
+    """The proof search: one worker, up to PROOF_SHARE of the work."""
+    search = _Search(run, costs)
+    work = search.work
     status, solver = run_cpsat(
-        model, options, PROOF_SHARE * remaining, seed, report, workers=1,
+        model, run.options, PROOF_SHARE * search.remaining, run.seed, search.report, workers=1,
         deterministic_time=PROOF_SHARE * work, **STABLE_PARAMS,
     )
     mapped = _STATUS[status]
-    log.append(f"search: {solver.status_name(status)} in {solver.wall_time:.2f} s "
-               f"({solver.deterministic_time:.2f} of {PROOF_SHARE * work:.2f} deterministic units, one worker)")
-    by_clock = mapped not in (Status.OPTIMAL, Status.INFEASIBLE) and solver.deterministic_time < PROOF_SHARE * work * 0.999
+    run.log.append(f"search: {solver.status_name(status)} in {solver.wall_time:.2f} s "
+                   f"({solver.deterministic_time:.2f} of {PROOF_SHARE * work:.2f} deterministic units, one worker)")
+    search.by_clock = (mapped not in (Status.OPTIMAL, Status.INFEASIBLE)
+                       and solver.deterministic_time < PROOF_SHARE * work * 0.999)
     if mapped is Status.INFEASIBLE:
-        return outcome(mapped)
-    solution = _solution(solver) if mapped in (Status.OPTIMAL, Status.FEASIBLE) else None
-    bound_cp = solver.best_objective_bound
+        raise _Finished(run.outcome(mapped))
+    search.mapped = mapped
+    search.solver = solver
+    search.solution = _solution(solver) if mapped in (Status.OPTIMAL, Status.FEASIBLE) else None
+    search.bound_cp = solver.best_objective_bound
+    return search
 
-    # Not proven: spend the rest of the work on improving the allocation (large
-    # neighbourhood search, interleaved so that it stays deterministic), from the best one.
-    improve_seconds = _margin(deadline - time.perf_counter())
-    if mapped is not Status.OPTIMAL and not options.stop.is_set() and improve_seconds > MIN_PHASE_SECONDS:
-        best_so_far = v.assignment(solution) if solution is not None else start_point
-        if best_so_far is not None:
-            model.clear_hints()
-            _hint(model, v, best_so_far, stats)
-        lns_work = (1.0 - PROOF_SHARE) * work
-        status2, solver2 = run_cpsat(
-            model, options, improve_seconds, seed, report, workers=LNS_WORKERS,
-            deterministic_time=lns_work, **STABLE_PARAMS, **LNS_PARAMS,
-        )
-        log.append(f"improvement (neighbourhood search): {solver2.status_name(status2)} in "
+
+def _improvement_phase(run: _StableRun, search: _Search, model: cp_model.CpModel, v: Variables, stats, costs) -> None:
+    """5. Not proven: spend the rest of the work on improving the allocation.
+
+    Large neighbourhood search, interleaved so that it stays deterministic, from the best
+    allocation so far.
+    """
+    improve_seconds = _margin(run.deadline - time.perf_counter())
+    if search.mapped is Status.OPTIMAL or run.options.stop.is_set() or improve_seconds <= MIN_PHASE_SECONDS:
+        return
+    best_so_far = v.assignment(search.solution) if search.solution is not None else run.start_point
+    if best_so_far is not None:
+        model.clear_hints()
+        _hint(model, v, best_so_far, stats)
+    lns_work = (1.0 - PROOF_SHARE) * search.work
+    status2, solver2 = run_cpsat(
+        model, run.options, improve_seconds, run.seed, search.report, workers=LNS_WORKERS,
+        deterministic_time=lns_work, **STABLE_PARAMS, **LNS_PARAMS,
+    )
+    run.log.append(f"improvement (neighbourhood search): {solver2.status_name(status2)} in "
                    f"{solver2.wall_time:.2f} s ({solver2.deterministic_time:.2f} of {lns_work:.2f} units)")
-        if status2 == cp_model.INFEASIBLE and solution is None:
-            return outcome(Status.INFEASIBLE)
-        if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            if solution is None or solver2.objective_value <= solver.objective_value:
-                solution = _solution(solver2)
-                if status2 == cp_model.OPTIMAL:
-                    mapped = Status.OPTIMAL
-                elif mapped is Status.NO_SOLUTION:
-                    mapped = Status.FEASIBLE
-        if np.isfinite(solver2.best_objective_bound):
-            bound_cp = max(bound_cp, solver2.best_objective_bound) if np.isfinite(bound_cp) else solver2.best_objective_bound
-        if status2 not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and solver2.deterministic_time < lns_work * 0.999:
-            by_clock = True
+    if status2 == cp_model.INFEASIBLE and search.solution is None:
+        raise _Finished(run.outcome(Status.INFEASIBLE))
+    if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        if search.solution is None or solver2.objective_value <= search.solver.objective_value:
+            search.solution = _solution(solver2)
+            if status2 == cp_model.OPTIMAL:
+                search.mapped = Status.OPTIMAL
+            elif search.mapped is Status.NO_SOLUTION:
+                search.mapped = Status.FEASIBLE
+    if np.isfinite(solver2.best_objective_bound):
+        bound_cp = search.bound_cp
+        search.bound_cp = (max(bound_cp, solver2.best_objective_bound) if np.isfinite(bound_cp)
+                           else solver2.best_objective_bound)
+    if status2 not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and solver2.deterministic_time < lns_work * 0.999:
+        search.by_clock = True
+
+
+def _answer(run: _StableRun, search: _Search, v: Variables, costs, lower_bound) -> SolveOutcome:
+    """The allocation, its status and a rigorous bound, with why the search stopped."""
+    problem, log = run.problem, run.log
+    mapped = search.mapped
     if mapped is not Status.OPTIMAL:
-        if options.stop.is_set():
+        if run.options.stop.is_set():
             log.append("stopped by the planner: another run may stop elsewhere")
-        elif by_clock:
+        elif search.by_clock:
             log.append("stopped by the wall clock before the work limit (a loaded machine): "
                        "a re-run may return another allocation")
         else:
@@ -381,27 +476,26 @@ def solve_stable(
                        "the same allocation")
     # A valid lower bound even without a solution: CP-SAT's, else the flow's (same integers;
     # half a unit of rounding per worker keeps it rigorous for the unscaled costs).
-    bound_int = bound_cp if np.isfinite(bound_cp) else None
+    bound_int = search.bound_cp if np.isfinite(search.bound_cp) else None
     if lower_bound is not None:
         bound_int = lower_bound if bound_int is None else max(bound_int, lower_bound)
-    rigorous_bound = None if bound_int is None else costs.unscaled(bound_int - 0.5 * m)
-    if best_bound is not None:
-        rigorous_bound = best_bound if rigorous_bound is None else max(rigorous_bound, best_bound)
+    rigorous_bound = None if bound_int is None else costs.unscaled(bound_int - 0.5 * problem.n_workers)
+    if run.best_bound is not None:
+        rigorous_bound = run.best_bound if rigorous_bound is None else max(rigorous_bound, run.best_bound)
+    start_point = run.start_point
     if mapped is Status.NO_SOLUTION:
         if start_point is None:
-            return outcome(Status.NO_SOLUTION, None, rigorous_bound)
+            return run.outcome(Status.NO_SOLUTION, None, rigorous_bound)
         log.append("CP-SAT found no allocation in time: returning the best heuristic one")
-        return _with_gap(outcome(Status.FEASIBLE, start_point, rigorous_bound), log)
-    assignment = v.assignment(solution)
+        return _with_gap(run.outcome(Status.FEASIBLE, start_point, rigorous_bound), log)
+    assignment = v.assignment(search.solution)
     if mapped is Status.FEASIBLE:
         if start_point is not None and problem.objective(start_point) < problem.objective(assignment):
             assignment = start_point
         _check_stable(problem, assignment)
-        return _with_gap(outcome(Status.FEASIBLE, assignment, rigorous_bound), log)
+        return _with_gap(run.outcome(Status.FEASIBLE, assignment, rigorous_bound), log)
     _check_stable(problem, assignment)
-    result = outcome(Status.OPTIMAL, assignment)
-    cb.on_progress(result.objective, result.objective, result.solve_seconds)
-    return result
+    return run.optimal(assignment)
 
 
 def _margin(seconds: float) -> float:
