@@ -213,8 +213,8 @@ picked_rows = st.dataframe(
                   "Decided by seed"],
     column_config={
         "Worker id": st.column_config.TextColumn("Id", width=55),
-        "Worker": st.column_config.TextColumn(width=140),
-        "Job line": st.column_config.TextColumn(width=365),
+        "Worker": st.column_config.TextColumn(width=130),
+        "Job line": st.column_config.TextColumn(width=265, help="Hover a cut name to read it whole."),
         "Choice": st.column_config.TextColumn(width=90),
         "Rank given": st.column_config.NumberColumn(
             format="plain", width=80,
@@ -223,7 +223,7 @@ picked_rows = st.dataframe(
         "Pinned": st.column_config.CheckboxColumn(width=55, help="Pinned to this line in the scenario."),
         "Must be filled": st.column_config.CheckboxColumn(width=95),
         "Decided by seed": st.column_config.CheckboxColumn(
-            width=110, help="Decided by the tie-break seed: another allocation, exactly as good by every rule, "
+            width=105, help="Decided by the tie-break seed: another allocation, exactly as good by every rule, "
                             "puts this worker on another line."),
     },
 )
