@@ -97,8 +97,9 @@ DEFINITIONS: tuple[Kpi, ...] = (
         "Worker and line that would both rather be together than where they are."),
     Kpi("worker_dissatisfaction_gini", "Unevenness (Gini)", "lower", "number",
         "0 = everyone equally satisfied; towards 1 = a few carry all the disappointment.", decimals=2),
-    Kpi("preferencer_mean_rank", "Supervisors' mean rank", "lower", "rank",
-        "Average rank supervisors gave the workers they got.", decimals=2),
+    Kpi("preferencer_mean_rank_ranked", "Supervisors' mean rank", "lower", "rank",
+        "Average rank supervisors gave the workers they got, over the workers they ranked "
+        "(a worker a line's supervisors did not rank has no rank from them).", decimals=2),
     Kpi("objective", "Total cost", "lower", "cost",
         "What the solve made as small as possible: workers' and supervisors' disappointment "
         "combined, counted with this scenario's supervisor voice and how much low choices hurt.",
@@ -110,14 +111,14 @@ KPI_BY_KEY: dict[str, Kpi] = {k.key: k for k in DEFINITIONS}
 RESULT_KPIS: tuple[str, ...] = (
     "first_choice_share", "top3_choice_share", "mean_rank_ranked", "worst_rank_ranked", "unranked_count",
     "vacancies", "mandatory_lines_filled", "blocking_pairs", "worker_dissatisfaction_gini",
-    "preferencer_mean_rank",
+    "preferencer_mean_rank_ranked",
 )
 
 #: The headline numbers the Compare page sets side by side, in its order.
 COMPARED: tuple[Kpi, ...] = tuple(KPI_BY_KEY[k] for k in (
     "first_choice_share", "top3_choice_share", "mean_rank", "worst_rank", "workers_on_unranked_lines",
     "vacancies", "mandatory_lines_filled", "blocking_pairs", "worker_dissatisfaction_gini",
-    "preferencer_mean_rank",
+    "preferencer_mean_rank_ranked",
 ))
 
 #: The honest rank figures' metrics keys.

@@ -201,6 +201,12 @@ def compute_metrics(problem: ProblemData, assignment: np.ndarray) -> dict[str, A
         preferencers give the worker (power 1). None when no such pair exists.
     pairs_with_preferencers
         The number of those pairs.
+    preferencer_mean_rank_ranked, preferencer_unranked_count
+        The supervisors' side as they ranked it: the mean, over allocated pairs whose line has
+        supervisors who ranked the worker, of the (fractional) ranks those supervisors gave;
+        and how many allocated pairs have supervisors none of whom ranked the worker (their
+        shared rank is no rank anyone gave: ``preferencer_mean_rank`` counts it, the page
+        must not). See :func:`preferencer_ranked_metrics`.
     line_fill
         See :func:`line_fill`.
     mandatory_lines, mandatory_lines_filled
@@ -247,6 +253,7 @@ def compute_metrics(problem: ProblemData, assignment: np.ndarray) -> dict[str, A
         **honest,
         "workers_on_unranked_lines": int((choice == 0).sum()),
         "preferencer_mean_rank": round_sig(pref[has_pref].mean()) if has_pref.any() else None,
+        **preferencer_ranked_metrics(problem, a),
         "pairs_with_preferencers": int(has_pref.sum()),
         "line_fill": line_fill(problem, a),
         "mandatory_lines": int(problem.mandatory.sum()),
@@ -256,4 +263,40 @@ def compute_metrics(problem: ProblemData, assignment: np.ndarray) -> dict[str, A
         "blocking_pairs": int(blocking_mask(problem, a).sum()),
         "worker_dissatisfaction_gini": round_sig(gini(dw)),
         "objective": round_sig(problem.objective(a)),
+    }
+
+
+def preferencer_ranked_metrics(problem: Any, assignment: Any) -> dict[str, Any]:
+    """The supervisors' mean rank over the workers they ranked, and the count they did not.
+
+    For each worker ``s`` on line ``p`` whose line has supervisors ``P(p)``: the supervisors of
+    ``P(p)`` who ranked ``s`` give their fractional ranks (ties shared, as the model ranks),
+    and the pair counts with the mean of those; a pair none of whose supervisors ranked ``s``
+    is counted in ``preferencer_unranked_count`` instead. ``preferencer_mean_rank_ranked`` is
+    the mean over the counted pairs (None when there are none).
+    """
+    from allocator.problem import fractional_ranks
+
+    snap = problem.snapshot
+    workers = {w: i for i, w in enumerate(problem.worker_ids)}
+    prefs = [q for q in snap.preferencer_preferences if q.worker_id in workers]
+    qid = {q: k for k, q in enumerate(sorted({q.preferencer_id for q in prefs}))}
+    frac, _ = fractional_ranks(np.array([qid[q.preferencer_id] for q in prefs], dtype=np.int64),
+                               np.array([float(q.rank) for q in prefs]))
+    gave = {(q.preferencer_id, q.worker_id): float(r) for q, r in zip(prefs, frac.tolist(), strict=True)}
+    supervisors = {j.id: list(j.preferencer_ids or []) for j in snap.job_lines}
+    means: list[float] = []
+    unranked = 0
+    for s, j in enumerate(np.asarray(assignment, dtype=np.int64).tolist()):
+        qs = supervisors.get(problem.line_ids[j]) or []
+        if not qs:
+            continue
+        given = [gave[(q, problem.worker_ids[s])] for q in qs if (q, problem.worker_ids[s]) in gave]
+        if given:
+            means.append(sum(given) / len(given))
+        else:
+            unranked += 1
+    return {
+        "preferencer_mean_rank_ranked": round_sig(sum(means) / len(means)) if means else None,
+        "preferencer_unranked_count": unranked,
     }

@@ -144,10 +144,11 @@ with right:
               kpis.value_text("worker_dissatisfaction_gini", kpi_value(result, "worker_dissatisfaction_gini")),
               help=kpis.help_text("worker_dissatisfaction_gini"), **shown_delta("worker_dissatisfaction_gini"))
     st.metric("Supervisors' side: mean rank of the workers they got",
-              kpis.value_text("preferencer_mean_rank", kpi_value(result, "preferencer_mean_rank")),
-              help=f"Over the {metrics.get('pairs_with_preferencers', 0)} workers whose line has a supervisor "
-                   "ranking. 1 = each supervisor's top-ranked worker.",
-              **shown_delta("preferencer_mean_rank"))
+              kpis.value_text("preferencer_mean_rank_ranked", kpi_value(result, "preferencer_mean_rank_ranked")),
+              help=(f"Over the workers whose line's supervisors ranked them; "
+                    f"{metrics.get('preferencer_unranked_count', 'an unrecorded number of')} more are on a line whose "
+                    "supervisors did not rank them, and have no rank from them. 1 = each supervisor's top-ranked worker."),
+              **shown_delta("preferencer_mean_rank_ranked"))
     why_not = headline.cost_not_comparable(this_side, baseline_side) if baseline_side is not None else None
     st.metric(kpis.label("objective"), kpis.value_text("objective", result.get("objective")),
               help=kpis.help_text("objective"),

@@ -272,3 +272,30 @@ def test_one_ordinal_spelling():
         "1st", "2nd", "3rd", "4th", "10th", "11th", "12th", "13th", "20th",
         "21st", "22nd", "23rd", "101st", "111th", "112th", "113th", "121st",
     ]
+
+
+def test_supervisors_mean_rank_is_over_the_workers_they_ranked():
+    """Two supervisors on j1: p1 ranked x=1, y=2, z=2 (a tie: 2.5 each); p2 ranked only x (1).
+    x on j1: mean(1, 1) = 1; y on j1: p1 alone, 2.5; w on j1: nobody ranked w (not counted)."""
+    from allocator.problem import ProblemData
+    from allocator.snapshot import RunSnapshot
+
+    data = {
+        "format": "allocator-run/1",
+        "workers": [{"id": i} for i in ("w", "x", "y", "z")],
+        "job_lines": [{"id": "j1", "max_n_workers": 3, "preferencer_ids": ["p1", "p2"]},
+                      {"id": "j2", "max_n_workers": 1}],
+        "preferencer_preferences": [
+            {"preferencer_id": "p1", "worker_id": "x", "rank": 1},
+            {"preferencer_id": "p1", "worker_id": "y", "rank": 2},
+            {"preferencer_id": "p1", "worker_id": "z", "rank": 2},
+            {"preferencer_id": "p2", "worker_id": "x", "rank": 1},
+        ],
+    }
+    p = ProblemData.from_snapshot(RunSnapshot.parse(data))
+    m = compute_metrics(p, assignment(p, {"w": "j1", "x": "j1", "y": "j1", "z": "j2"}))
+    assert m["preferencer_mean_rank_ranked"] == pytest.approx((1.0 + 2.5) / 2)
+    assert m["preferencer_unranked_count"] == 1  # w: on j1, ranked by neither supervisor
+    assert m["pairs_with_preferencers"] == 3
+    # The model's figure counts w at the shared rank nobody gave: it is larger.
+    assert m["preferencer_mean_rank"] > m["preferencer_mean_rank_ranked"]

@@ -60,7 +60,7 @@ def demo():
 AWKWARD = {
     "first_choice_share": 0.456, "top3_choice_share": 0.9951, "mean_rank_ranked": 3.186,
     "worst_rank_ranked": 12.5, "unranked_count": 3.0, "vacancies": 22.0, "mandatory_lines_filled": 7.0,
-    "blocking_pairs": 1234.0, "worker_dissatisfaction_gini": 0.456, "preferencer_mean_rank": 1.999,
+    "blocking_pairs": 1234.0, "worker_dissatisfaction_gini": 0.456, "preferencer_mean_rank_ranked": 1.999,
 }
 
 
