@@ -204,6 +204,8 @@ create table if not exists public.allocator_py_runs (
   allocation_run_id uuid not null references public.allocation_runs (id) on delete cascade,
   external_id text,
   name text,
+  -- The file the run was imported from (the command line's FILE, the dashboard's upload).
+  source_file text,
   -- Leave out workers and job lines already allocated by another completed run of the
   -- same allocation run.
   is_exclusive boolean not null default false,
@@ -308,7 +310,9 @@ create table if not exists public.allocator_scenarios (
   result jsonb,
   input_fingerprint text not null,
   created_by text,
-  created_at timestamptz not null default now()
+  created_at timestamptz not null default now(),
+  -- The run's inputs version the scenario was solved on (stamped by a trigger on write).
+  inputs_version bigint
 );
 create index if not exists allocator_scenarios_run_idx on public.allocator_scenarios (run_id, created_at);
 

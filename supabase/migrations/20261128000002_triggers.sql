@@ -290,3 +290,24 @@ create or replace trigger allocator_publication_log_no_update
 create or replace trigger allocator_publication_log_no_truncate
   before truncate on public.allocator_publication_log
   for each statement execute function public.allocator_publication_log_append_only();
+
+-- ------------------------------------------------------------------ scenarios' inputs version
+
+-- Stamp every scenario with the run's inputs version when it is written. A caller may say
+-- it solved on an older version (the scenario is then stale), never on a newer one.
+create or replace function public.allocator_scenarios_stamp_version() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  v_now bigint := public.allocator_run_inputs_version(new.run_id);
+begin
+  new.inputs_version := least(coalesce(new.inputs_version, v_now), v_now);
+  return new;
+end
+$$;
+
+create or replace trigger allocator_scenarios_stamp_version
+  before insert or update of run_id, inputs_version on public.allocator_scenarios
+  for each row execute function public.allocator_scenarios_stamp_version();

@@ -146,7 +146,7 @@ grant execute on function
   public.allocator_run_snapshot_versioned(uuid),
   public.allocator_allocations_json(uuid),
   public.get_worker_qualifications(uuid),
-  public.allocator_import_run(jsonb, uuid, text),
+  public.allocator_import_run(jsonb, uuid, text, text),
   public.allocator_save_scenario(uuid, text, jsonb, jsonb, jsonb, text, text),
   public.allocator_publish(uuid, uuid, text, text, boolean, text, bigint),
   public.allocator_requeue_run(uuid)

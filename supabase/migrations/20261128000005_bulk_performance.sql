@@ -31,5 +31,5 @@ revoke all on function public.allocator_inputs_changed() from public, anon, auth
 revoke all on function public.allocator_run_inputs_changed() from public, anon, authenticated, service_role;
 revoke all on function public.allocator_py_allocations_changed() from public, anon, authenticated, service_role;
 revoke all on function public.allocator_write_allocations(uuid, jsonb) from public, anon, authenticated, service_role;
-revoke all on function public.allocator_import_run(jsonb, uuid, text) from public, anon;
-grant execute on function public.allocator_import_run(jsonb, uuid, text) to authenticated, service_role;
+revoke all on function public.allocator_import_run(jsonb, uuid, text, text) from public, anon;
+grant execute on function public.allocator_import_run(jsonb, uuid, text, text) to authenticated, service_role;

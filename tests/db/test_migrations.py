@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
+
 import psycopg
 import pytest
 
@@ -42,6 +45,19 @@ def test_files_are_ordered_supabase_migrations():
     assert [m.version for m in files] == sorted(m.version for m in files)
     for m in files:
         assert len(m.version) == 14, f"{m.path.name}: Supabase versions are YYYYMMDDHHMMSS"
+
+
+def test_every_function_is_defined_in_one_migration_file():
+    # A reader looks for a function where it is first defined; a later file that redefines
+    # it leaves two versions to compare (issue 8).
+    defined_in: dict[str, list[str]] = defaultdict(list)
+    pattern = re.compile(r"create\s+(?:or\s+replace\s+)?function\s+public\.(\w+)", re.IGNORECASE)
+    for m in migration_files():
+        for name in sorted(set(pattern.findall(m.sql))):
+            defined_in[name.lower()].append(m.path.name)
+    assert "allocator_import_run" in defined_in  # the pattern finds the definitions
+    twice = {name: files for name, files in defined_in.items() if len(files) > 1}
+    assert twice == {}
 
 
 def test_migrate_empty_database_then_again_is_a_no_op(new_database):
