@@ -32,18 +32,19 @@ solver about relaxed runs and :func:`stability_conflict` words the answer.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from ortools.graph.python import max_flow
 
 from allocator.eligibility import Reason
+from allocator.findings import Finding
 
 if TYPE_CHECKING:
     from allocator.problem import ProblemData
 
-# Diagnosis codes.
+# The codes of the diagnosis's findings (every one a problem: the run cannot be solved).
 WORKER_NO_LINE = "WORKER_NO_LINE"
 MANDATORY_LINE_NO_PLACES = "MANDATORY_LINE_NO_PLACES"
 MANDATORY_LINE_NO_WORKER = "MANDATORY_LINE_NO_WORKER"
@@ -75,33 +76,23 @@ DETAIL_LIMIT = 100
 NAMES_IN_MESSAGE = 8
 
 
-@dataclass(frozen=True)
-class Diagnosis:
-    """One reason why a run has no allocation.
+def entry(finding: Finding) -> dict[str, Any]:
+    """``finding`` as an entry of a result's ``diagnosis`` list (run-snapshot.md, "Result").
 
-    Attributes
-    ----------
-    code
-        One of :data:`CODES`.
-    message
-        What is wrong, in the planner's words, naming workers and job lines.
-    worker_ids, job_line_ids
-        The workers and job lines concerned, sorted (empty when it concerns the whole run).
+    Every diagnosis is a problem, so the entry leaves the severity out: code, message and the ids.
     """
+    return {
+        "code": finding.code,
+        "message": finding.message,
+        "worker_ids": list(finding.worker_ids),
+        "job_line_ids": list(finding.job_line_ids),
+    }
 
-    code: str
-    message: str
-    worker_ids: tuple[str, ...] = ()
-    job_line_ids: tuple[str, ...] = ()
-    details: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "message": self.message,
-            "worker_ids": list(self.worker_ids),
-            "job_line_ids": list(self.job_line_ids),
-        }
+def from_entry(x: Mapping[str, Any]) -> Finding:
+    """The finding a result's ``diagnosis`` entry (:func:`entry`) was written from."""
+    return Finding.problem(x["code"], x["message"], tuple(x.get("worker_ids", ())),
+                           tuple(x.get("job_line_ids", ())))
 
 
 # -- naming ---------------------------------------------------------------------------------
@@ -167,14 +158,14 @@ def usable_pairs(problem: ProblemData) -> np.ndarray:
 # -- cheap checks ---------------------------------------------------------------------------
 
 
-def precheck(problem: ProblemData) -> list[Diagnosis]:
+def precheck(problem: ProblemData) -> list[Finding]:
     """The cheap checks (numpy, no flow): a few milliseconds even on 5,000 x 1,000.
 
     Every entry returned is a genuine reason for infeasibility, so the engine can skip the
     solver when this is not empty. An empty answer does not prove feasibility; :func:`diagnose`
     does (without stability).
     """
-    out: list[Diagnosis] = []
+    out: list[Finding] = []
     out += _pins_overfill(problem)
     out += _workers_without_line(problem)
     out += _mandatory_lines(problem)
@@ -182,7 +173,7 @@ def precheck(problem: ProblemData) -> list[Diagnosis]:
     return out
 
 
-def _pins_overfill(problem: ProblemData) -> list[Diagnosis]:
+def _pins_overfill(problem: ProblemData) -> list[Finding]:
     pinned = np.flatnonzero(problem.pin >= 0)
     if pinned.size == 0:
         return []
@@ -192,7 +183,7 @@ def _pins_overfill(problem: ProblemData) -> list[Diagnosis]:
         who = pinned[problem.pin[pinned] == j]
         cap = int(problem.capacity[j])
         out.append(
-            Diagnosis(
+            Finding.problem(
                 PINS_OVERFILL_LINE,
                 f"Job line {line_label(problem, j)} has {_plural(cap, 'place')}, but "
                 f"{_plural(int(who.size), 'worker (doctor)', 'workers (doctors)')} are pinned to it: "
@@ -260,7 +251,7 @@ def _why_no_line(problem: ProblemData, s: int, rules) -> str:
     return "; ".join(parts)
 
 
-def _workers_without_line(problem: ProblemData) -> list[Diagnosis]:
+def _workers_without_line(problem: ProblemData) -> list[Finding]:
     usable = usable_pairs(problem)
     # A pinned worker always has their pin; a pin on a line without places is a PINS_OVERFILL_LINE.
     stuck = np.flatnonzero(~usable.any(axis=1) & (problem.pin < 0))
@@ -271,7 +262,7 @@ def _workers_without_line(problem: ProblemData) -> list[Diagnosis]:
     for s in stuck[:DETAIL_LIMIT]:
         why = _why_no_line(problem, int(s), rules) if problem.n_lines else "the run has no job lines"
         out.append(
-            Diagnosis(
+            Finding.problem(
                 WORKER_NO_LINE,
                 f"Worker (doctor) {worker_label(problem, s)} has no job line they can take: {why}.",
                 _wids(problem, [s]),
@@ -281,7 +272,7 @@ def _workers_without_line(problem: ProblemData) -> list[Diagnosis]:
     rest = stuck[DETAIL_LIMIT:]
     if rest.size:
         out.append(
-            Diagnosis(
+            Finding.problem(
                 WORKER_NO_LINE,
                 f"{_plural(int(rest.size), 'more worker (doctor)', 'more workers (doctors)')} have no "
                 f"job line they can take: {_workers(problem, rest)}.",
@@ -339,13 +330,13 @@ def _why_nobody(problem: ProblemData, j: int) -> tuple[str, np.ndarray]:
     return text, pinned_away
 
 
-def _mandatory_lines(problem: ProblemData) -> list[Diagnosis]:
+def _mandatory_lines(problem: ProblemData) -> list[Finding]:
     out = []
     mand = problem.mandatory
     no_places = np.flatnonzero(mand & (problem.capacity == 0))
     for j in no_places:
         out.append(
-            Diagnosis(
+            Finding.problem(
                 MANDATORY_LINE_NO_PLACES,
                 f"Job line {line_label(problem, j)} must be filled, but it has no places "
                 "(its places are 0): give it places, or untick must be filled.",
@@ -358,7 +349,7 @@ def _mandatory_lines(problem: ProblemData) -> list[Diagnosis]:
         text, pinned_away = _why_nobody(problem, int(j))
         code = PINS_BLOCK_MANDATORY if pinned_away.size else MANDATORY_LINE_NO_WORKER
         out.append(
-            Diagnosis(
+            Finding.problem(
                 code,
                 f"Job line {line_label(problem, j)} must be filled, but no worker (doctor) can take "
                 f"it: {text}.",
@@ -369,7 +360,7 @@ def _mandatory_lines(problem: ProblemData) -> list[Diagnosis]:
     rest = nobody[DETAIL_LIMIT:]
     if rest.size:
         out.append(
-            Diagnosis(
+            Finding.problem(
                 MANDATORY_LINE_NO_WORKER,
                 f"{_plural(int(rest.size), 'more job line')} must be filled but no worker (doctor) "
                 f"can take them: {_lines(problem, rest)}.",
@@ -380,14 +371,14 @@ def _mandatory_lines(problem: ProblemData) -> list[Diagnosis]:
     return out
 
 
-def _capacity_total(problem: ProblemData) -> list[Diagnosis]:
+def _capacity_total(problem: ProblemData) -> list[Finding]:
     places = int(problem.capacity.sum())
     m = problem.n_workers
     if places >= m:
         return []
     short = m - places
     return [
-        Diagnosis(
+        Finding.problem(
             CAPACITY_BELOW_WORKERS,
             f"The run has {_plural(m, 'worker (doctor)', 'workers (doctors)')} but its job lines have "
             f"only {_plural(places, 'place')} in total: add {_plural(short, 'place')} or take "
@@ -467,7 +458,7 @@ def _source_side(
     return int(mf.optimal_flow()), left, right
 
 
-def workers_exceed_places(problem: ProblemData, *, skip_whole_run: bool = False) -> list[Diagnosis]:
+def workers_exceed_places(problem: ProblemData, *, skip_whole_run: bool = False) -> list[Finding]:
     """Condition (a): sets of workers whose usable lines have fewer places than workers.
 
     Found exactly by a max flow; the source side of the minimum cut is the violating set.
@@ -523,18 +514,17 @@ def workers_exceed_places(problem: ProblemData, *, skip_whole_run: bool = False)
                 "eligible for these workers."
             )
         out.append(
-            Diagnosis(
+            Finding.problem(
                 WORKERS_EXCEED_PLACES,
                 text,
                 _wids(problem, w),
                 _lids(problem, lines),
-                {"places": places, "short": short},
             )
         )
     return out
 
 
-def mandatory_lines_short(problem: ProblemData) -> list[Diagnosis]:
+def mandatory_lines_short(problem: ProblemData) -> list[Finding]:
     """Condition (b): sets of mandatory lines that fewer distinct workers than lines can reach.
 
     Lines with no places or no worker at all are left to :func:`precheck`.
@@ -578,18 +568,17 @@ def mandatory_lines_short(problem: ProblemData) -> list[Diagnosis]:
             else MANDATORY_LINES_SHORT_OF_WORKERS
         )
         out.append(
-            Diagnosis(
+            Finding.problem(
                 code,
                 text,
                 _wids(problem, np.union1d(w, pinned_away)),
                 _lids(problem, lines),
-                {"reachable_workers": int(w.size)},
             )
         )
     return out
 
 
-def diagnose(problem: ProblemData) -> list[Diagnosis]:
+def diagnose(problem: ProblemData) -> list[Finding]:
     """Every reason why ``problem`` has no allocation, ignoring stability.
 
     Empty exactly when an allocation exists that keeps constraints 1-4, pins and forbids (see
@@ -612,7 +601,7 @@ def stability_conflict(
     *,
     stable_without_mandatory: bool | None = None,
     stable_without_pins: bool | None = None,
-) -> Diagnosis:
+) -> Finding:
     """Word a stable run that is infeasible although the run without stability is feasible.
 
     Parameters
@@ -682,7 +671,7 @@ def stability_conflict(
                 workers.add(s)
                 lines.add(p)
     text += " Turn stability off, or relax the constraints named here."
-    return Diagnosis(STABILITY_CONFLICT, text, _wids(problem, sorted(workers)), _lids(problem, sorted(lines)))
+    return Finding.problem(STABILITY_CONFLICT, text, _wids(problem, sorted(workers)), _lids(problem, sorted(lines)))
 
 
 def _pins_listing(problem: ProblemData, pinned: np.ndarray) -> str:
@@ -695,9 +684,9 @@ def _pins_listing(problem: ProblemData, pinned: np.ndarray) -> str:
     return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
-def unexplained(problem: ProblemData, status_text: str) -> Diagnosis:
+def unexplained(problem: ProblemData, status_text: str) -> Finding:
     """The last resort: the solver says infeasible and nothing here can say why (a bug)."""
-    return Diagnosis(
+    return Finding.problem(
         UNEXPLAINED,
         f"The solver reports no allocation ({status_text}), but no rule of the run explains why. "
         "This is probably a bug in the allocator; please attach the run snapshot to a bug report.",

@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from allocator import diagnosis as dx
+from allocator.findings import Finding
 from allocator.problem import ProblemData
 from allocator.result import Result
 from allocator.snapshot import RunSnapshot
@@ -128,7 +129,7 @@ def _exists(problem: ProblemData, options: SolveOptions) -> bool | None:
     return _has_allocation(_solve_problem(problem, probe))
 
 
-def _stability_diagnosis(problem: ProblemData, options: SolveOptions) -> dx.Diagnosis:
+def _stability_diagnosis(problem: ProblemData, options: SolveOptions) -> Finding:
     """The run is feasible without stability (the flows said so) but not with it: find out why.
 
     Asks the solver three small questions: the best allocation without stability (its blocking
@@ -193,7 +194,7 @@ def solve_problem_data(
     def elapsed() -> float:
         return time.perf_counter() - t0
 
-    def infeasible(diag: list[dx.Diagnosis], backend: str = "diagnosis") -> Result:
+    def infeasible(diag: list[Finding], backend: str = "diagnosis") -> Result:
         return Result.build(problem, Status.INFEASIBLE, None, best_bound=None, solve_seconds=elapsed(),
                             diagnosis=diag, backend=backend)
 

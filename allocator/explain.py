@@ -65,7 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from allocator.diagnosis import line_label, worker_label
+from allocator.diagnosis import entry, line_label, worker_label
 from allocator.eligibility import ELIGIBLE_REASONS, Reason
 from allocator.metrics import round_sig
 from allocator.problem import ProblemData
@@ -417,7 +417,7 @@ def _impossible_entry(problem: ProblemData, s: int, p: int, diagnosis=None) -> d
         from allocator.diagnosis import diagnose
 
         diagnosis = diagnose(pinned_problem(problem, s, p))
-    diag = [d.to_dict() for d in diagnosis]
+    diag = [entry(d) for d in diagnosis]
     if diag:
         msg = "it cannot be granted: " + " ".join(d["message"] for d in diag)
     else:
@@ -795,7 +795,7 @@ def _preview(
         }
     else:
         out["repair"] = None
-        out["diagnosis"] = [d.to_dict() for d in resolved.diagnosis]
+        out["diagnosis"] = [entry(d) for d in resolved.diagnosis]
     return out
 
 

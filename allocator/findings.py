@@ -1,15 +1,15 @@
 """One finding type: what a check of a run found, in the planner's words, with whom it concerns.
 
-The data-health report (:mod:`allocator.health`) gives its findings as :class:`Finding`; the
-infeasibility diagnosis (:mod:`allocator.diagnosis`) has the same fields bar the severity (every
-diagnosis is a reason the run cannot be solved), so :meth:`Finding.from_diagnosis` carries one
-over unchanged.
+The data-health report (:mod:`allocator.health`) and the infeasibility diagnosis
+(:mod:`allocator.diagnosis`) both give :class:`Finding` objects; every diagnosis is a
+``"problem"`` (:meth:`Finding.problem`), so the report takes the diagnosis's pre-checks as they
+are. A result's ``diagnosis`` entries leave the severity out (:func:`allocator.diagnosis.entry`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 Severity = Literal["problem", "warning"]
 
@@ -17,13 +17,6 @@ Severity = Literal["problem", "warning"]
 PROBLEM: Severity = "problem"
 #: It will solve, but a planner should look.
 WARNING: Severity = "warning"
-
-
-class _Coded(Protocol):
-    code: str
-    message: str
-    worker_ids: tuple[str, ...]
-    job_line_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -49,12 +42,13 @@ class Finding:
     job_line_ids: tuple[str, ...] = ()
 
     @classmethod
-    def from_diagnosis(cls, diagnosis: _Coded, severity: Severity = PROBLEM) -> Finding:
-        """A diagnosis (:class:`allocator.diagnosis.Diagnosis`) as a finding, words and ids unchanged."""
-        return cls(diagnosis.code, severity, diagnosis.message, tuple(diagnosis.worker_ids),
-                   tuple(diagnosis.job_line_ids))
+    def problem(cls, code: str, message: str, worker_ids: tuple[str, ...] = (),
+                job_line_ids: tuple[str, ...] = ()) -> Finding:
+        """A finding that the run cannot be solved as it is (severity ``"problem"``)."""
+        return cls(code, PROBLEM, message, tuple(worker_ids), tuple(job_line_ids))
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field, the ids as lists (JSON-ready)."""
         return {
             "code": self.code,
             "severity": self.severity,

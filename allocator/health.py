@@ -134,7 +134,7 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
     worker_label = {d.worker_id: d.label for d in depth}
     line_label = {p.line_ids[j]: _label(p.line_names[j], p.line_ids[j]) for j in range(p.n_lines)}
     # What makes the solve impossible: the diagnosis's own checks, so both name it alike.
-    impossible = [Finding.from_diagnosis(d, PROBLEM) for d in diagnosis.precheck(p)]
+    impossible = diagnosis.precheck(p)
     no_line = [w for f in impossible if f.code == diagnosis.WORKER_NO_LINE for w in f.worker_ids]
     line_index = {jid: j for j, jid in enumerate(p.line_ids)}
     unfillable = sorted({jid for f in impossible if f.code in _UNFILLABLE for jid in f.job_line_ids},

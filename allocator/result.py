@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from allocator.diagnosis import Diagnosis, line_label, worker_label
+from allocator.diagnosis import entry, from_entry, line_label, worker_label
+from allocator.findings import Finding
 from allocator.kpis import ordinal
 from allocator.metrics import choice_numbers, compute_metrics, round_sig
 from allocator.solvers.base import Status
@@ -104,7 +105,7 @@ class Result:
     run_id: str
     allocations: list[Allocation] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
-    diagnosis: list[Diagnosis] = field(default_factory=list)
+    diagnosis: list[Finding] = field(default_factory=list)
     backend: str = ""
     problem: ProblemData | None = field(default=None, repr=False, compare=False)
     assignment: np.ndarray | None = field(default=None, repr=False, compare=False)
@@ -122,7 +123,7 @@ class Result:
         *,
         best_bound: float | None,
         solve_seconds: float,
-        diagnosis: list[Diagnosis] | None = None,
+        diagnosis: list[Finding] | None = None,
         backend: str = "",
         seed_dependent_worker_ids: list[str] | None = None,
     ) -> Result:
@@ -172,10 +173,7 @@ class Result:
             run_id=d.get("run_id", ""),
             allocations=[Allocation(**a) for a in d.get("allocations", [])],
             metrics=dict(d.get("metrics", {})),
-            diagnosis=[
-                Diagnosis(x["code"], x["message"], tuple(x.get("worker_ids", ())), tuple(x.get("job_line_ids", ())))
-                for x in d.get("diagnosis", [])
-            ],
+            diagnosis=[from_entry(x) for x in d.get("diagnosis", [])],
             seed_dependent_worker_ids=d.get("seed_dependent_worker_ids"),
         )
 
@@ -197,7 +195,7 @@ class Result:
             "input_fingerprint": self.input_fingerprint,
             "allocations": [a.to_dict() for a in self.allocations],
             "metrics": self.metrics,
-            "diagnosis": [x.to_dict() for x in self.diagnosis],
+            "diagnosis": [entry(x) for x in self.diagnosis],
             "seed_dependent_worker_ids": self.seed_dependent_worker_ids,
         }
 

@@ -316,7 +316,7 @@ def apply_preview(snapshot, pv: Mapping[str, Any], reason_key: str) -> None:
     state.draft(snapshot)  # its overrides now carry the pins (the sidebar, drawn next, says so)
     state.set_widget(reason_key, None)
     who = ", ".join(m["worker_id"] for m in pv.get("moves_asked") or [])
-    state.flash(f"Pinned {who} in '{d['name']}'. Solve it on the Scenario page to make it the result.")
+    state.flash(f"Pinned {who} in '{d.name}'. Solve it on the Scenario page to make it the result.")
 
 
 def show_preview(res: Result, pv: Mapping[str, Any], snapshot, key: str) -> None:

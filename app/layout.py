@@ -115,7 +115,7 @@ def sidebar() -> None:
     sb.caption(md(run_details(by_id[current])))
 
     d = st.session_state.get("draft")
-    if d is None or d.get("run_id") != current:
+    if d is None or d.run_id != current:
         try:  # the draft from the first page on, so the scenario is named on every page
             d = state.draft(state.run_data(current)[0])
         except Exception:  # noqa: BLE001 - the page says what is wrong with the run
@@ -124,7 +124,7 @@ def sidebar() -> None:
     saved_ids = [s.id for s in saved]
     by_sid = {s.id: s for s in saved}
     sc_labels = unique_labels([(s.id, _scenario_label(s)) for s in saved])
-    name = d["name"] if d and d.get("run_id") == current else None
+    name = d.name if d is not None and d.run_id == current else None
     res = state.current_result()
     job = state.active_job()
     dirty = bool(name) and state.draft_dirty(d)
@@ -134,7 +134,7 @@ def sidebar() -> None:
             sb.markdown(":orange[:material/edit: **Unsaved changes**] · save them on the Scenario page, "
                         "or start again from the run there.")
     options = [""] + saved_ids
-    loaded = d.get("loaded_from") if d else None
+    loaded = d.loaded_from if d is not None else None
     wanted = loaded if loaded in by_sid else ""
     shown_sc = sc_labels.get(wanted, "")
     if st.session_state.get("sidebar_scenario") != wanted or st.session_state.get("_sidebar_scenario_label") != shown_sc:
@@ -195,7 +195,7 @@ def scenario_status(name: str, res: dict | None, solving: bool, dirty: bool, sol
     return "not solved yet"
 
 
-def _solved_as_shown(d: dict, res: dict | None) -> bool:
+def _solved_as_shown(d: state.ScenarioDraft, res: dict | None) -> bool:
     from allocator.scenario import ScenarioOverrides
     from allocator.snapshot import SnapshotError
 
@@ -203,10 +203,10 @@ def _solved_as_shown(d: dict, res: dict | None) -> bool:
         return False
     try:
         same = (ScenarioOverrides.parse(res.get("overrides")).to_dict()
-                == ScenarioOverrides.parse(d.get("overrides")).to_dict())
+                == ScenarioOverrides.parse(d.overrides).to_dict())
     except SnapshotError:
         return False
-    return same and res.get("settings") == d.get("settings")
+    return same and res.get("settings") == d.settings
 
 
 def outcome(name: str, status: str | None, stopped: bool, elapsed: float, has_allocation: bool) -> tuple[str, str]:

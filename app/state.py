@@ -9,10 +9,10 @@
 Session keys (other modules read them through the functions here):
 
 ``run_id``            the current run's database id (the sidebar's run picker sets it)
-``draft``             the scenario being edited (see :func:`draft`): ``{"run_id", "name", "inputs",
-                      "settings", "overrides", "base", "deltas", "origin", "loaded_from"}``;
-                      ``settings`` and ``overrides`` are its latest valid ones (others read them)
-``_drafts_by_run``    unsaved drafts of other runs, back when their run is chosen again
+``draft``             the scenario being edited (see :func:`draft`): a :class:`ScenarioDraft`;
+                      its ``settings`` and ``overrides`` are its latest valid ones (others read them)
+``_drafts_by_run``    unsaved drafts (:class:`ScenarioDraft`) of other runs by run id, back when
+                      their run is chosen again
 ``_editor_gen``       the table editors' key generation (see :func:`table_key`)
 ``job``               the session's solve: a :class:`SolveJob`
 ``result`` / ``previous``  the latest solved scenario and the one before it (for deltas): a
@@ -89,6 +89,41 @@ class ResultEntry(_Entry):
     saved_id: str | None = None
     # A stop before the proof: the allocation is the best found so far, not proven the best.
     stopped: bool = False
+
+
+@dataclasses.dataclass
+class ScenarioDraft:
+    """The scenario being edited for a run: what the planner typed and changed, kept across pages.
+
+    Attributes
+    ----------
+    run_id, name
+        The run it belongs to and the scenario's name as typed.
+    inputs
+        The settings as typed (even a bad value), checked before a solve.
+    settings, overrides
+        The latest valid settings and overrides (what other pages read).
+    loaded_from
+        The saved scenario it was opened from or last saved as (``None`` once edited).
+    base
+        The tables' frames as the editors were last seeded (built from ``overrides`` the first
+        time a page needs them, see :func:`ensure_tables`).
+    deltas
+        Each editor's edits on its base (its widget state, kept when the page is left).
+    origin
+        What the draft was when opened or last saved (:func:`draft_signature`): tells unsaved
+        changes; ``None`` until its tables are built.
+    """
+
+    run_id: str | None
+    name: str
+    inputs: dict[str, Any]
+    settings: dict[str, Any]
+    overrides: dict[str, Any]
+    loaded_from: str | None = None
+    base: dict[str, Any] | None = None
+    deltas: dict[str, Any] = dataclasses.field(default_factory=dict)
+    origin: str | None = None
 
 
 # --------------------------------------------------------------------------- resources
@@ -445,8 +480,8 @@ def select_run(run_id: str | None) -> None:
     sync_draft()
     d = st.session_state.pop("draft", None)
     stash = st.session_state.setdefault(_STASH, {})
-    if d is not None and d.get("run_id") and draft_dirty(d):
-        stash[d["run_id"]] = d
+    if d is not None and d.run_id and draft_dirty(d):
+        stash[d.run_id] = d
     st.session_state["run_id"] = run_id
     if run_id in stash:
         st.session_state["draft"] = stash.pop(run_id)
@@ -466,24 +501,21 @@ def _reset_editor() -> None:
 
 
 def _new_draft(run_id: str | None, name: str, settings: dict[str, Any], overrides: dict[str, Any],
-               loaded_from: str | None) -> dict[str, Any]:
+               loaded_from: str | None) -> ScenarioDraft:
     import editor
 
     settings = {k: settings[k] for k in SETTING_KEYS if k in settings}
-    return {
-        "run_id": run_id,
-        "name": name,
-        "inputs": editor.inputs_from_settings(settings),  # as typed, checked before a solve
-        "settings": settings,  # the latest valid settings (what other pages read)
-        "overrides": copy.deepcopy(dict(overrides or {})),  # the latest valid overrides
-        "base": None,  # the tables' frames as the editors were last seeded (built from overrides)
-        "deltas": {},  # each editor's edits on its base (its widget state, kept when the page is left)
-        "origin": None,  # what the draft was when opened or last saved: tells unsaved changes
-        "loaded_from": loaded_from,
-    }
+    return ScenarioDraft(
+        run_id=run_id,
+        name=name,
+        inputs=editor.inputs_from_settings(settings),
+        settings=settings,
+        overrides=copy.deepcopy(dict(overrides or {})),
+        loaded_from=loaded_from,
+    )
 
 
-def draft(snapshot: RunSnapshot | None = None) -> dict[str, Any]:
+def draft(snapshot: RunSnapshot | None = None) -> ScenarioDraft:
     """The scenario being edited for the current run (created from the run's settings).
 
     With ``snapshot``, its tables are built (once) and ``settings`` / ``overrides`` are
@@ -491,7 +523,7 @@ def draft(snapshot: RunSnapshot | None = None) -> dict[str, Any]:
     """
     run_id = current_run_id()
     d = st.session_state.get("draft")
-    if d is None or d.get("run_id") != run_id:
+    if d is None or d.run_id != run_id:
         settings = snapshot.settings.model_dump() if snapshot is not None else {}
         d = _new_draft(run_id, _next_name(run_id), settings, {}, None)
         st.session_state["draft"] = d
@@ -499,25 +531,25 @@ def draft(snapshot: RunSnapshot | None = None) -> dict[str, Any]:
         ensure_tables(d, snapshot)
         import editor
 
-        settings, problems = editor.settings_from_inputs(d["inputs"])
+        settings, problems = editor.settings_from_inputs(d.inputs)
         frames = draft_frames(d)
         overrides, table_problems = editor.overrides_from_frames(
             snapshot, *(frames[t] for t in editor.TABLES))
         if settings is not None:
-            d["settings"] = settings
+            d.settings = settings
         if not table_problems:
-            d["overrides"] = overrides
+            d.overrides = overrides
     return d
 
 
-def ensure_tables(d: dict[str, Any], snapshot: RunSnapshot) -> None:
+def ensure_tables(d: ScenarioDraft, snapshot: RunSnapshot) -> None:
     """Build the draft's tables from its overrides, the first time a page needs them."""
     import editor
 
-    if d.get("base") is None:
-        d["base"] = editor.frames_from_overrides(snapshot, d["overrides"])
-        d["deltas"] = {}
-        d["origin"] = draft_signature(d)
+    if d.base is None:
+        d.base = editor.frames_from_overrides(snapshot, d.overrides)
+        d.deltas = {}
+        d.origin = draft_signature(d)
 
 
 def sync_draft() -> None:
@@ -532,38 +564,38 @@ def sync_draft() -> None:
 
     ss = st.session_state
     d = ss.get("draft")
-    if d is None or d.get("run_id") != current_run_id():
+    if d is None or d.run_id != current_run_id():
         return
     if isinstance(ss.get("sc_name"), str):
-        d["name"] = ss["sc_name"].strip()
+        d.name = ss["sc_name"].strip()
     for k, key in INPUT_WIDGETS.items():
         if key in ss:
-            d["inputs"][k] = ss[key]
-    if d.get("base") is None:
+            d.inputs[k] = ss[key]
+    if d.base is None:
         return
     folded = False
     for t in TABLE_WIDGETS:
         key = table_key(t)
-        if key in ss and t in d["base"]:
-            d["deltas"][t] = _plain_delta(ss[key])
-        elif not editor.delta_is_empty(d["deltas"].get(t)):
-            d["base"][t] = editor.apply_delta(d["base"][t], d["deltas"][t])
-            d["deltas"][t] = {}
+        if key in ss and t in d.base:
+            d.deltas[t] = _plain_delta(ss[key])
+        elif not editor.delta_is_empty(d.deltas.get(t)):
+            d.base[t] = editor.apply_delta(d.base[t], d.deltas[t])
+            d.deltas[t] = {}
             folded = True
     if folded:
         _new_table_keys()
 
 
-def set_draft_table(d: dict[str, Any], table: str, frame: Any) -> None:
+def set_draft_table(d: ScenarioDraft, table: str, frame: Any) -> None:
     """Replace one of the draft's tables from code (a pin set on the Results page, say).
 
     The table's edits so far must already be in ``frame`` (see :func:`draft_frames`); the
     editors start again from the new tables under new keys, and the draft is no longer the
     saved scenario it was opened from.
     """
-    d["base"][table] = frame
-    d["deltas"][table] = {}
-    d["loaded_from"] = None
+    d.base[table] = frame
+    d.deltas[table] = {}
+    d.loaded_from = None
     _new_table_keys()
 
 
@@ -576,36 +608,36 @@ def _plain_delta(state: Any) -> dict[str, Any]:
     }
 
 
-def draft_frames(d: dict[str, Any]) -> dict[str, Any]:
+def draft_frames(d: ScenarioDraft) -> dict[str, Any]:
     """The draft's tables with every edit on them: what the editors show."""
     import editor
 
-    return {t: editor.apply_delta(base, d["deltas"].get(t)) for t, base in (d.get("base") or {}).items()}
+    return {t: editor.apply_delta(base, d.deltas.get(t)) for t, base in (d.base or {}).items()}
 
 
-def draft_signature(d: dict[str, Any]) -> str:
+def draft_signature(d: ScenarioDraft) -> str:
     """Everything the planner can change in a draft, as one comparable string."""
     import json
 
     import editor
 
     frames = {t: editor.frame_records(f) for t, f in draft_frames(d).items()}
-    inputs = {k: editor.plain_value(v) for k, v in d.get("inputs", {}).items()}
-    return json.dumps([d.get("name"), inputs, frames], sort_keys=True, default=str)
+    inputs = {k: editor.plain_value(v) for k, v in d.inputs.items()}
+    return json.dumps([d.name, inputs, frames], sort_keys=True, default=str)
 
 
-def draft_dirty(d: dict[str, Any] | None = None) -> bool:
+def draft_dirty(d: ScenarioDraft | None = None) -> bool:
     """Whether the draft has changes not saved (since it was opened, started or saved)."""
     d = d if d is not None else st.session_state.get("draft")
-    if not d or d.get("origin") is None:
+    if d is None or d.origin is None:
         return False
-    return draft_signature(d) != d["origin"]
+    return draft_signature(d) != d.origin
 
 
-def mark_saved(d: dict[str, Any], scenario_id: str | None) -> None:
+def mark_saved(d: ScenarioDraft, scenario_id: str | None) -> None:
     """The draft as it is now is saved: no unsaved changes until the next edit."""
-    d["loaded_from"] = scenario_id
-    d["origin"] = draft_signature(d)
+    d.loaded_from = scenario_id
+    d.origin = draft_signature(d)
 
 
 def discard_draft() -> None:
@@ -637,9 +669,9 @@ def draft_edited() -> None:
     """
     d = st.session_state.get("draft")
     if d is not None:
-        d["loaded_from"] = None
+        d.loaded_from = None
         if isinstance(st.session_state.get("sc_name"), str):
-            d["name"] = st.session_state["sc_name"].strip()
+            d.name = st.session_state["sc_name"].strip()
 
 
 def load_scenario(sc: Scenario) -> None:

@@ -23,7 +23,7 @@ use_scenario = st.toggle("Include this scenario's pins and forbids", key="el_use
 source = snap
 if use_scenario:
     try:
-        source = state.scenario_snapshot(snap, d["settings"], d["overrides"])
+        source = state.scenario_snapshot(snap, d.settings, d.overrides)
     except SnapshotError:
         st.caption("The scenario being edited has problems (see the Scenario page); showing the run's own rules.")
 problem = state.problem_for(source)

@@ -26,9 +26,9 @@ st.caption(
 # --------------------------------------------------------------------------- name and settings
 # Widgets are seeded from the draft, which keeps what was typed (even a bad value) while the
 # planner is on other pages; state.sync_draft() copies every change back into it.
-ss.setdefault("sc_name", d["name"])
+ss.setdefault("sc_name", d.name)
 for _k, _key in state.INPUT_WIDGETS.items():
-    ss.setdefault(_key, d["inputs"][_k])
+    ss.setdefault(_key, d.inputs[_k])
 
 st.text_input("Scenario name", key="sc_name", on_change=state.draft_edited, max_chars=120)
 
@@ -73,7 +73,7 @@ progress_area = st.container()
 
 # --------------------------------------------------------------------------- tables
 st.subheader("Changes to the run's data, for this scenario only")
-base = d["base"]
+base = d.base
 
 workers = sorted(snap.workers, key=lambda w: w.id)
 lines = sorted(snap.job_lines, key=lambda j: j.id)
@@ -159,16 +159,16 @@ with st.expander(f"Eligibility rules of the run ({len(rules_df)} job lines have 
         st.caption("No job line has an eligibility rule: every worker may take every line.")
 
 settings, overrides, problems, scenario_snap = editor.check_scenario(
-    snap, d["inputs"], edited, apply=state.scenario_snapshot)
-d["name"] = ss["sc_name"].strip()
+    snap, d.inputs, edited, apply=state.scenario_snapshot)
+d.name = ss["sc_name"].strip()
 if settings is not None:
-    d["settings"] = settings
+    d.settings = settings
 if not problems:
-    d["overrides"] = overrides
+    d.overrides = overrides
 if problems:
     with actions:
         layout.show_messages("This scenario cannot be solved as it stands. Fix these first:", problems)
-    settings = settings or d["settings"]
+    settings = settings or d.settings
 
 norm = ScenarioOverrides.parse(overrides).to_dict() if not problems else None
 res = state.current_result()
@@ -185,7 +185,7 @@ runner = state.job_runner()
 job = state.active_job()
 bar = actions.container(horizontal=True)
 b1 = b2 = b3 = bar
-if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or job is not None or not d["name"],
+if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or job is not None or not d.name,
              help="Fix the problems listed above first." if problems else None):
     # The time limit is the scenario's max_seconds (in scenario_snap), set by the engine.
     # A re-solve starts from the last answer on this run (a hint where CP-SAT searches: stable
@@ -195,14 +195,14 @@ if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or
     present_w, present_j = {w.id for w in scenario_snap.workers}, {j.id for j in scenario_snap.job_lines}
     start = {w: j for w, j in start.items() if w in present_w and j in present_j}
     options = service.solve_options(state.app_settings(), initial_allocation=start or None)
-    job_id = runner.submit(scenario_snap, options, label=d["name"])
+    job_id = runner.submit(scenario_snap, options, label=d.name)
     # A demo-sized solve takes well under a second: wait for it here, so the result shows
     # with this click's rerun instead of the progress panel's next poll.
     runner.wait(job_id, timeout=1.5)
     ss["job"] = state.SolveJob(
         id=job_id,
-        run_id=d["run_id"],
-        name=d["name"],
+        run_id=d.run_id,
+        name=d.name,
         settings=settings,
         overrides=overrides,
         fingerprint=ctx.fingerprint,
@@ -210,24 +210,24 @@ if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or
     ss.pop("job_error", None)
     st.rerun()
 
-if b2.button("Save scenario", key="sc_save", disabled=bool(problems) or not d["name"] or job is not None,
+if b2.button("Save scenario", key="sc_save", disabled=bool(problems) or not d.name or job is not None,
              help="Saves the name, rules and changes, with the result when this scenario has been solved."
                   + (" Wait for the solve to finish." if job is not None else "")):
     # A name may be reused only over a saved scenario that has no allocation (saved before
     # solving, or found impossible): names must tell solved scenarios apart on the Compare and
     # Publish pages, but a planner who fixed an impossible scenario saves it under its own name
     # (as its next version), as the diagnosis asked.
-    existing = {sc.name for sc in state.scenarios(d["run_id"]) if sc.result and sc.result.get("allocations")}
-    if d["name"] in existing and not (matches and res.saved_id):
-        actions.error(f"A scenario named '{layout.md(d['name'])}' is already saved for this run. Give this one "
-                      f"another name (for example '{layout.md(d['name'])} v2') and save again.")
+    existing = {sc.name for sc in state.scenarios(d.run_id) if sc.result and sc.result.get("allocations")}
+    if d.name in existing and not (matches and res.saved_id):
+        actions.error(f"A scenario named '{layout.md(d.name)}' is already saved for this run. Give this one "
+                      f"another name (for example '{layout.md(d.name)} v2') and save again.")
     elif matches and res.saved_id:
-        actions.info(f"'{layout.md(d['name'])}' is saved already with this result.")
+        actions.info(f"'{layout.md(d.name)}' is saved already with this result.")
     else:
         result = res.result if matches else None
         new_id = state.guarded(
             lambda: service.save_scenario(
-                state.store(), d["run_id"], d["name"], settings=settings, overrides=overrides,
+                state.store(), d.run_id, d.name, settings=settings, overrides=overrides,
                 result=result, fingerprint=res.fingerprint if matches else ctx.fingerprint,
                 created_by=state.recorded_by(),
             ),
@@ -237,10 +237,10 @@ if b2.button("Save scenario", key="sc_save", disabled=bool(problems) or not d["n
         state.mark_saved(d, new_id)
         if matches:
             res.saved_id = new_id
-            res.name = d["name"]
-            state.flash(f"Saved scenario '{layout.md(d['name'])}' with its result.", ":material/save:")
+            res.name = d.name
+            state.flash(f"Saved scenario '{layout.md(d.name)}' with its result.", ":material/save:")
         else:
-            state.flash(f"Saved scenario '{layout.md(d['name'])}' without a result: solve it to compare or publish it.",
+            state.flash(f"Saved scenario '{layout.md(d.name)}' without a result: solve it to compare or publish it.",
                         ":material/save:")
         st.rerun()
 
@@ -306,7 +306,7 @@ def progress_panel() -> None:
     last = ss.get("last_job")
     if ss.get("job_error"):
         st.error(ss["job_error"])
-    elif last and last.get("run_id") == d["run_id"]:
+    elif last and last.get("run_id") == d.run_id:
         lp = last["progress"]
         cur = state.current_result() or {}
         result = cur.get("result") or {}

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 
 from allocator import diagnosis as dx
+from allocator.findings import Finding
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
 from tests.helpers.named_runs import (
@@ -247,15 +248,17 @@ def test_stability_conflict_words_the_blocking_pairs():
     assert "Letting the lines that must be filled stay empty alone does not help" in d2.message
 
 
-def test_to_dict_has_the_spec_keys():
+def test_entry_has_the_spec_keys():
     p = problem(W("w1", "w2"), L(("j1", 1)))
     (d,) = dx.diagnose(p)
-    assert list(d.to_dict()) == ["code", "message", "worker_ids", "job_line_ids"]
+    assert d.severity == "problem"
+    assert list(dx.entry(d)) == ["code", "message", "worker_ids", "job_line_ids"]
+    assert dx.from_entry(dx.entry(d)) == d
 
 
 # -- property: the diagnosis is empty exactly when an allocation exists -----------------------
 
-def _check_entry_is_true(p: ProblemData, d: dx.Diagnosis) -> None:
+def _check_entry_is_true(p: ProblemData, d: Finding) -> None:
     """Each entry states a fact that the data confirms, independently of how it was found."""
     wi = [p.worker_index[w] for w in d.worker_ids]
     li = [p.line_index[j] for j in d.job_line_ids]

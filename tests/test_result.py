@@ -107,7 +107,9 @@ def test_infeasible_result_carries_the_diagnosis_and_nothing_else():
     assert d["status"] == "infeasible"
     assert d["objective"] is None and d["best_bound"] is None
     assert d["allocations"] == [] and d["metrics"] == {}
-    assert d["diagnosis"] == [x.to_dict() for x in diag] and d["diagnosis"][0]["code"] == dx.CAPACITY_BELOW_WORKERS
+    assert d["diagnosis"] == [dx.entry(x) for x in diag] and d["diagnosis"][0]["code"] == dx.CAPACITY_BELOW_WORKERS
+    assert set(d["diagnosis"][0]) == {"code", "message", "worker_ids", "job_line_ids"}
+    assert Result.from_dict(d).diagnosis == diag
     text = r.summary()
     assert "infeasible" in text and "CAPACITY_BELOW_WORKERS" in text and "3 workers (doctors)" in text
 

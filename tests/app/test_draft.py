@@ -95,14 +95,14 @@ def test_table_edits_outlive_other_pages_and_are_saved_exactly(demo_run, db_stor
     at.button(key="sc_reset").click().run()
     assert editor_table(at, "sc_lines").iloc[0]["Places"] == j01_places
     assert editor_table(at, "sc_pins").empty
-    assert at.session_state["draft"]["overrides"] == {}
+    assert at.session_state["draft"].overrides == {}
 
     # Reopen the saved one: exactly its edits.
     at.sidebar.selectbox(key="sidebar_scenario").select(saved.id).run()
     assert not at.exception
     assert editor_table(at, "sc_lines").iloc[0]["Places"] == j01_places - 1
     assert editor_table(at, "sc_pins").to_dict("records") == [{"Worker": worker, "Job line": line, "Reason": None}]
-    assert at.session_state["draft"]["overrides"] == want
+    assert at.session_state["draft"].overrides == want
     assert "Unsaved changes" not in sidebar_text(at)
 
 
@@ -164,7 +164,7 @@ def test_an_out_of_range_setting_disables_solve_and_is_kept_as_typed(demo_run):
     at.number_input(key="sc_power").set_value(2).run()
     at.text_input(key="sc_seed").input("7").run()
     assert not at.error and not at.button(key="sc_solve").disabled
-    assert at.session_state["draft"]["settings"]["max_seconds"] == 20
+    assert at.session_state["draft"].settings["max_seconds"] == 20
 
 
 def test_an_impossible_scenario_shows_why_and_no_success_then_lifting_the_run_pin_solves(demo_run):
@@ -208,7 +208,9 @@ def test_a_draft_is_kept_when_another_run_is_looked_at(demo_run, import_run):
     at.session_state["sc_lines"] = edits({0: {"Places": 1}})
     at.run()
     at.sidebar.selectbox(key="sidebar_run").select(other).run()
-    assert at.session_state["draft"]["run_id"] == other and at.session_state["draft"]["overrides"] == {}
+    assert at.session_state["draft"].run_id == other and at.session_state["draft"].overrides == {}
+    (kept,) = at.session_state["_drafts_by_run"].values()
+    assert type(kept).__name__ == "ScenarioDraft" and kept.run_id == demo_run and kept.deltas["lines"]
     assert "Unsaved changes" not in sidebar_text(at)
     at.sidebar.selectbox(key="sidebar_run").select(demo_run).run()
     assert not at.exception

@@ -181,12 +181,12 @@ def test_a_move_tried_by_hand_shows_its_price_and_is_kept_as_a_pin_with_its_reas
     # Keeping it needs a reason.
     at.button(key="res_ov_apply").click().run()
     assert any("Give a reason" in e.value for e in at.error)
-    assert not [q for q in at.session_state["draft"]["overrides"].get("pins", []) if q["worker_id"] == wid]
+    assert not [q for q in at.session_state["draft"].overrides.get("pins", []) if q["worker_id"] == wid]
     why = "Agreed with the rotation supervisor"
     at.text_input(key="res_ov_reason").input(why).run()
     at.button(key="res_ov_apply").click().run()
     assert not at.exception, at.exception
-    assert {"worker_id": wid, "job_line_id": lid, "reason": why} in at.session_state["draft"]["overrides"]["pins"]
+    assert {"worker_id": wid, "job_line_id": lid, "reason": why} in at.session_state["draft"].overrides["pins"]
 
     # The Scenario page's pins table shows it with its reason; solved and saved, it is compared and published.
     at.switch_page("../pages/scenario.py").run()

@@ -168,7 +168,7 @@ def test_a_scenario_without_an_allocation_offers_the_scenario_page_not_the_dialo
     assert any("impossible as set up" in w for w in texts(at.warning))
     at.button(key="pub_open_scenario").click().run()
     assert not at.exception
-    assert at.session_state["draft"]["name"] == "Impossible one"
+    assert at.session_state["draft"].name == "Impossible one"
 
 
 def test_replacing_asks_for_the_tick_and_the_reason_before_the_dialog(demo_run):
