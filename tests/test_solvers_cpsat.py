@@ -10,7 +10,6 @@ import threading
 
 import numpy as np
 import pytest
-from test_solvers_flow import lines_of, run
 
 from allocator.demo import DemoProfile, demo_snapshot
 from allocator.problem import ProblemData
@@ -20,6 +19,7 @@ from allocator.solvers.cpsat.model import solve_stable
 from allocator.solvers.cpsat.pruning import prune
 from allocator.stability import blocking_pairs
 from tests.helpers.bruteforce import assert_valid, enumerate_allocations
+from tests.test_solvers_flow import lines_of, run
 
 
 def solve(problem: ProblemData, **kw):

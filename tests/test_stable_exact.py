@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
-from test_solvers_flow import run
 
 from allocator.demo import DemoProfile, demo_snapshot
 from allocator.problem import ProblemData
@@ -24,6 +23,7 @@ from allocator.stability import blocking_pairs
 from benchmarks.highs_stable import plain_stable_milp
 from tests.helpers.bruteforce import assert_valid, enumerate_allocations
 from tests.helpers.strategies import snapshots
+from tests.test_solvers_flow import run
 
 SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

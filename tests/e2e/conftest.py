@@ -13,7 +13,8 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
-from dashboard_harness import (
+
+from tests.e2e.dashboard_harness import (
     CHROMIUM,
     OUTPUT,
     SCREENSHOTS,

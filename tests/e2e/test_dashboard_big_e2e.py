@@ -13,7 +13,8 @@ import json
 import re
 
 import pytest
-from dashboard_harness import (
+
+from tests.e2e.dashboard_harness import (
     FIRST_LOAD,
     OUTPUT,
     charts_rendered,

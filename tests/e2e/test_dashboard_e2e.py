@@ -19,7 +19,9 @@ import re
 import uuid
 
 import pytest
-from dashboard_harness import (
+from playwright.sync_api import expect
+
+from tests.e2e.dashboard_harness import (
     EXCEPTION,
     FIRST_LOAD,
     OUTPUT,
@@ -45,7 +47,6 @@ from dashboard_harness import (
     table_after,
     wait_idle,
 )
-from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

@@ -12,7 +12,8 @@ import signal
 import time
 
 import pytest
-from dashboard_harness import FIRST_LOAD, _alive, start_dashboard
+
+from tests.e2e.dashboard_harness import FIRST_LOAD, _alive, start_dashboard
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db]
 

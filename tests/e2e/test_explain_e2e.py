@@ -11,7 +11,8 @@ import io
 import zipfile
 
 import pytest
-from dashboard_harness import (
+
+from tests.e2e.dashboard_harness import (
     click_solve,
     exceptions,
     full_page_screenshot,

@@ -12,7 +12,9 @@ import uuid
 
 import psycopg
 import pytest
-from dashboard_harness import (
+from playwright.sync_api import expect
+
+from tests.e2e.dashboard_harness import (
     EXCEPTION,
     click_solve,
     full_page_screenshot,
@@ -25,7 +27,6 @@ from dashboard_harness import (
     table_after,
     wait_idle,
 )
-from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 

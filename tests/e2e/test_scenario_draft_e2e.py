@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import pytest
-from dashboard_harness import (
+
+from tests.e2e.dashboard_harness import (
     exceptions,
     full_page_screenshot,
     grid_rows,
