@@ -435,7 +435,7 @@ class _Retrier:
     def __init__(self, store: RunStore, notice: Callable[[str], None], window: float | None = None):
         self.store = store
         self.notice = notice
-        self.window = float(window if window is not None else getattr(store, "timeout", DEFAULT_RETRY_SECONDS))
+        self.window = float(window if window is not None else store.timeout)
 
     def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -444,7 +444,7 @@ class _Retrier:
             last = exc
         started = time.monotonic()
         self.notice(f"{last.message}. Trying again for up to {self.window:g} s.")
-        wait = getattr(self.store, "wait_until_reachable", None)
+        wait = self.store.wait_until_reachable
         delay = 0.5
         while True:
             left = self.window - (time.monotonic() - started)
@@ -454,17 +454,13 @@ class _Retrier:
                     "and not finished are taken up again once their claims expire."
                 ) from last
             try:
-                if callable(wait):
-                    wait(left)
-                else:
-                    time.sleep(min(delay, left))
-                    delay = min(delay * 2, 8.0)
+                wait(left)
                 result = fn(*args, **kwargs)
             except DatabaseUnavailableError as exc:
                 last = exc
-                if callable(wait):  # reachable again, yet the call failed: do not spin
-                    time.sleep(min(delay, max(self.window - (time.monotonic() - started), 0.0)))
-                    delay = min(delay * 2, 8.0)
+                # Reachable again, yet the call failed (or still unreachable): do not spin.
+                time.sleep(min(delay, max(self.window - (time.monotonic() - started), 0.0)))
+                delay = min(delay * 2, 8.0)
                 continue
             self.notice(f"The database answers again after {time.monotonic() - started:.1f} s; carrying on.")
             return result
@@ -490,7 +486,7 @@ class _Heartbeat:
         solve_stop: threading.Event,
         caller_stop: threading.Event | None,
     ):
-        self._renew = getattr(store, "renew_lease", None)
+        self._renew = store.renew_lease
         self._args = (claimed.run_id, worker, lease_seconds)
         self._interval = max(lease_seconds / 3.0, 0.05)
         self._solve_stop = solve_stop

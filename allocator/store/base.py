@@ -361,8 +361,16 @@ class RunStore(Protocol):
         """One run's summary, or None when there is no such run (or the caller may not see it)."""
         ...
 
+    #: Seconds a call waits for the database before giving up (a worker retries this long).
+    timeout: float
+
     def ping(self) -> None:
         """Raise a StoreError when the database cannot be reached (a cheap query)."""
+        ...
+
+    def wait_until_reachable(self, timeout: float) -> None:
+        """Wait (with backoff) until the database answers again, for at most ``timeout``
+        seconds; raise DatabaseUnavailableError if it does not."""
         ...
 
     def load_run(self, run_id: str) -> RunSnapshot:
@@ -603,5 +611,24 @@ class StoreBase:
             return None
         return next((s for s in self.list_runs() if s.id == wanted), None)
 
+    timeout: float = 30.0
+
     def ping(self) -> None:
         self.list_runs()
+
+    def wait_until_reachable(self, timeout: float) -> None:
+        """Ping with backoff until the database answers, for at most ``timeout`` seconds."""
+        import time
+
+        deadline = time.monotonic() + max(timeout, 0.0)
+        delay = 0.25
+        while True:
+            try:
+                self.ping()
+                return
+            except DatabaseUnavailableError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 4.0)
