@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from allocator.cli import app
+from tests.helpers.cli import console
 from tests.helpers.named_runs import DATA
 
 SMALL = DATA / "valid" / "small_network.json"
@@ -108,23 +108,7 @@ def test_all_workers_as_files(tmp_path: Path):
 
 @pytest.fixture
 def cli(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    from allocator.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("ALLOCATOR_", "SUPABASE_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("ALLOCATOR_DATABASE_URL", db)
-
-    def go(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exited:
-            main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        assert "Traceback" not in err, err
-        return exited.value.code, out, err
-
-    return go
+    return console(db, tmp_path, monkeypatch, capsys)
 
 
 @pytest.mark.db

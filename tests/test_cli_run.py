@@ -7,12 +7,12 @@ folder, with ``ALLOCATOR_DATABASE_URL`` pointing at this module's own database.
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
+
+from tests.helpers.cli import console
 
 pytestmark = pytest.mark.db
 
@@ -30,34 +30,9 @@ def tiny(run_id: str = "cli-run") -> dict:
     }
 
 
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture
 def cli(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    from allocator.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("ALLOCATOR_", "SUPABASE_")):
-            monkeypatch.delenv(name)
-
-    def run(*args: str, env: dict[str, str] | None = None) -> Ran:
-        with monkeypatch.context() as m:
-            for k, v in {"ALLOCATOR_DATABASE_URL": db, **(env or {})}.items():
-                m.setenv(k, v)
-            capsys.readouterr()
-            with pytest.raises(SystemExit) as exited:
-                main(list(args))
-            out, err = capsys.readouterr()
-        assert "Traceback" not in err, err
-        return Ran(exited.value.code, out, err)
-
-    return run
+    return console(db, tmp_path, monkeypatch, capsys)
 
 
 @pytest.fixture

@@ -15,12 +15,13 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+
+from tests.helpers.cli import console
 
 pytestmark = pytest.mark.db
 
@@ -46,36 +47,9 @@ def tiny(run_id: str = "cli", **extra) -> dict:
     }
 
 
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 @pytest.fixture
 def cli(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """Run ``allocator ARGS`` in ``tmp_path`` through the console script's ``main``, in
-    this process (a process per command would cost a second each)."""
-    from allocator.cli import main
-
-    monkeypatch.chdir(tmp_path)
-    for name in list(os.environ):
-        if name.startswith(("ALLOCATOR_", "SUPABASE_")):
-            monkeypatch.delenv(name)
-
-    def run(*args: str, env: dict[str, str] | None = None) -> Ran:
-        with monkeypatch.context() as m:
-            for k, v in {"ALLOCATOR_DATABASE_URL": db, **(env or {})}.items():
-                m.setenv(k, v)
-            capsys.readouterr()
-            with pytest.raises(SystemExit) as exited:
-                main(list(args))
-            out, err = capsys.readouterr()
-        assert "Traceback" not in err, err
-        return Ran(exited.value.code, out, err)
-
-    return run
+    return console(db, tmp_path, monkeypatch, capsys)
 
 
 def in_a_process(db: str, cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
