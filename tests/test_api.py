@@ -19,22 +19,13 @@ import allocator
 from allocator.api import create_app
 from allocator.config import AppConfig
 from allocator.store.base import StoreError
+from tests.helpers.named_runs import two_by_two as tiny
 
 pytestmark = pytest.mark.db
 
 KEY = "correct horse battery staple"
 
 
-def tiny(run_id: str, **extra) -> dict:
-    return {
-        "format": "allocator-run/1",
-        "run": {"id": run_id},
-        "settings": {"max_seconds": 10},
-        "workers": [{"id": "w1"}, {"id": "w2"}],
-        "job_lines": [{"id": "j1", "max_n_workers": 1}, {"id": "j2", "max_n_workers": 1}],
-        "worker_preferences": [{"worker_id": "w1", "job_line_id": "j2", "rank": 1}],
-        **extra,
-    }
 
 
 def settings(db: str, api_key: str | None = KEY) -> AppConfig:

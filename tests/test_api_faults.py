@@ -29,6 +29,7 @@ from fastapi.testclient import TestClient
 
 from allocator.api import RedactCredentials, create_app
 from allocator.config import AppConfig
+from tests.helpers.named_runs import two_by_two as tiny
 
 pytestmark = pytest.mark.db
 
@@ -36,15 +37,6 @@ REPO = Path(__file__).resolve().parents[1]
 KEY = "correct horse battery staple"
 
 
-def tiny(run_id: str) -> dict:
-    return {
-        "format": "allocator-run/1",
-        "run": {"id": run_id},
-        "settings": {"max_seconds": 10},
-        "workers": [{"id": "w1"}, {"id": "w2"}],
-        "job_lines": [{"id": "j1", "max_n_workers": 1}, {"id": "j2", "max_n_workers": 1}],
-        "worker_preferences": [{"worker_id": "w1", "job_line_id": "j2", "rank": 1}],
-    }
 
 
 def settings(db: str | None, api_key: str | None = KEY) -> AppConfig:

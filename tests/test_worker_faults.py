@@ -23,19 +23,11 @@ from allocator import service
 from allocator.solvers.base import Callbacks, SolveOptions
 from allocator.store.base import DatabaseUnavailableError
 from allocator.store.postgres import PostgresStore
+from tests.helpers.named_runs import two_by_two as tiny
 
 pytestmark = pytest.mark.db
 
 
-def tiny(run_id: str) -> dict:
-    return {
-        "format": "allocator-run/1",
-        "run": {"id": run_id},
-        "settings": {"max_seconds": 10},
-        "workers": [{"id": "w1"}, {"id": "w2"}],
-        "job_lines": [{"id": "j1", "max_n_workers": 1}, {"id": "j2", "max_n_workers": 1}],
-        "worker_preferences": [{"worker_id": "w1", "job_line_id": "j2", "rank": 1}],
-    }
 
 
 def run_row(url: str, run_id: str) -> tuple:

@@ -52,6 +52,22 @@ def pprefs(**by_preferencer: dict[str, float]) -> list[dict[str, Any]]:
     ]
 
 
+def two_by_two(run_id: str, **extra: Any) -> dict[str, Any]:
+    """A two-worker, two-line snapshot dict (10 s limit) that solves at once; ``extra`` keys on top.
+
+    The service, API and worker-fault tests import many of these as pending runs.
+    """
+    return {
+        "format": "allocator-run/1",
+        "run": {"id": run_id},
+        "settings": {"max_seconds": 10},
+        "workers": [{"id": "w1"}, {"id": "w2"}],
+        "job_lines": [{"id": "j1", "max_n_workers": 1}, {"id": "j2", "max_n_workers": 1}],
+        "worker_preferences": [{"worker_id": "w1", "job_line_id": "j2", "rank": 1}],
+        **extra,
+    }
+
+
 def snap(workers, job_lines, **rest: Any) -> RunSnapshot:
     settings = rest.pop("settings", None)
     d: dict[str, Any] = {"format": "allocator-run/1", "run": {"id": rest.pop("run_id", "test-run")}}
