@@ -70,12 +70,33 @@ def verify(problem: ProblemData, assignment: np.ndarray, *, stability: bool | No
         errors.append(f"line {problem.line_ids[j]!r} has {fill[j]} workers for {problem.capacity[j]} places")
     for j in np.flatnonzero(problem.mandatory & (fill == 0))[:10]:
         errors.append(f"line {problem.line_ids[j]!r} must be filled but is empty")
+    errors += rule_breaches(problem, a)
     if stability is None:
         stability = problem.settings.stability
     if stability:
         pairs = blocking_pairs(problem, a)
         for s, j in pairs[:10]:
             errors.append(f"stability is on, but worker {problem.worker_ids[s]!r} and line {problem.line_ids[j]!r} block")
+    return errors
+
+
+def rule_breaches(problem: ProblemData, assignment: np.ndarray) -> list[str]:
+    """The links and quotas of business-rules.md that ``assignment`` breaks, in words."""
+    a = np.asarray(assignment, dtype=np.int64)
+    errors = []
+    for link in problem.links:
+        sites = sorted({problem.site_labels[int(problem.site[j])] for j in a[link.workers].tolist()})
+        if len(sites) > 1:
+            errors.append(f"link {link.id!r} is split over sites {', '.join(map(repr, sites))}")
+    on_line = np.zeros(problem.n_lines, dtype=bool)
+    for q in problem.quotas:
+        on_line[:] = False
+        on_line[q.lines] = True
+        count = int((on_line[a] & q.counts).sum())
+        if count < q.min_workers:
+            errors.append(f"quota {q.id!r} has {count} workers, below its minimum of {q.min_workers}")
+        if q.max_workers is not None and count > q.max_workers:
+            errors.append(f"quota {q.id!r} has {count} workers, above its maximum of {q.max_workers}")
     return errors
 
 

@@ -263,7 +263,109 @@ def compute_metrics(problem: ProblemData, assignment: np.ndarray) -> dict[str, A
         "blocking_pairs": int(blocking_mask(problem, a).sum()),
         "worker_dissatisfaction_gini": round_sig(gini(dw)),
         "objective": round_sig(problem.objective(a)),
+        **business_rule_metrics(problem, a),
     }
+
+
+def _group_metrics(problem: ProblemData, a: np.ndarray, members: np.ndarray) -> dict[str, Any]:
+    """Rank figures of one group of workers (a tier, the workers on a site's lines)."""
+    rows = np.flatnonzero(members)
+    sub = a[rows]
+    choice = choice_numbers(problem, a)[rows]
+    ranked = choice[choice > 0]
+    top = int(ranked.max()) if ranked.size else 0
+    counts = np.bincount(ranked, minlength=top + 1)
+    dist: list[dict[str, Any]] = [
+        {"choice": k, "label": f"{ordinal(k)} choice", "workers": int(counts[k])} for k in range(1, top + 1)
+    ]
+    dist.append({"choice": UNRANKED, "label": "unranked line", "workers": int((choice == 0).sum())})
+    k = rows.size
+    return {
+        "n_workers": int(k),
+        "rank_distribution": dist,
+        "first_choice_share": round_sig(int((choice == 1).sum()) / k) if k else None,
+        **ranked_rank_metrics(problem.worker_rank[rows, sub], problem.worker_ranked[rows, sub]),
+    }
+
+
+def business_rule_metrics(problem: ProblemData, assignment: np.ndarray) -> dict[str, Any]:
+    """The reports of business-rules.md, present only for a run that uses the rules.
+
+    Keys (each only when the run has what it reports on, so a run without the business
+    rules keeps its bytes):
+
+    links
+        ``[{"id", "worker_ids", "job_line_ids", "site"}]``: per link, the site its workers
+        got (the line's id for a line that is a site of its own; None if they are split,
+        which a valid allocation never is).
+    quotas
+        ``[{"id", "count", "min_workers", "max_workers", "met"}]``: the count against its bounds.
+    tiers
+        ``[{"priority", "n_workers", "rank_distribution", "first_choice_share",
+        "mean_rank_ranked", "worst_rank_ranked", "unranked_count"}]``, tier 1 first and the
+        workers without a priority (``priority`` None) last; when any worker has a priority.
+    sites
+        ``[{"site", "job_line_ids", "n_workers", ...the same figures as a tier}]`` for the
+        workers placed on each site's lines; when any line has a site.
+    moves, moves_count
+        ``[{"worker_id", "from", "to"}]``: the workers of the previous allocation placed on a
+        different line (sorted by worker id), and how many; when a previous allocation is given.
+    """
+    a = np.asarray(assignment, dtype=np.int64)
+    out: dict[str, Any] = {}
+    site = problem.site
+    if problem.links:
+        links = []
+        for link in problem.links:
+            got = a[link.workers]
+            sites = {int(site[j]) for j in got.tolist()}
+            links.append({
+                "id": link.id,
+                "worker_ids": [problem.worker_ids[s] for s in link.workers.tolist()],
+                "job_line_ids": [problem.line_ids[j] for j in got.tolist()],
+                "site": problem.site_labels[sites.pop()] if len(sites) == 1 else None,
+            })
+        out["links"] = links
+    if problem.quotas:
+        on_line = np.zeros(problem.n_lines, dtype=bool)
+        quotas = []
+        for q in problem.quotas:
+            on_line[:] = False
+            on_line[q.lines] = True
+            count = int((on_line[a] & q.counts).sum())
+            quotas.append({
+                "id": q.id,
+                "count": count,
+                "min_workers": q.min_workers,
+                "max_workers": q.max_workers,
+                "met": bool(count >= q.min_workers and (q.max_workers is None or count <= q.max_workers)),
+            })
+        out["quotas"] = quotas
+    if any(p is not None for p in problem.tier_priorities):
+        out["tiers"] = [
+            {"priority": prio, **_group_metrics(problem, a, problem.tier == t)}
+            for t, prio in enumerate(problem.tier_priorities)
+        ]
+    if any(s is not None for s in problem.line_sites):
+        on_site = site[a]
+        out["sites"] = [
+            {
+                "site": label,
+                "job_line_ids": [problem.line_ids[j] for j in np.flatnonzero(site == k).tolist()],
+                **_group_metrics(problem, a, on_site == k),
+            }
+            for k, label in sorted(enumerate(problem.site_labels), key=lambda kv: kv[1])
+        ]
+    had = problem.previous >= 0
+    if had.any():
+        moved = np.flatnonzero(had & (a != problem.previous))
+        out["moves"] = [
+            {"worker_id": problem.worker_ids[s], "from": problem.line_ids[int(problem.previous[s])],
+             "to": problem.line_ids[int(a[s])]}
+            for s in moved.tolist()
+        ]
+        out["moves_count"] = int(moved.size)
+    return out
 
 
 def preferencer_ranked_metrics(problem: Any, assignment: Any) -> dict[str, Any]:

@@ -68,6 +68,32 @@ def unranked_rank(n_ranked: np.ndarray | int, pool: int) -> np.ndarray | float:
     return (np.asarray(n_ranked, dtype=np.float64) + 1.0 + pool) / 2.0
 
 
+@dataclass(frozen=True, eq=False)
+class QuotaData:
+    """One quota of business-rules.md in indices.
+
+    ``lines`` are the quota's job lines (its sites' lines, or its ``job_line_ids``);
+    ``counts[s]`` says whether worker ``s`` counts toward it (has ``qualification_id``, or
+    every worker when none is given).
+    """
+
+    id: str
+    lines: np.ndarray  # (k,) int64 line indices, sorted
+    counts: np.ndarray  # (M,) bool
+    min_workers: int
+    max_workers: int | None
+    sites: tuple[str, ...] | None = None
+    qualification_id: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class LinkData:
+    """One link of business-rules.md: workers allocated to lines of one and the same site."""
+
+    id: str
+    workers: np.ndarray  # (k,) int64 worker indices, sorted
+
+
 @dataclass(eq=False)
 class ProblemData:
     """Dense, solver-free data of one solve. Build with :meth:`from_snapshot`."""
@@ -94,6 +120,33 @@ class ProblemData:
     worker_index: dict[str, int] = field(repr=False)
     line_index: dict[str, int] = field(repr=False)
     rules: RuleSet = field(repr=False)
+    # -- business-rules.md (all empty / trivial for a run without them) --------------------
+    #: (N,) int64: the site of each line; a line without a site is a site of its own.
+    site: np.ndarray | None = field(default=None, repr=False)
+    #: Label of each site index: the site's name, or the line's id for a line of its own.
+    site_labels: list[str] = field(default_factory=list, repr=False)
+    #: (N,) the site named in the snapshot, None for a line without one.
+    line_sites: list[str | None] = field(default_factory=list, repr=False)
+    #: (M,) int64 tier index, 0 = placed first; workers without a priority are the last tier.
+    tier: np.ndarray | None = field(default=None, repr=False)
+    #: The priority of each tier index (None for the workers without one).
+    tier_priorities: list[int | None] = field(default_factory=list, repr=False)
+    links: list[LinkData] = field(default_factory=list, repr=False)
+    quotas: list[QuotaData] = field(default_factory=list, repr=False)
+    #: (M,) int64: each worker's line in the previous allocation, -1 when none.
+    previous: np.ndarray | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        m, n = len(self.worker_ids), len(self.line_ids)
+        if self.site is None:
+            self.site = np.arange(n, dtype=np.int64)
+            self.site_labels = list(self.line_ids)
+            self.line_sites = [None] * n
+        if self.tier is None:
+            self.tier = np.zeros(m, dtype=np.int64)
+            self.tier_priorities = [None]
+        if self.previous is None:
+            self.previous = np.full(m, -1, dtype=np.int64)
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -165,6 +218,47 @@ class ProblemData:
         a = s.preferencer_weight
         cost = (1.0 - a) * dw + a * dp
 
+        # business-rules.md: sites, tiers, links, quotas, previous allocation.
+        line_sites = [j.site for j in lines]
+        site_labels: list[str] = []
+        site_of_label: dict[tuple[str, str], int] = {}
+        site = np.empty(n, dtype=np.int64)
+        for k, line in enumerate(lines):
+            key = ("site", line.site) if line.site is not None else ("line", line.id)
+            if key not in site_of_label:
+                site_of_label[key] = len(site_labels)
+                site_labels.append(key[1])
+            site[k] = site_of_label[key]
+        priorities = sorted({w.priority for w in workers if w.priority is not None})
+        tier_priorities: list[int | None] = [*priorities, None] if any(w.priority is None for w in workers) else list(priorities)
+        if not tier_priorities:
+            tier_priorities = [None]
+        tier_of = {p: t for t, p in enumerate(tier_priorities)}
+        tier = np.array([tier_of[w.priority] for w in workers], dtype=np.int64)
+        links = [
+            LinkData(link.id, np.array(sorted({wi[w] for w in link.worker_ids}), dtype=np.int64))
+            for link in sorted(snap.linked_workers, key=lambda link: link.id)
+        ]
+        quotas = []
+        for q in sorted(snap.quotas, key=lambda q: q.id):
+            if q.sites is not None:
+                wanted = set(q.sites)
+                q_lines = [k for k, line in enumerate(lines) if line.site in wanted]
+            else:
+                q_lines = sorted({li[j] for j in q.job_line_ids or ()})
+            if q.qualification_id is None:
+                counts = np.ones(m, dtype=bool)
+            else:
+                counts = np.array([q.qualification_id in set(t) for t in worker_tags], dtype=bool)
+            quotas.append(QuotaData(
+                q.id, np.array(q_lines, dtype=np.int64), counts, int(q.min_workers),
+                None if q.max_workers is None else int(q.max_workers),
+                tuple(sorted(set(q.sites))) if q.sites is not None else None, q.qualification_id,
+            ))
+        previous = np.full(m, -1, dtype=np.int64)
+        for p in snap.previous_allocations:
+            previous[wi[p.worker_id]] = li[p.job_line_id]
+
         return cls(
             snapshot=snap,
             settings=s,
@@ -188,9 +282,59 @@ class ProblemData:
             worker_index=wi,
             line_index=li,
             rules=rules,
+            site=site,
+            site_labels=site_labels,
+            line_sites=line_sites,
+            tier=tier,
+            tier_priorities=tier_priorities,
+            links=links,
+            quotas=quotas,
+            previous=previous,
         )
 
     # -- derived ------------------------------------------------------------------------
+    @property
+    def n_tiers(self) -> int:
+        return len(self.tier_priorities)
+
+    @property
+    def fewest_moves(self) -> bool:
+        """Minimise moves from the previous allocation first (the setting, with one given)."""
+        return bool(self.settings.fewest_moves) and bool((self.previous >= 0).any())
+
+    @property
+    def has_links_or_quotas(self) -> bool:
+        """Rules a min-cost flow cannot hold (business-rules.md 6 and 7): CP-SAT's."""
+        return bool(self.links) or bool(self.quotas)
+
+    @property
+    def lexicographic(self) -> bool:
+        """The objective has more than one level: priority tiers, or fewest moves first."""
+        return self.n_tiers > 1 or self.fewest_moves
+
+    @property
+    def has_business_rules(self) -> bool:
+        """Any rule of business-rules.md that changes what is solved (sites alone do not)."""
+        return self.has_links_or_quotas or self.lexicographic
+
+    def objective_levels(self, assignment: np.ndarray) -> list[float]:
+        """The lexicographic objective of business-rules.md, best level first.
+
+        The number of moves from the previous allocation (when fewest moves is on), then the
+        total cost of each tier's workers, tier 1 first. A run without tiers or fewest moves
+        has one level, :meth:`objective`.
+        """
+        a = np.asarray(assignment, dtype=np.int64)
+        rows = np.arange(self.n_workers)
+        costs = self.cost[rows, a]
+        levels: list[float] = []
+        if self.fewest_moves:
+            had = self.previous >= 0
+            levels.append(float(np.count_nonzero(had & (a != self.previous))))
+        for t in range(self.n_tiers):
+            levels.append(float(costs[self.tier == t].sum()))
+        return levels
+
     @property
     def n_workers(self) -> int:
         return len(self.worker_ids)

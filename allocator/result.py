@@ -146,7 +146,7 @@ class Result:
             objective=round_sig(objective),
             best_bound=round_sig(best_bound),
             solve_seconds=round(float(solve_seconds), 3),
-            settings=problem.settings.model_dump(mode="json"),
+            settings=problem.settings.reported(),
             input_fingerprint=snap.fingerprint(),
             run_id=snap.run.id,
             allocations=allocations,

@@ -127,6 +127,16 @@ class RunSettings(_Model):
     rng_seed: int = Field(1234, ge=0, le=2**63 - 1, strict=True)
     allow_worker_preference_ties: StrictBool = True
     stability: StrictBool = False
+    # business-rules.md "Fewest moves": first minimise moves away from previous_allocations.
+    fewest_moves: StrictBool = False
+
+    def reported(self) -> dict[str, Any]:
+        """The settings as a result and the canonical snapshot record them: ``fewest_moves``
+        only when on, so that a run without the business rules keeps its bytes."""
+        d = self.model_dump(mode="json")
+        if not d.get("fewest_moves"):
+            d.pop("fewest_moves", None)
+        return d
 
     @field_validator("preference_power")
     @classmethod
@@ -146,6 +156,8 @@ class Worker(_Model):
     id: Id
     name: Name = ""
     qualification_ids: list[Id] = Field(default_factory=list)
+    # business-rules.md: 1 is placed first; workers without one form the last tier.
+    priority: int | None = Field(None, ge=1, le=1_000_000, strict=True)
 
 
 class JobLine(_Model):
@@ -154,6 +166,17 @@ class JobLine(_Model):
     max_n_workers: int = Field(ge=0, le=MAX_PLACES, strict=True)
     must_have_workers: StrictBool = False
     preferencer_ids: list[Id] = Field(default_factory=list)
+    # business-rules.md: a job line without a site is a site of its own.
+    site: Name | None = None
+
+    @field_validator("site")
+    @classmethod
+    def _site_not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise PydanticCustomError(
+                "allocator_limit", "is blank; a site is a non-empty name (leave it out for a line that is a site of its own)"
+            )
+        return v
 
 
 class WorkerPreference(_Model):
@@ -187,6 +210,24 @@ class Pair(_Model):
     job_line_id: Id
 
 
+class LinkedWorkers(_Model):
+    """Workers who must be allocated to job lines of one and the same site (a couple)."""
+
+    id: Id
+    worker_ids: list[Id]
+
+
+class Quota(_Model):
+    """A minimum and/or maximum number of workers on a group of job lines (business-rules.md)."""
+
+    id: Id
+    sites: list[Name] | None = None
+    job_line_ids: list[Id] | None = None
+    qualification_id: Id | None = None
+    min_workers: int = Field(0, ge=0, le=MAX_PLACES * 1000, strict=True)
+    max_workers: int | None = Field(None, ge=0, le=MAX_PLACES * 1000, strict=True)
+
+
 class RunSnapshot(_Model):
     """One run's whole input. Build with :meth:`parse` to get planner-readable errors."""
 
@@ -201,6 +242,10 @@ class RunSnapshot(_Model):
     weightings: list[Weighting] = Field(default_factory=list)
     pins: list[Pair] = Field(default_factory=list)
     forbids: list[Pair] = Field(default_factory=list)
+    # business-rules.md: every key optional; a snapshot without them means what it meant before.
+    linked_workers: list[LinkedWorkers] = Field(default_factory=list)
+    quotas: list[Quota] = Field(default_factory=list)
+    previous_allocations: list[Pair] = Field(default_factory=list)
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -263,6 +308,32 @@ class RunSnapshot(_Model):
         )
         d["pins"] = sorted(d["pins"], key=lambda r: (r["worker_id"], r["job_line_id"]))
         d["forbids"] = sorted(d["forbids"], key=lambda r: (r["worker_id"], r["job_line_id"]))
+        # The business rules' keys appear only when used, so that a run without them keeps
+        # the canonical form, fingerprint and bytes it had before they existed.
+        for w in d["workers"]:
+            if w.get("priority") is None:
+                w.pop("priority", None)
+        for j in d["job_lines"]:
+            if j.get("site") is None:
+                j.pop("site", None)
+        d["settings"] = self.settings.reported()
+        d["linked_workers"] = sorted(
+            ({"id": link["id"], "worker_ids": sorted(set(link["worker_ids"]))} for link in d["linked_workers"]),
+            key=lambda link: link["id"],
+        )
+        d["quotas"] = sorted(
+            (
+                {k: (sorted(set(v)) if isinstance(v, list) else v) for k, v in q.items()}
+                for q in d["quotas"]
+            ),
+            key=lambda q: q["id"],
+        )
+        d["previous_allocations"] = sorted(
+            d["previous_allocations"], key=lambda r: (r["worker_id"], r["job_line_id"])
+        )
+        for key in ("linked_workers", "quotas", "previous_allocations"):
+            if not d[key]:
+                del d[key]
         return d
 
     def fingerprint(self) -> str:
@@ -354,6 +425,9 @@ _LIST_LABEL_KEYS = {
     "weightings": ("worker_id", "job_line_id"),
     "pins": ("worker_id", "job_line_id"),
     "forbids": ("worker_id", "job_line_id"),
+    "linked_workers": ("id",),
+    "quotas": ("id",),
+    "previous_allocations": ("worker_id", "job_line_id"),
 }
 
 _KEY_WORDS = {
@@ -436,6 +510,7 @@ _FIELD_NOUNS = {
     "worker_id": "the worker id",
     "job_line_id": "the job line id",
     "preferencer_id": "the supervisor id",
+    "site": "the site",
 }
 
 
@@ -490,6 +565,9 @@ _SECTION_MODELS = {
     "weightings": Weighting,
     "pins": Pair,
     "forbids": Pair,
+    "linked_workers": LinkedWorkers,
+    "quotas": Quota,
+    "previous_allocations": Pair,
 }
 
 
@@ -631,8 +709,28 @@ def _check_references(
         check_line("forbids", i, f.job_line_id)
         forbidden.add((f.worker_id, f.job_line_id))
 
+    errs += _check_business_rules(s, worker_ids, line_ids, check_worker, check_line)
+
     if errs or not check_pins:
         return errs
+
+    # Pins inside one link must be on job lines of one site (business-rules.md).
+    site_of = {j.id: (j.site if j.site is not None else None) for j in s.job_lines}
+    pin_of = {p.worker_id: p.job_line_id for p in s.pins}
+    for i, link in enumerate(s.linked_workers):
+        pinned_sites = {}
+        for wid in link.worker_ids:
+            if wid in pin_of:
+                jid = pin_of[wid]
+                pinned_sites[wid] = ("site", site_of[jid]) if site_of[jid] is not None else ("line", jid)
+        if len(set(pinned_sites.values())) > 1:
+            shown = ", ".join(
+                f"{wid!r} to {_site_words(kind, value)}" for wid, (kind, value) in sorted(pinned_sites.items())
+            )
+            errs.append(
+                f"linked_workers[{i}] (id {link.id!r}): its workers must be on one site, but they are "
+                f"pinned to different sites ({shown})"
+            )
 
     # Pins must name an eligible, unforbidden pair.
     if s.pins:
@@ -648,6 +746,87 @@ def _check_references(
                     f"pins[{i}]: worker {p.worker_id!r} cannot be pinned to job line {p.job_line_id!r}: "
                     f"they are not eligible ({verdict.explain()})"
                 )
+    return errs
+
+
+def _site_words(kind: str, value: str) -> str:
+    return f"site {value!r}" if kind == "site" else f"job line {value!r} (a site of its own)"
+
+
+def _check_business_rules(s: RunSnapshot, worker_ids: set[str], line_ids: set[str], check_worker, check_line) -> list[str]:
+    """Links, quotas and previous allocations (business-rules.md): ids, sizes, references."""
+    errs: list[str] = []
+    # Links: unique ids, 2 to 4 distinct workers of this run, a worker in at most one link.
+    seen_ids: dict[str, int] = {}
+    in_link: dict[str, tuple[int, str]] = {}
+    for i, link in enumerate(s.linked_workers):
+        where = f"linked_workers[{i}] (id {_shown_id(link.id)})"
+        if link.id in seen_ids:
+            errs.append(f"{where}: the id is used by more than one link (also linked_workers[{seen_ids[link.id]}])")
+        else:
+            seen_ids[link.id] = i
+        if not link.worker_ids:
+            errs.append(f"{where}: the link names no workers; a link has 2 to 4 workers")
+            continue
+        repeated = _duplicates(link.worker_ids)
+        if repeated:
+            errs.append(f"{where}: names worker {_shown_id(repeated[0])} more than once")
+        distinct = list(dict.fromkeys(link.worker_ids))
+        if not 2 <= len(distinct) <= 4:
+            errs.append(f"{where}: a link has 2 to 4 workers, this one has {len(distinct)}")
+        for wid in distinct:
+            if wid not in worker_ids:
+                errs.append(f"{where}: worker {_shown_id(wid)} is not a worker of this run")
+            elif wid in in_link:
+                j, other = in_link[wid]
+                errs.append(
+                    f"{where}: worker {_shown_id(wid)} is already in link {other!r} (linked_workers[{j}]); "
+                    "a worker is in at most one link"
+                )
+            else:
+                in_link[wid] = (i, link.id)
+
+    # Quotas: unique ids, exactly one of sites / job lines, known sites and lines, min <= max.
+    sites = {j.site for j in s.job_lines if j.site is not None}
+    seen_ids = {}
+    for i, q in enumerate(s.quotas):
+        where = f"quotas[{i}] (id {_shown_id(q.id)})"
+        if q.id in seen_ids:
+            errs.append(f"{where}: the id is used by more than one quota (also quotas[{seen_ids[q.id]}])")
+        else:
+            seen_ids[q.id] = i
+        if (q.sites is None) == (q.job_line_ids is None):
+            errs.append(f"{where}: give exactly one of 'sites' or 'job_line_ids', not {'both' if q.sites is not None else 'neither'}")
+        elif q.sites is not None:
+            if not q.sites:
+                errs.append(f"{where}: 'sites' is empty; name at least one site")
+            for site in q.sites:
+                if site not in sites:
+                    errs.append(f"{where}: site {_shown_id(site)} is not the site of any job line of this run")
+        else:
+            if not q.job_line_ids:
+                errs.append(f"{where}: 'job_line_ids' is empty; name at least one job line")
+            for jid in q.job_line_ids or ():
+                if jid not in line_ids:
+                    errs.append(f"{where}: job line {_shown_id(jid)} is not a job line of this run")
+        if q.max_workers is not None and q.min_workers > q.max_workers:
+            errs.append(
+                f"{where}: the minimum ({q.min_workers}) is above the maximum ({q.max_workers}); "
+                "no allocation can meet both"
+            )
+
+    # Previous allocations: workers and lines of this run, a worker at most once.
+    seen_workers: dict[str, int] = {}
+    for i, p in enumerate(s.previous_allocations):
+        check_worker("previous_allocations", i, p.worker_id)
+        check_line("previous_allocations", i, p.job_line_id)
+        if p.worker_id in seen_workers:
+            errs.append(
+                f"previous_allocations[{i}]: worker {p.worker_id!r} appears more than once "
+                f"(also previous_allocations[{seen_workers[p.worker_id]}])"
+            )
+        else:
+            seen_workers[p.worker_id] = i
     return errs
 
 

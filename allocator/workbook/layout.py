@@ -209,6 +209,8 @@ _SETTING_HELP = {
     "allow_worker_preference_ties": "FALSE makes equal worker ranks an error (default TRUE).",
     "stability": "TRUE: no worker is left wanting a line that would also rather have them "
     "(default FALSE).",
+    "fewest_moves": "TRUE: first move as few workers of the previous allocation as possible "
+    "(default FALSE).",
 }
 _SETTING_KIND = {
     "preferencer_weight": "number",
@@ -217,6 +219,7 @@ _SETTING_KIND = {
     "rng_seed": "whole",
     "allow_worker_preference_ties": "bool",
     "stability": "bool",
+    "fewest_moves": "bool",
 }
 _RUN_KEYS = {
     "format": f"The snapshot format; leave as {FORMAT}.",
