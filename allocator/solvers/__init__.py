@@ -49,6 +49,12 @@ def solve_problem(problem: ProblemData, options: SolveOptions | None = None) -> 
         if spent > 0.01:
             options = replace(options, time_limit=max(0.0, options.time_limit - spent))
         return solve_stable(problem, options)
+    if problem.has_business_rules:
+        # Links and quotas need CP-SAT; tiers and fewest moves (lexicographic levels) too,
+        # for now (business-rules.md).
+        from allocator.solvers.cpsat.rules import solve_rules
+
+        return solve_rules(problem, options)
     from allocator.solvers.flow import solve
 
     return solve(problem, options)
