@@ -790,7 +790,7 @@ def _placeable(problem: ProblemData, usable: np.ndarray, workers: np.ndarray, li
 
 
 def link_checks(problem: ProblemData) -> tuple[list[Finding], dict[str, list[int]]]:
-    """Links that no site can hold, and for every other link the sites that could hold it alone.
+    """Links that no site can hold, and for every other link up to two sites that could hold it alone.
 
     A site holds a link alone when each member has a usable line there and the site's places
     (less those of workers pinned there from outside the link) take all members at once.
@@ -823,9 +823,12 @@ def link_checks(problem: ProblemData) -> tuple[list[Finding], dict[str, list[int
         cap = _residual_capacity(problem, np.isin(np.arange(problem.n_workers), members))
         fits = []
         for k in sorted(common):
+            together = np.flatnonzero((problem.site == k) & usable[members].all(axis=0) & (cap >= members.size))
             lines = np.flatnonzero((problem.site == k) & usable[members].any(axis=0))
-            if _placeable(problem, usable, members, lines, cap) == members.size:
+            if together.size or _placeable(problem, usable, members, lines, cap) == members.size:
                 fits.append(k)
+                if len(fits) == 2:
+                    break  # site_checks only needs to know whether one site alone can hold it
         holding[link.id] = fits
         if fits:
             continue
@@ -1147,18 +1150,22 @@ def rule_label(problem: ProblemData, kind: str, id_: str) -> tuple[str, np.ndarr
         lines = np.flatnonzero(np.isin(problem.site, sorted(common)) & usable[link.workers].any(axis=0))
         return f"link '{id_}' ({_workers(problem, link.workers)} at one site)", link.workers, lines
     q = next(x for x in problem.quotas if x.id == id_)
-    if q.max_workers is None:
-        bounds = f"at least {q.min_workers}"
+    hi = q.max_workers
+    if hi is None:
+        bounds = f"at least {_plural(q.min_workers, 'worker')}"
     elif q.min_workers == 0:
-        bounds = f"at most {q.max_workers}"
-    elif q.min_workers == q.max_workers:
-        bounds = f"exactly {q.min_workers}"
+        bounds = f"at most {_plural(hi, 'worker')}"
+    elif q.min_workers == hi:
+        bounds = f"exactly {_plural(hi, 'worker')}"
     else:
-        bounds = f"{q.min_workers} to {q.max_workers}"
-    where = (f"at {_listing([repr(s) for s in q.sites])}" if q.sites is not None
-             else f"on {_lines(problem, q.lines)}")
+        bounds = f"{q.min_workers} to {hi} workers"
+    if q.sites is not None:
+        where = f"at {'site' if len(q.sites) == 1 else 'sites'} {_listing([repr(s) for s in q.sites])}"
+    else:
+        where = f"on {_lines(problem, q.lines)}"
+    # A quota that counts everyone concerns its lines; one with a qualification, those who have it.
     workers = np.flatnonzero(q.counts & usable[:, q.lines].any(axis=1)) if q.qualification_id else np.zeros(0, np.int64)
-    return f"quota '{id_}' ({bounds} workers{_counted(q)} {where})", workers, q.lines
+    return f"quota '{id_}' ({bounds}{_counted(q)} {where})", workers, q.lines
 
 
 def rules_collide(

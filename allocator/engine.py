@@ -29,6 +29,9 @@ OBJECTIVE_REL_TOL = 1e-7
 
 # Time given to each relaxed stable solve when explaining a stability conflict, at most.
 STABILITY_PROBE_SECONDS = 10.0
+# The search for the links and quotas that collide: each feasibility question, and all together.
+RULE_PROBE_SECONDS = 5.0
+RULE_SEARCH_SECONDS = 30.0
 
 
 class EngineError(RuntimeError):
@@ -172,6 +175,90 @@ def _stability_diagnosis(problem: ProblemData, options: SolveOptions) -> Finding
     )
 
 
+Rule = tuple[str, str]  # ("link" | "quota", id)
+
+
+def _rules(problem: ProblemData) -> list[Rule]:
+    return [("link", x.id) for x in problem.links] + [("quota", q.id) for q in problem.quotas]
+
+
+def _keeping(problem: ProblemData, rules: list[Rule]) -> ProblemData:
+    """``problem`` with only the links and quotas in ``rules``, asked for any allocation: tiers
+    and fewest moves change which allocation is best, never whether one exists, so they go."""
+    keep = set(rules)
+    m = problem.n_workers
+    return dataclasses.replace(
+        problem,
+        links=[x for x in problem.links if ("link", x.id) in keep],
+        quotas=[q for q in problem.quotas if ("quota", q.id) in keep],
+        tier=np.zeros(m, dtype=np.int64),
+        tier_priorities=[None],
+        previous=np.full(m, -1, dtype=np.int64),
+    )
+
+
+def _colliding_rules(problem: ProblemData, options: SolveOptions, rules: list[Rule]) -> tuple[list[Rule], bool]:
+    """A smallest-by-deletion set of ``rules`` with which ``problem`` (stability as set) has no
+    allocation, given that it has none with all of ``rules``.
+
+    A deletion filter: drop a block of rules, and keep them dropped when the run stays without
+    an allocation; blocks halve down to single rules, so that each rule left was needed. Every
+    question is a solve stopped at its first allocation, within :data:`RULE_PROBE_SECONDS`, and
+    the whole search within :data:`RULE_SEARCH_SECONDS`. Returns the set and whether it is
+    proven minimal (False when a question went undecided: the rule was kept to be safe).
+    """
+    deadline = time.perf_counter() + min(float(options.time_limit), RULE_SEARCH_SECONDS)
+
+    def exists(keep: list[Rule]) -> bool | None:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return None
+        probe = dataclasses.replace(options, time_limit=min(RULE_PROBE_SECONDS, left))
+        return _exists(_keeping(problem, keep), probe)
+
+    keep = list(rules)
+    chunk = max(1, len(keep) // 2)
+    minimal = True
+    while True:
+        i = 0
+        while i < len(keep):
+            trial = keep[:i] + keep[i + chunk:]
+            answer = exists(trial)
+            if answer is False:
+                keep = trial
+            else:
+                if answer is None and chunk == 1:
+                    minimal = False
+                i += chunk
+        if chunk == 1:
+            return keep, minimal
+        chunk = max(1, chunk // 2)
+
+
+def _rules_diagnosis(problem: ProblemData, options: SolveOptions) -> list[Finding]:
+    """The run has links or quotas and no allocation, and no single check says why: find the
+    rules that collide (business-rules.md, "Infeasible runs" and "Stability together with these
+    rules"). Empty when stability alone is at fault (the stability diagnosis says why)."""
+    options.callbacks.on_phase("rules diagnosis")
+    rules = _rules(problem)
+    stable = bool(problem.settings.stability)
+    probe = dataclasses.replace(options, time_limit=min(float(options.time_limit), RULE_PROBE_SECONDS))
+    if stable:
+        plain = _with(problem, stability=False)
+        if _exists(_keeping(plain, rules), probe) is False:
+            # The rules collide even without stability: that is what to fix first.
+            found, minimal = _colliding_rules(plain, options, rules)
+            return [dx.rules_collide(plain, found, minimal=minimal)]
+        without = _exists(_keeping(problem, []), probe)
+        if without is False:
+            return []  # no stable allocation even without the links and quotas
+        if without is None:
+            # Not decided in time: all that is known is that they do not hold together.
+            return [dx.rules_collide(problem, rules, stability=True, minimal=False)]
+    found, minimal = _colliding_rules(problem, options, rules)
+    return [dx.rules_collide(problem, found, stability=stable, minimal=minimal)]
+
+
 def solve(snapshot: RunSnapshot, options: SolveOptions | None = None) -> Result:
     """Solve one run snapshot.
 
@@ -225,6 +312,12 @@ def solve_problem_data(
     pre = dx.diagnose(problem) if stable else dx.precheck(problem)
     if pre:
         return infeasible(pre if stable else dx.diagnose(problem))
+    if problem.has_links_or_quotas and not stable:
+        # CP-SAT may need its whole time limit to prove what the flows show at once; the
+        # quotas' min-cost ranges (a few flows) wait until the solver says infeasible.
+        pre = dx.diagnose(problem, ranges=False)
+        if pre:
+            return infeasible(pre)
 
     outcome = _solve_problem(problem, options)
     if outcome.status in (Status.OPTIMAL, Status.FEASIBLE):
@@ -240,8 +333,10 @@ def solve_problem_data(
     if outcome.status == Status.INFEASIBLE:
         options.callbacks.on_phase("diagnosis")
         diag = [] if stable else dx.diagnose(problem)
+        if not diag and problem.has_links_or_quotas:
+            diag = _rules_diagnosis(problem, options)
         if not diag and stable:
-            diag = [_stability_diagnosis(problem, options)]
+            diag = [_stability_diagnosis(_keeping(problem, []) if problem.has_links_or_quotas else problem, options)]
         if not diag:
             diag = [dx.unexplained(problem, f"{outcome.backend}: infeasible")]
         return infeasible(diag, outcome.backend)
