@@ -595,8 +595,7 @@ def diagnose(problem: ProblemData, *, ranges: bool = True) -> list[Finding]:
     out += workers_exceed_places(problem, skip_whole_run=capacity_said)
     out += mandatory_lines_short(problem)
     if ranges and problem.quotas and not any(d.code not in RULE_CODES for d in out):
-        _, failed = _quota_checks(problem)
-        out += quota_ranges(problem, skip=failed)
+        out += quota_ranges(problem)
     return out
 
 
@@ -762,6 +761,11 @@ def _counted(q) -> str:
 
 def _both(n: int) -> str:
     return "both" if n == 2 else f"all {n} of"
+
+
+def link_members(problem: ProblemData, link) -> str:
+    """The members of a link in words: "both 'w1' and 'w2'", "all 3 of 'w1', 'w2' and 'w3'"."""
+    return f"{_both(link.workers.size)} {_workers(problem, link.workers)}"
 
 
 def _link_sites(problem: ProblemData, usable: np.ndarray, link) -> tuple[list[set[int]], set[int]]:
@@ -1096,11 +1100,14 @@ def _count_range(problem: ProblemData, weights: np.ndarray) -> tuple[int, int] |
     return out[0], out[1]
 
 
-def quota_ranges(problem: ProblemData, *, skip: set[frozenset[str]] = frozenset()) -> list[Finding]:
+def quota_ranges(problem: ProblemData, *, skip: set[frozenset[str]] | None = None) -> list[Finding]:
     """Quotas (alone, in pairs, all together) whose bounds no allocation of the seed's rules can
     meet, decided exactly by min-cost flows: the least and most workers they count on their
     lines while every worker has a line, places hold and the lines that must be filled are
-    filled (links and the other quotas aside). Families containing one in ``skip`` are left out."""
+    filled (links and the other quotas aside). Families containing one in ``skip`` (by default
+    those :func:`quota_checks` finds failing) are left out."""
+    if skip is None:
+        skip = _quota_checks(problem)[1]
     out: list[Finding] = []
     failed = [set(f) for f in skip]
     for family in _families(problem.quotas):
