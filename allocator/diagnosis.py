@@ -27,6 +27,18 @@ line could have. The flows then report only what those cases do not already say.
 Stability is the one thing flows cannot decide (weak stability with ties is NP-hard). When the
 solver says a stable run is infeasible but :func:`diagnose` finds nothing, the engine asks the
 solver about relaxed runs and :func:`stability_conflict` words the answer.
+
+Links and quotas (business-rules.md) break the two-flow argument: with them an empty answer no
+longer proves feasibility. Their checks (:func:`rule_precheck`, part of :func:`precheck`; and
+:func:`quota_ranges`, part of :func:`diagnose`) are each a certificate, exact reasoning about
+one link, one site or a family of quotas: a link with no site where every member has a line,
+or none with room for all of them; a site that must hold links that fit nowhere else; a quota
+minimum above its places, the workers it counts who can reach its lines, or how many of them
+its lines take at once; a maximum below the workers who can take no other line or its lines
+that must be filled; families of quotas likewise; and by min-cost flows the least and most a
+quota (or family) can count while the seed's rules hold. What only several rules together
+rule out, the engine finds by asking the solver about runs with rules dropped (a deletion
+filter), and :func:`rules_collide` words it.
 """
 
 from __future__ import annotations
@@ -997,11 +1009,11 @@ def _quota_checks(problem: ProblemData) -> tuple[list[Finding], set[frozenset[st
                 continue
             if single:
                 subject = f"{quota_label(q0)} needs {_plural(need, 'worker')}{_counted(q0)} on its lines"
-                whom, its, fix = f"eligible workers{_counted(q0)}", "its", "the minimum"
+                whom, its, fix = f"eligible worker{'' if reach.size == 1 else 's'}{_counted(q0)}", "its", "the minimum"
             else:
                 subject = (f"{_quota_names(family)} together need {_plural(need, 'worker')}{bounds} on job lines "
                            "that share none")
-                whom, its, fix = "eligible workers they count", "their", "a minimum"
+                whom, its, fix = f"eligible worker{'' if reach.size == 1 else 's'} they count", "their", "a minimum"
             code = QUOTA_MIN_UNREACHABLE if single else QUOTAS_ABOVE_WORKERS
             if reach.size < need:
                 text = f"{subject}, but only {reach.size} {whom} can reach {its} lines"

@@ -308,16 +308,18 @@ def solve_problem_data(
 
     # Cheap checks first; in stable mode the exact flows too, since CP-SAT may need its whole
     # time limit to prove what two max-flows show in well under a second.
+    # The same for links and quotas (CP-SAT's too), but the quotas' min-cost ranges (a few
+    # flows over the whole run) wait until the solver says infeasible.
     options.callbacks.on_phase("checks")
-    pre = dx.diagnose(problem) if stable else dx.precheck(problem)
+    rules = problem.has_links_or_quotas
+    if stable:
+        pre = dx.diagnose(problem)
+    elif rules:
+        pre = dx.diagnose(problem, ranges=False)
+    else:
+        pre = dx.precheck(problem)
     if pre:
         return infeasible(pre if stable else dx.diagnose(problem))
-    if problem.has_links_or_quotas and not stable:
-        # CP-SAT may need its whole time limit to prove what the flows show at once; the
-        # quotas' min-cost ranges (a few flows) wait until the solver says infeasible.
-        pre = dx.diagnose(problem, ranges=False)
-        if pre:
-            return infeasible(pre)
 
     outcome = _solve_problem(problem, options)
     if outcome.status in (Status.OPTIMAL, Status.FEASIBLE):
