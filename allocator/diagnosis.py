@@ -748,6 +748,9 @@ CODES = CODES + RULE_CODES
 
 # Families of quotas checked together: every pair, and all of them, up to this many quotas.
 QUOTA_FAMILY_LIMIT = 12
+# The quotas' min-cost ranges stop starting new families after this long (two flows over the
+# whole run each: about a second on 1,500 x 300 with every pair allowed).
+QUOTA_RANGE_SECONDS = 10.0
 
 
 def site_label(problem: ProblemData, k: int) -> str:
@@ -1112,17 +1115,25 @@ def _count_range(problem: ProblemData, weights: np.ndarray) -> tuple[int, int] |
     return out[0], out[1]
 
 
-def quota_ranges(problem: ProblemData, *, skip: set[frozenset[str]] | None = None) -> list[Finding]:
+def quota_ranges(
+    problem: ProblemData, *, skip: set[frozenset[str]] | None = None, seconds: float = QUOTA_RANGE_SECONDS
+) -> list[Finding]:
     """Quotas (alone, in pairs, all together) whose bounds no allocation of the seed's rules can
     meet, decided exactly by min-cost flows: the least and most workers they count on their
     lines while every worker has a line, places hold and the lines that must be filled are
     filled (links and the other quotas aside). Families containing one in ``skip`` (by default
-    those :func:`quota_checks` finds failing) are left out."""
+    those :func:`quota_checks` finds failing) are left out. Families not reached within
+    ``seconds`` are not checked (single quotas come first)."""
+    import time
+
     if skip is None:
         skip = _quota_checks(problem)[1]
+    deadline = time.perf_counter() + seconds
     out: list[Finding] = []
     failed = [set(f) for f in skip]
     for family in _families(problem.quotas):
+        if time.perf_counter() > deadline:
+            break
         ids = {q.id for q in family}
         if any(f <= ids for f in failed):
             continue

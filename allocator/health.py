@@ -40,6 +40,8 @@ from allocator.snapshot import RunSnapshot
 SHORT_RANK_LIST = 3
 #: A line that no more than this many workers may take is reported (with places to fill).
 FEW_CANDIDATES = 3
+#: Time for the quotas' min-cost ranges in the report (the solve's diagnosis gives them longer).
+QUOTA_RANGE_SECONDS = 2.0
 
 # Codes of the findings health makes itself (the problems carry the diagnosis's codes).
 LINES_SHORT_OF_CANDIDATES = "LINES_SHORT_OF_CANDIDATES"
@@ -142,7 +144,8 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
     # What makes the solve impossible: the diagnosis's own checks, so both name it alike.
     impossible = diagnosis.precheck(p)
     if p.quotas and not any(f.severity == PROBLEM for f in impossible):
-        impossible += diagnosis.quota_ranges(p)
+        # Flows over the whole run: the report stays quick, the solve's diagnosis checks the rest.
+        impossible += diagnosis.quota_ranges(p, seconds=QUOTA_RANGE_SECONDS)
     no_line = [w for f in impossible if f.code == diagnosis.WORKER_NO_LINE for w in f.worker_ids]
     line_index = {jid: j for j, jid in enumerate(p.line_ids)}
     unfillable = sorted({jid for f in impossible if f.code in _UNFILLABLE for jid in f.job_line_ids},
