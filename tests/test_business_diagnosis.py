@@ -289,6 +289,25 @@ def test_a_link_colliding_with_two_caps_names_the_link_its_workers_and_both_caps
     assert f.worker_ids == ("w1", "w2") and f.job_line_ids == ("j1", "j2")
 
 
+def _stable_solver_holds_rules() -> bool:
+    """Whether the stable solver keeps links (it does once the CP-SAT stable model knows them):
+    w1 alone would take x at A, w2 y at B; together they must share a site."""
+    s = snap(W("w1", "w2"), S(("x", 1, "A"), ("y", 1, "B"), ("z", 1, "B")), settings={"stability": True},
+             worker_preferences=[{"worker_id": "w1", "job_line_id": "x", "rank": 1},
+                                 {"worker_id": "w2", "job_line_id": "y", "rank": 1}],
+             linked_workers=[{"id": "pair", "worker_ids": ["w1", "w2"]}])
+    try:
+        solve(s)
+    except EngineError:
+        return False
+    return True
+
+
+needs_stable_rules = pytest.mark.skipif(not _stable_solver_holds_rules(),
+                                        reason="the stable solver does not hold links yet")
+
+
+@needs_stable_rules
 def test_stability_colliding_with_a_link_is_named():
     """The couple can only go to site A (w1 may not take z); there w1 takes x, whose supervisor
     would rather have w3, who would rather have x than z: no stable allocation keeps the link."""
@@ -307,12 +326,7 @@ def test_stability_colliding_with_a_link_is_named():
                                  {"preferencer_id": "sup", "worker_id": "w2", "rank": 3}],
         linked_workers=[{"id": "couple-7", "worker_ids": ["w1", "w2"]}],
     )
-    try:
-        res = solve(s)
-    except EngineError as e:  # the stable solver of this branch ignores links
-        if "split over sites" in str(e) or "link" in str(e):
-            pytest.skip("the stable solver does not hold links yet")
-        raise
+    res = solve(s)
     assert res.status == "infeasible"
     f = only(res.diagnosis, dx.RULES_COLLIDE)
     assert f.message.startswith("No stable allocation (free of a worker and a job line who would both rather be "
@@ -464,3 +478,43 @@ def test_the_engine_explains_every_infeasible_tiny_run(d):
                     d2 = {**d, "quotas": [q for q in d["quotas"] if q["id"] != rule],
                           "linked_workers": [x for x in d["linked_workers"] if x["id"] != rule]}
                     assert not no_allocation(ProblemData.from_snapshot(RunSnapshot.parse(d2)))
+
+
+def no_stable_allocation(p: ProblemData) -> bool:
+    """Brute force: no stable allocation keeps the seed's rules, the links and the quotas."""
+    en = enumerate_allocations(p, check_stability=True)
+    return not any(ok and not rule_breaches(p, a) for a, ok in zip(en.allocations, en.stable, strict=True))
+
+
+@needs_stable_rules
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(tiny_rule_runs(max_workers=3, max_lines=3), st.data())
+def test_the_engine_explains_every_infeasible_tiny_stable_run(d, data):
+    d = {**d, "settings": {**d["settings"], "stability": True}}
+    d["worker_preferences"] = [
+        {"worker_id": w["id"], "job_line_id": j["id"], "rank": data.draw(st.integers(1, 3))}
+        for w in d["workers"] for j in d["job_lines"] if data.draw(st.booleans())
+    ]
+    # A supervisor on some lines, with a strict order of the workers: stability then bites.
+    d["job_lines"] = [{**j, "preferencer_ids": ["sup"]} if data.draw(st.booleans()) else j for j in d["job_lines"]]
+    order = data.draw(st.permutations([w["id"] for w in d["workers"]]))
+    d["preferencer_preferences"] = [{"preferencer_id": "sup", "worker_id": w, "rank": r + 1} for r, w in enumerate(order)]
+    s = RunSnapshot.parse(d)
+    p = ProblemData.from_snapshot(s)
+    res = solve(s)
+    event(res.status)
+    for f in res.diagnosis:
+        event(f.code)
+    assert (res.status == "infeasible") == no_stable_allocation(p)
+    if res.status == "infeasible":
+        assert res.diagnosis and all(f.code != dx.UNEXPLAINED for f in res.diagnosis)
+        for f in res.diagnosis:
+            if f.code == dx.RULES_COLLIDE and ("any one of them" in f.message or "Without it" in f.message):
+                named = [q["id"] for q in d["quotas"] if f"quota '{q['id']}'" in f.message]
+                named += [x["id"] for x in d["linked_workers"] if f"link '{x['id']}'" in f.message]
+                stable = f.message.startswith("No stable allocation")
+                for rule in named:
+                    d2 = {**d, "quotas": [q for q in d["quotas"] if q["id"] != rule],
+                          "linked_workers": [x for x in d["linked_workers"] if x["id"] != rule]}
+                    p2 = ProblemData.from_snapshot(RunSnapshot.parse(d2))
+                    assert not (no_stable_allocation(p2) if stable else no_allocation(p2))
