@@ -1204,12 +1204,15 @@ def rules_collide(
     *,
     stability: bool = False,
     minimal: bool = True,
+    pins_matter: bool = False,
+    mandatory_matter: bool = False,
 ) -> Finding:
     """Word a set of links and quotas (``("link" | "quota", id)``) that cannot all hold together.
 
     ``minimal``: dropping any one of them was shown to make the run solvable (otherwise the set
     is only known to be too much together). ``stability``: the set collides with stability, i.e.
-    no *stable* allocation keeps them all.
+    no *stable* allocation keeps them all. ``pins_matter`` (``mandatory_matter``): without the
+    pins (the lines that must be filled) they would hold together, so those are named too.
     """
     labels = [rule_label(problem, kind, id_) for kind, id_ in rules]
     workers = np.unique(np.concatenate([w for _, w, _ in labels] + [np.zeros(0, np.int64)])).astype(np.int64)
@@ -1229,5 +1232,23 @@ def rules_collide(
                      " Dropping any one of them (or stability) makes the run solvable.")
         elif len(rules) > 1:
             text += " Each can be met on its own, and dropping any one of them makes the run solvable."
-    text += " Relax or drop one of them" + (", or turn stability off." if stability else ".")
+    ways = ["relax or drop one of them"]
+    if pins_matter:
+        pinned = np.flatnonzero(problem.pin >= 0)
+        one = pinned.size == 1
+        text += (f" The {'pin' if one else 'pins'} ({_pins_listing(problem, pinned)}) {'is' if one else 'are'} part "
+                 f"of it: without {'it' if one else 'them'} these rules can hold together.")
+        workers = np.union1d(workers, pinned)
+        lines = np.union1d(lines, problem.pin[pinned])
+        ways.append("lift the pins")
+    if mandatory_matter:
+        mand = np.flatnonzero(problem.mandatory)
+        text += (f" The {'line' if mand.size == 1 else 'lines'} that must be filled ({_lines(problem, mand)}) "
+                 f"{'is' if mand.size == 1 else 'are'} part of it: if they could stay empty, these rules could hold.")
+        lines = np.union1d(lines, mand)
+        ways.append("untick must be filled")
+    if stability:
+        ways.append("turn stability off")
+    what = ways[0] if len(ways) == 1 else ", ".join(ways[:-1]) + ", or " + ways[-1]
+    text += f" {what[0].upper()}{what[1:]}."
     return Finding.problem(RULES_COLLIDE, text, _wids(problem, workers), _lids(problem, lines))

@@ -256,7 +256,17 @@ def _rules_diagnosis(problem: ProblemData, options: SolveOptions) -> list[Findin
             # Not decided in time: all that is known is that they do not hold together.
             return [dx.rules_collide(problem, rules, stability=True, minimal=False)]
     found, minimal = _colliding_rules(problem, options, rules)
-    return [dx.rules_collide(problem, found, stability=stable, minimal=minimal)]
+    pins_matter = mandatory_matter = None
+    if found and not stable:
+        # Do the pins (the lines that must be filled) take part? Then say so: lifting them is
+        # another way out.
+        kept = _keeping(problem, found)
+        if (problem.pin >= 0).any():
+            pins_matter = _exists(dataclasses.replace(kept, pin=np.full_like(problem.pin, -1)), probe)
+        if problem.mandatory.any():
+            mandatory_matter = _exists(dataclasses.replace(kept, mandatory=np.zeros_like(problem.mandatory)), probe)
+    return [dx.rules_collide(problem, found, stability=stable, minimal=minimal,
+                             pins_matter=pins_matter is True, mandatory_matter=mandatory_matter is True)]
 
 
 def solve(snapshot: RunSnapshot, options: SolveOptions | None = None) -> Result:

@@ -8,6 +8,7 @@ never wrong, and the engine's status agrees with the enumeration.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -264,6 +265,7 @@ def test_two_quotas_that_cannot_hold_together_are_named_and_nothing_else():
     assert f.message.startswith("These rules cannot all hold together: quota 'q1' (at least 2 workers on 'j1' and "
                                 "'j2') and quota 'q2' (at most 0 workers on 'j2' and 'j3').")
     assert "dropping any one of them makes the run solvable" in f.message
+    assert f.message.endswith("Relax or drop one of them.")
     assert "decoy" not in f.message
     assert f.job_line_ids == ("j1", "j2", "j3")
     # The claim holds: with either quota dropped the run solves.
@@ -332,6 +334,22 @@ def test_stability_colliding_with_a_link_is_named():
     assert f.message.startswith("No stable allocation (free of a worker and a job line who would both rather be "
                                 "together) keeps this rule: link 'couple-7'")
     assert f.worker_ids == ("w1", "w2")
+
+
+def test_a_pin_that_takes_part_in_a_collision_is_named_with_it():
+    # q1 wants someone on j1 or j2, q2 nobody on j1; only w1 may take j2, and w1 is pinned to j3.
+    s = snap(W("w1", "w2", "w3"), L(("j1", 1), ("j2", 1), ("j3", 3)),
+             eligibility=[excl("j2", "w2", "w3")], pins=[{"worker_id": "w1", "job_line_id": "j3"}],
+             quotas=[{"id": "q1", "job_line_ids": ["j1", "j2"], "min_workers": 1},
+                     {"id": "q2", "job_line_ids": ["j1"], "max_workers": 0}])
+    p = ProblemData.from_snapshot(s)
+    assert dx.diagnose(p) == [] and no_allocation(p)
+    assert not no_allocation(dataclasses.replace(p, pin=np.full_like(p.pin, -1)))
+    f = only(solve(s).diagnosis, dx.RULES_COLLIDE)
+    assert "quota 'q1' (at least 1 worker on 'j1' and 'j2') and quota 'q2' (at most 0 workers on 'j1')" in f.message
+    assert "The pin ('w1' pinned to 'j3') is part of it: without it these rules can hold together." in f.message
+    assert f.message.endswith("Relax or drop one of them, or lift the pins.")
+    assert f.worker_ids == ("w1",) and f.job_line_ids == ("j1", "j2", "j3")
 
 
 # -- health and the command line --------------------------------------------------------------
