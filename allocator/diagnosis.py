@@ -1206,6 +1206,7 @@ def rules_collide(
     minimal: bool = True,
     pins_matter: bool = False,
     mandatory_matter: bool = False,
+    solvable_unstable: bool = True,
 ) -> Finding:
     """Word a set of links and quotas (``("link" | "quota", id)``) that cannot all hold together.
 
@@ -1213,26 +1214,25 @@ def rules_collide(
     is only known to be too much together). ``stability``: the set collides with stability, i.e.
     no *stable* allocation keeps them all. ``pins_matter`` (``mandatory_matter``): without the
     pins (the lines that must be filled) they would hold together, so those are named too.
+    ``solvable_unstable``: with stability, whether the run without it was shown to be solvable
+    (only then is turning stability off offered as a way out).
     """
     labels = [rule_label(problem, kind, id_) for kind, id_ in rules]
     workers = np.unique(np.concatenate([w for _, w, _ in labels] + [np.zeros(0, np.int64)])).astype(np.int64)
     lines = np.unique(np.concatenate([ls for _, _, ls in labels] + [np.zeros(0, np.int64)])).astype(np.int64)
     named = _listing([t for t, _, _ in labels], limit=len(labels))
-    if not rules:
-        text = "No allocation is stable (free of a worker and a job line who would both rather be together) " \
-               "while every rule of the run holds."
-    elif stability:
+    if stability:
         text = (f"No stable allocation (free of a worker and a job line who would both rather be together) keeps "
                 f"{'this rule' if len(rules) == 1 else 'these rules together'}: {named}.")
     else:
         text = f"These rules cannot all hold together: {named}."
-    if rules and minimal:
+    if minimal:
         if stability:
             text += (" Without it a stable allocation exists." if len(rules) == 1 else
-                     " Dropping any one of them (or stability) makes the run solvable.")
+                     " Dropping any one of them makes a stable allocation possible.")
         elif len(rules) > 1:
             text += " Each can be met on its own, and dropping any one of them makes the run solvable."
-    ways = ["relax or drop one of them"]
+    ways = ["relax or drop it" if len(rules) == 1 else "relax or drop one of them"]
     if pins_matter:
         pinned = np.flatnonzero(problem.pin >= 0)
         one = pinned.size == 1
@@ -1247,7 +1247,7 @@ def rules_collide(
                  f"{'is' if mand.size == 1 else 'are'} part of it: if they could stay empty, these rules could hold.")
         lines = np.union1d(lines, mand)
         ways.append("untick must be filled")
-    if stability:
+    if stability and solvable_unstable:
         ways.append("turn stability off")
     what = ways[0] if len(ways) == 1 else ", ".join(ways[:-1]) + ", or " + ways[-1]
     text += f" {what[0].upper()}{what[1:]}."

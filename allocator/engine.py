@@ -243,21 +243,25 @@ def _rules_diagnosis(problem: ProblemData, options: SolveOptions) -> list[Findin
     rules = _rules(problem)
     stable = bool(problem.settings.stability)
     probe = dataclasses.replace(options, time_limit=min(float(options.time_limit), RULE_PROBE_SECONDS))
+    plain_ok = None
     if stable:
         plain = _with(problem, stability=False)
-        if _exists(_keeping(plain, rules), probe) is False:
+        plain_ok = _exists(_keeping(plain, rules), probe)
+        if plain_ok is False:
             # The rules collide even without stability: that is what to fix first.
             found, minimal = _colliding_rules(plain, options, rules)
-            return [dx.rules_collide(plain, found, minimal=minimal)]
+            return [dx.rules_collide(plain, found, minimal=minimal)] if found else []
         without = _exists(_keeping(problem, []), probe)
         if without is False:
             return []  # no stable allocation even without the links and quotas
         if without is None:
             # Not decided in time: all that is known is that they do not hold together.
-            return [dx.rules_collide(problem, rules, stability=True, minimal=False)]
+            return [dx.rules_collide(problem, rules, stability=True, minimal=False, solvable_unstable=plain_ok is True)]
     found, minimal = _colliding_rules(problem, options, rules)
+    if not found:
+        return []  # without any link or quota still none: not theirs to explain
     pins_matter = mandatory_matter = None
-    if found and not stable:
+    if not stable:
         # Do the pins (the lines that must be filled) take part? Then say so: lifting them is
         # another way out.
         kept = _keeping(problem, found)
@@ -266,7 +270,8 @@ def _rules_diagnosis(problem: ProblemData, options: SolveOptions) -> list[Findin
         if problem.mandatory.any():
             mandatory_matter = _exists(dataclasses.replace(kept, mandatory=np.zeros_like(problem.mandatory)), probe)
     return [dx.rules_collide(problem, found, stability=stable, minimal=minimal,
-                             pins_matter=pins_matter is True, mandatory_matter=mandatory_matter is True)]
+                             pins_matter=pins_matter is True, mandatory_matter=mandatory_matter is True,
+                             solvable_unstable=plain_ok is True)]
 
 
 def solve(snapshot: RunSnapshot, options: SolveOptions | None = None) -> Result:

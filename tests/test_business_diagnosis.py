@@ -333,6 +333,7 @@ def test_stability_colliding_with_a_link_is_named():
     f = only(res.diagnosis, dx.RULES_COLLIDE)
     assert f.message.startswith("No stable allocation (free of a worker and a job line who would both rather be "
                                 "together) keeps this rule: link 'couple-7'")
+    assert f.message.endswith("Without it a stable allocation exists. Relax or drop it, or turn stability off.")
     assert f.worker_ids == ("w1", "w2")
 
 
