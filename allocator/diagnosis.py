@@ -730,6 +730,7 @@ QUOTA_MAX_BELOW_FORCED = "QUOTA_MAX_BELOW_FORCED"
 QUOTAS_ABOVE_WORKERS = "QUOTAS_ABOVE_WORKERS"
 QUOTAS_BELOW_FORCED = "QUOTAS_BELOW_FORCED"
 QUOTA_OUT_OF_RANGE = "QUOTA_OUT_OF_RANGE"
+QUOTAS_CONTRADICT = "QUOTAS_CONTRADICT"
 RULES_COLLIDE = "RULES_COLLIDE"
 
 RULE_CODES = (
@@ -742,6 +743,7 @@ RULE_CODES = (
     QUOTAS_ABOVE_WORKERS,
     QUOTAS_BELOW_FORCED,
     QUOTA_OUT_OF_RANGE,
+    QUOTAS_CONTRADICT,
     RULES_COLLIDE,
 )
 CODES = CODES + RULE_CODES
@@ -919,11 +921,11 @@ def site_checks(problem: ProblemData, holding: Mapping[str, list[int]]) -> list[
     return out
 
 
-def _count_weights(problem: ProblemData, family) -> np.ndarray:
-    """(M, N) int: how many quotas of ``family`` count worker s on line j."""
+def _count_weights(problem: ProblemData, family, signs=None) -> np.ndarray:
+    """(M, N) int: how many quotas of ``family`` count worker s on line j (each with its sign)."""
     c = np.zeros((problem.n_workers, problem.n_lines), dtype=np.int64)
-    for q in family:
-        c[np.ix_(q.counts, q.lines)] += 1
+    for i, q in enumerate(family):
+        c[np.ix_(q.counts, q.lines)] += 1 if signs is None else signs[i]
     return c
 
 
@@ -1085,10 +1087,10 @@ def rule_precheck(problem: ProblemData) -> list[Finding]:
     return found + site_checks(problem, holding) + quota_checks(problem)
 
 
-def _count_range(problem: ProblemData, weights: np.ndarray) -> tuple[int, int] | None:
-    """The least and the most ``sum(weights[s, a[s]])`` over the allocations ``a`` that keep the
-    seed's constraints (one allowed line each, places, lines that must be filled), by two
-    min-cost flows; None when there is no such allocation."""
+def _count_range(problem: ProblemData, weights: np.ndarray, *, least: bool = True) -> tuple[int | None, int] | None:
+    """The least (when ``least``) and the most ``sum(weights[s, a[s]])`` over the allocations
+    ``a`` that keep the seed's constraints (one allowed line each, places, lines that must be
+    filled), by min-cost flows; None when there is no such allocation."""
     from ortools.graph.python import min_cost_flow
 
     m, n = problem.n_workers, problem.n_lines
@@ -1103,8 +1105,8 @@ def _count_range(problem: ProblemData, weights: np.ndarray) -> tuple[int, int] |
     heads = np.concatenate([ls + m, np.full(n, sink)]).astype(np.int32)
     caps = np.concatenate([np.ones(ws.size, dtype=np.int64), cap - lb])
     supplies = np.concatenate([np.ones(m, dtype=np.int64), -lb, [-(m - int(lb.sum()))]]).astype(np.int64)
-    out = []
-    for sign in (1, -1):
+    out: list[int | None] = [None]
+    for sign in (1, -1) if least else (-1,):
         smcf = min_cost_flow.SimpleMinCostFlow()
         units = np.concatenate([sign * weights[ws, ls], np.zeros(n, dtype=np.int64)]).astype(np.int64)
         smcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, units)
@@ -1112,7 +1114,7 @@ def _count_range(problem: ProblemData, weights: np.ndarray) -> tuple[int, int] |
         if smcf.solve() != smcf.OPTIMAL:
             return None
         out.append(sign * int(smcf.optimal_cost()))
-    return out[0], out[1]
+    return out[-2], out[-1]
 
 
 def quota_ranges(
@@ -1145,6 +1147,7 @@ def quota_ranges(
         if rng is None:
             return out  # the seed's rules alone fail: the flows above say why
         lo, hi = rng
+        assert lo is not None
         single = len(family) == 1
         lines = np.unique(np.concatenate([q.lines for q in family]))
         counted = np.zeros(problem.n_workers, dtype=bool)
@@ -1168,7 +1171,71 @@ def quota_ranges(
         failed.append(ids)
         out.append(Finding.problem(QUOTA_OUT_OF_RANGE, text, _wids(problem, np.flatnonzero(counted)),
                                    _lids(problem, lines)))
+    # Minimums against maximums on shared lines: the workers counted by the quotas with a
+    # minimum, less those counted by the quotas with a maximum, can be no more than the flow's
+    # most; yet the bounds need at least (sum of the minimums - sum of the maximums).
+    for family in _families(problem.quotas):
+        if len(family) < 2:
+            continue
+        ids = {q.id for q in family}
+        if any(f <= ids for f in failed):
+            continue
+        for signs in _mixed_signs(family):
+            if time.perf_counter() > deadline:
+                return out
+            ups = [q for q, g in zip(family, signs, strict=True) if g > 0]
+            downs = [q for q, g in zip(family, signs, strict=True) if g < 0]
+            if not _overlap(ups, downs):
+                continue
+            need = sum(q.min_workers for q in ups) - sum(int(q.max_workers) for q in downs)
+            if need <= 0:
+                continue
+            rng = _count_range(problem, _count_weights(problem, family, signs), least=False)
+            if rng is None:
+                return out
+            hi = rng[1]
+            if hi >= need:
+                continue
+            labels = [rule_label(problem, "quota", q.id) for q in family]
+            workers = np.unique(np.concatenate([w for _, w, _ in labels] + [np.zeros(0, np.int64)])).astype(np.int64)
+            lines = np.unique(np.concatenate([q.lines for q in family]))
+            up_names = _listing([f"'{q.id}'" for q in ups])
+            down_names = _listing([f"'{q.id}'" for q in downs])
+            text = (
+                f"These quotas cannot hold together: {_listing([t for t, _, _ in labels], limit=len(labels))}. "
+                f"Their job lines overlap: {up_names} need at least {sum(q.min_workers for q in ups)} in all, "
+                f"{down_names} allow at most {sum(int(q.max_workers) for q in downs)} in all, so those counted by "
+                f"{up_names} must outnumber those counted by {down_names} by {need}; while every worker (doctor) "
+                f"gets a job line and every line that must be filled is filled, they can outnumber them by at "
+                f"most {hi}. Relax or drop one of them."
+            )
+            failed.append(ids)
+            out.append(Finding.problem(QUOTAS_CONTRADICT, text, _wids(problem, workers), _lids(problem, lines)))
+            break
     return out
+
+
+def _mixed_signs(family):
+    """Sign patterns with a minimum (+1) and a maximum (-1) each, every quota used as it can be."""
+    import itertools
+
+    options = []
+    for q in family:
+        opts = []
+        if q.min_workers > 0:
+            opts.append(1)
+        if q.max_workers is not None:
+            opts.append(-1)
+        if not opts:
+            return []
+        options.append(opts)
+    return [g for g in itertools.product(*options) if 1 in g and -1 in g]
+
+
+def _overlap(ups, downs) -> bool:
+    a = np.unique(np.concatenate([q.lines for q in ups]))
+    b = np.unique(np.concatenate([q.lines for q in downs]))
+    return bool(np.intersect1d(a, b).size)
 
 
 def rule_label(problem: ProblemData, kind: str, id_: str) -> tuple[str, np.ndarray, np.ndarray]:

@@ -254,20 +254,21 @@ def overlapping_quotas(**extra: Any) -> dict[str, Any]:
     )
 
 
-def test_two_quotas_that_cannot_hold_together_are_named_and_nothing_else():
+def test_two_quotas_that_cannot_hold_together_are_named_with_the_numbers_before_any_search():
     s = snap(**overlapping_quotas())
     p = ProblemData.from_snapshot(s)
-    assert dx.diagnose(p) == []  # no single rule is at fault
+    assert dx.precheck(p) == []  # each quota alone can be met
     assert no_allocation(p)
-    res = solve(s)
-    assert res.status == "infeasible"
-    f = only(res.diagnosis, dx.RULES_COLLIDE)
-    assert f.message.startswith("These rules cannot all hold together: quota 'q1' (at least 2 workers on 'j1' and "
+    f = only(dx.diagnose(p), dx.QUOTAS_CONTRADICT)
+    assert f.message.startswith("These quotas cannot hold together: quota 'q1' (at least 2 workers on 'j1' and "
                                 "'j2') and quota 'q2' (at most 0 workers on 'j2' and 'j3').")
-    assert "dropping any one of them makes the run solvable" in f.message
-    assert f.message.endswith("Relax or drop one of them.")
+    assert "'q1' need at least 2 in all, 'q2' allow at most 0 in all" in f.message
+    assert "by 2;" in f.message and "by at most 1." in f.message
     assert "decoy" not in f.message
     assert f.job_line_ids == ("j1", "j2", "j3")
+    res = solve(s)
+    assert res.status == "infeasible"
+    assert [d.code for d in res.diagnosis] == [dx.QUOTAS_CONTRADICT]
     # The claim holds: with either quota dropped the run solves.
     for keep in ("q1", "q2"):
         d = overlapping_quotas()
@@ -275,13 +276,20 @@ def test_two_quotas_that_cannot_hold_together_are_named_and_nothing_else():
         assert solve(snap(**d)).status == "optimal"
 
 
+def link_and_two_caps() -> dict[str, Any]:
+    """The couple may go to A or B (not C), but A and B each allow one worker; c-min is a decoy."""
+    return dict(
+        workers=W("w1", "w2", "w3"), job_lines=S(("j1", 2, "A"), ("j2", 2, "B"), ("j3", 5, "C")),
+        eligibility=[excl("j3", "w1", "w2")],
+        linked_workers=[{"id": "couple-7", "worker_ids": ["w1", "w2"]}],
+        quotas=[{"id": "a-max", "sites": ["A"], "max_workers": 1}, {"id": "b-max", "sites": ["B"], "max_workers": 1},
+                {"id": "c-min", "sites": ["C"], "min_workers": 1}],
+    )
+
+
 def test_a_link_colliding_with_two_caps_names_the_link_its_workers_and_both_caps():
-    # The couple may go to A or B (not C), but A and B each allow one worker.
-    s = snap(W("w1", "w2", "w3"), S(("j1", 2, "A"), ("j2", 2, "B"), ("j3", 5, "C")),
-             eligibility=[excl("j3", "w1", "w2")],
-             linked_workers=[{"id": "couple-7", "worker_ids": ["w1", "w2"]}],
-             quotas=[{"id": "a-max", "sites": ["A"], "max_workers": 1}, {"id": "b-max", "sites": ["B"], "max_workers": 1},
-                     {"id": "c-min", "sites": ["C"], "min_workers": 1}])
+    s = snap(**link_and_two_caps())
+    assert dx.diagnose(ProblemData.from_snapshot(s)) == []
     assert no_allocation(ProblemData.from_snapshot(s))
     res = solve(s)
     f = only(res.diagnosis, dx.RULES_COLLIDE)
@@ -338,19 +346,21 @@ def test_stability_colliding_with_a_link_is_named():
 
 
 def test_a_pin_that_takes_part_in_a_collision_is_named_with_it():
-    # q1 wants someone on j1 or j2, q2 nobody on j1; only w1 may take j2, and w1 is pinned to j3.
-    s = snap(W("w1", "w2", "w3"), L(("j1", 1), ("j2", 1), ("j3", 3)),
-             eligibility=[excl("j2", "w2", "w3")], pins=[{"worker_id": "w1", "job_line_id": "j3"}],
-             quotas=[{"id": "q1", "job_line_ids": ["j1", "j2"], "min_workers": 1},
-                     {"id": "q2", "job_line_ids": ["j1"], "max_workers": 0}])
+    # Site B cannot take the couple (w3 is pinned to one of its two places), so the couple must
+    # go to A, where a-max allows one worker. Without the pin they would fit at B.
+    s = snap(W("w1", "w2", "w3"), S(("j1", 2, "A"), ("j2", 2, "B"), ("j3", 3, "C")),
+             eligibility=[excl("j3", "w1", "w2")], pins=[{"worker_id": "w3", "job_line_id": "j2"}],
+             linked_workers=[{"id": "couple-7", "worker_ids": ["w1", "w2"]}],
+             quotas=[{"id": "a-max", "sites": ["A"], "max_workers": 1}])
     p = ProblemData.from_snapshot(s)
     assert dx.diagnose(p) == [] and no_allocation(p)
     assert not no_allocation(dataclasses.replace(p, pin=np.full_like(p.pin, -1)))
     f = only(solve(s).diagnosis, dx.RULES_COLLIDE)
-    assert "quota 'q1' (at least 1 worker on 'j1' and 'j2') and quota 'q2' (at most 0 workers on 'j1')" in f.message
-    assert "The pin ('w1' pinned to 'j3') is part of it: without it these rules can hold together." in f.message
+    assert f.message.startswith("These rules cannot all hold together: link 'couple-7' ('w1' and 'w2' at one "
+                                "site) and quota 'a-max' (at most 1 worker at site 'A').")
+    assert "The pin ('w3' pinned to 'j2') is part of it: without it these rules can hold together." in f.message
     assert f.message.endswith("Relax or drop one of them, or lift the pins.")
-    assert f.worker_ids == ("w1",) and f.job_line_ids == ("j1", "j2", "j3")
+    assert f.worker_ids == ("w1", "w2", "w3") and f.job_line_ids == ("j1", "j2")
 
 
 # -- health and the command line --------------------------------------------------------------
@@ -383,15 +393,17 @@ def test_health_warns_of_a_link_only_one_site_can_hold_and_of_a_quota_out_of_ran
     assert f.job_line_ids == ("j1",)
 
 
-def test_cli_solve_of_an_infeasible_run_names_the_rule(tmp_path):
-    d = {"format": "allocator-run/1", "run": {"id": "rules"}, **overlapping_quotas()}
+def test_cli_solve_of_an_infeasible_run_names_the_rules_that_collide(tmp_path):
+    d = {"format": "allocator-run/1", "run": {"id": "rules"}, **link_and_two_caps()}
     path = tmp_path / "run.json"
     path.write_text(json.dumps(d))
     res = CliRunner().invoke(app, ["solve", str(path)])
     assert res.exit_code == EXIT_INFEASIBLE, res.output
-    assert "RULES_COLLIDE" in res.stderr and "quota 'q1'" in res.stderr and "quota 'q2'" in res.stderr
+    assert "RULES_COLLIDE" in res.stderr
+    assert "link 'couple-7'" in res.stderr and "quota 'a-max'" in res.stderr and "quota 'b-max'" in res.stderr
     (entry,) = json.loads(res.stdout)["diagnosis"]
-    assert entry["code"] == dx.RULES_COLLIDE and entry["job_line_ids"] == ["j1", "j2", "j3"]
+    assert entry["code"] == dx.RULES_COLLIDE
+    assert entry["worker_ids"] == ["w1", "w2"] and entry["job_line_ids"] == ["j1", "j2"]
     assert set(entry) == {"code", "message", "worker_ids", "job_line_ids"}
 
 
