@@ -592,22 +592,23 @@ def mandatory_lines_short(problem: ProblemData) -> list[Finding]:
     return out
 
 
-def diagnose(problem: ProblemData, *, ranges: bool = True) -> list[Finding]:
+def diagnose(problem: ProblemData, *, ranges: bool = True, range_seconds: float | None = None) -> list[Finding]:
     """Every reason why ``problem`` has no allocation, ignoring stability.
 
     Without links and quotas, empty exactly when an allocation exists that keeps constraints
     1-4, pins and forbids (see the module docstring for why the two flows decide it). Fast: two
     max-flows over the allowed pairs, about a second on 5,000 x 1,000 with every pair allowed.
     With them, the rules' checks too; ``ranges`` adds the quotas' min-cost-flow ranges
-    (:func:`quota_ranges`: two flows over the whole run per quota and family) when nothing
-    else is found. An empty answer then does not prove that the rules can hold together.
+    (:func:`quota_ranges`: two flows over the whole run per quota and family, for at most
+    ``range_seconds``) when nothing else is found. An empty answer then does not prove that the
+    rules can hold together.
     """
     out = precheck(problem)
     capacity_said = any(d.code == CAPACITY_BELOW_WORKERS for d in out)
     out += workers_exceed_places(problem, skip_whole_run=capacity_said)
     out += mandatory_lines_short(problem)
     if ranges and problem.quotas and not any(d.code not in RULE_CODES for d in out):
-        out += quota_ranges(problem)
+        out += quota_ranges(problem, seconds=QUOTA_RANGE_SECONDS if range_seconds is None else range_seconds)
     return out
 
 

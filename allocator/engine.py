@@ -213,8 +213,12 @@ def _colliding_rules(problem: ProblemData, options: SolveOptions, rules: list[Ru
         left = deadline - time.perf_counter()
         if left <= 0:
             return None
-        probe = dataclasses.replace(options, time_limit=min(RULE_PROBE_SECONDS, left))
-        return _exists(_keeping(problem, keep), probe)
+        trial = _keeping(problem, keep)
+        # The checks prove many a "no" at once, where the solver would need its whole limit.
+        if trial.has_links_or_quotas and dx.diagnose(trial, range_seconds=min(RULE_PROBE_SECONDS, left)):
+            return False
+        probe = dataclasses.replace(options, time_limit=min(RULE_PROBE_SECONDS, deadline - time.perf_counter()))
+        return _exists(trial, probe)
 
     keep = list(rules)
     chunk = max(1, len(keep) // 2)
