@@ -1288,7 +1288,8 @@ def rules_collide(
     labels = [rule_label(problem, kind, id_) for kind, id_ in rules]
     workers = np.unique(np.concatenate([w for _, w, _ in labels] + [np.zeros(0, np.int64)])).astype(np.int64)
     lines = np.unique(np.concatenate([ls for _, _, ls in labels] + [np.zeros(0, np.int64)])).astype(np.int64)
-    named = _listing([t for t, _, _ in labels], limit=len(labels))
+    # A minimal set is short; one the search could not narrow down in time names its first few.
+    named = _listing([t for t, _, _ in labels], limit=len(labels) if minimal else NAMES_IN_MESSAGE)
     if stability:
         text = (f"No stable allocation (free of a worker and a job line who would both rather be together) keeps "
                 f"{'this rule' if len(rules) == 1 else 'these rules together'}: {named}.")
