@@ -43,12 +43,14 @@ filter), and :func:`rules_collide` words it.
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from ortools.graph.python import max_flow
+from ortools.graph.python import max_flow, min_cost_flow
 
 from allocator.eligibility import Reason
 from allocator.findings import Finding
@@ -1092,8 +1094,6 @@ def _count_range(problem: ProblemData, weights: np.ndarray, *, least: bool = Tru
     """The least (when ``least``) and the most ``sum(weights[s, a[s]])`` over the allocations
     ``a`` that keep the seed's constraints (one allowed line each, places, lines that must be
     filled), by min-cost flows; None when there is no such allocation."""
-    from ortools.graph.python import min_cost_flow
-
     m, n = problem.n_workers, problem.n_lines
     usable = usable_pairs(problem)
     ws, ls = np.nonzero(usable)
@@ -1127,8 +1127,6 @@ def quota_ranges(
     filled (links and the other quotas aside). Families containing one in ``skip`` (by default
     those :func:`quota_checks` finds failing) are left out. Families not reached within
     ``seconds`` are not checked (single quotas come first)."""
-    import time
-
     if skip is None:
         skip = _quota_checks(problem)[1]
     deadline = time.perf_counter() + seconds
@@ -1218,8 +1216,6 @@ def quota_ranges(
 
 def _mixed_signs(family):
     """Sign patterns with a minimum (+1) and a maximum (-1) each, every quota used as it can be."""
-    import itertools
-
     options = []
     for q in family:
         opts = []
