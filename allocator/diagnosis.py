@@ -27,16 +27,30 @@ line could have. The flows then report only what those cases do not already say.
 Stability is the one thing flows cannot decide (weak stability with ties is NP-hard). When the
 solver says a stable run is infeasible but :func:`diagnose` finds nothing, the engine asks the
 solver about relaxed runs and :func:`stability_conflict` words the answer.
+
+Links and quotas (business-rules.md) break the two-flow argument: with them an empty answer no
+longer proves feasibility. Their checks (:func:`rule_precheck`, part of :func:`precheck`; and
+:func:`quota_ranges`, part of :func:`diagnose`) are each a certificate, exact reasoning about
+one link, one site or a family of quotas: a link with no site where every member has a line,
+or none with room for all of them; a site that must hold links that fit nowhere else; a quota
+minimum above its places, the workers it counts who can reach its lines, or how many of them
+its lines take at once; a maximum below the workers who can take no other line or its lines
+that must be filled; families of quotas likewise; and by min-cost flows the least and most a
+quota (or family) can count while the seed's rules hold. What only several rules together
+rule out, the engine finds by asking the solver about runs with rules dropped (a deletion
+filter), and :func:`rules_collide` words it.
 """
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from ortools.graph.python import max_flow
+from ortools.graph.python import max_flow, min_cost_flow
 
 from allocator.eligibility import Reason
 from allocator.findings import Finding
@@ -159,17 +173,19 @@ def usable_pairs(problem: ProblemData) -> np.ndarray:
 
 
 def precheck(problem: ProblemData) -> list[Finding]:
-    """The cheap checks (numpy, no flow): a few milliseconds even on 5,000 x 1,000.
+    """The cheap checks (numpy, no flow over the whole run): a few milliseconds even on 5,000 x 1,000.
 
     Every entry returned is a genuine reason for infeasibility, so the engine can skip the
     solver when this is not empty. An empty answer does not prove feasibility; :func:`diagnose`
-    does (without stability).
+    does (without stability, links and quotas). With links and quotas, their own checks
+    (:func:`rule_precheck`: small max-flows on the rules' lines) come last.
     """
     out: list[Finding] = []
     out += _pins_overfill(problem)
     out += _workers_without_line(problem)
     out += _mandatory_lines(problem)
     out += _capacity_total(problem)
+    out += rule_precheck(problem)
     return out
 
 
@@ -578,17 +594,23 @@ def mandatory_lines_short(problem: ProblemData) -> list[Finding]:
     return out
 
 
-def diagnose(problem: ProblemData) -> list[Finding]:
+def diagnose(problem: ProblemData, *, ranges: bool = True, range_seconds: float | None = None) -> list[Finding]:
     """Every reason why ``problem`` has no allocation, ignoring stability.
 
-    Empty exactly when an allocation exists that keeps constraints 1-4, pins and forbids (see
-    the module docstring for why the two flows decide it). Fast: two max-flows over the allowed
-    pairs, about a second on 5,000 x 1,000 with every pair allowed.
+    Without links and quotas, empty exactly when an allocation exists that keeps constraints
+    1-4, pins and forbids (see the module docstring for why the two flows decide it). Fast: two
+    max-flows over the allowed pairs, about a second on 5,000 x 1,000 with every pair allowed.
+    With them, the rules' checks too; ``ranges`` adds the quotas' min-cost-flow ranges
+    (:func:`quota_ranges`: two flows over the whole run per quota and family, for at most
+    ``range_seconds``) when nothing else is found. An empty answer then does not prove that the
+    rules can hold together.
     """
     out = precheck(problem)
     capacity_said = any(d.code == CAPACITY_BELOW_WORKERS for d in out)
     out += workers_exceed_places(problem, skip_whole_run=capacity_said)
     out += mandatory_lines_short(problem)
+    if ranges and problem.quotas and not any(d.code not in RULE_CODES for d in out):
+        out += quota_ranges(problem, seconds=QUOTA_RANGE_SECONDS if range_seconds is None else range_seconds)
     return out
 
 
@@ -691,3 +713,607 @@ def unexplained(problem: ProblemData, status_text: str) -> Finding:
         f"The solver reports no allocation ({status_text}), but no rule of the run explains why. "
         "This is probably a bug in the allocator; please attach the run snapshot to a bug report.",
     )
+
+
+# -- business rules (business-rules.md: links and quotas) --------------------------------------
+#
+# Every check below is a certificate: it reports only what no allocation can satisfy, so a run
+# it names is infeasible. Each reasons about one rule (or one family of quotas) together with
+# the seed's constraints it can afford to look at exactly (eligibility, forbids, pins, places,
+# and for the min-cost-flow checks every worker's line and the lines that must be filled); what
+# only several rules together rule out is found by the engine's collision search
+# (:func:`rules_collide` words it).
+
+LINK_NO_SITE = "LINK_NO_SITE"
+LINK_NO_ROOM = "LINK_NO_ROOM"
+SITE_TOO_SMALL = "SITE_TOO_SMALL"
+QUOTA_MIN_ABOVE_PLACES = "QUOTA_MIN_ABOVE_PLACES"
+QUOTA_MIN_UNREACHABLE = "QUOTA_MIN_UNREACHABLE"
+QUOTA_MAX_BELOW_FORCED = "QUOTA_MAX_BELOW_FORCED"
+QUOTAS_ABOVE_WORKERS = "QUOTAS_ABOVE_WORKERS"
+QUOTAS_BELOW_FORCED = "QUOTAS_BELOW_FORCED"
+QUOTA_OUT_OF_RANGE = "QUOTA_OUT_OF_RANGE"
+QUOTAS_CONTRADICT = "QUOTAS_CONTRADICT"
+RULES_COLLIDE = "RULES_COLLIDE"
+
+RULE_CODES = (
+    LINK_NO_SITE,
+    LINK_NO_ROOM,
+    SITE_TOO_SMALL,
+    QUOTA_MIN_ABOVE_PLACES,
+    QUOTA_MIN_UNREACHABLE,
+    QUOTA_MAX_BELOW_FORCED,
+    QUOTAS_ABOVE_WORKERS,
+    QUOTAS_BELOW_FORCED,
+    QUOTA_OUT_OF_RANGE,
+    QUOTAS_CONTRADICT,
+    RULES_COLLIDE,
+)
+CODES = CODES + RULE_CODES
+
+# Families of quotas checked together: every pair, and all of them, up to this many quotas.
+QUOTA_FAMILY_LIMIT = 12
+# The quotas' min-cost ranges stop starting new families after this long (two flows over the
+# whole run each: about a second on 1,500 x 300 with every pair allowed).
+QUOTA_RANGE_SECONDS = 10.0
+
+
+def site_label(problem: ProblemData, k: int) -> str:
+    """A site in words: its name, or the job line that is a site of its own."""
+    lines = np.flatnonzero(problem.site == k)
+    if lines.size == 1 and problem.line_sites[int(lines[0])] is None:
+        return f"job line {line_label(problem, int(lines[0]))} (a site of its own)"
+    return f"site '{problem.site_labels[k]}'"
+
+
+def _sites(problem: ProblemData, ks) -> str:
+    return _listing([site_label(problem, int(k)) for k in ks])
+
+
+def quota_label(q) -> str:
+    return f"Quota '{q.id}'"
+
+
+def _counted(q) -> str:
+    """Who the quota counts, after a number: ' with the qualification X' or ''."""
+    return f" with the qualification '{q.qualification_id}'" if q.qualification_id else ""
+
+
+def _both(n: int) -> str:
+    return "both" if n == 2 else f"all {n} of"
+
+
+def link_members(problem: ProblemData, link) -> str:
+    """The members of a link in words: "both 'w1' and 'w2'", "all 3 of 'w1', 'w2' and 'w3'"."""
+    return f"{_both(link.workers.size)} {_workers(problem, link.workers)}"
+
+
+def _link_sites(problem: ProblemData, usable: np.ndarray, link) -> tuple[list[set[int]], set[int]]:
+    """Each member's reachable sites, and the sites every member reaches."""
+    per = [set(problem.site[np.flatnonzero(usable[int(s)])].tolist()) for s in link.workers]
+    common = set.intersection(*per) if per else set()
+    return per, common
+
+
+def _residual_capacity(problem: ProblemData, keep: np.ndarray) -> np.ndarray:
+    """Places left on each line once the pinned workers outside ``keep`` (M bool) sit on their pins."""
+    others = np.flatnonzero((problem.pin >= 0) & ~keep)
+    taken = np.bincount(problem.pin[others], minlength=problem.n_lines)
+    return np.maximum(problem.capacity - taken, 0)
+
+
+def _placeable(problem: ProblemData, usable: np.ndarray, workers: np.ndarray, lines: np.ndarray,
+               capacity: np.ndarray) -> int:
+    """How many of ``workers`` can be placed on ``lines`` at once (max flow, ``capacity`` per line)."""
+    if workers.size == 0 or lines.size == 0:
+        return 0
+    sub = usable[np.ix_(workers, lines)]
+    rows, cols = np.nonzero(sub)
+    flow, _, _ = _source_side(rows, cols, np.ones(workers.size, dtype=np.int64), capacity[lines])
+    return flow
+
+
+def link_checks(problem: ProblemData) -> tuple[list[Finding], dict[str, list[int]]]:
+    """Links that no site can hold, and for every other link up to two sites that could hold it alone.
+
+    A site holds a link alone when each member has a usable line there and the site's places
+    (less those of workers pinned there from outside the link) take all members at once.
+    """
+    out: list[Finding] = []
+    holding: dict[str, list[int]] = {}
+    if not problem.links:
+        return out, holding
+    usable = usable_pairs(problem)
+    for link in problem.links:
+        members = link.workers
+        per, common = _link_sites(problem, usable, link)
+        if any(not s for s in per):
+            continue  # WORKER_NO_LINE (or PINS_OVERFILL_LINE) says it
+        who = _workers(problem, members)
+        if not common:
+            detail = "; ".join(
+                f"{worker_label(problem, int(s))} can only take lines at {_sites(problem, sorted(ks))}"
+                for s, ks in zip(members, per, strict=True)
+            )
+            lines = np.flatnonzero(usable[members].any(axis=0))
+            out.append(Finding.problem(
+                LINK_NO_SITE,
+                f"Link '{link.id}': no site has an eligible place for {_both(members.size)} {who}: "
+                f"{detail}. Make a line of one site eligible for all of them, lift a pin, or undo the link.",
+                _wids(problem, members),
+                _lids(problem, lines),
+            ))
+            continue
+        cap = _residual_capacity(problem, np.isin(np.arange(problem.n_workers), members))
+        fits = []
+        for k in sorted(common):
+            together = np.flatnonzero((problem.site == k) & usable[members].all(axis=0) & (cap >= members.size))
+            lines = np.flatnonzero((problem.site == k) & usable[members].any(axis=0))
+            if together.size or _placeable(problem, usable, members, lines, cap) == members.size:
+                fits.append(k)
+                if len(fits) == 2:
+                    break  # site_checks only needs to know whether one site alone can hold it
+        holding[link.id] = fits
+        if fits:
+            continue
+        parts = []
+        for k in sorted(common):
+            lines = np.flatnonzero((problem.site == k) & usable[members].any(axis=0))
+            room = _placeable(problem, usable, members, lines, cap)
+            parts.append(
+                f"at {site_label(problem, k)} ({_lines(problem, lines)}) only {room} of them can be placed at once"
+            )
+        lines = np.flatnonzero(np.isin(problem.site, sorted(common)) & usable[members].any(axis=0))
+        out.append(Finding.problem(
+            LINK_NO_ROOM,
+            f"Link '{link.id}': no site has room for {_both(members.size)} {who} together: "
+            f"{'; '.join(parts)}. Add places there, make more lines eligible for them, or undo the link.",
+            _wids(problem, members),
+            _lids(problem, lines),
+        ))
+    return out, holding
+
+
+def site_checks(problem: ProblemData, holding: Mapping[str, list[int]]) -> list[Finding]:
+    """Sites that must hold more workers than they can: links that fit nowhere else, with the
+    workers who can only take that site's lines (pins included)."""
+    if not holding:
+        return []
+    usable = usable_pairs(problem)
+    has_line = usable.any(axis=1)
+    only_site = np.full(problem.n_workers, -1, dtype=np.int64)
+    for s in np.flatnonzero(has_line):
+        ks = np.unique(problem.site[usable[s]])
+        if ks.size == 1:
+            only_site[s] = ks[0]
+    out = []
+    by_id = {link.id: link for link in problem.links}
+    forced_links: dict[int, list] = defaultdict(list)
+    for lid, fits in holding.items():
+        if len(fits) == 1:
+            forced_links[fits[0]].append(by_id[lid])
+    for k, links in sorted(forced_links.items()):
+        in_link = np.zeros(problem.n_workers, dtype=bool)
+        for link in links:
+            in_link[link.workers] = True
+        alone = (only_site == k) & ~in_link
+        forced = np.flatnonzero(in_link | alone)
+        lines = np.flatnonzero(problem.site == k)
+        if len(links) == 1 and not alone.any():
+            continue  # the link alone fits (link_checks)
+        placed = _placeable(problem, usable, forced, lines, problem.capacity)
+        if placed >= forced.size:
+            continue
+        if _placeable(problem, usable, np.flatnonzero(alone), lines, problem.capacity) < int(alone.sum()):
+            continue  # without the links already: WORKERS_EXCEED_PLACES says it
+        names = _listing([f"'{link.id}' ({_workers(problem, link.workers)})" for link in links])
+        extra = ""
+        if alone.any():
+            extra = f", and {_workers(problem, np.flatnonzero(alone))} can only take its lines"
+        link_words = "link" if len(links) == 1 else "links"
+        out.append(Finding.problem(
+            SITE_TOO_SMALL,
+            f"{site_label(problem, k)[0].upper()}{site_label(problem, k)[1:]} is the only site that can hold "
+            f"{link_words} {names}{extra}: {_plural(int(forced.size), 'worker (doctor)', 'workers (doctors)')} "
+            f"in all, but at most {placed} can be placed on its lines ({_lines(problem, lines)}, "
+            f"{_plural(int(problem.capacity[lines].sum()), 'place')}) at once. Add places there, make "
+            f"lines of another site eligible for them, or undo a link.",
+            _wids(problem, forced),
+            _lids(problem, lines),
+        ))
+    return out
+
+
+def _count_weights(problem: ProblemData, family, signs=None) -> np.ndarray:
+    """(M, N) int: how many quotas of ``family`` count worker s on line j (each with its sign)."""
+    c = np.zeros((problem.n_workers, problem.n_lines), dtype=np.int64)
+    for i, q in enumerate(family):
+        c[np.ix_(q.counts, q.lines)] += 1 if signs is None else signs[i]
+    return c
+
+
+def _families(quotas) -> list[tuple]:
+    """Single quotas, then every pair, then all of them (as far as :data:`QUOTA_FAMILY_LIMIT`)."""
+    out = [(q,) for q in quotas]
+    if 2 <= len(quotas) <= QUOTA_FAMILY_LIMIT:
+        out += [(a, b) for i, a in enumerate(quotas) for b in quotas[i + 1:]]
+        if len(quotas) > 2:
+            out.append(tuple(quotas))
+    return out
+
+
+def _quota_names(family) -> str:
+    if len(family) == 1:
+        return quota_label(family[0])
+    return "Quotas " + _listing([f"'{q.id}'" for q in family])
+
+
+def _disjoint(family) -> bool:
+    seen: set[int] = set()
+    for q in family:
+        ls = set(q.lines.tolist())
+        if seen & ls:
+            return False
+        seen |= ls
+    return True
+
+
+def quota_checks(problem: ProblemData) -> list[Finding]:
+    """Quotas (alone, or families of them) whose bounds the places and workers cannot meet.
+
+    Minimums: a quota's minimum above its lines' places, above the counted workers who can
+    reach its lines, or above how many of them its lines take at once (max flow); the minimums
+    of quotas on job lines that share none, above how many counted workers their lines take at
+    once. Maximums: below the counted workers who cannot avoid the quotas' lines (every line
+    they can take, a pin included, is counted), or, for one quota, below its lines that must be
+    filled and only counted workers can take.
+    """
+    return _quota_checks(problem)[0]
+
+
+def _quota_checks(problem: ProblemData) -> tuple[list[Finding], set[frozenset[str]]]:
+    """:func:`quota_checks`, with the families (quota ids) found failing."""
+    if not problem.quotas:
+        return [], set()
+    usable = usable_pairs(problem)
+    has_line = usable.any(axis=1)
+    out: list[Finding] = []
+    failed: list[set[str]] = []
+
+    def add(family, finding: Finding) -> None:
+        failed.append({q.id for q in family})
+        out.append(finding)
+
+    def already(family) -> bool:
+        ids = {q.id for q in family}
+        return any(f <= ids for f in failed)
+
+    for family in _families(problem.quotas):
+        if already(family):
+            continue
+        need = sum(q.min_workers for q in family)
+        single = len(family) == 1
+        q0 = family[0]
+        lines = np.unique(np.concatenate([q.lines for q in family]))
+        if need > 0 and (single or _disjoint(family)):
+            places = int(problem.capacity[lines].sum())
+            # Workers counted by the quota of each line (lines are disjoint: one quota per line).
+            counted_on = np.zeros((problem.n_workers, problem.n_lines), dtype=bool)
+            for q in family:
+                counted_on[np.ix_(q.counts, q.lines)] = True
+            reach_pairs = usable & counted_on
+            reach = np.flatnonzero(reach_pairs.any(axis=1))
+            bounds = "" if single else f" ({' + '.join(str(q.min_workers) for q in family)})"
+            # Pinned workers the quotas do not count still take their places.
+            cap = _residual_capacity(problem, reach_pairs.any(axis=1))
+            wids = _wids(problem, reach)
+            if single and need > places:
+                add(family, Finding.problem(
+                    QUOTA_MIN_ABOVE_PLACES,
+                    f"{quota_label(q0)} needs {_plural(need, 'worker')}{_counted(q0)} but its job lines "
+                    f"({_lines(problem, q0.lines)}) have only {_plural(places, 'place')} in all. "
+                    "Lower its minimum, or add places to its lines.",
+                    (), _lids(problem, lines)))
+                continue
+            if single:
+                subject = f"{quota_label(q0)} needs {_plural(need, 'worker')}{_counted(q0)} on its lines"
+                whom, its, fix = f"eligible worker{'' if reach.size == 1 else 's'}{_counted(q0)}", "its", "the minimum"
+            else:
+                subject = (f"{_quota_names(family)} together need {_plural(need, 'worker')}{bounds} on job lines "
+                           "that share none")
+                whom, its, fix = f"eligible worker{'' if reach.size == 1 else 's'} they count", "their", "a minimum"
+            code = QUOTA_MIN_UNREACHABLE if single else QUOTAS_ABOVE_WORKERS
+            if reach.size < need:
+                text = f"{subject}, but only {reach.size} {whom} can reach {its} lines"
+                text += f": {_workers(problem, reach)}." if reach.size else "."
+                text += f" Lower {fix}, or make {its} lines eligible for more workers."
+                add(family, Finding.problem(code, text, wids, _lids(problem, lines)))
+                continue
+            placed = _placeable(problem, reach_pairs, reach, lines, cap)
+            if placed < need:
+                add(family, Finding.problem(
+                    code,
+                    f"{subject}, but of the {reach.size} {whom} who can reach {its} lines "
+                    f"({_lines(problem, lines)}), at most {placed} can be placed there at once: the lines they "
+                    f"can take have too few places. Lower {fix}, add places, or make more lines eligible.",
+                    wids, _lids(problem, lines)))
+                continue
+        if any(q.max_workers is None for q in family):
+            continue
+        allow = sum(int(q.max_workers) for q in family)
+        c = _count_weights(problem, family)
+        # Each worker adds at least the least count among the lines they can take.
+        least = np.where(usable, c, np.iinfo(np.int64).max).min(axis=1, initial=np.iinfo(np.int64).max)
+        least = np.where(has_line, least, 0)
+        forced = np.flatnonzero(least > 0)
+        must = int(least.sum())
+        mand_words = ""
+        mand_lines = np.zeros(0, dtype=np.int64)
+        if single:
+            # A line that must be filled and that only counted workers can take adds one.
+            allowed = problem.allowed
+            m_lines = q0.lines[problem.mandatory[q0.lines] & (problem.capacity[q0.lines] > 0)]
+            m_lines = m_lines[allowed[:, m_lines].any(axis=0) & ~(allowed[:, m_lines] & ~q0.counts[:, None]).any(axis=0)]
+            if m_lines.size > must:
+                must, mand_lines = int(m_lines.size), m_lines
+                mand_words = (f" its {_plural(int(m_lines.size), 'job line')} {_lines(problem, m_lines)} must be "
+                              f"filled and only workers it counts can take them")
+        if must <= allow:
+            continue
+        bounds = "" if single else f" ({' + '.join(str(q.max_workers) for q in family)})"
+        if mand_words:
+            text = (f"{quota_label(q0)} allows at most {_plural(allow, 'worker')}{_counted(q0)} on its lines, but"
+                    f"{mand_words}: at least {must} will be there. Raise the maximum, or untick must be filled.")
+            wids_, lids_ = (), _lids(problem, mand_lines)
+        else:
+            pinned = forced[problem.pin[forced] >= 0]
+            pin_note = f" ({_workers(problem, pinned)} {'is' if pinned.size == 1 else 'are'} pinned)" if pinned.size else ""
+            subject = (f"{quota_label(q0)} allows at most {_plural(allow, 'worker')}{_counted(q0)} on its lines"
+                       if single else
+                       f"{_quota_names(family)} together allow at most {_plural(allow, 'worker')}{bounds}")
+            counted_words = "it counts can take no other line" if single else \
+                "they count can take no line outside them"
+            text = (f"{subject}, but {_plural(int(forced.size), 'worker')} {counted_words}: "
+                    f"{_workers(problem, forced)}{pin_note}"
+                    + (f" (they add {must} to the counts)" if must != forced.size else "")
+                    + f". Raise {'the' if single else 'a'} maximum, lift pins, or make other lines eligible for them.")
+            wids_, lids_ = _wids(problem, forced), _lids(problem, lines)
+        add(family, Finding.problem(QUOTA_MAX_BELOW_FORCED if single else QUOTAS_BELOW_FORCED, text, wids_, lids_))
+    return out, {frozenset(f) for f in failed}
+
+
+def rule_precheck(problem: ProblemData) -> list[Finding]:
+    """The links', sites' and quotas' checks (small max-flows on the rules' own lines only)."""
+    if not problem.has_links_or_quotas:
+        return []
+    found, holding = link_checks(problem)
+    return found + site_checks(problem, holding) + quota_checks(problem)
+
+
+def _count_range(problem: ProblemData, weights: np.ndarray, *, least: bool = True) -> tuple[int | None, int] | None:
+    """The least (when ``least``) and the most ``sum(weights[s, a[s]])`` over the allocations
+    ``a`` that keep the seed's constraints (one allowed line each, places, lines that must be
+    filled), by min-cost flows; None when there is no such allocation."""
+    m, n = problem.n_workers, problem.n_lines
+    usable = usable_pairs(problem)
+    ws, ls = np.nonzero(usable)
+    cap = problem.capacity.astype(np.int64)
+    lb = (problem.mandatory & (cap > 0)).astype(np.int64)
+    if (problem.mandatory & (cap == 0)).any():
+        return None
+    sink = m + n
+    tails = np.concatenate([ws, np.arange(m, m + n)]).astype(np.int32)
+    heads = np.concatenate([ls + m, np.full(n, sink)]).astype(np.int32)
+    caps = np.concatenate([np.ones(ws.size, dtype=np.int64), cap - lb])
+    supplies = np.concatenate([np.ones(m, dtype=np.int64), -lb, [-(m - int(lb.sum()))]]).astype(np.int64)
+    out: list[int | None] = [None]
+    for sign in (1, -1) if least else (-1,):
+        smcf = min_cost_flow.SimpleMinCostFlow()
+        units = np.concatenate([sign * weights[ws, ls], np.zeros(n, dtype=np.int64)]).astype(np.int64)
+        smcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, units)
+        smcf.set_nodes_supplies(np.arange(m + n + 1, dtype=np.int32), supplies)
+        if smcf.solve() != smcf.OPTIMAL:
+            return None
+        out.append(sign * int(smcf.optimal_cost()))
+    return out[-2], out[-1]
+
+
+def quota_ranges(
+    problem: ProblemData, *, skip: set[frozenset[str]] | None = None, seconds: float = QUOTA_RANGE_SECONDS
+) -> list[Finding]:
+    """Quotas (alone, in pairs, all together) whose bounds no allocation of the seed's rules can
+    meet, decided exactly by min-cost flows: the least and most workers they count on their
+    lines while every worker has a line, places hold and the lines that must be filled are
+    filled (links and the other quotas aside). Families containing one in ``skip`` (by default
+    those :func:`quota_checks` finds failing) are left out. Families not reached within
+    ``seconds`` are not checked (single quotas come first)."""
+    if skip is None:
+        skip = _quota_checks(problem)[1]
+    deadline = time.perf_counter() + seconds
+    out: list[Finding] = []
+    failed = [set(f) for f in skip]
+    for family in _families(problem.quotas):
+        if time.perf_counter() > deadline:
+            break
+        ids = {q.id for q in family}
+        if any(f <= ids for f in failed):
+            continue
+        need = sum(q.min_workers for q in family)
+        allow = None if any(q.max_workers is None for q in family) else sum(int(q.max_workers) for q in family)
+        if need == 0 and allow is None:
+            continue
+        rng = _count_range(problem, _count_weights(problem, family))
+        if rng is None:
+            return out  # the seed's rules alone fail: the flows above say why
+        lo, hi = rng
+        assert lo is not None
+        single = len(family) == 1
+        lines = np.unique(np.concatenate([q.lines for q in family]))
+        counted = np.zeros(problem.n_workers, dtype=bool)
+        for q in family:
+            counted |= q.counts & usable_pairs(problem)[:, q.lines].any(axis=1)
+        words = "the workers it counts" if single else "the workers they count (a worker once per quota that counts them)"
+        if need > hi:
+            subject = (f"{quota_label(family[0])} needs {_plural(need, 'worker')}{_counted(family[0])} on its lines"
+                       if single else f"{_quota_names(family)} together need {_plural(need, 'worker')}")
+            text = (f"{subject}, but while every worker (doctor) gets a job line and every line that must be filled "
+                    f"is filled, at most {hi} of {words} can be there. Lower "
+                    f"{'the minimum' if single else 'a minimum'}, or add places or eligible workers.")
+        elif allow is not None and lo > allow:
+            subject = (f"{quota_label(family[0])} allows at most {_plural(allow, 'worker')}{_counted(family[0])} on its "
+                       "lines" if single else f"{_quota_names(family)} together allow at most {_plural(allow, 'worker')}")
+            text = (f"{subject}, but while every worker (doctor) gets a job line and every line that must be filled "
+                    f"is filled, at least {lo} of {words} are there. Raise "
+                    f"{'the maximum' if single else 'a maximum'}, or make other lines eligible for them.")
+        else:
+            continue
+        failed.append(ids)
+        out.append(Finding.problem(QUOTA_OUT_OF_RANGE, text, _wids(problem, np.flatnonzero(counted)),
+                                   _lids(problem, lines)))
+    # Minimums against maximums on shared lines: the workers counted by the quotas with a
+    # minimum, less those counted by the quotas with a maximum, can be no more than the flow's
+    # most; yet the bounds need at least (sum of the minimums - sum of the maximums).
+    for family in _families(problem.quotas):
+        if len(family) < 2:
+            continue
+        ids = {q.id for q in family}
+        if any(f <= ids for f in failed):
+            continue
+        for signs in _mixed_signs(family):
+            if time.perf_counter() > deadline:
+                return out
+            ups = [q for q, g in zip(family, signs, strict=True) if g > 0]
+            downs = [q for q, g in zip(family, signs, strict=True) if g < 0]
+            if not _overlap(ups, downs):
+                continue
+            need = sum(q.min_workers for q in ups) - sum(int(q.max_workers) for q in downs)
+            if need <= 0:
+                continue
+            rng = _count_range(problem, _count_weights(problem, family, signs), least=False)
+            if rng is None:
+                return out
+            hi = rng[1]
+            if hi >= need:
+                continue
+            labels = [rule_label(problem, "quota", q.id) for q in family]
+            workers = np.unique(np.concatenate([w for _, w, _ in labels] + [np.zeros(0, np.int64)])).astype(np.int64)
+            lines = np.unique(np.concatenate([q.lines for q in family]))
+            up_names = _listing([f"'{q.id}'" for q in ups])
+            down_names = _listing([f"'{q.id}'" for q in downs])
+            text = (
+                f"These quotas cannot hold together: {_listing([t for t, _, _ in labels], limit=len(labels))}. "
+                f"Their job lines overlap: {up_names} need at least {sum(q.min_workers for q in ups)} in all, "
+                f"{down_names} allow at most {sum(int(q.max_workers) for q in downs)} in all, so those counted by "
+                f"{up_names} must outnumber those counted by {down_names} by {need}; while every worker (doctor) "
+                f"gets a job line and every line that must be filled is filled, they can outnumber them by at "
+                f"most {hi}. Relax or drop one of them."
+            )
+            failed.append(ids)
+            out.append(Finding.problem(QUOTAS_CONTRADICT, text, _wids(problem, workers), _lids(problem, lines)))
+            break
+    return out
+
+
+def _mixed_signs(family):
+    """Sign patterns with a minimum (+1) and a maximum (-1) each, every quota used as it can be."""
+    options = []
+    for q in family:
+        opts = []
+        if q.min_workers > 0:
+            opts.append(1)
+        if q.max_workers is not None:
+            opts.append(-1)
+        if not opts:
+            return []
+        options.append(opts)
+    return [g for g in itertools.product(*options) if 1 in g and -1 in g]
+
+
+def _overlap(ups, downs) -> bool:
+    a = np.unique(np.concatenate([q.lines for q in ups]))
+    b = np.unique(np.concatenate([q.lines for q in downs]))
+    return bool(np.intersect1d(a, b).size)
+
+
+def rule_label(problem: ProblemData, kind: str, id_: str) -> tuple[str, np.ndarray, np.ndarray]:
+    """A link or quota in words, with its workers and lines (for :func:`rules_collide`)."""
+    usable = usable_pairs(problem)
+    if kind == "link":
+        link = next(x for x in problem.links if x.id == id_)
+        _, common = _link_sites(problem, usable, link)
+        lines = np.flatnonzero(np.isin(problem.site, sorted(common)) & usable[link.workers].any(axis=0))
+        return f"link '{id_}' ({_workers(problem, link.workers)} at one site)", link.workers, lines
+    q = next(x for x in problem.quotas if x.id == id_)
+    hi = q.max_workers
+    if hi is None:
+        bounds = f"at least {_plural(q.min_workers, 'worker')}"
+    elif q.min_workers == 0:
+        bounds = f"at most {_plural(hi, 'worker')}"
+    elif q.min_workers == hi:
+        bounds = f"exactly {_plural(hi, 'worker')}"
+    else:
+        bounds = f"{q.min_workers} to {hi} workers"
+    if q.sites is not None:
+        where = f"at {'site' if len(q.sites) == 1 else 'sites'} {_listing([repr(s) for s in q.sites])}"
+    else:
+        where = f"on {_lines(problem, q.lines)}"
+    # A quota that counts everyone concerns its lines; one with a qualification, those who have it.
+    workers = np.flatnonzero(q.counts & usable[:, q.lines].any(axis=1)) if q.qualification_id else np.zeros(0, np.int64)
+    return f"quota '{id_}' ({bounds}{_counted(q)} {where})", workers, q.lines
+
+
+def rules_collide(
+    problem: ProblemData,
+    rules: list[tuple[str, str]],
+    *,
+    stability: bool = False,
+    minimal: bool = True,
+    pins_matter: bool = False,
+    mandatory_matter: bool = False,
+    solvable_unstable: bool = True,
+) -> Finding:
+    """Word a set of links and quotas (``("link" | "quota", id)``) that cannot all hold together.
+
+    ``minimal``: dropping any one of them was shown to make the run solvable (otherwise the set
+    is only known to be too much together). ``stability``: the set collides with stability, i.e.
+    no *stable* allocation keeps them all. ``pins_matter`` (``mandatory_matter``): without the
+    pins (the lines that must be filled) they would hold together, so those are named too.
+    ``solvable_unstable``: with stability, whether the run without it was shown to be solvable
+    (only then is turning stability off offered as a way out).
+    """
+    labels = [rule_label(problem, kind, id_) for kind, id_ in rules]
+    workers = np.unique(np.concatenate([w for _, w, _ in labels] + [np.zeros(0, np.int64)])).astype(np.int64)
+    lines = np.unique(np.concatenate([ls for _, _, ls in labels] + [np.zeros(0, np.int64)])).astype(np.int64)
+    # A minimal set is short; one the search could not narrow down in time names its first few.
+    named = _listing([t for t, _, _ in labels], limit=len(labels) if minimal else NAMES_IN_MESSAGE)
+    if stability:
+        text = (f"No stable allocation (free of a worker and a job line who would both rather be together) keeps "
+                f"{'this rule' if len(rules) == 1 else 'these rules together'}: {named}.")
+    else:
+        text = f"These rules cannot all hold together: {named}."
+    if minimal:
+        if stability:
+            text += (" Without it a stable allocation exists." if len(rules) == 1 else
+                     " Dropping any one of them makes a stable allocation possible.")
+        elif len(rules) > 1:
+            text += " Each can be met on its own, and dropping any one of them makes the run solvable."
+    ways = ["relax or drop it" if len(rules) == 1 else "relax or drop one of them"]
+    if pins_matter:
+        pinned = np.flatnonzero(problem.pin >= 0)
+        one = pinned.size == 1
+        text += (f" The {'pin' if one else 'pins'} ({_pins_listing(problem, pinned)}) {'is' if one else 'are'} part "
+                 f"of it: without {'it' if one else 'them'} these rules can hold together.")
+        workers = np.union1d(workers, pinned)
+        lines = np.union1d(lines, problem.pin[pinned])
+        ways.append("lift the pins")
+    if mandatory_matter:
+        mand = np.flatnonzero(problem.mandatory)
+        text += (f" The {'line' if mand.size == 1 else 'lines'} that must be filled ({_lines(problem, mand)}) "
+                 f"{'is' if mand.size == 1 else 'are'} part of it: if they could stay empty, these rules could hold.")
+        lines = np.union1d(lines, mand)
+        ways.append("untick must be filled")
+    if stability and solvable_unstable:
+        ways.append("turn stability off")
+    what = ways[0] if len(ways) == 1 else ", ".join(ways[:-1]) + ", or " + ways[-1]
+    text += f" {what[0].upper()}{what[1:]}."
+    return Finding.problem(RULES_COLLIDE, text, _wids(problem, workers), _lids(problem, lines))

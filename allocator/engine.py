@@ -29,6 +29,9 @@ OBJECTIVE_REL_TOL = 1e-7
 
 # Time given to each relaxed stable solve when explaining a stability conflict, at most.
 STABILITY_PROBE_SECONDS = 10.0
+# The search for the links and quotas that collide: each feasibility question, and all together.
+RULE_PROBE_SECONDS = 5.0
+RULE_SEARCH_SECONDS = 30.0
 
 
 class EngineError(RuntimeError):
@@ -172,6 +175,109 @@ def _stability_diagnosis(problem: ProblemData, options: SolveOptions) -> Finding
     )
 
 
+Rule = tuple[str, str]  # ("link" | "quota", id)
+
+
+def _rules(problem: ProblemData) -> list[Rule]:
+    return [("link", x.id) for x in problem.links] + [("quota", q.id) for q in problem.quotas]
+
+
+def _keeping(problem: ProblemData, rules: list[Rule]) -> ProblemData:
+    """``problem`` with only the links and quotas in ``rules``, asked for any allocation: tiers
+    and fewest moves change which allocation is best, never whether one exists, so they go."""
+    keep = set(rules)
+    m = problem.n_workers
+    return dataclasses.replace(
+        problem,
+        links=[x for x in problem.links if ("link", x.id) in keep],
+        quotas=[q for q in problem.quotas if ("quota", q.id) in keep],
+        tier=np.zeros(m, dtype=np.int64),
+        tier_priorities=[None],
+        previous=np.full(m, -1, dtype=np.int64),
+    )
+
+
+def _colliding_rules(problem: ProblemData, options: SolveOptions, rules: list[Rule]) -> tuple[list[Rule], bool]:
+    """A smallest-by-deletion set of ``rules`` with which ``problem`` (stability as set) has no
+    allocation, given that it has none with all of ``rules``.
+
+    A deletion filter: drop a block of rules, and keep them dropped when the run stays without
+    an allocation; blocks halve down to single rules, so that each rule left was needed. Every
+    question is a solve stopped at its first allocation, within :data:`RULE_PROBE_SECONDS`, and
+    the whole search within :data:`RULE_SEARCH_SECONDS`. Returns the set and whether it is
+    proven minimal (False when a question went undecided: the rule was kept to be safe).
+    """
+    deadline = time.perf_counter() + min(float(options.time_limit), RULE_SEARCH_SECONDS)
+
+    def exists(keep: list[Rule]) -> bool | None:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return None
+        trial = _keeping(problem, keep)
+        # The checks prove many a "no" at once, where the solver would need its whole limit.
+        if trial.has_links_or_quotas and dx.diagnose(trial, range_seconds=min(RULE_PROBE_SECONDS, left)):
+            return False
+        probe = dataclasses.replace(options, time_limit=min(RULE_PROBE_SECONDS, deadline - time.perf_counter()))
+        return _exists(trial, probe)
+
+    keep = list(rules)
+    chunk = max(1, len(keep) // 2)
+    minimal = True
+    while True:
+        i = 0
+        while i < len(keep):
+            trial = keep[:i] + keep[i + chunk:]
+            answer = exists(trial)
+            if answer is False:
+                keep = trial
+            else:
+                if answer is None and chunk == 1:
+                    minimal = False
+                i += chunk
+        if chunk == 1:
+            return keep, minimal
+        chunk = max(1, chunk // 2)
+
+
+def _rules_diagnosis(problem: ProblemData, options: SolveOptions) -> list[Finding]:
+    """The run has links or quotas and no allocation, and no single check says why: find the
+    rules that collide (business-rules.md, "Infeasible runs" and "Stability together with these
+    rules"). Empty when stability alone is at fault (the stability diagnosis says why)."""
+    options.callbacks.on_phase("rules diagnosis")
+    rules = _rules(problem)
+    stable = bool(problem.settings.stability)
+    probe = dataclasses.replace(options, time_limit=min(float(options.time_limit), RULE_PROBE_SECONDS))
+    plain_ok = None
+    if stable:
+        plain = _with(problem, stability=False)
+        plain_ok = _exists(_keeping(plain, rules), probe)
+        if plain_ok is False:
+            # The rules collide even without stability: that is what to fix first.
+            found, minimal = _colliding_rules(plain, options, rules)
+            return [dx.rules_collide(plain, found, minimal=minimal)] if found else []
+        without = _exists(_keeping(problem, []), probe)
+        if without is False:
+            return []  # no stable allocation even without the links and quotas
+        if without is None:
+            # Not decided in time: all that is known is that they do not hold together.
+            return [dx.rules_collide(problem, rules, stability=True, minimal=False, solvable_unstable=plain_ok is True)]
+    found, minimal = _colliding_rules(problem, options, rules)
+    if not found:
+        return []  # without any link or quota still none: not theirs to explain
+    pins_matter = mandatory_matter = None
+    if not stable:
+        # Do the pins (the lines that must be filled) take part? Then say so: lifting them is
+        # another way out.
+        kept = _keeping(problem, found)
+        if (problem.pin >= 0).any():
+            pins_matter = _exists(dataclasses.replace(kept, pin=np.full_like(problem.pin, -1)), probe)
+        if problem.mandatory.any():
+            mandatory_matter = _exists(dataclasses.replace(kept, mandatory=np.zeros_like(problem.mandatory)), probe)
+    return [dx.rules_collide(problem, found, stability=stable, minimal=minimal,
+                             pins_matter=pins_matter is True, mandatory_matter=mandatory_matter is True,
+                             solvable_unstable=plain_ok is True)]
+
+
 def solve(snapshot: RunSnapshot, options: SolveOptions | None = None) -> Result:
     """Solve one run snapshot.
 
@@ -221,8 +327,16 @@ def solve_problem_data(
 
     # Cheap checks first; in stable mode the exact flows too, since CP-SAT may need its whole
     # time limit to prove what two max-flows show in well under a second.
+    # The same for links and quotas (CP-SAT's too), but the quotas' min-cost ranges (a few
+    # flows over the whole run) wait until the solver says infeasible.
     options.callbacks.on_phase("checks")
-    pre = dx.diagnose(problem) if stable else dx.precheck(problem)
+    rules = problem.has_links_or_quotas
+    if stable:
+        pre = dx.diagnose(problem)
+    elif rules:
+        pre = dx.diagnose(problem, ranges=False)
+    else:
+        pre = dx.precheck(problem)
     if pre:
         return infeasible(pre if stable else dx.diagnose(problem))
 
@@ -240,8 +354,10 @@ def solve_problem_data(
     if outcome.status == Status.INFEASIBLE:
         options.callbacks.on_phase("diagnosis")
         diag = [] if stable else dx.diagnose(problem)
+        if not diag and problem.has_links_or_quotas:
+            diag = _rules_diagnosis(problem, options)
         if not diag and stable:
-            diag = [_stability_diagnosis(problem, options)]
+            diag = [_stability_diagnosis(_keeping(problem, []) if problem.has_links_or_quotas else problem, options)]
         if not diag:
             diag = [dx.unexplained(problem, f"{outcome.backend}: infeasible")]
         return infeasible(diag, outcome.backend)

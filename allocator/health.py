@@ -13,7 +13,12 @@
 - lines whose pool of workers who may take them is smaller than their places;
 - lines with few candidates: no more than :data:`FEW_CANDIDATES` workers may take them
   (though enough for their places);
-- supervisors named on a line who ranked nobody (their lines get the neutral rank for everyone).
+- supervisors named on a line who ranked nobody (their lines get the neutral rank for everyone);
+- the business rules (business-rules.md), by the diagnosis's checks: a link that no site can
+  hold, a site that cannot hold the links that fit nowhere else, a quota (or quotas together)
+  that the places and workers cannot meet, exactly by min-cost flows
+  (:func:`allocator.diagnosis.quota_ranges`) when nothing else is wrong; and, as a warning, a
+  link that only one site can hold.
 
 Every finding is a :class:`~allocator.findings.Finding`: a code, a severity, a message in
 planners' words that says what is wrong and what to do (naming workers and lines by name with
@@ -35,6 +40,8 @@ from allocator.snapshot import RunSnapshot
 SHORT_RANK_LIST = 3
 #: A line that no more than this many workers may take is reported (with places to fill).
 FEW_CANDIDATES = 3
+#: Time for the quotas' min-cost ranges in the report (the solve's diagnosis gives them longer).
+QUOTA_RANGE_SECONDS = 2.0
 
 # Codes of the findings health makes itself (the problems carry the diagnosis's codes).
 LINES_SHORT_OF_CANDIDATES = "LINES_SHORT_OF_CANDIDATES"
@@ -43,6 +50,7 @@ RANKED_LINES_OUT_OF_REACH = "RANKED_LINES_OUT_OF_REACH"
 SHORT_RANK_LISTS = "SHORT_RANK_LISTS"
 LINES_FEW_CANDIDATES = "LINES_FEW_CANDIDATES"
 SUPERVISORS_RANKED_NOBODY = "SUPERVISORS_RANKED_NOBODY"
+LINK_ONE_SITE = "LINK_ONE_SITE"
 
 # The diagnosis codes that name a line that must be filled and cannot be.
 _UNFILLABLE = (diagnosis.MANDATORY_LINE_NO_PLACES, diagnosis.MANDATORY_LINE_NO_WORKER, diagnosis.PINS_BLOCK_MANDATORY)
@@ -135,6 +143,9 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
     line_label = {p.line_ids[j]: _label(p.line_names[j], p.line_ids[j]) for j in range(p.n_lines)}
     # What makes the solve impossible: the diagnosis's own checks, so both name it alike.
     impossible = diagnosis.precheck(p)
+    if p.quotas and not any(f.severity == PROBLEM for f in impossible):
+        # Flows over the whole run: the report stays quick, the solve's diagnosis checks the rest.
+        impossible += diagnosis.quota_ranges(p, seconds=QUOTA_RANGE_SECONDS)
     no_line = [w for f in impossible if f.code == diagnosis.WORKER_NO_LINE for w in f.worker_ids]
     line_index = {jid: j for j, jid in enumerate(p.line_ids)}
     unfillable = sorted({jid for f in impossible if f.code in _UNFILLABLE for jid in f.job_line_ids},
@@ -214,6 +225,7 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
             f"{_names(shown, sep='; ')}. One withdrawal or pin elsewhere may leave them short.",
             job_line_ids=tuple(x.job_line_id for x in few),
         ))
+    findings += _links_on_one_site(p)
     if silent:
         findings.append(Finding(
             SUPERVISORS_RANKED_NOBODY, WARNING,
@@ -236,3 +248,26 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
         short_rank_lists=[d.worker_id for d in short_lists],
         lines_few_candidates=[x.job_line_id for x in few],
     )
+
+
+def _links_on_one_site(p: ProblemData) -> list[Finding]:
+    """Links that only one site can hold: one change there (a place, a pin) makes the run fail."""
+    if not p.links:
+        return []
+    _, holding = diagnosis.link_checks(p)
+    out = []
+    for link in p.links:
+        fits = holding.get(link.id)
+        if fits is None or len(fits) != 1:
+            continue
+        k = fits[0]
+        lines = np.flatnonzero(p.site == k)
+        out.append(Finding(
+            LINK_ONE_SITE, WARNING,
+            f"Link '{link.id}': only {diagnosis.site_label(p, k)} can hold "
+            f"{diagnosis.link_members(p, link)} together. "
+            "Fewer places or a pin there would leave them nowhere: check their eligibility for other sites.",
+            worker_ids=tuple(sorted(p.worker_ids[int(s)] for s in link.workers)),
+            job_line_ids=tuple(sorted(p.line_ids[int(j)] for j in lines)),
+        ))
+    return out
