@@ -961,13 +961,22 @@ def set_job_line(
     max_n_workers: int | None = None,
     must_have_workers: bool | None = None,
     changed_by: str | None = None,
+    site: str | None = None,
+    clear_site: bool = False,
 ) -> RunChange:
-    """Change a job line's places and/or whether it must be filled; log who and why."""
+    """Change a job line's places, whether it must be filled, and/or its site (``site``; or
+    ``clear_site``: the line becomes a site of its own); log who and why."""
     jid = (job_line_id or "").strip()
     if not jid:
         raise ServiceError("Name the job line to change (its line id).")
-    if max_n_workers is None and must_have_workers is None:
-        raise ServiceError(f"Job line {jid!r}: say what to change (its places, or whether it must be filled).")
+    if max_n_workers is None and must_have_workers is None and site is None and not clear_site:
+        raise ServiceError(
+            f"Job line {jid!r}: say what to change (its places, whether it must be filled, or its site)."
+        )
+    if site is not None and clear_site:
+        raise ServiceError(f"Job line {jid!r}: give it a site or make it a site of its own, not both.")
+    if site is not None and not site.strip():
+        raise ServiceError(f"Job line {jid!r}: a site is a non-empty name.")
     if max_n_workers is not None and (isinstance(max_n_workers, bool) or int(max_n_workers) != max_n_workers or max_n_workers < 0):
         raise ServiceError(f"Job line {jid!r}: places must be a whole number, 0 or more (got {max_n_workers}).")
     why = _reason(reason, f"change job line {jid!r}")
@@ -978,6 +987,8 @@ def set_job_line(
         max_n_workers=None if max_n_workers is None else int(max_n_workers),
         must_have_workers=must_have_workers,
         changed_by=changed_by,
+        site=None if site is None else site.strip(),
+        clear_site=bool(clear_site),
     )
 
 
