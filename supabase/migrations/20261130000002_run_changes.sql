@@ -164,7 +164,9 @@ declare
   v_n integer;
   v_run_name text;
   v_details jsonb;
-  v_link public.allocator_py_run_links;
+  -- The worker's link, if any (scalars: the table comes with 20261130000004, after this file).
+  v_link_id bigint;
+  v_link_ext text;
   v_left jsonb;
   v_prev text;
 begin
@@ -203,28 +205,28 @@ begin
   v_details := jsonb_build_object('name', v_name);
 
   -- Their link goes on without them; a link of one is no link (business-rules.md: 2 to 4).
-  select l.* into v_link
+  select l.id, l.external_id into v_link_id, v_link_ext
     from public.allocator_py_run_links l
     join public.allocator_py_run_link_workers lw on lw.link_id = l.id
    where lw.run_id = p_run_id and lw.worker_id = v_wid;
-  if v_link.id is not null then
+  if v_link_id is not null then
     delete from public.allocator_py_run_link_workers where run_id = p_run_id and worker_id = v_wid;
     select coalesce(jsonb_agg(w.external_id order by lw.id), '[]'::jsonb) into v_left
       from public.allocator_py_run_link_workers lw
       join public.worker_mappings w on w.id = lw.worker_id
-     where lw.link_id = v_link.id
+     where lw.link_id = v_link_id
        and lw.worker_id in (select public.allocator_run_worker_ids(p_run_id));
     if jsonb_array_length(v_left) < 2 then
-      delete from public.allocator_py_run_links where id = v_link.id;
+      delete from public.allocator_py_run_links where id = v_link_id;
     end if;
     v_details := v_details || jsonb_build_object('link', jsonb_build_object(
-      'id', v_link.external_id,
+      'id', v_link_ext,
       'worker_ids', v_left,
       'removed', jsonb_array_length(v_left) < 2,
       'message', case when jsonb_array_length(v_left) < 2
-                      then format('Link %L is removed: %s was its only other worker.', v_link.external_id,
+                      then format('Link %L is removed: %s was its only other worker.', v_link_ext,
                                   coalesce(v_left ->> 0, 'nobody'))
-                      else format('Link %L goes on without them (%s).', v_link.external_id,
+                      else format('Link %L goes on without them (%s).', v_link_ext,
                                   (select string_agg(quote_literal(x), ', ') from jsonb_array_elements_text(v_left) x)) end));
   end if;
 

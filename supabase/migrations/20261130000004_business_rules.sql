@@ -330,8 +330,8 @@ begin
                            where y.ord < x.ord and y.e ->> 'id' = x.e ->> 'id') then
                format('quotas[%s] (id %L): the id is used by more than one quota.', x.ord - 1, x.e ->> 'id')
              when (jsonb_typeof(x.e -> 'sites') = 'array') = (jsonb_typeof(x.e -> 'job_line_ids') = 'array')
-                  or jsonb_typeof(coalesce(x.e -> 'sites', x.e -> 'job_line_ids')) is distinct from 'array'
-                  or jsonb_array_length(coalesce(x.e -> 'sites', x.e -> 'job_line_ids')) = 0 then
+                  or jsonb_typeof(case when jsonb_typeof(x.e -> 'sites') = 'array' then x.e -> 'sites' else x.e -> 'job_line_ids' end) is distinct from 'array'
+                  or jsonb_array_length(case when jsonb_typeof(x.e -> 'sites') = 'array' then x.e -> 'sites' else x.e -> 'job_line_ids' end) = 0 then
                format('quotas[%s] (id %L): a quota counts either sites or job lines (job_line_ids): name one, not both or neither.',
                       x.ord - 1, x.e ->> 'id')
              when jsonb_typeof(coalesce(x.e -> 'min_workers', '0'::jsonb)) <> 'number'
@@ -370,7 +370,7 @@ begin
 
   insert into public.allocator_py_run_quotas
     (run_id, allocation_run_id, external_id, by_site, qualification_tag_id, min_workers, max_workers)
-  select p_run_id, p_allocation_run_id, x.e ->> 'id', jsonb_typeof(x.e -> 'sites') = 'array',
+  select p_run_id, p_allocation_run_id, x.e ->> 'id', coalesce(jsonb_typeof(x.e -> 'sites') = 'array', false),
          (v_tmap ->> (x.e ->> 'qualification_id'))::bigint,
          coalesce((x.e ->> 'min_workers')::integer, 0), (x.e ->> 'max_workers')::integer
     from jsonb_array_elements(v_quotas) with ordinality x(e, ord)
@@ -382,7 +382,7 @@ begin
          case when jsonb_typeof(x.e -> 'sites') = 'array' then i.item end,
          case when jsonb_typeof(x.e -> 'sites') = 'array' then null else (p_jmap ->> i.item)::bigint end
     from jsonb_array_elements(v_quotas) with ordinality x(e, ord)
-    cross join lateral jsonb_array_elements_text(coalesce(x.e -> 'sites', x.e -> 'job_line_ids')) with ordinality i(item, iord)
+    cross join lateral jsonb_array_elements_text(case when jsonb_typeof(x.e -> 'sites') = 'array' then x.e -> 'sites' else x.e -> 'job_line_ids' end) with ordinality i(item, iord)
    order by x.ord, i.iord;
 
   -- The previous allocation.

@@ -292,14 +292,14 @@ def test_the_scenarios_links_and_quotas_replace_the_runs(store, sql):
     # A scenario's replacement is checked like the run's own.
     run_id, snap = _rules_run(store)
     bad = {"linked_workers": [{"id": "pair", "worker_ids": ["w2", "w3"]}], "quotas": None}
-    scenario_id = _save(store, run_id, snap, split, bad)
+    scenario_id = _save(store, run_id, snap, {"w1": "j1", "w2": "j3", "w3": "j1", "w4": "j2"}, bad)
     before = _state(sql, run_id)
     with pytest.raises(PublishRefusedError) as refused:
         store.publish(run_id, scenario_id)
     message = str(refused.value)
     assert "Link 'pair' keeps its workers at one site" in message
     assert "Link 'couple-7'" not in message  # replaced
-    assert "Quota 'rural-min' needs at least 1 worker" in message  # quotas: null keeps the run's
+    assert "Quota 'icu-cap' allows at most 1 worker" in message  # quotas: null keeps the run's
     assert _state(sql, run_id) == before
 
 
@@ -311,7 +311,7 @@ def test_a_line_without_a_site_is_a_site_of_its_own(store, sql):
     scenario_id = _save(store, run_id, snap, {"w1": "j1", "w2": "j2"})
     with pytest.raises(PublishRefusedError, match=r"'w1' at job line 'j1' \(a site of its own\)"):
         store.publish(run_id, scenario_id)
-    store.publish(run_id, _save(store, run_id, snap, {"w1": "j2", "w2": "j2"}, name="together"))
+    store.publish(run_id, _save(store, run_id, snap, {"w1": "j1", "w2": "j1"}, name="together"))
 
 
 # --------------------------------------------------------------------------- run changes
