@@ -100,11 +100,12 @@ def register(app: typer.Typer) -> None:
             typer.Option("--ranks", metavar="LINE,LINE|LINE=R,...", help="The job lines they rank: in order of preference (j3,j1,j2), or with ranks (j3=1,j1=1,j2=2)."),
         ] = "",
         by: ByOption = None,
+        priority: Annotated[int | None, typer.Option("--priority", metavar="N", help="Their priority: 1 is placed first, then 2, ...; leave out to place them last.", show_default=False)] = None,
     ) -> None:
         """Add a late worker to a run, with their tags and the lines they rank."""
         from allocator import service
 
-        worker = service.late_worker(worker_id, name, tags, ranks)
+        worker = service.late_worker(worker_id, name, tags, ranks, priority)
         store = service.open_store()
         try:
             change = service.add_worker(store, run_id, worker, reason=reason, changed_by=_who(by))
