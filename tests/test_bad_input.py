@@ -107,6 +107,16 @@ WORKBOOK_CASES: dict[str, list[str]] = {
     "weighting_minus_2e9.json": ["Sheet 'weightings', row 2", "at least -1,000,000,000"],
     "worker_id_201_chars.json": ["Sheet 'workers', row 2", "an id has at most 200"],
     "worker_id_2700_chars.json": ["Sheet 'workers', row 3", "the id is 2,700 characters long"],
+    # business-rules.md in a workbook: the rules' sheets and columns, each row named.
+    "link_of_five.json": ["Sheet 'linked_workers', row 2 (id 'team-1')", "a link has 2 to 4 workers, this one has 5"],
+    "link_pins_on_two_sites.json": ["Sheet 'linked_workers', row 2 (id 'couple-1')", "pinned to different sites"],
+    "link_worker_twice.json": ["Sheet 'linked_workers', row 3 (id 'couple-2')", "worker 'w1' is already in link 'couple-1'"],
+    "previous_unknown_job_line.json": ["Sheet 'previous_allocations', row 2", "job line 'j9' is not a job line of this run"],
+    "previous_worker_twice.json": ["Sheet 'previous_allocations', row 3", "the worker 'w1' is already on row 2"],
+    "priority_zero.json": ["Sheet 'workers', row 2 (id 'w1'): priority", "at least 1 (1 is placed first)"],
+    "quota_min_above_max.json": ["Sheet 'quotas', row 2 (id 'rural-min')", "the minimum (3) is above the maximum (2)"],
+    "quota_sites_and_lines.json": ["Sheet 'quotas', row 2 (id 'rural-min')", "names both sites and job lines"],
+    "quota_unknown_site.json": ["Sheet 'quotas', row 2 (id 'rural-min')", "site 'Bathurst' is not the site of any job line"],
 }
 
 
