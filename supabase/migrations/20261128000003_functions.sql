@@ -874,7 +874,8 @@ $$;
 
 -- Refuse (AL007) an allocation that breaks a rule of the run as it is now, with the
 -- scenario's overrides on top; the message lists every problem (the first 20), each naming
--- the worker or line. p_allocations: [{worker_id, job_line_id, ...}] with snapshot ids.
+-- the worker or line, and the link or quota (allocator_business_rule_breaches, in
+-- 20261130000004_business_rules.sql). p_allocations: [{worker_id, job_line_id, ...}] with snapshot ids.
 create or replace function public.allocator_check_allocations(
   p_run_id uuid,
   p_overrides jsonb,

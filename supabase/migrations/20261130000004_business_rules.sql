@@ -385,19 +385,20 @@ begin
     cross join lateral jsonb_array_elements_text(case when jsonb_typeof(x.e -> 'sites') = 'array' then x.e -> 'sites' else x.e -> 'job_line_ids' end) with ordinality i(item, iord)
    order by x.ord, i.iord;
 
-  -- The previous allocation.
+  -- The previous allocation (as long as the run: a window, not a pairwise search, for repeats).
   select m into v_bad from (
     select x.ord,
            case
-             when p_wmap -> (x.e ->> 'worker_id') is null then
-               format('previous_allocations[%s]: worker %L is not in this snapshot.', x.ord - 1, x.e ->> 'worker_id')
-             when p_jmap -> (x.e ->> 'job_line_id') is null then
-               format('previous_allocations[%s]: job line %L is not in this snapshot.', x.ord - 1, x.e ->> 'job_line_id')
-             when exists (select 1 from jsonb_array_elements(v_prev) with ordinality y(e, ord)
-                           where y.ord < x.ord and y.e ->> 'worker_id' = x.e ->> 'worker_id') then
-               format('previous_allocations[%s]: worker %L appears more than once.', x.ord - 1, x.e ->> 'worker_id')
+             when p_wmap -> x.wid is null then
+               format('previous_allocations[%s]: worker %L is not in this snapshot.', x.ord - 1, x.wid)
+             when p_jmap -> x.jid is null then
+               format('previous_allocations[%s]: job line %L is not in this snapshot.', x.ord - 1, x.jid)
+             when x.nth > 1 then
+               format('previous_allocations[%s]: worker %L appears more than once.', x.ord - 1, x.wid)
            end as m
-      from jsonb_array_elements(v_prev) with ordinality x(e, ord)) c
+      from (select y.ord, y.e ->> 'worker_id' as wid, y.e ->> 'job_line_id' as jid,
+                   row_number() over (partition by y.e ->> 'worker_id' order by y.ord) as nth
+              from jsonb_array_elements(v_prev) with ordinality y(e, ord)) x) c
    where c.m is not null
    order by c.ord limit 1;
   if v_bad is not null then perform public.allocator_invalid(v_bad); end if;

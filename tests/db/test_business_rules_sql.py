@@ -386,3 +386,39 @@ def test_a_site_change_that_would_break_the_run_is_refused(store, sql):
         store.set_job_line(run_id, "j2", reason="x", site=" Orange")
     assert store.inputs_version(run_id) == version  # nothing written
     assert store.run_changes(run_id) == []
+
+
+# --------------------------------------------------------------------------- planners (RLS)
+
+RULE_TABLES = [
+    "allocator_py_run_links", "allocator_py_run_link_workers", "allocator_py_run_quotas",
+    "allocator_py_run_quota_items", "allocator_py_run_previous_allocations",
+]
+
+
+def test_a_planner_reads_their_own_runs_rules_and_nothing_of_another_organisation(supabase_url):
+    from tests.helpers.dbtools import acting_as, new_organisation, new_user
+
+    with psycopg.connect(supabase_url, autocommit=True) as conn:
+        ana, ben = new_user(conn, "ana@rules.example"), new_user(conn, "ben@rules.example")
+        orgs = {"a": new_organisation(conn, "Rules A", ana), "b": new_organisation(conn, "Rules B", ben)}
+        runs = {k: _sql_import(conn, rules_snapshot(), org) for k, org in orgs.items()}
+
+    with acting_as(supabase_url, "authenticated", ana) as conn:
+        (snap,) = conn.execute("select allocator_run_snapshot(%s)", (runs["a"],)).fetchone()
+        assert RunSnapshot.parse(snap).canonical() == RunSnapshot.parse(rules_snapshot()).canonical() | {
+            "run": RunSnapshot.parse(snap).canonical()["run"]}
+        for table in RULE_TABLES:
+            runs_seen = {r[0] for r in conn.execute(f"select distinct run_id from {table}").fetchall()}
+            assert runs["b"] not in runs_seen and runs["a"] in runs_seen, table
+            with pytest.raises(psycopg.Error) as exc:
+                conn.execute(f"delete from {table}")
+            assert exc.value.sqlstate == "42501", table  # planners write only through the functions
+        with pytest.raises(psycopg.Error, match="not found"):
+            conn.execute("select allocator_run_snapshot(%s)", (runs["b"],))
+
+    with acting_as(supabase_url, "anon") as conn:
+        for table in RULE_TABLES:
+            with pytest.raises(psycopg.Error) as exc:
+                conn.execute(f"select 1 from {table}")
+            assert exc.value.sqlstate == "42501", table
