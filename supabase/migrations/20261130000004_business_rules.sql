@@ -240,6 +240,18 @@ $$;
 
 -- ------------------------------------------------------------------ import
 
+-- A number of workers as JSON: a whole number from 0 to PostgreSQL's integer maximum (a
+-- check that never fails on what it checks, so it can guard a cast).
+create or replace function public.allocator_is_count(p_value jsonb) returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select coalesce(case when jsonb_typeof(p_value) = 'number'
+                       then (p_value #>> '{}')::numeric between 0 and 2147483647
+                            and (p_value #>> '{}')::numeric = trunc((p_value #>> '{}')::numeric) end, false)
+$$;
+
 -- Store a snapshot's links, quotas and previous allocation for a run being imported (called
 -- by allocator_import_run, inside its transaction: a refusal leaves nothing). p_wmap /
 -- p_jmap: the import's external id -> row id maps. Refuses (AL008) what business-rules.md
@@ -334,10 +346,9 @@ begin
                   or jsonb_array_length(case when jsonb_typeof(x.e -> 'sites') = 'array' then x.e -> 'sites' else x.e -> 'job_line_ids' end) = 0 then
                format('quotas[%s] (id %L): a quota counts either sites or job lines (job_line_ids): name one, not both or neither.',
                       x.ord - 1, x.e ->> 'id')
-             when jsonb_typeof(coalesce(x.e -> 'min_workers', '0'::jsonb)) <> 'number'
-                  or (x.e ->> 'min_workers')::numeric < 0
-                  or (jsonb_typeof(x.e -> 'max_workers') = 'number' and (x.e ->> 'max_workers')::numeric < 0)
-                  or (jsonb_typeof(x.e -> 'max_workers') not in ('number', 'null')) then
+             when not public.allocator_is_count(coalesce(x.e -> 'min_workers', '0'::jsonb))
+                  or (coalesce(jsonb_typeof(x.e -> 'max_workers'), 'null') <> 'null'
+                      and not public.allocator_is_count(x.e -> 'max_workers')) then
                format('quotas[%s] (id %L): its minimum and maximum are whole numbers of workers, 0 or more.', x.ord - 1, x.e ->> 'id')
              when jsonb_typeof(x.e -> 'max_workers') = 'number'
                   and coalesce((x.e ->> 'min_workers')::numeric, 0) > (x.e ->> 'max_workers')::numeric then
@@ -551,6 +562,7 @@ $$;
 -- The import and the publish check call these inside their own (SECURITY DEFINER) work;
 -- the rules are read as the planner through the snapshot, so planners may call that one.
 revoke all on function public.allocator_run_rules_json(uuid) from public, anon, authenticated, service_role;
+revoke all on function public.allocator_is_count(jsonb) from public, anon, authenticated, service_role;
 revoke all on function public.allocator_import_business_rules(uuid, uuid, uuid, jsonb, jsonb, jsonb)
   from public, anon, authenticated, service_role;
 revoke all on function public.allocator_business_rule_breaches(uuid, jsonb, jsonb)

@@ -122,6 +122,10 @@ def _sql_import(sql, snap, org):
          r"quotas\[1\] \(id 'icu-ready'\): job line 'ghost' is not in this snapshot"),
         (lambda s: s["quotas"][1].update(min_workers=3),
          r"quotas\[1\] \(id 'icu-ready'\): the minimum \(3\) is above the maximum \(2\)"),
+        (lambda s: s["quotas"][1].update(max_workers=1.5),
+         r"quotas\[1\] \(id 'icu-ready'\): its minimum and maximum are whole numbers of workers, 0 or more"),
+        (lambda s: s["quotas"][0].update(min_workers="3"),
+         r"quotas\[0\] \(id 'rural-min'\): its minimum and maximum are whole numbers of workers, 0 or more"),
         (lambda s: s["previous_allocations"].append({"worker_id": "w1", "job_line_id": "j2"}),
          r"previous_allocations\[2\]: worker 'w1' appears more than once"),
         (lambda s: s["previous_allocations"][1].update(job_line_id="ghost"),
@@ -134,7 +138,8 @@ def _sql_import(sql, snap, org):
          r"job_lines\[3\] \(id 'j4'\): the site must be a non-empty name"),
     ],
     ids=["link-dangling", "link-of-one", "link-of-five", "worker-in-two-links", "quota-both",
-         "quota-unknown-site", "quota-dangling-line", "quota-min-above-max", "previous-twice",
+         "quota-unknown-site", "quota-dangling-line", "quota-min-above-max", "quota-max-1.5",
+         "quota-min-text", "previous-twice",
          "previous-dangling-line", "priority-1.5", "priority-0", "blank-site"],
 )
 def test_sql_import_refuses_bad_rules_atomically(store, sql, change, expected):
