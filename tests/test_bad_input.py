@@ -113,7 +113,7 @@ WORKBOOK_CASES: dict[str, list[str]] = {
     "link_worker_twice.json": ["Sheet 'linked_workers', row 3 (id 'couple-2')", "worker 'w1' is already in link 'couple-1'"],
     "previous_unknown_job_line.json": ["Sheet 'previous_allocations', row 2", "job line 'j9' is not a job line of this run"],
     "previous_worker_twice.json": ["Sheet 'previous_allocations', row 3", "the worker 'w1' is already on row 2"],
-    "priority_zero.json": ["Sheet 'workers', row 2 (id 'w1'): priority", "at least 1 (1 is placed first)"],
+    "priority_zero.json": ["Sheet 'workers', row 2: priority must be a whole number (1 or more; 1 is placed first), not 0"],
     "quota_min_above_max.json": ["Sheet 'quotas', row 2 (id 'rural-min')", "the minimum (3) is above the maximum (2)"],
     "quota_sites_and_lines.json": ["Sheet 'quotas', row 2 (id 'rural-min')", "names both sites and job lines"],
     "quota_unknown_site.json": ["Sheet 'quotas', row 2 (id 'rural-min')", "site 'Bathurst' is not the site of any job line"],

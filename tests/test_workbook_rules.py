@@ -145,9 +145,9 @@ def _set(sheet: str, row: int, column: int, value):
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (_set("workers", 2, 4, "first"), "Sheet 'workers', row 2: priority must be a whole number (0 or more), not 'first'"),
-        (_set("workers", 2, 4, 0), "Sheet 'workers', row 2 (id 'w01'): priority: must be a whole number of at least 1 (1 is placed first), not 0"),
-        (_set("workers", 3, 4, 1.5), "Sheet 'workers', row 3: priority must be a whole number (0 or more), not 1.5"),
+        (_set("workers", 2, 4, "first"), "Sheet 'workers', row 2: priority must be a whole number (1 or more; 1 is placed first), not 'first'"),
+        (_set("workers", 2, 4, 0), "Sheet 'workers', row 2: priority must be a whole number (1 or more; 1 is placed first), not 0"),
+        (_set("workers", 3, 4, 1.5), "Sheet 'workers', row 3: priority must be a whole number (1 or more; 1 is placed first), not 1.5"),
         (_set("linked_workers", 2, 2, "w04, w99"), "Sheet 'linked_workers', row 2 (id 'couple-7'): worker 'w99' is not a worker of this run"),
         (_set("linked_workers", 3, 2, "w03, w05"), "Sheet 'linked_workers', row 3 (id 'trio'): worker 'w03' is already in link 'couple-7'"),
         (_set("linked_workers", 2, 2, "w03"), "Sheet 'linked_workers', row 2 (id 'couple-7'): a link has 2 to 4 workers, this one has 1"),

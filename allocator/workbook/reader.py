@@ -449,14 +449,19 @@ def _parse_ids(value: Any, where: str, column: str, problems: list[str]) -> list
     return [part.strip() for part in _as_text(value).split(",") if part.strip()]
 
 
+# Whole-number columns whose smallest value is not 0, and what that value means.
+_LEAST = {"priority": (1, "; 1 is placed first")}
+
+
 def _parse_whole(value: Any, where: str, column: str, problems: list[str]) -> int | None:
     word = _WORDS.get(column, column)
+    least, meaning = _LEAST.get(column, (0, ""))
     if not _filled(value):
-        problems.append(f"{where}: {word} is empty; it must be a whole number (0 or more)")
+        problems.append(f"{where}: {word} is empty; it must be a whole number ({least} or more{meaning})")
         return None
     number = _number(value)
-    if number is None or not float(number).is_integer() or number < 0:
-        problems.append(f"{where}: {word} must be a whole number (0 or more), not {_show(value)}")
+    if number is None or not float(number).is_integer() or number < least:
+        problems.append(f"{where}: {word} must be a whole number ({least} or more{meaning}), not {_show(value)}")
         return None
     return int(number)
 
