@@ -427,3 +427,13 @@ def test_a_planner_reads_their_own_runs_rules_and_nothing_of_another_organisatio
             with pytest.raises(psycopg.Error) as exc:
                 conn.execute(f"select 1 from {table}")
             assert exc.value.sqlstate == "42501", table
+
+
+def test_renaming_a_tag_only_a_quota_counts_moves_the_runs_inputs_version(store, sql):
+    org = new_org_in_store(store)
+    run_id = store.import_snapshot(rules_snapshot(), organisation_id=org)
+    before = store.inputs_version(run_id)
+    sql.execute("update qualification_tags set external_id = 'renamed' where organisation_id = %s "
+                "and external_id = 'never-seen'", (org,))
+    assert store.inputs_version(run_id) > before
+    assert [q.qualification_id for q in store.load_run(run_id).quotas if q.id == "new-tag"] == ["renamed"]
