@@ -928,11 +928,17 @@ def late_worker(
     name: str = "",
     qualification_ids: str | Sequence[str] | None = None,
     ranked_lines: str | Sequence[str] | Sequence[tuple[str, float]] | None = None,
+    priority: int | None = None,
 ) -> LateWorker:
-    """A late worker from what a planner typed: tags comma-separated, lines as :func:`parse_ranked_lines`."""
+    """A late worker from what a planner typed: tags comma-separated, lines as
+    :func:`parse_ranked_lines`, and optionally their priority (1 is placed first)."""
     wid = (worker_id or "").strip()
     if not wid:
         raise ServiceError("The late worker needs an id (the id their rankings and the allocation use).")
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int) or priority < 1):
+        raise ServiceError(
+            f"Worker {wid!r}: the priority must be a whole number of at least 1 (1 is placed first), not {priority!r}."
+        )
     if isinstance(qualification_ids, str):
         tags = [t.strip() for t in qualification_ids.split(",")]
     else:
@@ -941,7 +947,10 @@ def late_worker(
         prefs = tuple((str(j), float(r)) for j, r in ranked_lines)  # type: ignore[misc]
     else:
         prefs = parse_ranked_lines(ranked_lines)  # type: ignore[arg-type]
-    return LateWorker(id=wid, name=(name or "").strip(), qualification_ids=tuple(t for t in tags if t), preferences=prefs)
+    return LateWorker(
+        id=wid, name=(name or "").strip(), qualification_ids=tuple(t for t in tags if t), preferences=prefs,
+        priority=priority,
+    )
 
 
 def add_worker(
@@ -961,13 +970,22 @@ def set_job_line(
     max_n_workers: int | None = None,
     must_have_workers: bool | None = None,
     changed_by: str | None = None,
+    site: str | None = None,
+    clear_site: bool = False,
 ) -> RunChange:
-    """Change a job line's places and/or whether it must be filled; log who and why."""
+    """Change a job line's places, whether it must be filled, and/or its site (``site``; or
+    ``clear_site``: the line becomes a site of its own); log who and why."""
     jid = (job_line_id or "").strip()
     if not jid:
         raise ServiceError("Name the job line to change (its line id).")
-    if max_n_workers is None and must_have_workers is None:
-        raise ServiceError(f"Job line {jid!r}: say what to change (its places, or whether it must be filled).")
+    if max_n_workers is None and must_have_workers is None and site is None and not clear_site:
+        raise ServiceError(
+            f"Job line {jid!r}: say what to change (its places, whether it must be filled, or its site)."
+        )
+    if site is not None and clear_site:
+        raise ServiceError(f"Job line {jid!r}: give it a site or make it a site of its own, not both.")
+    if site is not None and not site.strip():
+        raise ServiceError(f"Job line {jid!r}: a site is a non-empty name.")
     if max_n_workers is not None and (isinstance(max_n_workers, bool) or int(max_n_workers) != max_n_workers or max_n_workers < 0):
         raise ServiceError(f"Job line {jid!r}: places must be a whole number, 0 or more (got {max_n_workers}).")
     why = _reason(reason, f"change job line {jid!r}")
@@ -978,6 +996,8 @@ def set_job_line(
         max_n_workers=None if max_n_workers is None else int(max_n_workers),
         must_have_workers=must_have_workers,
         changed_by=changed_by,
+        site=None if site is None else site.strip(),
+        clear_site=bool(clear_site),
     )
 
 
@@ -990,17 +1010,25 @@ def _yes(flag: object) -> str:
     return "yes" if flag else "no"
 
 
+def _site(site: object) -> str:
+    return repr(site) if site else "none (a site of its own)"
+
+
 def change_words(change: RunChange) -> str:
     """What a change did, in one planner's sentence (the change log shows it)."""
     d = change.details
     who = f"worker {change.worker_id!r}" + (f" ({d['name']})" if d.get("name") else "")
     if change.action == "withdraw_worker":
-        return f"Withdrew {who} from the run."
+        # The database keeps the run valid (business-rules.md) and says how: their link and
+        # their previous allocation.
+        also = [x["message"] for x in (d.get("link"), d.get("previous_allocation")) if isinstance(x, dict) and x.get("message")]
+        return " ".join([f"Withdrew {who} from the run.", *also])
     if change.action == "add_worker":
         tags = ", ".join(d.get("qualification_ids") or []) or "none"
         prefs = d.get("preferences") or []
         ranked = ", ".join(f"{p['job_line_id']} ({p['rank']:g})" for p in prefs) or "no lines"
-        return f"Added late {who}; qualifications: {tags}; ranks: {ranked}."
+        priority = f"; priority {d['priority']}" if d.get("priority") is not None else ""
+        return f"Added late {who}; qualifications: {tags}; ranks: {ranked}{priority}."
     before, after = d.get("before") or {}, d.get("after") or {}
     line = f"job line {change.job_line_id!r}" + (f" ({d['name']})" if d.get("name") else "")
     parts = []
@@ -1008,6 +1036,8 @@ def change_words(change: RunChange) -> str:
         parts.append(f"places {before.get('max_n_workers')} → {after.get('max_n_workers')}")
     if before.get("must_have_workers") != after.get("must_have_workers"):
         parts.append(f"must be filled {_yes(before.get('must_have_workers'))} → {_yes(after.get('must_have_workers'))}")
+    if before.get("site") != after.get("site"):
+        parts.append(f"site {_site(before.get('site'))} → {_site(after.get('site'))}")
     return f"Changed {line}: {'; '.join(parts) or 'no difference'}."
 
 

@@ -473,7 +473,10 @@ def _pydantic_messages(exc: ValidationError, data: Any, prefix: tuple = ()) -> l
             out.append(f"{where}: {_field_noun(field)} {err['msg']}" if where else f"{_field_noun(field)} {err['msg']}")
             continue
         bound = _limit_bound(err)
-        if bound is not None:
+        rule_words = _RULE_FIELD_WORDS.get((field, typ))
+        if rule_words is not None:
+            text = f"{rule_words}, not {_shown_value(err.get('input'))}"
+        elif bound is not None:
             text = f"must be {bound}, not {_shown_value(err.get('input'))}"
         elif typ in _TYPE_WORDS:
             text = f"must be {_TYPE_WORDS[typ]}, not {_shown_value(err.get('input'))}"
@@ -502,6 +505,14 @@ _TYPE_WORDS = {
     "list_type": "a list",
     "model_type": "a JSON object",
     "dict_type": "a JSON object",
+}
+
+# Bounds of the business rules' numbers, said the way a planner reads them (pydantic's own
+# "input should be greater than or equal to 1" says nothing about what the number means).
+_RULE_FIELD_WORDS = {
+    ("priority", "greater_than_equal"): "must be a whole number of at least 1 (1 is placed first)",
+    ("min_workers", "greater_than_equal"): "must be a whole number of workers, 0 or more",
+    ("max_workers", "greater_than_equal"): "must be a whole number of workers, 0 or more (or null for no maximum)",
 }
 
 _FIELD_NOUNS = {
@@ -796,7 +807,10 @@ def _check_business_rules(s: RunSnapshot, worker_ids: set[str], line_ids: set[st
         else:
             seen_ids[q.id] = i
         if (q.sites is None) == (q.job_line_ids is None):
-            errs.append(f"{where}: give exactly one of 'sites' or 'job_line_ids', not {'both' if q.sites is not None else 'neither'}")
+            if q.sites is not None:
+                errs.append(f"{where}: names both sites and job lines (job_line_ids); a quota counts either sites or job lines, name one")
+            else:
+                errs.append(f"{where}: names neither sites nor job lines (job_line_ids); say which sites or job lines it counts")
         elif q.sites is not None:
             if not q.sites:
                 errs.append(f"{where}: 'sites' is empty; name at least one site")

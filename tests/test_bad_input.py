@@ -67,6 +67,27 @@ CASES: dict[str, list[str]] = {
     "worker_id_nul.json": ["workers[1] (id 'w\\x00'): the id contains a control character (NUL)"],
     "worker_id_spaces.json": ["workers[0] (id ' w1 '): the id starts or ends with a space"],
     "worker_name_nul.json": ["workers[0] (id 'w1'): the name contains a control character (NUL)"],
+    # business-rules.md: every new invalid input names its entry.
+    "fewest_moves_string.json": ["settings: fewest_moves", "must be true or false, not the text 'yes'"],
+    "link_empty.json": ["linked_workers[0] (id 'couple-1')", "names no workers; a link has 2 to 4 workers"],
+    "link_of_five.json": ["linked_workers[0] (id 'team-1')", "a link has 2 to 4 workers, this one has 5"],
+    "link_of_one.json": ["linked_workers[0] (id 'couple-1')", "a link has 2 to 4 workers, this one has 1"],
+    "link_pins_on_two_sites.json": [
+        "linked_workers[0] (id 'couple-1')", "pinned to different sites ('w1' to site 'Orange', 'w2' to site 'Dubbo')",
+    ],
+    "link_unknown_worker.json": ["linked_workers[0] (id 'couple-1')", "worker 'w9' is not a worker of this run"],
+    "link_worker_twice.json": ["linked_workers[1] (id 'couple-2')", "worker 'w1' is already in link 'couple-1'"],
+    "previous_unknown_job_line.json": ["previous_allocations[0]", "job line 'j9' is not a job line of this run"],
+    "previous_unknown_worker.json": ["previous_allocations[0]", "worker 'w9' is not a worker of this run"],
+    "previous_worker_twice.json": ["previous_allocations[1]", "worker 'w1' appears more than once"],
+    "priority_1_5.json": ["workers[1] (id 'w2'): priority", "must be a whole number, not 1.5"],
+    "priority_zero.json": ["workers[0] (id 'w1'): priority", "must be a whole number of at least 1 (1 is placed first), not 0"],
+    "quota_min_above_max.json": ["quotas[0] (id 'rural-min')", "the minimum (3) is above the maximum (2)"],
+    "quota_neither_sites_nor_lines.json": ["quotas[0] (id 'rural-min')", "names neither sites nor job lines"],
+    "quota_sites_and_lines.json": ["quotas[0] (id 'rural-min')", "names both sites and job lines"],
+    "quota_unknown_job_line.json": ["quotas[0] (id 'rural-min')", "job line 'j9' is not a job line of this run"],
+    "quota_unknown_site.json": ["quotas[0] (id 'rural-min')", "site 'Bathurst' is not the site of any job line of this run"],
+    "site_blank.json": ["job_lines[1] (id 'j2')", "the site is blank"],
 }
 
 # The same mistakes in a workbook, as `import` reads it: file -> fragments (sheet and row).
@@ -86,6 +107,16 @@ WORKBOOK_CASES: dict[str, list[str]] = {
     "weighting_minus_2e9.json": ["Sheet 'weightings', row 2", "at least -1,000,000,000"],
     "worker_id_201_chars.json": ["Sheet 'workers', row 2", "an id has at most 200"],
     "worker_id_2700_chars.json": ["Sheet 'workers', row 3", "the id is 2,700 characters long"],
+    # business-rules.md in a workbook: the rules' sheets and columns, each row named.
+    "link_of_five.json": ["Sheet 'linked_workers', row 2 (id 'team-1')", "a link has 2 to 4 workers, this one has 5"],
+    "link_pins_on_two_sites.json": ["Sheet 'linked_workers', row 2 (id 'couple-1')", "pinned to different sites"],
+    "link_worker_twice.json": ["Sheet 'linked_workers', row 3 (id 'couple-2')", "worker 'w1' is already in link 'couple-1'"],
+    "previous_unknown_job_line.json": ["Sheet 'previous_allocations', row 2", "job line 'j9' is not a job line of this run"],
+    "previous_worker_twice.json": ["Sheet 'previous_allocations', row 3", "the worker 'w1' is already on row 2"],
+    "priority_zero.json": ["Sheet 'workers', row 2: priority must be a whole number (1 or more; 1 is placed first), not 0"],
+    "quota_min_above_max.json": ["Sheet 'quotas', row 2 (id 'rural-min')", "the minimum (3) is above the maximum (2)"],
+    "quota_sites_and_lines.json": ["Sheet 'quotas', row 2 (id 'rural-min')", "names both sites and job lines"],
+    "quota_unknown_site.json": ["Sheet 'quotas', row 2 (id 'rural-min')", "site 'Bathurst' is not the site of any job line"],
 }
 
 

@@ -24,7 +24,7 @@ from allocator.workbook import (
 
 SHEETS = [
     "README", "run", "workers", "job_lines", "worker_preferences", "preferencer_preferences",
-    "eligibility", "weightings", "pins", "forbids",
+    "eligibility", "weightings", "pins", "forbids", "linked_workers", "quotas", "previous_allocations",
 ]  # fmt: skip
 
 
@@ -168,10 +168,13 @@ def test_template_has_every_sheet_headers_and_a_protected_readme(tmp_path):
     for name in SHEETS[1:]:
         assert name in readme
     headers = {name: [c.value for c in wb[name][1]] for name in SHEETS[1:]}
-    assert headers["workers"] == ["id", "name", "qualification_ids"]
+    assert headers["workers"] == ["id", "name", "qualification_ids", "priority"]
     assert headers["job_lines"] == [
-        "id", "name", "max_n_workers", "must_have_workers", "preferencer_ids",
+        "id", "name", "max_n_workers", "must_have_workers", "preferencer_ids", "site",
     ]  # fmt: skip
+    assert headers["linked_workers"] == ["id", "worker_ids"]
+    assert headers["quotas"] == ["id", "sites", "job_line_ids", "qualification_id", "min_workers", "max_workers"]
+    assert headers["previous_allocations"] == ["worker_id", "job_line_id"]
     assert headers["weightings"] == ["worker_id", "job_line_id", "value"]
     assert headers["run"][:2] == ["key", "value"]
     run = {r[0]: r[1] for r in wb["run"].iter_rows(min_row=2, values_only=True)}

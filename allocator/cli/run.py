@@ -100,11 +100,12 @@ def register(app: typer.Typer) -> None:
             typer.Option("--ranks", metavar="LINE,LINE|LINE=R,...", help="The job lines they rank: in order of preference (j3,j1,j2), or with ranks (j3=1,j1=1,j2=2)."),
         ] = "",
         by: ByOption = None,
+        priority: Annotated[int | None, typer.Option("--priority", metavar="N", help="Their priority: 1 is placed first, then 2, ...; leave out to place them last.", show_default=False)] = None,
     ) -> None:
         """Add a late worker to a run, with their tags and the lines they rank."""
         from allocator import service
 
-        worker = service.late_worker(worker_id, name, tags, ranks)
+        worker = service.late_worker(worker_id, name, tags, ranks, priority)
         store = service.open_store()
         try:
             change = service.add_worker(store, run_id, worker, reason=reason, changed_by=_who(by))
@@ -122,17 +123,22 @@ def register(app: typer.Typer) -> None:
         places: Annotated[int | None, typer.Option("--places", metavar="N", help="Its places (0 or more).", show_default=False)] = None,
         must_fill: Annotated[bool | None, typer.Option("--must-fill/--no-must-fill", help="Whether it must be filled.", show_default=False)] = None,
         by: ByOption = None,
+        site: Annotated[str | None, typer.Option("--site", metavar="SITE", help="Its site (the hospital its workers work at).", show_default=False)] = None,
+        own_site: Annotated[bool, typer.Option("--own-site", help="Make it a site of its own (no shared site).")] = False,
     ) -> None:
-        """Change a job line's places and/or whether it must be filled."""
+        """Change a job line's places, whether it must be filled, and/or its site."""
         from allocator import service
 
-        if places is None and must_fill is None:
-            raise CliError(f"Job line {line_id!r}: say what to change with --places N and/or --must-fill / --no-must-fill.")
+        if places is None and must_fill is None and site is None and not own_site:
+            raise CliError(
+                f"Job line {line_id!r}: say what to change with --places N, --must-fill / --no-must-fill, "
+                "--site SITE or --own-site."
+            )
         store = service.open_store()
         try:
             change = service.set_job_line(
                 store, run_id, line_id, reason=reason, max_n_workers=places, must_have_workers=must_fill,
-                changed_by=_who(by),
+                changed_by=_who(by), site=site, clear_site=own_site,
             )
         finally:
             store.close()

@@ -214,14 +214,19 @@ class LateWorker:
     name: str = ""
     qualification_ids: tuple[str, ...] = ()
     preferences: tuple[tuple[str, float], ...] = ()
+    #: business-rules.md: 1 is placed first; None puts them in the last tier.
+    priority: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "qualification_ids": list(self.qualification_ids),
             "preferences": [{"job_line_id": j, "rank": r} for j, r in self.preferences],
         }
+        if self.priority is not None:
+            out["priority"] = self.priority
+        return out
 
 
 @dataclass(frozen=True)
@@ -419,8 +424,11 @@ class RunStore(Protocol):
         max_n_workers: int | None = None,
         must_have_workers: bool | None = None,
         changed_by: str | None = None,
+        site: str | None = None,
+        clear_site: bool = False,
     ) -> RunChange:
-        """Change a job line's places and/or whether it must be filled."""
+        """Change a job line's places, whether it must be filled, and/or its site
+        (``site`` a new one; ``clear_site`` makes the line a site of its own)."""
         ...
 
     def run_changes(self, run_id: str) -> list[RunChange]:

@@ -310,10 +310,12 @@ class PostgresStore(StoreBase):
         max_n_workers: int | None = None,
         must_have_workers: bool | None = None,
         changed_by: str | None = None,
+        site: str | None = None,
+        clear_site: bool = False,
     ) -> RunChange:
         return self._change(
-            "select public.allocator_set_job_line(%s, %s, %s, %s, %s, %s) as change",
-            (_uuid(run_id), job_line_id, reason, max_n_workers, must_have_workers, changed_by),
+            "select public.allocator_set_job_line(%s, %s, %s, %s, %s, %s, %s, %s) as change",
+            (_uuid(run_id), job_line_id, reason, max_n_workers, must_have_workers, changed_by, site, clear_site),
         )
 
     def run_changes(self, run_id: str) -> list[RunChange]:

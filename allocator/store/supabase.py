@@ -248,13 +248,20 @@ class SupabaseStore(StoreBase):
         max_n_workers: int | None = None,
         must_have_workers: bool | None = None,
         changed_by: str | None = None,
+        site: str | None = None,
+        clear_site: bool = False,
     ) -> RunChange:
-        return self._change(
-            "allocator_set_job_line",
-            {"p_run_id": _uuid(run_id), "p_job_line_id": job_line_id, "p_reason": reason,
-             "p_max_n_workers": max_n_workers, "p_must_have_workers": must_have_workers,
-             "p_changed_by": changed_by},
-        )
+        body: dict[str, Any] = {
+            "p_run_id": _uuid(run_id), "p_job_line_id": job_line_id, "p_reason": reason,
+            "p_max_n_workers": max_n_workers, "p_must_have_workers": must_have_workers,
+            "p_changed_by": changed_by,
+        }
+        # Sent only when used: the function's defaults say "leave the site as it is".
+        if site is not None:
+            body["p_site"] = site
+        if clear_site:
+            body["p_clear_site"] = True
+        return self._change("allocator_set_job_line", body)
 
     def run_changes(self, run_id: str) -> list[RunChange]:
         rid = self._require_run(run_id)

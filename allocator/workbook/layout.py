@@ -37,10 +37,15 @@ class WorkbookError(ValueError):
 @dataclass(frozen=True)
 class _Column:
     name: str
-    kind: str  # id | optional_id | text | ids | whole | bool | number | rank
+    # id | optional_id | text | optional_text | ids | optional_ids | whole | optional_whole |
+    # bool | number | rank; the optional ones read a blank cell as "not given"
+    kind: str
     required: bool
     width: int
     help: str
+    # A blank cell leaves the key out of the entry (the business rules' keys, so that a run
+    # without them reads back exactly as it was written).
+    omit_blank: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,10 @@ class _Sheet:
     columns: tuple[_Column, ...]
     help: str
     unique: str | None = None  # a column whose values must differ from row to row
+    # What to say when `unique` repeats (default: by the column, see reader._DUPLICATE_ADVICE).
+    unique_advice: str | None = None
+    # An empty sheet leaves its list out of the snapshot (business-rules.md: optional keys).
+    optional_list: bool = False
 
 
 _SHEETS: tuple[_Sheet, ...] = (
@@ -64,6 +73,16 @@ _SHEETS: tuple[_Sheet, ...] = (
                 48,
                 "The worker's qualification tags, separated by commas, "
                 "e.g. rural-ready, paediatrics.",
+            ),
+            _Column(
+                "priority",
+                "optional_whole",
+                False,
+                10,
+                "Placed before others: 1 is placed first, then 2, and so on; workers left "
+                "blank are placed last. Each group gets the best allocation it can before the "
+                "next group is considered.",
+                omit_blank=True,
             ),
         ),
         "One row per worker (junior doctor) taking part in this run.",
@@ -89,6 +108,16 @@ _SHEETS: tuple[_Sheet, ...] = (
                 60,
                 "The supervisors whose rankings of workers count for this line, "
                 "separated by commas.",
+            ),
+            _Column(
+                "site",
+                "optional_text",
+                False,
+                28,
+                "The hospital (site) where the line's workers work, e.g. Orange Base Hospital. "
+                "Linked workers are kept at one site and quotas can count sites. Blank: the "
+                "line is a site of its own.",
+                omit_blank=True,
             ),
         ),
         "One row per job line (a year-long rotation) in this run.",
@@ -196,6 +225,86 @@ _SHEETS: tuple[_Sheet, ...] = (
             _Column("job_line_id", "id", True, 14, "The job line they must not get."),
         ),
         "Planner decisions made in advance: the worker does not get this line.",
+    ),
+    _Sheet(
+        "linked_workers",
+        (
+            _Column("id", "id", True, 16, "A name for the link, e.g. couple-7."),
+            _Column(
+                "worker_ids",
+                "ids",
+                True,
+                40,
+                "The 2 to 4 workers who must work at the same site, separated by commas.",
+            ),
+        ),
+        "Workers who must be placed at the same site (a couple, for example): all of them get "
+        "job lines of one site. A worker is in at most one link.",
+        unique="id",
+        optional_list=True,
+    ),
+    _Sheet(
+        "quotas",
+        (
+            _Column("id", "id", True, 16, "A name for the quota, e.g. rural-min."),
+            _Column(
+                "sites",
+                "optional_ids",
+                False,
+                40,
+                "The sites it counts, separated by commas (fill in this or job_line_ids, not both).",
+                omit_blank=True,
+            ),
+            _Column(
+                "job_line_ids",
+                "optional_ids",
+                False,
+                30,
+                "The job lines it counts, separated by commas (fill in this or sites, not both).",
+                omit_blank=True,
+            ),
+            _Column(
+                "qualification_id",
+                "optional_id",
+                False,
+                18,
+                "Count only workers with this tag; blank counts every worker.",
+                omit_blank=True,
+            ),
+            _Column(
+                "min_workers",
+                "optional_whole",
+                False,
+                12,
+                "At least this many workers on those lines (blank means 0).",
+                omit_blank=True,
+            ),
+            _Column(
+                "max_workers",
+                "optional_whole",
+                False,
+                12,
+                "At most this many workers on those lines (blank means no maximum).",
+                omit_blank=True,
+            ),
+        ),
+        "Minimums and maximums of workers on a group of job lines, e.g. at least 12 workers "
+        "at the rural hospitals, or at most 2 ED-ready workers on lines j1 and j2.",
+        unique="id",
+        optional_list=True,
+    ),
+    _Sheet(
+        "previous_allocations",
+        (
+            _Column("worker_id", "id", True, 14, "A worker already told where they go."),
+            _Column("job_line_id", "id", True, 14, "The job line they were given."),
+        ),
+        "The allocation published earlier, for re-solving after a withdrawal or a late "
+        "arrival: with fewest_moves TRUE on the run sheet, as few of these workers as possible "
+        "are moved. One row per worker.",
+        unique="worker_id",
+        unique_advice="a worker has one previous job line.",
+        optional_list=True,
     ),
 )
 _BY_NAME = {s.name: s for s in _SHEETS}

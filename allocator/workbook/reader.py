@@ -84,7 +84,8 @@ def xlsx_to_snapshot_dict(path_or_buffer: PathOrBuffer, *, validate: bool = True
             entries, rows = _read_list(sheet, actual, sheets[actual], problems, dropped.get(sheet.name))
         else:
             entries, rows = [], []
-        snapshot[sheet.name] = entries
+        if entries or not sheet.optional_list:
+            snapshot[sheet.name] = entries
         rows_of[sheet.name] = rows
     if problems:
         ids_known = None not in dropped["workers"] + dropped["job_lines"]
@@ -282,7 +283,9 @@ def _read_list(
             c = columns[col.name]
             raw = values[c] if c < len(values) else None
             where = f"Sheet '{actual}', row {r}"
-            entry[col.name] = _PARSERS[col.kind](raw, where, col.name, problems)
+            value = _PARSERS[col.kind](raw, where, col.name, problems)
+            if value is not None or not col.omit_blank:
+                entry[col.name] = value
         if len(problems) > before:
             if dropped is not None:
                 # None: a row without a readable id, which a reference may have meant.
@@ -292,6 +295,7 @@ def _read_list(
             key = entry[sheet.unique]
             if key in seen:
                 what, advice = _DUPLICATE_ADVICE[sheet.unique]
+                advice = sheet.unique_advice or advice
                 problems.append(
                     f"Sheet '{actual}', row {r}: the {what} {key!r} is already on row "
                     f"{seen[key]}; {advice}"
@@ -411,6 +415,18 @@ def _parse_optional_id(value: Any, where: str, column: str, problems: list[str])
     return _parse_id(value, where, column, problems) if _filled(value) else None
 
 
+def _parse_optional_text(value: Any, where: str, column: str, problems: list[str]) -> str | None:
+    return _parse_text(value, where, column, problems) if _filled(value) else None
+
+
+def _parse_optional_ids(value: Any, where: str, column: str, problems: list[str]) -> list[str] | None:
+    return _parse_ids(value, where, column, problems) if _filled(value) else None
+
+
+def _parse_optional_whole(value: Any, where: str, column: str, problems: list[str]) -> int | None:
+    return _parse_whole(value, where, column, problems) if _filled(value) else None
+
+
 def _parse_text(value: Any, where: str, column: str, problems: list[str]) -> str:
     if value is None:
         return ""
@@ -433,14 +449,19 @@ def _parse_ids(value: Any, where: str, column: str, problems: list[str]) -> list
     return [part.strip() for part in _as_text(value).split(",") if part.strip()]
 
 
+# Whole-number columns whose smallest value is not 0, and what that value means.
+_LEAST = {"priority": (1, "; 1 is placed first")}
+
+
 def _parse_whole(value: Any, where: str, column: str, problems: list[str]) -> int | None:
     word = _WORDS.get(column, column)
+    least, meaning = _LEAST.get(column, (0, ""))
     if not _filled(value):
-        problems.append(f"{where}: {word} is empty; it must be a whole number (0 or more)")
+        problems.append(f"{where}: {word} is empty; it must be a whole number ({least} or more{meaning})")
         return None
     number = _number(value)
-    if number is None or not float(number).is_integer() or number < 0:
-        problems.append(f"{where}: {word} must be a whole number (0 or more), not {_show(value)}")
+    if number is None or not float(number).is_integer() or number < least:
+        problems.append(f"{where}: {word} must be a whole number ({least} or more{meaning}), not {_show(value)}")
         return None
     return int(number)
 
@@ -517,8 +538,11 @@ _PARSERS: dict[str, Callable[[Any, str, str, list[str]], Any]] = {
     "id": _parse_id,
     "optional_id": _parse_optional_id,
     "text": _parse_text,
+    "optional_text": _parse_optional_text,
     "ids": _parse_ids,
+    "optional_ids": _parse_optional_ids,
     "whole": _parse_whole,
+    "optional_whole": _parse_optional_whole,
     "bool": _parse_bool,
     "number": _parse_number,
     "rank": _parse_rank,

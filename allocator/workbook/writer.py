@@ -81,7 +81,7 @@ def snapshot_to_xlsx(snapshot: dict[str, Any] | RunSnapshot, path_or_buffer: Pat
             values = []
             for col in sheet.columns:
                 value = entry.get(col.name) if isinstance(entry, dict) else None
-                if col.kind == "ids":
+                if col.kind in ("ids", "optional_ids"):
                     value = _join_ids(value, sheet.name, i, col.name, problems)
                 values.append(_prepare(value, sheet.name, i, col.name, problems))
             rows.append(values)

@@ -181,7 +181,7 @@ create or replace trigger allocation_runs_bump_version
   before update on public.allocation_runs
   for each row execute function public.allocation_runs_bump_version();
 
--- A run's own columns that shape its snapshot.
+-- A run's own columns that shape its snapshot (fewest_moves: 20261130000004_business_rules.sql).
 create or replace function public.allocator_py_runs_bump_version() returns trigger
 language plpgsql
 set search_path = ''
@@ -189,11 +189,11 @@ as $$
 begin
   if (new.allocation_run_id, new.is_exclusive, new.external_id, new.name,
       new.preferencer_weight, new.preference_power, new.max_seconds, new.rng_seed,
-      new.allow_worker_preference_ties, new.stability)
+      new.allow_worker_preference_ties, new.stability, new.fewest_moves)
      is distinct from
      (old.allocation_run_id, old.is_exclusive, old.external_id, old.name,
       old.preferencer_weight, old.preference_power, old.max_seconds, old.rng_seed,
-      old.allow_worker_preference_ties, old.stability) then
+      old.allow_worker_preference_ties, old.stability, old.fewest_moves) then
     new.inputs_version := greatest(new.inputs_version, old.inputs_version + 1);
   end if;
   return new;
@@ -261,6 +261,10 @@ begin
              union
              select i.allocation_run_id from public.job_line_eligibility_items i
               where i.qualification_tag_id = new.id) u;
+    -- A quota that counts the tag (20261130000004_business_rules.sql) is the run's own.
+    perform public.allocator_touch_run(q.run_id)
+       from public.allocator_py_run_quotas q
+      where q.qualification_tag_id = new.id;
   end if;
   return null;
 end

@@ -164,18 +164,23 @@ as $$
                           where a.job_line_id = j.id and o.id <> r.id and o.status = 'complete'))
 $$;
 
+-- fewest_moves (business-rules.md) only when on, so a run without it keeps its bytes. PL/pgSQL
+-- rather than SQL: its column comes with 20261130000004_business_rules.sql, after this file.
 create or replace function public.allocator_run_settings(r public.allocator_py_runs) returns jsonb
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select jsonb_build_object(
+begin
+  return jsonb_build_object(
     'preferencer_weight', r.preferencer_weight,
     'preference_power', r.preference_power,
     'max_seconds', r.max_seconds,
     'rng_seed', r.rng_seed,
     'allow_worker_preference_ties', r.allow_worker_preference_ties,
     'stability', r.stability)
+    || case when r.fewest_moves then '{"fewest_moves": true}'::jsonb else '{}'::jsonb end;
+end
 $$;
 
 -- The version that moves whenever anything in the run's snapshot may have changed.
@@ -191,6 +196,9 @@ as $$
 $$;
 
 -- The run as an `allocator-run/1` snapshot (lists in the order their rows were created).
+-- The business rules' keys (20261130000004_business_rules.sql) appear only when used: a
+-- line's site and a worker's priority when set, links, quotas and the previous allocation
+-- (allocator_run_rules_json) when the run has some, so a run without them keeps its bytes.
 create or replace function public.allocator_run_snapshot_json(p_run_id uuid) returns json
 language plpgsql
 stable
@@ -198,6 +206,7 @@ set search_path = ''
 as $$
 declare
   v json;
+  v_rules jsonb;
 begin
   with r as (
     select r.id, r.external_id, r.name, ar.name as ar_name,
@@ -207,12 +216,12 @@ begin
      where r.id = p_run_id
   ),
   ws as materialized (
-    select w.id, w.external_id, w.name
+    select w.id, w.external_id, w.name, w.priority
       from public.worker_mappings w
      where w.id in (select public.allocator_run_worker_ids(p_run_id))
   ),
   js as materialized (
-    select j.id, j.external_id, j.name, j.max_n_workers, j.must_have_workers
+    select j.id, j.external_id, j.name, j.max_n_workers, j.must_have_workers, j.site
       from public.job_lines j
      where j.id in (select public.allocator_run_job_line_ids(p_run_id))
   ),
@@ -232,29 +241,43 @@ begin
       'name', coalesce(r.name, r.ar_name, '')),
     'settings', r.settings,
     'workers', coalesce((
-      select json_agg(json_build_object(
+      select json_agg(case when ws.priority is null then json_build_object(
                'id', ws.external_id,
                'name', ws.name,
-               'qualification_ids', coalesce((
+               'qualification_ids', q.ids)
+             else json_build_object(
+               'id', ws.external_id,
+               'name', ws.name,
+               'qualification_ids', q.ids,
+               'priority', ws.priority) end
+             order by ws.id)
+        from ws
+        cross join lateral (select coalesce((
                  select json_agg(t.external_id order by wq.id)
                    from public.worker_qualifications wq
                    join public.qualification_tags t on t.id = wq.qualification_tag_id
-                  where wq.worker_id = ws.id), '[]'::json))
-             order by ws.id)
-        from ws), '[]'::json),
+                  where wq.worker_id = ws.id), '[]'::json) as ids) q), '[]'::json),
     'job_lines', coalesce((
-      select json_agg(json_build_object(
+      select json_agg(case when js.site is null then json_build_object(
                'id', js.external_id,
                'name', js.name,
                'max_n_workers', js.max_n_workers,
                'must_have_workers', js.must_have_workers,
-               'preferencer_ids', coalesce((
+               'preferencer_ids', pj.ids)
+             else json_build_object(
+               'id', js.external_id,
+               'name', js.name,
+               'max_n_workers', js.max_n_workers,
+               'must_have_workers', js.must_have_workers,
+               'preferencer_ids', pj.ids,
+               'site', js.site) end
+             order by js.id)
+        from js
+        cross join lateral (select coalesce((
                  select json_agg(p.external_id order by jp.id)
                    from public.job_line_preferencers jp
                    join public.preferencers p on p.id = jp.preferencer_id
-                  where jp.job_line_id = js.id), '[]'::json))
-             order by js.id)
-        from js), '[]'::json),
+                  where jp.job_line_id = js.id), '[]'::json) as ids) pj), '[]'::json),
     'worker_preferences', coalesce((
       select json_agg(json_build_object(
                'worker_id', ws.external_id, 'job_line_id', js.external_id, 'rank', pw.rank)
@@ -311,6 +334,10 @@ begin
 
   if v is null then
     perform public.allocator_run_not_found(p_run_id);
+  end if;
+  v_rules := public.allocator_run_rules_json(p_run_id);
+  if v_rules <> '{}'::jsonb then
+    v := (v::jsonb || v_rules)::json;
   end if;
   return v;
 end
@@ -581,6 +608,24 @@ begin
     end if;
   end if;
 
+  -- A worker's priority and a line's site (business-rules.md), before any row is written.
+  select m into v_bad from (
+    select 1 as k, x.ord, format('workers[%s] (id %L): the priority must be a whole number of at least 1 (1 is placed first), not %s.',
+                                 x.ord - 1, x.e ->> 'id', x.e -> 'priority') as m
+      from jsonb_array_elements(v_workers) with ordinality x(e, ord)
+     where jsonb_typeof(x.e -> 'priority') <> 'null'
+       and not coalesce(case when jsonb_typeof(x.e -> 'priority') = 'number'
+                             then (x.e ->> 'priority')::numeric between 1 and 1000000
+                                  and (x.e ->> 'priority')::numeric = trunc((x.e ->> 'priority')::numeric) end, false)
+    union all
+    select 2, x.ord, format('job_lines[%s] (id %L): the site must be a non-empty name, not %s.',
+                            x.ord - 1, x.e ->> 'id', x.e -> 'site')
+      from jsonb_array_elements(v_lines) with ordinality x(e, ord)
+     where jsonb_typeof(x.e -> 'site') <> 'null'
+       and not coalesce(case when jsonb_typeof(x.e -> 'site') = 'string' then btrim(x.e ->> 'site') <> '' end, false)) c
+   order by c.k, c.ord limit 1;
+  if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
+
   insert into public.allocation_runs (organisation_id, external_id, name)
   values (v_org, p_snapshot -> 'run' ->> 'id', coalesce(p_snapshot -> 'run' ->> 'name', ''))
   returning id into v_ar;
@@ -588,16 +633,16 @@ begin
   perform pg_catalog.set_config('allocator.importing', v_ar::text, true);
 
   -- Workers and job lines (a repeated id is refused by the unique constraints).
-  insert into public.worker_mappings (allocation_run_id, external_id, name)
-  select v_ar, x.e ->> 'id', coalesce(x.e ->> 'name', '')
+  insert into public.worker_mappings (allocation_run_id, external_id, name, priority)
+  select v_ar, x.e ->> 'id', coalesce(x.e ->> 'name', ''), (x.e ->> 'priority')::integer
     from jsonb_array_elements(v_workers) with ordinality x(e, ord)
    order by x.ord;
   select coalesce(jsonb_object_agg(external_id, id), '{}'::jsonb) into v_wmap
     from public.worker_mappings where allocation_run_id = v_ar;
 
-  insert into public.job_lines (allocation_run_id, external_id, name, max_n_workers, must_have_workers)
+  insert into public.job_lines (allocation_run_id, external_id, name, max_n_workers, must_have_workers, site)
   select v_ar, x.e ->> 'id', coalesce(x.e ->> 'name', ''), (x.e ->> 'max_n_workers')::integer,
-         coalesce((x.e ->> 'must_have_workers')::boolean, false)
+         coalesce((x.e ->> 'must_have_workers')::boolean, false), x.e ->> 'site'
     from jsonb_array_elements(v_lines) with ordinality x(e, ord)
    order by x.ord;
   select coalesce(jsonb_object_agg(external_id, id), '{}'::jsonb) into v_jmap
@@ -737,7 +782,7 @@ begin
   -- The run itself, with its settings (defaults of allocation-model.md).
   insert into public.allocator_py_runs (
     allocation_run_id, external_id, name, preferencer_weight, preference_power, max_seconds,
-    rng_seed, allow_worker_preference_ties, stability, status, source_file)
+    rng_seed, allow_worker_preference_ties, stability, fewest_moves, status, source_file)
   values (
     v_ar, p_snapshot -> 'run' ->> 'id',
     coalesce(nullif(btrim(p_name), ''), p_snapshot -> 'run' ->> 'name', ''),
@@ -747,6 +792,7 @@ begin
     coalesce((v_settings ->> 'rng_seed')::bigint, 1234),
     coalesce((v_settings ->> 'allow_worker_preference_ties')::boolean, true),
     coalesce((v_settings ->> 'stability')::boolean, false),
+    coalesce((v_settings ->> 'fewest_moves')::boolean, false),
     'pending',
     nullif(btrim(p_source_file), ''))
   returning id into v_run;
@@ -770,6 +816,9 @@ begin
           select 2, 'forbid', e, ord from jsonb_array_elements(v_forbids) with ordinality f(e, ord)) x
    order by x.k, x.ord
   on conflict do nothing;
+
+  -- Links, quotas and the previous allocation (20261130000004_business_rules.sql).
+  perform public.allocator_import_business_rules(v_run, v_ar, v_org, p_snapshot, v_wmap, v_jmap);
 
   perform pg_catalog.set_config('allocator.importing', '', true);
   return v_run;
@@ -825,7 +874,8 @@ $$;
 
 -- Refuse (AL007) an allocation that breaks a rule of the run as it is now, with the
 -- scenario's overrides on top; the message lists every problem (the first 20), each naming
--- the worker or line. p_allocations: [{worker_id, job_line_id, ...}] with snapshot ids.
+-- the worker or line, and the link or quota (allocator_business_rule_breaches, in
+-- 20261130000004_business_rules.sql). p_allocations: [{worker_id, job_line_id, ...}] with snapshot ids.
 create or replace function public.allocator_check_allocations(
   p_run_id uuid,
   p_overrides jsonb,
@@ -1005,6 +1055,11 @@ begin
       from loads l where l.must and l.n = 0
   )
   select array_agg(msg order by k, o, msg) into v_problems from problems;
+  -- Links and quotas (business-rules.md), the run's or the scenario's replacements.
+  v_problems := coalesce(v_problems, '{}') || public.allocator_business_rule_breaches(p_run_id, v_ov, p_allocations);
+  if cardinality(v_problems) = 0 then
+    v_problems := null;
+  end if;
 
   if v_problems is not null then
     raise exception using errcode = 'AL007',

@@ -19,8 +19,14 @@
 --                                 their tags and ranked lines, and the run's list when it
 --                                 has one (sibling runs that list none see them too, as that
 --                                 means "every worker of the intake");
---      allocator_set_job_line     a line's places and/or must-be-filled (the line belongs to
---                                 the allocation run, so sibling runs with it see it too).
+--      allocator_set_job_line     a line's places, must-be-filled and/or site (the line
+--                                 belongs to the allocation run, so sibling runs with it see
+--                                 it too).
+--    With the business rules (20261130000004_business_rules.sql) the run stays valid after
+--    each: a withdrawn worker leaves their link (a link left with one worker is removed) and
+--    their previous allocation is dropped, and the change log says so; a late worker may
+--    bring a priority; a line's site may not change so that a quota names a site no line of
+--    the run has, nor so that pinned workers of one link end up on different sites.
 --    Every one of them moves allocator_run_inputs_version (through the triggers of
 --    20261128000002 / 0005), so a scenario saved before is stale at once: its input
 --    fingerprint no longer matches a fresh load, and allocator_publish refuses it.
@@ -157,6 +163,12 @@ declare
   v_name text;
   v_n integer;
   v_run_name text;
+  v_details jsonb;
+  -- The worker's link, if any (scalars: the table comes with 20261130000004, after this file).
+  v_link_id bigint;
+  v_link_ext text;
+  v_left jsonb;
+  v_prev text;
 begin
   v_run := public.allocator_lock_run_for_change(p_run_id, p_reason,
              format('withdraw worker %L', coalesce(p_worker_id, '')));
@@ -190,16 +202,55 @@ begin
      where w.allocation_run_id = v_run.allocation_run_id and w.id <> v_wid
      order by w.id;
   end if;
+  v_details := jsonb_build_object('name', v_name);
+
+  -- Their link goes on without them; a link of one is no link (business-rules.md: 2 to 4).
+  select l.id, l.external_id into v_link_id, v_link_ext
+    from public.allocator_py_run_links l
+    join public.allocator_py_run_link_workers lw on lw.link_id = l.id
+   where lw.run_id = p_run_id and lw.worker_id = v_wid;
+  if v_link_id is not null then
+    delete from public.allocator_py_run_link_workers where run_id = p_run_id and worker_id = v_wid;
+    select coalesce(jsonb_agg(w.external_id order by lw.id), '[]'::jsonb) into v_left
+      from public.allocator_py_run_link_workers lw
+      join public.worker_mappings w on w.id = lw.worker_id
+     where lw.link_id = v_link_id
+       and lw.worker_id in (select public.allocator_run_worker_ids(p_run_id));
+    if jsonb_array_length(v_left) < 2 then
+      delete from public.allocator_py_run_links where id = v_link_id;
+    end if;
+    v_details := v_details || jsonb_build_object('link', jsonb_build_object(
+      'id', v_link_ext,
+      'worker_ids', v_left,
+      'removed', jsonb_array_length(v_left) < 2,
+      'message', case when jsonb_array_length(v_left) < 2
+                      then format('Link %L is removed: %s was its only other worker.', v_link_ext,
+                                  coalesce(v_left ->> 0, 'nobody'))
+                      else format('Link %L goes on without them (%s).', v_link_ext,
+                                  (select string_agg(quote_literal(x), ', ') from jsonb_array_elements_text(v_left) x)) end));
+  end if;
+
+  -- Their place in the previous allocation is no move to count.
+  delete from public.allocator_py_run_previous_allocations p
+   using public.job_lines j
+   where p.run_id = p_run_id and p.worker_id = v_wid and j.id = p.job_line_id
+  returning j.external_id into v_prev;
+  if v_prev is not null then
+    v_details := v_details || jsonb_build_object('previous_allocation', jsonb_build_object(
+      'job_line_id', v_prev,
+      'message', format('Their previous allocation (job line %L) is dropped.', v_prev)));
+  end if;
 
   return public.allocator_log_run_change(v_run, 'withdraw_worker', p_worker_id, null,
-           jsonb_build_object('name', v_name), p_reason, v_by);
+           v_details, p_reason, v_by);
 end
 $$;
 
 -- ------------------------------------------------------------------ add a late worker
 
 -- p_worker: {"id", "name"?, "qualification_ids"?: [tag, ...],
---            "preferences"?: [{"job_line_id", "rank"}, ...]} (ranks as in worker_preferences).
+--            "preferences"?: [{"job_line_id", "rank"}, ...], "priority"?: 1, 2, ... or null}
+--           (ranks as in worker_preferences; priority as in business-rules.md).
 create or replace function public.allocator_add_worker(
   p_run_id uuid,
   p_worker jsonb,
@@ -220,6 +271,7 @@ declare
   v_name text := coalesce(btrim(p_worker ->> 'name'), '');
   v_tags jsonb := coalesce(p_worker -> 'qualification_ids', '[]'::jsonb);
   v_prefs jsonb := coalesce(p_worker -> 'preferences', '[]'::jsonb);
+  v_priority integer;
   v_wid bigint;
   v_bad text;
   v_jmap jsonb;  -- the run's job lines: external id -> id
@@ -258,6 +310,17 @@ begin
   if jsonb_typeof(v_prefs) <> 'array' then
     perform public.allocator_invalid(format('Worker %L: the ranked lines must be a list.', v_id));
   end if;
+  if coalesce(jsonb_typeof(p_worker -> 'priority'), 'null') <> 'null' then
+    if not coalesce(case when jsonb_typeof(p_worker -> 'priority') = 'number'
+                         then (p_worker ->> 'priority')::numeric between 1 and 1000000
+                              and (p_worker ->> 'priority')::numeric = trunc((p_worker ->> 'priority')::numeric) end,
+                    false) then
+      perform public.allocator_invalid(format(
+        'Worker %L: the priority must be a whole number of at least 1 (1 is placed first), not %s.',
+        v_id, p_worker -> 'priority'));
+    end if;
+    v_priority := (p_worker ->> 'priority')::integer;
+  end if;
   select coalesce(jsonb_object_agg(j.external_id, j.id), '{}'::jsonb) into v_jmap
     from public.job_lines j
    where j.id in (select public.allocator_run_job_line_ids(p_run_id));
@@ -290,8 +353,8 @@ begin
    order by c.ord limit 1;
   if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
 
-  insert into public.worker_mappings (allocation_run_id, external_id, name)
-  values (v_run.allocation_run_id, v_id, v_name)
+  insert into public.worker_mappings (allocation_run_id, external_id, name, priority)
+  values (v_run.allocation_run_id, v_id, v_name, v_priority)
   returning id into v_wid;
 
   insert into public.qualification_tags (organisation_id, external_id, name)
@@ -324,20 +387,25 @@ begin
              'preferences', (select coalesce(jsonb_agg(jsonb_build_object(
                                        'job_line_id', x.e ->> 'job_line_id',
                                        'rank', (x.e ->> 'rank')::double precision) order by x.ord), '[]'::jsonb)
-                               from jsonb_array_elements(v_prefs) with ordinality x(e, ord))),
+                               from jsonb_array_elements(v_prefs) with ordinality x(e, ord)))
+           || case when v_priority is not null then jsonb_build_object('priority', v_priority) else '{}'::jsonb end,
            p_reason, v_by);
 end
 $$;
 
 -- ------------------------------------------------------------------ change a job line
 
+-- p_site: the line's new site (business-rules.md); p_clear_site: the line becomes a site of
+-- its own. Either, both or neither of places and must-be-filled may change with it.
 create or replace function public.allocator_set_job_line(
   p_run_id uuid,
   p_job_line_id text,
   p_reason text,
   p_max_n_workers integer default null,
   p_must_have_workers boolean default null,
-  p_changed_by text default null
+  p_changed_by text default null,
+  p_site text default null,
+  p_clear_site boolean default false
 ) returns jsonb
 language plpgsql
 volatile
@@ -351,6 +419,10 @@ declare
   v_line public.job_lines;
   v_places integer;
   v_must boolean;
+  v_site text;
+  v_bad text;
+  v_before jsonb;
+  v_after jsonb;
 begin
   v_run := public.allocator_lock_run_for_change(p_run_id, p_reason,
              format('change job line %L', coalesce(p_job_line_id, '')));
@@ -364,32 +436,79 @@ begin
     perform public.allocator_invalid(format(
       'Job line %L is not a job line of run "%s": check the line id.', coalesce(p_job_line_id, ''), v_run_name));
   end if;
-  if p_max_n_workers is null and p_must_have_workers is null then
+  if p_max_n_workers is null and p_must_have_workers is null and p_site is null and not coalesce(p_clear_site, false) then
     perform public.allocator_invalid(format(
-      'Job line %L: say what to change (its places, or whether it must be filled).', p_job_line_id));
+      'Job line %L: say what to change (its places, whether it must be filled, or its site).', p_job_line_id));
   end if;
   if p_max_n_workers is not null and p_max_n_workers < 0 then
     perform public.allocator_invalid(format(
       'Job line %L: places must be 0 or more (got %s).', p_job_line_id, p_max_n_workers));
   end if;
+  if p_site is not null and coalesce(p_clear_site, false) then
+    perform public.allocator_invalid(format(
+      'Job line %L: give it a site or make it a site of its own, not both.', p_job_line_id));
+  end if;
+  if p_site is not null and (btrim(p_site) = '' or p_site <> btrim(p_site) or length(p_site) > 500
+                             or p_site ~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]') then
+    perform public.allocator_invalid(format(
+      'Job line %L: a site is a name of 1 to 500 characters, without control characters or spaces at either end (got %L).',
+      p_job_line_id, p_site));
+  end if;
   v_places := coalesce(p_max_n_workers, v_line.max_n_workers);
   v_must := coalesce(p_must_have_workers, v_line.must_have_workers);
-  if (v_places, v_must) = (v_line.max_n_workers, v_line.must_have_workers) then
+  v_site := case when coalesce(p_clear_site, false) then null else coalesce(p_site, v_line.site) end;
+  if (v_places, v_must) = (v_line.max_n_workers, v_line.must_have_workers)
+     and v_site is not distinct from v_line.site then
     perform public.allocator_invalid(format(
-      'Job line %L already has %s place(s) and %s: there is nothing to change.', p_job_line_id,
-      v_places, case when v_must then 'must be filled' else 'need not be filled' end));
+      'Job line %L already has %s place(s), %s and %s: there is nothing to change.', p_job_line_id,
+      v_places, case when v_must then 'must be filled' else 'need not be filled' end,
+      coalesce(format('site %L', v_site), 'is a site of its own')));
   end if;
 
   update public.job_lines
-     set max_n_workers = v_places, must_have_workers = v_must
+     set max_n_workers = v_places, must_have_workers = v_must, site = v_site
    where id = v_line.id;
 
+  -- The run must stay valid (business-rules.md): every site a quota names is some line's,
+  -- and the pinned workers of one link are on one site.
+  if v_site is distinct from v_line.site then
+    select format('Job line %L cannot move to %s: quota %L counts site %L, and no other job line of run "%s" is there. '
+                  'Change or remove the quota first.', p_job_line_id,
+                  coalesce(format('site %L', v_site), 'a site of its own'), q.external_id, i.site, v_run_name)
+      into v_bad
+      from public.allocator_py_run_quotas q
+      join public.allocator_py_run_quota_items i on i.quota_id = q.id
+     where q.run_id = p_run_id and i.site = v_line.site
+       and not exists (select 1 from public.job_lines j
+                        where j.site = i.site and j.id in (select public.allocator_run_job_line_ids(p_run_id)))
+     order by q.id limit 1;
+    if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
+
+    select format('Job line %L cannot move to %s: link %L would have its pinned workers on different sites (%s).',
+                  p_job_line_id, coalesce(format('site %L', v_site), 'a site of its own'), l.external_id,
+                  string_agg(format('%L on job line %L', w.external_id, j.external_id), ', ' order by lw.id))
+      into v_bad
+      from public.allocator_py_run_links l
+      join public.allocator_py_run_link_workers lw on lw.link_id = l.id
+      join public.allocator_py_run_overrides o on o.run_id = p_run_id and o.kind = 'pin' and o.worker_id = lw.worker_id
+      join public.job_lines j on j.id = o.job_line_id
+      join public.worker_mappings w on w.id = lw.worker_id
+     where l.run_id = p_run_id
+     group by l.id, l.external_id
+    having count(distinct coalesce('s:' || j.site, 'j:' || j.external_id)) > 1
+     order by l.id limit 1;
+    if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
+  end if;
+
+  v_before := jsonb_build_object('max_n_workers', v_line.max_n_workers, 'must_have_workers', v_line.must_have_workers);
+  v_after := jsonb_build_object('max_n_workers', v_places, 'must_have_workers', v_must);
+  -- The site is logged when it is set or changed, so that earlier entries keep their shape.
+  if v_line.site is not null or v_site is not null then
+    v_before := v_before || jsonb_build_object('site', v_line.site);
+    v_after := v_after || jsonb_build_object('site', v_site);
+  end if;
   return public.allocator_log_run_change(v_run, 'set_job_line', null, p_job_line_id,
-           jsonb_build_object(
-             'name', v_line.name,
-             'before', jsonb_build_object('max_n_workers', v_line.max_n_workers,
-                                          'must_have_workers', v_line.must_have_workers),
-             'after', jsonb_build_object('max_n_workers', v_places, 'must_have_workers', v_must)),
+           jsonb_build_object('name', v_line.name, 'before', v_before, 'after', v_after),
            p_reason, v_by);
 end
 $$;
@@ -401,11 +520,11 @@ revoke all on function public.allocator_log_run_change(public.allocator_py_runs,
   from public, anon, authenticated, service_role;
 revoke all on function public.allocator_withdraw_worker(uuid, text, text, text) from public, anon, authenticated, service_role;
 revoke all on function public.allocator_add_worker(uuid, jsonb, text, text) from public, anon, authenticated, service_role;
-revoke all on function public.allocator_set_job_line(uuid, text, text, integer, boolean, text) from public, anon, authenticated, service_role;
+revoke all on function public.allocator_set_job_line(uuid, text, text, integer, boolean, text, text, boolean) from public, anon, authenticated, service_role;
 grant execute on function
   public.allocator_withdraw_worker(uuid, text, text, text),
   public.allocator_add_worker(uuid, jsonb, text, text),
-  public.allocator_set_job_line(uuid, text, text, integer, boolean, text)
+  public.allocator_set_job_line(uuid, text, text, integer, boolean, text, text, boolean)
 to authenticated, service_role;
 
 -- The run list, with where each run came from and when a scenario was last saved: the

@@ -101,7 +101,9 @@ def test_scenarios_saved_before_versions_existed_are_numbered_by_the_migration(n
     before = tmp_path / "before"
     before.mkdir()
     for f in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        if f.name < "20261130000001":
+        # The earlier files' functions are today's, and today's import and snapshot use the
+        # business rules' columns and tables: that file comes along (it needs nothing later).
+        if f.name < "20261130000001" or "_business_rules" in f.name:
             shutil.copy(f, before / f.name)
     url = new_database(prefix="versions")
     migrate(url, directory=before)
