@@ -70,6 +70,7 @@ from allocator.eligibility import ELIGIBLE_REASONS, Reason
 from allocator.metrics import round_sig
 from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, Status
+from allocator.solvers.lexicographic import line_graph, potentials
 
 if TYPE_CHECKING:
     from allocator.result import Result
@@ -137,7 +138,9 @@ class Certificate:
         ``costs`` are the flow's integer costs when the caller has them (the engine does:
         :attr:`SolveOutcome.integer_costs`); otherwise they are recomputed.
         """
-        if problem.settings.stability:
+        if problem.settings.stability or problem.has_business_rules:
+            # The certificate proves optimality for the one-level objective over the plain
+            # constraints; a tiered or fewest-moves objective, links or quotas need re-solves.
             return None
         from allocator.solvers.flow import HEADROOMS, flow_costs
         from allocator.solvers.scaling import allowed_pairs
@@ -174,20 +177,14 @@ class Certificate:
             return None
         rel = base - base[rows, a][:, None]
         rel[rows, a] = np.inf  # staying put is not a move
-        edges = np.full((n + 1, n + 1), np.inf)
-        order = np.argsort(a, kind="stable")
-        lines_used, starts = np.unique(a[order], return_index=True)
-        edges[lines_used, :n] = np.minimum.reduceat(rel[order], starts, axis=0)
-        fill = np.bincount(a, minlength=n)
-        lb = problem.mandatory.astype(np.int64)
-        edges[np.flatnonzero(fill < problem.capacity), n] = 0.0  # a free place can take one more
-        edges[n, np.flatnonzero(fill > lb)] = 0.0  # a line above its minimum can give one up
-        np.fill_diagonal(edges, np.inf)
+        # The same compressed residual graph the lexicographic flow restricts its levels with.
+        ws, ls = np.nonzero(np.isfinite(rel))
+        edges = line_graph(a, ws, ls, rel[ws, ls], n, problem.mandatory.astype(np.int64), problem.capacity)
         finite = edges[np.isfinite(edges)]
         # Potentials reach (N + 1) arcs' worth, reduced costs twice that, a path N + 1 of those.
         if finite.size and float(np.abs(finite).max()) * 2.0 * (n + 2) ** 2 >= _EXACT_FLOAT:
             return None
-        pot = _potentials(edges)
+        pot = potentials(edges)
         if pot is None:
             return None  # a negative cycle: not optimal for these integers
         return cls(problem, a, rel, edges, pot, float(costs.scale), tol)
@@ -291,23 +288,6 @@ class Certificate:
         return Repair(s, p, True, _clean(price, self.tol), (1.0 - alpha) * dw, alpha * dp, moves)
 
 
-def _potentials(edges: np.ndarray) -> np.ndarray | None:
-    """Bellman-Ford from a virtual root joined to every node at cost 0; None on a negative cycle.
-
-    Each round is one vectorised pass over the ``(N + 1)^2`` arcs; the number of rounds is the
-    most arcs on a shortest path, small in practice.
-    """
-    k = edges.shape[0]
-    d = np.zeros(k)
-    for _ in range(k + 1):
-        relaxed = np.min(d[:, None] + edges, axis=0)
-        new = np.minimum(d, relaxed)
-        if np.array_equal(new, d):
-            return d
-        d = new
-    return None
-
-
 def _clean(x: float, tol: float) -> float:
     """Prices within the objective's tolerance of zero are zero (no ``-1e-13`` in a statement)."""
     return 0.0 if abs(x) <= tol else float(x)
@@ -325,10 +305,33 @@ def seed_dependent_worker_ids(
     """
     if assignment is None:
         return None
+    if problem.has_business_rules:
+        return _lexicographic_seed_dependent(problem, np.asarray(assignment, dtype=np.int64), costs)
     cert = Certificate.build(problem, assignment, costs)
     if cert is None:
         return None
     return sorted(problem.worker_ids[int(t)] for t in np.flatnonzero(cert.seed_dependent()))
+
+
+def _lexicographic_seed_dependent(problem: ProblemData, a: np.ndarray, face=None) -> list[str] | None:
+    """Seed-dependent workers of a tiered or fewest-moves run: from its optimal face.
+
+    A worker is seed-dependent when some allocation that ties with ``a`` on every level puts
+    them elsewhere (:meth:`allocator.solvers.lexicographic.Face.seed_dependent`). ``face`` is
+    the solver's, when it solved ``a``; otherwise the run is solved again for it, and ``None``
+    is returned when ``a`` is not one of its lexicographic optima. Runs with links or quotas:
+    ``None`` (not known without a CP-SAT solve per worker).
+    """
+    if problem.settings.stability or problem.has_links_or_quotas or not problem.lexicographic:
+        return None
+    from allocator.solvers.lexicographic import Face, solve_levels
+
+    if not (isinstance(face, Face) and np.array_equal(face.assignment, a)):
+        solved = solve_levels(problem)
+        if solved.face is None or not solved.face.contains(a):
+            return None
+        face = dataclasses.replace(solved.face, assignment=a)
+    return sorted(problem.worker_ids[int(t)] for t in np.flatnonzero(face.seed_dependent()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,9 +463,38 @@ def optimum(result: Result, options: SolveOptions | None = None) -> tuple[float 
     """``(OPT, proven)`` for the run of ``result``: its own objective when it is a proven optimum.
 
     An allocation that is not (a stored one that was overridden, a stable solve cut by the
-    time limit) is compared with a fresh solve of the same run.
+    time limit) is compared with a fresh solve of the same run. For a run with business rules
+    ``OPT`` is the objective of its optimum (the tiered one: see :func:`_optimum`).
+    """
+    opt, proven, _ = _optimum(result, options)
+    return opt, proven
+
+
+def _optimum(result: Result, options: SolveOptions | None = None) -> tuple[float | None, bool, list[float] | None]:
+    """:func:`optimum` and, for a tiered or fewest-moves run, the optimum's levels.
+
+    A result the engine proved optimal is the optimum (for a tiered run: the lexicographic
+    one, whose total cost need not be the least); anything else is compared with a fresh solve.
     """
     problem, a = _assignment_of(result)
+    obj = problem.objective(a)
+    if problem.has_business_rules and not problem.settings.stability:
+        if result.status == Status.OPTIMAL:
+            return obj, True, _levels(problem, a)
+        fresh = _resolve(problem, options)
+        if not fresh.has_allocation:
+            return None, False, None
+        b = np.asarray(fresh.assignment, dtype=np.int64)
+        return problem.objective(b), fresh.status == Status.OPTIMAL, _levels(problem, b)
+    opt, proven = _plain_optimum(problem, a, result, options)
+    return opt, proven, None
+
+
+def _levels(problem: ProblemData, a: np.ndarray) -> list[float] | None:
+    return problem.objective_levels(a) if problem.lexicographic else None
+
+
+def _plain_optimum(problem: ProblemData, a: np.ndarray, result: Result, options: SolveOptions | None) -> tuple[float | None, bool]:
     obj = problem.objective(a)
     if not problem.settings.stability:
         if Certificate.build(problem, a) is not None:
@@ -503,10 +535,11 @@ def explain_worker(
     problem, a = _assignment_of(result)
     s = _index(problem, worker_id)
     cert = Certificate.build(problem, a) if method == "certificate" else None
-    opt, opt_proven = (None, False)
+    opt, opt_proven, opt_levels = (None, False, None)
     if cert is None:
-        opt, opt_proven = optimum(result, options)
-    return _explain(problem, a, s, cert=cert, opt=opt, opt_proven=opt_proven, options=options)
+        opt, opt_proven, opt_levels = _optimum(result, options)
+    return _explain(problem, a, s, cert=cert, opt=opt, opt_proven=opt_proven, options=options,
+                    opt_levels=opt_levels)
 
 
 def explain_choice(
@@ -528,8 +561,8 @@ def explain_choice(
     rule = _rule_reason(problem, s, p)
     if rule is not None:
         return head | rule
-    opt, opt_proven = optimum(result, options)
-    return head | _resolved_entry(problem, a, s, p, opt, opt_proven, options)
+    opt, opt_proven, opt_levels = _optimum(result, options)
+    return head | _resolved_entry(problem, a, s, p, opt, opt_proven, options, opt_levels)
 
 
 def _explain(
@@ -543,6 +576,7 @@ def _explain(
     options: SolveOptions | None,
     deadline: float | None = None,
     objective: float | None = None,
+    opt_levels: list[float] | None = None,
 ) -> dict[str, Any]:
     j = int(a[s])
     entries = []
@@ -556,7 +590,7 @@ def _explain(
         elif deadline is not None and time.monotonic() > deadline:
             entries.append(head | _unpriced("not priced: the time for these statements ran out"))
         else:
-            entries.append(head | _resolved_entry(problem, a, s, p, opt, opt_proven, options))
+            entries.append(head | _resolved_entry(problem, a, s, p, opt, opt_proven, options, opt_levels))
     return {
         "format": FORMAT,
         "run_id": problem.snapshot.run.id,
@@ -582,30 +616,65 @@ def _resolved_entry(
     opt: float | None,
     opt_proven: bool,
     options: SolveOptions | None,
+    opt_levels: list[float] | None = None,
 ) -> dict[str, Any]:
     moved = pinned_problem(problem, s, p)
-    if not problem.settings.stability:
+    if not problem.settings.stability and not problem.has_links_or_quotas:
         # The engine's non-stable solve is this flow on these costs (same seed, so the same
         # allocation; the tests check it against the engine); skipping the result's metrics
-        # and checks makes each re-solve about 40 % cheaper.
+        # and checks makes each re-solve about 40 % cheaper. Tiers and fewest moves: the
+        # engine's lexicographic flow, likewise.
         from allocator.diagnosis import diagnose
-        from allocator.solvers.flow import solve_flow_scaled
 
-        flow, _ = solve_flow_scaled(moved)
-        if flow.status == Status.INFEASIBLE:
+        if problem.lexicographic:
+            from allocator.solvers.lexicographic import solve_levels
+
+            b = solve_levels(moved).assignment
+        else:
+            from allocator.solvers.flow import solve_flow_scaled
+
+            b = solve_flow_scaled(moved)[0].assignment
+        if b is None:
             return _impossible_entry(problem, s, p, diagnose(moved))
-        return _priced_by_allocations(problem, a, flow.assignment, s, p, opt, opt_proven)
+        return _priced_by_allocations(problem, a, b, s, p, opt, opt_proven, opt_levels)
     pinned = _resolve(moved, options)
     if pinned.status == Status.INFEASIBLE:
         return _impossible_entry(problem, s, p, pinned.diagnosis)
     if not pinned.has_allocation:
         return _unpriced("not decided within the time limit: no allocation with them there was found in time")
     b = np.asarray(pinned.assignment, dtype=np.int64)
-    return _priced_by_allocations(problem, a, b, s, p, opt, opt_proven and pinned.status == Status.OPTIMAL)
+    return _priced_by_allocations(problem, a, b, s, p, opt, opt_proven and pinned.status == Status.OPTIMAL, opt_levels)
+
+
+def _price_levels(problem: ProblemData, b: np.ndarray, opt_levels: list[float] | None) -> dict[str, Any]:
+    """``price_levels`` (each level's change, best level first) and ``deciding_level``.
+
+    A tiered or fewest-moves run compares allocations level by level, so its price is this
+    vector: the first level that changes decides (a lower level may even improve). Empty for
+    a run with one level.
+    """
+    if not problem.lexicographic or opt_levels is None:
+        return {}
+    from allocator.solvers.lexicographic import level_names
+
+    out, deciding = [], None
+    for name, before, after in zip(level_names(problem), opt_levels, problem.objective_levels(b), strict=True):
+        delta = _clean(after - before, ZERO_REL_TOL * max(1.0, abs(before)))
+        out.append({"level": name, "price": round_sig(delta)})
+        if deciding is None and delta != 0.0:
+            deciding = name
+    return {"price_levels": out, "deciding_level": deciding}
 
 
 def _priced_by_allocations(
-    problem: ProblemData, a: np.ndarray, b: np.ndarray, s: int, p: int, opt: float | None, proven: bool
+    problem: ProblemData,
+    a: np.ndarray,
+    b: np.ndarray,
+    s: int,
+    p: int,
+    opt: float | None,
+    proven: bool,
+    opt_levels: list[float] | None = None,
 ) -> dict[str, Any]:
     """Price of allocation ``b`` (with ``s`` on ``p``) against ``OPT``, and the moves from ``a``."""
     alpha = problem.settings.preferencer_weight
@@ -625,7 +694,7 @@ def _priced_by_allocations(
         "price_preferencer_side": round_sig(alpha * dp),
         "moves": _moves_json(problem, moves),
         "proven": bool(proven),
-    }
+    } | _price_levels(problem, b, opt_levels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -650,16 +719,16 @@ def explain_all(
     """
     problem, a = _assignment_of(result)
     cert = Certificate.build(problem, a)
-    opt, opt_proven = (None, False)
+    opt, opt_proven, opt_levels = (None, False, None)
     deadline = None
     if cert is None:
-        opt, opt_proven = optimum(result, options)
+        opt, opt_proven, opt_levels = _optimum(result, options)
         budget = float(problem.settings.max_seconds) if time_budget is None else float(time_budget)
         deadline = time.monotonic() + budget
     objective = problem.objective(a)
     return [
         _explain(problem, a, s, cert=cert, opt=opt, opt_proven=opt_proven, options=options,
-                 deadline=deadline, objective=objective)
+                 deadline=deadline, objective=objective, opt_levels=opt_levels)
         for s in range(problem.n_workers)
     ]
 
@@ -676,7 +745,10 @@ def price_all_pairs(result: Result) -> dict[str, Any]:
     problem, a = _assignment_of(result)
     cert = Certificate.build(problem, a)
     if cert is None:
-        raise ExplainError("Prices for every worker at once need a run without stability, solved to optimality.")
+        raise ExplainError(
+            "Prices for every worker at once need a run without stability, priority tiers, fewest moves, "
+            "linked workers or quotas, solved to optimality."
+        )
     dist, _ = cert._all_pairs()
     m = problem.n_workers
     rows = np.arange(m)
@@ -765,7 +837,7 @@ def _preview(
     for t, j in pins.items():
         pin[t] = j
     pinned = dataclasses.replace(problem, pin=pin)
-    opt, opt_proven = optimum(_result_for(problem, a, status), options)
+    opt, opt_proven, opt_levels = _optimum(_result_for(problem, a, status), options)
     breaks = _breaks(problem, a, b, moved)
     alone_obj = problem.objective(b)
     resolved = _resolve(pinned, options)
@@ -792,7 +864,7 @@ def _preview(
             "moves": _moves_json(problem, others),
             "proven": bool(opt_proven and resolved.status == Status.OPTIMAL),
             "allocation": {problem.worker_ids[t]: problem.line_ids[int(c[t])] for t in range(problem.n_workers)},
-        }
+        } | _price_levels(problem, c, opt_levels)
     else:
         out["repair"] = None
         out["diagnosis"] = [entry(d) for d in resolved.diagnosis]
@@ -868,7 +940,16 @@ def allocation_result(snapshot: RunSnapshot, by_worker: dict[str, str]) -> Resul
     errors = verify(problem, a)
     if errors:
         raise ExplainError(f"The stored allocation no longer keeps the run's rules ({errors[0]}). Solve the run again.")
-    status = Status.OPTIMAL if Certificate.build(problem, a) is not None else Status.FEASIBLE
+    if problem.lexicographic and not problem.has_links_or_quotas and not problem.settings.stability:
+        # A tiered or fewest-moves optimum: proven when it lies on the optimal face of every level.
+        from allocator.solvers.lexicographic import solve_levels
+
+        face = solve_levels(problem).face
+        proven = face is not None and face.contains(a)
+    else:
+        # Links or quotas: not proven here (the explanations re-solve to compare).
+        proven = Certificate.build(problem, a) is not None
+    status = Status.OPTIMAL if proven else Status.FEASIBLE
     return Result.build(problem, status, a, best_bound=None, solve_seconds=0.0)
 
 
