@@ -282,12 +282,24 @@ def test_medium_runs_match_the_cpsat_models_levels(size, seed, priorities, fewes
 # -- explanations of a tiered run -------------------------------------------------------------------
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(tiered_snapshots(max_workers=5, max_lines=4, grid_only=True))
-def test_explanations_of_a_tiered_run_price_each_level_by_pinned_resolves(d):
+def _small_tiered(seed: int) -> dict:
+    """A 6 x 4 benchmark-shaped run with two priorities, and a previous allocation on odd seeds."""
+    d = generate_instance(6, 4, seed)
+    d["settings"]["preferencer_weight"] = 0.3
+    if seed % 2:
+        base = problem_of(d)
+        rng = np.random.default_rng(seed)
+        previous = rng.integers(0, base.n_lines, base.n_workers)
+        previous[rng.random(base.n_workers) < 0.3] = -1
+        return tiered(d, {0: 1, 1: 2, 2: 1}, previous, base)
+    return tiered(d, {0: 1, 1: 2, 2: 1})
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_explanations_of_a_tiered_run_price_each_level_by_pinned_resolves(seed):
+    d = _small_tiered(seed)
     problem = problem_of(d)
-    if not problem.lexicographic:
-        return
+    assert problem.lexicographic
     result = engine.solve(RunSnapshot.parse(d))
     if not result.has_allocation:
         return
