@@ -381,6 +381,70 @@ def _flow(m, n, ws, ls, unit, lo, hi):
     return Status.OPTIMAL, a
 
 
+@dataclass
+class _Level:
+    """One level's integer costs over the current pairs: ``flow`` is what the flow minimises
+    (the last level's carries the seeded tie-break), ``face`` what its optimal face is taken
+    for (without the tie-break), ``reach`` an upper bound on ``sum(flow)`` over allocations."""
+
+    name: str
+    flow: np.ndarray
+    face: np.ndarray
+    reach: int
+    describe: str
+
+
+def _level(problem: ProblemData, kind: str, tier: int | None, name: str, ws, ls, budget: int, *, last: bool) -> _Level:
+    m = problem.n_workers
+    if kind == "moves":
+        u = moves_costs(problem, ws, ls)
+        face, describe = u, "0 or 1 a move"
+    else:
+        costs = tier_costs(problem, tier, ws, ls, budget=budget, with_tie=last)
+        u = costs.combined() if last else costs.base
+        face = costs.base * np.int64(costs.tie_factor) if last else costs.base
+        describe = costs.describe()
+    # Pairs are in row-major order (by worker): each worker's largest cost by one reduceat.
+    starts = np.flatnonzero(np.r_[True, ws[1:] != ws[:-1]]) if ws.size else np.zeros(0, dtype=np.int64)
+    reach = int(np.maximum.reduceat(u, starts).sum()) if ws.size else 0
+    return _Level(name, u, face, reach, describe)
+
+
+def _weights(group: list[_Level], budget: int) -> list[int] | None:
+    """Exact lexicographic weights for the levels of ``group``, or None when over ``budget``.
+
+    ``K_last = 1`` and ``K_i = 1 + sum_{l > i} K_l * reach_l``: the levels after ``i`` can
+    change the weighted sum by less than ``K_i``, so one unit of level ``i`` outweighs all of
+    them and minimising ``sum K_i * u_i`` is minimising the levels in turn. The same weights
+    stay lexicographic for the face costs (the last level's tie-break dropped: ``face <=
+    flow``), so the flow's optimum is on that face too. Python integers: no overflow.
+    """
+    weights = [1] * len(group)
+    for i in range(len(group) - 2, -1, -1):
+        weights[i] = 1 + sum(weights[l] * group[l].reach for l in range(i + 1, len(group)))
+    top = sum(k * int(lv.flow.max(initial=0)) for k, lv in zip(weights, group, strict=True))
+    return weights if top <= budget else None
+
+
+def _restrict(a, ws, ls, w, lo, hi, n, label):
+    """The pairs and line bounds of the optimal face of costs ``w`` (optimal at ``a``)."""
+    m = a.size
+    chosen = np.zeros(m, dtype=np.int64)
+    mine = ls == a[ws]
+    chosen[ws[mine]] = w[mine]
+    rel = (w - chosen[ws]).astype(np.float64)
+    away = ~mine
+    pi = potentials(line_graph(a, ws[away], ls[away], rel[away], n, lo, hi))
+    if pi is None:
+        raise RuntimeError(f"levels {label!r}: the flow is not optimal for its own costs")
+    rc = rel + pi[a[ws]] - pi[ls]
+    if (rc < 0).any():
+        raise RuntimeError(f"levels {label!r}: a negative reduced cost")
+    keep = rc == 0
+    rc_line = pi[:n] - pi[n]
+    return ws[keep], ls[keep], np.where(rc_line < 0, hi, lo), np.where(rc_line > 0, lo, hi)
+
+
 def solve_levels(problem: ProblemData) -> LexicographicResult:
     """The lexicographic optimum of a run without links, quotas and stability (module doc)."""
     m, n = problem.n_workers, problem.n_lines
@@ -397,21 +461,25 @@ def solve_levels(problem: ProblemData) -> LexicographicResult:
     kinds: list[tuple[str, int | None]] = ([("moves", None)] if problem.fewest_moves else [])
     kinds += [("tier", t) for t in range(problem.n_tiers)]
     a: np.ndarray | None = None
-    for k, ((kind, tier), name) in enumerate(zip(kinds, names, strict=True)):
-        last = k == len(kinds) - 1
+    i = 0
+    while i < len(kinds):
         n_free = int((np.bincount(ws, minlength=m) > 1).sum())
         for headroom in HEADROOMS:
-            budget = flow_budget(n_free + n + 1, headroom)
-            if not last:
-                budget = min(budget, exact_float_limit(n))
-            if kind == "moves":
-                w = unit = moves_costs(problem, ws, ls)
-                describe = "0 or 1 a move"
-            else:
-                costs = tier_costs(problem, tier, ws, ls, budget=budget, with_tie=last)
-                w = costs.base
-                unit = costs.combined() if last else costs.base
-                describe = costs.describe()
+            # Every group's costs stay exact in float64 for its potentials (module docstring).
+            budget = min(flow_budget(n_free + n + 1, headroom), exact_float_limit(n))
+            group: list[_Level] = []
+            j = i
+            while j < len(kinds):
+                kind, tier = kinds[j]
+                level = _level(problem, kind, tier, names[j], ws, ls, budget, last=j == len(kinds) - 1)
+                if group and _weights([*group, level], budget) is None:
+                    break
+                group.append(level)
+                j += 1
+            weights = _weights(group, budget)
+            assert weights is not None  # a level alone always fits: its costs were made to
+            unit = sum((np.int64(k) * lv.flow for k, lv in zip(weights, group, strict=True)), np.zeros(ws.size, np.int64))
+            face = sum((np.int64(k) * lv.face for k, lv in zip(weights, group, strict=True)), np.zeros(ws.size, np.int64))
             try:
                 status, a_k = _flow(m, n, ws, ls, unit, lo, hi)
             except CostRangeError:
@@ -419,29 +487,15 @@ def solve_levels(problem: ProblemData) -> LexicographicResult:
             break
         else:
             raise RuntimeError("min-cost flow rejected every cost scale")
+        label = " + ".join(lv.name for lv in group)
         if status is Status.INFEASIBLE:
             if a is None:
                 return LexicographicResult(Status.INFEASIBLE, None, None, [*log, "infeasible: no flow meets every supply"])
-            raise RuntimeError(f"level {name!r}: the optimal face of the levels before it has no flow")
+            raise RuntimeError(f"levels {label!r}: the optimal face of the levels before them has no flow")
         a = a_k
-        log.append(f"level {name}: {describe}; {ws.size} pairs")
-        # Restrict to the optimal face of this level (for the last one: without the tie-break).
-        chosen_w = np.zeros(m, dtype=np.int64)
-        mine = ls == a[ws]
-        chosen_w[ws[mine]] = w[mine]
-        rel = (w - chosen_w[ws]).astype(np.float64)
-        away = ~mine
-        edges = line_graph(a, ws[away], ls[away], rel[away], n, lo, hi)
-        pi = potentials(edges)
-        if pi is None:
-            raise RuntimeError(f"level {name!r}: the flow is not optimal for its own costs")
-        rc = rel + pi[a[ws]] - pi[ls]
-        if (rc < 0).any():
-            raise RuntimeError(f"level {name!r}: a negative reduced cost")
-        keep = rc == 0
-        ws, ls = ws[keep], ls[keep]
-        rc_line = pi[:n] - pi[n]
-        lo, hi = np.where(rc_line < 0, hi, lo), np.where(rc_line > 0, lo, hi)
+        log.append(f"levels {label} in one flow over {ws.size} pairs: " + "; ".join(lv.describe for lv in group))
+        ws, ls, lo, hi = _restrict(a, ws, ls, face, lo, hi, n, label)
+        i = j
     assert a is not None
     return LexicographicResult(Status.OPTIMAL, a, Face(a, ws, ls, lo, hi), log)
 
