@@ -103,16 +103,40 @@ def flow_on_pairs(
     :class:`CostRangeError`. The arcs go in the given pair order, then the lines': the flow
     depends only on the arrays.
     """
+    status, flows, total = transport(m, n, ws, ls, unit, lo, hi, np.ones(m, dtype=np.int64))
+    if status is Status.INFEASIBLE:
+        return Status.INFEASIBLE, None, None
+    chosen = flows > 0
+    assignment = np.full(m, -1, dtype=np.int64)
+    assignment[ws[chosen]] = ls[chosen]
+    if (assignment < 0).any() or int(chosen.sum()) != m:
+        raise RuntimeError("min-cost flow returned a flow that is not an allocation")
+    return Status.OPTIMAL, assignment, total
+
+
+def transport(
+    m: int,
+    n: int,
+    ws: np.ndarray,
+    ls: np.ndarray,
+    unit: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    supply: np.ndarray,
+) -> tuple[Status, np.ndarray | None, int | None]:
+    """:func:`flow_on_pairs` for sources of any supply (a source may stand for several workers
+    with the same pairs and costs): the flow on each pair's arc (capacity: its source's supply)."""
     sink = m + n
     lo = np.asarray(lo, dtype=np.int64)
     hi = np.asarray(hi, dtype=np.int64)
+    supply = np.asarray(supply, dtype=np.int64)
     smcf = _SMCF()
     tails = np.concatenate([ws, np.arange(m, m + n, dtype=np.int32)]).astype(np.int32)
     heads = np.concatenate([ls + np.int32(m), np.full(n, sink, dtype=np.int32)]).astype(np.int32)
-    caps = np.concatenate([np.ones(ws.size, dtype=np.int64), hi - lo])
+    caps = np.concatenate([supply[ws], hi - lo])
     units = np.concatenate([unit, np.zeros(n, dtype=np.int64)])
     smcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, units)
-    supplies = np.concatenate([np.ones(m, dtype=np.int64), -lo, [-(m - int(lo.sum()))]])
+    supplies = np.concatenate([supply, -lo, [-(int(supply.sum()) - int(lo.sum()))]])
     smcf.set_nodes_supplies(np.arange(m + n + 1, dtype=np.int32), supplies.astype(np.int64))
 
     status = smcf.solve()
@@ -122,14 +146,8 @@ def flow_on_pairs(
         raise CostRangeError("min-cost flow: cost range too large")
     if status != _SMCF.OPTIMAL:
         raise RuntimeError(f"min-cost flow ended with status {status!r}")
-
     flows = np.asarray(smcf.flows(np.arange(ws.size, dtype=np.int32)))
-    chosen = flows > 0
-    assignment = np.full(m, -1, dtype=np.int64)
-    assignment[ws[chosen]] = ls[chosen]
-    if (assignment < 0).any() or int(chosen.sum()) != m:
-        raise RuntimeError("min-cost flow returned a flow that is not an allocation")
-    return Status.OPTIMAL, assignment, int(smcf.optimal_cost())
+    return Status.OPTIMAL, flows, int(smcf.optimal_cost())
 
 
 def flow_costs(problem: ProblemData, headroom_bits: int = 4, **kwargs) -> IntegerCosts:

@@ -63,7 +63,7 @@ import numpy as np
 
 from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, SolveOutcome, Status
-from allocator.solvers.flow import HEADROOMS, CostRangeError, flow_on_pairs
+from allocator.solvers.flow import HEADROOMS, CostRangeError, transport
 from allocator.solvers.scaling import (
     MIN_TIE_RANGE,
     REQUIRED_REL_PRECISION,
@@ -356,28 +356,76 @@ class LexicographicResult:
     log: list[str] = field(default_factory=list)
 
 
+def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a boolean matrix (sorted) and each row's index among them."""
+    if rows.shape[0] == 0:
+        return rows, np.zeros(0, dtype=np.int64)
+    packed = np.ascontiguousarray(np.packbits(rows, axis=1))
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    return rows[first], np.asarray(inverse, dtype=np.int64).reshape(-1)
+
+
 def _flow(m, n, ws, ls, unit, lo, hi):
-    """One level's flow, with the workers that have a single pair left taken out."""
-    count = np.bincount(ws, minlength=m)
-    free = count > 1
-    fixed = ~free[ws]
+    """One level's flow over the pairs ``ws, ls`` (row-major), made smaller in two exact ways.
+
+    A worker with a single pair left is placed and taken out (their line's bounds shrink by
+    one). Workers whose pairs all cost 0 on this level (the other tiers') and who have the same
+    set of pairs are one source with their number as supply: any split of that source's flow
+    over its lines is an allocation of the same cost, so the flow's optimum is the optimum; the
+    split is handed out to the workers in index order.
+    """
+    a = np.full(m, -1, dtype=np.int64)
+    if ws.size == 0:
+        return (Status.OPTIMAL, a) if m == 0 else (Status.INFEASIBLE, None)
+    starts = np.flatnonzero(np.r_[True, ws[1:] != ws[:-1]])
+    owners = ws[starts]
+    count = np.diff(np.r_[starts, ws.size])
+    if owners.size != m:
+        return Status.INFEASIBLE, None  # a worker without pairs
+    fixed = np.repeat(count == 1, count)
     fixed_fill = np.bincount(ls[fixed], minlength=n)
     lo_k = np.maximum(lo - fixed_fill, 0)
     hi_k = hi - fixed_fill
-    a = np.full(m, -1, dtype=np.int64)
     a[ws[fixed]] = ls[fixed]
     if (hi_k < 0).any() or (lo_k > hi_k).any():
         return Status.INFEASIBLE, None
-    sub = ~fixed
-    free_idx = np.flatnonzero(free)
-    renum = np.full(m, -1, dtype=np.int64)
-    renum[free_idx] = np.arange(free_idx.size)
-    status, sub_a, _ = flow_on_pairs(
-        int(free_idx.size), n, renum[ws[sub]].astype(np.int32), ls[sub].astype(np.int32), unit[sub], lo_k, hi_k
-    )
+    zero = (np.maximum.reduceat(unit, starts) == 0) & (count > 1)
+    singles = np.flatnonzero((count > 1) & ~zero)
+    pooled = np.flatnonzero(zero)
+    # Sources: the workers with costs (one each), then one per distinct pair set of the others.
+    rows = np.zeros((pooled.size, n), dtype=bool)
+    in_pool = np.zeros(m, dtype=bool)
+    in_pool[pooled] = True
+    pool_pairs = in_pool[ws]
+    pool_row = np.full(m, -1, dtype=np.int64)
+    pool_row[pooled] = np.arange(pooled.size)
+    rows[pool_row[ws[pool_pairs]], ls[pool_pairs]] = True
+    classes, class_of = _distinct_rows(rows)
+    n_src = singles.size + classes.shape[0]
+    src_of = np.full(m, -1, dtype=np.int64)
+    src_of[singles] = np.arange(singles.size)
+    single_pairs = np.isin(ws, singles) if singles.size else np.zeros(ws.size, dtype=bool)
+    cw, cl = np.nonzero(classes)
+    tails = np.concatenate([src_of[ws[single_pairs]], singles.size + cw]).astype(np.int32)
+    heads = np.concatenate([ls[single_pairs], cl]).astype(np.int32)
+    units = np.concatenate([unit[single_pairs], np.zeros(cw.size, dtype=np.int64)])
+    supply = np.concatenate([np.ones(singles.size, dtype=np.int64),
+                             np.bincount(class_of, minlength=classes.shape[0]).astype(np.int64)])
+    status, flows, _ = transport(n_src, n, tails, heads, units, lo_k, hi_k, supply)
     if status is Status.INFEASIBLE:
         return Status.INFEASIBLE, None
-    a[free_idx] = sub_a
+    k = int(single_pairs.sum())
+    chosen = flows[:k] > 0
+    a[ws[single_pairs][chosen]] = ls[single_pairs][chosen]
+    # Hand each class's flow out to its workers, in index order, line by line.
+    class_flow = flows[k:]
+    for c in range(classes.shape[0]):
+        members = pooled[class_of == c]
+        mine = cw == c
+        a[members] = np.repeat(cl[mine], class_flow[mine])
+    if (a < 0).any():
+        raise RuntimeError("min-cost flow returned a flow that is not an allocation")
     return Status.OPTIMAL, a
 
 
@@ -385,17 +433,15 @@ def _flow(m, n, ws, ls, unit, lo, hi):
 class _Level:
     """One level's integer costs over the current pairs: ``flow`` is what the flow minimises
     (the last level's carries the seeded tie-break), ``face`` what its optimal face is taken
-    for (without the tie-break), ``reach`` an upper bound on ``sum(flow)`` over allocations."""
+    for (without the tie-break: the allocations that tie on every level)."""
 
     name: str
     flow: np.ndarray
     face: np.ndarray
-    reach: int
     describe: str
 
 
 def _level(problem: ProblemData, kind: str, tier: int | None, name: str, ws, ls, budget: int, *, last: bool) -> _Level:
-    m = problem.n_workers
     if kind == "moves":
         u = moves_costs(problem, ws, ls)
         face, describe = u, "0 or 1 a move"
@@ -404,26 +450,7 @@ def _level(problem: ProblemData, kind: str, tier: int | None, name: str, ws, ls,
         u = costs.combined() if last else costs.base
         face = costs.base * np.int64(costs.tie_factor) if last else costs.base
         describe = costs.describe()
-    # Pairs are in row-major order (by worker): each worker's largest cost by one reduceat.
-    starts = np.flatnonzero(np.r_[True, ws[1:] != ws[:-1]]) if ws.size else np.zeros(0, dtype=np.int64)
-    reach = int(np.maximum.reduceat(u, starts).sum()) if ws.size else 0
-    return _Level(name, u, face, reach, describe)
-
-
-def _weights(group: list[_Level], budget: int) -> list[int] | None:
-    """Exact lexicographic weights for the levels of ``group``, or None when over ``budget``.
-
-    ``K_last = 1`` and ``K_i = 1 + sum_{l > i} K_l * reach_l``: the levels after ``i`` can
-    change the weighted sum by less than ``K_i``, so one unit of level ``i`` outweighs all of
-    them and minimising ``sum K_i * u_i`` is minimising the levels in turn. The same weights
-    stay lexicographic for the face costs (the last level's tie-break dropped: ``face <=
-    flow``), so the flow's optimum is on that face too. Python integers: no overflow.
-    """
-    weights = [1] * len(group)
-    for i in range(len(group) - 2, -1, -1):
-        weights[i] = 1 + sum(weights[l] * group[l].reach for l in range(i + 1, len(group)))
-    top = sum(k * int(lv.flow.max(initial=0)) for k, lv in zip(weights, group, strict=True))
-    return weights if top <= budget else None
+    return _Level(name, u, face, describe)
 
 
 def _restrict(a, ws, ls, w, lo, hi, n, label):
@@ -461,41 +488,26 @@ def solve_levels(problem: ProblemData) -> LexicographicResult:
     kinds: list[tuple[str, int | None]] = ([("moves", None)] if problem.fewest_moves else [])
     kinds += [("tier", t) for t in range(problem.n_tiers)]
     a: np.ndarray | None = None
-    i = 0
-    while i < len(kinds):
+    for k, (kind, tier) in enumerate(kinds):
         n_free = int((np.bincount(ws, minlength=m) > 1).sum())
         for headroom in HEADROOMS:
-            # Every group's costs stay exact in float64 for its potentials (module docstring).
+            # Costs stay exact in float64 for the level's potentials (module docstring).
             budget = min(flow_budget(n_free + n + 1, headroom), exact_float_limit(n))
-            group: list[_Level] = []
-            j = i
-            while j < len(kinds):
-                kind, tier = kinds[j]
-                level = _level(problem, kind, tier, names[j], ws, ls, budget, last=j == len(kinds) - 1)
-                if group and _weights([*group, level], budget) is None:
-                    break
-                group.append(level)
-                j += 1
-            weights = _weights(group, budget)
-            assert weights is not None  # a level alone always fits: its costs were made to
-            unit = sum((np.int64(k) * lv.flow for k, lv in zip(weights, group, strict=True)), np.zeros(ws.size, np.int64))
-            face = sum((np.int64(k) * lv.face for k, lv in zip(weights, group, strict=True)), np.zeros(ws.size, np.int64))
+            level = _level(problem, kind, tier, names[k], ws, ls, budget, last=k == len(kinds) - 1)
             try:
-                status, a_k = _flow(m, n, ws, ls, unit, lo, hi)
+                status, a_k = _flow(m, n, ws, ls, level.flow, lo, hi)
             except CostRangeError:
                 continue
             break
         else:
             raise RuntimeError("min-cost flow rejected every cost scale")
-        label = " + ".join(lv.name for lv in group)
         if status is Status.INFEASIBLE:
             if a is None:
                 return LexicographicResult(Status.INFEASIBLE, None, None, [*log, "infeasible: no flow meets every supply"])
-            raise RuntimeError(f"levels {label!r}: the optimal face of the levels before them has no flow")
+            raise RuntimeError(f"level {level.name!r}: the optimal face of the levels before it has no flow")
         a = a_k
-        log.append(f"levels {label} in one flow over {ws.size} pairs: " + "; ".join(lv.describe for lv in group))
-        ws, ls, lo, hi = _restrict(a, ws, ls, face, lo, hi, n, label)
-        i = j
+        log.append(f"level {level.name} over {ws.size} pairs: {level.describe}")
+        ws, ls, lo, hi = _restrict(a, ws, ls, level.face, lo, hi, n, level.name)
     assert a is not None
     return LexicographicResult(Status.OPTIMAL, a, Face(a, ws, ls, lo, hi), log)
 
