@@ -347,3 +347,19 @@ def test_all_pairs_prices_refuse_a_tiered_run_and_a_stored_allocation_is_judged_
     assert problem.objective_levels(plain) != problem.objective_levels(np.asarray(result.assignment))
     stored = {w: problem.line_ids[int(j)] for w, j in zip(problem.worker_ids, plain, strict=True)}
     assert allocation_result(RunSnapshot.parse(d), stored).status == Status.FEASIBLE
+
+
+def test_statements_name_the_level_that_decides_a_tiered_price():
+    from allocator.statements import price_words
+
+    problem = _two_tiers()
+    result = engine.solve(problem.snapshot)
+    out = explain_worker(result, "w2")
+    (entry,) = [e for e in out["higher_choices"] if e["job_line_id"] == "j1"]
+    # Granting j1 to w2 moves w1 (priority 1) off their first choice: tier 1 decides.
+    assert entry["deciding_level"] == "priority 1"
+    assert entry["price_levels"] == [{"level": "priority 1", "price": 1.0}, {"level": "no priority", "price": -1.5}]
+    assert entry["price"] == -0.5  # the total falls: alone it would read as a gain
+    words = price_words(problem, "w2", entry)
+    assert "priority 1 doctors would rise by 1" in words
+    assert "tie-break" not in words
