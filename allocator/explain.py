@@ -44,6 +44,20 @@ was one such exchange (same combined cost). The *price* is the same
 defines them, and the all-workers statements (:func:`explain_all`) use the certificate for
 both (fast: one all-pairs pass for the whole run), saying so in their ``"method"`` key.
 
+**Runs with business rules** (business-rules.md): the certificate above proves optimality for
+the one-level objective over the seed's constraints, so it is refused (``Certificate.build``
+returns ``None``) for a run with priority tiers, fewest moves, links or quotas, and every price
+comes from pinned re-solves. A tiered or fewest-moves run's optimum is lexicographic: its
+entries keep ``price`` (the change of the total objective, which may be negative or 0 there:
+granting can cost the priority 1 doctors and give more back to others) and add
+``price_levels`` (``[{"level": "moves" | "priority 1" | ... | "no priority", "price": ...}]``,
+the change of each level between the pinned optimum and the run's optimum, best level first)
+and ``deciding_level`` (the first level that changes, ``None`` for a tie on every level); the
+pinned re-solve is the engine's lexicographic flow (:mod:`allocator.solvers.lexicographic`).
+The price for every worker at once (:func:`price_all_pairs`) refuses such runs. Their
+seed-dependent workers come from the lexicographic optimal face (exact); with links or quotas
+they are not known (``None``).
+
 **Seed-dependent workers** (:func:`seed_dependent_worker_ids`): a worker whose line differs in
 some optimal allocation, i.e. whose current pair costs nothing to forbid. With node
 potentials ``pi`` for the line graph (Bellman-Ford from a virtual root), every residual arc

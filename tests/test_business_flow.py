@@ -17,7 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allocator import engine
-from allocator.explain import Certificate, ExplainError, allocation_result, explain_worker, price_all_pairs
+from allocator.explain import (
+    Certificate,
+    ExplainError,
+    allocation_result,
+    explain_worker,
+    price_all_pairs,
+)
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
 from allocator.solvers import SolveOptions, Status, solve_problem
