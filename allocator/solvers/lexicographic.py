@@ -128,7 +128,15 @@ def line_graph(
     """
     edges = np.full((n + 1, n + 1), np.inf)
     if workers.size:
-        np.minimum.at(edges, (np.asarray(assignment)[workers], lines), rel)
+        tails = np.asarray(assignment)[workers]
+        # Moves that cost 0 are most of them on a tier's level (the other tiers' workers): a
+        # plain assignment sets those (repeated cells get the same 0); the rest need the
+        # unbuffered minimum.
+        zero = rel == 0
+        np.minimum.at(edges, (tails[~zero], lines[~zero]), rel[~zero])
+        zeros = np.full((n + 1, n + 1), np.inf)
+        zeros[tails[zero], lines[zero]] = 0.0
+        np.minimum(edges, zeros, out=edges)
     fill = np.bincount(assignment, minlength=n)
     edges[np.flatnonzero(fill < hi), n] = 0.0
     edges[n, np.flatnonzero(fill > lo)] = 0.0
@@ -245,9 +253,9 @@ def tier_costs(
     c = np.where(mine[workers], problem.cost[workers, lines], 0.0)
     shift = np.zeros(m)
     if c.size:
-        rowmin = np.full(m, np.inf)
-        np.minimum.at(rowmin, workers, c)
-        shift = np.where(np.isfinite(rowmin), rowmin, 0.0)
+        # Pairs are row-major (by worker): each worker's cheapest pair by one reduceat.
+        starts = np.flatnonzero(np.r_[True, workers[1:] != workers[:-1]])
+        shift[workers[starts]] = np.minimum.reduceat(c, starts)
     rel = np.maximum(c - shift[workers], 0.0)
     tier_cost = problem.cost[mine]
     lower = float(shift[mine].sum())
@@ -416,7 +424,9 @@ def _flow(m, n, ws, ls, unit, lo, hi):
     n_src = singles.size + classes.shape[0]
     src_of = np.full(m, -1, dtype=np.int64)
     src_of[singles] = np.arange(singles.size)
-    single_pairs = np.isin(ws, singles) if singles.size else np.zeros(ws.size, dtype=bool)
+    is_single = np.zeros(m, dtype=bool)
+    is_single[singles] = True
+    single_pairs = is_single[ws]
     cw, cl = np.nonzero(classes)
     tails = np.concatenate([src_of[ws[single_pairs]], singles.size + cw]).astype(np.int32)
     heads = np.concatenate([ls[single_pairs], cl]).astype(np.int32)
