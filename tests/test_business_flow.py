@@ -263,19 +263,23 @@ def test_a_run_without_rules_keeps_the_plain_flow_and_its_result():
 
 
 @pytest.mark.parametrize(
-    ("size", "seed", "priorities", "fewest"),
+    ("size", "seed", "priorities", "fewest", "power"),
     [
-        ((150, 40), 3, {0: 1, 1: 2}, False),  # two priorities and the workers without one
-        ((90, 25), 7, {0: 1, 1: 2, 2: 3}, True),  # fewest moves first, then three priorities
+        ((150, 40), 3, {0: 1, 1: 2}, False, None),  # two priorities and the workers without one
+        ((90, 25), 7, {0: 1, 1: 2, 2: 3}, True, None),  # fewest moves first, then three priorities
+        # Costs off any decimal grid (rank^1.5): the scaled-and-rounded integer costs.
+        ((80, 20), 9, {0: 1, 1: 2, 2: 3}, True, 1.5),
     ],
 )
-def test_medium_runs_match_the_cpsat_models_levels(size, seed, priorities, fewest):
+def test_medium_runs_match_the_cpsat_models_levels(size, seed, priorities, fewest, power):
     d = generate_instance(*size, seed)
+    if power is not None:
+        d["settings"]["preference_power"] = power
     base = problem_of(d)
     previous = None
     if fewest:
         previous = plain_flow.solve(base, SolveOptions()).assignment.copy()
-        previous[::9] = -1  # withdrawn or late workers
+        previous[::7] = -1  # withdrawn or late workers
         previous[1::13] = (previous[1::13] + 1) % base.n_lines  # places that changed
     problem = problem_of(tiered(d, priorities, previous, base))
     assert problem.lexicographic and problem.fewest_moves == fewest
