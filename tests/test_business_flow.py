@@ -23,6 +23,7 @@ from allocator.explain import (
     allocation_result,
     explain_worker,
     price_all_pairs,
+    seed_dependent_worker_ids,
 )
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
@@ -163,6 +164,8 @@ def test_seed_dependent_workers_are_those_another_optimum_moves(d):
     a = np.asarray(result.assignment)
     want = sorted(problem.worker_ids[s] for s in range(problem.n_workers) if (optima[:, s] != a[s]).any())
     assert result.seed_dependent_worker_ids == want
+    # Without the solver's face at hand (a stored allocation): the same, from a fresh solve.
+    assert seed_dependent_worker_ids(problem, a) == want
 
 
 # -- named runs --------------------------------------------------------------------------------
@@ -249,7 +252,6 @@ def test_a_run_without_rules_keeps_the_plain_flow_and_its_result():
     assert np.array_equal(outcome.assignment, plain.assignment)
     # The whole result, as JSON, equals the one built from the plain flow's answer.
     result = engine.solve(RunSnapshot.parse(d))
-    from allocator.explain import seed_dependent_worker_ids
     from allocator.result import Result
 
     rebuilt = Result.build(problem, Status.OPTIMAL, plain.assignment, best_bound=plain.best_bound,
