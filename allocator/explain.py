@@ -46,17 +46,19 @@ both (fast: one all-pairs pass for the whole run), saying so in their ``"method"
 
 **Runs with business rules** (business-rules.md): the certificate above proves optimality for
 the one-level objective over the seed's constraints, so it is refused (``Certificate.build``
-returns ``None``) for a run with priority tiers, fewest moves, links or quotas, and every price
-comes from pinned re-solves. A tiered or fewest-moves run's optimum is lexicographic: its
-entries keep ``price`` (the change of the total objective, which may be negative or 0 there:
-granting can cost the priority 1 doctors and give more back to others) and add
-``price_levels`` (``[{"level": "moves" | "priority 1" | ... | "no priority", "price": ...}]``,
-the change of each level between the pinned optimum and the run's optimum, best level first)
-and ``deciding_level`` (the first level that changes, ``None`` for a tie on every level); the
-pinned re-solve is the engine's lexicographic flow (:mod:`allocator.solvers.lexicographic`).
-The price for every worker at once (:func:`price_all_pairs`) refuses such runs. Their
-seed-dependent workers come from the lexicographic optimal face (exact); with links or quotas
-they are not known (``None``).
+returns ``None``) for a run with priority tiers, fewest moves, links or quotas. A tiered or
+fewest-moves run's optimum is lexicographic: its entries keep ``price`` (the change of the
+total objective, which may be negative or 0 there: granting can cost the priority 1 doctors
+and give more back to others) and add ``price_levels`` (``[{"level": "moves" | "priority 1" |
+... | "no priority", "price": ...}]``, the change of each level between the pinned optimum and
+the run's optimum, best level first) and ``deciding_level`` (the first level that changes,
+``None`` for a tie on every level). The one-worker answer re-solves with the pin (the engine's
+lexicographic flow, :mod:`allocator.solvers.lexicographic`); the certificate path
+(:func:`explain_all`, ``method="certificate"``) uses :class:`LexCertificate`, the same
+argument with vectors of levels for costs (about 5 s at 1,500 x 300). The scalar price for
+every worker at once (:func:`price_all_pairs`) refuses such runs. Their seed-dependent workers
+come from the lexicographic optimal face (exact). With links or quotas: pinned re-solves
+(CP-SAT), and seed-dependent workers are not known (``None``).
 
 **Seed-dependent workers** (:func:`seed_dependent_worker_ids`): a worker whose line differs in
 some optimal allocation, i.e. whose current pair costs nothing to forbid. With node
@@ -307,6 +309,142 @@ def _clean(x: float, tol: float) -> float:
     return 0.0 if abs(x) <= tol else float(x)
 
 
+@dataclass
+class LexCertificate:
+    """The certificate of a tiered or fewest-moves run: prices as vectors of levels.
+
+    The run's allocation is lexicographically optimal, so no residual cycle is
+    lexicographically negative when each arc costs the vector of its levels' integer costs
+    (moves, tier 1, ..., as :mod:`allocator.solvers.lexicographic` solves them). Vectors under
+    the lexicographic order form an ordered group, where the certificate's argument holds word
+    for word: granting ``(s, p)`` is the lexicographically cheapest residual cycle through it,
+    ``rel(s, p) + d(p, M(s))`` with ``d`` the lexicographic shortest path on the line graph
+    (Floyd-Warshall comparing vectors). The entry is then priced from the allocation that
+    cycle gives (:func:`_priced_by_allocations`: total, sides, ``price_levels``). Build with
+    :meth:`build`; ``None`` when it does not apply or the allocation is not a lexicographic
+    optimum for these integers (then re-solves price).
+    """
+
+    problem: ProblemData
+    assignment: np.ndarray
+    rel: dict[tuple[int, int], np.ndarray]  # (worker, line) -> level vector of the move
+    edges: np.ndarray  # (N + 1, N + 1, L), inf where no arc
+    mover: np.ndarray  # (N + 1, N + 1) worker whose move is the arc, -1 for the sink's arcs
+    dist: np.ndarray  # (N + 1, N + 1, L) lexicographic shortest paths
+    pred: np.ndarray  # (N + 1, N + 1) predecessor on them
+    levels: list[float]  # the allocation's own levels
+
+    @classmethod
+    def build(cls, problem: ProblemData, assignment: np.ndarray) -> LexCertificate | None:
+        if problem.settings.stability or problem.has_links_or_quotas or not problem.lexicographic:
+            return None
+        from allocator.solvers.lexicographic import (
+            _level,
+            exact_float_limit,
+            level_names,
+            solve_levels,
+        )
+        from allocator.solvers.scaling import allowed_pairs
+
+        a = np.asarray(assignment, dtype=np.int64)
+        m, n = problem.n_workers, problem.n_lines
+        if a.shape != (m,) or m == 0:
+            return None
+        face = solve_levels(problem).face
+        if face is None or not face.contains(a):
+            return None
+        ws, ls = allowed_pairs(problem)
+        keep = problem.capacity[ls] > 0
+        ws, ls = ws[keep], ls[keep]
+        kinds = ([("moves", None)] if problem.fewest_moves else []) + [("tier", t) for t in range(problem.n_tiers)]
+        budget = exact_float_limit(n)  # sums of n + 1 arcs stay exact in float64, level by level
+        u = np.stack([
+            _level(problem, kind, tier, name, ws, ls, budget, last=False).face.astype(np.float64)
+            for (kind, tier), name in zip(kinds, level_names(problem), strict=True)
+        ], axis=1)
+        own = ls == a[ws]
+        chosen = np.zeros((m, u.shape[1]))
+        chosen[ws[own]] = u[own]
+        rel = u - chosen[ws]
+        away = ~own
+        wa, la, ra = ws[away], ls[away], rel[away]
+        n_levels = u.shape[1]
+        edges = np.full((n + 1, n + 1, n_levels), np.inf)
+        mover = np.full((n + 1, n + 1), -1, dtype=np.int64)
+        if wa.size:
+            cell = a[wa] * (n + 1) + la
+            order = np.lexsort((*[ra[:, k] for k in range(n_levels - 1, -1, -1)], cell))
+            first = order[np.r_[True, cell[order][1:] != cell[order][:-1]]]
+            tails, heads = a[wa[first]], la[first]
+            edges[tails, heads] = ra[first]
+            mover[tails, heads] = wa[first]
+        fill = np.bincount(a, minlength=n)
+        edges[np.flatnonzero(fill < problem.capacity), n] = 0.0
+        edges[n, np.flatnonzero(fill > problem.mandatory.astype(np.int64))] = 0.0
+        idx = np.arange(n + 1)
+        edges[idx, idx] = 0.0
+        dist, pred = _lex_floyd_warshall(edges)
+        if dist is None:
+            return None  # a lexicographically negative cycle: not optimal for these integers
+        rel_of = {(int(t), int(q)): ra[i] for i, (t, q) in enumerate(zip(wa.tolist(), la.tolist(), strict=True))}
+        return cls(problem, a, rel_of, edges, mover, dist, pred, problem.objective_levels(a))
+
+    def entry(self, s: int, p: int) -> dict[str, Any]:
+        """The ``price`` (or ``impossible``) entry of granting ``(s, p)``."""
+        prob, a = self.problem, self.assignment
+        home = int(a[s])
+        n = prob.n_lines
+        r = self.rel.get((s, p))
+        if r is None or not np.isfinite(self.dist[p, home, 0]):
+            return _impossible_entry(prob, s, p)
+        path = [home]
+        v = home
+        while v != p:
+            v = int(self.pred[p, v])
+            path.append(v)
+        path.reverse()  # p ... home
+        b = a.copy()
+        b[s] = p
+        for x, y in zip(path[:-1], path[1:], strict=True):
+            if x != n and y != n:
+                b[int(self.mover[x, y])] = y
+        return _priced_by_allocations(prob, a, b, s, p, prob.objective(a), True, self.levels)
+
+
+def _lex_less(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Elementwise over the last axis: vector ``x`` lexicographically below ``y`` (inf-safe)."""
+    with np.errstate(invalid="ignore"):  # inf - inf: both unreachable, neither is below
+        diff = x - y
+    nz = (diff != 0) & ~np.isnan(diff)
+    first = np.argmax(nz, axis=-1)
+    val = np.take_along_axis(diff, first[..., None], axis=-1)[..., 0]
+    return nz.any(axis=-1) & (val < 0)
+
+
+def _lex_floyd_warshall(edges: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """All-pairs lexicographic shortest paths; ``None`` on a lexicographically negative cycle."""
+    k_nodes = edges.shape[0]
+    dist = edges.copy()
+    pred = np.where(np.isfinite(edges[..., 0]), np.arange(k_nodes)[:, None], -1)
+    for k in range(k_nodes):
+        cand = dist[:, k, None, :] + dist[None, k, :, :]
+        better = _lex_less(cand, dist)
+        if better.any():
+            dist = np.where(better[..., None], cand, dist)
+            pred = np.where(better, pred[k][None, :], pred)
+    diag = dist[np.arange(k_nodes), np.arange(k_nodes)]
+    if _lex_less(diag, np.zeros_like(diag)).any():
+        return None, pred
+    return dist, pred
+
+
+def _certificate(problem: ProblemData, a: np.ndarray) -> Certificate | LexCertificate | None:
+    """The run's certificate: one level, or lexicographic for a tiered or fewest-moves run."""
+    if problem.lexicographic:
+        return LexCertificate.build(problem, a)
+    return Certificate.build(problem, a)
+
+
 def seed_dependent_worker_ids(
     problem: ProblemData, assignment: np.ndarray | None, *, costs=None
 ) -> list[str] | None:
@@ -548,7 +686,7 @@ def explain_worker(
     """
     problem, a = _assignment_of(result)
     s = _index(problem, worker_id)
-    cert = Certificate.build(problem, a) if method == "certificate" else None
+    cert = _certificate(problem, a) if method == "certificate" else None
     opt, opt_proven, opt_levels = (None, False, None)
     if cert is None:
         opt, opt_proven, opt_levels = _optimum(result, options)
@@ -584,7 +722,7 @@ def _explain(
     a: np.ndarray,
     s: int,
     *,
-    cert: Certificate | None,
+    cert: Certificate | LexCertificate | None,
     opt: float | None,
     opt_proven: bool,
     options: SolveOptions | None,
@@ -599,6 +737,8 @@ def _explain(
         rule = _rule_reason(problem, s, p)
         if rule is not None:
             entries.append(head | rule)
+        elif isinstance(cert, LexCertificate):
+            entries.append(head | cert.entry(s, p))
         elif cert is not None:
             entries.append(head | _price_entry(problem, cert.repair(s, p)))
         elif deadline is not None and time.monotonic() > deadline:
@@ -732,7 +872,7 @@ def explain_all(
     ``"proven": false``.
     """
     problem, a = _assignment_of(result)
-    cert = Certificate.build(problem, a)
+    cert = _certificate(problem, a)
     opt, opt_proven, opt_levels = (None, False, None)
     deadline = None
     if cert is None:
@@ -971,6 +1111,7 @@ __all__ = [
     "FORMAT",
     "Certificate",
     "ExplainError",
+    "LexCertificate",
     "Repair",
     "allocation_result",
     "explain_all",

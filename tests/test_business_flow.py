@@ -21,6 +21,7 @@ from allocator.explain import (
     Certificate,
     ExplainError,
     allocation_result,
+    explain_all,
     explain_worker,
     price_all_pairs,
     seed_dependent_worker_ids,
@@ -322,6 +323,12 @@ def test_explanations_of_a_tiered_run_price_each_level_by_pinned_resolves(seed):
     for s, wid in enumerate(problem.worker_ids):
         out = explain_worker(result, wid)
         assert out["method"] == "resolve"
+        # The lexicographic certificate prices the same, without re-solves.
+        fast = explain_worker(result, wid, method="certificate")
+        assert fast["method"] == "certificate"
+        for x, y in zip(out["higher_choices"], fast["higher_choices"], strict=True):
+            assert (x["reason"], x["price"], x.get("price_levels"), x.get("deciding_level")) == (
+                y["reason"], y["price"], y.get("price_levels"), y.get("deciding_level"))
         for entry in out["higher_choices"]:
             p = problem.line_index[entry["job_line_id"]]
             if entry["reason"] not in ("price", "impossible"):
@@ -351,6 +358,11 @@ def test_all_pairs_prices_refuse_a_tiered_run_and_a_stored_allocation_is_judged_
     assert result.status == Status.OPTIMAL
     with pytest.raises(ExplainError, match="priority tiers"):
         price_all_pairs(result)
+    # Every worker's statement numbers: the lexicographic certificate, every choice priced.
+    every = explain_all(result)
+    assert {e["method"] for e in every} == {"certificate"}
+    priced = [c for e in every for c in e["higher_choices"] if c["reason"] == "price"]
+    assert priced and all(c["price"] is not None and "price_levels" in c for c in priced)
     problem = result.problem
     stored = {w: problem.line_ids[int(j)] for w, j in zip(problem.worker_ids, result.assignment, strict=True)}
     assert allocation_result(RunSnapshot.parse(d), stored).status == Status.OPTIMAL
