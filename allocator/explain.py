@@ -44,6 +44,22 @@ was one such exchange (same combined cost). The *price* is the same
 defines them, and the all-workers statements (:func:`explain_all`) use the certificate for
 both (fast: one all-pairs pass for the whole run), saying so in their ``"method"`` key.
 
+**Runs with business rules** (business-rules.md): the certificate above proves optimality for
+the one-level objective over the seed's constraints, so it is refused (``Certificate.build``
+returns ``None``) for a run with priority tiers, fewest moves, links or quotas. A tiered or
+fewest-moves run's optimum is lexicographic: its entries keep ``price`` (the change of the
+total objective, which may be negative or 0 there: granting can cost the priority 1 doctors
+and give more back to others) and add ``price_levels`` (``[{"level": "moves" | "priority 1" |
+... | "no priority", "price": ...}]``, the change of each level between the pinned optimum and
+the run's optimum, best level first) and ``deciding_level`` (the first level that changes,
+``None`` for a tie on every level). The one-worker answer re-solves with the pin (the engine's
+lexicographic flow, :mod:`allocator.solvers.lexicographic`); the certificate path
+(:func:`explain_all`, ``method="certificate"``) uses :class:`LexCertificate`, the same
+argument with vectors of levels for costs (about 5 s at 1,500 x 300). The scalar price for
+every worker at once (:func:`price_all_pairs`) refuses such runs. Their seed-dependent workers
+come from the lexicographic optimal face (exact). With links or quotas: pinned re-solves
+(CP-SAT), and seed-dependent workers are not known (``None``).
+
 **Seed-dependent workers** (:func:`seed_dependent_worker_ids`): a worker whose line differs in
 some optimal allocation, i.e. whose current pair costs nothing to forbid. With node
 potentials ``pi`` for the line graph (Bellman-Ford from a virtual root), every residual arc
@@ -70,6 +86,7 @@ from allocator.eligibility import ELIGIBLE_REASONS, Reason
 from allocator.metrics import round_sig
 from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, Status
+from allocator.solvers.lexicographic import line_graph, potentials
 
 if TYPE_CHECKING:
     from allocator.result import Result
@@ -137,7 +154,9 @@ class Certificate:
         ``costs`` are the flow's integer costs when the caller has them (the engine does:
         :attr:`SolveOutcome.integer_costs`); otherwise they are recomputed.
         """
-        if problem.settings.stability:
+        if problem.settings.stability or problem.has_business_rules:
+            # The certificate proves optimality for the one-level objective over the plain
+            # constraints; a tiered or fewest-moves objective, links or quotas need re-solves.
             return None
         from allocator.solvers.flow import HEADROOMS, flow_costs
         from allocator.solvers.scaling import allowed_pairs
@@ -174,20 +193,14 @@ class Certificate:
             return None
         rel = base - base[rows, a][:, None]
         rel[rows, a] = np.inf  # staying put is not a move
-        edges = np.full((n + 1, n + 1), np.inf)
-        order = np.argsort(a, kind="stable")
-        lines_used, starts = np.unique(a[order], return_index=True)
-        edges[lines_used, :n] = np.minimum.reduceat(rel[order], starts, axis=0)
-        fill = np.bincount(a, minlength=n)
-        lb = problem.mandatory.astype(np.int64)
-        edges[np.flatnonzero(fill < problem.capacity), n] = 0.0  # a free place can take one more
-        edges[n, np.flatnonzero(fill > lb)] = 0.0  # a line above its minimum can give one up
-        np.fill_diagonal(edges, np.inf)
+        # The same compressed residual graph the lexicographic flow restricts its levels with.
+        ws, ls = np.nonzero(np.isfinite(rel))
+        edges = line_graph(a, ws, ls, rel[ws, ls], n, problem.mandatory.astype(np.int64), problem.capacity)
         finite = edges[np.isfinite(edges)]
         # Potentials reach (N + 1) arcs' worth, reduced costs twice that, a path N + 1 of those.
         if finite.size and float(np.abs(finite).max()) * 2.0 * (n + 2) ** 2 >= _EXACT_FLOAT:
             return None
-        pot = _potentials(edges)
+        pot = potentials(edges)
         if pot is None:
             return None  # a negative cycle: not optimal for these integers
         return cls(problem, a, rel, edges, pot, float(costs.scale), tol)
@@ -291,26 +304,145 @@ class Certificate:
         return Repair(s, p, True, _clean(price, self.tol), (1.0 - alpha) * dw, alpha * dp, moves)
 
 
-def _potentials(edges: np.ndarray) -> np.ndarray | None:
-    """Bellman-Ford from a virtual root joined to every node at cost 0; None on a negative cycle.
-
-    Each round is one vectorised pass over the ``(N + 1)^2`` arcs; the number of rounds is the
-    most arcs on a shortest path, small in practice.
-    """
-    k = edges.shape[0]
-    d = np.zeros(k)
-    for _ in range(k + 1):
-        relaxed = np.min(d[:, None] + edges, axis=0)
-        new = np.minimum(d, relaxed)
-        if np.array_equal(new, d):
-            return d
-        d = new
-    return None
-
-
 def _clean(x: float, tol: float) -> float:
     """Prices within the objective's tolerance of zero are zero (no ``-1e-13`` in a statement)."""
     return 0.0 if abs(x) <= tol else float(x)
+
+
+@dataclass
+class LexCertificate:
+    """The certificate of a tiered or fewest-moves run: prices as vectors of levels.
+
+    The run's allocation is lexicographically optimal, so no residual cycle is
+    lexicographically negative when each arc costs the vector of its levels' integer costs
+    (moves, tier 1, ..., as :mod:`allocator.solvers.lexicographic` solves them). Vectors under
+    the lexicographic order form an ordered group, where the certificate's argument holds word
+    for word: granting ``(s, p)`` is the lexicographically cheapest residual cycle through it,
+    ``rel(s, p) + d(p, M(s))`` with ``d`` the lexicographic shortest path on the line graph
+    (Floyd-Warshall comparing vectors). The entry is then priced from the allocation that
+    cycle gives (:func:`_priced_by_allocations`: total, sides, ``price_levels``). Build with
+    :meth:`build`; ``None`` when it does not apply or the allocation is not a lexicographic
+    optimum for these integers (then re-solves price).
+    """
+
+    problem: ProblemData
+    assignment: np.ndarray
+    rel: dict[tuple[int, int], np.ndarray]  # (worker, line) -> level vector of the move
+    edges: np.ndarray  # (N + 1, N + 1, L), inf where no arc
+    mover: np.ndarray  # (N + 1, N + 1) worker whose move is the arc, -1 for the sink's arcs
+    dist: np.ndarray  # (N + 1, N + 1, L) lexicographic shortest paths
+    pred: np.ndarray  # (N + 1, N + 1) predecessor on them
+    levels: list[float]  # the allocation's own levels
+
+    @classmethod
+    def build(cls, problem: ProblemData, assignment: np.ndarray) -> LexCertificate | None:
+        if problem.settings.stability or problem.has_links_or_quotas or not problem.lexicographic:
+            return None
+        from allocator.solvers.lexicographic import (
+            _level,
+            exact_float_limit,
+            level_names,
+            solve_levels,
+        )
+        from allocator.solvers.scaling import allowed_pairs
+
+        a = np.asarray(assignment, dtype=np.int64)
+        m, n = problem.n_workers, problem.n_lines
+        if a.shape != (m,) or m == 0:
+            return None
+        face = solve_levels(problem).face
+        if face is None or not face.contains(a):
+            return None
+        ws, ls = allowed_pairs(problem)
+        keep = problem.capacity[ls] > 0
+        ws, ls = ws[keep], ls[keep]
+        kinds = ([("moves", None)] if problem.fewest_moves else []) + [("tier", t) for t in range(problem.n_tiers)]
+        budget = exact_float_limit(n)  # sums of n + 1 arcs stay exact in float64, level by level
+        u = np.stack([
+            _level(problem, kind, tier, name, ws, ls, budget, last=False).face.astype(np.float64)
+            for (kind, tier), name in zip(kinds, level_names(problem), strict=True)
+        ], axis=1)
+        own = ls == a[ws]
+        chosen = np.zeros((m, u.shape[1]))
+        chosen[ws[own]] = u[own]
+        rel = u - chosen[ws]
+        away = ~own
+        wa, la, ra = ws[away], ls[away], rel[away]
+        n_levels = u.shape[1]
+        edges = np.full((n + 1, n + 1, n_levels), np.inf)
+        mover = np.full((n + 1, n + 1), -1, dtype=np.int64)
+        if wa.size:
+            cell = a[wa] * (n + 1) + la
+            order = np.lexsort((*[ra[:, k] for k in range(n_levels - 1, -1, -1)], cell))
+            first = order[np.r_[True, cell[order][1:] != cell[order][:-1]]]
+            tails, heads = a[wa[first]], la[first]
+            edges[tails, heads] = ra[first]
+            mover[tails, heads] = wa[first]
+        fill = np.bincount(a, minlength=n)
+        edges[np.flatnonzero(fill < problem.capacity), n] = 0.0
+        edges[n, np.flatnonzero(fill > problem.mandatory.astype(np.int64))] = 0.0
+        idx = np.arange(n + 1)
+        edges[idx, idx] = 0.0
+        dist, pred = _lex_floyd_warshall(edges)
+        if dist is None:
+            return None  # a lexicographically negative cycle: not optimal for these integers
+        rel_of = {(int(t), int(q)): ra[i] for i, (t, q) in enumerate(zip(wa.tolist(), la.tolist(), strict=True))}
+        return cls(problem, a, rel_of, edges, mover, dist, pred, problem.objective_levels(a))
+
+    def entry(self, s: int, p: int) -> dict[str, Any]:
+        """The ``price`` (or ``impossible``) entry of granting ``(s, p)``."""
+        prob, a = self.problem, self.assignment
+        home = int(a[s])
+        n = prob.n_lines
+        r = self.rel.get((s, p))
+        if r is None or not np.isfinite(self.dist[p, home, 0]):
+            return _impossible_entry(prob, s, p)
+        path = [home]
+        v = home
+        while v != p:
+            v = int(self.pred[p, v])
+            path.append(v)
+        path.reverse()  # p ... home
+        b = a.copy()
+        b[s] = p
+        for x, y in zip(path[:-1], path[1:], strict=True):
+            if x != n and y != n:
+                b[int(self.mover[x, y])] = y
+        return _priced_by_allocations(prob, a, b, s, p, prob.objective(a), True, self.levels)
+
+
+def _lex_less(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Elementwise over the last axis: vector ``x`` lexicographically below ``y`` (inf-safe)."""
+    with np.errstate(invalid="ignore"):  # inf - inf: both unreachable, neither is below
+        diff = x - y
+    nz = (diff != 0) & ~np.isnan(diff)
+    first = np.argmax(nz, axis=-1)
+    val = np.take_along_axis(diff, first[..., None], axis=-1)[..., 0]
+    return nz.any(axis=-1) & (val < 0)
+
+
+def _lex_floyd_warshall(edges: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """All-pairs lexicographic shortest paths; ``None`` on a lexicographically negative cycle."""
+    k_nodes = edges.shape[0]
+    dist = edges.copy()
+    pred = np.where(np.isfinite(edges[..., 0]), np.arange(k_nodes)[:, None], -1)
+    for k in range(k_nodes):
+        cand = dist[:, k, None, :] + dist[None, k, :, :]
+        better = _lex_less(cand, dist)
+        if better.any():
+            dist = np.where(better[..., None], cand, dist)
+            pred = np.where(better, pred[k][None, :], pred)
+    diag = dist[np.arange(k_nodes), np.arange(k_nodes)]
+    if _lex_less(diag, np.zeros_like(diag)).any():
+        return None, pred
+    return dist, pred
+
+
+def _certificate(problem: ProblemData, a: np.ndarray) -> Certificate | LexCertificate | None:
+    """The run's certificate: one level, or lexicographic for a tiered or fewest-moves run."""
+    if problem.lexicographic:
+        return LexCertificate.build(problem, a)
+    return Certificate.build(problem, a)
 
 
 def seed_dependent_worker_ids(
@@ -325,10 +457,33 @@ def seed_dependent_worker_ids(
     """
     if assignment is None:
         return None
+    if problem.has_business_rules:
+        return _lexicographic_seed_dependent(problem, np.asarray(assignment, dtype=np.int64), costs)
     cert = Certificate.build(problem, assignment, costs)
     if cert is None:
         return None
     return sorted(problem.worker_ids[int(t)] for t in np.flatnonzero(cert.seed_dependent()))
+
+
+def _lexicographic_seed_dependent(problem: ProblemData, a: np.ndarray, face=None) -> list[str] | None:
+    """Seed-dependent workers of a tiered or fewest-moves run: from its optimal face.
+
+    A worker is seed-dependent when some allocation that ties with ``a`` on every level puts
+    them elsewhere (:meth:`allocator.solvers.lexicographic.Face.seed_dependent`). ``face`` is
+    the solver's, when it solved ``a``; otherwise the run is solved again for it, and ``None``
+    is returned when ``a`` is not one of its lexicographic optima. Runs with links or quotas:
+    ``None`` (not known without a CP-SAT solve per worker).
+    """
+    if problem.settings.stability or problem.has_links_or_quotas or not problem.lexicographic:
+        return None
+    from allocator.solvers.lexicographic import Face, solve_levels
+
+    if not (isinstance(face, Face) and np.array_equal(face.assignment, a)):
+        solved = solve_levels(problem)
+        if solved.face is None or not solved.face.contains(a):
+            return None
+        face = dataclasses.replace(solved.face, assignment=a)
+    return sorted(problem.worker_ids[int(t)] for t in np.flatnonzero(face.seed_dependent()))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -460,9 +615,38 @@ def optimum(result: Result, options: SolveOptions | None = None) -> tuple[float 
     """``(OPT, proven)`` for the run of ``result``: its own objective when it is a proven optimum.
 
     An allocation that is not (a stored one that was overridden, a stable solve cut by the
-    time limit) is compared with a fresh solve of the same run.
+    time limit) is compared with a fresh solve of the same run. For a run with business rules
+    ``OPT`` is the objective of its optimum (the tiered one: see :func:`_optimum`).
+    """
+    opt, proven, _ = _optimum(result, options)
+    return opt, proven
+
+
+def _optimum(result: Result, options: SolveOptions | None = None) -> tuple[float | None, bool, list[float] | None]:
+    """:func:`optimum` and, for a tiered or fewest-moves run, the optimum's levels.
+
+    A result the engine proved optimal is the optimum (for a tiered run: the lexicographic
+    one, whose total cost need not be the least); anything else is compared with a fresh solve.
     """
     problem, a = _assignment_of(result)
+    obj = problem.objective(a)
+    if problem.has_business_rules and not problem.settings.stability:
+        if result.status == Status.OPTIMAL:
+            return obj, True, _levels(problem, a)
+        fresh = _resolve(problem, options)
+        if not fresh.has_allocation:
+            return None, False, None
+        b = np.asarray(fresh.assignment, dtype=np.int64)
+        return problem.objective(b), fresh.status == Status.OPTIMAL, _levels(problem, b)
+    opt, proven = _plain_optimum(problem, a, result, options)
+    return opt, proven, None
+
+
+def _levels(problem: ProblemData, a: np.ndarray) -> list[float] | None:
+    return problem.objective_levels(a) if problem.lexicographic else None
+
+
+def _plain_optimum(problem: ProblemData, a: np.ndarray, result: Result, options: SolveOptions | None) -> tuple[float | None, bool]:
     obj = problem.objective(a)
     if not problem.settings.stability:
         if Certificate.build(problem, a) is not None:
@@ -502,11 +686,12 @@ def explain_worker(
     """
     problem, a = _assignment_of(result)
     s = _index(problem, worker_id)
-    cert = Certificate.build(problem, a) if method == "certificate" else None
-    opt, opt_proven = (None, False)
+    cert = _certificate(problem, a) if method == "certificate" else None
+    opt, opt_proven, opt_levels = (None, False, None)
     if cert is None:
-        opt, opt_proven = optimum(result, options)
-    return _explain(problem, a, s, cert=cert, opt=opt, opt_proven=opt_proven, options=options)
+        opt, opt_proven, opt_levels = _optimum(result, options)
+    return _explain(problem, a, s, cert=cert, opt=opt, opt_proven=opt_proven, options=options,
+                    opt_levels=opt_levels)
 
 
 def explain_choice(
@@ -528,8 +713,8 @@ def explain_choice(
     rule = _rule_reason(problem, s, p)
     if rule is not None:
         return head | rule
-    opt, opt_proven = optimum(result, options)
-    return head | _resolved_entry(problem, a, s, p, opt, opt_proven, options)
+    opt, opt_proven, opt_levels = _optimum(result, options)
+    return head | _resolved_entry(problem, a, s, p, opt, opt_proven, options, opt_levels)
 
 
 def _explain(
@@ -537,12 +722,13 @@ def _explain(
     a: np.ndarray,
     s: int,
     *,
-    cert: Certificate | None,
+    cert: Certificate | LexCertificate | None,
     opt: float | None,
     opt_proven: bool,
     options: SolveOptions | None,
     deadline: float | None = None,
     objective: float | None = None,
+    opt_levels: list[float] | None = None,
 ) -> dict[str, Any]:
     j = int(a[s])
     entries = []
@@ -551,12 +737,14 @@ def _explain(
         rule = _rule_reason(problem, s, p)
         if rule is not None:
             entries.append(head | rule)
+        elif isinstance(cert, LexCertificate):
+            entries.append(head | cert.entry(s, p))
         elif cert is not None:
             entries.append(head | _price_entry(problem, cert.repair(s, p)))
         elif deadline is not None and time.monotonic() > deadline:
             entries.append(head | _unpriced("not priced: the time for these statements ran out"))
         else:
-            entries.append(head | _resolved_entry(problem, a, s, p, opt, opt_proven, options))
+            entries.append(head | _resolved_entry(problem, a, s, p, opt, opt_proven, options, opt_levels))
     return {
         "format": FORMAT,
         "run_id": problem.snapshot.run.id,
@@ -582,30 +770,65 @@ def _resolved_entry(
     opt: float | None,
     opt_proven: bool,
     options: SolveOptions | None,
+    opt_levels: list[float] | None = None,
 ) -> dict[str, Any]:
     moved = pinned_problem(problem, s, p)
-    if not problem.settings.stability:
+    if not problem.settings.stability and not problem.has_links_or_quotas:
         # The engine's non-stable solve is this flow on these costs (same seed, so the same
         # allocation; the tests check it against the engine); skipping the result's metrics
-        # and checks makes each re-solve about 40 % cheaper.
+        # and checks makes each re-solve about 40 % cheaper. Tiers and fewest moves: the
+        # engine's lexicographic flow, likewise.
         from allocator.diagnosis import diagnose
-        from allocator.solvers.flow import solve_flow_scaled
 
-        flow, _ = solve_flow_scaled(moved)
-        if flow.status == Status.INFEASIBLE:
+        if problem.lexicographic:
+            from allocator.solvers.lexicographic import solve_levels
+
+            b = solve_levels(moved).assignment
+        else:
+            from allocator.solvers.flow import solve_flow_scaled
+
+            b = solve_flow_scaled(moved)[0].assignment
+        if b is None:
             return _impossible_entry(problem, s, p, diagnose(moved))
-        return _priced_by_allocations(problem, a, flow.assignment, s, p, opt, opt_proven)
+        return _priced_by_allocations(problem, a, b, s, p, opt, opt_proven, opt_levels)
     pinned = _resolve(moved, options)
     if pinned.status == Status.INFEASIBLE:
         return _impossible_entry(problem, s, p, pinned.diagnosis)
     if not pinned.has_allocation:
         return _unpriced("not decided within the time limit: no allocation with them there was found in time")
     b = np.asarray(pinned.assignment, dtype=np.int64)
-    return _priced_by_allocations(problem, a, b, s, p, opt, opt_proven and pinned.status == Status.OPTIMAL)
+    return _priced_by_allocations(problem, a, b, s, p, opt, opt_proven and pinned.status == Status.OPTIMAL, opt_levels)
+
+
+def _price_levels(problem: ProblemData, b: np.ndarray, opt_levels: list[float] | None) -> dict[str, Any]:
+    """``price_levels`` (each level's change, best level first) and ``deciding_level``.
+
+    A tiered or fewest-moves run compares allocations level by level, so its price is this
+    vector: the first level that changes decides (a lower level may even improve). Empty for
+    a run with one level.
+    """
+    if not problem.lexicographic or opt_levels is None:
+        return {}
+    from allocator.solvers.lexicographic import level_names
+
+    out, deciding = [], None
+    for name, before, after in zip(level_names(problem), opt_levels, problem.objective_levels(b), strict=True):
+        delta = _clean(after - before, ZERO_REL_TOL * max(1.0, abs(before)))
+        out.append({"level": name, "price": round_sig(delta)})
+        if deciding is None and delta != 0.0:
+            deciding = name
+    return {"price_levels": out, "deciding_level": deciding}
 
 
 def _priced_by_allocations(
-    problem: ProblemData, a: np.ndarray, b: np.ndarray, s: int, p: int, opt: float | None, proven: bool
+    problem: ProblemData,
+    a: np.ndarray,
+    b: np.ndarray,
+    s: int,
+    p: int,
+    opt: float | None,
+    proven: bool,
+    opt_levels: list[float] | None = None,
 ) -> dict[str, Any]:
     """Price of allocation ``b`` (with ``s`` on ``p``) against ``OPT``, and the moves from ``a``."""
     alpha = problem.settings.preferencer_weight
@@ -625,7 +848,7 @@ def _priced_by_allocations(
         "price_preferencer_side": round_sig(alpha * dp),
         "moves": _moves_json(problem, moves),
         "proven": bool(proven),
-    }
+    } | _price_levels(problem, b, opt_levels)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -649,17 +872,17 @@ def explain_all(
     ``"proven": false``.
     """
     problem, a = _assignment_of(result)
-    cert = Certificate.build(problem, a)
-    opt, opt_proven = (None, False)
+    cert = _certificate(problem, a)
+    opt, opt_proven, opt_levels = (None, False, None)
     deadline = None
     if cert is None:
-        opt, opt_proven = optimum(result, options)
+        opt, opt_proven, opt_levels = _optimum(result, options)
         budget = float(problem.settings.max_seconds) if time_budget is None else float(time_budget)
         deadline = time.monotonic() + budget
     objective = problem.objective(a)
     return [
         _explain(problem, a, s, cert=cert, opt=opt, opt_proven=opt_proven, options=options,
-                 deadline=deadline, objective=objective)
+                 deadline=deadline, objective=objective, opt_levels=opt_levels)
         for s in range(problem.n_workers)
     ]
 
@@ -676,7 +899,10 @@ def price_all_pairs(result: Result) -> dict[str, Any]:
     problem, a = _assignment_of(result)
     cert = Certificate.build(problem, a)
     if cert is None:
-        raise ExplainError("Prices for every worker at once need a run without stability, solved to optimality.")
+        raise ExplainError(
+            "Prices for every worker at once need a run without stability, priority tiers, fewest moves, "
+            "linked workers or quotas, solved to optimality."
+        )
     dist, _ = cert._all_pairs()
     m = problem.n_workers
     rows = np.arange(m)
@@ -765,7 +991,7 @@ def _preview(
     for t, j in pins.items():
         pin[t] = j
     pinned = dataclasses.replace(problem, pin=pin)
-    opt, opt_proven = optimum(_result_for(problem, a, status), options)
+    opt, opt_proven, opt_levels = _optimum(_result_for(problem, a, status), options)
     breaks = _breaks(problem, a, b, moved)
     alone_obj = problem.objective(b)
     resolved = _resolve(pinned, options)
@@ -792,7 +1018,7 @@ def _preview(
             "moves": _moves_json(problem, others),
             "proven": bool(opt_proven and resolved.status == Status.OPTIMAL),
             "allocation": {problem.worker_ids[t]: problem.line_ids[int(c[t])] for t in range(problem.n_workers)},
-        }
+        } | _price_levels(problem, c, opt_levels)
     else:
         out["repair"] = None
         out["diagnosis"] = [entry(d) for d in resolved.diagnosis]
@@ -868,7 +1094,16 @@ def allocation_result(snapshot: RunSnapshot, by_worker: dict[str, str]) -> Resul
     errors = verify(problem, a)
     if errors:
         raise ExplainError(f"The stored allocation no longer keeps the run's rules ({errors[0]}). Solve the run again.")
-    status = Status.OPTIMAL if Certificate.build(problem, a) is not None else Status.FEASIBLE
+    if problem.lexicographic and not problem.has_links_or_quotas and not problem.settings.stability:
+        # A tiered or fewest-moves optimum: proven when it lies on the optimal face of every level.
+        from allocator.solvers.lexicographic import solve_levels
+
+        face = solve_levels(problem).face
+        proven = face is not None and face.contains(a)
+    else:
+        # Links or quotas: not proven here (the explanations re-solve to compare).
+        proven = Certificate.build(problem, a) is not None
+    status = Status.OPTIMAL if proven else Status.FEASIBLE
     return Result.build(problem, status, a, best_bound=None, solve_seconds=0.0)
 
 
@@ -876,6 +1111,7 @@ __all__ = [
     "FORMAT",
     "Certificate",
     "ExplainError",
+    "LexCertificate",
     "Repair",
     "allocation_result",
     "explain_all",

@@ -133,7 +133,9 @@ def price_words(problem: ProblemData, worker_id: str, entry: dict[str, Any]) -> 
     else:
         head = f"to give {who} {line}, nobody else would move (it has a free place)"
     price = float(entry["price"])
-    if price == 0.0:
+    if "price_levels" in entry:
+        tail = _level_price_words(entry)
+    elif price == 0.0:
         tail = "at no extra cost: an equally good allocation, decided by the tie-break seed"
     else:
         tail = (
@@ -142,6 +144,28 @@ def price_words(problem: ProblemData, worker_id: str, entry: dict[str, Any]) -> 
         )
     proven = "" if entry.get("proven", True) else " (not proven optimal within the time limit)"
     return f"{head}; {tail}{proven}."
+
+
+def _level_price_words(entry: dict[str, Any]) -> str:
+    """A tiered or fewest-moves run's price: the first level of its order that would get worse.
+
+    The total alone can mislead there: granting may cost the priority 1 doctors and give as
+    much back to others, a total of 0 that is not a tie.
+    """
+    level = entry.get("deciding_level")
+    if level is None:
+        return "at no extra cost: as good on every level of this run's order, decided by the tie-break seed"
+    delta = float(next(lv["price"] for lv in entry["price_levels"] if lv["level"] == level))
+    if level == "moves":
+        n = int(round(delta))
+        what = f"{n} more {'doctor' if n == 1 else 'doctors'} of the previous allocation would have to move"
+    elif level == "no priority":
+        what = f"the total dissatisfaction of the doctors without a priority would rise by {delta:.6g}"
+    elif level == "cost":
+        what = f"total dissatisfaction would rise by {delta:.6g}"
+    else:
+        what = f"the total dissatisfaction of the {level} doctors would rise by {delta:.6g}"
+    return f"{what}, which this run's order puts first (total dissatisfaction {_num(entry.get('price'))})"
 
 
 def statement_for(problem: ProblemData, assignment: np.ndarray, explanation: dict[str, Any]) -> Statement:

@@ -1,7 +1,9 @@
 """Solver backends: translate :class:`~allocator.problem.ProblemData` into a model and back.
 
 :func:`solve_problem` is the one entry point: the exact min-cost flow (:mod:`.flow`) when
-stability is off, CP-SAT on top of it (:mod:`.cpsat`) when it is on. Both return a
+stability is off (one flow per level with priority tiers or fewest moves,
+:mod:`.lexicographic`), CP-SAT on top of it (:mod:`.cpsat`) when it is on or with links and
+quotas. Both return a
 :class:`~allocator.solvers.base.SolveOutcome` in indices; an infeasible run is a status, never
 an exception (the diagnosis module explains it).
 """
@@ -49,9 +51,14 @@ def solve_problem(problem: ProblemData, options: SolveOptions | None = None) -> 
         if spent > 0.01:
             options = replace(options, time_limit=max(0.0, options.time_limit - spent))
         return solve_stable(problem, options)
+    if problem.lexicographic and not problem.has_links_or_quotas:
+        # Priority tiers and fewest moves alone are still flows: one per level, each on the
+        # optimal face of the levels before it (business-rules.md; see .lexicographic).
+        from allocator.solvers.lexicographic import solve as solve_lexicographic
+
+        return solve_lexicographic(problem, options)
     if problem.has_business_rules:
-        # Links and quotas need CP-SAT; tiers and fewest moves (lexicographic levels) too,
-        # for now (business-rules.md).
+        # Links and quotas need CP-SAT (business-rules.md).
         from allocator.solvers.cpsat.rules import solve_rules
 
         return solve_rules(problem, options)

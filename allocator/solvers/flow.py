@@ -77,43 +77,77 @@ def solve_flow(problem: ProblemData, costs: IntegerCosts) -> FlowResult:
     m, n = problem.n_workers, problem.n_lines
     cap = problem.capacity.astype(np.int64)
     lb = problem.mandatory.astype(np.int64)
-    sink = m + n
 
     # Pairs on lines without places can carry no flow; leaving them out shrinks the graph.
     keep = cap[costs.lines] > 0
     ws, ls = costs.workers[keep], costs.lines[keep]
-    unit = costs.combined()[keep]
-
-    smcf = _SMCF()
-    tails = np.concatenate([ws, np.arange(m, m + n, dtype=np.int32)]).astype(np.int32)
-    heads = np.concatenate([ls + np.int32(m), np.full(n, sink, dtype=np.int32)]).astype(np.int32)
-    caps = np.concatenate([np.ones(ws.size, dtype=np.int64), cap - lb])
-    units = np.concatenate([unit, np.zeros(n, dtype=np.int64)])
-    smcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, units)
-    supplies = np.concatenate([np.ones(m, dtype=np.int64), -lb, [-(m - int(lb.sum()))]])
-    smcf.set_nodes_supplies(np.arange(m + n + 1, dtype=np.int32), supplies.astype(np.int64))
-
-    status = smcf.solve()
-    if status == _SMCF.INFEASIBLE:
+    status, assignment, total = flow_on_pairs(m, n, ws, ls, costs.combined()[keep], lb, cap)
+    if status is Status.INFEASIBLE:
         return FlowResult(Status.INFEASIBLE, None, None, None, reason="no flow meets every supply")
-    if status == _SMCF.BAD_COST_RANGE:
-        raise CostRangeError("min-cost flow: cost range too large")
-    if status != _SMCF.OPTIMAL:
-        raise RuntimeError(f"min-cost flow ended with status {status!r}")
-
-    flows = np.asarray(smcf.flows(np.arange(ws.size, dtype=np.int32)))
-    chosen = flows > 0
-    assignment = np.full(m, -1, dtype=np.int64)
-    assignment[ws[chosen]] = ls[chosen]
-    if (assignment < 0).any() or int(chosen.sum()) != m:
-        raise RuntimeError("min-cost flow returned a flow that is not an allocation")
-    total = int(smcf.optimal_cost())
     return FlowResult(
         Status.OPTIMAL,
         assignment,
         combined_total=total,
         base_total=total // costs.tie_factor,
     )
+
+
+def flow_on_pairs(
+    m: int, n: int, ws: np.ndarray, ls: np.ndarray, unit: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> tuple[Status, np.ndarray | None, int | None]:
+    """One min-cost flow: ``m`` workers onto ``n`` lines over the given pairs.
+
+    Line ``p`` takes between ``lo[p]`` and ``hi[p]`` workers (``0 <= lo <= hi``); the lower
+    bound is the node-supply transformation of the module docstring. Returns ``(OPTIMAL,
+    assignment, total unit cost)`` or ``(INFEASIBLE, None, None)``; raises
+    :class:`CostRangeError`. The arcs go in the given pair order, then the lines': the flow
+    depends only on the arrays.
+    """
+    status, flows, total = transport(m, n, ws, ls, unit, lo, hi, np.ones(m, dtype=np.int64))
+    if status is Status.INFEASIBLE:
+        return Status.INFEASIBLE, None, None
+    chosen = flows > 0
+    assignment = np.full(m, -1, dtype=np.int64)
+    assignment[ws[chosen]] = ls[chosen]
+    if (assignment < 0).any() or int(chosen.sum()) != m:
+        raise RuntimeError("min-cost flow returned a flow that is not an allocation")
+    return Status.OPTIMAL, assignment, total
+
+
+def transport(
+    m: int,
+    n: int,
+    ws: np.ndarray,
+    ls: np.ndarray,
+    unit: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    supply: np.ndarray,
+) -> tuple[Status, np.ndarray | None, int | None]:
+    """:func:`flow_on_pairs` for sources of any supply (a source may stand for several workers
+    with the same pairs and costs): the flow on each pair's arc (capacity: its source's supply)."""
+    sink = m + n
+    lo = np.asarray(lo, dtype=np.int64)
+    hi = np.asarray(hi, dtype=np.int64)
+    supply = np.asarray(supply, dtype=np.int64)
+    smcf = _SMCF()
+    tails = np.concatenate([ws, np.arange(m, m + n, dtype=np.int32)]).astype(np.int32)
+    heads = np.concatenate([ls + np.int32(m), np.full(n, sink, dtype=np.int32)]).astype(np.int32)
+    caps = np.concatenate([supply[ws], hi - lo])
+    units = np.concatenate([unit, np.zeros(n, dtype=np.int64)])
+    smcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, units)
+    supplies = np.concatenate([supply, -lo, [-(int(supply.sum()) - int(lo.sum()))]])
+    smcf.set_nodes_supplies(np.arange(m + n + 1, dtype=np.int32), supplies.astype(np.int64))
+
+    status = smcf.solve()
+    if status == _SMCF.INFEASIBLE:
+        return Status.INFEASIBLE, None, None
+    if status == _SMCF.BAD_COST_RANGE:
+        raise CostRangeError("min-cost flow: cost range too large")
+    if status != _SMCF.OPTIMAL:
+        raise RuntimeError(f"min-cost flow ended with status {status!r}")
+    flows = np.asarray(smcf.flows(np.arange(ws.size, dtype=np.int32)))
+    return Status.OPTIMAL, flows, int(smcf.optimal_cost())
 
 
 def flow_costs(problem: ProblemData, headroom_bits: int = 4, **kwargs) -> IntegerCosts:
