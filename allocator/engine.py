@@ -88,9 +88,11 @@ def rule_breaches(problem: ProblemData, assignment: np.ndarray) -> list[str]:
     a = np.asarray(assignment, dtype=np.int64)
     errors = []
     for link in problem.links:
-        sites = sorted({problem.site_labels[int(problem.site[j])] for j in a[link.workers].tolist()})
+        # By site index, not label: a line of its own is labelled by its id, which a named
+        # site may share.
+        sites = sorted({int(problem.site[j]) for j in a[link.workers].tolist()})
         if len(sites) > 1:
-            errors.append(f"link {link.id!r} is split over sites {', '.join(map(repr, sites))}")
+            errors.append(f"link {link.id!r} is split over {', '.join(dx.site_label(problem, k) for k in sites)}")
     on_line = np.zeros(problem.n_lines, dtype=bool)
     for q in problem.quotas:
         on_line[:] = False
