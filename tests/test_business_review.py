@@ -33,3 +33,29 @@ def test_a_link_split_between_a_line_of_its_own_and_a_site_of_the_same_name_is_a
     assert any("couple" in e for e in verify(p, split))
     together = np.array([p.line_index["j2"], p.line_index["j2"]])
     assert rule_breaches(p, together) == []
+
+
+def test_a_site_typed_with_a_stray_space_in_the_workbook_is_the_same_site(tmp_path):
+    # Excel hides a trailing space: 'Orange ' and 'Orange' are one hospital to a planner, and
+    # the quota's list of sites is read with its spaces trimmed.
+    import openpyxl
+
+    from allocator.workbook import write_template, xlsx_to_snapshot_dict
+
+    path = tmp_path / "template.xlsx"
+    write_template(path)
+    wb = openpyxl.load_workbook(path)
+    wb["workers"].append(["w1", "A", None, None])
+    wb["workers"].append(["w2", "B", None, None])
+    wb["job_lines"].append(["j1", "Line 1", 1, None, None, "Orange "])
+    wb["job_lines"].append(["j2", "Line 2", 1, None, None, " Orange"])
+    wb["linked_workers"].append(["couple", "w1, w2"])
+    wb["quotas"].append(["rural", "Orange", None, None, 2, None])
+    wb.save(path)
+
+    snap = xlsx_to_snapshot_dict(path)
+
+    assert [j["site"] for j in snap["job_lines"]] == ["Orange", "Orange"]
+    p = ProblemData.from_snapshot(RunSnapshot.parse(snap))
+    assert p.site[0] == p.site[1]
+    assert p.quotas[0].lines.tolist() == [0, 1]

@@ -37,8 +37,8 @@ class WorkbookError(ValueError):
 @dataclass(frozen=True)
 class _Column:
     name: str
-    # id | optional_id | text | optional_text | ids | optional_ids | whole | optional_whole |
-    # bool | number | rank; the optional ones read a blank cell as "not given"
+    # id | optional_id | text | optional_text | site | ids | optional_ids | whole | optional_whole |
+    # bool | number | rank; the optional ones (and site) read a blank cell as "not given"
     kind: str
     required: bool
     width: int
@@ -111,7 +111,7 @@ _SHEETS: tuple[_Sheet, ...] = (
             ),
             _Column(
                 "site",
-                "optional_text",
+                "site",
                 False,
                 28,
                 "The hospital (site) where the line's workers work, e.g. Orange Base Hospital. "

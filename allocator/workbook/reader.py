@@ -419,6 +419,13 @@ def _parse_optional_text(value: Any, where: str, column: str, problems: list[str
     return _parse_text(value, where, column, problems) if _filled(value) else None
 
 
+def _parse_site(value: Any, where: str, column: str, problems: list[str]) -> str | None:
+    # Trimmed, as the quotas' lists of sites are: a space Excel does not show must not make
+    # 'Orange ' a hospital other than 'Orange'.
+    text = _parse_optional_text(value, where, column, problems)
+    return text.strip() if text is not None else None
+
+
 def _parse_optional_ids(value: Any, where: str, column: str, problems: list[str]) -> list[str] | None:
     return _parse_ids(value, where, column, problems) if _filled(value) else None
 
@@ -539,6 +546,7 @@ _PARSERS: dict[str, Callable[[Any, str, str, list[str]], Any]] = {
     "optional_id": _parse_optional_id,
     "text": _parse_text,
     "optional_text": _parse_optional_text,
+    "site": _parse_site,
     "ids": _parse_ids,
     "optional_ids": _parse_optional_ids,
     "whole": _parse_whole,
