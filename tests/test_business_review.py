@@ -59,3 +59,53 @@ def test_a_site_typed_with_a_stray_space_in_the_workbook_is_the_same_site(tmp_pa
     p = ProblemData.from_snapshot(RunSnapshot.parse(snap))
     assert p.site[0] == p.site[1]
     assert p.quotas[0].lines.tolist() == [0, 1]
+
+
+def test_a_quota_on_a_site_whose_name_has_a_comma_round_trips_through_the_workbook():
+    import copy
+    import io
+
+    from allocator.workbook import snapshot_to_xlsx, xlsx_to_snapshot_dict
+
+    comma = "St Vincent's Hospital, Sydney"
+    snap = {
+        "format": "allocator-run/1",
+        "workers": [{"id": "w1"}, {"id": "w2"}, {"id": "w3"}],
+        "job_lines": [
+            {"id": "j1", "max_n_workers": 2, "site": comma},
+            {"id": "j2", "max_n_workers": 2, "site": "Orange"},
+            {"id": "j3", "max_n_workers": 2},
+        ],
+        "quotas": [
+            {"id": "both", "sites": [comma, "Orange"], "min_workers": 1},
+            {"id": "one", "sites": [comma], "max_workers": 2},
+        ],
+    }
+    RunSnapshot.parse(copy.deepcopy(snap))
+    buf = io.BytesIO()
+    snapshot_to_xlsx(snap, buf)
+    back = xlsx_to_snapshot_dict(io.BytesIO(buf.getvalue()))
+    assert [q["sites"] for q in back["quotas"]] == [[comma, "Orange"], [comma]]
+    assert RunSnapshot.parse(back).fingerprint() == RunSnapshot.parse(snap).fingerprint()
+
+
+def test_sites_a_cell_cannot_tell_apart_are_refused_by_the_writer_naming_the_row():
+    import io
+
+    import pytest
+
+    from allocator.workbook import WorkbookError, snapshot_to_xlsx
+
+    # 'A, B' is one site, and 'A' and 'B' two others: the cell "A, B" would read as the one.
+    snap = {
+        "format": "allocator-run/1",
+        "workers": [{"id": "w1"}],
+        "job_lines": [{"id": "j1", "max_n_workers": 1, "site": "A, B"},
+                      {"id": "j2", "max_n_workers": 1, "site": "A"},
+                      {"id": "j3", "max_n_workers": 1, "site": "B"}],
+        "quotas": [{"id": "two", "sites": ["A", "B"], "max_workers": 1}],
+    }
+    RunSnapshot.parse(snap)
+    with pytest.raises(WorkbookError) as info:
+        snapshot_to_xlsx(snap, io.BytesIO())
+    assert any("Sheet 'quotas', row 2, column 'sites'" in m and "rename the site" in m for m in info.value.messages)

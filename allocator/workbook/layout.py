@@ -358,3 +358,34 @@ def _capped(problems: list[str]) -> list[str]:
         return problems
     more = len(problems) - _MAX_MESSAGES
     return [*problems[:_MAX_MESSAGES], f"... and {more} more problems."]
+
+
+def _site_key(site: str) -> str:
+    """A site name with the spaces around its commas dropped (how a comma-separated cell
+    of sites is compared with the sites of the job lines)."""
+    return ",".join(part.strip() for part in site.split(","))
+
+
+def group_site_names(parts: list[str], known_sites) -> list[str]:
+    """A quota's cell of sites, split at its commas into ``parts``, as site names.
+
+    A site may itself contain a comma ("St Vincent's Hospital, Sydney"): runs of parts that
+    spell a site of the job lines (the longest first) are put back together; every other
+    part is a site name of its own (the snapshot check names one no line has).
+    """
+    by_key: dict[str, str] = {}
+    for site in sorted(known_sites):
+        by_key.setdefault(_site_key(site), site)
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        for j in range(len(parts), i, -1):
+            name = by_key.get(",".join(parts[i:j])) if j > i + 1 else None
+            if name is not None:
+                out.append(name)
+                i = j
+                break
+        else:
+            out.append(parts[i])
+            i += 1
+    return out

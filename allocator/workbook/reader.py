@@ -24,6 +24,7 @@ from allocator.workbook.layout import (
     WorkbookError,
     _capped,
     _Sheet,
+    group_site_names,
 )
 
 
@@ -87,6 +88,12 @@ def xlsx_to_snapshot_dict(path_or_buffer: PathOrBuffer, *, validate: bool = True
         if entries or not sheet.optional_list:
             snapshot[sheet.name] = entries
         rows_of[sheet.name] = rows
+    # A quota's sites were split at every comma; a site whose name has one is put together
+    # again from the sites of the job lines.
+    known_sites = {j["site"] for j in snapshot.get("job_lines", []) if isinstance(j.get("site"), str)}
+    for q in snapshot.get("quotas", []):
+        if isinstance(q.get("sites"), list):
+            q["sites"] = group_site_names(q["sites"], known_sites)
     if problems:
         ids_known = None not in dropped["workers"] + dropped["job_lines"]
         if validate and ids_known and "workers" in found and "job_lines" in found:

@@ -23,6 +23,7 @@ from allocator.workbook.layout import (
     PathOrBuffer,
     WorkbookError,
     _capped,
+    group_site_names,
 )
 
 
@@ -68,6 +69,9 @@ def snapshot_to_xlsx(snapshot: dict[str, Any] | RunSnapshot, path_or_buffer: Pat
             ],
         )
     ]
+    known_sites = {
+        j["site"] for j in data.get("job_lines") or [] if isinstance(j, dict) and isinstance(j.get("site"), str)
+    }
     for sheet in _SHEETS:
         entries = data.get(sheet.name) or []
         if len(entries) > _MAX_ROWS:
@@ -81,7 +85,9 @@ def snapshot_to_xlsx(snapshot: dict[str, Any] | RunSnapshot, path_or_buffer: Pat
             values = []
             for col in sheet.columns:
                 value = entry.get(col.name) if isinstance(entry, dict) else None
-                if col.kind in ("ids", "optional_ids"):
+                if sheet.name == "quotas" and col.name == "sites":
+                    value = _join_sites(value, known_sites, i, problems)
+                elif col.kind in ("ids", "optional_ids"):
                     value = _join_ids(value, sheet.name, i, col.name, problems)
                 values.append(_prepare(value, sheet.name, i, col.name, problems))
             rows.append(values)
@@ -177,6 +183,21 @@ def _join_ids(value: Any, sheet: str, i: int, column: str, problems: list[str]) 
                 "comma, which a workbook cell of ids cannot hold; rename it."
             )
     return ", ".join(str(x) for x in value)
+
+
+def _join_sites(value: Any, known_sites: set[str], i: int, problems: list[str]) -> Any:
+    """A quota's sites in one cell: a site's own comma is fine as long as the reader can
+    put the name together again from the job lines' sites."""
+    if not isinstance(value, list | tuple) or not all(isinstance(x, str) for x in value):
+        return _join_ids(value, "quotas", i, "sites", problems)
+    text = ", ".join(value)
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if group_site_names(parts, known_sites) != list(value):
+        problems.append(
+            f"Sheet 'quotas', row {i + 2}, column 'sites': the sites {list(value)!r} cannot be told apart "
+            "in one cell of comma-separated sites (a site's name has a comma); rename the site."
+        )
+    return text
 
 
 @dataclass(frozen=True)
