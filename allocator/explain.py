@@ -969,6 +969,7 @@ def _breaks(problem: ProblemData, a: np.ndarray, b: np.ndarray, moved: Sequence[
     for j in np.flatnonzero(problem.mandatory & (fill_b == 0) & (fill_a > 0)):
         out.append({"kind": "mandatory", "job_line_id": problem.line_ids[j],
                     "message": f"{line_label(problem, j)} must be filled and would be empty"})
+    out += _rule_breaks(problem, a, b)
     if not problem.settings.stability:
         return out  # blocking pairs break a rule only when stability is on
     new_block = blocking_mask(problem, b) & ~blocking_mask(problem, a)
@@ -977,6 +978,35 @@ def _breaks(problem: ProblemData, a: np.ndarray, b: np.ndarray, moved: Sequence[
                     "message": f"{worker_label(problem, t)} and {line_label(problem, j)} would block: the doctor "
                                "ranks that line higher than theirs, and it has a free place or its preferencers "
                                "rank them above someone on it"})
+    return out
+
+
+def _rule_breaks(problem: ProblemData, a: np.ndarray, b: np.ndarray) -> list[dict[str, Any]]:
+    """The links split and the quotas missed by ``b`` that ``a`` kept (business-rules.md)."""
+    from allocator.diagnosis import site_label
+
+    out: list[dict[str, Any]] = []
+    for link in problem.links:
+        if len(set(problem.site[b[link.workers]].tolist())) < 2 or len(set(problem.site[a[link.workers]].tolist())) > 1:
+            continue
+        where = ", ".join(
+            f"{worker_label(problem, int(t))} at {site_label(problem, int(problem.site[b[t]]))}" for t in link.workers
+        )
+        out.append({"kind": "link", "link_id": link.id, "worker_ids": [problem.worker_ids[int(t)] for t in link.workers],
+                    "message": f"link '{link.id}' would be split over sites: {where}"})
+    on_line = np.zeros(problem.n_lines, dtype=bool)
+    for q in problem.quotas:
+        on_line[:] = False
+        on_line[q.lines] = True
+        count_a, count_b = int((on_line[a] & q.counts).sum()), int((on_line[b] & q.counts).sum())
+        counted = f"worker{'' if count_b == 1 else 's'}" + (
+            f" with the qualification '{q.qualification_id}'" if q.qualification_id else "")
+        if count_b < q.min_workers <= count_a:
+            out.append({"kind": "quota", "quota_id": q.id,
+                        "message": f"quota '{q.id}' would count {count_b} {counted}, below its minimum of {q.min_workers}"})
+        if q.max_workers is not None and count_b > q.max_workers >= count_a:
+            out.append({"kind": "quota", "quota_id": q.id,
+                        "message": f"quota '{q.id}' would count {count_b} {counted}, above its maximum of {q.max_workers}"})
     return out
 
 
@@ -1042,7 +1072,8 @@ def preview_move(
     """What moving one worker to one line does (engine part of the Results page's override).
 
     Returns ``breaks`` (what the move alone breaks: capacity, mandatory fills, eligibility,
-    forbids, pins and, with stability on, new blocking pairs), ``objective_move_alone``, and ``repair``: the best
+    forbids, pins, links split and quotas missed (kinds ``link`` and ``quota``) and, with
+    stability on, new blocking pairs), ``objective_move_alone``, and ``repair``: the best
     allocation with the worker pinned there (a pinned re-solve, same seed), its ``price``
     against the run's optimum with the two sides, the other workers who move and the whole
     allocation (for applying it); ``None`` with a ``diagnosis`` when no allocation exists.

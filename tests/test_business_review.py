@@ -109,3 +109,43 @@ def test_sites_a_cell_cannot_tell_apart_are_refused_by_the_writer_naming_the_row
     with pytest.raises(WorkbookError) as info:
         snapshot_to_xlsx(snap, io.BytesIO())
     assert any("Sheet 'quotas', row 2, column 'sites'" in m and "rename the site" in m for m in info.value.messages)
+
+
+def _couple_and_quota_run() -> RunSnapshot:
+    return RunSnapshot.parse({
+        "format": "allocator-run/1",
+        "workers": [{"id": "w1"}, {"id": "w2"}, {"id": "w3"}],
+        "job_lines": [
+            {"id": "j1", "max_n_workers": 2, "site": "Orange"},
+            {"id": "j2", "max_n_workers": 2, "site": "Orange"},
+            {"id": "j3", "max_n_workers": 3, "site": "Dubbo"},
+        ],
+        "worker_preferences": [
+            {"worker_id": w, "job_line_id": j, "rank": r}
+            for w in ("w1", "w2", "w3") for j, r in (("j1", 1), ("j2", 2), ("j3", 3))
+        ],
+        "linked_workers": [{"id": "couple-7", "worker_ids": ["w1", "w2"]}],
+        "quotas": [{"id": "rural-min", "sites": ["Dubbo"], "min_workers": 1}],
+    })
+
+
+def test_the_move_preview_says_when_the_move_alone_splits_a_link_or_misses_a_quota():
+    from allocator.engine import solve
+    from allocator.explain import preview_move
+
+    snap = _couple_and_quota_run()
+    res = solve(snap)
+    got = {x.worker_id: x.job_line_id for x in res.allocations}
+    # The couple is at Orange, w3 alone makes up the rural minimum at Dubbo.
+    assert got == {"w1": "j1", "w2": "j1", "w3": "j3"}
+
+    pv = preview_move(snap, res, "w1", "j3")  # w1 to Dubbo, w2 stays at Orange
+    kinds = {x["kind"] for x in pv["breaks"]}
+    assert "link" in kinds, pv["breaks"]
+    link = next(x for x in pv["breaks"] if x["kind"] == "link")
+    assert "couple-7" in link["message"] and "'Orange'" in link["message"] and "'Dubbo'" in link["message"]
+
+    pv = preview_move(snap, res, "w3", "j2")  # nobody left at Dubbo
+    quota = [x for x in pv["breaks"] if x["kind"] == "quota"]
+    assert len(quota) == 1 and "rural-min" in quota[0]["message"] and "minimum of 1" in quota[0]["message"]
+    assert pv["repair"] is not None  # the repair keeps the rules (w1 and w2 cannot both stay)
