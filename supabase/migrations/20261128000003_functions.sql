@@ -614,9 +614,9 @@ begin
                                  x.ord - 1, x.e ->> 'id', x.e -> 'priority') as m
       from jsonb_array_elements(v_workers) with ordinality x(e, ord)
      where jsonb_typeof(x.e -> 'priority') <> 'null'
-       and not coalesce(case when jsonb_typeof(x.e -> 'priority') = 'number'
-                             then (x.e ->> 'priority')::numeric between 1 and 1000000
-                                  and (x.e ->> 'priority')::numeric = trunc((x.e ->> 'priority')::numeric) end, false)
+       -- Digits only (as the snapshot check: 1.0 is not a whole number there; '1.0'::integer raises).
+       and not coalesce(case when jsonb_typeof(x.e -> 'priority') = 'number' and (x.e ->> 'priority') ~ '^[0-9]+$'
+                             then (x.e ->> 'priority')::numeric between 1 and 1000000 end, false)
     union all
     select 2, x.ord, format('job_lines[%s] (id %L): the site must be a non-empty name, not %s.',
                             x.ord - 1, x.e ->> 'id', x.e -> 'site')

@@ -311,9 +311,8 @@ begin
     perform public.allocator_invalid(format('Worker %L: the ranked lines must be a list.', v_id));
   end if;
   if coalesce(jsonb_typeof(p_worker -> 'priority'), 'null') <> 'null' then
-    if not coalesce(case when jsonb_typeof(p_worker -> 'priority') = 'number'
-                         then (p_worker ->> 'priority')::numeric between 1 and 1000000
-                              and (p_worker ->> 'priority')::numeric = trunc((p_worker ->> 'priority')::numeric) end,
+    if not coalesce(case when jsonb_typeof(p_worker -> 'priority') = 'number' and (p_worker ->> 'priority') ~ '^[0-9]+$'
+                         then (p_worker ->> 'priority')::numeric between 1 and 1000000 end,
                     false) then
       perform public.allocator_invalid(format(
         'Worker %L: the priority must be a whole number of at least 1 (1 is placed first), not %s.',

@@ -241,15 +241,15 @@ $$;
 -- ------------------------------------------------------------------ import
 
 -- A number of workers as JSON: a whole number from 0 to PostgreSQL's integer maximum (a
--- check that never fails on what it checks, so it can guard a cast).
+-- check that never fails on what it checks, so it can guard a cast). Written without a
+-- decimal point, as the snapshot check asks: 2.0 is refused there, and '2.0'::integer raises.
 create or replace function public.allocator_is_count(p_value jsonb) returns boolean
 language sql
 immutable
 set search_path = ''
 as $$
-  select coalesce(case when jsonb_typeof(p_value) = 'number'
-                       then (p_value #>> '{}')::numeric between 0 and 2147483647
-                            and (p_value #>> '{}')::numeric = trunc((p_value #>> '{}')::numeric) end, false)
+  select coalesce(case when jsonb_typeof(p_value) = 'number' and (p_value #>> '{}') ~ '^[0-9]+$'
+                       then (p_value #>> '{}')::numeric between 0 and 2147483647 end, false)
 $$;
 
 -- Store a snapshot's links, quotas and previous allocation for a run being imported (called
