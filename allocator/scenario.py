@@ -393,6 +393,10 @@ def _rename_rules(message: str, replaced: set[str]) -> str:
         return message
     section, idx, ident, rest = m.group(1), int(m.group(2)), m.group(3), m.group(4)
     words = _SECTION_WORDS[section]
+    # "(also quotas[0])", "link 'a' (linked_workers[0])": the other entry named as the planner sees it
+    rest = re.sub(rf"{section}\[(\d+)\]",
+                  lambda r: f"row {int(r.group(1)) + 1}" if section in replaced else f"the run's entry {int(r.group(1)) + 1}",
+                  rest)
     if section in replaced:
         return f"{words}, row {idx + 1}{ident}: {rest}"
     return f"The run's own {words.lower()}, entry {idx + 1}{ident}: {rest}"
