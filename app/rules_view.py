@@ -14,11 +14,10 @@ from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
-
-from allocator.snapshot import RunSnapshot
 from charts import _LAYOUT, GREY, NOT_RANKED_BAR, SCENARIO_COLOURS
 from editor import OWN_SITE
 
+from allocator.snapshot import RunSnapshot
 
 NO_TIER = "No tier"
 
@@ -95,7 +94,7 @@ def quotas_table(quotas: Sequence[Mapping[str, Any]], snapshot: RunSnapshot | No
         })
     df = pd.DataFrame(rows, columns=["Quota", "Counts", "Only workers with tag", "Workers counted", "At least",
                                      "At most", "Met"])
-    return df.astype({"At most": object}).where(df.notna(), None)
+    return df.astype({"At most": "Int64"})  # whole numbers; blank for no maximum
 
 
 def quota_summary(quotas: Sequence[Mapping[str, Any]]) -> str:

@@ -121,3 +121,25 @@ def test_fewest_moves_must_be_yes_or_no(run):
     with pytest.raises(SnapshotError) as e:
         apply(run, {"fewest_moves": "maybe"}, None)
     assert e.value.messages[0].startswith("Settings: Fewest moves from the previous allocation"), e.value.messages
+
+
+def test_compare_names_the_rules_two_scenarios_set_differently():
+    from allocator.compare import ScenarioView, what_differs
+
+    a = ScenarioView("A", None, {}, {})
+    b = ScenarioView("B", None, {"fewest_moves": True}, {
+        "linked_workers": [{"id": "c1", "worker_ids": ["w1", "w2"]}],
+        "quotas": [{"id": "q1", "job_line_ids": ["j1"], "qualification_id": "ed", "min_workers": 2, "max_workers": 3}],
+        "priorities": [{"worker_id": "w3", "priority": 1}, {"worker_id": "w4", "priority": None}],
+        "previous_allocations": [],
+    })
+    rows = {r["what"]: (r["A"], r["B"]) for r in what_differs([a, b])}
+    assert rows == {
+        "Fewest moves from the previous allocation": ("as in the run", "yes"),
+        "Link c1": ("as in the run", "w1, w2"),
+        "Linked workers": ("as in the run", "1 link(s)"),
+        "Quota q1": ("as in the run", "at least 2 and at most 3 with tag ed on j1"),
+        "Priority tier of w3": ("as in the run", "tier 1"),
+        "Priority tier of w4": ("as in the run", "no tier"),
+        "Previous allocation": ("as in the run", "0 worker(s) given"),
+    }

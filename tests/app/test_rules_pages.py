@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from tests.app.conftest import open_app, solve_now
-from tests.app.test_draft import edits, editor_table, leave_and_come_back, sidebar_text
+from tests.app.test_draft import editor_table, edits, leave_and_come_back, sidebar_text
 from tests.helpers.dbtools import small_snapshot
 
 LINK = {"Link id": "couple-1", "Worker 1": "w3", "Worker 2": "w4"}
