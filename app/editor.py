@@ -242,6 +242,15 @@ def _ids(v: Any) -> list[str]:
         return [str(v)]
 
 
+def next_name(stem: str, taken: Any) -> str:
+    """``stem-N`` for the first N not among ``taken`` (a new row's suggested name)."""
+    used = {str(x) for x in taken if not _blank(x)}
+    n = 1
+    while f"{stem}-{n}" in used:
+        n += 1
+    return f"{stem}-{n}"
+
+
 def links_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFrame:
     """The scenario's linked workers (the run's own until the scenario replaces them): a row a link."""
     given = overrides.get("linked_workers")

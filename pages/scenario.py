@@ -150,7 +150,9 @@ with t_links:
         base["links"], key=state.editor_key("links"), on_change=state.draft_edited, hide_index=True,
         width="stretch", num_rows="dynamic",
         column_config={
-            "Link id": st.column_config.TextColumn("Link name", help="For example couple-1.", max_chars=100),
+            # A new row comes named (the next free couple-N): rename it at will, the check names a repeat.
+            "Link id": st.column_config.TextColumn("Link name", help="For example couple-1.", max_chars=100,
+                                                   default=editor.next_name("couple", base["links"]["Link id"])),
             **{f"Worker {n}": st.column_config.SelectboxColumn(
                 f"Worker {n}", options=[w.id for w in workers], format_func=lambda v: wname.get(v, v),
                 required=n <= 2) for n in range(1, 5)},
@@ -163,16 +165,20 @@ with t_quotas:
         base["quotas"], key=state.editor_key("quotas"), on_change=state.draft_edited, hide_index=True,
         width="stretch", num_rows="dynamic",
         column_config={
-            "Quota id": st.column_config.TextColumn("Quota name", help="For example rural-minimum.", max_chars=100),
+            "Quota id": st.column_config.TextColumn("Quota name", help="For example rural-minimum.", max_chars=100,
+                                                    width=110,
+                                                    default=editor.next_name("quota", base["quotas"]["Quota id"])),
             "Sites": st.column_config.MultiselectColumn(
-                "Sites", options=sites, help="The sites whose job lines count (or choose job lines instead)."),
+                "Sites", options=sites, width=170,
+                help="The sites whose job lines count (or choose job lines instead)."),
             "Job lines": st.column_config.MultiselectColumn(
-                "Job lines", options=[j.id for j in lines], format_func=lambda v: lname.get(v, v),
+                "Job lines", options=[j.id for j in lines], format_func=lambda v: lname.get(v, v), width=300,
                 help="The job lines that count (or choose sites instead)."),
             "Only workers with tag": st.column_config.SelectboxColumn(
-                "Only workers with tag", options=tags, help="Blank: every worker counts."),
-            "At least": st.column_config.NumberColumn(format="plain", help="A whole number, 0 or more."),
-            "At most": st.column_config.NumberColumn(format="plain", help="A whole number, or blank for no maximum."),
+                "With tag", options=tags, width=110, help="Only workers with this tag count. Blank: every worker counts."),
+            "At least": st.column_config.NumberColumn(format="plain", width=75, help="A whole number, 0 or more."),
+            "At most": st.column_config.NumberColumn(format="plain", width=75,
+                                                     help="A whole number, or blank for no maximum."),
         },
     )
 with t_tiers:
