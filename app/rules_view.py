@@ -46,12 +46,15 @@ class Names:
     def j(self, jid: str) -> str:
         return self.line.get(jid, jid)
 
-    def site_of_label(self, label: str | None) -> str:
-        """A site as the metrics name it: a line's id for a line that is a site of its own."""
+    def site_of_label(self, label: str | None, *, short: bool = False) -> str:
+        """A site as the metrics name it: a line's id for a line that is a site of its own.
+
+        ``short``: such a line as just "its own site", where the line is named beside it.
+        """
         if label is None:
             return "split over several sites"
         if label in self.site and self.site[label] is None:
-            return f"{self.j(label)} ({OWN_SITE})"
+            return OWN_SITE if short else f"{self.j(label)} ({OWN_SITE})"
         return label
 
 
@@ -60,8 +63,11 @@ def links_table(links: Sequence[Mapping[str, Any]], names: Names) -> pd.DataFram
     rows = [{
         "Link": k["id"],
         "Workers": ", ".join(names.w(w) for w in k["worker_ids"]),
-        "Their job lines": ", ".join(names.j(j) for j in k["job_line_ids"]),
-        "Site": names.site_of_label(k.get("site")),
+        # One line for all of them is said once: "Line 12 (all 2)".
+        "Their job lines": (f"{names.j(k['job_line_ids'][0])} (all {len(k['job_line_ids'])})"
+                            if len(set(k["job_line_ids"])) == 1 and len(k["job_line_ids"]) > 1
+                            else ", ".join(names.j(j) for j in k["job_line_ids"])),
+        "Site": names.site_of_label(k.get("site"), short=True),
     } for k in links]
     return pd.DataFrame(rows, columns=["Link", "Workers", "Their job lines", "Site"])
 
@@ -70,10 +76,9 @@ def _quota_scope(q: Any, names: Names) -> str:
     if q is None:
         return ""
     if q.sites is not None:
-        return ("Site " if len(q.sites) == 1 else "Sites ") + ", ".join(q.sites)
+        return ", ".join(q.sites) + (" (site)" if len(q.sites) == 1 else " (sites)")
     ids = q.job_line_ids or []
-    shown = ", ".join(names.j(j) for j in ids[:6]) + (f" and {len(ids) - 6} more" if len(ids) > 6 else "")
-    return ("Job line " if len(ids) == 1 else "Job lines ") + shown
+    return ", ".join(names.j(j) for j in ids[:6]) + (f" and {len(ids) - 6} more lines" if len(ids) > 6 else "")
 
 
 def quotas_table(quotas: Sequence[Mapping[str, Any]], snapshot: RunSnapshot | None) -> pd.DataFrame:
@@ -89,12 +94,11 @@ def quotas_table(quotas: Sequence[Mapping[str, Any]], snapshot: RunSnapshot | No
             "Only workers with tag": (d.qualification_id if d is not None else None) or "",
             "Workers counted": int(q["count"]),
             "At least": int(q.get("min_workers") or 0),
-            "At most": q.get("max_workers"),
+            "At most": "no maximum" if q.get("max_workers") is None else str(q["max_workers"]),
             "Met": "met" if q.get("met") else "NOT met",
         })
-    df = pd.DataFrame(rows, columns=["Quota", "Counts", "Only workers with tag", "Workers counted", "At least",
-                                     "At most", "Met"])
-    return df.astype({"At most": "Int64"})  # whole numbers; blank for no maximum
+    return pd.DataFrame(rows, columns=["Quota", "Counts", "Only workers with tag", "Workers counted", "At least",
+                                       "At most", "Met"])
 
 
 def quota_summary(quotas: Sequence[Mapping[str, Any]]) -> str:

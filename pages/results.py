@@ -211,14 +211,14 @@ if rules_view.uses_rules(metrics):
         st.dataframe(rules_view.quotas_table(quotas, scenario_snap), key="res_quotas", hide_index=True,
                      width="stretch", column_config={
                          "Quota": st.column_config.TextColumn(width=120),
-                         "Counts": st.column_config.TextColumn(width=250, help="The sites or job lines whose workers count."),
-                         "Only workers with tag": st.column_config.TextColumn("With tag", width=90,
+                         "Counts": st.column_config.TextColumn("Counts workers on", width=250,
+                                                               help="The sites or job lines whose workers count."),
+                         "Only workers with tag": st.column_config.TextColumn("With tag", width=75,
                                                                               help="Only workers with this tag count."),
                          "Workers counted": st.column_config.NumberColumn("Workers", format="%d", width=80),
                          "At least": st.column_config.NumberColumn(format="%d", width=75),
-                         "At most": st.column_config.NumberColumn(format="%d", width=75,
-                                                                  help="Blank: no maximum."),
-                         "Met": st.column_config.TextColumn(width=80)})
+                         "At most": st.column_config.TextColumn(width=90),
+                         "Met": st.column_config.TextColumn(width=70)})
     if metrics.get("tiers"):
         st.header("Priority tiers")
         st.plotly_chart(rules_view.tier_rank_figure(metrics["tiers"]), key="res_tier_chart", width="stretch")
