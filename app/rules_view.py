@@ -119,7 +119,7 @@ def moves_table(moves: Sequence[Mapping[str, Any]], names: Names) -> pd.DataFram
 
 
 def equity_table(groups: Sequence[Mapping[str, Any]], kind: str, names: Names) -> pd.DataFrame:
-    """Per site (``kind="site"``) or per tier: workers, first-choice share, mean and worst rank.
+    """Per site (``kind="site"``) or per tier: workers, first-choice share (per cent), mean and worst rank.
 
     Mean and worst rank are over the workers on a line they ranked; the others are counted in
     "Not ranked", as in the headline numbers.
@@ -131,7 +131,7 @@ def equity_table(groups: Sequence[Mapping[str, Any]], kind: str, names: Names) -
         rows.append({
             "Site" if kind == "site" else "Tier": label,
             "Workers": int(g.get("n_workers") or 0),
-            "First choice": None if share is None else float(share),
+            "First choice": None if share is None else round(100 * float(share), 1),  # per cent
             "Mean rank": g.get("mean_rank_ranked"),
             "Worst rank": g.get("worst_rank_ranked"),
             "Not ranked": int(g.get("unranked_count") or 0),

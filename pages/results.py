@@ -200,30 +200,31 @@ if rules_view.uses_rules(metrics):
         st.caption("Each link's workers are placed on one site, as the rule asks. The site they share:")
         st.dataframe(rules_view.links_table(metrics["links"], names), key="res_links", hide_index=True,
                      width="stretch", column_config={
-                         "Link": st.column_config.TextColumn(width=110),
-                         "Workers": st.column_config.TextColumn(width=260),
-                         "Their job lines": st.column_config.TextColumn(width=300),
-                         "Site": st.column_config.TextColumn(width=200)})
+                         "Link": st.column_config.TextColumn(width=100),
+                         "Workers": st.column_config.TextColumn(width=250),
+                         "Their job lines": st.column_config.TextColumn(width=370),
+                         "Site": st.column_config.TextColumn(width=160)})
     if metrics.get("quotas"):
         st.header("Quotas")
         quotas = metrics["quotas"]
         (st.success if all(q.get("met") for q in quotas) else st.error)(rules_view.quota_summary(quotas))
         st.dataframe(rules_view.quotas_table(quotas, scenario_snap), key="res_quotas", hide_index=True,
                      width="stretch", column_config={
-                         "Quota": st.column_config.TextColumn(width=120),
-                         "Counts": st.column_config.TextColumn("Counts workers on", width=250,
+                         "Quota": st.column_config.TextColumn(width=100),
+                         "Counts": st.column_config.TextColumn("Counts workers on", width=340,
                                                                help="The sites or job lines whose workers count."),
                          "Only workers with tag": st.column_config.TextColumn("With tag", width=75,
                                                                               help="Only workers with this tag count."),
-                         "Workers counted": st.column_config.NumberColumn("Workers", format="%d", width=80),
-                         "At least": st.column_config.NumberColumn(format="%d", width=75),
+                         "Workers counted": st.column_config.NumberColumn("Workers", format="%d", width=70),
+                         "At least": st.column_config.NumberColumn(format="%d", width=70),
                          "At most": st.column_config.TextColumn(width=90),
                          "Met": st.column_config.TextColumn(width=70)})
     if metrics.get("tiers"):
         st.header("Priority tiers")
         st.plotly_chart(rules_view.tier_rank_figure(metrics["tiers"]), key="res_tier_chart", width="stretch")
         st.caption("Each tier's workers by the choice they got, as a share of the tier (hover for the count). "
-                   "Tier 1 is placed first; workers without a tier come last.")
+                   "Tier 1 is placed first: its total cost (workers' choices and the supervisors' voice) is made as "
+                   "low as it can be, then tier 2's, and so on; workers without a tier come last.")
     if "moves" in metrics:
         st.header("Moves from the previous allocation")
         n_prev = len(scenario_snap.previous_allocations) if scenario_snap is not None else len(metrics["moves"])
@@ -243,7 +244,7 @@ if rules_view.uses_rules(metrics):
                    "Mean and worst rank count workers on a line they ranked; the others are under Not ranked.")
         equity_cols = {
             "Workers": st.column_config.NumberColumn(format="%d"),
-            "First choice": st.column_config.NumberColumn("Got first choice", format="percent"),
+            "First choice": st.column_config.NumberColumn("Got first choice", format="%.0f %%"),
             "Mean rank": st.column_config.NumberColumn(format="%.2f"),
             "Worst rank": st.column_config.NumberColumn(format="%g"),
             "Not ranked": st.column_config.NumberColumn(format="%d"),
