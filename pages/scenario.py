@@ -153,14 +153,16 @@ with t_links:
             # A new row comes named (the next free couple-N): rename it at will, the check names a repeat.
             "Link id": st.column_config.TextColumn("Link name", help="For example couple-1.", max_chars=100,
                                                    default=editor.next_name("couple", base["links"]["Link id"])),
-            **{f"Worker {n}": st.column_config.SelectboxColumn(
-                f"Worker {n}", options=[w.id for w in workers], format_func=lambda v: wname.get(v, v),
-                required=n <= 2) for n in range(1, 5)},
+            **{f"Worker {n}": (st.column_config.SelectboxColumn(
+                f"Worker {n}", options=[w.id for w in workers], format_func=lambda v: wname.get(v, v))
+                if len(workers) <= 3000 else st.column_config.TextColumn(f"Worker {n}", help="The worker's id"))
+               for n in range(1, 5)},
         },
     )
 with t_quotas:
     st.caption("At least and/or at most so many workers on some sites or some job lines (choose one of the two). "
-               "With a tag, only workers with that tag count. Leave At most blank for no maximum.")
+               "With a tag, only workers with that tag count. Leave At most blank for no maximum."
+               + ("" if sites else " This run's job lines name no sites: choose job lines."))
     edited["quotas"] = st.data_editor(
         base["quotas"], key=state.editor_key("quotas"), on_change=state.draft_edited, hide_index=True,
         width="stretch", num_rows="dynamic",

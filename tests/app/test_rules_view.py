@@ -73,3 +73,22 @@ def test_the_tier_chart_has_a_bar_group_per_tier_that_adds_up():
         assert abs(sum(trace.y) - 1.0) < 1e-9  # shares of the tier
     assert fig.layout.yaxis.title.text == "Share of the tier's workers"
     assert fig.layout.xaxis.title.text == "Choice the worker got"
+
+
+def test_sites_stand_beside_lines_and_a_line_without_one_is_its_own():
+    import compare_view
+    import derived
+    import editor
+
+    from allocator.problem import ProblemData
+
+    s = run()
+    p = ProblemData.from_snapshot(s)
+    table = derived.worker_lines_table(p, 0, derived.pair_codes(p), s)  # the Eligibility page's table
+    assert dict(zip(table["Job line"], table["Site"], strict=True)) == {
+        "Line n1": "North", "Line n2": "North", "Line s1": "South", "Line x1": "its own site"}
+    assert list(editor.lines_frame(s, {})["Site"]) == ["North", "North", "South", "its own site"]
+    mv = [{"worker": "Dr w1", "worker_id": "w1", "from_line_id": "n1", "from_line": "Line n1", "to_line_id": "x1",
+           "to_line": "Line x1", "rank_before": 1.0, "rank_after": None, "kind": "to_unranked", "rank_change": None}]
+    df = compare_view.moves_frame(mv, {"n1": "North", "n2": "North", "s1": "South"})
+    assert (df.loc[0, "From"], df.loc[0, "To"]) == ("North · Line n1", "Line x1 (its own site)")
