@@ -417,6 +417,30 @@ def previous_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataF
     return pairs_frame(rows)
 
 
+def rules_summary(scenario: RunSnapshot) -> str | None:
+    """One line naming the business rules a scenario solves with (``None`` when it has none).
+
+    Shown beside Solve: the tables that set them sit further down the page, in tabs.
+    """
+    parts = []
+    if scenario.linked_workers:
+        n = len(scenario.linked_workers)
+        parts.append(f"{n} linked group{'s' if n != 1 else ''} of workers")
+    if scenario.quotas:
+        n = len(scenario.quotas)
+        parts.append(f"{n} quota{'s' if n != 1 else ''}")
+    tiers = sorted({w.priority for w in scenario.workers if w.priority is not None})
+    if tiers:
+        n = sum(1 for w in scenario.workers if w.priority is not None)
+        parts.append(f"priority tiers {', '.join(map(str, tiers))} for {n} worker{'s' if n != 1 else ''}")
+    if scenario.settings.fewest_moves:
+        n = len(scenario.previous_allocations)
+        parts.append(f"fewest moves from a previous allocation of {n} worker{'s' if n != 1 else ''}")
+    if not parts:
+        return None
+    return "Also in this scenario: " + "; ".join(parts) + " (see Couples, quotas, priority tiers and fewest moves below)."
+
+
 def run_sites(snapshot: RunSnapshot) -> list[str]:
     """The sites the run's job lines name, sorted."""
     return sorted({j.site for j in snapshot.job_lines if j.site is not None})

@@ -389,6 +389,8 @@ if ss.get("sc_confirm_reset"):
         k1.button("Yes, drop my changes", key="sc_reset_confirm", on_click=state.discard_draft, type="primary")
         k2.button("Keep editing", key="sc_reset_cancel", on_click=lambda: ss.pop("sc_confirm_reset", None))
 
+if scenario_snap is not None and (summary := editor.rules_summary(scenario_snap)):
+    actions.caption(summary)
 if res and not matches and not job:
     actions.caption("The latest result was solved with other rules than these: press Solve to see this scenario.")
 

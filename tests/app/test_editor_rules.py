@@ -115,3 +115,12 @@ def test_fewest_moves_is_a_setting_only_when_on():
     on = editor.settings_from_inputs({**inputs, "moves": True})[0]
     assert on["fewest_moves"] is True
     assert editor.inputs_from_settings(on)["moves"] is True
+
+
+def test_the_rules_in_force_are_summed_up_beside_solve():
+    r = run()
+    assert editor.rules_summary(apply(r, {"fewest_moves": True}, {})) == (
+        "Also in this scenario: 1 linked group of workers; 1 quota; priority tiers 1 for 1 worker; fewest moves "
+        "from a previous allocation of 1 worker (see Couples, quotas, priority tiers and fewest moves below).")
+    bare = apply(r, {}, {"linked_workers": [], "quotas": [], "priorities": [{"worker_id": "w1", "priority": None}]})
+    assert editor.rules_summary(bare) is None

@@ -21,7 +21,7 @@ def frame(at, columns: set[str]):
     return df
 
 
-def test_a_link_and_a_quota_edited_in_a_scenario_show_on_results(import_run):
+def test_a_link_and_a_quota_edited_in_a_scenario_show_on_results(import_run, db_store):
     run_id = import_run(small_snapshot(6, 3))
     at = open_app(run_id, "scenario")
     assert editor_table(at, "sc_links").empty and editor_table(at, "sc_quotas").empty  # the run has none
@@ -65,9 +65,14 @@ def test_a_link_and_a_quota_edited_in_a_scenario_show_on_results(import_run):
 
     # Saved with the scenario, and back on the Scenario page the edits are still there.
     at.switch_page("../pages/scenario.py").run()
+    assert any("1 linked group of workers; 1 quota" in c.value for c in at.caption)  # beside Solve
     at.button(key="sc_save").click().run()
     assert not at.exception
     assert editor_table(at, "sc_links")["Link id"].tolist() == ["couple-1"]
+    (saved,) = db_store.list_scenarios(run_id)
+    assert saved.overrides["linked_workers"] == res["overrides"]["linked_workers"]
+    assert saved.overrides["quotas"] == res["overrides"]["quotas"]
+    assert saved.result["metrics"]["quotas"][0]["met"] is True
 
 
 def test_a_bad_quota_is_named_and_solve_waits_for_the_fix(import_run):
@@ -91,6 +96,8 @@ def test_tiers_set_in_bulk_and_fewest_moves_from_the_published_allocation(import
     assert not at.exception
     tiers = editor_table(at, "sc_tiers").set_index("Worker id")["Priority tier"]
     assert tiers["w2"] == 2 and tiers["w4"] == 2 and tiers[["w1", "w3"]].isna().all()
+    leave_and_come_back(at)
+    assert editor_table(at, "sc_tiers").set_index("Worker id")["Priority tier"].equals(tiers)
     first = solve_now(at)
     assert first["overrides"]["priorities"] == [{"worker_id": "w2", "priority": 2}, {"worker_id": "w4", "priority": 2}]
     at.switch_page("../pages/results.py").run()
