@@ -441,6 +441,34 @@ def rules_summary(scenario: RunSnapshot) -> str | None:
     return "Also in this scenario: " + "; ".join(parts) + " (see Couples, quotas, priority tiers and fewest moves below)."
 
 
+def published_rows(snapshot: RunSnapshot, allocations: list[Any]) -> tuple[list[dict[str, str]], list[str]]:
+    """The published allocation as previous-allocation rows, and what had to be left out.
+
+    A re-solve after a withdrawal is the point of fewest moves: a worker (or a line) of the
+    publication that the run no longer has cannot be kept in place, so that row is left out,
+    and said so, instead of blocking the solve.
+    """
+    workers = {w.id for w in snapshot.workers}
+    lines = {j.id for j in snapshot.job_lines}
+    rows, gone_w, gone_j = [], [], []
+    for a in allocations:
+        w, j = str(a.worker_id), str(a.job_line_id)
+        if w not in workers:
+            gone_w.append(w)
+        elif j not in lines:
+            gone_j.append(j)
+        else:
+            rows.append({"worker_id": w, "job_line_id": j})
+    notes = []
+    if gone_w:
+        notes.append(f"{len(gone_w)} worker(s) of the publication are no longer in the run and are left out: "
+                     + ", ".join(sorted(gone_w)[:10]) + (" …" if len(gone_w) > 10 else ""))
+    if gone_j:
+        notes.append(f"{len(gone_j)} worker(s) were published to job lines the run no longer has and are left "
+                     "out: lines " + ", ".join(sorted(set(gone_j))[:10]))
+    return rows, notes
+
+
 def run_sites(snapshot: RunSnapshot) -> list[str]:
     """The sites the run's job lines name, sorted."""
     return sorted({j.site for j in snapshot.job_lines if j.site is not None})

@@ -237,15 +237,18 @@ with t_moves:
 
     def use_published() -> None:
         state.sync_draft()
-        rows = [{"worker_id": a.worker_id, "job_line_id": a.job_line_id} for a in published or []]
+        rows, notes = editor.published_rows(snap, list(published or []))
         state.set_draft_table(d, "previous", editor.pairs_frame(rows))
         ss["sc_moves"] = True
         d.inputs["moves"] = True
+        ss["sc_published_notes"] = notes
 
     st.button("Use the published allocation", key="sc_use_published", on_click=use_published,
               disabled=not published,
               help=("Fill the previous allocation below with who the latest publication placed where, and "
                     "turn fewest moves on." if published else "This run has no publication yet."))
+    for note in ss.get("sc_published_notes") or []:
+        st.info(note)
     prev_now = state.draft_frames(d)["previous"]
     st.caption(f"The previous allocation: {len(prev_now)} worker(s) and the job line each was told. "
                "Fewest moves keeps as many of them where they are as it can.")

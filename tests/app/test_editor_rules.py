@@ -124,3 +124,16 @@ def test_the_rules_in_force_are_summed_up_beside_solve():
         "from a previous allocation of 1 worker (see Couples, quotas, priority tiers and fewest moves below).")
     bare = apply(r, {}, {"linked_workers": [], "quotas": [], "priorities": [{"worker_id": "w1", "priority": None}]})
     assert editor.rules_summary(bare) is None
+
+
+def test_the_published_allocation_leaves_out_who_and_what_the_run_no_longer_has():
+    from allocator.result import Allocation
+
+    r = run()
+    published = [Allocation("w1", "n1"), Allocation("w9", "s1"), Allocation("w2", "gone-line")]
+    rows, notes = editor.published_rows(r, published)
+    assert rows == [{"worker_id": "w1", "job_line_id": "n1"}]
+    assert notes == [
+        "1 worker(s) of the publication are no longer in the run and are left out: w9",
+        "1 worker(s) were published to job lines the run no longer has and are left out: lines gone-line",
+    ]
