@@ -193,3 +193,58 @@ __all__ = [
     "NO_TIER", "OWN_SITE", "Names", "equity_table", "links_table", "moves_caption", "moves_table",
     "quota_summary", "quotas_table", "tier_label", "tier_rank_figure", "uses_rules",
 ]
+
+
+def compare_rules_frame(views: Sequence[Any], names: Names | None = None) -> pd.DataFrame:
+    """Compare: the business rules' outcomes side by side, one column a scenario (all text).
+
+    Rows only for what some scenario reports: quotas met (and each quota's count), the site of
+    each link, workers moved from the previous allocation, and each tier's and site's first
+    choice share and mean rank. ``views`` are :class:`allocator.compare.ScenarioView`.
+    """
+    names = names or Names(None)
+    rows: list[dict[str, str]] = []
+
+    def add(what: str, cells: list[str]) -> None:
+        rows.append({"Outcome": what, **{v.name: c for v, c in zip(views, cells, strict=True)}})
+
+    mets = [v.metrics for v in views]
+    if any("quotas" in m for m in mets):
+        add("Quotas met", [(f"{sum(1 for q in m['quotas'] if q.get('met'))} of {len(m['quotas'])}"
+                            if "quotas" in m else "–") for m in mets])
+        ids = sorted({q["id"] for m in mets for q in m.get("quotas") or []})
+        for qid in ids:
+            cells = []
+            for m in mets:
+                q = next((q for q in m.get("quotas") or [] if q["id"] == qid), None)
+                cells.append("–" if q is None else f"{q['count']} workers" + ("" if q.get("met") else " (NOT met)"))
+            add(f"Quota {qid}", cells)
+    ids = sorted({k["id"] for m in mets for k in m.get("links") or []})
+    for lid in ids:
+        cells = []
+        for m in mets:
+            k = next((k for k in m.get("links") or [] if k["id"] == lid), None)
+            cells.append("–" if k is None else names.site_of_label(k.get("site")))
+        add(f"Link {lid}: site", cells)
+    if any("moves_count" in m for m in mets):
+        add("Workers moved from the previous allocation", [str(m["moves_count"]) if "moves_count" in m else "–"
+                                                           for m in mets])
+    def group_of(key: str, g: Mapping[str, Any]) -> Any:
+        return g.get("priority") if key == "tiers" else str(g.get("site"))
+
+    for key in ("tiers", "sites"):
+        found = {group_of(key, g) for m in mets for g in m.get(key) or []}
+        # Tier 1, 2, ... then the workers without a tier; sites by name.
+        order = sorted(found, key=lambda x: (x is None, x if x is not None else 0)) if key == "tiers" else sorted(found)
+        for name in order:
+            cells = []
+            for m in mets:
+                g = next((g for g in m.get(key) or [] if group_of(key, g) == name), None)
+                if g is None or g.get("first_choice_share") is None:
+                    cells.append("–")
+                else:
+                    mean = g.get("mean_rank_ranked")
+                    cells.append(f"{round(100 * float(g['first_choice_share']))} % first choice"
+                                 + (f", mean rank {float(mean):.2f}" if mean is not None else ""))
+            add(tier_label(name) if key == "tiers" else f"Site {names.site_of_label(name)}", cells)
+    return pd.DataFrame(rows, columns=["Outcome", *[v.name for v in views]])

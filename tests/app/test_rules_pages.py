@@ -123,3 +123,11 @@ def test_tiers_set_in_bulk_and_fewest_moves_from_the_published_allocation(import
     assert second["result"]["metrics"]["moves_count"] == 0 and second["result"]["metrics"]["moves"] == []
     at.switch_page("../pages/results.py").run()
     assert "Moves from the previous allocation" in [h.value for h in at.header]
+    # Compare: the saved scenario and this solve side by side, the rules' outcomes among them.
+    at.switch_page("../pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert "Couples, quotas, tiers and sites" in [h.value for h in at.header]
+    (rules,) = [d.value for d in at.dataframe
+                if list(d.value.columns)[:1] == ["Outcome"] and "Rank change" not in d.value.columns]
+    moved = rules[rules["Outcome"] == "Workers moved from the previous allocation"]
+    assert "0" in moved.iloc[0].tolist()  # this solve kept everyone where they were published

@@ -92,3 +92,25 @@ def test_sites_stand_beside_lines_and_a_line_without_one_is_its_own():
            "to_line": "Line x1", "rank_before": 1.0, "rank_after": None, "kind": "to_unranked", "rank_change": None}]
     df = compare_view.moves_frame(mv, {"n1": "North", "n2": "North", "s1": "South"})
     assert (df.loc[0, "From"], df.loc[0, "To"]) == ("North · Line n1", "Line x1 (its own site)")
+
+
+def test_compare_puts_the_rules_outcomes_side_by_side():
+    from allocator.compare import ScenarioView
+
+    s = run()
+    with_rules = solve(s).to_dict()
+    plain = solve(apply(s, {}, {"linked_workers": [], "quotas": []})).to_dict()
+    df = rules_view.compare_rules_frame(
+        [ScenarioView("A", with_rules), ScenarioView("B", plain), ScenarioView("C", None)], rules_view.Names(s))
+    rows = {r["Outcome"]: (r["A"], r["B"], r["C"]) for r in df.to_dict("records")}
+    m = with_rules["metrics"]
+    assert rows["Quotas met"] == (f"{sum(q['met'] for q in m['quotas'])} of 2", "–", "–")
+    north = next(q for q in m["quotas"] if q["id"] == "north-min")
+    assert rows["Quota north-min"] == (f"{north['count']} workers", "–", "–")
+    assert rows["Link couple-1: site"][1:] == ("–", "–")
+    assert rows["Workers moved from the previous allocation"] == (
+        str(m["moves_count"]), str(plain["metrics"]["moves_count"]), "–")
+    t1 = m["tiers"][0]
+    assert rows["Tier 1"][0] == (f"{round(100 * t1['first_choice_share'])} % first choice, "
+                                 f"mean rank {t1['mean_rank_ranked']:.2f}")
+    assert "Site Line x1 (its own site)" in rows and "Site North" in rows
