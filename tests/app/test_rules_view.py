@@ -114,3 +114,4 @@ def test_compare_puts_the_rules_outcomes_side_by_side():
     assert rows["Tier 1"][0] == (f"{round(100 * t1['first_choice_share'])} % first choice, "
                                  f"mean rank {t1['mean_rank_ranked']:.2f}")
     assert "Site Line x1 (its own site)" in rows and "Site North" in rows
+    assert [o for o in df["Outcome"] if o.endswith("tier") or o.startswith("Tier")] == ["Tier 1", "Tier 2", "No tier"]
