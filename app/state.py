@@ -437,7 +437,7 @@ INPUT_WIDGETS = {
 }
 #: Widget keys of the scenario editor; dropped when another draft is loaded so they start over.
 #: (The table editors' keys carry a generation: see :func:`table_key`.)
-DRAFT_WIDGETS = ("sc_name", *INPUT_WIDGETS.values())
+DRAFT_WIDGETS = ("sc_name", *INPUT_WIDGETS.values(), "sc_tier_who", "sc_tier_note", "sc_published_notes")
 _GEN = "_editor_gen"
 
 
