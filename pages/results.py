@@ -268,7 +268,8 @@ table = table.assign(**{"Decided by seed": table["Worker id"].isin(seed_ids or s
 # The explanations need the result as an object with the scenario's problem (built once per result).
 res_obj = explain_view.cached_result(rkey, problem_fp, result, problem) if problem is not None else None
 f1, f2, f3 = st.columns([2, 2, 1])
-query = f1.text_input("Search a worker or a line", key="res_search", placeholder="name or id")
+query = f1.text_input("Search a worker, a line or a site" if has_sites else "Search a worker or a line",
+                      key="res_search", placeholder="name or id")
 chosen_lines = f2.multiselect("Only these lines", sorted(table["Job line"].unique()), key="res_lines")
 only_unranked = f3.checkbox("Only not ranked", key="res_unranked",
                             help="Only workers on a line they did not rank.")
