@@ -241,6 +241,43 @@ def what_differs(views: Sequence[ScenarioView], run: RunNames | None = None) -> 
                 x = d[(w, j)]
                 cells.append(f"{_signed(x)} ({'discourages' if x > 0 else 'favours' if x < 0 else 'no effect'})")
         add(f"Organisation priority for {_name(wn, w)} on {where}", cells)
+
+    # Business rules (business-rules.md): links and quotas a scenario sets replace the run's.
+    def replaced(section: str) -> list[dict[str, Mapping[str, Any]] | None]:
+        out = []
+        for v in views:
+            given = (v.overrides or {}).get(section)
+            out.append(None if given is None else {str(r.get("id")): r for r in given if isinstance(r, Mapping)})
+        return out
+
+    links = replaced("linked_workers")
+    for lid in sorted({k for d in links if d for k in d}):
+        add(f"Link {lid}", ["as in the run" if d is None else
+                            ", ".join(_name(wn, str(w)) for w in d[lid].get("worker_ids") or []) if lid in d else "–"
+                            for d in links])
+    if any(d is not None for d in links):
+        add("Linked workers", ["as in the run" if d is None else f"{len(d)} link(s)" for d in links])
+
+    def quota_text(q: Mapping[str, Any]) -> str:
+        scope = ", ".join(q.get("sites") or []) or ", ".join(_name(ln, str(j)) for j in q.get("job_line_ids") or [])
+        bounds = [f"at least {q.get('min_workers') or 0}"]
+        if q.get("max_workers") is not None:
+            bounds.append(f"at most {q['max_workers']}")
+        tag = f" with tag {q['qualification_id']}" if q.get("qualification_id") else ""
+        return f"{' and '.join(bounds)}{tag} on {scope}"
+
+    quotas = replaced("quotas")
+    for qid in sorted({k for d in quotas if d for k in d}):
+        add(f"Quota {qid}", ["as in the run" if d is None else quota_text(d[qid]) if qid in d else "–" for d in quotas])
+
+    tiers = [{str(r.get("worker_id")): r.get("priority") for r in _section(v, "priorities")} for v in views]
+    for w in sorted(set().union(*tiers), key=lambda x: (_name(wn, x), x)):
+        add(f"Priority tier of {_name(wn, w)}",
+            ["as in the run" if w not in d else ("no tier" if d[w] is None else f"tier {d[w]}") for d in tiers])
+
+    prev = [(v.overrides or {}).get("previous_allocations") for v in views]
+    if any(p is not None for p in prev):
+        add("Previous allocation", ["as in the run" if p is None else f"{len(p)} worker(s) given" for p in prev])
     return rows
 
 

@@ -1,8 +1,9 @@
 """Scenarios: a planner's what-if on top of a run, never written over the run's own data.
 
-A scenario is a name, settings (α, power, stability, time limit, seed, ties) and
+A scenario is a name, settings (α, power, stability, time limit, seed, ties, fewest moves) and
 :class:`ScenarioOverrides` (per-line places and must-be-filled flag, added pins, forbids and
-weightings). :func:`apply` lays them on a copy of the run's snapshot and validates the whole,
+weightings; the business rules of business-rules.md: links and quotas that replace the run's,
+per-worker priority tiers, and the previous allocation that fewest moves keeps to). :func:`apply` lays them on a copy of the run's snapshot and validates the whole,
 so what the engine solves is always a valid :class:`~allocator.snapshot.RunSnapshot`.
 
 Messages name the row of the override table the planner edited, counted from 1 as the
@@ -27,6 +28,7 @@ SETTING_KEYS = (
     "max_seconds",
     "rng_seed",
     "allow_worker_preference_ties",
+    "fewest_moves",
 )
 
 #: Planners' words for each setting.
@@ -37,6 +39,7 @@ SETTING_LABELS = {
     "max_seconds": "Time limit (seconds)",
     "rng_seed": "Tie-break seed",
     "allow_worker_preference_ties": "Allow tied worker ranks",
+    "fewest_moves": "Fewest moves from the previous allocation",
 }
 
 
@@ -73,6 +76,31 @@ class WeightingOverride(_Model):
     value: float
 
 
+class LinkOverride(_Model):
+    """Workers who must be placed on one site (a couple), as the scenario has them."""
+
+    id: str
+    worker_ids: list[str]
+
+
+class QuotaOverride(_Model):
+    """A minimum and/or maximum number of workers on some sites or some job lines."""
+
+    id: str
+    sites: list[str] | None = None
+    job_line_ids: list[str] | None = None
+    qualification_id: str | None = None
+    min_workers: int = Field(0, ge=0)
+    max_workers: int | None = Field(None, ge=0)
+
+
+class PriorityOverride(_Model):
+    """A worker's priority tier in this scenario (1 is placed first; ``None``: no priority)."""
+
+    worker_id: str
+    priority: int | None = Field(None, ge=1, le=1_000_000)
+
+
 class ScenarioOverrides(_Model):
     """Everything a scenario changes in the run's data. Empty = the run as it is.
 
@@ -87,6 +115,13 @@ class ScenarioOverrides(_Model):
     #: The run's own pins and forbids that this scenario lifts (each must be one the run has).
     lifted_pins: list[PairOverride] = Field(default_factory=list)
     lifted_forbids: list[PairOverride] = Field(default_factory=list)
+    #: business-rules.md. ``None``: the run's own; a list (even empty) replaces the run's wholly.
+    linked_workers: list[LinkOverride] | None = None
+    quotas: list[QuotaOverride] | None = None
+    #: Per worker: sets (or, with ``None``, clears) the run's priority.
+    priorities: list[PriorityOverride] = Field(default_factory=list)
+    #: ``None``: the run's own previous allocation; a list replaces it.
+    previous_allocations: list[PairOverride] | None = None
 
     @classmethod
     def parse(cls, data: Mapping[str, Any] | None) -> ScenarioOverrides:
@@ -100,10 +135,22 @@ class ScenarioOverrides(_Model):
 
     def is_empty(self) -> bool:
         return not (self.lines or self.pins or self.forbids or self.weightings
-                    or self.lifted_pins or self.lifted_forbids)
+                    or self.lifted_pins or self.lifted_forbids or self.priorities
+                    or self.linked_workers is not None or self.quotas is not None
+                    or self.previous_allocations is not None)
 
     def to_dict(self) -> dict[str, Any]:
         out = self.model_dump(mode="json")
+        # A scenario without the business rules is saved as before: no new keys.
+        for key in ("linked_workers", "quotas", "previous_allocations"):
+            if out[key] is None:
+                del out[key]
+        if not out["priorities"]:
+            del out["priorities"]
+        for q in out.get("quotas") or []:  # as the snapshot writes a quota: only the keys given
+            for k in ("sites", "job_line_ids", "qualification_id", "max_workers"):
+                if q[k] is None:
+                    del q[k]
         for pin in out["pins"]:  # a pin without a reason is saved as before: two keys
             if pin.get("reason") is None:
                 pin.pop("reason", None)
@@ -117,6 +164,10 @@ _SECTION_WORDS = {
     "weightings": "Organisation priority",
     "lifted_pins": "Run pins lifted",
     "lifted_forbids": "Run forbids lifted",
+    "linked_workers": "Linked workers",
+    "quotas": "Quotas",
+    "priorities": "Priority tiers",
+    "previous_allocations": "Previous allocation",
 }
 _FIELD_WORDS = {
     "job_line_id": "job line",
@@ -125,6 +176,14 @@ _FIELD_WORDS = {
     "must_have_workers": "must be filled",
     "value": "value",
     "reason": "reason",
+    "id": "id",
+    "worker_ids": "workers",
+    "sites": "sites",
+    "job_line_ids": "job lines",
+    "qualification_id": "qualification",
+    "min_workers": "at least",
+    "max_workers": "at most",
+    "priority": "priority",
 }
 
 
@@ -263,6 +322,17 @@ def apply(
                     f"{_SECTION_WORDS[section]}, row {i + 1}: the run has no {what} of worker "
                     f"{pr.worker_id!r} on job line {pr.job_line_id!r} to lift"
                 )
+    prioritised: dict[str, int] = {}
+    for i, pr in enumerate(ov.priorities):
+        if not check_worker("priorities", i, pr.worker_id):
+            continue
+        if pr.worker_id in prioritised:
+            errs.append(
+                f"Priority tiers, row {i + 1}: worker {pr.worker_id!r} appears more than once (also row "
+                f"{prioritised[pr.worker_id] + 1}); keep one row per worker"
+            )
+        else:
+            prioritised[pr.worker_id] = i
     if errs:
         raise SnapshotError(errs)
 
@@ -286,12 +356,50 @@ def apply(
     data["weightings"] = [w.model_dump(mode="json") for w in snapshot.weightings] + [
         w.model_dump(mode="json") for w in ov.weightings
     ]
+    if ov.priorities:
+        tier = {pr.worker_id: pr.priority for pr in ov.priorities}
+        for w in data["workers"]:
+            if w["id"] in tier:
+                w["priority"] = tier[w["id"]]
+    replaced = set()
+    if ov.linked_workers is not None:
+        data["linked_workers"] = [link.model_dump(mode="json") for link in ov.linked_workers]
+        replaced.add("linked_workers")
+    if ov.quotas is not None:
+        data["quotas"] = [
+            {k: v for k, v in q.model_dump(mode="json").items() if v is not None or k == "max_workers"}
+            for q in ov.quotas
+        ]
+        replaced.add("quotas")
+    if ov.previous_allocations is not None:
+        data["previous_allocations"] = [p.model_dump(mode="json") for p in ov.previous_allocations]
+        replaced.add("previous_allocations")
     try:
         return RunSnapshot.parse(data)
     except SnapshotError as exc:
         raise SnapshotError(
-            [_rename(m, len(run_pins), len(run_forbids), len(snapshot.weightings)) for m in exc.messages]
+            [_rename_rules(_rename(m, len(run_pins), len(run_forbids), len(snapshot.weightings)), replaced)
+             for m in exc.messages]
         ) from None
+
+
+def _rename_rules(message: str, replaced: set[str]) -> str:
+    """``linked_workers[1] (id 'c2'): ...`` as ``Linked workers, row 2 (id 'c2'): ...`` when the
+    scenario's table replaced the run's, else as the run's own entry (the planner did not type it)."""
+    import re
+
+    m = re.match(r"^(linked_workers|quotas|previous_allocations)\[(\d+)\]((?: \([^)]*\))?): (.*)$", message, flags=re.S)
+    if not m:
+        return message
+    section, idx, ident, rest = m.group(1), int(m.group(2)), m.group(3), m.group(4)
+    words = _SECTION_WORDS[section]
+    # "(also quotas[0])", "link 'a' (linked_workers[0])": the other entry named as the planner sees it
+    rest = re.sub(rf"{section}\[(\d+)\]",
+                  lambda r: f"row {int(r.group(1)) + 1}" if section in replaced else f"the run's entry {int(r.group(1)) + 1}",
+                  rest)
+    if section in replaced:
+        return f"{words}, row {idx + 1}{ident}: {rest}"
+    return f"The run's own {words.lower()}, entry {idx + 1}{ident}: {rest}"
 
 
 def _rename(message: str, n_run_pins: int, n_run_forbids: int, n_run_weightings: int) -> str:

@@ -479,7 +479,8 @@ def depth_figure(histogram: Mapping[int, int]) -> go.Figure:
 
 #: The most lines (or sites) a Sankey of moves draws; past it the page gives a table of moves.
 MOVES_CHART_MAX_NODES = 12
-NO_SITE = "No site recorded"
+NO_SITE = "No site recorded"  # kept for callers; a line without a site is now its own site
+from editor import OWN_SITE  # noqa: E402 - one wording for a line without a site
 
 
 def moves_chart(
@@ -493,8 +494,8 @@ def moves_chart(
     ``moves`` are :func:`allocator.compare.moves` rows; ``sites`` maps job line ids to their
     site (:func:`allocator.compare.line_sites`; empty while lines carry no site). Up to
     ``max_nodes`` lines moved from or to: a Sankey of lines. More, and lines that carry sites
-    spread over at most ``max_nodes`` sites: a Sankey of sites (lines without one grouped as
-    "No site recorded"). Otherwise no chart: the page's table of moves lists them.
+    spread over at most ``max_nodes`` sites: a Sankey of sites (a line without one is a site
+    of its own, "<line> (its own site)"). Otherwise no chart: the page's table of moves lists them.
 
     Returns ``{"kind": "sankey" | "table", "by": "line" | "site" | None, "data"`` (the
     :func:`sankey_moves` dict, or ``None``), ``"lines"`` (lines moved from or to),
@@ -513,12 +514,16 @@ def moves_chart(
         return out
     site_of = dict(sites or {})
     if site_of and any(j in site_of for j in lines):
-        by_site = [
-            {**m,
-             "from_line_id": site_of.get(m["from_line_id"], NO_SITE), "from_line": site_of.get(m["from_line_id"], NO_SITE),
-             "to_line_id": site_of.get(m["to_line_id"], NO_SITE), "to_line": site_of.get(m["to_line_id"], NO_SITE)}
-            for m in moves
-        ]
+        def group(line_id: str, name: str) -> tuple[str, str]:
+            # business-rules.md: a line without a site is a site of its own, not one "no site" heap.
+            if line_id in site_of:
+                return "site:" + site_of[line_id], site_of[line_id]
+            return "line:" + line_id, f"{name} ({OWN_SITE})"
+
+        by_site = []
+        for m in moves:
+            (fid, fname), (tid, tname) = group(m["from_line_id"], m["from_line"]), group(m["to_line_id"], m["to_line"])
+            by_site.append({**m, "from_line_id": fid, "from_line": fname, "to_line_id": tid, "to_line": tname})
         involved = {m["from_line_id"] for m in by_site} | {m["to_line_id"] for m in by_site}
         out["sites"] = len(involved)
         if len(involved) <= max_nodes:

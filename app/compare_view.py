@@ -12,6 +12,7 @@ from typing import Any
 
 import headline
 import pandas as pd
+from editor import OWN_SITE
 
 from allocator import kpis
 from allocator.compare import (
@@ -137,7 +138,9 @@ def moves_frame(moves: Sequence[Mapping[str, Any]], sites: Mapping[str, str] | N
         return rank_text(rank)
 
     def where(line_id: str, name: str) -> str:
-        return f"{site_of[line_id]} · {name}" if line_id in site_of else name
+        if line_id in site_of:
+            return f"{site_of[line_id]} · {name}"
+        return f"{name} ({OWN_SITE})" if site_of else name
 
     rows = [
         {

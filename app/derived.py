@@ -256,6 +256,11 @@ def worker_lines_table(p, i: int, codes: np.ndarray, run_snapshot) -> pd.DataFra
             "Reason code": codes[i, j],
         })
     df = pd.DataFrame(rows, columns=["Job line", "May take it", "Rank given", "Decided by", "Why", "Reason code"])
+    sites = list(getattr(p, "line_sites", None) or [])
+    if any(x is not None for x in sites):  # the site beside each line (a line without one: its own)
+        from editor import site_label
+
+        df.insert(1, "Site", [site_label(x) for x in sites])
     return df.sort_values(["May take it", "Rank given"], ascending=[False, True], na_position="last", kind="stable")
 
 

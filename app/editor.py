@@ -15,15 +15,21 @@ import pandas as pd
 
 from allocator.snapshot import RunSettings, RunSnapshot
 
-LINE_COLS = ["Job line id", "Job line", "Places", "Must be filled"]
+LINE_COLS = ["Job line id", "Job line", "Site", "Places", "Must be filled"]
 PAIR_COLS = ["Worker", "Job line"]
 PIN_COLS = ["Worker", "Job line", "Reason"]
 WEIGHT_COLS = ["Worker", "Job line", "Value"]
 LIFT_COLS = ["Worker id", "Worker", "Job line id", "Job line", "Lift in this scenario"]
 LIFT = "Lift in this scenario"
 
+LINK_COLS = ["Link id", "Worker 1", "Worker 2", "Worker 3", "Worker 4"]
+QUOTA_COLS = ["Quota id", "Sites", "Job lines", "Only workers with tag", "At least", "At most"]
+TIER_COLS = ["Worker id", "Worker", "Priority tier"]
+TIER = "Priority tier"
+
 #: The draft's tables, in the order the page shows them.
-TABLES = ("lines", "pins", "forbids", "weights", "lifted_pins", "lifted_forbids")
+TABLES = ("lines", "pins", "forbids", "weights", "lifted_pins", "lifted_forbids",
+          "links", "quotas", "tiers", "previous")
 
 
 def lines_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFrame:
@@ -37,12 +43,14 @@ def lines_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFram
         rows.append({
             "Job line id": j.id,
             "Job line": j.name or j.id,
+            "Site": site_label(j.site),
             # A float column: the editor then takes 2.7 as typed, for the check to refuse, instead
             # of an integer column's keyboard dropping the point (2.7 -> 27).
             "Places": float(places if places is not None else j.max_n_workers),
             "Must be filled": bool(must if must is not None else j.must_have_workers),
         })
-    return pd.DataFrame(rows, columns=LINE_COLS)
+    cols = LINE_COLS if any(j.site for j in snapshot.job_lines) else [c for c in LINE_COLS if c != "Site"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 def pairs_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
@@ -175,8 +183,16 @@ def overrides_from_frames(
     weights: pd.DataFrame,
     lifted_pins: pd.DataFrame | None = None,
     lifted_forbids: pd.DataFrame | None = None,
+    links: pd.DataFrame | None = None,
+    quotas: pd.DataFrame | None = None,
+    tiers: pd.DataFrame | None = None,
+    previous: pd.DataFrame | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
-    """The scenario's overrides dict (only non-empty sections) and every problem found."""
+    """The scenario's overrides dict (only non-empty sections) and every problem found.
+
+    The business-rule tables (links, quotas, priority tiers, previous allocation) are seeded
+    with the run's own: a table left as the run has it adds nothing to the overrides.
+    """
     lo, e1 = lines_overrides(snapshot, lines)
     po, e2 = pairs_overrides(pins, "Pins")
     fo, e3 = pairs_overrides(forbids, "Forbids")
@@ -185,7 +201,285 @@ def overrides_from_frames(
     lf = lifted_overrides(lifted_forbids)
     ov = {k: v for k, v in (("lines", lo), ("pins", po), ("forbids", fo), ("weightings", wo),
                             ("lifted_pins", lp), ("lifted_forbids", lf)) if v}
-    return ov, e1 + e2 + e3 + e4
+    errs = e1 + e2 + e3 + e4
+    if links is not None:
+        lk, e = links_overrides(snapshot, links)
+        errs += e
+        if lk is not None:
+            ov["linked_workers"] = lk
+    if quotas is not None:
+        qo, e = quotas_overrides(snapshot, quotas)
+        errs += e
+        if qo is not None:
+            ov["quotas"] = qo
+    if tiers is not None:
+        to, e = tiers_overrides(snapshot, tiers)
+        errs += e
+        if to:
+            ov["priorities"] = to
+    if previous is not None:
+        pv, e = pairs_overrides(previous, "Previous allocation")
+        errs += e
+        run_prev = {(p.worker_id, p.job_line_id) for p in snapshot.previous_allocations}
+        if not e and ({(r["worker_id"], r["job_line_id"]) for r in pv} != run_prev
+                      or len(pv) != len(snapshot.previous_allocations)):
+            ov["previous_allocations"] = pv
+    return ov, errs
+
+
+# --------------------------------------------------------------------------- business rules (business-rules.md)
+
+
+def _ids(v: Any) -> list[str]:
+    """A multi-choice cell as a list of ids (a list, or text with commas as typed)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return []
+    if isinstance(v, str):
+        return [x.strip() for x in v.split(",") if x.strip()]
+    try:
+        return [str(x).strip() for x in v if not _blank(x)]
+    except TypeError:
+        return [str(v)]
+
+
+def next_name(stem: str, taken: Any) -> str:
+    """``stem-N`` for the first N not among ``taken`` (a new row's suggested name)."""
+    used = {str(x) for x in taken if not _blank(x)}
+    n = 1
+    while f"{stem}-{n}" in used:
+        n += 1
+    return f"{stem}-{n}"
+
+
+def links_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFrame:
+    """The scenario's linked workers (the run's own until the scenario replaces them): a row a link."""
+    given = overrides.get("linked_workers")
+    links = given if given is not None else [k.model_dump() for k in snapshot.linked_workers]
+    rows = []
+    for link in links:
+        ws = list(link.get("worker_ids") or [])
+        row = {"Link id": link.get("id")}
+        for n in range(4):
+            row[f"Worker {n + 1}"] = ws[n] if n < len(ws) else None
+        rows.append(row)
+    return pd.DataFrame(rows, columns=LINK_COLS).astype(object)
+
+
+def links_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[str, Any]] | None, list[str]]:
+    """The links table as ``linked_workers`` (``None`` when it is the run's own) and its problems."""
+    out, errs = [], []
+    for i, row in enumerate(df.to_dict("records")):
+        lid = _text(row.get("Link id"))
+        ws = [w for w in (_text(row.get(f"Worker {n + 1}")) for n in range(4)) if w is not None]
+        if lid is None and not ws:
+            continue
+        where = f"Linked workers, row {i + 1}"
+        if lid is None:
+            errs.append(f"{where}: give the link a name (for example couple-{i + 1})")
+            continue
+        if len(ws) < 2:
+            errs.append(f"{where} ({lid}): choose at least 2 workers (2 to 4 work on one site together)")
+            continue
+        out.append({"id": lid, "worker_ids": ws})
+    run_links = sorted((k.id, sorted(k.worker_ids)) for k in snapshot.linked_workers)
+    if sorted((k["id"], sorted(k["worker_ids"])) for k in out) == run_links and not errs:
+        return None, errs
+    return out, errs
+
+
+def quotas_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFrame:
+    """The scenario's quotas (the run's own until the scenario replaces them): a row a quota."""
+    given = overrides.get("quotas")
+    quotas = given if given is not None else [q.model_dump() for q in snapshot.quotas]
+    rows = [{
+        "Quota id": q.get("id"),
+        "Sites": list(q.get("sites") or []),
+        "Job lines": list(q.get("job_line_ids") or []),
+        "Only workers with tag": q.get("qualification_id"),
+        "At least": float(q.get("min_workers") or 0),
+        "At most": float(q["max_workers"]) if q.get("max_workers") is not None else None,
+    } for q in quotas]
+    df = pd.DataFrame(rows, columns=QUOTA_COLS)
+    return df.astype({"Quota id": object, "Sites": object, "Job lines": object,
+                      "Only workers with tag": object, "At least": float, "At most": float})
+
+
+def _whole(v: Any) -> int | None | str:
+    """A typed count: an int, ``None`` when blank, or ``"bad"``."""
+    if _blank(v):
+        return None
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return "bad"
+    if not math.isfinite(x) or x < 0 or not x.is_integer():
+        return "bad"
+    return int(x)
+
+
+def quotas_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[str, Any]] | None, list[str]]:
+    """The quotas table as ``quotas`` (``None`` when it is the run's own) and its problems."""
+    out, errs = [], []
+    for i, row in enumerate(df.to_dict("records")):
+        qid = _text(row.get("Quota id"))
+        sites, lines = _ids(row.get("Sites")), _ids(row.get("Job lines"))
+        tag = _text(row.get("Only workers with tag"))
+        low, high = row.get("At least"), row.get("At most")
+        if qid is None and not sites and not lines and tag is None and _blank(low) and _blank(high):
+            continue
+        where = f"Quotas, row {i + 1}" + (f" ({qid})" if qid else "")
+        bad = False
+        if qid is None:
+            errs.append(f"{where}: give the quota a name (for example rural-minimum)")
+            bad = True
+        if bool(sites) == bool(lines):
+            errs.append(f"{where}: choose either sites or job lines (one of the two, not "
+                        f"{'both' if sites else 'neither'})")
+            bad = True
+        lo, hi = _whole(low), _whole(high)
+        if lo == "bad":
+            errs.append(f"{where}: at least must be a whole number, 0 or more (you typed {_shown(low)})")
+            bad = True
+        if hi == "bad":
+            errs.append(f"{where}: at most must be a whole number, 0 or more, or blank for no maximum "
+                        f"(you typed {_shown(high)})")
+            bad = True
+        if not bad and lo is None and hi is None:
+            errs.append(f"{where}: give at least or at most (or both)")
+            bad = True
+        if bad:
+            continue
+        q: dict[str, Any] = {"id": qid}
+        if sites:
+            q["sites"] = sites
+        else:
+            q["job_line_ids"] = lines
+        if tag is not None:
+            q["qualification_id"] = tag
+        q["min_workers"] = lo or 0
+        if hi is not None:
+            q["max_workers"] = hi
+        out.append(q)
+    if errs:
+        return out, errs
+
+    def norm(q: dict[str, Any]) -> tuple:
+        return (q["id"], sorted(q.get("sites") or []), sorted(q.get("job_line_ids") or []),
+                q.get("qualification_id"), q.get("min_workers") or 0, q.get("max_workers"))
+
+    if sorted(map(norm, out)) == sorted(norm(q.model_dump()) for q in snapshot.quotas):
+        return None, errs
+    return out, errs
+
+
+def tiers_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFrame:
+    """Every worker with their priority tier in this scenario (blank: no priority, placed last)."""
+    given = {p["worker_id"]: p.get("priority") for p in overrides.get("priorities") or []}
+    rows = []
+    for w in sorted(snapshot.workers, key=lambda w: w.id):
+        tier = given[w.id] if w.id in given else w.priority
+        rows.append({"Worker id": w.id, "Worker": w.name or w.id,
+                     TIER: float(tier) if tier is not None else None})
+    return pd.DataFrame(rows, columns=TIER_COLS).astype({"Worker id": object, "Worker": object, TIER: float})
+
+
+def tiers_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[str, Any]], list[str]]:
+    """The workers whose tier differs from the run's, as ``priorities``, and any problems."""
+    run_tier = {w.id: w.priority for w in snapshot.workers}
+    names = {w.id: w.name or w.id for w in snapshot.workers}
+    out, errs = [], []
+    for i, row in enumerate(df.to_dict("records")):
+        wid = row.get("Worker id")
+        if wid not in run_tier:
+            continue
+        v = row.get(TIER)
+        t = _whole(v)
+        if t == "bad" or t == 0:
+            errs.append(f"Priority tiers, row {i + 1} ({names[wid]}): the tier must be a whole number, 1 or more "
+                        f"(1 is placed first), or blank for none (you typed {_shown(v)})")
+            continue
+        if t != run_tier[wid]:
+            out.append({"worker_id": wid, "priority": t})
+    return out, errs
+
+
+def set_tier(df: pd.DataFrame, worker_ids: list[str], tier: int | None) -> pd.DataFrame:
+    """The tiers table with ``worker_ids`` put in ``tier`` (``None``: no priority): the bulk edit."""
+    out = df.copy()
+    out.loc[out["Worker id"].isin(list(worker_ids)), TIER] = float(tier) if tier is not None else None
+    return out
+
+
+def previous_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFrame:
+    """The previous allocation fewest moves keeps to (the run's own until the scenario replaces it)."""
+    given = overrides.get("previous_allocations")
+    rows = given if given is not None else [p.model_dump() for p in snapshot.previous_allocations]
+    return pairs_frame(rows)
+
+
+def rules_summary(scenario: RunSnapshot) -> str | None:
+    """One line naming the business rules a scenario solves with (``None`` when it has none).
+
+    Shown beside Solve: the tables that set them sit further down the page, in tabs.
+    """
+    parts = []
+    if scenario.linked_workers:
+        n = len(scenario.linked_workers)
+        parts.append(f"{n} linked group{'s' if n != 1 else ''} of workers")
+    if scenario.quotas:
+        n = len(scenario.quotas)
+        parts.append(f"{n} quota{'s' if n != 1 else ''}")
+    tiers = sorted({w.priority for w in scenario.workers if w.priority is not None})
+    if tiers:
+        n = sum(1 for w in scenario.workers if w.priority is not None)
+        parts.append(f"priority tiers {', '.join(map(str, tiers))} for {n} worker{'s' if n != 1 else ''}")
+    if scenario.settings.fewest_moves:
+        n = len(scenario.previous_allocations)
+        parts.append(f"fewest moves from a previous allocation of {n} worker{'s' if n != 1 else ''}")
+    if not parts:
+        return None
+    return "Also in this scenario: " + "; ".join(parts) + " (see Couples, quotas, priority tiers and fewest moves below)."
+
+
+def published_rows(snapshot: RunSnapshot, allocations: list[Any]) -> tuple[list[dict[str, str]], list[str]]:
+    """The published allocation as previous-allocation rows, and what had to be left out.
+
+    A re-solve after a withdrawal is the point of fewest moves: a worker (or a line) of the
+    publication that the run no longer has cannot be kept in place, so that row is left out,
+    and said so, instead of blocking the solve.
+    """
+    workers = {w.id for w in snapshot.workers}
+    lines = {j.id for j in snapshot.job_lines}
+    rows, gone_w, gone_j = [], [], []
+    for a in allocations:
+        w, j = str(a.worker_id), str(a.job_line_id)
+        if w not in workers:
+            gone_w.append(w)
+        elif j not in lines:
+            gone_j.append(j)
+        else:
+            rows.append({"worker_id": w, "job_line_id": j})
+    notes = []
+    if gone_w:
+        notes.append(f"{len(gone_w)} worker(s) of the publication are no longer in the run and are left out: "
+                     + ", ".join(sorted(gone_w)[:10]) + (" …" if len(gone_w) > 10 else ""))
+    if gone_j:
+        notes.append(f"{len(gone_j)} worker(s) were published to job lines the run no longer has and are left "
+                     "out: lines " + ", ".join(sorted(set(gone_j))[:10]))
+    return rows, notes
+
+
+def run_sites(snapshot: RunSnapshot) -> list[str]:
+    """The sites the run's job lines name, sorted."""
+    return sorted({j.site for j in snapshot.job_lines if j.site is not None})
+
+
+OWN_SITE = "its own site"
+
+
+def site_label(site: str | None) -> str:
+    """A line's site as the pages show it: a line without one is a site of its own."""
+    return site if site is not None else OWN_SITE
 
 
 # --------------------------------------------------------------------------- the run's own pins and forbids
@@ -251,6 +545,10 @@ def frames_from_overrides(snapshot: RunSnapshot, overrides: dict[str, Any]) -> d
         "weights": weights_frame(overrides.get("weightings")),
         "lifted_pins": lifted_frame(snapshot, "pins", overrides.get("lifted_pins")),
         "lifted_forbids": lifted_frame(snapshot, "forbids", overrides.get("lifted_forbids")),
+        "links": links_frame(snapshot, overrides),
+        "quotas": quotas_frame(snapshot, overrides),
+        "tiers": tiers_frame(snapshot, overrides),
+        "previous": previous_frame(snapshot, overrides),
     }
 
 
@@ -319,7 +617,7 @@ def frame_records(df: pd.DataFrame) -> list[list[Any]]:
 # --------------------------------------------------------------------------- settings
 
 #: The settings' widgets on the Scenario page, by draft key.
-INPUT_KEYS = ("alpha", "power", "stability", "time", "seed", "ties")
+INPUT_KEYS = ("alpha", "power", "stability", "time", "seed", "ties", "moves")
 
 
 def setting_default(name: str) -> Any:
@@ -351,6 +649,7 @@ def inputs_from_settings(settings: dict[str, Any]) -> dict[str, Any]:
         "time": float(s["max_seconds"]),
         "seed": str(s["rng_seed"]),
         "ties": bool(s["allow_worker_preference_ties"]),
+        "moves": bool(s.get("fewest_moves", False)),
     }
 
 
@@ -405,6 +704,9 @@ def settings_from_inputs(inputs: dict[str, Any]) -> tuple[dict[str, Any] | None,
             errs.append(f"{SETTING_LABELS['rng_seed']}: must be a whole number, 0 or more (you typed {seed_text})")
     raw["stability"] = bool(inputs.get("stability", setting_default("stability")))
     raw["allow_worker_preference_ties"] = bool(inputs.get("ties", setting_default("allow_worker_preference_ties")))
+    # Only when on: a scenario without it keeps the settings it was saved with (no new key).
+    if inputs.get("moves"):
+        raw["fewest_moves"] = True
 
     from pydantic import ValidationError
 
@@ -491,6 +793,7 @@ def check_scenario(
     overrides, table_problems = overrides_from_frames(
         snapshot, frames["lines"], frames["pins"], frames["forbids"], frames["weights"],
         frames.get("lifted_pins"), frames.get("lifted_forbids"),
+        frames.get("links"), frames.get("quotas"), frames.get("tiers"), frames.get("previous"),
     )
     problems = problems + table_problems
     if problems or settings is None:

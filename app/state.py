@@ -425,15 +425,19 @@ TABLE_WIDGETS = {
     "weights": "sc_weights",
     "lifted_pins": "sc_lifted_pins",
     "lifted_forbids": "sc_lifted_forbids",
+    "links": "sc_links",
+    "quotas": "sc_quotas",
+    "tiers": "sc_tiers",
+    "previous": "sc_previous",
 }
 #: The Scenario page's setting widgets, by the draft's input name.
 INPUT_WIDGETS = {
     "alpha": "sc_alpha", "power": "sc_power", "stability": "sc_stability",
-    "time": "sc_time", "seed": "sc_seed", "ties": "sc_ties",
+    "time": "sc_time", "seed": "sc_seed", "ties": "sc_ties", "moves": "sc_moves",
 }
 #: Widget keys of the scenario editor; dropped when another draft is loaded so they start over.
 #: (The table editors' keys carry a generation: see :func:`table_key`.)
-DRAFT_WIDGETS = ("sc_name", *INPUT_WIDGETS.values())
+DRAFT_WIDGETS = ("sc_name", *INPUT_WIDGETS.values(), "sc_tier_who", "sc_tier_note", "sc_published_notes")
 _GEN = "_editor_gen"
 
 
@@ -550,6 +554,12 @@ def ensure_tables(d: ScenarioDraft, snapshot: RunSnapshot) -> None:
         d.base = editor.frames_from_overrides(snapshot, d.overrides)
         d.deltas = {}
         d.origin = draft_signature(d)
+    elif any(t not in d.base for t in editor.TABLES):  # a draft begun before a table was added
+        fresh = editor.frames_from_overrides(snapshot, d.overrides)
+        for t in editor.TABLES:
+            d.base.setdefault(t, fresh[t])
+    for k, v in editor.inputs_from_settings({}).items():
+        d.inputs.setdefault(k, v)
 
 
 def sync_draft() -> None:

@@ -6,6 +6,7 @@ import charts
 import compare_view
 import headline
 import layout
+import rules_view
 import state
 import streamlit as st
 
@@ -89,6 +90,16 @@ for why in not_comparable:
 
 st.plotly_chart(charts.rank_distribution_overlay(rank_distributions(chosen)), key="cmp_rank_chart", width="stretch")
 st.caption("How many workers got their first, second, … choice in each scenario, side by side.")
+
+# --------------------------------------------------------------------------- business rules
+rules_df = rules_view.compare_rules_frame(chosen, rules_view.Names(snap))
+if len(rules_df):
+    st.header("Couples, quotas, tiers and sites")
+    st.dataframe(rules_df, key="cmp_rules", hide_index=True, width="stretch",
+                 column_config={"Outcome": st.column_config.TextColumn(width=300)})
+    st.caption("How each scenario meets its quotas, where each link's workers are, how many workers of the "
+               "previous allocation moved, and how each priority tier and site fared; '–' where a scenario "
+               "does not have it.")
 
 # --------------------------------------------------------------------------- moves
 st.header("Who moved")

@@ -82,9 +82,10 @@ if wi is not None:
     df = derived.worker_lines_table(problem, wi, codes, snap)
     st.dataframe(
         df, key="el_worker_table", hide_index=True, width="stretch", placeholder="–",
-        column_order=["Job line", "May take it", "Rank given", "Why"],
+        column_order=["Job line", *(["Site"] if "Site" in df else []), "May take it", "Rank given", "Why"],
         column_config={
-            "Job line": st.column_config.TextColumn(width=350),
+            "Job line": st.column_config.TextColumn(width=230 if "Site" in df else 350),
+            "Site": st.column_config.TextColumn(width=120, help="A line without a site is a site of its own."),
             "May take it": st.column_config.CheckboxColumn(width=90),
             "Rank given": st.column_config.NumberColumn(format="plain", width=80, help="Blank: the worker did not rank it."),
             "Why": st.column_config.TextColumn(
@@ -122,6 +123,10 @@ if lj is not None:
     pool = int(allowed.sum())
     places = int(problem.capacity[lj])
     must = bool(problem.mandatory[lj])
+    line_site = (getattr(problem, "line_sites", None) or [None] * problem.n_lines)[lj]
+    if any(x is not None for x in (getattr(problem, "line_sites", None) or [])):
+        st.caption(f"Site: **{layout.md(line_site)}**" if line_site is not None
+                   else "Site: none given, so this line is a site of its own.")
     c1, c2, c3 = st.columns(3)
     c1.metric("Workers who may take it", pool)
     c2.metric("Places", places)

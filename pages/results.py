@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import charts
 import derived
+import editor
 import explain_view
 import exports
 import headline
 import layout
 import numpy as np
 import pandas as pd
+import rules_view
 import state
 import streamlit as st
 
@@ -169,9 +171,14 @@ st.plotly_chart(derived.fill_figure(rkey, snap_fp, fill, line_names), key="res_f
 st.caption(charts.fill_caption(fill))
 if len(fill) > charts.FILL_CHART_LINES:
     # Past a dozen lines a bar per line is a wall: every line is in this table instead.
+    fill_df = derived.fill_table(rkey, snap_fp, result, snap)
+    if any(j.site for j in snap.job_lines):
+        fill_df = fill_df.assign(Site=fill_df["Job line id"].map(
+            {j.id: editor.site_label(j.site) for j in snap.job_lines}))
     st.dataframe(
-        derived.fill_table(rkey, snap_fp, result, snap), key="res_fill_table", hide_index=True, width="stretch",
-        column_order=["Job line", "Workers placed", "Places", "Vacancies", "Must be filled"],
+        fill_df, key="res_fill_table", hide_index=True, width="stretch",
+        column_order=["Job line", *(["Site"] if "Site" in fill_df else []), "Workers placed", "Places", "Vacancies",
+                      "Must be filled"],
         column_config={
             "Job line": st.column_config.TextColumn(width=365),
             "Workers placed": st.column_config.ProgressColumn(
@@ -183,15 +190,86 @@ if len(fill) > charts.FILL_CHART_LINES:
         },
     )
 
+# --------------------------------------------------------------------------- business rules
+# Only what this result reports on: a run without links, quotas, tiers, sites or a previous
+# allocation shows none of it.
+if rules_view.uses_rules(metrics):
+    names = rules_view.Names(scenario_snap or snap)
+    if metrics.get("links"):
+        st.header("Linked workers")
+        st.caption("Each link's workers are placed on one site, as the rule asks. The site they share:")
+        st.dataframe(rules_view.links_table(metrics["links"], names), key="res_links", hide_index=True,
+                     width="stretch", column_config={
+                         "Link": st.column_config.TextColumn(width=100),
+                         "Workers": st.column_config.TextColumn(width=250),
+                         "Their job lines": st.column_config.TextColumn(width=370),
+                         "Site": st.column_config.TextColumn(width=160)})
+    if metrics.get("quotas"):
+        st.header("Quotas")
+        quotas = metrics["quotas"]
+        (st.success if all(q.get("met") for q in quotas) else st.error)(rules_view.quota_summary(quotas))
+        st.dataframe(rules_view.quotas_table(quotas, scenario_snap), key="res_quotas", hide_index=True,
+                     width="stretch", column_config={
+                         "Quota": st.column_config.TextColumn(width=100),
+                         "Counts": st.column_config.TextColumn("Counts workers on", width=340,
+                                                               help="The sites or job lines whose workers count."),
+                         "Only workers with tag": st.column_config.TextColumn("With tag", width=75,
+                                                                              help="Only workers with this tag count."),
+                         "Workers counted": st.column_config.NumberColumn("Workers", format="%d", width=70),
+                         "At least": st.column_config.NumberColumn(format="%d", width=70),
+                         "At most": st.column_config.TextColumn(width=90),
+                         "Met": st.column_config.TextColumn(width=70)})
+    if metrics.get("tiers"):
+        st.header("Priority tiers")
+        st.plotly_chart(rules_view.tier_rank_figure(metrics["tiers"]), key="res_tier_chart", width="stretch")
+        st.caption("Each tier's workers by the choice they got, as a share of the tier (hover for the count). "
+                   "Tier 1 is placed first: its total cost (workers' choices and the supervisors' voice) is made as "
+                   "low as it can be, then tier 2's, and so on; workers without a tier come last.")
+    if "moves" in metrics:
+        st.header("Moves from the previous allocation")
+        n_prev = len(scenario_snap.previous_allocations) if scenario_snap is not None else len(metrics["moves"])
+        st.metric("Workers moved", int(metrics.get("moves_count", len(metrics["moves"]))),
+                  help="Workers of the previous allocation now on a different job line.")
+        st.caption(rules_view.moves_caption(int(metrics.get("moves_count", 0)), n_prev)
+                   + ("" if res.settings.get("fewest_moves") else
+                      " Fewest moves was off for this scenario: turn it on to keep as many as possible."))
+        if metrics["moves"]:
+            st.dataframe(rules_view.moves_table(metrics["moves"], names), key="res_moves", hide_index=True,
+                         width="stretch", column_config={"Worker": st.column_config.TextColumn(width=220),
+                                                         "From": st.column_config.TextColumn(width=300),
+                                                         "To": st.column_config.TextColumn(width=300)})
+    if metrics.get("sites") or metrics.get("tiers"):
+        st.header("Fair across sites and tiers?")
+        st.caption("First choice share, mean and worst rank for the workers placed on each site and in each tier. "
+                   "Mean and worst rank count workers on a line they ranked; the others are under Not ranked.")
+        equity_cols = {
+            "Workers": st.column_config.NumberColumn(format="%d"),
+            "First choice": st.column_config.NumberColumn("Got first choice", format="%.0f %%"),
+            "Mean rank": st.column_config.NumberColumn(format="%.2f"),
+            "Worst rank": st.column_config.NumberColumn(format="%g"),
+            "Not ranked": st.column_config.NumberColumn(format="%d"),
+        }
+        if metrics.get("sites"):
+            st.dataframe(rules_view.equity_table(metrics["sites"], "site", names), key="res_sites", hide_index=True,
+                         width="stretch", column_config=equity_cols)
+        if metrics.get("tiers"):
+            st.dataframe(rules_view.equity_table(metrics["tiers"], "tier", names), key="res_tiers", hide_index=True,
+                         width="stretch", column_config=equity_cols)
+
 # --------------------------------------------------------------------------- the allocation
 st.header("Who goes where")
 table = derived.allocation_table(rkey, snap_fp, problem_fp, result, snap, problem)
+has_sites = any(j.site for j in snap.job_lines)
+if has_sites:
+    site_of = {j.id: editor.site_label(j.site) for j in snap.job_lines}
+    table = table.assign(Site=table["Job line id"].map(site_of))
 seed_ids = explain_view.seed_dependent(result)
 table = table.assign(**{"Decided by seed": table["Worker id"].isin(seed_ids or set())})
 # The explanations need the result as an object with the scenario's problem (built once per result).
 res_obj = explain_view.cached_result(rkey, problem_fp, result, problem) if problem is not None else None
 f1, f2, f3 = st.columns([2, 2, 1])
-query = f1.text_input("Search a worker or a line", key="res_search", placeholder="name or id")
+query = f1.text_input("Search a worker, a line or a site" if has_sites else "Search a worker or a line",
+                      key="res_search", placeholder="name or id")
 chosen_lines = f2.multiselect("Only these lines", sorted(table["Job line"].unique()), key="res_lines")
 only_unranked = f3.checkbox("Only not ranked", key="res_unranked",
                             help="Only workers on a line they did not rank.")
@@ -199,7 +277,7 @@ shown = table
 if query.strip():
     q = query.strip().lower()
     mask = np.zeros(len(shown), dtype=bool)
-    for col in ("Worker id", "Worker", "Job line id", "Job line"):
+    for col in ("Worker id", "Worker", "Job line id", "Job line", *(["Site"] if has_sites else [])):
         mask |= shown[col].astype(str).str.lower().str.contains(q, regex=False).to_numpy()
     shown = shown[mask]
 if chosen_lines:
@@ -210,12 +288,15 @@ picked_rows = st.dataframe(
     shown, key="res_table", hide_index=True, width="stretch", placeholder="–",
     on_select="rerun", selection_mode="single-row",
     # Every column in view at once; the line's id and the cost are in the downloads.
-    column_order=["Worker id", "Worker", "Job line", "Choice", "Rank given", "Pinned", "Must be filled",
-                  "Decided by seed"],
+    column_order=["Worker id", "Worker", "Job line", *(["Site"] if has_sites else []), "Choice", "Rank given",
+                  "Pinned", "Must be filled", "Decided by seed"],
     column_config={
         "Worker id": st.column_config.TextColumn("Id", width=55),
-        "Worker": st.column_config.TextColumn(width=130),
-        "Job line": st.column_config.TextColumn(width=265, help="Hover a cut name to read it whole."),
+        "Worker": st.column_config.TextColumn(width=110 if has_sites else 130),
+        "Job line": st.column_config.TextColumn(width=180 if has_sites else 265,
+                                                help="Hover a cut name to read it whole."),
+        "Site": st.column_config.TextColumn(width=110, help="The site of the job line (a line without one is "
+                                                            "a site of its own)."),
         "Choice": st.column_config.TextColumn(width=90),
         "Rank given": st.column_config.NumberColumn(
             format="plain", width=80,

@@ -79,6 +79,8 @@ workers = sorted(snap.workers, key=lambda w: w.id)
 lines = sorted(snap.job_lines, key=lambda j: j.id)
 wname = {w.id: (f"{w.name} ({w.id})" if w.name else w.id) for w in workers}
 lname = layout.unique_labels([(j.id, j.name or j.id) for j in lines])
+if any(j.site for j in lines):  # the site beside each line wherever a line is chosen
+    lname = {j.id: f"{lname[j.id]} · {editor.site_label(j.site)}" for j in lines}
 if len(workers) <= 3000:
     worker_col = st.column_config.SelectboxColumn(
         "Worker", options=[w.id for w in workers], format_func=lambda v: wname.get(v, v), required=True)
@@ -95,7 +97,7 @@ with t_lines:
                "Greyed columns come from the run.")
     edited["lines"] = st.data_editor(
         base["lines"], key=state.editor_key("lines"), on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="fixed",
-        disabled=["Job line id", "Job line"],
+        disabled=["Job line id", "Job line", "Site"],
         column_config={
             # No min_value and no integer format: -5 or 2.7 stay as typed, for the check to name.
             "Places": st.column_config.NumberColumn(format="plain", help="How many workers the line takes."),
@@ -131,6 +133,133 @@ with t_weights:
             "Value": st.column_config.NumberColumn(format="%.2f", help="Added to the supervisors' side of the cost."),
         },
     )
+
+# --------------------------------------------------------------------------- business rules
+st.subheader("Couples, quotas, priority tiers and fewest moves")
+st.caption("These start as the run has them; a change here is for this scenario only.")
+sites = editor.run_sites(snap)
+tags = sorted({t for w in snap.workers for t in w.qualification_ids})
+t_links, t_quotas, t_tiers, t_moves = st.tabs(
+    ["Linked workers (couples)", "Quotas", "Priority tiers", "Fewest moves"])
+with t_links:
+    st.caption("Workers who must be placed on the same site, such as a couple: give each link a name and "
+               "choose 2 to 4 workers. A worker can be in one link only."
+               + ("" if sites else " This run's job lines name no sites, so linked workers must share "
+                                   "one job line."))
+    edited["links"] = st.data_editor(
+        base["links"], key=state.editor_key("links"), on_change=state.draft_edited, hide_index=True,
+        width="stretch", num_rows="dynamic",
+        column_config={
+            # A new row comes named (the next free couple-N): rename it at will, the check names a repeat.
+            "Link id": st.column_config.TextColumn("Link name", help="For example couple-1.", max_chars=100,
+                                                   default=editor.next_name("couple", base["links"]["Link id"])),
+            **{f"Worker {n}": (st.column_config.SelectboxColumn(
+                f"Worker {n}", options=[w.id for w in workers], format_func=lambda v: wname.get(v, v))
+                if len(workers) <= 3000 else st.column_config.TextColumn(f"Worker {n}", help="The worker's id"))
+               for n in range(1, 5)},
+        },
+    )
+with t_quotas:
+    st.caption("At least and/or at most so many workers on some sites or some job lines (choose one of the two). "
+               "With a tag, only workers with that tag count. Leave At most blank for no maximum."
+               + ("" if sites else " This run's job lines name no sites: choose job lines."))
+    edited["quotas"] = st.data_editor(
+        base["quotas"], key=state.editor_key("quotas"), on_change=state.draft_edited, hide_index=True,
+        width="stretch", num_rows="dynamic",
+        column_config={
+            "Quota id": st.column_config.TextColumn("Quota name", help="For example rural-minimum.", max_chars=100,
+                                                    width=110,
+                                                    default=editor.next_name("quota", base["quotas"]["Quota id"])),
+            "Sites": st.column_config.MultiselectColumn(
+                "Sites", options=sites, width=170,
+                help="The sites whose job lines count (or choose job lines instead)."),
+            "Job lines": st.column_config.MultiselectColumn(
+                "Job lines", options=[j.id for j in lines], format_func=lambda v: lname.get(v, v), width=300,
+                help="The job lines that count (or choose sites instead)."),
+            "Only workers with tag": st.column_config.SelectboxColumn(
+                "With tag", options=tags, width=110, help="Only workers with this tag count. Blank: every worker counts."),
+            "At least": st.column_config.NumberColumn(format="plain", width=75, help="A whole number, 0 or more."),
+            "At most": st.column_config.NumberColumn(format="plain", width=75,
+                                                     help="A whole number, or blank for no maximum."),
+        },
+    )
+with t_tiers:
+    st.caption("Workers in tier 1 are placed first: the best allocation for them is found, then tier 2 gets "
+               "the best it can without making tier 1 worse, and so on. Workers without a tier come last. "
+               "Blank for everyone: no tiers.")
+    tier_frame = state.draft_frames(d)["tiers"]
+
+    def set_tier_for_chosen() -> None:
+        who = ss.get("sc_tier_who") or []
+        value = None if ss.pop("sc_tier_value_none", False) else ss.get("sc_tier_value")
+        if not who:
+            ss["sc_tier_note"] = "Choose the workers first."
+            return
+        state.sync_draft()
+        state.set_draft_table(d, "tiers", editor.set_tier(state.draft_frames(d)["tiers"], who,
+                                                          None if value is None else int(value)))
+        ss["sc_tier_note"] = None
+        ss["sc_tier_who"] = []
+
+    def clear_tier_for_chosen() -> None:
+        ss["sc_tier_value_none"] = True
+        set_tier_for_chosen()
+
+    k1, k2, k3, k4 = st.columns([5, 1, 1, 1.4], vertical_alignment="bottom")
+    k1.multiselect("Set the tier for these workers", options=[w.id for w in workers],
+                   format_func=lambda v: wname.get(v, v), key="sc_tier_who", placeholder="Choose workers")
+    k2.number_input("Tier", min_value=1, step=1, value=1, key="sc_tier_value",
+                    help="1 is placed first.")
+    k3.button("Set tier", key="sc_tier_set", on_click=set_tier_for_chosen)
+    k4.button("Remove from tiers", key="sc_tier_clear", on_click=clear_tier_for_chosen,
+              help="The chosen workers get no tier: they are placed with the last workers.")
+    if ss.get("sc_tier_note"):
+        st.warning(ss["sc_tier_note"])
+    counts = tier_frame[editor.TIER].value_counts(dropna=False)
+    st.caption("Now: " + (", ".join(
+        f"tier {int(t)}: {n}" for t, n in sorted((t, n) for t, n in counts.items() if t == t))
+        or "no tiers") + f"; without a tier: {int(tier_frame[editor.TIER].isna().sum())}.")
+    edited["tiers"] = st.data_editor(
+        base["tiers"], key=state.editor_key("tiers"), on_change=state.draft_edited, hide_index=True,
+        width="stretch", num_rows="fixed", disabled=["Worker id", "Worker"], height=300,
+        column_config={editor.TIER: st.column_config.NumberColumn(
+            format="plain", help="1 is placed first. Blank: no tier (placed last).")},
+    )
+with t_moves:
+    ss.setdefault("sc_moves", d.inputs["moves"])
+    st.toggle(
+        "Fewest moves from the previous allocation", key="sc_moves", on_change=state.draft_edited,
+        help="After a publication, when doctors withdraw or places change: move as few of the workers "
+             "already told where they go as possible, then everything else as usual.",
+    )
+    log = state.guarded(lambda: state.publications(d.run_id), "The publication history could not be read")
+    published = log[-1].allocations if (ctx.summary.published and log) else None
+
+    def use_published() -> None:
+        state.sync_draft()
+        rows, notes = editor.published_rows(snap, list(published or []))
+        state.set_draft_table(d, "previous", editor.pairs_frame(rows))
+        ss["sc_moves"] = True
+        d.inputs["moves"] = True
+        ss["sc_published_notes"] = notes
+
+    st.button("Use the published allocation", key="sc_use_published", on_click=use_published,
+              disabled=not published,
+              help=("Fill the previous allocation below with who the latest publication placed where, and "
+                    "turn fewest moves on." if published else "This run has no publication yet."))
+    for note in ss.get("sc_published_notes") or []:
+        st.info(note)
+    prev_now = state.draft_frames(d)["previous"]
+    st.caption(f"The previous allocation: {len(prev_now)} worker(s) and the job line each was told. "
+               "Fewest moves keeps as many of them where they are as it can.")
+    if ss.get("sc_moves") and not len(prev_now):
+        st.warning("Fewest moves is on, but there is no previous allocation to keep to: press "
+                   "Use the published allocation, or add workers and their lines below.")
+    with st.expander(f"Previous allocation ({len(prev_now)} workers)"):
+        edited["previous"] = st.data_editor(
+            base["previous"], key=state.editor_key("previous"), on_change=state.draft_edited, hide_index=True,
+            width="stretch", num_rows="dynamic", column_config={"Worker": worker_col, "Job line": line_col},
+        )
 
 st.subheader("The run's own pins, forbids and eligibility rules")
 st.caption("These come with the run and apply to every scenario. Tick \"Lift in this scenario\" to solve "
@@ -263,6 +392,8 @@ if ss.get("sc_confirm_reset"):
         k1.button("Yes, drop my changes", key="sc_reset_confirm", on_click=state.discard_draft, type="primary")
         k2.button("Keep editing", key="sc_reset_cancel", on_click=lambda: ss.pop("sc_confirm_reset", None))
 
+if scenario_snap is not None and (summary := editor.rules_summary(scenario_snap)):
+    actions.caption(summary)
 if res and not matches and not job:
     actions.caption("The latest result was solved with other rules than these: press Solve to see this scenario.")
 

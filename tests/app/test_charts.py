@@ -178,10 +178,11 @@ def test_moves_chart_groups_by_site_when_lines_carry_sites():
     data = plan["data"]
     left, right = data["labels"][: data["n_left"]], data["labels"][data["n_left"]:]
     assert set(left) == {"Site 0", "Site 1", "Site 2"}
-    assert set(right) == {"Site 0", "Site 1", "Site 2", "Site 3", charts.NO_SITE}  # b9 has no site
+    # b9 has no site: a site of its own, named by its line.
+    assert set(right) == {"Site 0", "Site 1", "Site 2", "Site 3", "Line b9 (its own site)"}
     assert sum(data["value"]) == len(mv) and plan["sites"] == 5
     assert plan["note"].startswith("All 50 moves, grouped by site: 20 lines at 5 sites.")
-    within = sum(1 for m in mv if sites[m["from_line_id"]] == sites.get(m["to_line_id"], charts.NO_SITE))
+    within = sum(1 for m in mv if sites[m["from_line_id"]] == sites.get(m["to_line_id"], m["to_line_id"]))
     assert f"{within} moves stay within one site" in plan["note"]
     # Too many sites: the table again, saying why.
     many = charts.moves_chart(mv, sites={k: k for k in sites})

@@ -1,0 +1,133 @@
+"""Business rules in AppTest: a scenario edits a link and a quota, solves, and Results shows them.
+
+Table edits are made as the browser makes them (the data editor's edit state assigned before a
+run). The run is built here (a small one of the test's own), the rules added in the scenario.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from tests.app.conftest import open_app, solve_now
+from tests.app.test_draft import editor_table, edits, leave_and_come_back, sidebar_text
+from tests.helpers.dbtools import small_snapshot
+
+LINK = {"Link id": "couple-1", "Worker 1": "w3", "Worker 2": "w4"}
+QUOTA = {"Quota id": "j2-min", "Job lines": ["j2"], "At least": 2}
+
+
+def frame(at, columns: set[str]):
+    (df,) = [d.value for d in at.dataframe if columns <= set(d.value.columns)]
+    return df
+
+
+def test_a_link_and_a_quota_edited_in_a_scenario_show_on_results(import_run, db_store):
+    run_id = import_run(small_snapshot(6, 3))
+    at = open_app(run_id, "scenario")
+    assert editor_table(at, "sc_links").empty and editor_table(at, "sc_quotas").empty  # the run has none
+    at.session_state["sc_links"] = edits(added=[LINK])
+    at.session_state["sc_quotas"] = edits(added=[QUOTA])
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Unsaved changes" in sidebar_text(at)
+
+    # Leave the page and come back: both edits are kept, and Solve is still possible.
+    leave_and_come_back(at)
+    assert editor_table(at, "sc_links").to_dict("records") == [{**LINK, "Worker 3": None, "Worker 4": None}]
+    (q,) = editor_table(at, "sc_quotas").to_dict("records")
+    assert (q["Quota id"], list(q["Job lines"]), q["At least"]) == ("j2-min", ["j2"], 2)
+    assert not at.button(key="sc_solve").disabled
+
+    res = solve_now(at)
+    assert res["overrides"]["linked_workers"] == [{"id": "couple-1", "worker_ids": ["w3", "w4"]}]
+    assert res["overrides"]["quotas"] == [{"id": "j2-min", "job_line_ids": ["j2"], "min_workers": 2}]
+    got = {a["worker_id"]: a["job_line_id"] for a in res["result"]["allocations"]}
+    assert got["w3"] == got["w4"]  # no sites in this run: a link shares one line
+
+    at.switch_page("../pages/results.py").run()
+    assert not at.exception, at.exception
+    headers = [h.value for h in at.header]
+    assert "Linked workers" in headers and "Quotas" in headers
+    assert "Priority tiers" not in headers and "Moves from the previous allocation" not in headers  # not used
+    links = frame(at, {"Link", "Workers", "Site"})
+    assert links.to_dict("records") == [{
+        "Link": "couple-1", "Workers": "Worker 3 (w3), Worker 4 (w4)",
+        "Their job lines": f"Line {got['w3'][1:]} (all 2)",  # no sites here: they share one line
+        "Site": "its own site",
+    }]
+    quotas = frame(at, {"Quota", "Workers counted", "Met"})
+    (row,) = quotas.to_dict("records")
+    count = sum(1 for j in got.values() if j == "j2")
+    assert (row["Quota"], row["Counts"], row["Workers counted"], row["At least"], row["Met"]) == (
+        "j2-min", "Line 2", count, 2, "met")
+    assert count >= 2
+    assert any("Every quota is met" in s.value for s in at.success)
+
+    # Saved with the scenario, and back on the Scenario page the edits are still there.
+    at.switch_page("../pages/scenario.py").run()
+    assert any("1 linked group of workers; 1 quota" in c.value for c in at.caption)  # beside Solve
+    at.button(key="sc_save").click().run()
+    assert not at.exception
+    assert editor_table(at, "sc_links")["Link id"].tolist() == ["couple-1"]
+    (saved,) = db_store.list_scenarios(run_id)
+    assert saved.overrides["linked_workers"] == res["overrides"]["linked_workers"]
+    assert saved.overrides["quotas"] == res["overrides"]["quotas"]
+    assert saved.result["metrics"]["quotas"][0]["met"] is True
+
+
+def test_a_bad_quota_is_named_and_solve_waits_for_the_fix(import_run):
+    at = open_app(import_run(small_snapshot(4, 3)), "scenario")
+    at.session_state["sc_quotas"] = edits(added=[{"Quota id": "both", "Job lines": ["j1"], "At least": 3,
+                                                  "At most": 1}])
+    at.run()
+    assert not at.exception
+    text = " ".join(e.value for e in at.error)
+    assert "Quotas, row 1 (id 'both'): the minimum (3) is above the maximum (1)" in text
+    assert at.button(key="sc_solve").disabled
+
+
+def test_tiers_set_in_bulk_and_fewest_moves_from_the_published_allocation(import_run, db_store):
+    run_id = import_run(small_snapshot(4, 3))
+    at = open_app(run_id, "scenario")
+    assert at.button(key="sc_use_published").disabled  # nothing published yet
+    at.multiselect(key="sc_tier_who").set_value(["w2", "w4"]).run()
+    at.number_input(key="sc_tier_value").set_value(2).run()
+    at.button(key="sc_tier_set").click().run()
+    assert not at.exception
+    tiers = editor_table(at, "sc_tiers").set_index("Worker id")["Priority tier"]
+    assert tiers["w2"] == 2 and tiers["w4"] == 2 and tiers[["w1", "w3"]].isna().all()
+    leave_and_come_back(at)
+    assert editor_table(at, "sc_tiers").set_index("Worker id")["Priority tier"].equals(tiers)
+    first = solve_now(at)
+    assert first["overrides"]["priorities"] == [{"worker_id": "w2", "priority": 2}, {"worker_id": "w4", "priority": 2}]
+    at.switch_page("../pages/results.py").run()
+    assert "Priority tiers" in [h.value for h in at.header]
+    tier_rows = frame(at, {"Tier", "Workers", "First choice"}).to_dict("records")
+    assert [(r["Tier"], r["Workers"]) for r in tier_rows] == [("Tier 2", 2), ("No tier", 2)]
+
+    # Publish it, then one click makes it the previous allocation and turns fewest moves on.
+    at.switch_page("../pages/scenario.py").run()
+    at.button(key="sc_save").click().run()
+    saved = [sc for sc in db_store.list_scenarios(run_id) if sc.result][0]
+    db_store.publish(run_id, saved.id, reason=None, supersede=False, published_by="test")
+    st.cache_data.clear()  # published elsewhere: read again, as after the cache's 30 s
+    at.switch_page("../pages/scenario.py").run()
+    at.button(key="sc_use_published").click().run()
+    assert not at.exception
+    assert at.toggle(key="sc_moves").value is True
+    prev = editor_table(at, "sc_previous")
+    published = {a["worker_id"]: a["job_line_id"] for a in first["result"]["allocations"]}
+    assert dict(zip(prev["Worker"], prev["Job line"], strict=True)) == published
+    second = solve_now(at)
+    assert second["settings"]["fewest_moves"] is True
+    assert second["result"]["metrics"]["moves_count"] == 0 and second["result"]["metrics"]["moves"] == []
+    at.switch_page("../pages/results.py").run()
+    assert "Moves from the previous allocation" in [h.value for h in at.header]
+    # Compare: the saved scenario and this solve side by side, the rules' outcomes among them.
+    at.switch_page("../pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert "Couples, quotas, tiers and sites" in [h.value for h in at.header]
+    (rules,) = [d.value for d in at.dataframe
+                if list(d.value.columns)[:1] == ["Outcome"] and "Rank change" not in d.value.columns]
+    moved = rules[rules["Outcome"] == "Workers moved from the previous allocation"]
+    assert "0" in moved.iloc[0].tolist()  # this solve kept everyone where they were published
