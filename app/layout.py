@@ -37,6 +37,7 @@ PHASE_WORDS = {
     "tie-break": "Choosing among equally good allocations",
     "diagnosis": "Working out why no allocation fits",
     "stability diagnosis": "Working out why no stable allocation fits",
+    "rules diagnosis": "Working out which couples or quotas cannot all hold",
     "business rules": "Finding the best allocation that keeps couples, quotas and priority tiers",
 }
 

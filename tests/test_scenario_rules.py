@@ -98,7 +98,7 @@ def test_fewest_moves_and_a_previous_allocation(run):
          "Quotas, row 1 (id 'q'): site 'Nowhere' is not the site of any job line"),
         ({"quotas": [{"id": "q", "job_line_ids": ["n1"], "min_workers": 3, "max_workers": 1}]},
          "Quotas, row 1 (id 'q'): the minimum (3) is above the maximum (1)"),
-        ({"quotas": [{"id": "q", "min_workers": 1}]}, "Quotas, row 1 (id 'q'): give exactly one of"),
+        ({"quotas": [{"id": "q", "min_workers": 1}]}, "Quotas, row 1 (id 'q'): names neither sites nor job lines"),
         ({"quotas": [{"id": "q", "sites": ["North"], "min_workers": -1}]}, "Quotas, row 1: at least must be at least 0"),
         ({"priorities": [{"worker_id": "w1", "priority": 0}]}, "Priority tiers, row 1: priority must be at least 1"),
         ({"priorities": [{"worker_id": "w9", "priority": 1}]}, "Priority tiers, row 1: 'w9' is not a worker of this run"),
