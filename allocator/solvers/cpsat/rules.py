@@ -35,43 +35,6 @@ from allocator.solvers.scaling import cpsat_budget, integer_costs
 BACKEND = "cpsat-rules"
 
 
-def links(model: cp_model.CpModel, v: Variables, problem: ProblemData) -> None:
-    """Constraint 6: all workers of a link on job lines of one and the same site."""
-    for link in problem.links:
-        common: set[int] | None = None
-        for s in link.workers.tolist():
-            reach = {int(problem.site[p]) for p in v.lines[v.of_worker(s)].tolist()}
-            common = reach if common is None else common & reach
-        sites = sorted(common or ())
-        if not sites:
-            model.add_bool_or([])  # no site every worker of the link can reach
-            continue
-        y = {k: model.new_bool_var("") for k in sites}
-        model.add_exactly_one(list(y.values()))
-        for s in link.workers.tolist():
-            ks = v.of_worker(s)
-            on_site = problem.site[v.lines[ks]]
-            for k in sites:
-                mine = ks[on_site == k]
-                model.add(cp_model.LinearExpr.sum([v.x[i] for i in mine.tolist()]) == y[k])
-            # Pairs on sites not every worker of the link can reach are ruled out.
-            for i in ks[~np.isin(on_site, sites)].tolist():
-                model.add(v.x[i] == 0)
-
-
-def quotas(model: cp_model.CpModel, v: Variables, problem: ProblemData) -> None:
-    """Constraint 7: ``min <= count <= max`` for each quota."""
-    for q in problem.quotas:
-        on_line = np.zeros(problem.n_lines, dtype=bool)
-        on_line[q.lines] = True
-        ks = np.flatnonzero(on_line[v.lines] & q.counts[v.workers])
-        total = cp_model.LinearExpr.sum([v.x[i] for i in ks.tolist()])
-        if q.min_workers > 0:
-            model.add(total >= q.min_workers)
-        if q.max_workers is not None and q.max_workers < ks.size:
-            model.add(total <= q.max_workers)
-
-
 @dataclass
 class Level:
     """One level of the lexicographic objective, with integer coefficients per pair."""
@@ -110,8 +73,8 @@ def solve_rules(problem: ProblemData, options: SolveOptions) -> SolveOutcome:
     cons.capacity(model, v, problem)
     cons.mandatory_fill(model, v, problem)
     cons.pins(model, v, problem)
-    links(model, v, problem)
-    quotas(model, v, problem)
+    cons.links(model, v, problem)
+    cons.quotas(model, v, problem)
 
     options.callbacks.on_phase("business rules")
     assignment: np.ndarray | None = None
