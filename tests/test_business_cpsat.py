@@ -24,6 +24,7 @@ from allocator.solvers import solve_problem
 from allocator.solvers.base import SolveOptions, Status
 from allocator.solvers.cpsat.model import solve_stable
 from allocator.solvers.cpsat.pruning import prune
+from allocator.solvers.cpsat.rules import solve_rules
 from allocator.stability import blocking_pairs, strictly_less
 from tests.helpers.named_runs import assignment, problem
 from tests.helpers.strategies import snapshots
@@ -242,3 +243,89 @@ def test_stable_encoding_alone_with_links_matches_brute_force(snap):
     assert out.status is Status.OPTIMAL, out.log
     assert blocking_with_links(p, out.assignment) == [] and rule_breaches(p, out.assignment) == []
     assert_same_levels(p.objective_levels(out.assignment), want)
+
+
+# -- the engine for links and quotas (stability off) ------------------------------------------
+
+
+@BRUTE
+@given(business_snapshots(stability=False))
+def test_rules_reach_the_brute_force_lexicographic_optimum(snap):
+    p = to_problem(snap)
+    want, _ = lex_optimum(p, feasible_allocations(p, stable=False))
+    out = solve_problem(p, SolveOptions(time_limit=60))
+    if not p.has_business_rules:
+        return  # the flow path, tested elsewhere
+    if want is None:
+        assert out.status is Status.INFEASIBLE, out.log
+        return
+    assert out.status is Status.OPTIMAL, out.log
+    assert verify(p, out.assignment) == []
+    assert_same_levels(p.objective_levels(out.assignment), want)
+
+
+@BRUTE
+@given(business_snapshots(stability=False))
+def test_the_unfixed_model_agrees(snap):
+    """Reduced-cost fixing and the narrow/relaxed models against CP-SAT on every pair."""
+    p = to_problem(snap)
+    fixed = solve_rules(p, SolveOptions(time_limit=60))
+    plain = solve_rules(p, SolveOptions(time_limit=60), fixing=False)
+    assert fixed.status == plain.status, (fixed.log, plain.log)
+    if plain.status is Status.OPTIMAL:
+        assert_same_levels(p.objective_levels(fixed.assignment), p.objective_levels(plain.assignment))
+
+
+@BRUTE
+@given(business_snapshots(stability=False))
+def test_reduced_cost_fixing_never_removes_a_pair_of_an_optimal_allocation(snap):
+    """Every pair fixing removes is in no lexicographically optimal allocation (brute force)."""
+    p = to_problem(snap)
+    if not p.has_business_rules:
+        return
+    _, optimal = lex_optimum(p, feasible_allocations(p, stable=False))
+    removed: list[np.ndarray] = []
+    solve_rules(p, SolveOptions(time_limit=60), on_fix=removed.append)
+    for a in optimal:
+        for gone in removed:
+            assert not gone[np.arange(p.n_workers), a].any(), (a, np.argwhere(gone))
+
+
+def _medium_rules_run() -> ProblemData:
+    """A 60 x 20 run with two sites, two tiers, three links and a quota: CP-SAT has work to do."""
+    from benchmarks.instances import generate_instance
+
+    d = generate_instance(60, 20, 3)
+    for k, j in enumerate(d["job_lines"]):
+        j["site"] = "North" if k % 2 else "South"
+    free = [w["id"] for w in d["workers"] if w["id"] not in {p["worker_id"] for p in d.get("pins", [])}]
+    d["linked_workers"] = [{"id": f"c{i}", "worker_ids": free[2 * i:2 * i + 2]} for i in range(3)]
+    for i, w in enumerate(d["workers"]):
+        if i % 3 == 0:
+            w["priority"] = 1
+    north = sum(j["max_n_workers"] for j in d["job_lines"][1::2])
+    d["quotas"] = [{"id": "north-cap", "sites": ["North"], "max_workers": max(0, north - 8)}]
+    return to_problem(d)
+
+
+def test_a_work_limited_solve_gives_the_same_allocation_twice():
+    """Stopped by CP-SAT's deterministic work limit, not by the clock: same inputs, same answer."""
+    p = _medium_rules_run()
+    opts = lambda: SolveOptions(time_limit=120, cpsat_parameters={"max_deterministic_time": 0.1})  # noqa: E731
+    first = solve_rules(p, opts(), fixing=False)
+    second = solve_rules(p, opts(), fixing=False)
+    assert first.status is Status.FEASIBLE and first.assignment is not None, first.log
+    assert any("not proven optimal" in line and "gap" in line for line in first.log)
+    assert np.array_equal(first.assignment, second.assignment)
+    fast = [solve_rules(p, opts()) for _ in range(2)]
+    assert np.array_equal(fast[0].assignment, fast[1].assignment)
+    assert verify(p, fast[0].assignment) == []
+
+
+def test_the_medium_run_is_proven_with_fixing_and_matches_the_plain_model():
+    p = _medium_rules_run()
+    fixed = solve_rules(p, SolveOptions(time_limit=120))
+    plain = solve_rules(p, SolveOptions(time_limit=120), fixing=False)
+    assert fixed.status is Status.OPTIMAL and plain.status is Status.OPTIMAL, (fixed.log, plain.log)
+    assert_same_levels(p.objective_levels(fixed.assignment), p.objective_levels(plain.assignment))
+    assert rule_breaches(p, fixed.assignment) == []

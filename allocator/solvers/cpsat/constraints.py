@@ -92,11 +92,19 @@ def pins(model: cp_model.CpModel, v: Variables, problem: ProblemData) -> None:
             model.add(v.x[k] == 1)
 
 
-def links(model: cp_model.CpModel, v: Variables, problem: ProblemData) -> None:
-    """Constraint 6: all workers of a link on job lines of one and the same site."""
+def links(model: cp_model.CpModel, v: Variables, problem: ProblemData, members: np.ndarray | None = None) -> None:
+    """Constraint 6: all workers of a link on job lines of one and the same site.
+
+    With ``members`` (an (M,) bool mask), only those workers of each link are constrained: they
+    share a site (a relaxation, for models that leave the other workers out; the caller keeps
+    their pairs on sites the whole link can reach).
+    """
     for link in problem.links:
+        inside = link.workers if members is None else link.workers[members[link.workers]]
+        if inside.size == 0:
+            continue
         common: set[int] | None = None
-        for s in link.workers.tolist():
+        for s in inside.tolist():
             reach = {int(problem.site[p]) for p in v.lines[v.of_worker(s)].tolist()}
             common = reach if common is None else common & reach
         sites = sorted(common or ())
@@ -105,7 +113,7 @@ def links(model: cp_model.CpModel, v: Variables, problem: ProblemData) -> None:
             continue
         y = {k: model.new_bool_var("") for k in sites}
         model.add_exactly_one(list(y.values()))
-        for s in link.workers.tolist():
+        for s in inside.tolist():
             ks = v.of_worker(s)
             on_site = problem.site[v.lines[ks]]
             for k in sites:

@@ -29,6 +29,7 @@ class Level:
 
     name: str
     coefficients: np.ndarray  # (P,) int64, aligned with the pairs given
+    workers: np.ndarray  # (M,) bool: the workers the level is about (their pairs carry its costs)
 
 
 def levels(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, base: np.ndarray) -> list[Level]:
@@ -36,14 +37,14 @@ def levels(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, base: n
     out: list[Level] = []
     if problem.fewest_moves:
         prev = problem.previous[workers]
-        out.append(Level("moves", ((prev >= 0) & (prev != lines)).astype(np.int64)))
+        out.append(Level("moves", ((prev >= 0) & (prev != lines)).astype(np.int64), problem.previous >= 0))
     tiers = problem.tier[workers]
     for t, prio in enumerate(problem.tier_priorities):
         if prio is not None:
             name = f"tier {prio}"
         else:
             name = "cost" if problem.n_tiers == 1 else "workers without a priority"
-        out.append(Level(name, np.where(tiers == t, base, 0).astype(np.int64)))
+        out.append(Level(name, np.where(tiers == t, base, 0).astype(np.int64), problem.tier == t))
     return out
 
 
