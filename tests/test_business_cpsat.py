@@ -292,19 +292,20 @@ def test_reduced_cost_fixing_never_removes_a_pair_of_an_optimal_allocation(snap)
 
 
 def _medium_rules_run() -> ProblemData:
-    """A 60 x 20 run with two sites, two tiers, three links and a quota: CP-SAT has work to do."""
+    """A 120 x 30 run with three sites, two tiers, eight links and a cap: CP-SAT has work to do."""
     from benchmarks.instances import generate_instance
 
-    d = generate_instance(60, 20, 3)
+    d = generate_instance(120, 30, 3)
     for k, j in enumerate(d["job_lines"]):
-        j["site"] = "North" if k % 2 else "South"
-    free = [w["id"] for w in d["workers"] if w["id"] not in {p["worker_id"] for p in d.get("pins", [])}]
-    d["linked_workers"] = [{"id": f"c{i}", "worker_ids": free[2 * i:2 * i + 2]} for i in range(3)]
+        j["site"] = ("North", "South", "East")[k % 3]
+    pinned = {p["worker_id"] for p in d.get("pins", [])}
+    free = [w["id"] for w in d["workers"] if w["id"] not in pinned]
+    d["linked_workers"] = [{"id": f"c{i}", "worker_ids": free[2 * i:2 * i + 2]} for i in range(8)]
     for i, w in enumerate(d["workers"]):
         if i % 3 == 0:
             w["priority"] = 1
-    north = sum(j["max_n_workers"] for j in d["job_lines"][1::2])
-    d["quotas"] = [{"id": "north-cap", "sites": ["North"], "max_workers": max(0, north - 8)}]
+    north = sum(j["max_n_workers"] for j in d["job_lines"][0::3])
+    d["quotas"] = [{"id": "north-cap", "sites": ["North"], "max_workers": max(0, north - 15)}]
     return to_problem(d)
 
 

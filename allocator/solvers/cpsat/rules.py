@@ -82,6 +82,15 @@ BACKEND = "cpsat-rules"
 DETERMINISTIC_PER_SECOND = 0.2
 #: Rounds of quota penalties in the repair before it gives up (a heuristic: no start then).
 QUOTA_ROUNDS = 12
+#: CP-SAT parameters of every level's search. Measured on 1,500 x 300 (40 links, 3 quotas, 3
+#: tiers): with the LP's second linearisation level the narrow tier-2 model (7,520 pairs) was
+#: proven in 0.6 units; with the default it was not in 7.
+CPSAT_PARAMS: dict = {"linearization_level": 2}
+#: Pairs per second of the time limit that the full model of a level may have (building the
+#: CP-SAT model in Python costs about 20-50 us a pair on this machine, the search more).
+MAX_PAIRS_PER_SECOND = 4_000
+#: Most deterministic work for the polish of the start at each level.
+POLISH_WORK = 0.5
 
 
 
@@ -140,6 +149,109 @@ def level_flow(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, coef
     return LevelFlow(int(flow.base_total), flow.assignment, reduced)
 
 
+def link_excess(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, reduced: np.ndarray) -> tuple[np.ndarray, float]:
+    """Step 2b: what the links add to the reduced-cost bound; ``(excess per pair, delta)``.
+
+    Every allocation ``x`` of the relaxation has ``cost(x) - LB >= sum_t rc(t, x(t))`` (step 2:
+    the terms of the other arcs are ``>= 0``, and ``rc`` is 0 on the flow's own pairs). If ``x``
+    meets link ``l``, its workers sit on one site ``K``, so their terms sum to at least
+    ``c_l(K) = sum_{t in l} min_{q on K} rc(t, q)``, hence to at least
+    ``delta_l = min_K c_l(K)``. Links have disjoint workers, so
+    ``cost(x) - LB >= delta = sum_l delta_l``: ``LB + delta`` is a lower bound too. And if ``x``
+    uses the pair ``(s, p)``: for ``s`` in no link, ``cost(x) - LB >= rc(s, p) + delta``; for
+    ``s`` in link ``l``, ``cost(x) - LB >= rc(s, p) + sum_{t in l, t != s} min_{q on site(p)}
+    rc(t, q) + delta - delta_l``. That is the pair's *excess*; a pair whose excess is above the
+    gap is in no allocation of interest (step 4 with the excess instead of ``rc``). Minima over
+    the kept pairs stay valid lower bounds when ``keep`` shrinks later.
+    """
+    excess = reduced.copy()
+    if not problem.links:
+        return excess, 0.0
+    ws, ls = costs.workers, costs.lines
+    m, n = problem.n_workers, problem.n_lines
+    dense = np.full((m, n), np.inf)
+    dense[ws[keep], ls[keep]] = reduced[keep]
+    order = np.argsort(problem.site, kind="stable")
+    site_sorted = problem.site[order]
+    starts = np.flatnonzero(np.r_[True, site_sorted[1:] != site_sorted[:-1]])
+    sites = site_sorted[starts]
+    column = np.full(int(problem.site.max()) + 1, -1)
+    column[sites] = np.arange(sites.size)
+    per_link: list[tuple[np.ndarray, np.ndarray, float]] = []
+    delta = 0.0
+    for link in problem.links:
+        mins = np.minimum.reduceat(dense[link.workers][:, order], starts, axis=1)  # (|l|, sites)
+        total = mins.sum(axis=0)
+        d = float(total.min())
+        if not np.isfinite(d):
+            d = 0.0  # no site can hold the link within the kept pairs: CP-SAT will say so
+        per_link.append((mins, total, d))
+        delta += d
+    excess += delta
+    for link, (mins, total, d) in zip(problem.links, per_link, strict=True):
+        for i, s in enumerate(link.workers.tolist()):
+            mine = np.flatnonzero(ws == s)
+            col = column[problem.site[ls[mine]]]
+            with np.errstate(invalid="ignore"):
+                others = total[col] - mins[i, col]
+            # A site where another worker of the link has no kept pair cannot hold the link.
+            others = np.where(np.isfinite(total[col]), others, np.inf)
+            excess[mine] = reduced[mine] + others + (delta - d)
+    return excess, delta
+
+
+def quota_excess(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, reduced: np.ndarray,
+                 assignment: np.ndarray) -> tuple[np.ndarray, float]:
+    """Step 2c: what one broken quota adds to the bound; ``(extra per pair, kappa)``.
+
+    If the flow's allocation ``a`` has ``e`` workers too many on a quota's lines (counted ones),
+    every allocation meeting the quota moves at least ``e`` of them off those lines (whoever
+    stays still counts); each such *leaver* ``t`` adds at least ``l_t = min_{q off the lines}
+    rc(t, q)`` to ``sum_t rc(t, x(t))``. Short of a minimum by ``e``: at least ``e`` counted
+    workers off the lines in ``a`` move onto them, each at least ``min_{q on the lines} rc``.
+    So the workers' terms sum to at least ``kappa`` = the sum of the ``e`` smallest ``l_t``. A
+    linked worker's term is already in the links' ``delta`` (step 2b): theirs count as 0 here,
+    so the two add up. Quotas may share workers: only the largest ``kappa`` is added. For a pair
+    ``(s, p)`` of an unlinked candidate ``s`` the others must still supply ``e - 1`` movers: its
+    extra is the sum of the ``e - 1`` smallest (a lower bound on the others' share either way).
+    """
+    ws, ls = costs.workers, costs.lines
+    m, n = problem.n_workers, problem.n_lines
+    extra = np.zeros(ws.size)
+    best_kappa = 0.0
+    if not problem.quotas:
+        return extra, 0.0
+    from allocator.stability import linked_mask
+
+    linked = linked_mask(problem)
+    dense = np.full((m, n), np.inf)
+    dense[ws[keep], ls[keep]] = reduced[keep]
+    for q in problem.quotas:
+        on = np.zeros(n, dtype=bool)
+        on[q.lines] = True
+        inside = on[assignment] & q.counts
+        count = int(inside.sum())
+        if q.max_workers is not None and count > q.max_workers:
+            e, cand, target = count - q.max_workers, inside, ~on
+        elif count < q.min_workers:
+            e, cand, target = q.min_workers - count, q.counts & ~on[assignment], on
+        else:
+            continue
+        values = np.where(target[None, :], dense, np.inf).min(axis=1)
+        values = np.where(linked, 0.0, values)[cand]
+        values = np.sort(values)
+        if values.size < e:
+            continue  # not enough movers within the kept pairs: CP-SAT will find it infeasible
+        kappa = float(values[:e].sum())
+        kappa_minus = float(values[: e - 1].sum())
+        if not np.isfinite(kappa):
+            continue
+        mine = np.where(cand[ws] & ~linked[ws], kappa_minus, kappa)
+        extra = np.maximum(extra, mine)
+        best_kappa = max(best_kappa, kappa)
+    return extra, best_kappa
+
+
 def level_value(level: Level, costs: IntegerCosts, assignment: np.ndarray, index: np.ndarray) -> int:
     """Level value of an allocation (``index[s, p]`` = pair number)."""
     ks = index[np.arange(assignment.size), assignment]
@@ -162,7 +274,7 @@ def link_reach(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray) -> n
 
 
 def repair(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, weights: np.ndarray,
-           flow: LevelFlow) -> np.ndarray | None:
+           flow: LevelFlow, anchor: np.ndarray | None = None) -> np.ndarray | None:
     """A start that meets the links and quotas, near ``flow`` (the flow optimum of ``weights``).
 
     A heuristic (only the exactness of the steps around it matters): put each link on the
@@ -176,11 +288,14 @@ def repair(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, weights:
     ws, ls = costs.workers, costs.lines
     site = problem.site[ls]
     keep = keep.copy()
+    off_site = np.zeros(ws.size, dtype=bool)
     rc = flow.reduced if flow.reduced is not None else np.where(keep, weights, np.inf).astype(np.float64)
     for link in problem.links:
         members = np.isin(ws, link.workers)
         here = np.unique(problem.site[a[link.workers]])
-        if here.size == 1:
+        if anchor is not None:
+            chosen = int(problem.site[anchor[link.workers[0]]])  # an allocation that meets the rules
+        elif here.size == 1:
             chosen = int(here[0])
         else:
             best, chosen = np.inf, -1
@@ -193,7 +308,11 @@ def repair(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, weights:
                     best, chosen = total, k
             if chosen < 0:
                 return None
-        keep &= ~members | (site == chosen)
+        # Off the chosen site costs dearly rather than not at all: with places scarce, a hard
+        # restriction often leaves no allocation.
+        off_site |= members & (site != chosen)
+    link_penalty = np.where(off_site, np.int64(max(1, int(weights.max(initial=0)))) * 4, 0).astype(np.int64)
+    weights = weights + link_penalty
     penalties = np.zeros(ws.size, dtype=np.int64)
     lam = {q.id: 0 for q in problem.quotas}
     current = level_flow(problem, costs, keep, weights) if problem.links else flow
@@ -204,6 +323,25 @@ def repair(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, weights:
         if meets_rules(problem, a):
             return a
         rc = current.reduced if current.reduced is not None else rc
+        for link in problem.links:
+            here = np.unique(problem.site[a[link.workers]])
+            if here.size > 1:
+                # Still split despite the penalty: hold the link to the site one of its
+                # workers is on now (the anchor's, when there is one), the one where moving
+                # the others costs least.
+                members = np.isin(ws, link.workers)
+                if anchor is not None:
+                    target = int(problem.site[anchor[link.workers[0]]])
+                else:
+                    totals = []
+                    for k in here.tolist():
+                        total = 0.0
+                        for t in link.workers.tolist():
+                            mine = keep & (ws == t) & (site == k)
+                            total += float(rc[mine].min()) if mine.any() else np.inf
+                        totals.append(total)
+                    target = int(here[int(np.argmin(totals))])
+                keep = keep & (~members | (site == target))
         penalties[:] = 0
         for q in problem.quotas:
             on = np.zeros(problem.n_lines, dtype=bool)
@@ -285,7 +423,8 @@ def _lex_weights(todo: list[Level], n_lines: int) -> np.ndarray:
     return total
 
 
-def _start(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: list[Level]):
+def _start(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: list[Level],
+           anchor: np.ndarray | None = None):
     """Step 3: the repaired flow optimum of ``todo`` (lexicographic weights) over the kept pairs,
     and the few pairs per worker of step 6. Returns ``(start or None, few or None, infeasible)``."""
     weights = _lex_weights(todo, problem.n_lines)
@@ -294,7 +433,7 @@ def _start(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: li
         return None, None, True
     if first.assignment is None:
         return None, None, False
-    start = repair(problem, costs, keep, weights, first)
+    start = repair(problem, costs, keep, weights, first, anchor)
     few = few_pairs(problem, costs, keep, first.reduced if first.reduced is not None else weights.astype(float))
     return start, few, False
 
@@ -369,7 +508,7 @@ def _solve_level(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, to
         for x, on in zip(v.x, chosen.tolist(), strict=True):
             model.add_hint(x, on)
     code, solver = run_cpsat(model, options, max(0.0, deadline - time.perf_counter()), problem.settings.rng_seed,
-                             workers=1, deterministic_time=work)
+                             workers=1, deterministic_time=work, **CPSAT_PARAMS)
     found = code in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     assignment = v.assignment(np.asarray(list(solver.response_proto.solution), dtype=np.int64)) if found else None
     value = int(round(solver.objective_value)) if found else None
@@ -451,17 +590,37 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
             # A fresh start for the levels left, from the flow over what is kept now (after
             # the fixing of the levels before, close to their optimal faces): used when it
             # meets the rules, reaches every solved level's optimum and beats the current one.
-            fresh = _start(problem, costs, keep, todo[k:])[0]
+            fresh = _start(problem, costs, keep, todo, anchor=best)[0]
             if fresh is not None and all(level_value(todo[j], costs, fresh, index) == values[j] for j in range(k)) \
                     and level_value(level, costs, fresh, index) < level_value(level, costs, best, index):
                 log.append(f"{level.name}: a better start from the flow over the kept pairs")
                 best = fresh
+        if fixing and few is not None and best is not None:
+            # Polish: the level over a few pairs per worker (and the current allocation's),
+            # the levels before fixed: a better upper bound for the fixing, cheaply.
+            mine = np.zeros(costs.workers.size, dtype=bool)
+            mine[index[np.arange(m), best]] = True
+            polish = _solve_level(problem, costs, keep & (few | mine), todo, values, k, None, best, options,
+                                  min(POLISH_WORK, (total_work - used) / (2 * (len(todo) - k))), deadline)
+            used += polish.work
+            if polish.assignment is not None and polish.value < level_value(level, costs, best, index):
+                log.append(f"{level.name}: polished the start over {polish.pairs:,} pairs to {polish.value}")
+                best = polish.assignment
         upper = level_value(level, costs, best, index) if best is not None else None
-        if flow is not None and flow.reduced is not None and upper is not None:
-            fix(flow.reduced <= upper - flow.bound)
-        lower = flow.bound if flow is not None else None
+        excess, delta = (link_excess(problem, costs, keep, flow.reduced)
+                         if flow is not None and flow.reduced is not None else (None, 0.0))
+        kappa = 0.0
+        if excess is not None:
+            extra, kappa = quota_excess(problem, costs, keep, flow.reduced, flow.assignment)
+            excess = excess + extra
+            delta += kappa
+        if excess is not None and upper is not None:
+            fix(excess <= upper - flow.bound)
+        lower = flow.bound + int(np.ceil(delta)) if flow is not None else None
         if flow is not None:
-            log.append(f"{level.name}: flow bound {flow.bound}, start {upper}, {int(keep.sum()):,} pairs kept")
+            log.append(f"{level.name}: flow bound {flow.bound} (+{delta - kappa:.0f} for the links, +{kappa:.0f} "
+                       f"for a quota), start {upper}, "
+                       f"{int(keep.sum()):,} pairs kept")
         if lower is not None and upper is not None and upper == lower:
             values.append(upper)
             log.append(f"{level.name}: {upper} (the start reaches the flow bound: proven, no CP-SAT)")
@@ -470,44 +629,58 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
         active = _active(todo, k, m)
         solved: LevelSolve | None = None
         if fixing and few is not None and best is not None and not active.all():
-            # Step 6: the level's value is sandwiched between two small models.
-            mine = np.zeros(costs.workers.size, dtype=bool)
-            mine[index[np.arange(m), best]] = True
-            narrow = keep & (active[costs.workers] | few | mine)
-            upper_solve = _solve_level(problem, costs, narrow, todo, values, k, lower, best, options, work / 2, deadline)
-            used += upper_solve.work
-            stats.kept.append(upper_solve.pairs)
-            stats.cpsat_levels.append(f"{level.name} (narrow)")
-            log.append(f"{level.name}: narrow model ({upper_solve.pairs:,} pairs): "
-                       f"{_status_name(upper_solve.code)}, {upper_solve.value}")
-            if upper_solve.code == cp_model.OPTIMAL:
-                if upper_solve.value == lower:
-                    solved = upper_solve
-                else:
-                    relaxed = _solve_level(problem, costs, keep, todo, values, k, lower, best, options,
-                                           work / 2, deadline, active=active)
-                    used += relaxed.work
-                    stats.kept.append(relaxed.pairs)
-                    stats.cpsat_levels.append(f"{level.name} (relaxed)")
-                    log.append(f"{level.name}: relaxation without the other workers ({relaxed.pairs:,} pairs): "
-                               f"{_status_name(relaxed.code)}, {relaxed.value}")
-                    if relaxed.code == cp_model.OPTIMAL and relaxed.value == upper_solve.value:
-                        solved = upper_solve
-                    elif relaxed.code == cp_model.OPTIMAL and lower is not None:
-                        lower = max(lower, relaxed.value)
-            if upper_solve.assignment is not None and upper_solve.value is not None and upper is not None \
-                    and upper_solve.value < upper:
-                best, upper = upper_solve.assignment, upper_solve.value
-                if flow is not None and flow.reduced is not None:
-                    fix(flow.reduced <= upper - flow.bound)
+            # Step 6: the level's value is sandwiched between two small models. The relaxation
+            # without the workers of later levels bounds it from below; the narrow model (those
+            # workers on a few pairs each) finds allocations of F_k. Equal: proven.
+            relaxed = _solve_level(problem, costs, keep, todo, values, k, lower, best, options,
+                                   work / 3, deadline, active=active)
+            used += relaxed.work
+            stats.kept.append(relaxed.pairs)
+            stats.cpsat_levels.append(f"{level.name} (relaxed)")
+            if relaxed.code == cp_model.OPTIMAL:
+                lower = relaxed.value if lower is None else max(lower, relaxed.value)
+            elif relaxed.code == cp_model.FEASIBLE and np.isfinite(relaxed.bound):
+                lower = int(np.ceil(relaxed.bound - 1e-6)) if lower is None else max(lower, int(np.ceil(relaxed.bound - 1e-6)))
+            log.append(f"{level.name}: relaxation without the later levels' workers ({relaxed.pairs:,} pairs): "
+                       f"{_status_name(relaxed.code)}, {relaxed.value}; lower bound now {lower}")
+            if lower is not None and upper is not None and upper > lower:
+                mine = np.zeros(costs.workers.size, dtype=bool)
+                mine[index[np.arange(m), best]] = True
+                narrow = keep & (active[costs.workers] | few | mine)
+                upper_solve = _solve_level(problem, costs, narrow, todo, values, k, lower, best, options,
+                                           work / 3, deadline)
+                used += upper_solve.work
+                stats.kept.append(upper_solve.pairs)
+                stats.cpsat_levels.append(f"{level.name} (narrow)")
+                log.append(f"{level.name}: narrow model ({upper_solve.pairs:,} pairs): "
+                           f"{_status_name(upper_solve.code)}, {upper_solve.value}")
+                if upper_solve.assignment is not None and upper_solve.value < upper:
+                    best, upper = upper_solve.assignment, upper_solve.value
+                    if excess is not None:
+                        fix(excess <= upper - flow.bound)
+            if lower is not None and upper is not None and upper == lower:
+                solved = LevelSolve(cp_model.OPTIMAL, upper, float(upper), best, 0.0, 0)
+        if solved is None and int(keep.sum()) > MAX_PAIRS_PER_SECOND * float(options.time_limit) \
+                and best is not None:
+            # Decided by the time limit, not the clock (so deterministic): too many pairs left to
+            # build and search the model in the time given. The best allocation so far stands.
+            status = Status.FEASIBLE
+            log.append(f"not proven optimal at {level.name}: {int(keep.sum()):,} pairs left, too many for a "
+                       f"{float(options.time_limit):g} s limit; the level is {upper} against a bound of {lower}")
+            if len(todo) == 1 and lower is not None:
+                gap_bound = min(costs.unscaled(lower - 0.5 * m), problem.objective(best))
+            break
         if solved is None:
             work = max(0.0, (total_work - used) / (len(todo) - k))
             solved = _solve_level(problem, costs, keep, todo, values, k, lower, best, options, work, deadline)
             used += solved.work
             stats.kept.append(solved.pairs)
             stats.cpsat_levels.append(level.name)
-        log.append(f"{level.name}: {_status_name(solved.code)} over {solved.pairs:,} pairs "
-                   f"({solved.work:.2f} deterministic units, one worker)")
+        if solved.pairs:
+            log.append(f"{level.name}: {_status_name(solved.code)} over {solved.pairs:,} pairs "
+                       f"({solved.work:.2f} deterministic units, one worker)")
+        else:
+            log.append(f"{level.name}: {solved.value} (the narrow model reaches the relaxation's bound: proven)")
         if solved.code == cp_model.INFEASIBLE:
             if k == 0:
                 return SolveOutcome(Status.INFEASIBLE, None, None, None, time.perf_counter() - started, BACKEND, log)
@@ -530,8 +703,8 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                 gap_bound = min(costs.unscaled(bound - 0.5 * m), problem.objective(best))
             break
         values.append(solved.value)
-        if flow is not None and flow.reduced is not None:
-            fix(flow.reduced <= solved.value - flow.bound)
+        if excess is not None:
+            fix(excess <= solved.value - flow.bound)
     elapsed = time.perf_counter() - started
     if status is Status.NO_SOLUTION or best is None:
         return SolveOutcome(Status.NO_SOLUTION, None, None, None, elapsed, BACKEND, log)
