@@ -515,6 +515,26 @@ def _solve_level(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, to
     return LevelSolve(code, value, solver.best_objective_bound, assignment, solver.deterministic_time, len(v.x))
 
 
+def _multiplier(todo: list[Level], k: int, n_lines: int) -> int:
+    """Step 1b's multiplier for the solved levels: as large as the certificate's exact range allows.
+
+    For ``x`` in ``F_k`` every solved level ``j`` equals ``v_j``, so ``level_k(x) = level_k(x) +
+    mu * sum_j (level_j(x) - v_j)``: the flow for ``level_k + mu * sum_j level_j`` over the
+    relaxation, less ``mu * sum_j v_j``, is a lower bound on level ``k`` over ``F_k`` for any
+    ``mu``, and its reduced costs fix pairs exactly as in step 4 (the same decomposition). A
+    large ``mu`` keeps the relaxation near the solved levels' optimal faces (lexicographic in
+    the limit), which the pairs alone do not describe (full lines, for instance).
+    """
+    if k == 0:
+        return 0
+    limit = 2.0**52 / (2.0 * (n_lines + 2) ** 2) / 4.0
+    own = float(np.abs(todo[k].coefficients).max(initial=0))
+    solved = float(np.abs(sum(todo[j].coefficients for j in range(k))).max(initial=0))
+    if solved <= 0 or own >= limit:
+        return 0
+    return int(min(2**20, (limit - own) // solved))
+
+
 def _active(todo: list[Level], k: int, m: int) -> np.ndarray:
     """(M,) bool: the workers of the levels up to ``k``."""
     out = np.zeros(m, dtype=bool)
@@ -580,12 +600,20 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
             status = Status.FEASIBLE if best is not None and values else Status.NO_SOLUTION
             log.append(f"{level.name}: stopped before it was solved")
             break
-        flow = level_flow(problem, costs, keep, level.coefficients) if fixing else None
+        mu = _multiplier(todo, k, problem.n_lines) if fixing else 0
+        coefficients = level.coefficients
+        if mu:
+            coefficients = coefficients + np.int64(mu) * sum(todo[j].coefficients for j in range(k))
+        flow = level_flow(problem, costs, keep, coefficients) if fixing else None
         if fixing and flow is None:
             log.append(f"{level.name}: no allocation keeps the places, fills and pins")
             return SolveOutcome(Status.INFEASIBLE, None, None, None, time.perf_counter() - started, BACKEND, log)
         if flow is not None and flow.bound is None:
             flow = None  # the flow rejected the cost range: no bound and no fixing for this level
+        if flow is not None and mu:
+            # Step 1b: the solved levels enter with a multiplier (an equality in F_k, so any
+            # multiplier gives a valid bound once its constant is taken off).
+            flow = LevelFlow(flow.bound - mu * sum(values), flow.assignment, flow.reduced)
         if fixing and k > 0 and best is not None:
             # A fresh start for the levels left, from the flow over what is kept now (after
             # the fixing of the levels before, close to their optimal faces): used when it
