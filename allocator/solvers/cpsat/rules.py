@@ -21,6 +21,11 @@ allocations that keep constraints 1-4 with pairs in ``keep`` is a min-cost flow
 optimum ``LB_k`` is a lower bound on level ``k`` over ``F_k`` since ``F_k`` only has
 allocations of that relaxation (by the invariant on ``keep``).
 
+Step 1b, the levels before. In ``F_k`` every solved level ``j`` equals ``v_j``; the flow for
+``level_k + mu * sum_j level_j``, less ``mu * sum_j v_j``, is a lower bound for any ``mu``
+(:func:`_multiplier` takes it as large as the certificate's exact range allows), and stays
+near the solved levels' optimal faces where pairs alone cannot say it (lines that must be full).
+
 Step 2, reduced costs. The flow's optimality certificate (:class:`allocator.explain.Certificate`:
 node potentials ``pi`` of the line graph) gives every pair the reduced cost
 ``rc(s, p) = c(s, p) - c(s, a(s)) + pi(a(s)) - pi(p)``, where ``a`` is the flow's allocation.
@@ -29,18 +34,26 @@ reduced cost ``>= 0`` (the certificate's triangle inequalities), and the arcs ``
 For any allocation ``x`` of the relaxation, ``x - a`` is a circulation in the residual network,
 so ``cost(x) - LB_k`` is the sum over the arcs of ``rc * (x - a)``, every term ``>= 0`` (an arc
 that ``x`` uses more than ``a`` is a forward residual arc, ``rc >= 0``; one it uses less is a
-backward one, ``-rc >= 0``). Hence ``cost(x) - LB_k >= rc(s, p)`` for every pair ``x`` uses.
+backward one, ``-rc >= 0``). Hence ``cost(x) - LB_k >= sum_t rc(t, x(t)) >= rc(s, p)`` for
+every pair ``(s, p)`` that ``x`` uses. Steps 2b and 2c (:func:`link_excess`,
+:func:`quota_excess`) add what the links and one broken quota force on that sum: each pair gets
+an *excess*, a lower bound on ``cost(x) - LB_k`` over the allocations that use it and meet the
+rules, and ``LB_k`` rises by what every allocation must pay.
 
-Step 3, the start (a hint and an upper bound). :func:`repair` turns a flow optimum into an
-allocation that meets the links and quotas (links on one site each, quotas by penalties),
-solving the flow again under the repairs. Its level-``k`` value is ``UB_k``; it is only used
-at level ``k`` when it reaches ``v_j`` on every level ``j < k`` (so that it is in ``F_k``),
-otherwise the last level's CP-SAT answer is (always in ``F_k``).
+Step 3, the start (a hint and an upper bound), heuristics whose quality only changes the
+speed. :func:`repair` turns the flow optimum of all levels at once (coarse lexicographic
+weights) into an allocation that meets the links and quotas (links on one site each, quotas
+priced by penalties), solving the flow again under the repairs. At each later level a fresh
+repair over the kept pairs (links on the current allocation's sites) replaces the current
+allocation when it reaches every solved level's optimum and does better on this level; then a
+*polish* minimises the level over a few pairs per worker (:func:`few_pairs`) with CP-SAT,
+the solved levels fixed. The current allocation is always in ``F_k``; its level-``k`` value is
+``UB_k``.
 
 Step 4, reduced-cost fixing. Every allocation of ``F_k`` with level ``k`` at most ``UB_k`` has
-``rc(s, p) <= UB_k - LB_k`` on each of its pairs (step 2), and the optimal ones have level
-``k`` at most ``UB_k``; so the pairs with ``rc > UB_k - LB_k`` are removed from ``keep``
-exactly. Once the level is solved (``v_k``), every allocation of ``F_{k+1}`` has level ``k``
+an excess ``<= UB_k - LB_k`` on each of its pairs (step 2), and the optimal ones have level
+``k`` at most ``UB_k``; so the pairs whose excess is above ``UB_k - LB_k`` are removed from
+``keep`` exactly (``rc`` read as the excess here and below). Once the level is solved (``v_k``), every allocation of ``F_{k+1}`` has level ``k``
 equal to ``v_k``: the pairs with ``rc > v_k - LB_k`` are removed too, and the invariant holds
 for the next level. When ``UB_k == LB_k`` the start is optimal for the level and CP-SAT is
 not called for it (its pairs with ``rc > 0`` leave ``keep``: the next level's flow works on
@@ -48,6 +61,18 @@ this level's optimal face, as far as pairs describe it).
 
 Step 5, CP-SAT on what is left: the model over ``keep`` with ``level_j == v_j`` for the
 levels before, minimising level ``k``, bounded below by ``LB_k`` and hinted with the start.
+
+Step 6, before step 5 when later levels' workers exist (they cost nothing on level ``k``, so
+no fixing can thin their pairs, and they make the model large): a sandwich of two small
+models. The *relaxation* keeps only the workers of the levels up to ``k`` (their kept pairs,
+places, the quotas' maxima counting them, the links among them, pins, the solved levels):
+every allocation of ``F_k`` restricted to them is one of its solutions with the same level-``k``
+value, so its optimum (or CP-SAT's bound on it) is a lower bound. The *narrow* model is the
+whole model over the kept pairs of those workers and a few pairs of the others (and the
+current allocation's): each of its solutions is in ``F_k``, an upper bound. When the two meet,
+the level is proven without the large model; otherwise the bounds tighten step 5.
+A deterministic cap (:data:`MAX_PAIRS_PER_SECOND` of the time limit) skips step 5 when too
+many pairs are left to build and search: the best allocation stands, not proven, with its gap.
 
 Determinism. The flows and the repair are deterministic; CP-SAT runs with **one worker** and a
 **deterministic work limit** of :data:`DETERMINISTIC_PER_SECOND` units per second of the time
@@ -89,6 +114,9 @@ CPSAT_PARAMS: dict = {"linearization_level": 2}
 #: Pairs per second of the time limit that the full model of a level may have (building the
 #: CP-SAT model in Python costs about 20-50 us a pair on this machine, the search more).
 MAX_PAIRS_PER_SECOND = 4_000
+#: Pairs per worker of the later levels in the narrow models of step 6, tried in turn (measured on
+#: 1,500 x 300: a second, wider model of 12 pairs a worker found nothing in its share of the work).
+NARROW_PAIRS = (4,)
 #: Most deterministic work for the polish of the start at each level.
 POLISH_WORK = 0.5
 
@@ -434,7 +462,8 @@ def _start(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: li
     if first.assignment is None:
         return None, None, False
     start = repair(problem, costs, keep, weights, first, anchor)
-    few = few_pairs(problem, costs, keep, first.reduced if first.reduced is not None else weights.astype(float))
+    rc = first.reduced if first.reduced is not None else weights.astype(float)
+    few = [few_pairs(problem, costs, keep, rc, per_worker=w) for w in NARROW_PAIRS]
     return start, few, False
 
 
@@ -578,9 +607,10 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
         keep = keep & allowed_now
 
     start: np.ndarray | None = None
-    few: np.ndarray | None = None
+    wider: list[np.ndarray] = []
     if fixing:
-        start, few, infeasible = _start(problem, costs, keep, todo)
+        start, wider, infeasible = _start(problem, costs, keep, todo)
+        wider = wider or []
         if infeasible:
             log.append("no allocation keeps the places, fills and pins")
             return SolveOutcome(Status.INFEASIBLE, None, None, None, time.perf_counter() - started, BACKEND, log)
@@ -588,6 +618,7 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                                                else "none found"))
         if start is not None:
             log.append("start levels: " + ", ".join(str(level_value(lv, costs, start, index)) for lv in todo))
+    few = wider[0] if wider else None
 
     total_work = DETERMINISTIC_PER_SECOND * float(options.time_limit)
     used = 0.0
@@ -671,10 +702,13 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                 lower = int(np.ceil(relaxed.bound - 1e-6)) if lower is None else max(lower, int(np.ceil(relaxed.bound - 1e-6)))
             log.append(f"{level.name}: relaxation without the later levels' workers ({relaxed.pairs:,} pairs): "
                        f"{_status_name(relaxed.code)}, {relaxed.value}; lower bound now {lower}")
-            if lower is not None and upper is not None and upper > lower:
+            for near in wider:
+                # Narrow models, the later levels' workers on a few pairs, then on more.
+                if lower is None or upper is None or upper <= lower:
+                    break
                 mine = np.zeros(costs.workers.size, dtype=bool)
                 mine[index[np.arange(m), best]] = True
-                narrow = keep & (active[costs.workers] | few | mine)
+                narrow = keep & (active[costs.workers] | near | mine)
                 upper_solve = _solve_level(problem, costs, narrow, todo, values, k, lower, best, options,
                                            work / 3, deadline)
                 used += upper_solve.work
