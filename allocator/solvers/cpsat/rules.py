@@ -654,15 +654,21 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                     and level_value(level, costs, fresh, index) < level_value(level, costs, best, index):
                 log.append(f"{level.name}: a better start from the flow over the kept pairs")
                 best = fresh
-        if fixing and few is not None and best is not None:
-            # Polish: the level over a few pairs per worker (and the current allocation's),
-            # the levels before fixed: a better upper bound for the fixing, cheaply.
+        if fixing and few is not None:
+            # Polish: the level over a few pairs per worker (and the current allocation's, or
+            # the flow's when the repair found none), the levels before fixed: a better upper
+            # bound for the fixing, cheaply - or a first allocation.
             mine = np.zeros(costs.workers.size, dtype=bool)
-            mine[index[np.arange(m), best]] = True
+            base_allocation = best if best is not None else flow.assignment if flow is not None else None
+            if base_allocation is not None:
+                mine[index[np.arange(m), base_allocation]] = True
             polish = _solve_level(problem, costs, keep & (few | mine), todo, values, k, None, best, options,
                                   min(POLISH_WORK, (total_work - used) / (2 * (len(todo) - k))), deadline)
             used += polish.work
-            if polish.assignment is not None and polish.value < level_value(level, costs, best, index):
+            if polish.assignment is not None and best is None:
+                log.append(f"{level.name}: a first allocation over {polish.pairs:,} pairs, {polish.value}")
+                best = polish.assignment
+            elif polish.assignment is not None and polish.value < level_value(level, costs, best, index):
                 log.append(f"{level.name}: polished the start over {polish.pairs:,} pairs to {polish.value}")
                 best = polish.assignment
         upper = level_value(level, costs, best, index) if best is not None else None
