@@ -330,3 +330,17 @@ def test_the_medium_run_is_proven_with_fixing_and_matches_the_plain_model():
     assert fixed.status is Status.OPTIMAL and plain.status is Status.OPTIMAL, (fixed.log, plain.log)
     assert_same_levels(p.objective_levels(fixed.assignment), p.objective_levels(plain.assignment))
     assert rule_breaches(p, fixed.assignment) == []
+
+
+@BRUTE
+@given(business_snapshots(stability=True, tiers=False, moves=False))
+def test_the_link_aware_flow_repair_gives_stable_allocations_that_keep_the_links(snap):
+    from allocator.solvers.cpsat.heuristic import flow_repair
+    from allocator.solvers.cpsat.model import _links_on_one_site
+
+    p = to_problem(snap)
+    found = flow_repair(p, _links_on_one_site(p, prune(p).keep))
+    if found is None:
+        return  # a heuristic: it may find nothing
+    assert blocking_with_links(p, found) == []
+    assert not [b for b in rule_breaches(p, found) if b.startswith("link")]

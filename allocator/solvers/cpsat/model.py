@@ -342,10 +342,15 @@ def _kept_pairs_flow_phase(run: _StableRun, pairs, pr, flow_shortcut: bool):
 def _heuristics_phase(run: _StableRun, pr) -> None:
     """Stable allocations from the heuristics and the caller: the cheapest is the start point."""
     problem = run.problem
-    heuristics = (
+    heuristics = [
         ("deferred acceptance", lambda: deferred_acceptance(problem, run.seed)),
         ("flow repair", lambda: flow_repair(problem, pr.keep, deadline=run.deadline)),
-    )
+    ]
+    if problem.links:
+        # Linked workers never block, so holding each link to one site changes no one's
+        # blocking pairs but theirs: the flow repair then keeps every link.
+        heuristics.append(("flow repair with each link on one site",
+                           lambda: flow_repair(problem, _links_on_one_site(problem, pr.keep), deadline=run.deadline)))
     for name, heuristic in heuristics:
         run.stop_if_out_of_time()
         found = heuristic()
@@ -357,6 +362,25 @@ def _heuristics_phase(run: _StableRun, pr) -> None:
     if given is not None:
         run.log.append(f"the starting allocation given is stable, of cost {problem.objective(given):.6g}")
         run.offer_start(given)
+
+
+def _links_on_one_site(problem: ProblemData, keep: np.ndarray) -> np.ndarray:
+    """``keep`` with each link's workers held to one site: the site every worker of the link
+    can reach (through ``keep``) where their cheapest pairs cost least in total. A heuristic."""
+    keep = keep.copy()
+    for link in problem.links:
+        best, chosen = np.inf, -1
+        for k in np.unique(problem.site).tolist():
+            on = problem.site == k
+            total = 0.0
+            for t in link.workers.tolist():
+                mine = keep[t] & on
+                total += float(problem.cost[t, mine].min()) if mine.any() else np.inf
+            if total < best:
+                best, chosen = total, k
+        if chosen >= 0:
+            keep[np.ix_(link.workers, problem.site != chosen)] = False
+    return keep
 
 
 def _bound_and_hint_phase(run: _StableRun, costs, flow_assignment: np.ndarray):
@@ -652,7 +676,9 @@ def _levels_search(run: _StableRun, model: cp_model.CpModel, v: Variables, stats
         return run.optimal(best)
     run.log.append("stopped by the work or time limit: same inputs, seed and time limit give the same "
                    "allocation unless the wall clock stopped it first (a loaded machine)")
-    return _with_gap(run.outcome(Status.FEASIBLE, best, run.best_bound), run.log)
+    # The gap is the stopped level's (in the log): a bound on the total cost says nothing
+    # about a lexicographic optimum.
+    return run.outcome(Status.FEASIBLE, best, None)
 
 
 def _meets_hard(problem: ProblemData, assignment: np.ndarray, v: Variables) -> bool:
