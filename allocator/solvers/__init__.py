@@ -43,6 +43,8 @@ def solve_problem(problem: ProblemData, options: SolveOptions | None = None) -> 
     """
     options = _options(problem, options)
     if problem.settings.stability:
+        # Stability, with or without links, quotas, tiers and fewest moves: the stable model
+        # holds them all (business-rules.md "Stability together with these rules").
         started = time.perf_counter()
         from allocator.solvers.cpsat import solve_stable  # CP-SAT (and pandas) load lazily
 

@@ -49,6 +49,8 @@ from allocator.solvers.cpsat.order import count_not_worse
 from allocator.solvers.cpsat.variables import Variables
 
 ORDER = ("one_line_per_worker", "capacity", "mandatory_fill", "pins", "stability")
+#: The business rules' constraints (business-rules.md 6 and 7), added after ORDER when a run has them.
+RULES = ("links", "quotas")
 
 
 def _sum(terms) -> cp_model.LinearExpr:
@@ -88,6 +90,51 @@ def pins(model: cp_model.CpModel, v: Variables, problem: ProblemData) -> None:
             model.add_bool_or([])
         else:
             model.add(v.x[k] == 1)
+
+
+def links(model: cp_model.CpModel, v: Variables, problem: ProblemData, members: np.ndarray | None = None) -> None:
+    """Constraint 6: all workers of a link on job lines of one and the same site.
+
+    With ``members`` (an (M,) bool mask), only those workers of each link are constrained: they
+    share a site (a relaxation, for models that leave the other workers out; the caller keeps
+    their pairs on sites the whole link can reach).
+    """
+    for link in problem.links:
+        inside = link.workers if members is None else link.workers[members[link.workers]]
+        if inside.size == 0:
+            continue
+        common: set[int] | None = None
+        for s in inside.tolist():
+            reach = {int(problem.site[p]) for p in v.lines[v.of_worker(s)].tolist()}
+            common = reach if common is None else common & reach
+        sites = sorted(common or ())
+        if not sites:
+            model.add_bool_or([])  # no site every worker of the link can reach
+            continue
+        y = {k: model.new_bool_var("") for k in sites}
+        model.add_exactly_one(list(y.values()))
+        for s in inside.tolist():
+            ks = v.of_worker(s)
+            on_site = problem.site[v.lines[ks]]
+            for k in sites:
+                mine = ks[on_site == k]
+                model.add(cp_model.LinearExpr.sum([v.x[i] for i in mine.tolist()]) == y[k])
+            # Pairs on sites not every worker of the link can reach are ruled out.
+            for i in ks[~np.isin(on_site, sites)].tolist():
+                model.add(v.x[i] == 0)
+
+
+def quotas(model: cp_model.CpModel, v: Variables, problem: ProblemData) -> None:
+    """Constraint 7: ``min <= count <= max`` for each quota."""
+    for q in problem.quotas:
+        on_line = np.zeros(problem.n_lines, dtype=bool)
+        on_line[q.lines] = True
+        ks = np.flatnonzero(on_line[v.lines] & q.counts[v.workers])
+        total = cp_model.LinearExpr.sum([v.x[i] for i in ks.tolist()])
+        if q.min_workers > 0:
+            model.add(total >= q.min_workers)
+        if q.max_workers is not None and q.max_workers < ks.size:
+            model.add(total <= q.max_workers)
 
 
 @dataclass
@@ -263,11 +310,14 @@ def add_constraints(
     *,
     candidates: np.ndarray | None = None,
 ) -> StabilityStats | None:
-    """All constraints in :data:`ORDER`; stability only when ``candidates`` is given."""
+    """All constraints in :data:`ORDER`, then :data:`RULES`; stability only when
+    ``candidates`` is given (linked workers are no candidates: they never block)."""
     one_line_per_worker(model, v, problem)
     capacity(model, v, problem)
     mandatory_fill(model, v, problem)
     pins(model, v, problem)
+    links(model, v, problem)
+    quotas(model, v, problem)
     if candidates is None:
         return None
     return stability(model, v, problem, candidates)

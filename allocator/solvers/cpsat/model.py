@@ -34,6 +34,17 @@ earlier version ran a second phase that minimised a seeded tie-break among the o
 allocations; it made threads irrelevant too, but cost more than the first phase, so the
 deterministic search replaced it.
 
+Business rules (business-rules.md, "Stability together with these rules"). Links and quotas
+are constraints of the model (:func:`.constraints.links`, :func:`.constraints.quotas`); a
+linked worker never blocks, so their pairs are no stability candidates (pruning and the
+encoding see fewer candidates; :mod:`.pruning` says why its rules stay sound). The flow's
+shortcuts (an optimum with no blocking pair is the answer) hold only when that optimum also
+meets every link and quota and the objective has one level; heuristic and given start points
+are used only when they meet the rules. With priority tiers or fewest moves the objective is
+lexicographic: the levels (:mod:`.levels`) are minimised one after another, each proven level
+fixed (``level == optimum``) before the next, each with one worker and its share of a
+deterministic work budget (:func:`_levels_search`).
+
 Every phase shares one deadline (``options.time_limit`` from the start of this call);
 ``options.stop`` stops the search (the best allocation so far is kept) and progress goes
 to ``options.callbacks.on_progress`` in unscaled cost units.
@@ -53,7 +64,9 @@ from allocator.solvers.base import SolveOptions, SolveOutcome, Status
 from allocator.solvers.cpsat.constraints import _sum, add_constraints, stability_structure
 from allocator.solvers.cpsat.cuts import comb_cuts
 from allocator.solvers.cpsat.heuristic import deferred_acceptance, flow_repair
-from allocator.solvers.cpsat.objective import minimise_cost
+from allocator.solvers.cpsat.levels import levels as level_list
+from allocator.solvers.cpsat.levels import meets_rules
+from allocator.solvers.cpsat.objective import minimise_cost, weighted
 from allocator.solvers.cpsat.pruning import prune
 from allocator.solvers.cpsat.variables import Variables, make_variables
 from allocator.solvers.flow import CostRangeError, solve_flow, solve_flow_scaled
@@ -225,7 +238,11 @@ class _StableRun:
         return _Finished(self.outcome(Status.INFEASIBLE))
 
     def offer_start(self, found: np.ndarray) -> None:
-        """Keep ``found`` as the start point when it is cheaper than the one so far."""
+        """Keep ``found`` as the start point when it is cheaper than the one so far (and it
+        meets every link and quota)."""
+        if not meets_rules(self.problem, found):
+            self.log.append("  (it breaks a link or a quota: not used)")
+            return
         if self.start_point is None or self.problem.objective(found) < self.problem.objective(self.start_point):
             self.start_point = found
 
@@ -253,6 +270,8 @@ def solve_stable(
         _heuristics_phase(run, pr)
         lower_bound, hint = _bound_and_hint_phase(run, costs, flow.assignment)
         model, v, stats = _model_phase(run, pr, combs)
+        if problem.lexicographic:
+            return _levels_search(run, model, v, stats, costs, hint)
         minimise_cost(model, v, _aligned(costs.workers, costs.lines, costs.base, v, problem), lower_bound)
         _hint(model, v, hint, stats)
         search = _search_phase(run, model, costs)
@@ -272,7 +291,7 @@ def _flow_phase(run: _StableRun, flow_shortcut: bool):
         raise run.infeasible(f"infeasible without stability already ({flow.reason})")
     run.best_bound = problem.objective(flow.assignment) - flow_costs.error_bound
     blocking = blocking_pairs(problem, flow.assignment)
-    if not blocking and flow_shortcut:
+    if not blocking and flow_shortcut and _plain_answer(problem, flow.assignment):
         run.log.append("the min-cost flow optimum has no blocking pair: it is the stable optimum")
         run.log.extend(flow.log)
         raise _Finished(run.optimal(flow.assignment))
@@ -292,6 +311,13 @@ def _pruning_phase(run: _StableRun, prune_pairs: bool):
     return pr
 
 
+def _plain_answer(problem: ProblemData, assignment: np.ndarray) -> bool:
+    """A flow optimum without blocking pairs is the stable optimum only when it also meets
+    every link and quota (the flow does not see them) and the objective has one level (the
+    flow minimises the total cost, not tier by tier)."""
+    return not problem.lexicographic and meets_rules(problem, assignment)
+
+
 def _kept_pairs_flow_phase(run: _StableRun, pairs, pr, flow_shortcut: bool):
     """3. The flow again, over the kept pairs only.
 
@@ -306,7 +332,7 @@ def _kept_pairs_flow_phase(run: _StableRun, pairs, pr, flow_shortcut: bool):
         if kflow.status is Status.INFEASIBLE:
             raise run.infeasible("no allocation uses only pairs that a stable allocation can contain")
         run.best_bound = max(run.best_bound, problem.objective(kflow.assignment) - kflow_costs.error_bound)
-        if not blocking_pairs(problem, kflow.assignment):
+        if not blocking_pairs(problem, kflow.assignment) and _plain_answer(problem, kflow.assignment):
             run.log.append("the min-cost flow over the kept pairs has no blocking pair: it is the stable optimum")
             run.log.extend(kflow.log)
             raise _Finished(run.optimal(kflow.assignment))
@@ -316,10 +342,15 @@ def _kept_pairs_flow_phase(run: _StableRun, pairs, pr, flow_shortcut: bool):
 def _heuristics_phase(run: _StableRun, pr) -> None:
     """Stable allocations from the heuristics and the caller: the cheapest is the start point."""
     problem = run.problem
-    heuristics = (
+    heuristics = [
         ("deferred acceptance", lambda: deferred_acceptance(problem, run.seed)),
         ("flow repair", lambda: flow_repair(problem, pr.keep, deadline=run.deadline)),
-    )
+    ]
+    if problem.links:
+        # Linked workers never block, so holding each link to one site changes no one's
+        # blocking pairs but theirs: the flow repair then keeps every link.
+        heuristics.append(("flow repair with each link on one site",
+                           lambda: flow_repair(problem, _links_on_one_site(problem, pr.keep), deadline=run.deadline)))
     for name, heuristic in heuristics:
         run.stop_if_out_of_time()
         found = heuristic()
@@ -331,6 +362,25 @@ def _heuristics_phase(run: _StableRun, pr) -> None:
     if given is not None:
         run.log.append(f"the starting allocation given is stable, of cost {problem.objective(given):.6g}")
         run.offer_start(given)
+
+
+def _links_on_one_site(problem: ProblemData, keep: np.ndarray) -> np.ndarray:
+    """``keep`` with each link's workers held to one site: the site every worker of the link
+    can reach (through ``keep``) where their cheapest pairs cost least in total. A heuristic."""
+    keep = keep.copy()
+    for link in problem.links:
+        best, chosen = np.inf, -1
+        for k in np.unique(problem.site).tolist():
+            on = problem.site == k
+            total = 0.0
+            for t in link.workers.tolist():
+                mine = keep[t] & on
+                total += float(problem.cost[t, mine].min()) if mine.any() else np.inf
+            if total < best:
+                best, chosen = total, k
+        if chosen >= 0:
+            keep[np.ix_(link.workers, problem.site != chosen)] = False
+    return keep
 
 
 def _bound_and_hint_phase(run: _StableRun, costs, flow_assignment: np.ndarray):
@@ -540,7 +590,7 @@ def _given_start(problem: ProblemData, options: SolveOptions, keep: np.ndarray) 
     fill = np.bincount(a, minlength=len(problem.line_ids))
     if (fill > problem.capacity).any() or (problem.mandatory & (fill == 0)).any():
         return None
-    if blocking_pairs(problem, a):
+    if blocking_pairs(problem, a) or not meets_rules(problem, a):
         return None
     return a
 
@@ -560,3 +610,83 @@ def _check_stable(problem: ProblemData, assignment: np.ndarray) -> None:
     pairs = blocking_pairs(problem, assignment)
     if pairs:
         raise RuntimeError(f"internal error: the stable model returned blocking pairs {pairs[:5]}")
+    if not meets_rules(problem, assignment):
+        raise RuntimeError("internal error: the stable model returned an allocation that breaks a link or a quota")
+
+
+def _levels_search(run: _StableRun, model: cp_model.CpModel, v: Variables, stats, costs, hint) -> SolveOutcome:
+    """Priority tiers and/or fewest moves in stable mode: the levels one after another.
+
+    Level ``i`` minimises its own sum under every constraint (stability, links, quotas) and
+    ``level_j == optimum_j`` for the levels before it; so the allocation of the last level is
+    lexicographically optimal among the stable allocations that meet the rules (each step keeps
+    exactly the allocations optimal for the levels so far). Determinism: one worker, and a
+    deterministic work budget for the whole search, :data:`DETERMINISTIC_PER_SECOND` units per
+    second of the time limit (the limit itself, not the clock), shared over the levels left
+    (a level's unused work passes on: CP-SAT's count of it is deterministic). A level that is
+    not proven ends the search: its best allocation is the answer, marked not proven, with the
+    level's gap in the log.
+    """
+    problem = run.problem
+    base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
+    todo = level_list(problem, v.workers, v.lines, base)
+    total_work = DETERMINISTIC_PER_SECOND * _margin(float(run.options.time_limit))
+    used = 0.0
+    best: np.ndarray | None = None
+    current_hint = hint if hint is not None and _meets_hard(problem, hint, v) else run.start_point
+    status = Status.OPTIMAL
+    search = _Search(run, costs)
+    for i, level in enumerate(todo):
+        wall = _margin(run.deadline - time.perf_counter())
+        work = max(0.0, (total_work - used) / (len(todo) - i))
+        expr = weighted(v, level.coefficients)
+        model.minimize(expr)
+        model.clear_hints()
+        if current_hint is not None:
+            _hint(model, v, current_hint, stats)
+        code, solver = run_cpsat(model, run.options, wall, run.seed, search.report if i == len(todo) - 1 else None,
+                                 workers=1, deterministic_time=work, **STABLE_PARAMS)
+        used += solver.deterministic_time
+        run.log.append(f"{level.name}: {solver.status_name(code)} in {solver.wall_time:.2f} s "
+                       f"({solver.deterministic_time:.2f} of {work:.2f} deterministic units, one worker)")
+        if code == cp_model.INFEASIBLE:
+            if i == 0:
+                raise _Finished(run.outcome(Status.INFEASIBLE))
+            raise RuntimeError(f"internal error: level {level.name!r} infeasible after the levels before it were solved")
+        if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            status = Status.FEASIBLE
+            if best is None and run.start_point is not None:
+                run.log.append("CP-SAT found no allocation in time: returning the best heuristic one")
+                best = run.start_point
+            break
+        best = v.assignment(_solution(solver))
+        value = int(round(solver.objective_value))
+        if code != cp_model.OPTIMAL:
+            status = Status.FEASIBLE
+            bound = solver.best_objective_bound
+            run.log.append(f"not proven optimal at {level.name}: {value} against a bound of {bound:.0f} "
+                           f"(gap {100 * (value - bound) / max(abs(value), 1):.2f} %, in the level's integer units)")
+            break
+        model.add(expr == value)
+        current_hint = best
+    if best is None:
+        return run.outcome(Status.NO_SOLUTION, None, run.best_bound)
+    _check_stable(problem, best)
+    if status is Status.OPTIMAL:
+        return run.optimal(best)
+    run.log.append("stopped by the work or time limit: same inputs, seed and time limit give the same "
+                   "allocation unless the wall clock stopped it first (a loaded machine)")
+    # The gap is the stopped level's (in the log): a bound on the total cost says nothing
+    # about a lexicographic optimum.
+    return run.outcome(Status.FEASIBLE, best, None)
+
+
+def _meets_hard(problem: ProblemData, assignment: np.ndarray, v: Variables) -> bool:
+    """The allocation uses only the model's pairs, keeps places and fills, links and quotas."""
+    a = np.asarray(assignment, dtype=np.int64)
+    if (a < 0).any() or (v.index[np.arange(problem.n_workers), a] < 0).any():
+        return False
+    fill = np.bincount(a, minlength=problem.n_lines)
+    if (fill > problem.capacity).any() or (problem.mandatory & (fill == 0)).any():
+        return False
+    return meets_rules(problem, a)

@@ -48,6 +48,24 @@ is reached from both sides (rule B moves workers up from the line side, rule A m
 off lines from the worker side, rule F removes what no allocation can use). A worker left
 without pairs proves that no stable allocation exists.
 
+Linked workers and quotas (business-rules.md, "Stability together with these rules"). The
+stable allocations of interest are then those that keep constraints 1-4, every link and every
+quota, and have no blocking pair ``(s, p)`` with ``s`` unlinked (a linked worker never blocks,
+but occupies their line). Each rule stays sound for that set, with linked workers taken out
+of the *blocking* side only:
+
+* candidates (:func:`blocking_candidates`) exclude linked workers, since their pairs never
+  block; rule B's proof uses only that the candidate ``(s, p)`` would block, so it deletes
+  nothing from a linked worker's lines;
+* rule A's claimers are unpinned *unlinked* workers: its proof needs ``(s, p)`` to block when
+  ``s`` is off ``p`` and ``p`` has room or a worse occupant, which a linked ``s`` never does.
+  The occupants counted (``t`` and the forced members) may be linked: occupancy is unchanged;
+* rule F looks at constraints 1-4 only; links and quotas only remove allocations, so a pair
+  that no allocation over ``keep`` uses is in no allocation that also keeps them.
+
+A stable allocation meeting the rules is in particular an allocation over ``keep`` with no
+blocking pair from an unlinked worker, which is all the three proofs use.
+
 The same rules stay sound when ``keep`` starts from a smaller set that contains every pair
 of every stable allocation *of interest* (for example those cheaper than an incumbent):
 the proofs only use that the allocations considered have their pairs in ``keep``.
@@ -62,7 +80,7 @@ import numpy as np
 
 from allocator.problem import ProblemData
 from allocator.solvers.cpsat.order import count_better, count_not_worse
-from allocator.stability import strictly_less
+from allocator.stability import linked_mask, strictly_less
 
 
 @dataclass
@@ -91,9 +109,10 @@ class Pruning:
 
 
 def blocking_candidates(problem: ProblemData) -> np.ndarray:
-    """(M, N) bool: pairs that can block (eligible, unforbidden, unpinned worker, a place)."""
+    """(M, N) bool: pairs that can block (eligible, unforbidden, unpinned unlinked worker, a place)."""
     cand = problem.eligible & ~problem.forbidden
     cand[problem.pin >= 0, :] = False
+    cand[linked_mask(problem), :] = False
     cand[:, problem.capacity < 1] = False
     return cand
 
@@ -126,6 +145,7 @@ def prune(
     dw, dp, pin = problem.dw, problem.dp, problem.pin
     m, n = keep.shape
     pinned = pin >= 0
+    linked = linked_mask(problem)
     pinned_on = np.bincount(pin[pinned], minlength=n)
     lines_with_places = np.flatnonzero(cap >= 1)
 
@@ -155,7 +175,7 @@ def prune(
         top = masked.argmin(axis=1)
         best = masked[np.arange(m), top]
         n_top = (keep & ~strictly_less(best[:, None], dw)).sum(axis=1)
-        claims = ~pinned & (n_top == 1)
+        claims = ~pinned & ~linked & (n_top == 1)  # a linked worker claims nothing
         for p in lines_with_places if "A" in rules else ():
             on = np.flatnonzero(keep[:, p])
             if on.size == 0:
