@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DemoProfile", "DEFAULT_SETTINGS", "QUALIFICATIONS", "add_business_rules", "demo_snapshot"]
+__all__ = ["DemoProfile", "DEFAULT_SETTINGS", "NO_RULES", "QUALIFICATIONS", "add_business_rules", "demo_snapshot"]
 
 FORMAT = "allocator-run/1"
 
@@ -253,6 +253,11 @@ class DemoProfile:
     fewest_moves: bool = False
     quota_share: float = 1.0
     link_sizes: tuple[int, ...] = (2,)
+
+
+#: The demo without its business rules (no links, quotas or tiers; sites stay): the runs of the
+#: tests that are about the plain model, as they were before spec/business-rules.md.
+NO_RULES = DemoProfile(links=0, quotas=0, tiers=1)
 
 
 def demo_snapshot(
