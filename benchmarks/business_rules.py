@@ -105,8 +105,13 @@ def measure(row: str, method: str, *, threads: int, highs_cap: float) -> dict:
         problem = ProblemData.from_snapshot(RunSnapshot.parse(data))
         ref = solve_reference(problem, time_limit=highs_cap)
         out["total_s"] = time.perf_counter() - t0
-        out.update(status=ref.status, levels=ref.levels, level_names=ref.level_names,
-                   variables=ref.n_variables, constraints=ref.n_constraints)
+        out.update(
+            status=ref.status,
+            levels=ref.levels,
+            level_names=ref.level_names,
+            variables=ref.n_variables,
+            constraints=ref.n_constraints,
+        )
         if ref.status == "optimal":
             out["objective"] = problem.objective(ref.assignment)
     else:
@@ -116,13 +121,27 @@ def measure(row: str, method: str, *, threads: int, highs_cap: float) -> dict:
 
 
 def run_child(row: str, method: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--child", row, method, "--threads", str(args.threads),
-           "--highs-cap", str(args.highs_cap)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        row,
+        method,
+        "--threads",
+        str(args.threads),
+        "--highs-cap",
+        str(args.highs_cap),
+    ]
     cap = max(ROWS[row][4], args.highs_cap) * 4 + 600
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=cap)
     except subprocess.TimeoutExpired:
-        return {"row": row, "method": method, "status": "error", "error": f"no answer within {cap:.0f} s"}
+        return {
+            "row": row,
+            "method": method,
+            "status": "error",
+            "error": f"no answer within {cap:.0f} s",
+        }
     if done.returncode != 0:
         return {"row": row, "method": method, "status": "error", "error": done.stderr[-2000:]}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -147,7 +166,8 @@ def table(rows: list[dict]) -> str:
     )
     out = [head]
     for r in rows:
-        rules = f"{r.get('links', 0)} links, {r.get('quotas', 0)} quotas, {r.get('tiers', 1)} tiers"
+        tiers = r.get("tiers", 1)
+        rules = f"{r.get('links', 0)} links, {r.get('quotas', 0)} quotas, {tiers} tier{'s' if tiers != 1 else ''}"
         if r.get("previous"):
             rules += f", fewest moves ({r['previous']:,} previous)"
         if "stable" in r["row"]:
@@ -158,7 +178,12 @@ def table(rows: list[dict]) -> str:
         if r["method"] == "highs" and ours and ours.get("total_s") and r.get("total_s"):
             vs = f"{r['total_s'] / ours['total_s']:.1f} x ours"
         plain = by.get(("plain-1500x300", "ours"))
-        if r["row"] == "tiers-moves-1500x300" and plain and plain.get("total_s") and r.get("total_s"):
+        if (
+            r["row"] == "tiers-moves-1500x300"
+            and plain
+            and plain.get("total_s")
+            and r.get("total_s")
+        ):
             vs = f"{r['total_s'] / plain['total_s']:.1f} x plain"
         status = r.get("status", "?")
         if status == "error":
@@ -174,8 +199,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", default=list(ROWS), choices=list(ROWS))
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--highs-cap", type=float, default=300.0, help="seconds for HiGHS, all levels")
-    parser.add_argument("--write", action="store_true", help="append the table to benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--highs-cap", type=float, default=300.0, help="seconds for HiGHS, all levels"
+    )
+    parser.add_argument(
+        "--write", action="store_true", help="append the table to benchmarks/RESULTS.md"
+    )
     parser.add_argument("--child", nargs=2, metavar=("ROW", "METHOD"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -188,8 +217,11 @@ def main(argv: list[str] | None = None) -> None:
         for method in METHODS[name]:
             r = run_child(name, method, args)
             rows.append(r)
-            print(f"{name:>22} {method:>5}: {r.get('status')}, {_fmt(r.get('total_s'))} s, "
-                  f"levels {r.get('levels', '-')}", flush=True)
+            print(
+                f"{name:>22} {method:>5}: {r.get('status')}, {_fmt(r.get('total_s'))} s, "
+                f"levels {r.get('levels', '-')}",
+                flush=True,
+            )
             if r.get("error"):
                 print(r["error"], file=sys.stderr)
     text = table(rows)
@@ -199,7 +231,9 @@ def main(argv: list[str] | None = None) -> None:
         import ortools
         import scipy
 
-        load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+        load = (
+            Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+        )
         env = (
             f"{dt.date.today().isoformat()}, Python {platform.python_version()}, OR-Tools "
             f"{ortools.__version__}, SciPy {scipy.__version__} (HiGHS), {platform.machine()}, "
@@ -209,14 +243,24 @@ def main(argv: list[str] | None = None) -> None:
         logs = []
         for r in rows:
             if r.get("status") == "error":
-                logs += ["", f"Error of `{r['row']}` ({r['method']}):", "",
-                         *[f"    {x}" for x in r.get("error", "").strip().splitlines()[-12:]]]
+                logs += [
+                    "",
+                    f"Error of `{r['row']}` ({r['method']}):",
+                    "",
+                    *[f"    {x}" for x in r.get("error", "").strip().splitlines()[-12:]],
+                ]
         section = [
-            "", "## Business rules (`benchmarks/business_rules.py`)", "",
+            "",
+            "## Business rules (`benchmarks/business_rules.py`)",
+            "",
             "Whole solve = parse, build, solve, verify and metrics (`allocator.engine.solve`); "
             "HiGHS = the same model as one MILP per lexicographic level "
-            "(`tests/helpers/highs_reference.py`), build included.", "",
-            text, "", env, *logs,
+            "(`tests/helpers/highs_reference.py`), build included.",
+            "",
+            text,
+            "",
+            env,
+            *logs,
         ]
         path = HERE / "RESULTS.md"
         with path.open("a", encoding="utf-8") as fh:

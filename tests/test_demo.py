@@ -11,7 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allocator.demo import _RURAL_SITES as RURAL_SITES
-from allocator.demo import DEFAULT_SETTINGS, DemoProfile, _Generator, add_business_rules, demo_snapshot
+from allocator.demo import (
+    DEFAULT_SETTINGS,
+    DemoProfile,
+    _Generator,
+    add_business_rules,
+    demo_snapshot,
+)
 from allocator.snapshot import RunSnapshot
 from tests.helpers import business_runs as business
 from tests.helpers import snapshot_feasibility as feas

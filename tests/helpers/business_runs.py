@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @cache
 def instances() -> ModuleType:
     """``benchmarks/instances.py`` as a module."""
-    spec = importlib.util.spec_from_file_location("benchmark_instances", ROOT / "benchmarks" / "instances.py")
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_instances", ROOT / "benchmarks" / "instances.py"
+    )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -43,7 +45,9 @@ def generate_instance(n_workers: int, n_lines: int, seed: int, **rules: Any) -> 
 
 def business_problem(n_workers: int, n_lines: int, seed: int, **rules: Any) -> ProblemData:
     """`generate_instance` parsed and built into the solver's data."""
-    return ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(n_workers, n_lines, seed, **rules)))
+    return ProblemData.from_snapshot(
+        RunSnapshot.parse(generate_instance(n_workers, n_lines, seed, **rules))
+    )
 
 
 def rule_problems(snap: Mapping[str, Any], allocation: Mapping[str, str]) -> list[str]:
@@ -52,7 +56,10 @@ def rule_problems(snap: Mapping[str, Any], allocation: Mapping[str, str]) -> lis
     A job line without a site is a site of its own (business-rules.md), so two workers on two
     different site-less lines are on different sites.
     """
-    site = {j["id"]: ("site", j["site"]) if j.get("site") is not None else ("line", j["id"]) for j in snap["job_lines"]}
+    site = {
+        j["id"]: ("site", j["site"]) if j.get("site") is not None else ("line", j["id"])
+        for j in snap["job_lines"]
+    }
     tags = {w["id"]: set(w.get("qualification_ids", [])) for w in snap["workers"]}
     out = []
     for link in snap.get("linked_workers", []):
@@ -65,7 +72,9 @@ def rule_problems(snap: Mapping[str, Any], allocation: Mapping[str, str]) -> lis
         else:
             lines = set(q["job_line_ids"])
         qual = q.get("qualification_id")
-        count = sum(1 for w, j in allocation.items() if j in lines and (qual is None or qual in tags[w]))
+        count = sum(
+            1 for w, j in allocation.items() if j in lines and (qual is None or qual in tags[w])
+        )
         low, high = q.get("min_workers", 0), q.get("max_workers")
         if count < low or (high is not None and count > high):
             out.append(f"quota {q['id']} counts {count}, outside [{low}, {high}]")

@@ -51,7 +51,9 @@ class Reference:
     n_constraints: int = 0
 
 
-def level_names_and_weights(problem: ProblemData, s_idx: np.ndarray, p_idx: np.ndarray) -> tuple[list[str], list[np.ndarray]]:
+def level_names_and_weights(
+    problem: ProblemData, s_idx: np.ndarray, p_idx: np.ndarray
+) -> tuple[list[str], list[np.ndarray]]:
     """The lexicographic levels as objective vectors over the pairs ``(s_idx, p_idx)``."""
     snap = problem.snapshot
     wi = problem.worker_index
@@ -73,7 +75,9 @@ def level_names_and_weights(problem: ProblemData, s_idx: np.ndarray, p_idx: np.n
     cost = problem.cost[s_idx, p_idx]
     for t in tiers:
         mine = np.array([priority[s] == t for s in range(m)], dtype=bool)
-        names.append("cost" if len(tiers) == 1 else (f"tier {t}" if t is not None else "no priority"))
+        names.append(
+            "cost" if len(tiers) == 1 else (f"tier {t}" if t is not None else "no priority")
+        )
         weights.append(np.where(mine[s_idx], cost, 0.0))
     return names, weights
 
@@ -105,9 +109,12 @@ def solve_reference(problem: ProblemData, *, time_limit: float = 120.0) -> Refer
     lines = sorted(snap.job_lines, key=lambda j: j.id)
     assert [j.id for j in lines] == problem.line_ids
     # Site codes: named sites first, then one code per line without a site (a site of its own).
-    named = {name: c for c, name in enumerate(sorted({j.site for j in lines if j.site is not None}))}
+    named = {
+        name: c for c, name in enumerate(sorted({j.site for j in lines if j.site is not None}))
+    }
     site_of_line = np.array(
-        [named[j.site] if j.site is not None else len(named) + p for p, j in enumerate(lines)], dtype=np.int64
+        [named[j.site] if j.site is not None else len(named) + p for p, j in enumerate(lines)],
+        dtype=np.int64,
     )
 
     rows: list[np.ndarray] = []
@@ -132,7 +139,12 @@ def solve_reference(problem: ProblemData, *, time_limit: float = 120.0) -> Refer
         add_row(mine, ones[: mine.size], 1.0, 1.0)
     for p in range(n):  # constraints 2 and 3
         mine = pair[:, p][pair[:, p] >= 0]
-        add_row(mine, ones[: mine.size], 1.0 if problem.mandatory[p] else 0.0, float(problem.capacity[p]))
+        add_row(
+            mine,
+            ones[: mine.size],
+            1.0 if problem.mandatory[p] else 0.0,
+            float(problem.capacity[p]),
+        )
 
     upper = np.ones(k)
     links: list[tuple[list[int], list[int], list[int]]] = []  # (members, sites, y columns)
@@ -150,7 +162,9 @@ def solve_reference(problem: ProblemData, *, time_limit: float = 120.0) -> Refer
             upper[pair[s][(pair[s] >= 0) & ~np.isin(site_of_line, sites)]] = 0.0
     total = k + n_y
     for members, sites, ys in links:
-        add_row(np.array(ys, dtype=np.int64), np.ones(len(ys)), 1.0, 1.0)  # no site: 1 <= 0, infeasible
+        add_row(
+            np.array(ys, dtype=np.int64), np.ones(len(ys)), 1.0, 1.0
+        )  # no site: 1 <= 0, infeasible
         for s in members:
             for y, site in zip(ys, sites, strict=True):
                 mine = pair[s][(pair[s] >= 0) & (site_of_line == site)]
@@ -163,7 +177,11 @@ def solve_reference(problem: ProblemData, *, time_limit: float = 120.0) -> Refer
         else:
             on_line = np.isin(np.array(problem.line_ids, dtype=object), list(q.job_line_ids or ()))
         counts = np.array(
-            [q.qualification_id is None or q.qualification_id in tags[w] for w in problem.worker_ids], dtype=bool
+            [
+                q.qualification_id is None or q.qualification_id in tags[w]
+                for w in problem.worker_ids
+            ],
+            dtype=bool,
         )
         mine = np.flatnonzero(on_line[p_idx] & counts[s_idx] & (upper > 0))
         high = np.inf if q.max_workers is None else float(q.max_workers)
@@ -179,7 +197,8 @@ def solve_reference(problem: ProblemData, *, time_limit: float = 120.0) -> Refer
             out.status = "time limit"
             break
         a = coo_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, total)
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n_rows, total),
         ).tocsr()
         c = np.append(w, np.zeros(n_y))
         res = milp(
