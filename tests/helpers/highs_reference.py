@@ -49,6 +49,9 @@ class Reference:
     seconds: float = 0.0
     n_variables: int = 0
     n_constraints: int = 0
+    #: For a level cut off by the time limit: its best value found (None if none) and HiGHS's bound.
+    cut_incumbent: float | None = None
+    cut_bound: float | None = None
 
 
 def level_names_and_weights(
@@ -213,6 +216,10 @@ def solve_reference(problem: ProblemData, *, time_limit: float = 120.0) -> Refer
             break
         if res.status != 0 or res.x is None:
             out.status = "time limit" if res.status == 1 else f"error: {res.message}"
+            if res.x is not None:
+                out.cut_incumbent = float(w[res.x[:k] > 0.5].sum())
+            bound = getattr(res, "mip_dual_bound", None)
+            out.cut_bound = None if bound is None or not np.isfinite(bound) else float(bound)
             break
         chosen = res.x[:k] > 0.5
         value = float(w[chosen].sum())
