@@ -12,6 +12,8 @@ fills every mandatory line and keeps every capacity). Excluded workers, forbids 
 are then chosen so that the witness stays allowed, and any worker a restrictive line
 cannot otherwise reach is added to that line's included workers. The witness is therefore
 a feasible allocation of the finished snapshot, so Hall's condition holds by construction.
+The business rules are read off the witness too (a couple shares a site in it, a minimum is
+at most its count), so it also meets every link and quota.
 
 Everything is a pure function of the arguments: all randomness comes from
 ``numpy.random.SeedSequence(seed)``, split into one stream per part of the run so that a
@@ -21,12 +23,14 @@ change to one part (say, weightings) does not reshuffle the others.
 from __future__ import annotations
 
 import math
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["DemoProfile", "DEFAULT_SETTINGS", "QUALIFICATIONS", "demo_snapshot"]
+__all__ = ["DemoProfile", "DEFAULT_SETTINGS", "NO_RULES", "QUALIFICATIONS", "add_business_rules", "demo_snapshot"]
 
 FORMAT = "allocator-run/1"
 
@@ -224,6 +228,11 @@ class DemoProfile:
         surgical, ICU).
     overrides
         Whether to add planner pins and forbids (ignored in stability mode).
+    links, quotas, tiers, fewest_moves, quota_share, link_sizes
+        The business rules of spec/business-rules.md, read off the witness allocation
+        (see `add_business_rules`): the demo has two couples, the rural minimum and two
+        tiers. Ignored in stability mode, where the witness is not a stable allocation (add
+        them with `add_business_rules` from a stable allocation instead).
     """
 
     run_id: str = "demo-2027-intake"
@@ -238,6 +247,17 @@ class DemoProfile:
     stability: bool = False
     restriction_scale: float = 1.0
     overrides: bool = True
+    links: int = 2
+    quotas: int = 1
+    tiers: int = 2
+    fewest_moves: bool = False
+    quota_share: float = 1.0
+    link_sizes: tuple[int, ...] = (2,)
+
+
+#: The demo without its business rules (no links, quotas or tiers; sites stay): the runs of the
+#: tests that are about the plain model, as they were before spec/business-rules.md.
+NO_RULES = DemoProfile(links=0, quotas=0, tiers=1)
 
 
 def demo_snapshot(
@@ -295,7 +315,11 @@ class _Generator:
 
     def __init__(self, m: int, n: int, seed: int, prof: DemoProfile) -> None:
         self.m, self.n, self.prof = m, n, prof
-        streams = np.random.SeedSequence(seed).spawn(10)
+        # Spawned children depend only on their index: the eleventh stream (business rules)
+        # left the first ten, and so every earlier run's data, as they were.
+        streams = np.random.SeedSequence(seed).spawn(11)
+        self.seed_business = streams[10]
+        streams = streams[:10]
         (
             self.rng_workers,
             self.rng_lines,
@@ -323,7 +347,16 @@ class _Generator:
         self._make_preferencers()
         self._make_weightings()
         self._make_overrides()
-        return self._assemble()
+        data = self._assemble()
+        prof = self.prof
+        if not prof.stability and (prof.links or prof.quotas or prof.tiers > 1 or prof.fewest_moves):
+            witness = {self.worker_ids[s]: self.line_ids[p] for s, p in enumerate(self.witness.tolist())}
+            data = add_business_rules(
+                data, witness, self.seed_business, links=prof.links, quotas=prof.quotas,
+                tiers=prof.tiers, fewest_moves=prof.fewest_moves, quota_share=prof.quota_share,
+                link_sizes=prof.link_sizes,
+            )
+        return data
 
     # -- workers -----------------------------------------------------------------------
 
@@ -849,6 +882,7 @@ class _Generator:
                 {
                     "id": lid[p],
                     "name": self.line_names[p],
+                    "site": self.sites[int(self.site[p])],
                     "max_n_workers": c,
                     "must_have_workers": mand,
                     "preferencer_ids": self.line_preferencers[p],
@@ -883,6 +917,202 @@ class _Generator:
             "pins": [{"worker_id": wid[s], "job_line_id": lid[p]} for s, p in self.pins],
             "forbids": [{"worker_id": wid[s], "job_line_id": lid[p]} for s, p in self.forbids],
         }
+
+
+#: Quotas `add_business_rules` can add, in this order.
+QUOTA_KINDS = ("rural-minimum", "flagship-cap", "pgy1-teaching")
+
+
+def add_business_rules(
+    snapshot: dict[str, Any],
+    allocation: Mapping[str, str],
+    seed: int | np.random.SeedSequence,
+    *,
+    links: int = 0,
+    quotas: int = 0,
+    tiers: int = 1,
+    fewest_moves: bool = False,
+    quota_share: float = 1.0,
+    link_sizes: Sequence[int] = (2,),
+) -> dict[str, Any]:
+    """A copy of `snapshot` with the business rules of spec/business-rules.md added.
+
+    Every rule is read off `allocation`, a valid allocation of the snapshot, so that it stays
+    valid under them: an allocation meeting every rule exists (and it is `allocation`, when
+    the minimums are taken at ``quota_share=1``).
+
+    Parameters
+    ----------
+    snapshot
+        An ``allocator-run/1`` snapshot dict whose job lines name their ``site``.
+    allocation
+        Worker id -> job line id for every worker: an allocation meeting constraints 1-4 (and
+        stability, when the run asks for it and the rules must keep it).
+    seed
+        Seed of the random choices (one stream per kind of rule).
+    links
+        Number of linked workers: groups of workers on one site in `allocation`, preferably
+        with first choices at different sites (so that the link matters). Sizes cycle
+        through `link_sizes` (2 to 4); fewer links are made when too few workers share a site.
+    quotas
+        0 to 3 quotas, in the order of `QUOTA_KINDS`: a minimum over the rural sites (by
+        ``sites``), a cap on the most wanted site (its count in `allocation`) and a minimum of
+        PGY1 workers on the job lines of the three most wanted metro sites (by
+        ``job_line_ids`` and ``qualification_id``). A minimum is ``floor(quota_share x``
+        its count in `allocation`), at least 1 when that count is. A quota without job lines
+        (no rural site, say) is left out.
+    tiers
+        Number of priority tiers: about 30 % of the workers per priority 1, 2, ... (at most
+        75 % in all), the rest without a priority (the last tier). 1 means no priorities.
+    fewest_moves
+        Set ``settings.fewest_moves`` and add ``previous_allocations``: `allocation` for 95 %
+        of the workers (the rest arrived late), one in ten of them on another line (their
+        first choice, where that differs), so that some moves are needed.
+    quota_share
+        See `quotas`.
+    link_sizes
+        See `links`.
+
+    Returns
+    -------
+    dict
+        The new snapshot; `snapshot` is not changed.
+    """
+    if not 0 <= quotas <= len(QUOTA_KINDS):
+        raise ValueError(f"quotas must be 0 to {len(QUOTA_KINDS)}, got {quotas}")
+    if tiers < 1:
+        raise ValueError(f"tiers must be at least 1, got {tiers}")
+    if any(not 2 <= z <= 4 for z in link_sizes) or not link_sizes:
+        raise ValueError(f"link sizes must be 2 to 4, got {tuple(link_sizes)}")
+    seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(int(seed))
+    rng_links, rng_tiers, rng_previous, _spare = (np.random.default_rng(s) for s in seq.spawn(4))
+    out = dict(snapshot)
+    workers = snapshot["workers"]
+    lines = snapshot["job_lines"]
+    wids = [w["id"] for w in workers]
+    line_site = {j["id"]: j.get("site") or j["id"] for j in lines}
+    site_of = np.array([line_site[allocation[w]] for w in wids], dtype=object)
+    # First choices: each worker's best-ranked line (ties by the order written).
+    first_line: dict[str, str] = {}
+    best: dict[str, float] = {}
+    for r in snapshot.get("worker_preferences", []):
+        if r["rank"] < best.get(r["worker_id"], np.inf):
+            best[r["worker_id"]], first_line[r["worker_id"]] = r["rank"], r["job_line_id"]
+    wanted = Counter(line_site[first_line[w]] for w in wids if w in first_line)
+
+    if links:
+        out["linked_workers"] = _links(wids, site_of, first_line, line_site, links, link_sizes, rng_links)
+    if quotas:
+        out["quotas"] = _quotas(snapshot, allocation, line_site, wanted, quotas, quota_share)
+    if tiers > 1:
+        share = min(0.75, 0.3 * (tiers - 1)) / (tiers - 1)
+        u = rng_tiers.random(len(wids))
+        prio = np.minimum((u // share).astype(np.int64), tiers - 1)  # tiers - 1: no priority
+        out["workers"] = [
+            {**w, "priority": int(t) + 1} if t < tiers - 1 else dict(w)
+            for w, t in zip(workers, prio.tolist(), strict=True)
+        ]
+    if fewest_moves:
+        line_ids = [j["id"] for j in lines]
+        previous = []
+        keep = rng_previous.random(len(wids)) < 0.95
+        moved = rng_previous.random(len(wids)) < 0.10
+        other = rng_previous.integers(0, max(1, len(line_ids) - 1), size=len(wids))
+        for s, w in enumerate(wids):
+            if not keep[s]:
+                continue
+            line = allocation[w]
+            if moved[s] and len(line_ids) > 1:
+                alt = first_line.get(w, line)
+                if alt == line:
+                    k = line_ids.index(line)
+                    alt = line_ids[(k + 1 + int(other[s])) % len(line_ids)]
+                line = alt
+            previous.append({"worker_id": w, "job_line_id": line})
+        out["previous_allocations"] = previous
+        out["settings"] = {**snapshot.get("settings", {}), "fewest_moves": True}
+    return out
+
+
+def _links(
+    wids: list[str],
+    site_of: np.ndarray,
+    first_line: dict[str, str],
+    line_site: dict[str, str],
+    count: int,
+    sizes: Sequence[int],
+    rng: np.random.Generator,
+) -> list[dict[str, Any]]:
+    """Groups of workers on one site of the allocation, first choices on other sites first."""
+    by_site: dict[str, list[int]] = defaultdict(list)
+    for s in rng.permutation(len(wids)).tolist():
+        by_site[site_of[s]].append(s)
+    used: set[int] = set()
+    out: list[dict[str, Any]] = []
+    for s in rng.permutation(len(wids)).tolist():
+        if len(out) >= count:
+            break
+        if s in used:
+            continue
+        size = int(sizes[len(out) % len(sizes)])
+        mates = [t for t in by_site[site_of[s]] if t != s and t not in used]
+        if len(mates) < size - 1:
+            continue
+        mine = line_site.get(first_line.get(wids[s], ""), None)
+        # A link matters when its workers want different sites; take those first.
+        apart = [t for t in mates if line_site.get(first_line.get(wids[t], ""), None) != mine]
+        rest = [t for t in mates if t not in set(apart)]
+        group = [s, *(apart + rest)[: size - 1]]
+        used.update(group)
+        kind = "couple" if size == 2 else "linked"
+        out.append({"id": f"{kind}-{len(out) + 1}", "worker_ids": sorted(wids[t] for t in group)})
+    return out
+
+
+def _quotas(
+    snapshot: dict[str, Any],
+    allocation: Mapping[str, str],
+    line_site: dict[str, str],
+    wanted: Counter[str],
+    count: int,
+    share: float,
+) -> list[dict[str, Any]]:
+    """The first `count` quotas of `QUOTA_KINDS`, bounds from the allocation's counts."""
+    per_site = Counter(line_site[line] for line in allocation.values())
+    sites = sorted(set(line_site.values()))
+    rural = [s for s in sites if s in _RURAL_SITES]
+    metro = [s for s in sites if s not in _RURAL_SITES]
+    # Most wanted: most first choices, then name (a deterministic order).
+    popular = sorted(metro, key=lambda s: (-wanted.get(s, 0), s))
+
+    def minimum(n: int) -> int:
+        return max(1 if n else 0, math.floor(share * n + 1e-9))
+
+    out: list[dict[str, Any]] = []
+    for kind in QUOTA_KINDS[:count]:
+        if kind == "rural-minimum" and rural:
+            n = sum(per_site[s] for s in rural)
+            out.append({"id": "rural-minimum", "sites": rural, "min_workers": minimum(n)})
+        elif kind == "flagship-cap" and popular:
+            top = popular[0]
+            out.append({"id": f"{_slug(top)}-cap", "sites": [top], "max_workers": per_site[top]})
+        elif kind == "pgy1-teaching" and popular:
+            teaching = set(popular[:3])
+            lines = [j["id"] for j in snapshot["job_lines"] if line_site[j["id"]] in teaching]
+            tags = {w["id"]: set(w.get("qualification_ids", [])) for w in snapshot["workers"]}
+            qual = "PGY1" if any("PGY1" in t for t in tags.values()) else None
+            on = set(lines)
+            n = sum(1 for w, line in allocation.items() if line in on and (qual is None or qual in tags[w]))
+            entry: dict[str, Any] = {"id": "pgy1-teaching", "job_line_ids": lines}
+            if qual is not None:
+                entry["qualification_id"] = qual
+            entry["min_workers"] = minimum(n)
+            out.append(entry)
+    return out
+
+
+def _slug(text: str) -> str:
+    return "-".join(text.lower().replace("&", "and").split())
 
 
 def _number(x: float) -> int | float:

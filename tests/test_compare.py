@@ -307,7 +307,8 @@ def test_moves_are_exactly_the_workers_whose_line_changed(two_results):
 
 def test_line_sites_come_from_a_site_attribute_when_lines_have_one():
     run = RunSnapshot.parse(demo_snapshot(workers=20, seed=1))
-    assert line_sites(run) == {}  # lines carry no site yet
+    sites = line_sites(run)  # the demo's lines name their hospitals (business-rules.md)
+    assert sites and sites == {j.id: j.site for j in run.job_lines}
 
     class Line:
         def __init__(self, id_, site):

@@ -10,8 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allocator.demo import DEFAULT_SETTINGS, DemoProfile, _Generator, demo_snapshot
+from allocator.demo import _RURAL_SITES as RURAL_SITES
+from allocator.demo import (
+    DEFAULT_SETTINGS,
+    DemoProfile,
+    _Generator,
+    add_business_rules,
+    demo_snapshot,
+)
 from allocator.snapshot import RunSnapshot
+from tests.helpers import business_runs as business
 from tests.helpers import snapshot_feasibility as feas
 
 
@@ -291,3 +299,89 @@ def test_forty_thousand_workers_with_a_verified_witness():
     fill = np.bincount(gen.witness, minlength=len(lid))
     assert (fill <= caps).all()
     assert (fill[must] >= 1).all()
+
+
+# -- business rules (spec/business-rules.md) --------------------------------------------------
+
+
+def test_every_job_line_names_the_site_in_its_name(demo):
+    for snap in (demo, demo_snapshot(300, 90, 7)):
+        for line in snap["job_lines"]:
+            assert line["name"].endswith(f"({line['site']})"), line
+    rural = {j["site"] for j in demo["job_lines"] if j["name"].split(": ")[1].startswith("Rural")}
+    assert rural and rural <= set(RURAL_SITES)
+
+
+def test_the_demo_shows_every_rule_at_work(demo):
+    """Two couples, a regional minimum on the rural sites and two priority tiers."""
+    wi, _ = feas.index(demo)
+    links = demo["linked_workers"]
+    assert [len(x["worker_ids"]) for x in links] == [2, 2]
+    assert len({w for x in links for w in x["worker_ids"]}) == 4
+    (quota,) = demo["quotas"]
+    assert quota["id"] == "rural-minimum" and quota["min_workers"] >= 1
+    sites = {j["site"] for j in demo["job_lines"]}
+    assert set(quota["sites"]) == sites & set(RURAL_SITES)
+    places = sum(j["max_n_workers"] for j in demo["job_lines"] if j["site"] in quota["sites"])
+    assert quota["min_workers"] <= places
+    priorities = Counter(w.get("priority") for w in demo["workers"])
+    assert set(priorities) == {1, None}
+    assert 0.15 * len(demo["workers"]) <= priorities[1] <= 0.45 * len(demo["workers"])
+    assert "previous_allocations" not in demo and "fewest_moves" not in demo["settings"]
+    snap = RunSnapshot.parse(demo)
+    assert len(snap.linked_workers) == 2 and len(snap.quotas) == 1
+
+
+@pytest.mark.parametrize(("workers", "lines", "seed"), [(140, 60, 1234), (60, None, 3), (300, 90, 7), (8, None, 2)])
+def test_the_witness_meets_every_link_and_quota(workers, lines, seed):
+    """The generator's own allocation keeps constraints 1-4 and every rule it wrote."""
+    n = lines if lines is not None else max(2, round(workers * 0.43))
+    gen = _Generator(workers, n, seed, DemoProfile())
+    snap = gen.snapshot()
+    assert snap == demo_snapshot(workers, lines, seed)
+    RunSnapshot.parse(snap)
+    witness = {gen.worker_ids[s]: gen.line_ids[p] for s, p in enumerate(gen.witness.tolist())}
+    wi, ji = feas.index(snap)
+    as_array = np.array([ji[witness[w["id"]]] for w in snap["workers"]])
+    assert feas.allocation_problems(snap, as_array) == []
+    assert business.rule_problems(snap, witness) == []
+
+
+def test_rule_checker_catches_a_split_couple_and_a_missed_minimum(demo):
+    gen = _Generator(140, 60, 1234, DemoProfile())
+    gen.snapshot()
+    witness = {gen.worker_ids[s]: gen.line_ids[p] for s, p in enumerate(gen.witness.tolist())}
+    a, b = demo["linked_workers"][0]["worker_ids"]
+    site = {j["id"]: j["site"] for j in demo["job_lines"]}
+    rural = set(demo["quotas"][0]["sites"])
+    elsewhere = next(j for j in site if site[j] != site[witness[a]] and site[j] not in rural)
+    metro = next(j for j in site if site[j] not in rural)
+    on_rural = [w for w, j in witness.items() if site[j] in rural and w not in (a, b)]
+    broken = {**witness, a: elsewhere, on_rural[0]: metro}
+    problems = business.rule_problems(demo, broken)
+    assert any("couple-1" in p for p in problems)
+    assert any("rural-minimum" in p for p in problems)
+
+
+def test_stable_and_benchmark_profiles_carry_no_rules():
+    stable = demo_snapshot(60, 20, 4, profile=DemoProfile(stability=True))
+    plain = demo_snapshot(60, 20, 4, profile=DemoProfile(links=0, quotas=0, tiers=1))
+    for snap in (stable, plain):
+        assert "linked_workers" not in snap and "quotas" not in snap
+        assert all("priority" not in w for w in snap["workers"])
+        assert all(j["site"] for j in snap["job_lines"])
+
+
+def test_business_rules_change_nothing_else(demo):
+    """The rules' random stream is a stream of its own: the rest of the demo is unchanged."""
+    plain = demo_snapshot(profile=DemoProfile(links=0, quotas=0, tiers=1))
+    stripped = {k: v for k, v in demo.items() if k not in ("linked_workers", "quotas")}
+    stripped["workers"] = [{k: v for k, v in w.items() if k != "priority"} for w in demo["workers"]]
+    assert stripped == plain
+
+
+def test_add_business_rules_rejects_impossible_requests(demo):
+    witness = {w["id"]: demo["job_lines"][0]["id"] for w in demo["workers"]}
+    for bad in ({"quotas": 4}, {"tiers": 0}, {"link_sizes": (5,)}):
+        with pytest.raises(ValueError):
+            add_business_rules(demo, witness, 1, **bad)

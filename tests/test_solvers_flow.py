@@ -13,7 +13,7 @@ import pytest
 from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
 from scipy.sparse import coo_matrix
 
-from allocator.demo import demo_snapshot
+from allocator.demo import NO_RULES, demo_snapshot
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
 from allocator.solvers import Callbacks, SolveOptions, Status, solve_problem
@@ -226,7 +226,7 @@ def _milp_optimum(p: ProblemData) -> float:
 
 def test_300x40_demo_run_matches_highs():
     """A realistic 300 x 40 demo run (mandatory lines, pins, forbids, ties, preferencers)."""
-    p = ProblemData.from_snapshot(RunSnapshot.parse(demo_snapshot(300, 40, seed=11)))
+    p = ProblemData.from_snapshot(RunSnapshot.parse(demo_snapshot(300, 40, seed=11, profile=NO_RULES)))
     out = solve(p)
     assert out.status is Status.OPTIMAL
     assert_valid(p, out.assignment)
@@ -236,7 +236,7 @@ def test_300x40_demo_run_matches_highs():
 def test_300x40_without_mandatory_matches_linear_sum_assignment():
     """Without mandatory lines the run is an assignment problem once every line is copied
     once per place; linear_sum_assignment then gives the optimum."""
-    d = demo_snapshot(300, 40, seed=12)
+    d = demo_snapshot(300, 40, seed=12, profile=NO_RULES)
     for j in d["job_lines"]:
         j["must_have_workers"] = False
     p = ProblemData.from_snapshot(RunSnapshot.parse(d))
@@ -252,7 +252,7 @@ def test_300x40_without_mandatory_matches_linear_sum_assignment():
 
 
 def test_naive_cpsat_agrees_on_a_small_run():
-    p = ProblemData.from_snapshot(RunSnapshot.parse(demo_snapshot(25, 8, seed=3)))
+    p = ProblemData.from_snapshot(RunSnapshot.parse(demo_snapshot(25, 8, seed=3, profile=NO_RULES)))
     out = solve(p)
     naive = naive_cpsat(p, SolveOptions(time_limit=30))
     assert naive.status is Status.OPTIMAL
@@ -266,7 +266,7 @@ def test_naive_cpsat_agrees_on_a_small_run():
 def test_scaling_keeps_precision_and_fits_the_budget(power):
     """Powers of ranks grow fast (8 is the largest allowed): the scale must still give the
     required precision, and the largest integer must fit the flow's budget."""
-    d = demo_snapshot(400, 30, seed=5)
+    d = demo_snapshot(400, 30, seed=5, profile=NO_RULES)
     d["settings"]["preference_power"] = power
     p = ProblemData.from_snapshot(RunSnapshot.parse(d))
     n_nodes = p.n_workers + p.n_lines + 1
@@ -283,7 +283,7 @@ def test_scaling_keeps_precision_and_fits_the_budget(power):
 
 
 def test_tie_break_is_below_the_cost_resolution():
-    p = ProblemData.from_snapshot(RunSnapshot.parse(demo_snapshot(60, 12, seed=2)))
+    p = ProblemData.from_snapshot(RunSnapshot.parse(demo_snapshot(60, 12, seed=2, profile=NO_RULES)))
     costs = integer_costs(p, budget=flow_budget(80))
     assert costs.tie_range > 1
     # Worst case over any allocation: every worker takes its largest tie value.
@@ -309,7 +309,7 @@ def test_tie_values_depend_only_on_seed_and_ids():
 
 def test_cost_range_error_is_retried_with_more_headroom(monkeypatch):
     """If SimpleMinCostFlow rejects the costs (BAD_COST_RANGE), the next headroom is used."""
-    p = ProblemData.from_snapshot(RunSnapshot.parse(demo_snapshot(40, 10, seed=4)))
+    p = ProblemData.from_snapshot(RunSnapshot.parse(demo_snapshot(40, 10, seed=4, profile=NO_RULES)))
     expected = solve(p).objective
     real = flow_module.solve_flow
     budgets = []

@@ -122,7 +122,10 @@ def test_the_moves_table_names_lines_and_ranks_and_groups_by_site():
     sites = {j.id: ("North" if i % 2 else "South") for i, j in enumerate(run.job_lines)}
     by_site = compare_view.moves_frame(mv, sites)
     assert list(by_site["From"].str.split(" · ").str[0]) == sorted(by_site["From"].str.split(" · ").str[0])
-    assert line_sites(run) == {}
+    # The demo's lines name their hospitals (business-rules.md): Compare groups by them.
+    assert line_sites(run) == {j.id: j.site for j in run.job_lines}
+    by_hospital = compare_view.moves_frame(mv, line_sites(run))
+    assert list(by_hospital["From"].str.split(" · ").str[0]) == sorted(by_hospital["From"].str.split(" · ").str[0])
 
 
 @pytest.fixture
