@@ -12,12 +12,17 @@ import pytest
 
 from allocator.demo import demo_snapshot
 from allocator.snapshot import RunSnapshot
-from allocator.workbook import WorkbookError, snapshot_to_xlsx, write_template, xlsx_to_snapshot_dict
+from allocator.workbook import (
+    WorkbookError,
+    snapshot_to_xlsx,
+    write_template,
+    xlsx_to_snapshot_dict,
+)
 
 
 def rules_run() -> dict:
     snap = demo_snapshot(20, seed=3)
-    for line, site in zip(snap["job_lines"], ["Orange Base Hospital", "Orange Base Hospital", "Dubbo Base Hospital"]):
+    for line, site in zip(snap["job_lines"], ["Orange Base Hospital", "Orange Base Hospital", "Dubbo Base Hospital"], strict=False):
         line["site"] = site
     workers = [w["id"] for w in snap["workers"]]
     snap["workers"][0]["priority"] = 1

@@ -23,7 +23,7 @@ def rules_snapshot() -> dict:
     by line with a tag, a cap), a previous allocation and fewest_moves on."""
     snap = small_snapshot(n_workers=6, n_lines=4, capacity=3)
     sites = ["Orange", "Orange", "Dubbo", None]
-    for line, site in zip(snap["job_lines"], sites):
+    for line, site in zip(snap["job_lines"], sites, strict=True):
         if site:
             line["site"] = site
     snap["workers"][0]["priority"] = 1
