@@ -87,6 +87,10 @@ def seed_caption(result: Mapping[str, Any]) -> str:
         if (result.get("settings") or {}).get("stability"):
             return ("Which outcomes the tie-break seed decided is not worked out for a stable allocation "
                     "(it would take a solve per worker).")
+        metrics = result.get("metrics") or {}
+        if metrics.get("links") or metrics.get("quotas"):
+            return ("Which outcomes the tie-break seed decided is not worked out for a run with linked workers "
+                    "or quotas (it would take a solve per worker).")
         return "Which outcomes the tie-break seed decided is not known: this allocation is not proven the best."
     if not ids:
         return "No worker's line was decided by the tie-break seed: every outcome follows from the rules and ranks."

@@ -331,8 +331,9 @@ def test_every_problem_is_reported_not_just_the_first(small):
 def test_note_columns_and_sheets_blank_rows_and_padding_are_ignored(small):
     def edit(wb):
         ws = wb["workers"]
-        ws.cell(row=1, column=4, value="# comment")
-        ws.cell(row=2, column=4, value="returning from leave")
+        note = ws.max_column + 1  # the first column the template does not use
+        ws.cell(row=1, column=note, value="# comment")
+        ws.cell(row=2, column=note, value="returning from leave")
         ws.insert_rows(5, amount=2)  # blank rows in the middle
         ws["A3"] = "  " + ws["A3"].value + " "  # spaces around an id
         wb.create_sheet("#scratch").append(["anything"])

@@ -19,6 +19,7 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 
 from allocator import explain, statements
+from allocator.demo import NO_RULES, demo_snapshot
 from allocator.scenario import apply
 from allocator.solvers.base import Status
 from allocator.store.postgres import PostgresStore
@@ -115,8 +116,10 @@ def test_eligibility_opens_the_same_explanation(demo_run, db_store):
         assert statements.price_words(res.problem, wid, e) in text
 
 
-def test_seed_dependent_workers_are_marked(demo_run):
-    at, entry = solved_results(demo_run, "Draws")
+def test_seed_dependent_workers_are_marked(import_run):
+    # The seed-dependent workers are worked out for runs the flow solves: the demo without its
+    # couples and quota (tiers alone stay on the flow path).
+    at, entry = solved_results(import_run(demo_snapshot(profile=NO_RULES)), "Draws")
     ids = entry["result"]["seed_dependent_worker_ids"]
     assert ids is not None
     shown = at.dataframe(key="res_table").value
@@ -125,6 +128,12 @@ def test_seed_dependent_workers_are_marked(demo_run):
     (m,) = [m for m in at.metric if m.label == "Decided by the tie-break seed"]
     assert m.value == str(len(ids))
     assert any("decided by the tie-break seed" in c.value for c in at.caption)
+
+
+def test_a_run_with_couples_says_why_the_seed_dependent_workers_are_not_worked_out(demo_run):
+    at, entry = solved_results(demo_run, "Couples")
+    assert entry["result"]["metrics"]["links"] and entry["result"]["seed_dependent_worker_ids"] is None
+    assert any("not worked out for a run with linked workers" in c.value for c in at.caption)
 
 
 def test_every_statement_downloads_as_pdf_zip_json_and_xlsx(demo_run, downloads):
