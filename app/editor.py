@@ -431,8 +431,14 @@ def rules_summary(scenario: RunSnapshot) -> str | None:
         parts.append(f"{n} quota{'s' if n != 1 else ''}")
     tiers = sorted({w.priority for w in scenario.workers if w.priority is not None})
     if tiers:
-        n = sum(1 for w in scenario.workers if w.priority is not None)
-        parts.append(f"priority tiers {', '.join(map(str, tiers))} for {n} worker{'s' if n != 1 else ''}")
+        # Each tier with its own count, then the rest: "tiers 1 for 43 workers" read as one tier
+        # of 43 and left the planner to work out who comes last.
+        counts = [sum(1 for w in scenario.workers if w.priority == t) for t in tiers]
+        rest = sum(1 for w in scenario.workers if w.priority is None)
+        shown = [f"tier {t}: {n} worker{'s' if n != 1 else ''}" for t, n in zip(tiers, counts, strict=True)]
+        if rest:
+            shown.append(f"no tier, placed last: {rest}")
+        parts.append(f"priority tiers ({', '.join(shown)})")
     if scenario.settings.fewest_moves:
         n = len(scenario.previous_allocations)
         parts.append(f"fewest moves from a previous allocation of {n} worker{'s' if n != 1 else ''}")

@@ -120,8 +120,13 @@ def test_fewest_moves_is_a_setting_only_when_on():
 def test_the_rules_in_force_are_summed_up_beside_solve():
     r = run()
     assert editor.rules_summary(apply(r, {"fewest_moves": True}, {})) == (
-        "Also in this scenario: 1 linked group of workers; 1 quota; priority tiers 1 for 1 worker; fewest moves "
-        "from a previous allocation of 1 worker (see Couples, quotas, priority tiers and fewest moves below).")
+        "Also in this scenario: 1 linked group of workers; 1 quota; priority tiers (tier 1: 1 worker, no tier, "
+        "placed last: 3); fewest moves from a previous allocation of 1 worker (see Couples, quotas, priority "
+        "tiers and fewest moves below).")
+    # Two tiers: each with its own count, and nobody left over.
+    two = apply(r, {}, {"priorities": [{"worker_id": w, "priority": 2} for w in ("w2", "w3")]
+                        + [{"worker_id": "w4", "priority": 1}]})
+    assert "priority tiers (tier 1: 2 workers, tier 2: 2 workers)" in editor.rules_summary(two)
     bare = apply(r, {}, {"linked_workers": [], "quotas": [], "priorities": [{"worker_id": "w1", "priority": None}]})
     assert editor.rules_summary(bare) is None
 
