@@ -105,7 +105,7 @@ def test_a_check_before_solving_names_a_link_the_run_cannot_hold():
         {"Link id": "pair-2", "Worker 1": "w2", "Worker 2": "w4"}]})
     _, _, problems, scenario = editor.check_scenario(r, editor.inputs_from_settings({}), f)
     assert scenario is None
-    assert problems == ["Linked workers, row 2 (id 'pair-2'): worker 'w2' is already in link 'couple-1' "
+    assert problems == ["Linked workers, row 2 ('pair-2'): worker 'w2' is already in link 'couple-1' "
                         "(row 1); a worker is in at most one link"]
 
 

@@ -82,7 +82,7 @@ def test_a_bad_quota_is_named_and_solve_waits_for_the_fix(import_run):
     at.run()
     assert not at.exception
     text = " ".join(e.value for e in at.error)
-    assert "Quotas, row 1 (id 'both'): the minimum (3) is above the maximum (1)" in text
+    assert "Quotas, row 1 ('both'): the minimum (3) is above the maximum (1)" in text
     assert at.button(key="sc_solve").disabled
 
 
