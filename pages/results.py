@@ -201,9 +201,9 @@ if rules_view.uses_rules(metrics):
         st.dataframe(rules_view.links_table(metrics["links"], names), key="res_links", hide_index=True,
                      width="stretch", column_config={
                          "Link": st.column_config.TextColumn(width=100),
-                         "Workers": st.column_config.TextColumn(width=250),
-                         "Their job lines": st.column_config.TextColumn(width=370),
-                         "Site": st.column_config.TextColumn(width=160)})
+                         "Worker": st.column_config.TextColumn(width=200),
+                         "Job line": st.column_config.TextColumn(width=400),
+                         "Site": st.column_config.TextColumn(width=130)})
     if metrics.get("quotas"):
         st.header("Quotas")
         quotas = metrics["quotas"]

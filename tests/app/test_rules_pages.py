@@ -49,12 +49,12 @@ def test_a_link_and_a_quota_edited_in_a_scenario_show_on_results(import_run, db_
     headers = [h.value for h in at.header]
     assert "Linked workers" in headers and "Quotas" in headers
     assert "Priority tiers" not in headers and "Moves from the previous allocation" not in headers  # not used
-    links = frame(at, {"Link", "Workers", "Site"})
+    links = frame(at, {"Link", "Worker", "Site"})
     assert links.to_dict("records") == [{
-        "Link": "couple-1", "Workers": "Worker 3 (w3), Worker 4 (w4)",
-        "Their job lines": f"Line {got['w3'][1:]} (all 2)",  # no sites here: they share one line
+        "Link": "couple-1", "Worker": f"Worker {n} (w{n})",
+        "Job line": f"Line {got['w3'][1:]}",  # no sites here: they share one line
         "Site": "its own site",
-    }]
+    } for n in (3, 4)]
     quotas = frame(at, {"Quota", "Workers counted", "Met"})
     (row,) = quotas.to_dict("records")
     count = sum(1 for j in got.values() if j == "j2")

@@ -37,13 +37,12 @@ def test_tables_say_each_rule_in_planners_words():
     m = solve(s).to_dict()["metrics"]
     assert rules_view.uses_rules(m) and not rules_view.uses_rules({"rank_distribution": []})
     names = rules_view.Names(s)
-    (link,) = rules_view.links_table(m["links"], names).to_dict("records")
+    rows = rules_view.links_table(m["links"], names).to_dict("records")
     got_site = {"n1": "North", "n2": "North", "s1": "South", "x1": "its own site"}
-    assert link["Workers"] == "Dr w1 (w1), Dr w2 (w2)"
-    lines = [a["job_line_id"] for a in solve(s).to_dict()["allocations"] if a["worker_id"] in ("w1", "w2")]
-    assert link["Site"] == got_site[lines[0]]
-    assert link["Their job lines"] == (f"Line {lines[0]} (all 2)" if lines[0] == lines[1]
-                                       else f"Line {lines[0]}, Line {lines[1]}")
+    got = {a["worker_id"]: a["job_line_id"] for a in solve(s).to_dict()["allocations"]}
+    # A row a worker of the link, each with the line they got and the one site the link shares.
+    assert rows == [{"Link": "couple-1", "Worker": f"Dr {w} ({w})", "Job line": f"Line {got[w]}",
+                     "Site": got_site[got["w1"]]} for w in ("w1", "w2")]
     q = sorted(rules_view.quotas_table(m["quotas"], s).to_dict("records"), key=lambda r: r["Quota"])
     m["quotas"].sort(key=lambda r: r["id"])
     assert [(r["Quota"], r["Counts"], r["Only workers with tag"], r["At least"], r["At most"]) for r in q] == [
