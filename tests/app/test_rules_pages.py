@@ -131,3 +131,19 @@ def test_tiers_set_in_bulk_and_fewest_moves_from_the_published_allocation(import
                 if list(d.value.columns)[:1] == ["Outcome"] and "Rank change" not in d.value.columns]
     moved = rules[rules["Outcome"] == "Workers moved from the previous allocation"]
     assert "0" in moved.iloc[0].tolist()  # this solve kept everyone where they were published
+
+
+def test_the_scenario_tables_leave_blank_cells_blank(import_run):
+    """A link of two has no third worker, a quota no maximum, most workers no tier: blank, never 'None'."""
+    from allocator.demo import demo_snapshot
+
+    at = open_app(import_run(demo_snapshot()), "scenario")
+    keys = ("sc_lines", "sc_pins", "sc_forbids", "sc_weights", "sc_links", "sc_quotas", "sc_tiers", "sc_previous",
+            "sc_lifted_pins", "sc_lifted_forbids")
+    editors = [d for d in at.dataframe if (d.key or "").startswith(keys)]
+    assert {d.key for d in editors} >= {"sc_links", "sc_quotas", "sc_tiers", "sc_lines"}
+    # The demo's tables do have blank cells (a couple of two, a quota without a maximum, no tier).
+    assert editor_table(at, "sc_links")["Worker 3"].isna().all()
+    assert editor_table(at, "sc_tiers")["Priority tier"].isna().any()
+    for d in editors:
+        assert d.proto.HasField("placeholder") and d.proto.placeholder == "", d.key
