@@ -8,6 +8,7 @@ checks are tested directly. Problems come back as messages naming the table and 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import Any
 
@@ -781,6 +782,28 @@ def capacity_problems(scenario: RunSnapshot) -> list[str]:
     return out
 
 
+_GONE = re.compile(r"^(Linked workers|Previous allocation|Pins|Forbids|Organisation priority|Priority tiers), "
+                   r"row \d+.*: (?:worker )?'[^']+' is not a worker of this run$", re.S)
+_GONE_NEXT = {
+    "Linked workers": "take them out of the link (a link needs 2 workers: with one left, delete the row)",
+    "Previous allocation": "press Use the published allocation again (it leaves out who has left), "
+                           "or delete the row",
+}
+
+
+def gone_hint(message: str) -> str:
+    """A row naming a worker the run no longer has, with what to do about it.
+
+    A draft made before a worker was withdrawn (on the Runs page) still names them: the most
+    likely cause, and the way out, said where the planner reads the problem.
+    """
+    m = _GONE.match(message)
+    if not m:
+        return message
+    todo = _GONE_NEXT.get(m.group(1), "delete the row")
+    return f"{message} (withdrawn, or never in it): {todo}."
+
+
 def check_scenario(
     snapshot: RunSnapshot,
     inputs: dict[str, Any],
@@ -812,7 +835,7 @@ def check_scenario(
     try:
         scenario = apply(snapshot, check_settings, overrides)
     except SnapshotError as exc:
-        return settings, overrides, ([ties_note] if ties_note else []) + list(exc.messages), None
+        return settings, overrides, ([ties_note] if ties_note else []) + [gone_hint(m) for m in exc.messages], None
     problems = ([ties_note] if ties_note else []) + capacity_problems(scenario)
     if problems:
         return settings, overrides, problems, None

@@ -142,3 +142,24 @@ def test_the_published_allocation_leaves_out_who_and_what_the_run_no_longer_has(
         "1 worker(s) of the publication are no longer in the run and are left out: w9",
         "1 worker(s) were published to job lines the run no longer has and are left out: lines gone-line",
     ]
+
+
+def test_a_draft_naming_a_withdrawn_worker_says_what_to_do():
+    """The draft was filled (a couple, the published allocation) before w2 was withdrawn on Runs."""
+    before = run()
+    f = frames(before, {"linked_workers": [{"id": "couple-1", "worker_ids": ["w1", "w2"]}],
+                        "previous_allocations": [{"worker_id": "w4", "job_line_id": "x1"},
+                                                 {"worker_id": "w2", "job_line_id": "s1"}]})
+    data = before.model_dump(mode="json", exclude_none=True)
+    data["workers"] = [w for w in data["workers"] if w["id"] != "w2"]
+    data["worker_preferences"] = [p for p in data["worker_preferences"] if p["worker_id"] != "w2"]
+    data["linked_workers"] = []
+    after = type(before).parse(data)
+    _, _, problems, scenario = editor.check_scenario(after, editor.inputs_from_settings({}), f)
+    assert scenario is None
+    assert sorted(problems) == [
+        "Linked workers, row 1 ('couple-1'): worker 'w2' is not a worker of this run (withdrawn, or never in it): "
+        "take them out of the link (a link needs 2 workers: with one left, delete the row).",
+        "Previous allocation, row 2: worker 'w2' is not a worker of this run (withdrawn, or never in it): "
+        "press Use the published allocation again (it leaves out who has left), or delete the row.",
+    ]
