@@ -468,11 +468,15 @@ def published_rows(snapshot: RunSnapshot, allocations: list[Any]) -> tuple[list[
             rows.append({"worker_id": w, "job_line_id": j})
     notes = []
     if gone_w:
-        notes.append(f"{len(gone_w)} worker(s) of the publication are no longer in the run and are left out: "
+        n = len(gone_w)
+        notes.append(f"{n} worker{'s' if n != 1 else ''} of the publication {'are' if n != 1 else 'is'} no longer "
+                     "in the run and left out: "
                      + ", ".join(sorted(gone_w)[:10]) + (" …" if len(gone_w) > 10 else ""))
     if gone_j:
-        notes.append(f"{len(gone_j)} worker(s) were published to job lines the run no longer has and are left "
-                     "out: lines " + ", ".join(sorted(set(gone_j))[:10]))
+        n, lines_gone = len(gone_j), sorted(set(gone_j))
+        notes.append(f"{n} worker{'s were' if n != 1 else ' was'} published to "
+                     f"{'job lines' if len(lines_gone) != 1 else 'a job line'} the run no longer has and "
+                     f"{'are' if n != 1 else 'is'} left out: " + ", ".join(lines_gone[:10]))
     return rows, notes
 
 

@@ -169,7 +169,7 @@ def tier_rank_figure(tiers: Sequence[Mapping[str, Any]]) -> go.Figure:
         got = dict(bars)
         n = int(t.get("n_workers") or 0)
         counts = [got.get(label, 0) for label in order]
-        name = f"{tier_label(t.get('priority'))} ({n} workers)"
+        name = f"{tier_label(t.get('priority'))} ({n} worker{'s' if n != 1 else ''})"
         colour = GREY if t.get("priority") is None else SCENARIO_COLOURS[i % len(SCENARIO_COLOURS)]
         fig.add_trace(go.Bar(
             name=name, x=order, y=[c / n if n else 0 for c in counts], marker_color=colour,

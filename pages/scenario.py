@@ -250,7 +250,8 @@ with t_moves:
     for note in ss.get("sc_published_notes") or []:
         st.info(note)
     prev_now = state.draft_frames(d)["previous"]
-    st.caption(f"The previous allocation: {len(prev_now)} worker(s) and the job line each was told. "
+    st.caption(f"The previous allocation: {len(prev_now)} worker{'s' if len(prev_now) != 1 else ''} and the job "
+               f"line each was told. "
                "Fewest moves keeps as many of them where they are as it can.")
     if ss.get("sc_moves") and not len(prev_now):
         st.warning("Fewest moves is on, but there is no previous allocation to keep to: press "

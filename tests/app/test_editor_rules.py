@@ -139,8 +139,8 @@ def test_the_published_allocation_leaves_out_who_and_what_the_run_no_longer_has(
     rows, notes = editor.published_rows(r, published)
     assert rows == [{"worker_id": "w1", "job_line_id": "n1"}]
     assert notes == [
-        "1 worker(s) of the publication are no longer in the run and are left out: w9",
-        "1 worker(s) were published to job lines the run no longer has and are left out: lines gone-line",
+        "1 worker of the publication is no longer in the run and left out: w9",
+        "1 worker was published to a job line the run no longer has and is left out: gone-line",
     ]
 
 

@@ -65,7 +65,7 @@ def test_tables_say_each_rule_in_planners_words():
 def test_the_tier_chart_has_a_bar_group_per_tier_that_adds_up():
     m = solve(run()).to_dict()["metrics"]
     fig = rules_view.tier_rank_figure(m["tiers"])
-    assert [t.name for t in fig.data] == ["Tier 1 (2 workers)", "Tier 2 (1 workers)", "No tier (2 workers)"]
+    assert [t.name for t in fig.data] == ["Tier 1 (2 workers)", "Tier 2 (1 worker)", "No tier (2 workers)"]
     for trace, tier in zip(fig.data, m["tiers"], strict=True):
         assert list(trace.x)[-1] == "not ranked"
         assert sum(trace.customdata) == tier["n_workers"]  # counts on hover add up to the tier
