@@ -56,6 +56,9 @@ def test_a_link_and_a_quota_edited_in_a_scenario_show_on_results(import_run, db_
         "Site": "its own site",
     } for n in (3, 4)]
     quotas = frame(at, {"Quota", "Workers counted", "Met"})
+    # No quota counts only workers with a tag: the empty column is not shown.
+    (shown,) = [d for d in at.dataframe if {"Quota", "Workers counted"} <= set(d.value.columns)]
+    assert "Only workers with tag" not in shown.proto.column_order and "Counts" in shown.proto.column_order
     (row,) = quotas.to_dict("records")
     count = sum(1 for j in got.values() if j == "j2")
     assert (row["Quota"], row["Counts"], row["Workers counted"], row["At least"], row["Met"]) == (
