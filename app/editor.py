@@ -404,6 +404,29 @@ def tiers_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[
     return out, errs
 
 
+def tier_counts(df: pd.DataFrame, snapshot: RunSnapshot) -> tuple[str, list[str]]:
+    """The tiers table summed up over the run's workers, and the rows of workers it no longer has.
+
+    A draft started before a worker was withdrawn still lists them: they are not counted (the
+    solve ignores their tier), so the counts add up to the run's workers.
+    """
+    ids = {w.id for w in snapshot.workers}
+    here = df[df["Worker id"].isin(ids)]
+    gone = [str(w) for w in df.loc[~df["Worker id"].isin(ids), "Worker id"]]
+    tiers = [_whole(v) for v in here[TIER]]
+    counts = Counter(t for t in tiers if isinstance(t, int))
+    shown = ", ".join(f"tier {t}: {n}" for t, n in sorted(counts.items())) or "no tiers"
+    return f"Now: {shown}; without a tier: {sum(1 for t in tiers if t is None)}.", gone
+
+
+def gone_from_tiers(worker_ids: list[str]) -> str:
+    """Says which rows of the tiers table name workers the run no longer has, and what to do."""
+    n = len(worker_ids)
+    return (f"{', '.join(worker_ids[:10])}{' …' if n > 10 else ''}: no longer in the run "
+            f"(withdrawn after this draft was started), so {'their tier is' if n == 1 else 'their tiers are'} not "
+            "counted or used. Start again from the run to drop them from the table.")
+
+
 def set_tier(df: pd.DataFrame, worker_ids: list[str], tier: int | None) -> pd.DataFrame:
     """The tiers table with ``worker_ids`` put in ``tier`` (``None``: no priority): the bulk edit."""
     out = df.copy()

@@ -215,10 +215,10 @@ with t_tiers:
               help="The chosen workers get no tier: they are placed with the last workers.")
     if ss.get("sc_tier_note"):
         st.warning(ss["sc_tier_note"])
-    counts = tier_frame[editor.TIER].value_counts(dropna=False)
-    st.caption("Now: " + (", ".join(
-        f"tier {int(t)}: {n}" for t, n in sorted((t, n) for t, n in counts.items() if t == t))
-        or "no tiers") + f"; without a tier: {int(tier_frame[editor.TIER].isna().sum())}.")
+    caption, gone = editor.tier_counts(tier_frame, snap)
+    st.caption(caption)
+    if gone:
+        st.info(editor.gone_from_tiers(gone))
     edited["tiers"] = st.data_editor(
         base["tiers"], key=state.editor_key("tiers"), placeholder="", on_change=state.draft_edited, hide_index=True,
         width="stretch", num_rows="fixed", disabled=["Worker id", "Worker"], height=300,

@@ -163,3 +163,20 @@ def test_a_draft_naming_a_withdrawn_worker_says_what_to_do():
         "Previous allocation, row 2: worker 'w2' is not a worker of this run (withdrawn, or never in it): "
         "press Use the published allocation again (it leaves out who has left), or delete the row.",
     ]
+
+
+def test_tier_counts_add_up_to_the_runs_workers_after_a_withdrawal():
+    before = run()  # w1 is tier 1
+    f = frames(before)
+    f["tiers"] = editor.set_tier(f["tiers"], ["w2", "w3"], 2)
+    assert editor.tier_counts(f["tiers"], before) == ("Now: tier 1: 1, tier 2: 2; without a tier: 1.", [])
+    data = before.model_dump(mode="json", exclude_none=True)
+    data["workers"] = [w for w in data["workers"] if w["id"] != "w2"]
+    data["worker_preferences"] = [p for p in data["worker_preferences"] if p["worker_id"] != "w2"]
+    data["linked_workers"] = []
+    after = type(before).parse(data)
+    caption, gone = editor.tier_counts(f["tiers"], after)
+    assert (caption, gone) == ("Now: tier 1: 1, tier 2: 1; without a tier: 1.", ["w2"])
+    assert editor.gone_from_tiers(gone).startswith("w2: no longer in the run")
+    # The solve ignores the withdrawn worker's row too: only w3's tier is set.
+    assert overrides(after, f)[0]["priorities"] == [{"worker_id": "w3", "priority": 2}]
