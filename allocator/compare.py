@@ -310,7 +310,8 @@ def what_differs(views: Sequence[ScenarioView], run: RunNames | None = None) -> 
 
     prev = [(v.overrides or {}).get("previous_allocations") for v in views]
     if any(p is not None for p in prev):
-        add("Previous allocation", ["as in the run" if p is None else f"{len(p)} worker(s) given" for p in prev])
+        add("Previous allocation", ["as in the run" if p is None else
+                                    f"{len(p)} worker{'s' if len(p) != 1 else ''} and their lines" for p in prev])
     return rows
 
 

@@ -372,3 +372,13 @@ def test_a_scenario_that_keeps_the_runs_links_and_quotas_shows_only_what_it_chan
     # The very same links as the run's, written out by the scenario: nothing differs.
     same = ScenarioView("Same", None, {}, {"linked_workers": list(reversed(own_links)), "quotas": own_quotas})
     assert what_differs([base, same], names) == []
+
+
+def test_a_previous_allocation_is_counted_in_words():
+    run = RunSnapshot.parse(demo_snapshot())
+    one = [{"worker_id": run.workers[0].id, "job_line_id": run.job_lines[0].id}]
+    rows = {r["what"]: r for r in what_differs([ScenarioView("A", None, {}, {}),
+                                                ScenarioView("B", None, {}, {"previous_allocations": one})],
+                                               RunNames.of(run))}
+    assert rows["Previous allocation"] == {"what": "Previous allocation", "A": "as in the run",
+                                           "B": "1 worker and their lines"}

@@ -147,5 +147,5 @@ def test_compare_names_the_rules_two_scenarios_set_differently():
         "Quota q1": ("as in the run", "at least 2 and at most 3 with tag ed on j1"),
         "Priority tier of w3": ("as in the run", "tier 1"),
         "Priority tier of w4": ("as in the run", "no tier"),
-        "Previous allocation": ("as in the run", "0 worker(s) given"),
+        "Previous allocation": ("as in the run", "0 workers and their lines"),
     }
