@@ -143,7 +143,7 @@ def test_compare_names_the_rules_two_scenarios_set_differently():
     assert rows == {
         "Fewest moves from the previous allocation": ("as in the run", "yes"),
         "Link c1": ("as in the run", "w1, w2"),
-        "Linked workers": ("as in the run", "1 link(s)"),
+        "Linked workers": ("as in the run", "1 link"),
         "Quota q1": ("as in the run", "at least 2 and at most 3 with tag ed on j1"),
         "Priority tier of w3": ("as in the run", "tier 1"),
         "Priority tier of w4": ("as in the run", "no tier"),
