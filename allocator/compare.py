@@ -142,6 +142,9 @@ class RunNames:
     lines: Mapping[str, str] = field(default_factory=dict)
     places: Mapping[str, int] = field(default_factory=dict)
     must_fill: Mapping[str, bool] = field(default_factory=dict)
+    #: The run's own links (id -> worker ids) and quotas (id -> the quota as a scenario writes it).
+    links: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    quotas: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, snapshot: Any) -> RunNames:
@@ -150,6 +153,8 @@ class RunNames:
             lines={j.id: j.name or j.id for j in snapshot.job_lines},
             places={j.id: j.max_n_workers for j in snapshot.job_lines},
             must_fill={j.id: j.must_have_workers for j in snapshot.job_lines},
+            links={k.id: list(k.worker_ids) for k in getattr(snapshot, "linked_workers", None) or []},
+            quotas={q.id: q.model_dump() for q in getattr(snapshot, "quotas", None) or []},
         )
 
 
@@ -250,13 +255,32 @@ def what_differs(views: Sequence[ScenarioView], run: RunNames | None = None) -> 
             out.append(None if given is None else {str(r.get("id")): r for r in given if isinstance(r, Mapping)})
         return out
 
+    # A scenario's table holds the run's own entries too: one the scenario kept as it was reads
+    # "as in the run" (and drops out when every scenario has it), not as a change.
+    def same_link(a: Mapping[str, Any] | Sequence[str] | None, b: Sequence[str] | None) -> bool:
+        ws = a.get("worker_ids") if isinstance(a, Mapping) else a
+        return ws is not None and b is not None and sorted(map(str, ws)) == sorted(map(str, b))
+
     links = replaced("linked_workers")
-    for lid in sorted({k for d in links if d for k in d}):
-        add(f"Link {lid}", ["as in the run" if d is None else
-                            ", ".join(_name(wn, str(w)) for w in d[lid].get("worker_ids") or []) if lid in d else "–"
-                            for d in links])
+    for lid in sorted({k for d in links if d for k in d} | ({k for k in run.links} if any(d is not None for d in links) else set())):
+        own = run.links.get(lid)
+        cells = []
+        for d in links:
+            if d is None or (lid in d and same_link(d[lid], own)):
+                cells.append("as in the run")
+            elif lid in d:
+                cells.append(", ".join(_name(wn, str(w)) for w in d[lid].get("worker_ids") or []))
+            else:
+                cells.append("removed" if own is not None else "–")
+        add(f"Link {lid}", cells)
+
+    def link_count(d: Mapping[str, Mapping[str, Any]] | None) -> str:
+        if d is None or (d.keys() == run.links.keys() and all(same_link(d[k], run.links[k]) for k in d)):
+            return "as in the run"
+        return f"{len(d)} link{'s' if len(d) != 1 else ''}"
+
     if any(d is not None for d in links):
-        add("Linked workers", ["as in the run" if d is None else f"{len(d)} link(s)" for d in links])
+        add("Linked workers", [link_count(d) for d in links])
 
     def quota_text(q: Mapping[str, Any]) -> str:
         scope = ", ".join(q.get("sites") or []) or ", ".join(_name(ln, str(j)) for j in q.get("job_line_ids") or [])
@@ -267,8 +291,17 @@ def what_differs(views: Sequence[ScenarioView], run: RunNames | None = None) -> 
         return f"{' and '.join(bounds)}{tag} on {scope}"
 
     quotas = replaced("quotas")
-    for qid in sorted({k for d in quotas if d for k in d}):
-        add(f"Quota {qid}", ["as in the run" if d is None else quota_text(d[qid]) if qid in d else "–" for d in quotas])
+    for qid in sorted({k for d in quotas if d for k in d} | ({k for k in run.quotas} if any(d is not None for d in quotas) else set())):
+        own = run.quotas.get(qid)
+        cells = []
+        for d in quotas:
+            if d is None or (qid in d and own is not None and quota_text(d[qid]) == quota_text(own)):
+                cells.append("as in the run")
+            elif qid in d:
+                cells.append(quota_text(d[qid]))
+            else:
+                cells.append("removed" if own is not None else "–")
+        add(f"Quota {qid}", cells)
 
     tiers = [{str(r.get("worker_id")): r.get("priority") for r in _section(v, "priorities")} for v in views]
     for w in sorted(set().union(*tiers), key=lambda x: (_name(wn, x), x)):
@@ -277,7 +310,8 @@ def what_differs(views: Sequence[ScenarioView], run: RunNames | None = None) -> 
 
     prev = [(v.overrides or {}).get("previous_allocations") for v in views]
     if any(p is not None for p in prev):
-        add("Previous allocation", ["as in the run" if p is None else f"{len(p)} worker(s) given" for p in prev])
+        add("Previous allocation", ["as in the run" if p is None else
+                                    f"{len(p)} worker{'s' if len(p) != 1 else ''} and their lines" for p in prev])
     return rows
 
 

@@ -393,6 +393,12 @@ def _rename_rules(message: str, replaced: set[str]) -> str:
         return message
     section, idx, ident, rest = m.group(1), int(m.group(2)), m.group(3), m.group(4)
     words = _SECTION_WORDS[section]
+    # The tables call it a name, and the snapshot's key names are not the planner's words.
+    ident = re.sub(r"^ \(id ", " (", ident)
+    rest = (rest.replace("the id is used by", "the name is used by")
+            .replace(" (job_line_ids)", "")
+            .replace("'job_line_ids' is empty", "no job line is chosen")
+            .replace("'sites' is empty", "no site is chosen"))
     # "(also quotas[0])", "link 'a' (linked_workers[0])": the other entry named as the planner sees it
     rest = re.sub(rf"{section}\[(\d+)\]",
                   lambda r: f"row {int(r.group(1)) + 1}" if section in replaced else f"the run's entry {int(r.group(1)) + 1}",

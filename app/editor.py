@@ -8,6 +8,7 @@ checks are tested directly. Problems come back as messages naming the table and 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import Any
 
@@ -403,6 +404,29 @@ def tiers_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[
     return out, errs
 
 
+def tier_counts(df: pd.DataFrame, snapshot: RunSnapshot) -> tuple[str, list[str]]:
+    """The tiers table summed up over the run's workers, and the rows of workers it no longer has.
+
+    A draft started before a worker was withdrawn still lists them: they are not counted (the
+    solve ignores their tier), so the counts add up to the run's workers.
+    """
+    ids = {w.id for w in snapshot.workers}
+    here = df[df["Worker id"].isin(ids)]
+    gone = [str(w) for w in df.loc[~df["Worker id"].isin(ids), "Worker id"]]
+    tiers = [_whole(v) for v in here[TIER]]
+    counts = Counter(t for t in tiers if isinstance(t, int))
+    shown = ", ".join(f"tier {t}: {n}" for t, n in sorted(counts.items())) or "no tiers"
+    return f"Now: {shown}; without a tier: {sum(1 for t in tiers if t is None)}.", gone
+
+
+def gone_from_tiers(worker_ids: list[str]) -> str:
+    """Says which rows of the tiers table name workers the run no longer has, and what to do."""
+    n = len(worker_ids)
+    return (f"{', '.join(worker_ids[:10])}{' …' if n > 10 else ''}: no longer in the run "
+            f"(withdrawn after this draft was started), so {'their tier is' if n == 1 else 'their tiers are'} not "
+            "counted or used. Start again from the run to drop them from the table.")
+
+
 def set_tier(df: pd.DataFrame, worker_ids: list[str], tier: int | None) -> pd.DataFrame:
     """The tiers table with ``worker_ids`` put in ``tier`` (``None``: no priority): the bulk edit."""
     out = df.copy()
@@ -431,8 +455,14 @@ def rules_summary(scenario: RunSnapshot) -> str | None:
         parts.append(f"{n} quota{'s' if n != 1 else ''}")
     tiers = sorted({w.priority for w in scenario.workers if w.priority is not None})
     if tiers:
-        n = sum(1 for w in scenario.workers if w.priority is not None)
-        parts.append(f"priority tiers {', '.join(map(str, tiers))} for {n} worker{'s' if n != 1 else ''}")
+        # Each tier with its own count, then the rest: "tiers 1 for 43 workers" read as one tier
+        # of 43 and left the planner to work out who comes last.
+        counts = [sum(1 for w in scenario.workers if w.priority == t) for t in tiers]
+        rest = sum(1 for w in scenario.workers if w.priority is None)
+        shown = [f"tier {t}: {n} worker{'s' if n != 1 else ''}" for t, n in zip(tiers, counts, strict=True)]
+        if rest:
+            shown.append(f"no tier, placed last: {rest}")
+        parts.append(f"priority tiers ({', '.join(shown)})")
     if scenario.settings.fewest_moves:
         n = len(scenario.previous_allocations)
         parts.append(f"fewest moves from a previous allocation of {n} worker{'s' if n != 1 else ''}")
@@ -461,11 +491,15 @@ def published_rows(snapshot: RunSnapshot, allocations: list[Any]) -> tuple[list[
             rows.append({"worker_id": w, "job_line_id": j})
     notes = []
     if gone_w:
-        notes.append(f"{len(gone_w)} worker(s) of the publication are no longer in the run and are left out: "
+        n = len(gone_w)
+        notes.append(f"{n} worker{'s' if n != 1 else ''} of the publication {'are' if n != 1 else 'is'} no longer "
+                     "in the run and left out: "
                      + ", ".join(sorted(gone_w)[:10]) + (" …" if len(gone_w) > 10 else ""))
     if gone_j:
-        notes.append(f"{len(gone_j)} worker(s) were published to job lines the run no longer has and are left "
-                     "out: lines " + ", ".join(sorted(set(gone_j))[:10]))
+        n, lines_gone = len(gone_j), sorted(set(gone_j))
+        notes.append(f"{n} worker{'s were' if n != 1 else ' was'} published to "
+                     f"{'job lines' if len(lines_gone) != 1 else 'a job line'} the run no longer has and "
+                     f"{'are' if n != 1 else 'is'} left out: " + ", ".join(lines_gone[:10]))
     return rows, notes
 
 
@@ -775,6 +809,28 @@ def capacity_problems(scenario: RunSnapshot) -> list[str]:
     return out
 
 
+_GONE = re.compile(r"^(Linked workers|Previous allocation|Pins|Forbids|Organisation priority|Priority tiers), "
+                   r"row \d+.*: (?:worker )?'[^']+' is not a worker of this run$", re.S)
+_GONE_NEXT = {
+    "Linked workers": "take them out of the link (a link needs 2 workers: with one left, delete the row)",
+    "Previous allocation": "press Use the published allocation again (it leaves out who has left), "
+                           "or delete the row",
+}
+
+
+def gone_hint(message: str) -> str:
+    """A row naming a worker the run no longer has, with what to do about it.
+
+    A draft made before a worker was withdrawn (on the Runs page) still names them: the most
+    likely cause, and the way out, said where the planner reads the problem.
+    """
+    m = _GONE.match(message)
+    if not m:
+        return message
+    todo = _GONE_NEXT.get(m.group(1), "delete the row")
+    return f"{message} (withdrawn, or never in it): {todo}."
+
+
 def check_scenario(
     snapshot: RunSnapshot,
     inputs: dict[str, Any],
@@ -806,7 +862,7 @@ def check_scenario(
     try:
         scenario = apply(snapshot, check_settings, overrides)
     except SnapshotError as exc:
-        return settings, overrides, ([ties_note] if ties_note else []) + list(exc.messages), None
+        return settings, overrides, ([ties_note] if ties_note else []) + [gone_hint(m) for m in exc.messages], None
     problems = ([ties_note] if ties_note else []) + capacity_problems(scenario)
     if problems:
         return settings, overrides, problems, None

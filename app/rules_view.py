@@ -59,17 +59,18 @@ class Names:
 
 
 def links_table(links: Sequence[Mapping[str, Any]], names: Names) -> pd.DataFrame:
-    """One row a link: its workers, the lines they got and the one site they share."""
+    """One row a linked worker: the link, the worker, the line they got and the site the link shares.
+
+    A row a worker, not a row a link: a link's two to four line names side by side did not fit
+    a column, and the planner lost the very lines the rule is about.
+    """
     rows = [{
         "Link": k["id"],
-        "Workers": ", ".join(names.w(w) for w in k["worker_ids"]),
-        # One line for all of them is said once: "Line 12 (all 2)".
-        "Their job lines": (f"{names.j(k['job_line_ids'][0])} (all {len(k['job_line_ids'])})"
-                            if len(set(k["job_line_ids"])) == 1 and len(k["job_line_ids"]) > 1
-                            else ", ".join(names.j(j) for j in k["job_line_ids"])),
+        "Worker": names.w(w),
+        "Job line": names.j(j),
         "Site": names.site_of_label(k.get("site"), short=True),
-    } for k in links]
-    return pd.DataFrame(rows, columns=["Link", "Workers", "Their job lines", "Site"])
+    } for k in links for w, j in zip(k["worker_ids"], k["job_line_ids"], strict=True)]
+    return pd.DataFrame(rows, columns=["Link", "Worker", "Job line", "Site"])
 
 
 def _quota_scope(q: Any, names: Names) -> str:
@@ -168,7 +169,7 @@ def tier_rank_figure(tiers: Sequence[Mapping[str, Any]]) -> go.Figure:
         got = dict(bars)
         n = int(t.get("n_workers") or 0)
         counts = [got.get(label, 0) for label in order]
-        name = f"{tier_label(t.get('priority'))} ({n} workers)"
+        name = f"{tier_label(t.get('priority'))} ({n} worker{'s' if n != 1 else ''})"
         colour = GREY if t.get("priority") is None else SCENARIO_COLOURS[i % len(SCENARIO_COLOURS)]
         fig.add_trace(go.Bar(
             name=name, x=order, y=[c / n if n else 0 for c in counts], marker_color=colour,

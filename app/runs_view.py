@@ -96,3 +96,33 @@ def known_tags(snapshot: RunSnapshot) -> list[str]:
     tags = {t for w in snapshot.workers for t in w.qualification_ids}
     tags |= {t for e in snapshot.eligibility for t in (*e.included_qualification_ids, *e.excluded_qualification_ids)}
     return sorted(tags)
+
+
+_CHECK_ORDER = {"cannot be filled": 0, "short of candidates": 1, "few candidates": 2, "ok": 3}
+
+
+def line_pools_frame(report: HealthReport, snapshot: RunSnapshot) -> pd.DataFrame:
+    """Each line's places against the workers who may take it, problems first.
+
+    With a Site column when the run's lines name sites (a line without one is a site of its
+    own), so a planner sees where a short line is, as on every other page.
+    """
+    from editor import OWN_SITE
+
+    site = {j.id: j.site for j in snapshot.job_lines}
+    with_sites = any(site.values())
+    rows = []
+    for x in report.lines:
+        row = {
+            "Check": ("cannot be filled" if x.cannot_fill else "short of candidates" if x.short_of_places
+                      else "few candidates" if x.few_candidates else "ok"),
+            "Job line": x.name,
+        }
+        if with_sites:
+            row["Site"] = site.get(x.job_line_id) or OWN_SITE
+        row |= {"Places": x.places, "May take it": x.pool, "Must be filled": x.must_be_filled}
+        rows.append(row)
+    cols = ["Check", "Job line", *(["Site"] if with_sites else []), "Places", "May take it", "Must be filled"]
+    df = pd.DataFrame(rows, columns=cols)
+    return df.sort_values(["Check", "May take it"], key=lambda c: c.map(_CHECK_ORDER) if c.name == "Check" else c,
+                          kind="stable").reset_index(drop=True)

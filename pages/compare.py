@@ -70,9 +70,9 @@ st.header("What differs")
 diff = compare_view.differs_frame(chosen, RunNames.of(snap))
 if len(diff):
     st.dataframe(diff, key="cmp_settings", hide_index=True, width="stretch",
-                 column_config={"Change": st.column_config.TextColumn(width=440)})
-    st.caption("Each setting, line, pin, forbid and organisation priority that is not the same in every scenario, "
-               "with its value in each; '–' where a scenario does not have it.")
+                 column_config={"Change": st.column_config.TextColumn(width=300)})
+    st.caption("Each setting, line, pin, forbid, organisation priority, couple, quota and priority tier that is not "
+               "the same in every scenario, with its value in each; '–' where a scenario does not have it.")
 else:
     st.write("The scenarios have the same settings and changes (a different seed or time limit can still "
              "pick a different allocation of the same quality).")

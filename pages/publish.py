@@ -181,8 +181,9 @@ else:
     if len(changes):
         st.dataframe(changes, key="pub_changes", hide_index=True, width="stretch",
                      column_config={"Change": st.column_config.TextColumn(width=440)})
-        st.caption(f"{len(changes)} change(s) from the run's own settings and data: each setting, line, pin, "
-                   "forbid and organisation priority, and each of the run's own pins or forbids it lifts.")
+        st.caption(f"{len(changes)} change{'s' if len(changes) != 1 else ''} from the run's own settings and "
+                   "data: each setting, line, pin, forbid and organisation priority, each of the run's own pins "
+                   "or forbids it lifts, and each couple, quota and priority tier it sets differently.")
     else:
         st.caption("None: the run's own settings and data, as imported.")
 

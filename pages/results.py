@@ -201,17 +201,22 @@ if rules_view.uses_rules(metrics):
         st.dataframe(rules_view.links_table(metrics["links"], names), key="res_links", hide_index=True,
                      width="stretch", column_config={
                          "Link": st.column_config.TextColumn(width=100),
-                         "Workers": st.column_config.TextColumn(width=250),
-                         "Their job lines": st.column_config.TextColumn(width=370),
-                         "Site": st.column_config.TextColumn(width=160)})
+                         "Worker": st.column_config.TextColumn(width=200),
+                         "Job line": st.column_config.TextColumn(width=400),
+                         "Site": st.column_config.TextColumn(width=130)})
     if metrics.get("quotas"):
         st.header("Quotas")
         quotas = metrics["quotas"]
         (st.success if all(q.get("met") for q in quotas) else st.error)(rules_view.quota_summary(quotas))
-        st.dataframe(rules_view.quotas_table(quotas, scenario_snap), key="res_quotas", hide_index=True,
-                     width="stretch", column_config={
+        q_table = rules_view.quotas_table(quotas, scenario_snap)
+        # No quota with a tag: no empty tag column, and its room goes to the lines' names.
+        tagged = bool(q_table["Only workers with tag"].astype(bool).any())
+        st.dataframe(q_table, key="res_quotas", hide_index=True,
+                     width="stretch",
+                     column_order=[c for c in q_table.columns if tagged or c != "Only workers with tag"],
+                     column_config={
                          "Quota": st.column_config.TextColumn(width=100),
-                         "Counts": st.column_config.TextColumn("Counts workers on", width=340,
+                         "Counts": st.column_config.TextColumn("Counts workers on", width=340 if tagged else 420,
                                                                help="The sites or job lines whose workers count."),
                          "Only workers with tag": st.column_config.TextColumn("With tag", width=75,
                                                                               help="Only workers with this tag count."),

@@ -89,36 +89,22 @@ if run_id:
     for f in warnings:
         st.warning(f.message, icon=":material/warning:")
 
-    left, right = st.columns([2, 3])
-    with left:
-        st.subheader("How deep the rank lists go")
-        st.plotly_chart(derived.depth_figure(snap_fp, report), key="runs_depth_chart", width="stretch")
-        st.caption("How many workers ranked how many job lines. Red: workers who ranked none.")
-    with right:
-        st.subheader("Lines and who may take them")
-        lines = pd.DataFrame(
-            [
-                {
-                    "Check": ("cannot be filled" if x.cannot_fill else "short of candidates" if x.short_of_places
-                              else "few candidates" if x.few_candidates else "ok"),
-                    "Job line": x.name,
-                    "Places": x.places,
-                    "May take it": x.pool,
-                    "Must be filled": x.must_be_filled,
-                }
-                for x in report.lines
-            ]
-        )
-        order = {"cannot be filled": 0, "short of candidates": 1, "few candidates": 2, "ok": 3}
-        lines = lines.sort_values(["Check", "May take it"], key=lambda c: c.map(order) if c.name == "Check" else c)
-        st.dataframe(lines, key="runs_lines_table", hide_index=True, width="stretch", height=320, column_config={
-            "Check": st.column_config.TextColumn(width="small"),
-            "Job line": st.column_config.TextColumn(width=150),  # leaves room for "Must be filled"
-            "Places": st.column_config.NumberColumn(width="small"),
-            "May take it": st.column_config.NumberColumn(width="small", help="Workers who may take the line (eligible, not forbidden, not pinned elsewhere)."),
-            "Must be filled": st.column_config.CheckboxColumn(width=95),
-        })
-        st.caption("Lines with a problem first. A line needs at least as many candidates as places to fill up.")
+    # One above the other, each the page's width: beside the chart, the table cut the lines'
+    # names off and had no room for their sites.
+    st.subheader("How deep the rank lists go")
+    st.plotly_chart(derived.depth_figure(snap_fp, report), key="runs_depth_chart", width="stretch")
+    st.caption("How many workers ranked how many job lines. Red: workers who ranked none.")
+    st.subheader("Lines and who may take them")
+    lines = runs_view.line_pools_frame(report, snap)
+    st.dataframe(lines, key="runs_lines_table", hide_index=True, width="stretch", height=320, column_config={
+        "Check": st.column_config.TextColumn(width=130),
+        "Job line": st.column_config.TextColumn(width=400),
+        "Site": st.column_config.TextColumn(width=120),
+        "Places": st.column_config.NumberColumn(width="small"),
+        "May take it": st.column_config.NumberColumn(width="small", help="Workers who may take the line (eligible, not forbidden, not pinned elsewhere)."),
+        "Must be filled": st.column_config.CheckboxColumn(width=95),
+    })
+    st.caption("Lines with a problem first. A line needs at least as many candidates as places to fill up.")
     with st.expander("Workers' rank lists"):
         depth = pd.DataFrame(
             [

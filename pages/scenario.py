@@ -96,7 +96,7 @@ with t_lines:
     st.caption("Change a line's places (a whole number, 0 or more) or whether it must be filled. "
                "Greyed columns come from the run.")
     edited["lines"] = st.data_editor(
-        base["lines"], key=state.editor_key("lines"), on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="fixed",
+        base["lines"], key=state.editor_key("lines"), placeholder="", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="fixed",
         disabled=["Job line id", "Job line", "Site"],
         column_config={
             # No min_value and no integer format: -5 or 2.7 stay as typed, for the check to name.
@@ -109,7 +109,7 @@ with t_pins:
                "A pin here replaces a pin the run has for the same worker. A pin set from a move "
                "tried on the Results page carries its reason, shown again when the scenario is published.")
     edited["pins"] = st.data_editor(
-        base["pins"], key=state.editor_key("pins"), on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="dynamic",
+        base["pins"], key=state.editor_key("pins"), placeholder="", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="dynamic",
         column_config={"Worker": worker_col, "Job line": line_col,
                        "Reason": st.column_config.TextColumn(
                            max_chars=500, help="Why this worker is pinned here (kept with the scenario).")},
@@ -117,7 +117,7 @@ with t_pins:
 with t_forbids:
     st.caption("Keep a worker off a line in this scenario.")
     edited["forbids"] = st.data_editor(
-        base["forbids"], key=state.editor_key("forbids"), on_change=state.draft_edited, hide_index=True, width="stretch",
+        base["forbids"], key=state.editor_key("forbids"), placeholder="", on_change=state.draft_edited, hide_index=True, width="stretch",
         num_rows="dynamic", column_config={"Worker": worker_col, "Job line": line_col},
     )
 with t_weights:
@@ -125,7 +125,7 @@ with t_weights:
         "Organisation priority for a worker: a positive value discourages the pair, a negative value "
         "favours it. Leave the job line empty to apply it to every line.")
     edited["weights"] = st.data_editor(
-        base["weights"], key=state.editor_key("weights"), on_change=state.draft_edited, hide_index=True, width="stretch",
+        base["weights"], key=state.editor_key("weights"), placeholder="", on_change=state.draft_edited, hide_index=True, width="stretch",
         num_rows="dynamic",
         column_config={
             "Worker": worker_col,
@@ -147,7 +147,7 @@ with t_links:
                + ("" if sites else " This run's job lines name no sites, so linked workers must share "
                                    "one job line."))
     edited["links"] = st.data_editor(
-        base["links"], key=state.editor_key("links"), on_change=state.draft_edited, hide_index=True,
+        base["links"], key=state.editor_key("links"), placeholder="", on_change=state.draft_edited, hide_index=True,
         width="stretch", num_rows="dynamic",
         column_config={
             # A new row comes named (the next free couple-N): rename it at will, the check names a repeat.
@@ -164,7 +164,7 @@ with t_quotas:
                "With a tag, only workers with that tag count. Leave At most blank for no maximum."
                + ("" if sites else " This run's job lines name no sites: choose job lines."))
     edited["quotas"] = st.data_editor(
-        base["quotas"], key=state.editor_key("quotas"), on_change=state.draft_edited, hide_index=True,
+        base["quotas"], key=state.editor_key("quotas"), placeholder="", on_change=state.draft_edited, hide_index=True,
         width="stretch", num_rows="dynamic",
         column_config={
             "Quota id": st.column_config.TextColumn("Quota name", help="For example rural-minimum.", max_chars=100,
@@ -215,12 +215,12 @@ with t_tiers:
               help="The chosen workers get no tier: they are placed with the last workers.")
     if ss.get("sc_tier_note"):
         st.warning(ss["sc_tier_note"])
-    counts = tier_frame[editor.TIER].value_counts(dropna=False)
-    st.caption("Now: " + (", ".join(
-        f"tier {int(t)}: {n}" for t, n in sorted((t, n) for t, n in counts.items() if t == t))
-        or "no tiers") + f"; without a tier: {int(tier_frame[editor.TIER].isna().sum())}.")
+    caption, gone = editor.tier_counts(tier_frame, snap)
+    st.caption(caption)
+    if gone:
+        st.info(editor.gone_from_tiers(gone))
     edited["tiers"] = st.data_editor(
-        base["tiers"], key=state.editor_key("tiers"), on_change=state.draft_edited, hide_index=True,
+        base["tiers"], key=state.editor_key("tiers"), placeholder="", on_change=state.draft_edited, hide_index=True,
         width="stretch", num_rows="fixed", disabled=["Worker id", "Worker"], height=300,
         column_config={editor.TIER: st.column_config.NumberColumn(
             format="plain", help="1 is placed first. Blank: no tier (placed last).")},
@@ -250,14 +250,15 @@ with t_moves:
     for note in ss.get("sc_published_notes") or []:
         st.info(note)
     prev_now = state.draft_frames(d)["previous"]
-    st.caption(f"The previous allocation: {len(prev_now)} worker(s) and the job line each was told. "
+    st.caption(f"The previous allocation: {len(prev_now)} worker{'s' if len(prev_now) != 1 else ''} and the job "
+               f"line each was told. "
                "Fewest moves keeps as many of them where they are as it can.")
     if ss.get("sc_moves") and not len(prev_now):
         st.warning("Fewest moves is on, but there is no previous allocation to keep to: press "
                    "Use the published allocation, or add workers and their lines below.")
     with st.expander(f"Previous allocation ({len(prev_now)} workers)"):
         edited["previous"] = st.data_editor(
-            base["previous"], key=state.editor_key("previous"), on_change=state.draft_edited, hide_index=True,
+            base["previous"], key=state.editor_key("previous"), placeholder="", on_change=state.draft_edited, hide_index=True,
             width="stretch", num_rows="dynamic", column_config={"Worker": worker_col, "Job line": line_col},
         )
 
@@ -272,7 +273,7 @@ for what, table, none in (("Pins", "lifted_pins", "The run pins no one."),
     st.markdown(f"**{what} of the run** ({len(base[table])})")
     if len(base[table]):
         edited[table] = st.data_editor(
-            base[table], key=state.editor_key(table), on_change=state.draft_edited, hide_index=True,
+            base[table], key=state.editor_key(table), placeholder="", on_change=state.draft_edited, hide_index=True,
             width="stretch", num_rows="fixed", disabled=editor.LIFT_COLS[:-1], column_config=lift_col,
             column_order=lift_order)
     else:

@@ -346,3 +346,39 @@ def test_what_differs_shows_why_a_pin_was_set():
     (row,) = what_differs(views, names)
     assert row == {"what": f"Pin {w0.name} to {j1.name}", "A": "–", "B": "pinned (agreed with the supervisor)",
                    "C": "pinned"}
+
+
+def test_a_scenario_that_keeps_the_runs_links_and_quotas_shows_only_what_it_changed():
+    """The scenario's tables hold the run's own links and quotas too: those are not changes."""
+    run = RunSnapshot.parse(demo_snapshot())
+    names = RunNames.of(run)
+    own_links = [{"id": k.id, "worker_ids": list(k.worker_ids)} for k in run.linked_workers]
+    own_quotas = [q.model_dump() for q in run.quotas]
+    assert own_links and own_quotas  # the demo has both
+    w = [x.id for x in run.workers if x.id not in {i for k in own_links for i in k["worker_ids"]}][:2]
+    base = ScenarioView("Demo", None, {}, {})
+    more = ScenarioView("More", None, {}, {
+        "linked_workers": [*own_links, {"id": "new-pair", "worker_ids": w}],
+        "quotas": [*own_quotas, {"id": "q-new", "job_line_ids": [run.job_lines[0].id], "min_workers": 2}]})
+    rows = {r["what"]: r for r in what_differs([base, more], names)}
+    assert {k for k in rows if k.startswith(("Link", "Quota"))} == {"Link new-pair", "Linked workers", "Quota q-new"}
+    assert rows["Link new-pair"]["More"] == ", ".join(names.workers[x] for x in w)
+    assert rows["Linked workers"]["More"] == f"{len(own_links) + 1} links"
+    # Dropping one of the run's links says so, by name.
+    fewer = ScenarioView("Fewer", None, {}, {"linked_workers": own_links[1:]})
+    rows = {r["what"]: r for r in what_differs([base, fewer], names)}
+    assert rows[f"Link {own_links[0]['id']}"]["Fewer"] == "removed"
+    assert f"Link {own_links[1]['id']}" not in rows
+    # The very same links as the run's, written out by the scenario: nothing differs.
+    same = ScenarioView("Same", None, {}, {"linked_workers": list(reversed(own_links)), "quotas": own_quotas})
+    assert what_differs([base, same], names) == []
+
+
+def test_a_previous_allocation_is_counted_in_words():
+    run = RunSnapshot.parse(demo_snapshot())
+    one = [{"worker_id": run.workers[0].id, "job_line_id": run.job_lines[0].id}]
+    rows = {r["what"]: r for r in what_differs([ScenarioView("A", None, {}, {}),
+                                                ScenarioView("B", None, {}, {"previous_allocations": one})],
+                                               RunNames.of(run))}
+    assert rows["Previous allocation"] == {"what": "Previous allocation", "A": "as in the run",
+                                           "B": "1 worker and their lines"}

@@ -89,16 +89,22 @@ def test_fewest_moves_and_a_previous_allocation(run):
     ("overrides", "expected"),
     [
         ({"linked_workers": [{"id": "c", "worker_ids": ["w1"]}]},
-         "Linked workers, row 1 (id 'c'): a link has 2 to 4 workers, this one has 1"),
+         "Linked workers, row 1 ('c'): a link has 2 to 4 workers, this one has 1"),
         ({"linked_workers": [{"id": "c", "worker_ids": ["w1", "w9"]}]},
-         "Linked workers, row 1 (id 'c'): worker 'w9' is not a worker of this run"),
+         "Linked workers, row 1 ('c'): worker 'w9' is not a worker of this run"),
         ({"linked_workers": [{"id": "a", "worker_ids": ["w1", "w2"]}, {"id": "b", "worker_ids": ["w2", "w3"]}]},
-         "Linked workers, row 2 (id 'b'): worker 'w2' is already in link 'a'"),
+         "Linked workers, row 2 ('b'): worker 'w2' is already in link 'a'"),
         ({"quotas": [{"id": "q", "sites": ["Nowhere"], "min_workers": 1}]},
-         "Quotas, row 1 (id 'q'): site 'Nowhere' is not the site of any job line"),
+         "Quotas, row 1 ('q'): site 'Nowhere' is not the site of any job line"),
         ({"quotas": [{"id": "q", "job_line_ids": ["n1"], "min_workers": 3, "max_workers": 1}]},
-         "Quotas, row 1 (id 'q'): the minimum (3) is above the maximum (1)"),
-        ({"quotas": [{"id": "q", "min_workers": 1}]}, "Quotas, row 1 (id 'q'): names neither sites nor job lines"),
+         "Quotas, row 1 ('q'): the minimum (3) is above the maximum (1)"),
+        ({"quotas": [{"id": "q", "min_workers": 1}]},
+         "Quotas, row 1 ('q'): names neither sites nor job lines; say which"),
+        ({"quotas": [{"id": "q", "job_line_ids": [], "min_workers": 1}]},
+         "Quotas, row 1 ('q'): no job line is chosen; name at least one job line"),
+        # Two links of one name: the tables call it a name, not an id.
+        ({"linked_workers": [{"id": "c", "worker_ids": ["w1", "w2"]}, {"id": "c", "worker_ids": ["w3", "w4"]}]},
+         "Linked workers, row 2 ('c'): the name is used by more than one link (also row 1)"),
         ({"quotas": [{"id": "q", "sites": ["North"], "min_workers": -1}]}, "Quotas, row 1: at least must be at least 0"),
         ({"priorities": [{"worker_id": "w1", "priority": 0}]}, "Priority tiers, row 1: priority must be at least 1"),
         ({"priorities": [{"worker_id": "w9", "priority": 1}]}, "Priority tiers, row 1: 'w9' is not a worker of this run"),
@@ -108,7 +114,7 @@ def test_fewest_moves_and_a_previous_allocation(run):
          "Previous allocation, row 1: job line 'zz' is not a job line of this run"),
         # A scenario pin that splits the run's own couple names the run's link.
         ({"pins": [{"worker_id": "w1", "job_line_id": "n1"}, {"worker_id": "w2", "job_line_id": "s1"}]},
-         "The run's own linked workers, entry 1 (id 'couple-1'): its workers must be on one site"),
+         "The run's own linked workers, entry 1 ('couple-1'): its workers must be on one site"),
     ],
 )
 def test_bad_rule_overrides_name_the_row(run, overrides, expected):
@@ -137,9 +143,9 @@ def test_compare_names_the_rules_two_scenarios_set_differently():
     assert rows == {
         "Fewest moves from the previous allocation": ("as in the run", "yes"),
         "Link c1": ("as in the run", "w1, w2"),
-        "Linked workers": ("as in the run", "1 link(s)"),
+        "Linked workers": ("as in the run", "1 link"),
         "Quota q1": ("as in the run", "at least 2 and at most 3 with tag ed on j1"),
         "Priority tier of w3": ("as in the run", "tier 1"),
         "Priority tier of w4": ("as in the run", "no tier"),
-        "Previous allocation": ("as in the run", "0 worker(s) given"),
+        "Previous allocation": ("as in the run", "0 workers and their lines"),
     }

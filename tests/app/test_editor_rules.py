@@ -105,7 +105,7 @@ def test_a_check_before_solving_names_a_link_the_run_cannot_hold():
         {"Link id": "pair-2", "Worker 1": "w2", "Worker 2": "w4"}]})
     _, _, problems, scenario = editor.check_scenario(r, editor.inputs_from_settings({}), f)
     assert scenario is None
-    assert problems == ["Linked workers, row 2 (id 'pair-2'): worker 'w2' is already in link 'couple-1' "
+    assert problems == ["Linked workers, row 2 ('pair-2'): worker 'w2' is already in link 'couple-1' "
                         "(row 1); a worker is in at most one link"]
 
 
@@ -120,8 +120,13 @@ def test_fewest_moves_is_a_setting_only_when_on():
 def test_the_rules_in_force_are_summed_up_beside_solve():
     r = run()
     assert editor.rules_summary(apply(r, {"fewest_moves": True}, {})) == (
-        "Also in this scenario: 1 linked group of workers; 1 quota; priority tiers 1 for 1 worker; fewest moves "
-        "from a previous allocation of 1 worker (see Couples, quotas, priority tiers and fewest moves below).")
+        "Also in this scenario: 1 linked group of workers; 1 quota; priority tiers (tier 1: 1 worker, no tier, "
+        "placed last: 3); fewest moves from a previous allocation of 1 worker (see Couples, quotas, priority "
+        "tiers and fewest moves below).")
+    # Two tiers: each with its own count, and nobody left over.
+    two = apply(r, {}, {"priorities": [{"worker_id": w, "priority": 2} for w in ("w2", "w3")]
+                        + [{"worker_id": "w4", "priority": 1}]})
+    assert "priority tiers (tier 1: 2 workers, tier 2: 2 workers)" in editor.rules_summary(two)
     bare = apply(r, {}, {"linked_workers": [], "quotas": [], "priorities": [{"worker_id": "w1", "priority": None}]})
     assert editor.rules_summary(bare) is None
 
@@ -134,6 +139,44 @@ def test_the_published_allocation_leaves_out_who_and_what_the_run_no_longer_has(
     rows, notes = editor.published_rows(r, published)
     assert rows == [{"worker_id": "w1", "job_line_id": "n1"}]
     assert notes == [
-        "1 worker(s) of the publication are no longer in the run and are left out: w9",
-        "1 worker(s) were published to job lines the run no longer has and are left out: lines gone-line",
+        "1 worker of the publication is no longer in the run and left out: w9",
+        "1 worker was published to a job line the run no longer has and is left out: gone-line",
     ]
+
+
+def test_a_draft_naming_a_withdrawn_worker_says_what_to_do():
+    """The draft was filled (a couple, the published allocation) before w2 was withdrawn on Runs."""
+    before = run()
+    f = frames(before, {"linked_workers": [{"id": "couple-1", "worker_ids": ["w1", "w2"]}],
+                        "previous_allocations": [{"worker_id": "w4", "job_line_id": "x1"},
+                                                 {"worker_id": "w2", "job_line_id": "s1"}]})
+    data = before.model_dump(mode="json", exclude_none=True)
+    data["workers"] = [w for w in data["workers"] if w["id"] != "w2"]
+    data["worker_preferences"] = [p for p in data["worker_preferences"] if p["worker_id"] != "w2"]
+    data["linked_workers"] = []
+    after = type(before).parse(data)
+    _, _, problems, scenario = editor.check_scenario(after, editor.inputs_from_settings({}), f)
+    assert scenario is None
+    assert sorted(problems) == [
+        "Linked workers, row 1 ('couple-1'): worker 'w2' is not a worker of this run (withdrawn, or never in it): "
+        "take them out of the link (a link needs 2 workers: with one left, delete the row).",
+        "Previous allocation, row 2: worker 'w2' is not a worker of this run (withdrawn, or never in it): "
+        "press Use the published allocation again (it leaves out who has left), or delete the row.",
+    ]
+
+
+def test_tier_counts_add_up_to_the_runs_workers_after_a_withdrawal():
+    before = run()  # w1 is tier 1
+    f = frames(before)
+    f["tiers"] = editor.set_tier(f["tiers"], ["w2", "w3"], 2)
+    assert editor.tier_counts(f["tiers"], before) == ("Now: tier 1: 1, tier 2: 2; without a tier: 1.", [])
+    data = before.model_dump(mode="json", exclude_none=True)
+    data["workers"] = [w for w in data["workers"] if w["id"] != "w2"]
+    data["worker_preferences"] = [p for p in data["worker_preferences"] if p["worker_id"] != "w2"]
+    data["linked_workers"] = []
+    after = type(before).parse(data)
+    caption, gone = editor.tier_counts(f["tiers"], after)
+    assert (caption, gone) == ("Now: tier 1: 1, tier 2: 1; without a tier: 1.", ["w2"])
+    assert editor.gone_from_tiers(gone).startswith("w2: no longer in the run")
+    # The solve ignores the withdrawn worker's row too: only w3's tier is set.
+    assert overrides(after, f)[0]["priorities"] == [{"worker_id": "w3", "priority": 2}]

@@ -313,3 +313,27 @@ def test_publish_lists_what_the_scenario_changes_lifted_run_pins_included(demo_r
     assert rows[f"Places on {line.name}"] == str(line.max_n_workers + 1)
     assert rows["Supervisor voice"] == "50%"
     assert len(rows) == 3
+    assert any(c.value.startswith("3 changes from the run's own settings") for c in at.caption)
+
+
+def test_publish_does_not_list_the_runs_own_couples_and_quotas_as_changes(demo_run, db_store):
+    """A scenario's couples table holds the run's couples too; only the one added is a change."""
+    from allocator.engine import solve
+    from allocator.scenario import apply
+
+    run = db_store.load_run(demo_run)
+    linked = {w for k in run.linked_workers for w in k.worker_ids}
+    a, b = [w.id for w in run.workers if w.id not in linked][:2]
+    over = {"linked_workers": [*({"id": k.id, "worker_ids": list(k.worker_ids)} for k in run.linked_workers),
+                               {"id": "new-pair", "worker_ids": [a, b]}],
+            "quotas": [q.model_dump() for q in run.quotas]}
+    result = solve(apply(run, {}, over)).to_dict()
+    db_store.save_scenario(demo_run, "One more couple", {}, over, result, input_fingerprint(run))
+    at = open_app(demo_run, "publish")
+    at.selectbox(key="pub_scenario").run()
+    assert not at.exception, at.exception
+    (changes,) = [df.value for df in at.dataframe if "Change" in df.value.columns]
+    names = {w.id: w.name for w in run.workers}
+    assert changes.set_index("Change")["This scenario"].to_dict() == {
+        "Link new-pair": f"{names[a]}, {names[b]}", "Linked workers": f"{len(run.linked_workers) + 1} links"}
+    assert any(c.value.startswith("2 changes from the run's own settings") for c in at.caption)

@@ -49,13 +49,16 @@ def test_a_link_and_a_quota_edited_in_a_scenario_show_on_results(import_run, db_
     headers = [h.value for h in at.header]
     assert "Linked workers" in headers and "Quotas" in headers
     assert "Priority tiers" not in headers and "Moves from the previous allocation" not in headers  # not used
-    links = frame(at, {"Link", "Workers", "Site"})
+    links = frame(at, {"Link", "Worker", "Site"})
     assert links.to_dict("records") == [{
-        "Link": "couple-1", "Workers": "Worker 3 (w3), Worker 4 (w4)",
-        "Their job lines": f"Line {got['w3'][1:]} (all 2)",  # no sites here: they share one line
+        "Link": "couple-1", "Worker": f"Worker {n} (w{n})",
+        "Job line": f"Line {got['w3'][1:]}",  # no sites here: they share one line
         "Site": "its own site",
-    }]
+    } for n in (3, 4)]
     quotas = frame(at, {"Quota", "Workers counted", "Met"})
+    # No quota counts only workers with a tag: the empty column is not shown.
+    (shown,) = [d for d in at.dataframe if {"Quota", "Workers counted"} <= set(d.value.columns)]
+    assert "Only workers with tag" not in shown.proto.column_order and "Counts" in shown.proto.column_order
     (row,) = quotas.to_dict("records")
     count = sum(1 for j in got.values() if j == "j2")
     assert (row["Quota"], row["Counts"], row["Workers counted"], row["At least"], row["Met"]) == (
@@ -82,7 +85,7 @@ def test_a_bad_quota_is_named_and_solve_waits_for_the_fix(import_run):
     at.run()
     assert not at.exception
     text = " ".join(e.value for e in at.error)
-    assert "Quotas, row 1 (id 'both'): the minimum (3) is above the maximum (1)" in text
+    assert "Quotas, row 1 ('both'): the minimum (3) is above the maximum (1)" in text
     assert at.button(key="sc_solve").disabled
 
 
@@ -131,3 +134,19 @@ def test_tiers_set_in_bulk_and_fewest_moves_from_the_published_allocation(import
                 if list(d.value.columns)[:1] == ["Outcome"] and "Rank change" not in d.value.columns]
     moved = rules[rules["Outcome"] == "Workers moved from the previous allocation"]
     assert "0" in moved.iloc[0].tolist()  # this solve kept everyone where they were published
+
+
+def test_the_scenario_tables_leave_blank_cells_blank(import_run):
+    """A link of two has no third worker, a quota no maximum, most workers no tier: blank, never 'None'."""
+    from allocator.demo import demo_snapshot
+
+    at = open_app(import_run(demo_snapshot()), "scenario")
+    keys = ("sc_lines", "sc_pins", "sc_forbids", "sc_weights", "sc_links", "sc_quotas", "sc_tiers", "sc_previous",
+            "sc_lifted_pins", "sc_lifted_forbids")
+    editors = [d for d in at.dataframe if (d.key or "").startswith(keys)]
+    assert {d.key for d in editors} >= {"sc_links", "sc_quotas", "sc_tiers", "sc_lines"}
+    # The demo's tables do have blank cells (a couple of two, a quota without a maximum, no tier).
+    assert editor_table(at, "sc_links")["Worker 3"].isna().all()
+    assert editor_table(at, "sc_tiers")["Priority tier"].isna().any()
+    for d in editors:
+        assert d.proto.HasField("placeholder") and d.proto.placeholder == "", d.key

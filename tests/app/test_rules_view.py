@@ -37,13 +37,12 @@ def test_tables_say_each_rule_in_planners_words():
     m = solve(s).to_dict()["metrics"]
     assert rules_view.uses_rules(m) and not rules_view.uses_rules({"rank_distribution": []})
     names = rules_view.Names(s)
-    (link,) = rules_view.links_table(m["links"], names).to_dict("records")
+    rows = rules_view.links_table(m["links"], names).to_dict("records")
     got_site = {"n1": "North", "n2": "North", "s1": "South", "x1": "its own site"}
-    assert link["Workers"] == "Dr w1 (w1), Dr w2 (w2)"
-    lines = [a["job_line_id"] for a in solve(s).to_dict()["allocations"] if a["worker_id"] in ("w1", "w2")]
-    assert link["Site"] == got_site[lines[0]]
-    assert link["Their job lines"] == (f"Line {lines[0]} (all 2)" if lines[0] == lines[1]
-                                       else f"Line {lines[0]}, Line {lines[1]}")
+    got = {a["worker_id"]: a["job_line_id"] for a in solve(s).to_dict()["allocations"]}
+    # A row a worker of the link, each with the line they got and the one site the link shares.
+    assert rows == [{"Link": "couple-1", "Worker": f"Dr {w} ({w})", "Job line": f"Line {got[w]}",
+                     "Site": got_site[got["w1"]]} for w in ("w1", "w2")]
     q = sorted(rules_view.quotas_table(m["quotas"], s).to_dict("records"), key=lambda r: r["Quota"])
     m["quotas"].sort(key=lambda r: r["id"])
     assert [(r["Quota"], r["Counts"], r["Only workers with tag"], r["At least"], r["At most"]) for r in q] == [
@@ -66,7 +65,7 @@ def test_tables_say_each_rule_in_planners_words():
 def test_the_tier_chart_has_a_bar_group_per_tier_that_adds_up():
     m = solve(run()).to_dict()["metrics"]
     fig = rules_view.tier_rank_figure(m["tiers"])
-    assert [t.name for t in fig.data] == ["Tier 1 (2 workers)", "Tier 2 (1 workers)", "No tier (2 workers)"]
+    assert [t.name for t in fig.data] == ["Tier 1 (2 workers)", "Tier 2 (1 worker)", "No tier (2 workers)"]
     for trace, tier in zip(fig.data, m["tiers"], strict=True):
         assert list(trace.x)[-1] == "not ranked"
         assert sum(trace.customdata) == tier["n_workers"]  # counts on hover add up to the tier

@@ -213,3 +213,30 @@ def test_a_failed_headless_solve_is_said_on_the_runs_page(import_run, db_store):
     db_store.fail_run(run_id, "queue-worker", "Line 'j3' must be filled, but no eligible worker can take it.")
     at = open_app(run_id)
     assert any("headless solve of this run failed" in w.value and "'j3' must be filled" in w.value for w in at.warning)
+
+
+def test_the_lines_table_names_each_lines_site(import_run):
+    """The demo's lines name their hospitals: the health table says where each line is."""
+    from allocator.demo import demo_snapshot
+    from allocator.health import check as health_report
+    from allocator.problem import ProblemData
+    from allocator.snapshot import RunSnapshot
+
+    snap = RunSnapshot.parse(demo_snapshot())
+    report = health_report(snap, ProblemData.from_snapshot(snap))
+    df = runs_view.line_pools_frame(report, snap)
+    assert list(df.columns) == ["Check", "Job line", "Site", "Places", "May take it", "Must be filled"]
+    site = {j.name: j.site for j in snap.job_lines}
+    assert len(df) == len(snap.job_lines) and all(site[n] == s for n, s in zip(df["Job line"], df["Site"], strict=True))
+    order = ["cannot be filled", "short of candidates", "few candidates", "ok"]
+    assert [order.index(c) for c in df["Check"]] == sorted(order.index(c) for c in df["Check"])
+    # A run whose lines name no site has no Site column.
+    bare = RunSnapshot.parse({**snap.model_dump(mode="json", exclude_none=True),
+                              "job_lines": [{k: v for k, v in j.model_dump(mode="json", exclude_none=True).items()
+                                             if k != "site"} for j in snap.job_lines],
+                              "quotas": []})
+    assert "Site" not in runs_view.line_pools_frame(health_report(bare, ProblemData.from_snapshot(bare)), bare)
+    # The page shows the table with its sites.
+    at = open_app(import_run(demo_snapshot()), None)
+    (shown,) = [d.value for d in at.dataframe if "May take it" in d.value.columns]
+    assert "Site" in shown.columns
