@@ -741,7 +741,8 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                 lower = int(np.ceil(relaxed.bound - 1e-6)) if lower is None else max(lower, int(np.ceil(relaxed.bound - 1e-6)))
             log.append(f"{level.name}: relaxation without the later levels' workers ({relaxed.pairs:,} pairs): "
                        f"{_status_name(relaxed.code)}, {relaxed.value}; lower bound now {lower}")
-            if relaxed.code == cp_model.OPTIMAL and upper is not None and relaxed.value < upper:
+            if relaxed.code == cp_model.OPTIMAL and upper is not None and relaxed.value < upper \
+                    and time.perf_counter() < deadline:  # the clock as the hard limit on top, as for CP-SAT
                 # The relaxation's allocation of the active workers, completed by the repair
                 # over the others: when it meets every rule it is in F_k (the solved levels
                 # checked), with the relaxation's level-k value.
