@@ -170,20 +170,40 @@ class Certificate:
         objective = problem.objective(a)
         tol = ZERO_REL_TOL * max(1.0, abs(objective))
         if costs is not None and costs.workers.size == pairs[0].size:
-            cert = cls._from_costs(problem, a, costs, tol)
+            cert = cls.from_integer_costs(problem, a, costs, tol)
             if cert is not None:
                 return cert
         # The flow solved with the first cost scale that fitted; the allocation is optimal for
         # that scale's integers. Try them in the same order.
         for headroom in HEADROOMS:
             costs = flow_costs(problem, headroom, pairs=pairs)
-            cert = cls._from_costs(problem, a, costs, tol)
+            cert = cls.from_integer_costs(problem, a, costs, tol)
             if cert is not None:
                 return cert
         return None
 
     @classmethod
-    def _from_costs(cls, problem: ProblemData, a: np.ndarray, costs, tol: float) -> Certificate | None:
+    def from_integer_costs(cls, problem: ProblemData, a: np.ndarray, costs, tol: float) -> Certificate | None:
+        """The certificate of ``a`` for the flow's integer costs ``costs``, or ``None``.
+
+        Parameters
+        ----------
+        problem
+            The run.
+        a
+            (M,) line index of every worker: an allocation the flow found for ``costs``.
+        costs
+            :class:`allocator.solvers.scaling.IntegerCosts` over the allowed pairs or a subset of
+            them (pairs left out are not moves); the tie-break is not read, only ``base``.
+        tol
+            Tolerance of the objective (for :meth:`seed_dependent`); 0 for an exact reading.
+
+        Returns
+        -------
+        Certificate or None
+            ``None`` when the numbers are too large for exact float64 distances, or when ``a``
+            is not optimal for these integers (a negative cycle), or uses a pair not in ``costs``.
+        """
         m, n = problem.n_workers, problem.n_lines
         rows = np.arange(m)
         base = np.full((m, n), np.inf)
@@ -204,6 +224,8 @@ class Certificate:
         if pot is None:
             return None  # a negative cycle: not optimal for these integers
         return cls(problem, a, rel, edges, pot, float(costs.scale), tol)
+
+    _from_costs = from_integer_costs  # the old private name, for callers not yet moved
 
     # -- seed dependence ----------------------------------------------------------------------
     def seed_dependent(self) -> np.ndarray:

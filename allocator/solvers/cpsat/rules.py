@@ -64,13 +64,20 @@ levels before, minimising level ``k``, bounded below by ``LB_k`` and hinted with
 
 Step 6, before step 5 when later levels' workers exist (they cost nothing on level ``k``, so
 no fixing can thin their pairs, and they make the model large): a sandwich of two small
-models. The *relaxation* keeps only the workers of the levels up to ``k`` (their kept pairs,
-places, the quotas' maxima counting them, the links among them, pins, the solved levels):
-every allocation of ``F_k`` restricted to them is one of its solutions with the same level-``k``
-value, so its optimum (or CP-SAT's bound on it) is a lower bound. The *narrow* model is the
-whole model over the kept pairs of those workers and a few pairs of the others (and the
-current allocation's): each of its solutions is in ``F_k``, an upper bound. When the two meet,
-the level is proven without the large model; otherwise the bounds tighten step 5.
+models. The *relaxation* keeps only a set ``S`` of workers that holds the workers of the
+levels up to ``k`` (:func:`_relaxed_workers` adds the pinned workers and the whole links of
+those workers, which tightens it): their kept pairs, places, the quotas' maxima counting
+them, the links among them, the solved levels. The solved levels and level ``k`` only weigh
+pairs of workers of ``S``, so every allocation of ``F_k`` restricted to ``S`` is one of the
+relaxation's solutions with the same level values; its optimum (or CP-SAT's bound on it) is a
+lower bound. When it is proven optimal, the repair of step 3 completes its allocation of ``S``
+(held fixed) for the other workers (:func:`_extend`); a completion that meets every rule and
+reaches every solved level's optimum is in ``F_k`` with level ``k`` equal to the relaxation's
+optimum, so it is optimal for the level (checked, not assumed: the repair is a heuristic). The
+*narrow* model is the whole model over the kept pairs of the workers of the levels up to
+``k`` and a few pairs of the others (and the current allocation's): each of its solutions is
+in ``F_k``, an upper bound. When the bounds meet, the level is proven without the large
+model; otherwise they tighten step 5.
 A deterministic cap (:data:`MAX_PAIRS_PER_SECOND` of the time limit) skips step 5 when too
 many pairs are left to build and search: the best allocation stands, not proven, with its gap.
 
@@ -164,7 +171,7 @@ def level_flow(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, coef
         return LevelFlow(None, None, None)
     if flow.status is Status.INFEASIBLE:
         return None
-    cert = Certificate._from_costs(problem, flow.assignment, level_costs, 0.0) if certificate else None
+    cert = Certificate.from_integer_costs(problem, flow.assignment, level_costs, 0.0) if certificate else None
     reduced = None
     if cert is not None:
         a, pi = flow.assignment, cert.potentials
@@ -452,7 +459,7 @@ def _lex_weights(todo: list[Level], n_lines: int) -> np.ndarray:
 
 
 def _start(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: list[Level],
-           anchor: np.ndarray | None = None):
+           anchor: np.ndarray | None = None, narrow: bool = True):
     """Step 3: the repaired flow optimum of ``todo`` (lexicographic weights) over the kept pairs,
     and the few pairs per worker of step 6. Returns ``(start or None, few or None, infeasible)``."""
     weights = _lex_weights(todo, problem.n_lines)
@@ -463,8 +470,22 @@ def _start(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: li
         return None, None, False
     start = repair(problem, costs, keep, weights, first, anchor)
     rc = first.reduced if first.reduced is not None else weights.astype(float)
-    few = [few_pairs(problem, costs, keep, rc, per_worker=w) for w in NARROW_PAIRS]
+    few = [few_pairs(problem, costs, keep, rc, per_worker=w) for w in NARROW_PAIRS] if narrow else None
     return start, few, False
+
+
+def _extend(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: list[Level],
+            partial: np.ndarray, active: np.ndarray) -> np.ndarray | None:
+    """The repair of step 3 with the ``active`` workers held to ``partial`` (``None``: none found).
+
+    A heuristic: its answer is checked by the caller (rules met by construction of the repair,
+    solved levels compared).
+    """
+    ws, ls = costs.workers, costs.lines
+    held = keep & (~active[ws] | (ls == partial[ws]))
+    held = link_reach(problem, costs, held)
+    start, _few, _infeasible = _start(problem, costs, held, todo, narrow=False)
+    return start
 
 
 def _build(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: list[Level], values: list[int],
@@ -569,6 +590,17 @@ def _active(todo: list[Level], k: int, m: int) -> np.ndarray:
     out = np.zeros(m, dtype=bool)
     for level in todo[: k + 1]:
         out |= level.workers
+    return out
+
+
+def _relaxed_workers(problem: ProblemData, active: np.ndarray) -> np.ndarray:
+    """(M,) bool: the workers of step 6's relaxation: ``active``, the pinned workers and every
+    worker of a link with an active worker (any set of workers that holds ``active`` gives a
+    relaxation; these make it tighter at the cost of a few pairs)."""
+    out = active | (problem.pin >= 0)
+    for link in problem.links:
+        if active[link.workers].any():
+            out[link.workers] = True
     return out
 
 
@@ -697,8 +729,9 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
             # Step 6: the level's value is sandwiched between two small models. The relaxation
             # without the workers of later levels bounds it from below; the narrow model (those
             # workers on a few pairs each) finds allocations of F_k. Equal: proven.
+            relaxed_set = _relaxed_workers(problem, active)
             relaxed = _solve_level(problem, costs, keep, todo, values, k, lower, best, options,
-                                   work / 3, deadline, active=active)
+                                   work / 3, deadline, active=relaxed_set)
             used += relaxed.work
             stats.kept.append(relaxed.pairs)
             stats.cpsat_levels.append(f"{level.name} (relaxed)")
@@ -708,6 +741,19 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                 lower = int(np.ceil(relaxed.bound - 1e-6)) if lower is None else max(lower, int(np.ceil(relaxed.bound - 1e-6)))
             log.append(f"{level.name}: relaxation without the later levels' workers ({relaxed.pairs:,} pairs): "
                        f"{_status_name(relaxed.code)}, {relaxed.value}; lower bound now {lower}")
+            if relaxed.code == cp_model.OPTIMAL and upper is not None and relaxed.value < upper \
+                    and time.perf_counter() < deadline:  # the clock as the hard limit on top, as for CP-SAT
+                # The relaxation's allocation of the active workers, completed by the repair
+                # over the others: when it meets every rule it is in F_k (the solved levels
+                # checked), with the relaxation's level-k value.
+                whole = _extend(problem, costs, keep, todo, relaxed.assignment, relaxed_set)
+                if whole is not None and all(level_value(todo[j], costs, whole, index) == values[j]
+                                             for j in range(k)) \
+                        and level_value(level, costs, whole, index) < upper:
+                    best, upper = whole, level_value(level, costs, whole, index)
+                    log.append(f"{level.name}: the relaxation's allocation completed for the other workers: {upper}")
+                    if excess is not None:
+                        fix(excess <= upper - flow.bound)
             for near in wider:
                 # Narrow models, the later levels' workers on a few pairs, then on more.
                 if lower is None or upper is None or upper <= lower:
@@ -748,7 +794,7 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
             log.append(f"{level.name}: {_status_name(solved.code)} over {solved.pairs:,} pairs "
                        f"({solved.work:.2f} deterministic units, one worker)")
         else:
-            log.append(f"{level.name}: {solved.value} (the narrow model reaches the relaxation's bound: proven)")
+            log.append(f"{level.name}: {solved.value} (an allocation reaches the relaxation's bound: proven)")
         if solved.code == cp_model.INFEASIBLE:
             if k == 0:
                 return SolveOutcome(Status.INFEASIBLE, None, None, None, time.perf_counter() - started, BACKEND, log)
