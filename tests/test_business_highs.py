@@ -18,7 +18,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from allocator.engine import EngineError, solve
+from allocator.engine import solve
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
 from tests.helpers import business_runs as business
@@ -220,12 +220,6 @@ def test_reference_reports_an_infeasible_couple():
     assert solve_reference(ProblemData.from_snapshot(RunSnapshot.parse(snap))).status == "optimal"
 
 
-@pytest.mark.xfail(
-    raises=EngineError,
-    strict=False,
-    reason="stability together with links is being built (issue 12, the CP-SAT branch); until then the "
-    "stable solver ignores links and the engine's check rejects its allocation",
-)
 def test_a_stable_run_with_links_solves_to_a_stable_allocation_that_meets_them():
     snap = business.generate_instance(120, 36, 5, stability=True, links=6)
     run = RunSnapshot.parse(snap).with_settings(max_seconds=120)
