@@ -1271,6 +1271,7 @@ def rules_collide(
     pins_matter: bool = False,
     mandatory_matter: bool = False,
     solvable_unstable: bool = True,
+    drop_each_solves: bool = True,
 ) -> Finding:
     """Word a set of links and quotas (``("link" | "quota", id)``) that cannot all hold together.
 
@@ -1279,7 +1280,9 @@ def rules_collide(
     no *stable* allocation keeps them all. ``pins_matter`` (``mandatory_matter``): without the
     pins (the lines that must be filled) they would hold together, so those are named too.
     ``solvable_unstable``: with stability, whether the run without it was shown to be solvable
-    (only then is turning stability off offered as a way out).
+    (only then is turning stability off offered as a way out). ``drop_each_solves``: dropping
+    any one of them from the whole run was shown to make it solvable; without that proof a
+    minimal set only says that its rules hold without one another (the run has other clashes).
     """
     labels = [rule_label(problem, kind, id_) for kind, id_ in rules]
     workers = np.unique(np.concatenate([w for _, w, _ in labels] + [np.zeros(0, np.int64)])).astype(np.int64)
@@ -1291,7 +1294,10 @@ def rules_collide(
                 f"{'this rule' if len(rules) == 1 else 'these rules together'}: {named}.")
     else:
         text = f"These rules cannot all hold together: {named}."
-    if minimal:
+    if minimal and not drop_each_solves:
+        text += (" Without any one of these the others can hold, but the run has other rules that clash "
+                 "as well: it stays impossible until those are fixed too.")
+    elif minimal:
         if stability:
             text += (" Without it a stable allocation exists." if len(rules) == 1 else
                      " Dropping any one of them makes a stable allocation possible.")

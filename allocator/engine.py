@@ -93,11 +93,8 @@ def rule_breaches(problem: ProblemData, assignment: np.ndarray) -> list[str]:
         sites = sorted({int(problem.site[j]) for j in a[link.workers].tolist()})
         if len(sites) > 1:
             errors.append(f"link {link.id!r} is split over {', '.join(dx.site_label(problem, k) for k in sites)}")
-    on_line = np.zeros(problem.n_lines, dtype=bool)
     for q in problem.quotas:
-        on_line[:] = False
-        on_line[q.lines] = True
-        count = int((on_line[a] & q.counts).sum())
+        count = q.count(a)
         if count < q.min_workers:
             errors.append(f"quota {q.id!r} has {count} workers, below its minimum of {q.min_workers}")
         if q.max_workers is not None and count > q.max_workers:
@@ -241,6 +238,13 @@ def _colliding_rules(problem: ProblemData, options: SolveOptions, rules: list[Ru
         chunk = max(1, chunk // 2)
 
 
+def _drop_each_solves(problem: ProblemData, rules: list[Rule], found: list[Rule], probe: SolveOptions) -> bool:
+    """Whether dropping any one rule of ``found`` from the whole run (all of ``rules``) makes it
+    solvable: a minimal clashing set says only that its rules hold without one another, and
+    the run may have another clash besides it."""
+    return all(_exists(_keeping(problem, [r for r in rules if r != x]), probe) is True for x in found)
+
+
 def _rules_diagnosis(problem: ProblemData, options: SolveOptions) -> list[Finding]:
     """The run has links or quotas and no allocation, and no single check says why: find the
     rules that collide (business-rules.md, "Infeasible runs" and "Stability together with these
@@ -256,7 +260,10 @@ def _rules_diagnosis(problem: ProblemData, options: SolveOptions) -> list[Findin
         if plain_ok is False:
             # The rules collide even without stability: that is what to fix first.
             found, minimal = _colliding_rules(plain, options, rules)
-            return [dx.rules_collide(plain, found, minimal=minimal)] if found else []
+            if not found:
+                return []
+            return [dx.rules_collide(plain, found, minimal=minimal,
+                                     drop_each_solves=minimal and _drop_each_solves(plain, rules, found, probe))]
         without = _exists(_keeping(problem, []), probe)
         if without is False:
             return []  # no stable allocation even without the links and quotas
@@ -277,7 +284,8 @@ def _rules_diagnosis(problem: ProblemData, options: SolveOptions) -> list[Findin
             mandatory_matter = _exists(dataclasses.replace(kept, mandatory=np.zeros_like(problem.mandatory)), probe)
     return [dx.rules_collide(problem, found, stability=stable, minimal=minimal,
                              pins_matter=pins_matter is True, mandatory_matter=mandatory_matter is True,
-                             solvable_unstable=plain_ok is True)]
+                             solvable_unstable=plain_ok is True,
+                             drop_each_solves=minimal and _drop_each_solves(problem, rules, found, probe))]
 
 
 def solve(snapshot: RunSnapshot, options: SolveOptions | None = None) -> Result:

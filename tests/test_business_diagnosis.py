@@ -549,3 +549,26 @@ def test_the_engine_explains_every_infeasible_tiny_stable_run(d, data):
                           "linked_workers": [x for x in d["linked_workers"] if x["id"] != rule]}
                     p2 = ProblemData.from_snapshot(RunSnapshot.parse(d2))
                     assert not (no_stable_allocation(p2) if stable else no_allocation(p2))
+
+
+def test_a_clash_that_is_not_the_only_one_does_not_promise_a_solvable_run():
+    # w1 is pinned at site A and linked to w0, so both are at A; the quotas q0 (at most 1 at A)
+    # and q1 (at least 1 worker with tag q, i.e. w0, at A) clash, and so do q0 and the link:
+    # dropping q1 alone leaves the run impossible, and the finding must not say otherwise.
+    d = {
+        "format": "allocator-run/1",
+        "workers": [{"id": "w0", "qualification_ids": ["q"]}, {"id": "w1"}, {"id": "w2"}],
+        "job_lines": [{"id": "j0", "max_n_workers": 1, "site": "A"}, {"id": "j1", "max_n_workers": 1, "site": "A"},
+                      {"id": "j2", "max_n_workers": 2}],
+        "pins": [{"worker_id": "w1", "job_line_id": "j0"}],
+        "linked_workers": [{"id": "link", "worker_ids": ["w0", "w1"]}],
+        "quotas": [{"id": "q0", "sites": ["A"], "max_workers": 1},
+                   {"id": "q1", "sites": ["A"], "qualification_id": "q", "min_workers": 1}],
+    }
+    res = solve(RunSnapshot.parse(d))
+    assert res.status == "infeasible"
+    (f,) = [f for f in res.diagnosis if f.code == dx.RULES_COLLIDE]
+    assert "makes the run solvable" not in f.message and "any one of them" not in f.message
+    assert "other rules that clash as well" in f.message
+    without_q1 = {**d, "quotas": [q for q in d["quotas"] if q["id"] != "q1"]}
+    assert solve(RunSnapshot.parse(without_q1)).status == "infeasible"
