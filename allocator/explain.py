@@ -1016,11 +1016,8 @@ def _rule_breaks(problem: ProblemData, a: np.ndarray, b: np.ndarray) -> list[dic
         )
         out.append({"kind": "link", "link_id": link.id, "worker_ids": [problem.worker_ids[int(t)] for t in link.workers],
                     "message": f"link '{link.id}' would be split over sites: {where}"})
-    on_line = np.zeros(problem.n_lines, dtype=bool)
     for q in problem.quotas:
-        on_line[:] = False
-        on_line[q.lines] = True
-        count_a, count_b = int((on_line[a] & q.counts).sum()), int((on_line[b] & q.counts).sum())
+        count_a, count_b = q.count(a), q.count(b)
         counted = f"worker{'' if count_b == 1 else 's'}" + (
             f" with the qualification '{q.qualification_id}'" if q.qualification_id else "")
         if count_b < q.min_workers <= count_a:

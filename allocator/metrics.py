@@ -86,14 +86,19 @@ def gini(values: np.ndarray) -> float:
     return float((2.0 * (i * x).sum()) / (n * total) - (n + 1.0) / n)
 
 
-def rank_distribution(problem: ProblemData, assignment: np.ndarray) -> list[dict[str, Any]]:
+def rank_distribution(
+    problem: ProblemData, assignment: np.ndarray, members: np.ndarray | None = None
+) -> list[dict[str, Any]]:
     """How many workers got their 1st, 2nd, ... choice, and how many an unranked line.
 
     One bucket per choice number from 1 to the largest one given (zeros included, so a chart
     has no gaps), then the ``unranked`` bucket. Each bucket:
     ``{"choice": 1 | ... | "unranked", "label": "1st choice" | "unranked line", "workers": n}``.
+    ``members`` (bool per worker) counts only those workers (a tier, a site's workers).
     """
     choice = choice_numbers(problem, assignment)
+    if members is not None:
+        choice = choice[np.asarray(members, dtype=bool)]
     ranked = choice[choice > 0]
     top = int(ranked.max()) if ranked.size else 0
     counts = np.bincount(ranked, minlength=top + 1) if top else np.zeros(1, dtype=np.int64)
@@ -272,17 +277,10 @@ def _group_metrics(problem: ProblemData, a: np.ndarray, members: np.ndarray) -> 
     rows = np.flatnonzero(members)
     sub = a[rows]
     choice = choice_numbers(problem, a)[rows]
-    ranked = choice[choice > 0]
-    top = int(ranked.max()) if ranked.size else 0
-    counts = np.bincount(ranked, minlength=top + 1)
-    dist: list[dict[str, Any]] = [
-        {"choice": k, "label": f"{ordinal(k)} choice", "workers": int(counts[k])} for k in range(1, top + 1)
-    ]
-    dist.append({"choice": UNRANKED, "label": "unranked line", "workers": int((choice == 0).sum())})
     k = rows.size
     return {
         "n_workers": int(k),
-        "rank_distribution": dist,
+        "rank_distribution": rank_distribution(problem, a, members),
         "first_choice_share": round_sig(int((choice == 1).sum()) / k) if k else None,
         **ranked_rank_metrics(problem.worker_rank[rows, sub], problem.worker_ranked[rows, sub]),
     }
@@ -327,12 +325,9 @@ def business_rule_metrics(problem: ProblemData, assignment: np.ndarray) -> dict[
             })
         out["links"] = links
     if problem.quotas:
-        on_line = np.zeros(problem.n_lines, dtype=bool)
         quotas = []
         for q in problem.quotas:
-            on_line[:] = False
-            on_line[q.lines] = True
-            count = int((on_line[a] & q.counts).sum())
+            count = q.count(a)
             quotas.append({
                 "id": q.id,
                 "count": count,

@@ -85,6 +85,15 @@ class QuotaData:
     sites: tuple[str, ...] | None = None
     qualification_id: str | None = None
 
+    def covers(self, pair_lines: np.ndarray, pair_workers: np.ndarray) -> np.ndarray:
+        """Which pairs ``(pair_workers[k], pair_lines[k])`` the quota counts (bool array)."""
+        return np.isin(pair_lines, self.lines) & self.counts[pair_workers]
+
+    def count(self, assignment: np.ndarray) -> int:
+        """How many workers of ``assignment`` (line index per worker) the quota counts."""
+        a = np.asarray(assignment, dtype=np.int64)
+        return int(self.covers(a, np.arange(a.size)).sum())
+
 
 @dataclass(frozen=True, eq=False)
 class LinkData:

@@ -6,13 +6,12 @@ folder, with ``ALLOCATOR_DATABASE_URL`` pointing at this module's own database.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from tests.helpers.cli import console
+from tests.helpers.cli import console, exported, imported
 
 pytestmark = pytest.mark.db
 
@@ -37,17 +36,10 @@ def cli(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest
 
 @pytest.fixture
 def run_id(cli, tmp_path: Path) -> str:
-    path = tmp_path / "intake.json"
-    path.write_text(json.dumps(tiny()), encoding="utf-8")
-    done = cli("import", str(path))
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+    return imported(cli, tmp_path, tiny())
 
 
-def snapshot(cli, run_id: str) -> dict:
-    out = cli("export", run_id)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+snapshot = exported
 
 
 def changes(db: str, run_id: str) -> list[tuple]:

@@ -3,12 +3,11 @@ a withdrawal that keeps a run with links and a previous allocation valid (said o
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import console
+from tests.helpers.cli import console, exported, imported
 
 pytestmark = pytest.mark.db
 
@@ -37,17 +36,7 @@ def cli(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest
 
 @pytest.fixture
 def run_id(cli, tmp_path: Path) -> str:
-    path = tmp_path / "intake.json"
-    path.write_text(json.dumps(with_rules()), encoding="utf-8")
-    done = cli("import", str(path))
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-def exported(cli, run_id: str) -> dict:
-    out = cli("export", run_id)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return imported(cli, tmp_path, with_rules())
 
 
 def test_import_then_export_keeps_every_rule(cli, run_id):

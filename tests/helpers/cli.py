@@ -44,3 +44,23 @@ def console(
         return Ran(exited.value.code, out, err)
 
     return run
+
+
+def imported(cli: Callable[..., Ran], folder: Path, snapshot: dict) -> str:
+    """``allocator import`` of ``snapshot`` (written to ``folder``); the new run's id."""
+    import json
+
+    path = folder / "intake.json"
+    path.write_text(json.dumps(snapshot), encoding="utf-8")
+    done = cli("import", str(path))
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def exported(cli: Callable[..., Ran], run_id: str) -> dict:
+    """``allocator export RUN``, parsed."""
+    import json
+
+    out = cli("export", run_id)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)

@@ -127,9 +127,7 @@ def links(model: cp_model.CpModel, v: Variables, problem: ProblemData, members: 
 def quotas(model: cp_model.CpModel, v: Variables, problem: ProblemData) -> None:
     """Constraint 7: ``min <= count <= max`` for each quota."""
     for q in problem.quotas:
-        on_line = np.zeros(problem.n_lines, dtype=bool)
-        on_line[q.lines] = True
-        ks = np.flatnonzero(on_line[v.lines] & q.counts[v.workers])
+        ks = np.flatnonzero(q.covers(v.lines, v.workers))
         total = cp_model.LinearExpr.sum([v.x[i] for i in ks.tolist()])
         if q.min_workers > 0:
             model.add(total >= q.min_workers)
