@@ -34,6 +34,8 @@ def lines_grid(page):
 def type_in_places(page, row: int, text: str) -> None:
     """Select the Places cell of a line (second column from the right), open it, type, Enter."""
     grid = lines_grid(page)
+    grid.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)  # let the scroll settle before the click (a longer page since the rules tables)
     box = grid.bounding_box()
     grid.click(position={"x": box["width"] - 240, "y": ROW + ROW * row + ROW // 2})
     page.wait_for_timeout(600)
@@ -66,7 +68,7 @@ def eventually(check, timeout: float = 15.0) -> None:
         time.sleep(0.25)
 
 
-def type_until(page, row: int, text: str, check, tries: int = 3) -> None:
+def type_until(page, row: int, text: str, check, tries: int = 4) -> None:
     """Type into a Places cell until ``check()`` holds.
 
     Typing into the canvas grid can lose the keystrokes when the browser is slow to open the
