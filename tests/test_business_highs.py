@@ -132,6 +132,12 @@ MEDIUM = [
         id="110x44-everything",
     ),
     pytest.param((150, 60, 16), {"links": 8, "quotas": 3}, id="150x60-links-quotas"),
+    # Fixing a solved tier by equality of costs scaled by 2^25 and rounded per pair excluded
+    # allocations tied with it in real cost: the last level came out 1096.95 against HiGHS's
+    # 1095.40 on this run (and 1025.6 against 1023.9 on seed 6) while reported optimal.
+    pytest.param(
+        (150, 40, 3), {"links": 8, "quotas": 3, "tiers": 3}, id="150x40-tied-tiers"
+    ),
 ]
 
 
