@@ -204,6 +204,7 @@ def link_excess(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, red
         return excess, 0.0
     ws, ls = costs.workers, costs.lines
     m, n = problem.n_workers, problem.n_lines
+    pair_starts = _starts(costs, m)
     dense = np.full((m, n), np.inf)
     dense[ws[keep], ls[keep]] = reduced[keep]
     order = np.argsort(problem.site, kind="stable")
@@ -225,7 +226,7 @@ def link_excess(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, red
     excess += delta
     for link, (mins, total, d) in zip(problem.links, per_link, strict=True):
         for i, s in enumerate(link.workers.tolist()):
-            mine = np.flatnonzero(ws == s)
+            mine = np.arange(costs.workers.size)[_rows(pair_starts, s)]
             col = column[problem.site[ls[mine]]]
             with np.errstate(invalid="ignore"):
                 others = total[col] - mins[i, col]
@@ -293,17 +294,47 @@ def level_value(level: Level, costs: IntegerCosts, assignment: np.ndarray, index
     return int(level.coefficients[ks].sum())
 
 
+def _starts(costs: IntegerCosts, m: int) -> np.ndarray:
+    """Where each worker's pairs start: pairs are row-major (by worker), so each is one slice."""
+    return np.searchsorted(costs.workers, np.arange(m + 1))
+
+
+def _rows(starts: np.ndarray, s: int) -> slice:
+    """Worker ``s``'s pair numbers (``starts`` from :func:`_starts`)."""
+    return slice(int(starts[s]), int(starts[s + 1]))
+
+
+def _members(starts: np.ndarray, workers: np.ndarray) -> np.ndarray:
+    """(P,) bool: the pairs of ``workers`` (one slice each; no scan of every pair per worker)."""
+    out = np.zeros(int(starts[-1]), dtype=bool)
+    for s in np.asarray(workers).tolist():
+        out[_rows(starts, s)] = True
+    return out
+
+
+def _cheapest_on_site(starts: np.ndarray, keep: np.ndarray, site: np.ndarray, rc: np.ndarray,
+                      workers: np.ndarray, k: int) -> float:
+    """Sum over ``workers`` of each one's cheapest kept pair on site ``k`` in ``rc`` (inf: none)."""
+    total = 0.0
+    for t in np.asarray(workers).tolist():
+        r = _rows(starts, t)
+        mine = keep[r] & (site[r] == k)
+        total += float(rc[r][mine].min()) if mine.any() else np.inf
+    return total
+
+
 def link_reach(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray) -> np.ndarray:
     """``keep`` less the pairs of linked workers on sites that not all of the link can reach."""
     keep = keep.copy()
     site = problem.site[costs.lines]
+    starts = _starts(costs, problem.n_workers)
     for link in problem.links:
         common = None
         for s in link.workers.tolist():
-            mine = keep & (costs.workers == s)
-            reach = set(site[mine].tolist())
+            r = _rows(starts, s)
+            reach = set(site[r][keep[r]].tolist())
             common = reach if common is None else common & reach
-        members = np.isin(costs.workers, link.workers)
+        members = _members(starts, link.workers)
         keep &= ~members | np.isin(site, sorted(common or ()))
     return keep
 
@@ -322,11 +353,12 @@ def repair(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, weights:
     a = flow.assignment
     ws, ls = costs.workers, costs.lines
     site = problem.site[ls]
+    starts = _starts(costs, problem.n_workers)
     keep = keep.copy()
     off_site = np.zeros(ws.size, dtype=bool)
     rc = flow.reduced if flow.reduced is not None else np.where(keep, weights, np.inf).astype(np.float64)
     for link in problem.links:
-        members = np.isin(ws, link.workers)
+        members = _members(starts, link.workers)
         here = np.unique(problem.site[a[link.workers]])
         if anchor is not None:
             chosen = int(problem.site[anchor[link.workers[0]]])  # an allocation that meets the rules
@@ -335,10 +367,7 @@ def repair(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, weights:
         else:
             best, chosen = np.inf, -1
             for k in np.unique(site[members & keep]).tolist():
-                total = 0.0
-                for s in link.workers.tolist():
-                    mine = keep & (ws == s) & (site == k)
-                    total += float(rc[mine].min()) if mine.any() else np.inf
+                total = _cheapest_on_site(starts, keep, site, rc, link.workers, k)
                 if total < best:
                     best, chosen = total, k
             if chosen < 0:
@@ -364,17 +393,11 @@ def repair(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, weights:
                 # Still split despite the penalty: hold the link to the site one of its
                 # workers is on now (the anchor's, when there is one), the one where moving
                 # the others costs least.
-                members = np.isin(ws, link.workers)
+                members = _members(starts, link.workers)
                 if anchor is not None:
                     target = int(problem.site[anchor[link.workers[0]]])
                 else:
-                    totals = []
-                    for k in here.tolist():
-                        total = 0.0
-                        for t in link.workers.tolist():
-                            mine = keep & (ws == t) & (site == k)
-                            total += float(rc[mine].min()) if mine.any() else np.inf
-                        totals.append(total)
+                    totals = [_cheapest_on_site(starts, keep, site, rc, link.workers, k) for k in here.tolist()]
                     target = int(here[int(np.argmin(totals))])
                 keep = keep & (~members | (site == target))
         penalties[:] = 0
