@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+import psycopg.sql
 
 _QUERIES: dict[str, str] = {
     "functions": """
@@ -76,6 +77,22 @@ def describe_schema(url: str) -> dict[str, set[tuple[Any, ...]]]:
 
 def _lines(definition: str) -> tuple[str, ...]:
     return tuple(sorted(line.strip().rstrip(",") for line in definition.splitlines()))
+
+
+def describe_data(url: str) -> dict[str, tuple[int, str]]:
+    """Every public table's row count and a digest of its rows (to tell that nothing changed)."""
+    with psycopg.connect(url) as conn:
+        tables = [r[0] for r in conn.execute(
+            "select relname from pg_class where relnamespace = 'public'::regnamespace and relkind = 'r' "
+            "order by relname").fetchall()]
+        out = {}
+        for table in tables:
+            row = conn.execute(psycopg.sql.SQL(
+                "select count(*), coalesce(md5(string_agg(t::text, '|' order by t::text)), '') from public.{} t"
+            ).format(psycopg.sql.Identifier(table))).fetchone()
+            assert row is not None
+            out[table] = (row[0], row[1])
+        return out
 
 
 def schema_differences(
