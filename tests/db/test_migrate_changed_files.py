@@ -294,3 +294,27 @@ def test_db_migrate_says_which_files_it_applied_again(new_database, tmp_path, mo
     assert (f"  Applied again {len(changed)} migrations changed since they were applied: "
             f"{', '.join(names[v] for v in changed)}.") in lines
     assert "is up to date" in cli("db", "migrate").stderr
+
+
+def test_a_function_added_to_a_changed_file_gets_the_grants_of_the_files_after_it(new_database, tmp_path):
+    # Why the unchanged files after a changed one run again: 20261128000004_security.sql
+    # revokes EXECUTE on every allocator function, which PostgreSQL grants to PUBLIC (anon
+    # included) when a function is created.
+    copied = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, copied)
+    url = new_database(prefix="grants")
+    migrate(url, directory=copied)
+    functions = next(m for m in migration_files(copied) if m.name == "functions")
+    functions.path.write_text(functions.sql + """
+create or replace function public.allocator_added_later() returns integer
+language sql stable set search_path = '' as $$ select 1 $$;
+""", encoding="utf-8")
+
+    report = apply_migrations(url, directory=copied)
+
+    assert [m.name for m in report.reapplied] == ["functions"]
+    assert "security" in [m.name for m in report.rerun]
+    with psycopg.connect(url) as conn:
+        assert conn.execute(
+            "select has_function_privilege('anon', 'public.allocator_added_later()', 'execute')"
+        ).fetchone() == (False,)
