@@ -253,13 +253,13 @@ def _migrate(conn: psycopg.Connection, migrations: list[Migration]) -> Migration
                 )
                 reapplied.append(m)
             else:
-                log.info("Running migration %s again, after an earlier changed one", m.path.name)
-                _apply(conn, m, "could not be run again after the changed ones before it")
+                log.info("Running migration %s again, after an earlier new or changed one", m.path.name)
+                _apply(conn, m, "could not be run again after the new or changed files before it")
                 rerun.append(m)
     if reapplied:
         log.warning(
-            "Applied again %d migration(s) changed since they were applied: %s",
-            len(reapplied), _names(tuple(reapplied)),
+            "Applied again %s changed since applied: %s",
+            _count(tuple(reapplied), "migration"), _names(tuple(reapplied)),
         )
     return MigrationReport(tuple(applied), tuple(reapplied), tuple(rerun))
 
