@@ -16,12 +16,15 @@ The order. From the first file (in version order) that is new or changed, every 
 applied in version order: the new ones, the changed ones and, between and after them, the
 unchanged ones again. That is the order a new database gets, which the tests check on every
 file: an older file never needs what a newer one makes, and a newer file may need what the
-changed version of an older one makes (a function, a column). Running the unchanged later
+changed version of an older one makes (a function, a column: the run list of
+20261130000002_run_changes.sql reads ``allocator_py_runs.source_file``, which a database of
+the first release gets from the changed 20261128000001_core.sql). Running the unchanged later
 files again matters as well: 20261128000004_security.sql revokes ``EXECUTE`` on every
 allocator function, so a function a changed 20261128000003_functions.sql adds would
 otherwise keep PostgreSQL's default grant to ``PUBLIC`` (every role, ``anon`` included). The
-alternative of the new files first and then the changed ones would leave that gap, and
-would run a new file before the function versions it was written against.
+alternative of the new files first and then the changed ones would leave that gap, would
+run a new file before the versions of the older files it was written against, and fails on a
+database of the first release for the reason above.
 
 Everything runs in one transaction, under an advisory lock, so two processes starting at
 once cannot both apply the files, and a failing file leaves the database exactly as it was

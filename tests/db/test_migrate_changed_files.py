@@ -20,7 +20,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from allocator.db.migrate import MIGRATIONS_DIR, apply_migrations, migrate, migration_files
+from allocator.db.migrate import (
+    MIGRATIONS_DIR,
+    MigrationReport,
+    apply_migrations,
+    migrate,
+    migration_files,
+)
 from allocator.snapshot import RunSnapshot
 from allocator.store import PublishRefusedError, input_fingerprint
 from allocator.store.postgres import PostgresStore
@@ -262,7 +268,6 @@ def test_the_report_in_words():
     files = {m.version: m for m in migration_files()}
     core, triggers, functions, security, rules = (
         files[v] for v in ("20261128000001", "20261128000002", "20261128000003", "20261128000004", "20261130000004"))
-    from allocator.db.migrate import MigrationReport
 
     assert MigrationReport().describe() == []
     assert MigrationReport(rerun=(security,)).describe() == []  # never alone, but says nothing then
