@@ -65,6 +65,7 @@ from allocator.store.base import (
 
 if TYPE_CHECKING:
     from allocator.config import AppConfig
+    from allocator.db.migrate import MigrationReport
     from allocator.engine import Result
     from allocator.solvers.base import SolveOptions
 
@@ -1291,8 +1292,9 @@ def demo_snapshot(*, workers: int = 140, lines: int | None = None, seed: int = 1
 # --------------------------------------------------------------------------- the database
 
 
-def migrate_database(settings: AppConfig | None = None) -> tuple[str, list[str]]:
-    """Apply the migrations the configured database lacks; return its URL and what was applied.
+def migrate_database(settings: AppConfig | None = None) -> tuple[str, MigrationReport]:
+    """Apply the migrations the configured database lacks or has in an older version; return
+    its URL and what was applied (new files, files applied again because they changed).
 
     The embedded database is started first when it is the one configured. A Supabase project
     reached through its REST API cannot be migrated from here (ServiceError says how).
@@ -1309,7 +1311,7 @@ def migrate_database(settings: AppConfig | None = None) -> tuple[str, list[str]]
         )
     import psycopg
 
-    from allocator.db.migrate import migrate
+    from allocator.db.migrate import apply_migrations
     from allocator.store.base import error_from_sqlstate
 
     if choice == "database_url":
@@ -1319,7 +1321,7 @@ def migrate_database(settings: AppConfig | None = None) -> tuple[str, list[str]]
 
         url = create_database(start_server(settings.resolved_data_dir))
     try:
-        return url, migrate(url)
+        return url, apply_migrations(url)
     except psycopg.Error as exc:
         raise error_from_sqlstate(exc.sqlstate, f"{type(exc).__name__}: {str(exc).strip()}") from None
 

@@ -42,13 +42,17 @@ def register(app: typer.Typer) -> None:
     @db_app.command("migrate", epilog=SERVICE_EXIT_CODES_HELP)
     @planner_errors
     def db_migrate_command() -> None:
-        """Apply the migrations in supabase/migrations that the database lacks (safe to repeat)."""
+        """Apply the migrations in supabase/migrations that the database lacks, and again those
+        changed since they were applied (safe to repeat)."""
         from allocator import service
 
-        url, applied = service.migrate_database()
+        url, report = service.migrate_database()
         where = mask_password(url)
-        if applied:
-            err(f"Applied {len(applied)} migration(s) to {where}: {', '.join(applied)}")
+        lines = report.describe()
+        if lines:
+            err(f"Migrated {where}:")
+            for line in lines:
+                err(f"  {line[0].upper()}{line[1:]}.")
         else:
             err(f"{where} is up to date.")
 

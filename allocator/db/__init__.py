@@ -1,5 +1,11 @@
 """The database: migrations (``supabase/migrations``) and the embedded default PostgreSQL."""
 
-from allocator.db.migrate import MIGRATIONS_DIR, migrate, migration_files
+from allocator.db.migrate import (
+    MIGRATIONS_DIR,
+    MigrationReport,
+    apply_migrations,
+    migrate,
+    migration_files,
+)
 
-__all__ = ["MIGRATIONS_DIR", "migrate", "migration_files"]
+__all__ = ["MIGRATIONS_DIR", "MigrationReport", "apply_migrations", "migrate", "migration_files"]

@@ -11,6 +11,8 @@
 -- a row's references inside its own allocation run.
 --
 -- Idempotent: everything is `if not exists` / `or replace`, so applying it twice is harmless.
+-- A column added to a table here after the table was first created also gets an
+-- `add column if not exists` below the table, for the databases made before it.
 
 -- ------------------------------------------------------------------ organisations
 
@@ -232,6 +234,9 @@ create table if not exists public.allocator_py_runs (
   inputs_version_xact xid8,
   unique (allocation_run_id, id)
 );
+-- A database made before source_file was part of the table (an edited file is applied
+-- again: allocator/db/migrate.py) gets it here; `create table if not exists` would not add it.
+alter table public.allocator_py_runs add column if not exists source_file text;
 create index if not exists allocator_py_runs_ar_idx on public.allocator_py_runs (allocation_run_id);
 create index if not exists allocator_py_runs_queue_idx
   on public.allocator_py_runs (created_at, id) where status in ('pending', 'running');
@@ -314,6 +319,9 @@ create table if not exists public.allocator_scenarios (
   -- The run's inputs version the scenario was solved on (stamped by a trigger on write).
   inputs_version bigint
 );
+-- As source_file above, for a database made before the column was part of the table (its
+-- scenarios are stamped in 20261130000003_trust_and_checks.sql, once the functions exist).
+alter table public.allocator_scenarios add column if not exists inputs_version bigint;
 create index if not exists allocator_scenarios_run_idx on public.allocator_scenarios (run_id, created_at);
 
 -- Append-only: every set of allocations ever written, with what it replaced.

@@ -536,6 +536,9 @@ $$;
 -- The organisation: p_organisation_id, else the caller's only organisation (a planner) or
 -- the database's only organisation, created as "Local" when there is none (trusted).
 -- p_source_file: the file the run was imported from, kept as allocator_py_runs.source_file.
+-- (Before p_source_file it had three arguments: that version would stay beside this one,
+-- and a call with one to three arguments would match both.)
+drop function if exists public.allocator_import_run(jsonb, uuid, text);
 create or replace function public.allocator_import_run(
   p_snapshot jsonb,
   p_organisation_id uuid default null,

@@ -394,6 +394,10 @@ $$;
 
 -- ------------------------------------------------------------------ change a job line
 
+-- Before the business rules it had no site: that version would stay beside this one (a
+-- call naming only the first arguments would then match both).
+drop function if exists public.allocator_set_job_line(uuid, text, text, integer, boolean, text);
+
 -- p_site: the line's new site (business-rules.md); p_clear_site: the line becomes a site of
 -- its own. Either, both or neither of places and must-be-filled may change with it.
 create or replace function public.allocator_set_job_line(

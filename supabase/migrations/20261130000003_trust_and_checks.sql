@@ -25,6 +25,16 @@
 -- New SQLSTATE: AL009 the run is not in a state that allows this (held by a worker, or
 -- already waiting). Idempotent: `create or replace`.
 
+-- ------------------------------------------------------------------ scenarios saved before
+
+-- Scenarios saved before the stamp existed (databases made before this file; the column is
+-- added by 20261128000001_core.sql): stamped with their run's version now, so they stay as
+-- publishable as they were (the store's fingerprint check still tells a changed run). The
+-- stamp trigger leaves no scenario without one, so applying this again changes nothing.
+update public.allocator_scenarios s
+   set inputs_version = public.allocator_run_inputs_version(s.run_id)
+ where s.inputs_version is null;
+
 -- ------------------------------------------------------------------ heartbeat
 
 -- The claim holder extends its lease while it works; returns the new expiry. Raises AL004

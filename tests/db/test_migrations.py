@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from allocator.db.migrate import applied_versions, migrate, migration_files
+from tests.helpers.schema import describe_data, describe_schema, schema_differences
 
 pytestmark = pytest.mark.db
 
@@ -83,19 +84,43 @@ def test_migrate_empty_database_then_again_is_a_no_op(new_database):
 
 def test_every_migration_file_is_safe_to_apply_twice(new_database):
     # A Supabase project may have received the files through `supabase db push` (recorded
-    # elsewhere); `allocator db migrate` then applies them again over the top.
+    # elsewhere); `allocator db migrate` then applies them again over the top. And a file
+    # changed in place is applied again, with every file after it (allocator/db/migrate.py).
+    # So applying them again changes neither the schema nor any row, on a database in use.
     url = new_database(migrated=True)
+    _in_use(url)
+    schema, data = describe_schema(url), describe_data(url)
     with psycopg.connect(url, autocommit=True) as conn:
-        before = conn.execute(
-            "select count(*) from pg_policies where schemaname = 'public'"
-        ).fetchone()
         for m in migration_files():
             with conn.transaction():
                 conn.execute(m.sql)
-        after = conn.execute(
-            "select count(*) from pg_policies where schemaname = 'public'"
-        ).fetchone()
-    assert before == after
+                conn.execute(m.sql)  # twice in a row as well
+    assert schema_differences(describe_schema(url), schema) == {}
+    assert describe_data(url) == data
+
+
+def _in_use(url: str) -> None:
+    """A run with the business rules, a scenario published, one saved, a run change logged."""
+    from allocator.store.base import input_fingerprint
+    from allocator.store.postgres import PostgresStore
+    from tests.helpers.dbtools import allocation_result, new_org_in_store, small_snapshot
+
+    with PostgresStore(url) as store:
+        snap = small_snapshot(n_workers=4, n_lines=3, capacity=4)
+        snap["eligibility"], snap["forbids"] = [], []
+        snap["job_lines"][0]["site"] = "Orange"
+        snap["workers"][0]["priority"] = 1
+        snap["linked_workers"] = [{"id": "pair", "worker_ids": ["w1", "w4"]}]
+        snap["quotas"] = [{"id": "cap", "job_line_ids": ["j1"], "min_workers": 0, "max_workers": 3}]
+        snap["previous_allocations"] = [{"worker_id": "w1", "job_line_id": "j2"}]
+        run_id = store.import_snapshot(snap, organisation_id=new_org_in_store(store))
+        fp = input_fingerprint(store.load_run(run_id))
+        result = allocation_result(snap)  # round-robin: w1 and w4 (the pair) on j1
+        store.publish(run_id, store.save_scenario(run_id, "Published", {}, {}, result, fp))
+        store.save_scenario(run_id, "Saved", {}, {}, result, fp)
+        store.save_scenario(run_id, "Saved", {}, {}, result, fp)  # its second version
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("select allocator_withdraw_worker(%s, 'w4', 'left the program')", (run_id,))
 
 
 # Both set-ups: the local bootstrap, and the Supabase shim (whose default privileges open

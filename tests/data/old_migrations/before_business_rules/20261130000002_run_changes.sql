@@ -1,0 +1,427 @@
+-- Run changes: where a run came from, and changing a run's data after import.
+--
+-- 1. Provenance. `allocator_py_runs.source_file` records the file a run was imported from
+--    (the command line's FILE, the dashboard's upload); allocator_import_run takes it as
+--    `p_source_file`, which defaults to null (the column and the function are defined once,
+--    where a reader looks for them: 20261128000001_core.sql, 20261128000003_functions.sql,
+--    as no database outside this project had applied the first versions). The run
+--    list shows it with the import time (created_at) and, separately from a headless solve
+--    (completed_at), when a scenario of the run was last saved (`last_scenario_saved_at`), in
+--    the view `allocator_run_list`.
+-- 2. Changes to a run's data, each one SQL function (atomic; invalid input refused with
+--    AL008 naming the entry, nothing written), each logged with who and why in the
+--    append-only `allocator_run_changes`:
+--      allocator_withdraw_worker  the worker leaves the run's list of workers (their rows,
+--                                 preferences and the run's history stay; a run that listed
+--                                 none, meaning "all of its allocation run's", gets the list
+--                                 of all but them);
+--      allocator_add_worker       a late worker joins the allocation run (the intake) with
+--                                 their tags and ranked lines, and the run's list when it
+--                                 has one (sibling runs that list none see them too, as that
+--                                 means "every worker of the intake");
+--      allocator_set_job_line     a line's places and/or must-be-filled (the line belongs to
+--                                 the allocation run, so sibling runs with it see it too).
+--    Every one of them moves allocator_run_inputs_version (through the triggers of
+--    20261128000002 / 0005), so a scenario saved before is stale at once: its input
+--    fingerprint no longer matches a fresh load, and allocator_publish refuses it.
+--    They check access like the other writers (allocator_lock_run: another organisation's
+--    run is "not found"), record the actor with allocator_resolve_actor (a signed-in planner
+--    is always themselves), and refuse a run a headless worker is solving right now.
+--
+-- Idempotent: `if not exists`, `or replace`, policies dropped and created again.
+
+-- ------------------------------------------------------------------ the change log
+
+-- Append-only: every change made to a run's data after import, with who and why.
+create table if not exists public.allocator_run_changes (
+  id bigint generated always as identity primary key,
+  run_id uuid not null,
+  allocation_run_id uuid not null,
+  action text not null check (action in ('withdraw_worker', 'add_worker', 'set_job_line')),
+  worker_id text,    -- the snapshot (external) id of the worker changed, if any
+  job_line_id text,  -- the snapshot (external) id of the job line changed, if any
+  details jsonb not null default '{}'::jsonb,
+  reason text not null check (btrim(reason) <> ''),
+  changed_by text,
+  changed_at timestamptz not null default now(),
+  inputs_version bigint,  -- allocator_run_inputs_version right after the change
+  foreign key (allocation_run_id, run_id)
+    references public.allocator_py_runs (allocation_run_id, id) on delete cascade
+);
+create index if not exists allocator_run_changes_run_idx on public.allocator_run_changes (run_id, id);
+
+create or replace function public.allocator_run_changes_append_only() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception using
+    errcode = '42501',
+    message = 'The run''s change log is append-only: its entries cannot be changed.',
+    hint = 'To undo a change, make the opposite change with a reason; both stay in the log.';
+end
+$$;
+
+create or replace trigger allocator_run_changes_no_update
+  before update on public.allocator_run_changes
+  for each row execute function public.allocator_run_changes_append_only();
+
+alter table public.allocator_run_changes enable row level security;
+revoke all on table public.allocator_run_changes from public, anon, authenticated, service_role;
+grant select on table public.allocator_run_changes to authenticated;
+grant select, insert on table public.allocator_run_changes to service_role;
+do $$
+declare
+  seq text := pg_catalog.pg_get_serial_sequence('public.allocator_run_changes', 'id');
+begin
+  execute format('revoke all on sequence %s from public, anon, authenticated, service_role', seq);
+  execute format('grant usage, select on sequence %s to service_role', seq);
+end
+$$;
+
+drop policy if exists allocator_run_changes_planner_read on public.allocator_run_changes;
+create policy allocator_run_changes_planner_read on public.allocator_run_changes
+  for select to authenticated
+  using (allocation_run_id in (select public.allocator_my_allocation_runs()));
+
+-- ------------------------------------------------------------------ changes: helpers
+
+-- Lock the run for a change (access checked as for every writer) and refuse one that a
+-- headless worker is solving now: its result would be for data that no longer exists.
+create or replace function public.allocator_lock_run_for_change(p_run_id uuid, p_reason text, p_what text)
+returns public.allocator_py_runs
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_run public.allocator_py_runs;
+begin
+  v_run := public.allocator_lock_run(p_run_id);
+  if v_run.status = 'running' then
+    perform public.allocator_invalid(format(
+      'Run "%s" is being solved by a worker now; %s when that solve has finished.',
+      coalesce(nullif(v_run.name, ''), v_run.id::text), p_what));
+  end if;
+  if coalesce(btrim(p_reason), '') = '' then
+    perform public.allocator_invalid(format(
+      'A reason is required to %s: say why; it is kept in the run''s change log.', p_what));
+  end if;
+  return v_run;
+end
+$$;
+
+create or replace function public.allocator_log_run_change(
+  p_run public.allocator_py_runs,
+  p_action text,
+  p_worker_id text,
+  p_job_line_id text,
+  p_details jsonb,
+  p_reason text,
+  p_by text
+) returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_row public.allocator_run_changes;
+begin
+  insert into public.allocator_run_changes
+    (run_id, allocation_run_id, action, worker_id, job_line_id, details, reason, changed_by, inputs_version)
+  values (p_run.id, p_run.allocation_run_id, p_action, p_worker_id, p_job_line_id,
+          coalesce(p_details, '{}'::jsonb), btrim(p_reason), p_by,
+          public.allocator_run_inputs_version(p_run.id))
+  returning * into v_row;
+  return to_jsonb(v_row);
+end
+$$;
+
+-- ------------------------------------------------------------------ withdraw a worker
+
+create or replace function public.allocator_withdraw_worker(
+  p_run_id uuid,
+  p_worker_id text,
+  p_reason text,
+  p_changed_by text default null
+) returns jsonb
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_by text := public.allocator_resolve_actor(p_changed_by);
+  v_run public.allocator_py_runs;
+  v_wid bigint;
+  v_name text;
+  v_n integer;
+  v_run_name text;
+begin
+  v_run := public.allocator_lock_run_for_change(p_run_id, p_reason,
+             format('withdraw worker %L', coalesce(p_worker_id, '')));
+  v_run_name := coalesce(nullif(v_run.name, ''), v_run.id::text);
+
+  select w.id, w.name into v_wid, v_name
+    from public.worker_mappings w
+   where w.allocation_run_id = v_run.allocation_run_id and w.external_id = p_worker_id;
+  if v_wid is null then
+    perform public.allocator_invalid(format(
+      'Worker %L is not in run "%s": check the worker id.', coalesce(p_worker_id, ''), v_run_name));
+  end if;
+  if v_wid not in (select public.allocator_run_worker_ids(p_run_id)) then
+    perform public.allocator_invalid(format(
+      'Worker %L is not in run "%s" any more: they were withdrawn or left out of it already.',
+      p_worker_id, v_run_name));
+  end if;
+  select count(*) into v_n from public.allocator_run_worker_ids(p_run_id);
+  if v_n <= 1 then
+    perform public.allocator_invalid(format(
+      'Worker %L is the only worker of run "%s"; a run needs at least one worker.', p_worker_id, v_run_name));
+  end if;
+
+  if exists (select 1 from public.allocator_py_run_workers x where x.run_id = p_run_id) then
+    delete from public.allocator_py_run_workers where run_id = p_run_id and worker_id = v_wid;
+  else
+    -- No list means every worker of the allocation run: list them all but this one.
+    insert into public.allocator_py_run_workers (run_id, allocation_run_id, worker_id)
+    select p_run_id, v_run.allocation_run_id, w.id
+      from public.worker_mappings w
+     where w.allocation_run_id = v_run.allocation_run_id and w.id <> v_wid
+     order by w.id;
+  end if;
+
+  return public.allocator_log_run_change(v_run, 'withdraw_worker', p_worker_id, null,
+           jsonb_build_object('name', v_name), p_reason, v_by);
+end
+$$;
+
+-- ------------------------------------------------------------------ add a late worker
+
+-- p_worker: {"id", "name"?, "qualification_ids"?: [tag, ...],
+--            "preferences"?: [{"job_line_id", "rank"}, ...]} (ranks as in worker_preferences).
+create or replace function public.allocator_add_worker(
+  p_run_id uuid,
+  p_worker jsonb,
+  p_reason text,
+  p_changed_by text default null
+) returns jsonb
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_by text := public.allocator_resolve_actor(p_changed_by);
+  v_run public.allocator_py_runs;
+  v_run_name text;
+  v_org uuid;
+  v_id text := btrim(p_worker ->> 'id');
+  v_name text := coalesce(btrim(p_worker ->> 'name'), '');
+  v_tags jsonb := coalesce(p_worker -> 'qualification_ids', '[]'::jsonb);
+  v_prefs jsonb := coalesce(p_worker -> 'preferences', '[]'::jsonb);
+  v_wid bigint;
+  v_bad text;
+  v_jmap jsonb;  -- the run's job lines: external id -> id
+begin
+  v_run := public.allocator_lock_run_for_change(p_run_id, p_reason,
+             format('add worker %L', coalesce(v_id, '')));
+  v_run_name := coalesce(nullif(v_run.name, ''), v_run.id::text);
+  select organisation_id into v_org from public.allocation_runs where id = v_run.allocation_run_id;
+
+  if p_worker is null or jsonb_typeof(p_worker) <> 'object' or coalesce(v_id, '') = '' then
+    perform public.allocator_invalid('The late worker needs an id (the id their rankings use).');
+  end if;
+  if exists (select 1 from public.worker_mappings w
+              where w.allocation_run_id = v_run.allocation_run_id and w.external_id = v_id
+                and w.id in (select public.allocator_run_worker_ids(p_run_id))) then
+    perform public.allocator_invalid(format(
+      'Worker %L is already in run "%s": give the late worker an id of their own.', v_id, v_run_name));
+  end if;
+  if exists (select 1 from public.worker_mappings w
+              where w.allocation_run_id = v_run.allocation_run_id and w.external_id = v_id) then
+    perform public.allocator_invalid(format(
+      'The id %L belongs to a worker withdrawn from (or left out of) run "%s"; '
+      'give the late worker an id of their own.', v_id, v_run_name));
+  end if;
+
+  if jsonb_typeof(v_tags) <> 'array' then
+    perform public.allocator_invalid(format('Worker %L: the qualifications must be a list of tags.', v_id));
+  end if;
+  select format('Worker %L: qualification %s is not a tag (tags are non-empty text).', v_id, t.ord)
+    into v_bad
+    from jsonb_array_elements(v_tags) with ordinality t(e, ord)
+   where jsonb_typeof(t.e) <> 'string' or btrim(t.e #>> '{}') = ''
+   order by t.ord limit 1;
+  if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
+
+  if jsonb_typeof(v_prefs) <> 'array' then
+    perform public.allocator_invalid(format('Worker %L: the ranked lines must be a list.', v_id));
+  end if;
+  select coalesce(jsonb_object_agg(j.external_id, j.id), '{}'::jsonb) into v_jmap
+    from public.job_lines j
+   where j.id in (select public.allocator_run_job_line_ids(p_run_id));
+  select m into v_bad from (
+    select x.ord,
+           case
+             when jsonb_typeof(x.e) <> 'object' then
+               format('Worker %L, ranked line %s: give a job line and a rank.', v_id, x.ord)
+             when v_jmap -> (x.e ->> 'job_line_id') is null then
+               format('Worker %L ranks job line %L, which is not a job line of run "%s".',
+                      v_id, coalesce(x.e ->> 'job_line_id', ''), v_run_name)
+             when coalesce(case when jsonb_typeof(x.e -> 'rank') = 'number'
+                                then (x.e ->> 'rank')::double precision >= 1 end, false) is false then
+               format('Worker %L ranks job line %L with %s: a rank is a number of at least 1.',
+                      v_id, x.e ->> 'job_line_id', coalesce(x.e ->> 'rank', 'nothing'))
+             when exists (select 1 from jsonb_array_elements(v_prefs) with ordinality y(e, ord)
+                           where y.ord < x.ord and y.e ->> 'job_line_id' = x.e ->> 'job_line_id') then
+               format('Worker %L ranks job line %L more than once.', v_id, x.e ->> 'job_line_id')
+             when not v_run.allow_worker_preference_ties
+                  and exists (select 1 from jsonb_array_elements(v_prefs) with ordinality y(e, ord)
+                               where y.ord < x.ord
+                                 and case when jsonb_typeof(y.e -> 'rank') = 'number'
+                                          then (y.e ->> 'rank')::double precision end
+                                     = (x.e ->> 'rank')::double precision) then
+               format('Worker %L gives rank %s to more than one job line, but this run does not allow tied ranks.',
+                      v_id, x.e ->> 'rank')
+           end as m
+      from jsonb_array_elements(v_prefs) with ordinality x(e, ord)) c
+   where c.m is not null
+   order by c.ord limit 1;
+  if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
+
+  insert into public.worker_mappings (allocation_run_id, external_id, name)
+  values (v_run.allocation_run_id, v_id, v_name)
+  returning id into v_wid;
+
+  insert into public.qualification_tags (organisation_id, external_id, name)
+  select distinct v_org, btrim(t), btrim(t) from jsonb_array_elements_text(v_tags) t
+  on conflict (organisation_id, external_id) do nothing;
+  insert into public.worker_qualifications (allocation_run_id, worker_id, qualification_tag_id)
+  select v_run.allocation_run_id, v_wid, q.id
+    from jsonb_array_elements_text(v_tags) with ordinality t(tag, ord)
+    join public.qualification_tags q on q.organisation_id = v_org and q.external_id = btrim(t.tag)
+   order by t.ord
+  on conflict (worker_id, qualification_tag_id) do nothing;
+
+  insert into public.preference_worker_job_lines (allocation_run_id, worker_id, job_line_id, rank)
+  select v_run.allocation_run_id, v_wid, (v_jmap ->> (x.e ->> 'job_line_id'))::bigint,
+         (x.e ->> 'rank')::double precision
+    from jsonb_array_elements(v_prefs) with ordinality x(e, ord)
+   order by x.ord;
+
+  -- A run that lists its workers takes the late worker in; one that lists none has them already.
+  if exists (select 1 from public.allocator_py_run_workers x where x.run_id = p_run_id) then
+    insert into public.allocator_py_run_workers (run_id, allocation_run_id, worker_id)
+    values (p_run_id, v_run.allocation_run_id, v_wid);
+  end if;
+
+  return public.allocator_log_run_change(v_run, 'add_worker', v_id, null,
+           jsonb_build_object(
+             'name', v_name,
+             'qualification_ids', (select coalesce(jsonb_agg(btrim(t) order by ord), '[]'::jsonb)
+                                     from jsonb_array_elements_text(v_tags) with ordinality u(t, ord)),
+             'preferences', (select coalesce(jsonb_agg(jsonb_build_object(
+                                       'job_line_id', x.e ->> 'job_line_id',
+                                       'rank', (x.e ->> 'rank')::double precision) order by x.ord), '[]'::jsonb)
+                               from jsonb_array_elements(v_prefs) with ordinality x(e, ord))),
+           p_reason, v_by);
+end
+$$;
+
+-- ------------------------------------------------------------------ change a job line
+
+create or replace function public.allocator_set_job_line(
+  p_run_id uuid,
+  p_job_line_id text,
+  p_reason text,
+  p_max_n_workers integer default null,
+  p_must_have_workers boolean default null,
+  p_changed_by text default null
+) returns jsonb
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_by text := public.allocator_resolve_actor(p_changed_by);
+  v_run public.allocator_py_runs;
+  v_run_name text;
+  v_line public.job_lines;
+  v_places integer;
+  v_must boolean;
+begin
+  v_run := public.allocator_lock_run_for_change(p_run_id, p_reason,
+             format('change job line %L', coalesce(p_job_line_id, '')));
+  v_run_name := coalesce(nullif(v_run.name, ''), v_run.id::text);
+
+  select j.* into v_line
+    from public.job_lines j
+   where j.allocation_run_id = v_run.allocation_run_id and j.external_id = p_job_line_id
+     and j.id in (select public.allocator_run_job_line_ids(p_run_id));
+  if v_line.id is null then
+    perform public.allocator_invalid(format(
+      'Job line %L is not a job line of run "%s": check the line id.', coalesce(p_job_line_id, ''), v_run_name));
+  end if;
+  if p_max_n_workers is null and p_must_have_workers is null then
+    perform public.allocator_invalid(format(
+      'Job line %L: say what to change (its places, or whether it must be filled).', p_job_line_id));
+  end if;
+  if p_max_n_workers is not null and p_max_n_workers < 0 then
+    perform public.allocator_invalid(format(
+      'Job line %L: places must be 0 or more (got %s).', p_job_line_id, p_max_n_workers));
+  end if;
+  v_places := coalesce(p_max_n_workers, v_line.max_n_workers);
+  v_must := coalesce(p_must_have_workers, v_line.must_have_workers);
+  if (v_places, v_must) = (v_line.max_n_workers, v_line.must_have_workers) then
+    perform public.allocator_invalid(format(
+      'Job line %L already has %s place(s) and %s: there is nothing to change.', p_job_line_id,
+      v_places, case when v_must then 'must be filled' else 'need not be filled' end));
+  end if;
+
+  update public.job_lines
+     set max_n_workers = v_places, must_have_workers = v_must
+   where id = v_line.id;
+
+  return public.allocator_log_run_change(v_run, 'set_job_line', null, p_job_line_id,
+           jsonb_build_object(
+             'name', v_line.name,
+             'before', jsonb_build_object('max_n_workers', v_line.max_n_workers,
+                                          'must_have_workers', v_line.must_have_workers),
+             'after', jsonb_build_object('max_n_workers', v_places, 'must_have_workers', v_must)),
+           p_reason, v_by);
+end
+$$;
+
+-- Helpers run only inside the functions above; planners and workers call the three changes.
+revoke all on function public.allocator_run_changes_append_only() from public, anon, authenticated, service_role;
+revoke all on function public.allocator_lock_run_for_change(uuid, text, text) from public, anon, authenticated, service_role;
+revoke all on function public.allocator_log_run_change(public.allocator_py_runs, text, text, text, jsonb, text, text)
+  from public, anon, authenticated, service_role;
+revoke all on function public.allocator_withdraw_worker(uuid, text, text, text) from public, anon, authenticated, service_role;
+revoke all on function public.allocator_add_worker(uuid, jsonb, text, text) from public, anon, authenticated, service_role;
+revoke all on function public.allocator_set_job_line(uuid, text, text, integer, boolean, text) from public, anon, authenticated, service_role;
+grant execute on function
+  public.allocator_withdraw_worker(uuid, text, text, text),
+  public.allocator_add_worker(uuid, jsonb, text, text),
+  public.allocator_set_job_line(uuid, text, text, integer, boolean, text)
+to authenticated, service_role;
+
+-- The run list, with where each run came from and when a scenario was last saved: the
+-- columns of allocator_run_summaries and three more. (A view of its own, not a replacement
+-- of allocator_run_summaries, so that the earlier files can still be applied over this one.)
+create or replace view public.allocator_run_list
+with (security_invoker = true)
+as
+select s.*,
+       r.source_file,
+       (select max(sc.created_at) from public.allocator_scenarios sc where sc.run_id = s.id)
+         as last_scenario_saved_at,
+       (select count(*) from public.allocator_run_changes c where c.run_id = s.id)::integer
+         as n_changes
+  from public.allocator_run_summaries s
+  join public.allocator_py_runs r on r.id = s.id;
+
+revoke all on table public.allocator_run_list from public, anon, authenticated, service_role;
+grant select on table public.allocator_run_list to authenticated, service_role;
