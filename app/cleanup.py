@@ -35,7 +35,7 @@ def _rebuild(df: pd.DataFrame, records: list[dict[str, Any]]) -> pd.DataFrame:
     """``records`` as a table with ``df``'s columns and column types (a fresh index)."""
     out = pd.DataFrame(records, columns=df.columns).astype(df.dtypes.to_dict(), errors="ignore")
     for col, dtype in df.dtypes.items():
-        if dtype == object:  # a blank cell stays blank (None), never NaN shown as "nan"
+        if pd.api.types.is_object_dtype(dtype):  # a blank cell stays blank (None), never NaN shown as "nan"
             out[col] = out[col].astype(object).where(out[col].notna(), None)
     return out.reset_index(drop=True)
 
