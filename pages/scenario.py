@@ -76,6 +76,8 @@ progress_area = st.container()
 # A draft started before a worker was withdrawn (or a job line left the run) still names them:
 # one click takes all of it out, and says what it took.
 def remove_gone_now() -> None:
+    if ss.get("draft") is not d:  # another draft was opened meanwhile: this run's data is not its
+        return
     state.sync_draft()
     ss["sc_gone_removed"] = state.remove_gone_from_draft(d, snap)
 
