@@ -28,6 +28,10 @@ QUOTA_COLS = ["Quota id", "Sites", "Job lines", "Only workers with tag", "At lea
 TIER_COLS = ["Worker id", "Worker", "Priority tier"]
 TIER = "Priority tier"
 
+#: The Scenario page's button that takes out of a draft every row naming a worker or a job line
+#: the run no longer has (see ``cleanup.remove_gone``); the messages that point to it name it.
+GONE_BUTTON = "Remove what names workers or lines no longer in the run"
+
 #: The draft's tables, in the order the page shows them.
 TABLES = ("lines", "pins", "forbids", "weights", "lifted_pins", "lifted_forbids",
           "links", "quotas", "tiers", "previous")
@@ -424,7 +428,7 @@ def gone_from_tiers(worker_ids: list[str]) -> str:
     n = len(worker_ids)
     return (f"{', '.join(worker_ids[:10])}{' …' if n > 10 else ''}: no longer in the run "
             f"(withdrawn after this draft was started), so {'their tier is' if n == 1 else 'their tiers are'} not "
-            "counted or used. Start again from the run to drop them from the table.")
+            f"counted or used. Press *{GONE_BUTTON}* to drop them from the table.")
 
 
 def set_tier(df: pd.DataFrame, worker_ids: list[str], tier: int | None) -> pd.DataFrame:
@@ -810,7 +814,7 @@ def capacity_problems(scenario: RunSnapshot) -> list[str]:
 
 
 _GONE = re.compile(r"^(Linked workers|Previous allocation|Pins|Forbids|Organisation priority|Priority tiers), "
-                   r"row \d+.*: (?:worker )?'[^']+' is not a worker of this run$", re.S)
+                   r"row \d+.*: (?:worker )?'[^']+' is not a (?:worker|job line) of this run$", re.S)
 _GONE_NEXT = {
     "Linked workers": "take them out of the link (a link needs 2 workers: with one left, delete the row)",
     "Previous allocation": "press Use the published allocation again (it leaves out who has left), "
@@ -828,7 +832,7 @@ def gone_hint(message: str) -> str:
     if not m:
         return message
     todo = _GONE_NEXT.get(m.group(1), "delete the row")
-    return f"{message} (withdrawn, or never in it): {todo}."
+    return f"{message} (withdrawn, or never in it): press *{GONE_BUTTON}* above, or {todo}."
 
 
 def check_scenario(

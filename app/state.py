@@ -437,7 +437,8 @@ INPUT_WIDGETS = {
 }
 #: Widget keys of the scenario editor; dropped when another draft is loaded so they start over.
 #: (The table editors' keys carry a generation: see :func:`table_key`.)
-DRAFT_WIDGETS = ("sc_name", *INPUT_WIDGETS.values(), "sc_tier_who", "sc_tier_note", "sc_published_notes")
+DRAFT_WIDGETS = ("sc_name", *INPUT_WIDGETS.values(), "sc_tier_who", "sc_tier_note", "sc_published_notes",
+                 "sc_gone_removed")
 _GEN = "_editor_gen"
 
 
@@ -609,6 +610,23 @@ def set_draft_table(d: ScenarioDraft, table: str, frame: Any) -> None:
     _new_table_keys()
 
 
+def remove_gone_from_draft(d: ScenarioDraft, snapshot: RunSnapshot) -> list[str]:
+    """Take out of the draft what names workers or job lines the run no longer has; say what.
+
+    The tables come out of :func:`cleanup.remove_gone` (the edits so far included) and stay
+    the draft's own, so they outlive leaving the page. Call :func:`sync_draft` first from a
+    widget's callback, so the edits made just before the click are in.
+    """
+    import cleanup
+
+    frames = draft_frames(d)
+    cleaned, removed = cleanup.remove_gone(snapshot, frames)
+    for t, frame in cleaned.items():
+        if frame is not frames[t]:
+            set_draft_table(d, t, frame)
+    return removed
+
+
 def _plain_delta(state: Any) -> dict[str, Any]:
     state = dict(state or {})
     return {
@@ -678,6 +696,7 @@ def draft_edited() -> None:
     scenario picker lets go of the saved one, and picking it again reopens it.
     """
     d = st.session_state.get("draft")
+    st.session_state.pop("sc_gone_removed", None)  # what the last cleanup took out: said, now old
     if d is not None:
         d.loaded_from = None
         if isinstance(st.session_state.get("sc_name"), str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import charts
+import cleanup
 import derived
 import editor
 import layout
@@ -70,6 +71,33 @@ with c2:
 # once the tables below have been read).
 actions = st.container()
 progress_area = st.container()
+
+
+# A draft started before a worker was withdrawn (or a job line left the run) still names them:
+# one click takes all of it out, and says what it took.
+def remove_gone_now() -> None:
+    if ss.get("draft") is not d:  # another draft was opened meanwhile: this run's data is not its
+        return
+    state.sync_draft()
+    ss["sc_gone_removed"] = state.remove_gone_from_draft(d, snap)
+
+
+def gone_button(key: str) -> None:
+    st.button(cleanup.BUTTON, key=key, on_click=remove_gone_now, icon=":material/person_remove:",
+              help="Takes out of this draft every row, link member and quota job line naming a worker or a "
+                   "job line the run no longer has. Nothing else in the draft changes.")
+
+
+gone_found = cleanup.found_title(snap, state.draft_frames(d), escape=layout.md)
+with actions:
+    if ss.get("sc_gone_removed"):
+        removed = ss["sc_gone_removed"]
+        st.success(f"**{cleanup.removed_title(removed)}**\n\n"
+                   + "\n".join(f"- {layout.md(m)}" for m in removed[:30])
+                   + (f"\n\n…and {len(removed) - 30} more." if len(removed) > 30 else ""))
+    if gone_found:
+        st.warning(gone_found)
+        gone_button("sc_remove_gone")
 
 # --------------------------------------------------------------------------- tables
 st.subheader("Changes to the run's data, for this scenario only")
@@ -219,6 +247,7 @@ with t_tiers:
     st.caption(caption)
     if gone:
         st.info(editor.gone_from_tiers(gone))
+        gone_button("sc_remove_gone_tiers")
     edited["tiers"] = st.data_editor(
         base["tiers"], key=state.editor_key("tiers"), placeholder="", on_change=state.draft_edited, hide_index=True,
         width="stretch", num_rows="fixed", disabled=["Worker id", "Worker"], height=300,

@@ -159,8 +159,10 @@ def test_a_draft_naming_a_withdrawn_worker_says_what_to_do():
     assert scenario is None
     assert sorted(problems) == [
         "Linked workers, row 1 ('couple-1'): worker 'w2' is not a worker of this run (withdrawn, or never in it): "
+        f"press *{editor.GONE_BUTTON}* above, or "
         "take them out of the link (a link needs 2 workers: with one left, delete the row).",
         "Previous allocation, row 2: worker 'w2' is not a worker of this run (withdrawn, or never in it): "
+        f"press *{editor.GONE_BUTTON}* above, or "
         "press Use the published allocation again (it leaves out who has left), or delete the row.",
     ]
 
