@@ -360,7 +360,7 @@ def solve_problem_data(
             seed_dependent = seed_dependent_worker_ids(problem, a, costs=getattr(outcome, "integer_costs", None))
         return Result.build(problem, outcome.status, a, best_bound=outcome.best_bound,
                             solve_seconds=elapsed(), backend=outcome.backend,
-                            seed_dependent_worker_ids=seed_dependent)
+                            seed_dependent_worker_ids=seed_dependent, levels_proven=outcome.levels_proven)
     if outcome.status == Status.INFEASIBLE:
         options.callbacks.on_phase("diagnosis")
         diag = [] if stable else dx.diagnose(problem)

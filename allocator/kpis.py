@@ -310,3 +310,33 @@ def gap_text(objective: float | None, bound: float | None) -> str:
     pct = 100 * share
     shown = f"{pct:.1f}" if pct >= 0.1 else f"{pct:.2g}"
     return f"at most {shown} % above the best possible"
+
+
+def level_name(level: dict[str, Any]) -> str:
+    """A level of the lexicographic objective in planners' words (``metrics["levels"]`` entry)."""
+    if level.get("objective") == "moves":
+        return "fewest moves from the previous allocation"
+    prio = level.get("priority")
+    return f"priority {prio} workers" if prio is not None else "workers without a priority"
+
+
+def _joined(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def levels_text(levels: list[dict[str, Any]] | None) -> str | None:
+    """What a solve stopped early proved of a lexicographic objective, in words; ``None`` if
+    there is nothing to say (no levels, or every level proven).
+
+    E.g. "priority 1 workers: the best possible (proven); workers without a priority: the best
+    found, not proven". A later level is only improved within the optimum of the earlier ones.
+    """
+    if not levels or all(bool(lv.get("proven")) for lv in levels):
+        return None
+    done = [level_name(lv) for lv in levels if lv.get("proven")]
+    open_ = [level_name(lv) for lv in levels if not lv.get("proven")]
+    parts = []
+    if done:
+        parts.append(f"{_joined(done)}: the best possible (proven)")
+    parts.append(f"{_joined(open_)}: the best found, not proven")
+    return "; ".join(parts)

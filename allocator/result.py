@@ -16,7 +16,7 @@ import numpy as np
 
 from allocator.diagnosis import entry, from_entry, line_label, worker_label
 from allocator.findings import Finding
-from allocator.kpis import ordinal
+from allocator.kpis import levels_text, ordinal
 from allocator.metrics import choice_numbers, compute_metrics, round_sig
 from allocator.solvers.base import Status
 
@@ -25,6 +25,26 @@ if TYPE_CHECKING:
 
 FORMAT = "allocator-result/1"
 
+
+
+def level_report(problem: ProblemData, assignment: np.ndarray, status: Status,
+                 levels_proven: int | None) -> list[dict[str, Any]]:
+    """The lexicographic objective's levels, best first, each with its value and whether it is proven.
+
+    ``[{"objective": "moves" | "tier", "priority": int | None, "value", "proven"}]``: the moves
+    from the previous allocation (fewest moves), then each tier's total cost, tier 1 first and
+    the workers without a priority (``priority`` None) last. A solve stopped before the end
+    proved only the first ``levels_proven`` levels: the later ones are the best found, and a
+    longer time limit may improve them (never at the cost of a proven one).
+    """
+    values = problem.objective_levels(assignment)
+    kinds: list[tuple[str, int | None]] = [("moves", None)] if problem.fewest_moves else []
+    kinds += [("tier", prio) for prio in problem.tier_priorities]
+    proven = len(values) if status == Status.OPTIMAL else int(levels_proven or 0)
+    return [
+        {"objective": kind, "priority": prio, "value": round_sig(value), "proven": i < proven}
+        for i, ((kind, prio), value) in enumerate(zip(kinds, values, strict=True))
+    ]
 
 @dataclass(frozen=True)
 class Allocation:
@@ -126,8 +146,14 @@ class Result:
         diagnosis: list[Finding] | None = None,
         backend: str = "",
         seed_dependent_worker_ids: list[str] | None = None,
+        levels_proven: int | None = None,
     ) -> Result:
-        """A result whose objective, allocations and metrics are recomputed from ``problem``."""
+        """A result whose objective, allocations and metrics are recomputed from ``problem``.
+
+        ``levels_proven``: with a lexicographic objective (fewest moves, priority tiers), how
+        many of its levels, best first, the solver proved optimal (all of them when the status
+        is optimal; none when not known). It gives ``metrics["levels"]``.
+        """
         snap = problem.snapshot
         objective = None
         allocations: list[Allocation] = []
@@ -137,6 +163,8 @@ class Result:
             objective = problem.objective(assignment)
             allocations = allocations_from(problem, assignment)
             metrics = compute_metrics(problem, assignment)
+            if problem.lexicographic:
+                metrics["levels"] = level_report(problem, assignment, status, levels_proven)
             if status == Status.OPTIMAL:
                 best_bound = objective
             elif best_bound is not None:
@@ -225,6 +253,9 @@ class Result:
                     gap = f", gap {100 * (self.objective - self.best_bound) / abs(self.objective):.2f}%"
                 head += f" (not proven optimal: best bound {_fmt(self.best_bound)}{gap})"
             lines = [head + "."]
+            levels = levels_text(m.get("levels"))
+            if levels and self.status != Status.OPTIMAL:
+                lines.append(levels[0].upper() + levels[1:] + ".")
             lines.append(
                 f"First choice {_pct(m.get('first_choice_share'))}, top three "
                 f"{_pct(m.get('top3_choice_share'))}; {_ranked_ranks(m)}."

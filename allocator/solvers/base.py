@@ -33,6 +33,9 @@ class SolveOutcome:
     # The flow's integer costs (scaling.IntegerCosts), so that the explanations reuse the
     # exact integers the allocation is optimal for instead of recomputing them.
     integer_costs: Any = None
+    # With a lexicographic objective (business-rules.md: fewest moves, priority tiers): how
+    # many of its levels, best first, were proven optimal. None: one level, or not known.
+    levels_proven: int | None = None
 
 
 class Callbacks:

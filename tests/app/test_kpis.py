@@ -155,3 +155,26 @@ def test_results_say_not_proven_with_the_gap_in_words(demo_run, db_store):
     assert not at.exception, at.exception
     (note,) = [i.value for i in at.info if i.value.startswith("Not proven")]
     assert "at most 5.0 % above the best possible" in note
+
+
+def test_results_say_which_priority_tiers_a_stopped_solve_proved(demo_run, db_store):
+    """A tiered run stopped before its last tier was proven: Results says tier by tier."""
+    from allocator.engine import solve
+    from allocator.store import input_fingerprint
+
+    run = db_store.load_run(demo_run)
+    result = solve(run).to_dict()
+    levels = result["metrics"]["levels"]
+    assert [lv["priority"] for lv in levels] == [1, None] and all(lv["proven"] for lv in levels)
+    # As a solve stopped at its last tier records it (see tests/test_business_levels_report.py).
+    levels[-1]["proven"] = False
+    result.update(status="feasible", best_bound=None)
+    db_store.save_scenario(demo_run, "Stopped at the last tier", {}, {}, result, input_fingerprint(run))
+    at = open_app(demo_run, "results")
+    sc = next(s for s in db_store.list_scenarios(demo_run) if s.name == "Stopped at the last tier")
+    at.sidebar.selectbox(key="sidebar_scenario").set_value(sc.id).run()
+    assert not at.exception, at.exception
+    (note,) = [i.value for i in at.info if i.value.startswith("Not proven")]
+    assert ("priority 1 workers: the best possible (proven); workers without a priority: the best found, "
+            "not proven") in note
+    assert "how far from the best possible is not known" not in note

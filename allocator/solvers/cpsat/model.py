@@ -52,6 +52,7 @@ to ``options.callbacks.on_progress`` in unscaled cost units.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -636,6 +637,7 @@ def _levels_search(run: _StableRun, model: cp_model.CpModel, v: Variables, stats
     current_hint = hint if hint is not None and _meets_hard(problem, hint, v) else run.start_point
     status = Status.OPTIMAL
     search = _Search(run, costs)
+    proven = 0
     for i, level in enumerate(todo):
         wall = _margin(run.deadline - time.perf_counter())
         work = max(0.0, (total_work - used) / (len(todo) - i))
@@ -668,6 +670,7 @@ def _levels_search(run: _StableRun, model: cp_model.CpModel, v: Variables, stats
                            f"(gap {100 * (value - bound) / max(abs(value), 1):.2f} %, in the level's integer units)")
             break
         model.add(expr == value)
+        proven += 1
         current_hint = best
     if best is None:
         return run.outcome(Status.NO_SOLUTION, None, run.best_bound)
@@ -678,7 +681,7 @@ def _levels_search(run: _StableRun, model: cp_model.CpModel, v: Variables, stats
                    "allocation unless the wall clock stopped it first (a loaded machine)")
     # The gap is the stopped level's (in the log): a bound on the total cost says nothing
     # about a lexicographic optimum.
-    return run.outcome(Status.FEASIBLE, best, None)
+    return dataclasses.replace(run.outcome(Status.FEASIBLE, best, None), levels_proven=proven)
 
 
 def _meets_hard(problem: ProblemData, assignment: np.ndarray, v: Variables) -> bool:

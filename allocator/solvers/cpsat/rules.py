@@ -853,7 +853,7 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
     if status is Status.FEASIBLE and bound is not None:
         log.append(f"not proven optimal: objective {objective:.6g}, bound {bound:.6g}, "
                    f"gap {100 * (objective - bound) / max(abs(objective), 1e-12):.3g} %")
-    return SolveOutcome(status, best, objective, bound, elapsed, BACKEND, log)
+    return SolveOutcome(status, best, objective, bound, elapsed, BACKEND, log, levels_proven=len(values))
 
 
 def _status_name(code: int) -> str:
