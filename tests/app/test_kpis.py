@@ -178,3 +178,8 @@ def test_results_say_which_priority_tiers_a_stopped_solve_proved(demo_run, db_st
     assert ("priority 1 workers: the best possible (proven); workers without a priority: the best found, "
             "not proven") in note
     assert "how far from the best possible is not known" not in note
+    # The Publish page warns the same way before the scenario is written.
+    at.switch_page("../pages/publish.py").run()
+    assert not at.exception, at.exception
+    (warning,) = [w.value for w in at.warning if w.value.startswith("This allocation was not proven")]
+    assert warning.endswith("workers without a priority: the best found, not proven.")
