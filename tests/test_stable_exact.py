@@ -156,6 +156,59 @@ def test_time_limited_search_returns_the_same_allocation_twice(monkeypatch):
     assert outs[0].assignment.tobytes() == outs[1].assignment.tobytes()
 
 
+def test_the_work_budget_comes_from_the_time_limit_not_the_clock(monkeypatch):
+    """Steps before the search that take longer (a loaded machine, a first import) leave the
+    work budget as it was: it is read off the time limit, so the same inputs stop at the same
+    point. Read off the clock, the slower run got less work and could stop elsewhere."""
+    import time
+
+    import allocator.solvers.cpsat.model as model
+    from allocator.solvers.base import Callbacks
+
+    monkeypatch.setattr(model, "DETERMINISTIC_PER_SECOND", 0.03 / 60)
+    budgets: list[list[float]] = []
+    real = model.run_cpsat
+
+    def recording(*args, **kwargs):
+        budgets[-1].append(kwargs.get("deterministic_time"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model, "run_cpsat", recording)
+
+    class Slow(Callbacks):
+        def on_phase(self, phase: str) -> None:
+            if phase == "pruning":
+                time.sleep(1.5)
+
+    p = demo_stable(150, 50, 0)
+    outs = []
+    for callbacks in (Callbacks(), Slow()):
+        budgets.append([])
+        outs.append(solve_stable(p, SolveOptions(time_limit=60, callbacks=callbacks)))
+    assert budgets[0] and budgets[0] == budgets[1], budgets
+    for out in outs:
+        assert any(line.startswith("stopped by the work limit") for line in out.log), out.log
+    assert outs[0].assignment.tobytes() == outs[1].assignment.tobytes()
+
+
+def test_a_large_model_gives_all_its_work_to_the_one_worker_search(monkeypatch):
+    """Above LARGE_MODEL_PAIRS (1,500 x 300) the neighbourhood search, whose work count grows
+    too slowly to stop it before the clock, is skipped: the one-worker search gets the whole
+    budget (at the large models' rate) and re-runs stop at the same point."""
+    import allocator.solvers.cpsat.model as model
+
+    monkeypatch.setattr(model, "LARGE_MODEL_PAIRS", 0)  # this run's model counts as large
+    monkeypatch.setattr(model, "LARGE_DETERMINISTIC_PER_SECOND", 0.03 / 60)
+    p = demo_stable(150, 50, 0)
+    outs = [solve_stable(p, SolveOptions(time_limit=60)) for _ in range(2)]
+    for out in outs:
+        assert out.status is Status.FEASIBLE, out.log
+        assert any("neighbourhood search): skipped" in line for line in out.log), out.log
+        assert any(line.startswith("stopped by the work limit") for line in out.log), out.log
+        assert blocking_pairs(p, out.assignment) == []
+    assert outs[0].assignment.tobytes() == outs[1].assignment.tobytes()
+
+
 def test_proven_optimum_does_not_depend_on_threads_or_time_limit():
     p = demo_stable(80, 25, 0)
     outs = [

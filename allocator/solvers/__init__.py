@@ -11,7 +11,6 @@ an exception (the diagnosis module explains it).
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from allocator.problem import ProblemData
 from allocator.solvers.base import Callbacks, SolveOptions, SolveOutcome, Status
@@ -48,11 +47,10 @@ def solve_problem(problem: ProblemData, options: SolveOptions | None = None) -> 
         started = time.perf_counter()
         from allocator.solvers.cpsat import solve_stable  # CP-SAT (and pandas) load lazily
 
-        # The first import takes about a second; it counts against the time limit.
-        spent = time.perf_counter() - started
-        if spent > 0.01:
-            options = replace(options, time_limit=max(0.0, options.time_limit - spent))
-        return solve_stable(problem, options)
+        # The first import takes about a second; it counts against the time limit (the
+        # deadline starts before it), but not against the work budget, which comes from the
+        # time limit alone so that the same inputs stop at the same point.
+        return solve_stable(problem, options, started=started)
     if problem.lexicographic and not problem.has_links_or_quotas:
         # Priority tiers and fewest moves alone are still flows: one per level, each on the
         # optimal face of the levels before it (business-rules.md; see .lexicographic).

@@ -88,6 +88,15 @@ DETERMINISTIC_PER_SECOND = 0.2
 # neighbourhood search reached 9,938 in 3.4. The 150-250 x 40-60 runs need 0.6-5 units to
 # prove, hence the larger share for the proof.
 PROOF_SHARE = 0.7
+# Models with more pair variables than this (1,500 x 300: 274,000 after pruning) count their
+# work slower per wall second (one worker: 0.21 units/s there against 0.35 on 300 x 80, at a
+# load of 2-3), and the neighbourhood search far slower still (0.02 units/s: it stopped at the
+# clock with 0.85 of its 6.7 units). Either way the clock, not the work limit, ended the search,
+# so a re-run could differ. On such models the work is counted at LARGE_DETERMINISTIC_PER_SECOND
+# and all of it goes to the one-worker search, so the work limit stops it well inside the time
+# limit and a re-run returns the same allocation.
+LARGE_MODEL_PAIRS = 100_000
+LARGE_DETERMINISTIC_PER_SECOND = 0.1
 LNS_WORKERS = 2
 LNS_PARAMS = {"interleave_search": True, "use_lns_only": True}
 MIN_PHASE_SECONDS = 0.05
@@ -198,10 +207,10 @@ class _StableRun:
     past them, the best stable allocation found so far is the answer (or none).
     """
 
-    def __init__(self, problem: ProblemData, options: SolveOptions):
+    def __init__(self, problem: ProblemData, options: SolveOptions, started: float | None = None):
         self.problem = problem
         self.options = options
-        self.start = time.perf_counter()
+        self.start = time.perf_counter() if started is None else started
         self.deadline = self.start + float(options.time_limit)
         self.cb = options.callbacks
         self.log: list[str] = []
@@ -255,13 +264,16 @@ def solve_stable(
     prune_pairs: bool = True,
     flow_shortcut: bool = True,
     combs: bool = True,
+    started: float | None = None,
 ) -> SolveOutcome:
     """Minimum-cost weakly stable allocation (allocation-model.md, constraint 5).
 
     ``prune_pairs``, ``flow_shortcut`` and ``combs`` exist for tests, which switch them off
-    to check the encoding on its own.
+    to check the encoding on its own. ``started`` (``time.perf_counter()``, default now) is
+    when the time limit started counting: the caller's first import of this module counts
+    against it, without changing ``options.time_limit``, which sets the work budget.
     """
-    run = _StableRun(problem, options)
+    run = _StableRun(problem, options, started)
     try:
         pairs, flow = _flow_phase(run, flow_shortcut)
         pr = _pruning_phase(run, prune_pairs)
@@ -275,7 +287,7 @@ def solve_stable(
             return _levels_search(run, model, v, stats, costs, hint)
         minimise_cost(model, v, _aligned(costs.workers, costs.lines, costs.base, v, problem), lower_bound)
         _hint(model, v, hint, stats)
-        search = _search_phase(run, model, costs)
+        search = _search_phase(run, model, costs, len(v.x))
         _improvement_phase(run, search, model, v, stats, costs)
         return _answer(run, search, v, costs, lower_bound)
     except _Finished as finished:
@@ -433,9 +445,14 @@ def _model_phase(run: _StableRun, pr, combs: bool):
 class _Search:
     """Where the CP-SAT searches stand: status, best solution, CP-SAT's bound, the work left."""
 
-    def __init__(self, run: _StableRun, costs) -> None:
+    def __init__(self, run: _StableRun, costs, n_pairs: int = 0) -> None:
         remaining = _margin(run.deadline - time.perf_counter())
-        self.work = DETERMINISTIC_PER_SECOND * remaining
+        # The work budget comes from the time limit, never from the clock: the time the steps
+        # before the search took varies from run to run, and a budget read off the clock would
+        # stop two runs of the same inputs at different points.
+        self.large = n_pairs > LARGE_MODEL_PAIRS
+        rate = LARGE_DETERMINISTIC_PER_SECOND if self.large else DETERMINISTIC_PER_SECOND
+        self.work = rate * _margin(float(run.options.time_limit))
         self.remaining = remaining
         self.mapped: Status = Status.NO_SOLUTION
         self.solution: np.ndarray | None = None
@@ -453,19 +470,20 @@ class _Search:
         self.report = report
 
 
-def _search_phase(run: _StableRun, model: cp_model.CpModel, costs) -> _Search:
-    """The proof search: one worker, up to PROOF_SHARE of the work."""
-    search = _Search(run, costs)
-    work = search.work
+def _search_phase(run: _StableRun, model: cp_model.CpModel, costs, n_pairs: int) -> _Search:
+    """The proof search: one worker, up to PROOF_SHARE of the work (all of it on a large model)."""
+    search = _Search(run, costs, n_pairs)
+    share = 1.0 if search.large else PROOF_SHARE
+    work = share * search.work
     status, solver = run_cpsat(
-        model, run.options, PROOF_SHARE * search.remaining, run.seed, search.report, workers=1,
-        deterministic_time=PROOF_SHARE * work, **STABLE_PARAMS,
+        model, run.options, share * search.remaining, run.seed, search.report,
+        workers=1, deterministic_time=work, **STABLE_PARAMS,
     )
     mapped = _STATUS[status]
     run.log.append(f"search: {solver.status_name(status)} in {solver.wall_time:.2f} s "
-                   f"({solver.deterministic_time:.2f} of {PROOF_SHARE * work:.2f} deterministic units, one worker)")
+                   f"({solver.deterministic_time:.2f} of {work:.2f} deterministic units, one worker)")
     search.by_clock = (mapped not in (Status.OPTIMAL, Status.INFEASIBLE)
-                       and solver.deterministic_time < PROOF_SHARE * work * 0.999)
+                       and solver.deterministic_time < work * 0.999)
     if mapped is Status.INFEASIBLE:
         raise _Finished(run.outcome(mapped))
     search.mapped = mapped
@@ -483,6 +501,10 @@ def _improvement_phase(run: _StableRun, search: _Search, model: cp_model.CpModel
     """
     improve_seconds = _margin(run.deadline - time.perf_counter())
     if search.mapped is Status.OPTIMAL or run.options.stop.is_set() or improve_seconds <= MIN_PHASE_SECONDS:
+        return
+    if search.large:
+        run.log.append(f"improvement (neighbourhood search): skipped on a model of more than {LARGE_MODEL_PAIRS:,} "
+                       "pairs (its work count grows too slowly for the work limit to stop it before the clock)")
         return
     best_so_far = v.assignment(search.solution) if search.solution is not None else run.start_point
     if best_so_far is not None:
