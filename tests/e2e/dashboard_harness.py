@@ -466,3 +466,27 @@ def click_solve(page, name: str, timeout: float = SOLVE_WAIT) -> float:
     keyed(page, "sc_solve").get_by_role("button").click()
     page.get_by_text(re.compile(rf"'{re.escape(name)}' solved in")).first.wait_for(timeout=timeout)
     return time.perf_counter() - started
+
+
+GRID_ROW = 35  # px: a data grid's header and row height
+
+
+def grid_heads(grid) -> list[str]:
+    """The column headers of a dataframe or data editor (a locator), left to right."""
+    return [h.strip() for h in grid.locator('[role="columnheader"]').all_text_contents()]
+
+
+def select_grid_cell(page, grid, col: str, row: int) -> None:
+    """Select a cell of a data editor: click the row's first cell, then arrow right to ``col``.
+
+    Clicking the cell itself would need the column's x position, which depends on the window
+    and on how the grid shares its width out; the first column is always at its left edge.
+    """
+    grid.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)  # let the scroll settle before reading where the rows are
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 60, box["y"] + GRID_ROW * (row + 1) + GRID_ROW // 2)
+    page.wait_for_timeout(300)
+    for _ in range(grid_heads(grid).index(col)):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(200)

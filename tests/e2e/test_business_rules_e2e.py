@@ -23,9 +23,11 @@ from tests.e2e.dashboard_harness import (
     click_solve,
     exceptions,
     full_page_screenshot,
+    grid_heads,
     grid_rows,
     open_dashboard,
     open_page,
+    select_grid_cell,
     set_text,
     table_after,
     wait_idle,
@@ -63,15 +65,11 @@ def grid(page, key: str):
     return page.locator(f'[class*="st-key-{key}"] [data-testid="stDataFrame"]').first
 
 
-def heads(g) -> list[str]:
-    return [h.strip() for h in g.locator('[role="columnheader"]').all_text_contents()]
-
-
 def add_row(page, key: str, row: int, name: str, tries: int = 3) -> None:
     """Type a name into the first cell of the grid's last, empty line: that adds the row."""
     def added() -> bool:
         rows = grid_rows(grid(page, key))
-        return len(rows) > row and rows[row][heads(grid(page, key))[0]] == name
+        return len(rows) > row and rows[row][grid_heads(grid(page, key))[0]] == name
 
     for _ in range(tries):
         if added():  # a slow page may show the first attempt's name only now: never type it twice
@@ -96,18 +94,6 @@ def add_row(page, key: str, row: int, name: str, tries: int = 3) -> None:
     raise AssertionError(f"no row {name!r} added: {grid_rows(grid(page, key))}")
 
 
-def select_cell(page, g, col: str, row: int) -> None:
-    """Select a cell: click the row's first cell, then arrow right to the column."""
-    g.scroll_into_view_if_needed()
-    g.page.wait_for_timeout(500)  # let the scroll settle before reading where the rows are
-    box = g.bounding_box()
-    page.mouse.click(box["x"] + 60, box["y"] + ROW * (row + 1) + ROW // 2)
-    page.wait_for_timeout(300)
-    for _ in range(heads(g).index(col)):
-        page.keyboard.press("ArrowRight")
-    page.wait_for_timeout(200)
-
-
 def pick(page, key: str, col: str, row: int, text: str, shown: tuple[str, ...], *, many: bool = False,
          tries: int = 3) -> None:
     """Open a drop-down cell, type to filter its options, take the first; until the cell shows ``shown``.
@@ -127,7 +113,7 @@ def pick(page, key: str, col: str, row: int, text: str, shown: tuple[str, ...], 
 
 
 def pick_once(page, g, col: str, row: int, text: str, *, many: bool = False) -> None:
-    select_cell(page, g, col, row)
+    select_grid_cell(page, g, col, row)
     page.keyboard.press("Enter")  # opens the cell's editor (typing into a closed cell drops keys)
     page.wait_for_timeout(400)
     page.keyboard.type(text, delay=25)
@@ -142,7 +128,7 @@ def pick_once(page, g, col: str, row: int, text: str, *, many: bool = False) -> 
 
 
 def type_number(page, g, col: str, row: int, text: str) -> None:
-    select_cell(page, g, col, row)
+    select_grid_cell(page, g, col, row)
     page.keyboard.press("Enter")
     page.wait_for_timeout(300)
     page.keyboard.press("Control+A")
@@ -179,7 +165,7 @@ def test_a_link_and_a_quota_edited_in_the_browser_show_on_results(page, dashboar
     pick(page, "sc_links", "Worker 1", n_links, f"({a})", (a,))
     pick(page, "sc_links", "Worker 2", n_links, f"({b})", (b,))
     link_name = f"couple-{n_links + 1}"
-    eventually(lambda: grid_rows(grid(page, "sc_links"))[n_links][heads(grid(page, "sc_links"))[0]] == link_name)
+    eventually(lambda: grid_rows(grid(page, "sc_links"))[n_links][grid_heads(grid(page, "sc_links"))[0]] == link_name)
 
     page.get_by_role("tab", name="Quotas").click()
     add_row(page, "sc_quotas", n_quotas, "e2e-quota")

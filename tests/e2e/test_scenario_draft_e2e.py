@@ -17,14 +17,12 @@ from tests.e2e.dashboard_harness import (
     keyed,
     open_dashboard,
     open_page,
+    select_grid_cell,
     sidebar_text,
     wait_idle,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
-
-ROW = 35  # px: the grid's header and row height
-
 
 def lines_grid(page):
     # The editor's key carries a generation once it has been seeded again (sc_lines_2).
@@ -32,17 +30,12 @@ def lines_grid(page):
 
 
 def type_in_places(page, row: int, text: str) -> None:
-    """Select the Places cell of a line (second column from the right), open it, type, Enter."""
-    grid = lines_grid(page)
-    grid.scroll_into_view_if_needed()
-    page.wait_for_timeout(500)  # let the scroll settle before the click (a longer page since the rules tables)
-    box = grid.bounding_box()
-    grid.click(position={"x": box["width"] - 240, "y": ROW + ROW * row + ROW // 2})
-    page.wait_for_timeout(600)
+    """Select the Places cell of a line (by its header, not by a position), open it, type, Enter."""
+    select_grid_cell(page, lines_grid(page), "Places", row)
     page.keyboard.press("Enter")  # opens the cell's editor (typing into a closed cell drops keys)
-    page.wait_for_timeout(300)
+    page.wait_for_timeout(400)
     page.keyboard.press("Control+A")
-    page.keyboard.type(text)
+    page.keyboard.type(text, delay=25)
     page.keyboard.press("Enter")
     page.wait_for_timeout(800)  # the editor sends its edits after a short debounce
     wait_idle(page)
