@@ -104,6 +104,7 @@ from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, SolveOutcome, Status
 from allocator.solvers.cpsat import constraints as cons
 from allocator.solvers.cpsat.levels import Level, levels, meets_rules
+from allocator.solvers.cpsat.lp_bound import LPBound, lp_bound
 from allocator.solvers.cpsat.model import run_cpsat
 from allocator.solvers.cpsat.objective import weighted
 from allocator.solvers.cpsat.variables import make_variables
@@ -126,6 +127,9 @@ MAX_PAIRS_PER_SECOND = 4_000
 NARROW_PAIRS = (4,)
 #: Most deterministic work for the polish of the start at each level.
 POLISH_WORK = 0.5
+#: Pairs per second of the time limit that step 7's LP may have (HiGHS's dual simplex on
+#: 1,500 x 300 with 40 links, 3 quotas and 2 solved levels: about ... pairs a second here).
+LP_PAIRS_PER_SECOND = 20_000
 
 
 
@@ -797,6 +801,19 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                         fix(excess <= upper - flow.bound)
             if lower is not None and upper is not None and upper == lower:
                 solved = LevelSolve(cp_model.OPTIMAL, upper, float(upper), best, 0.0, 0)
+        lp: LPBound | None = None
+        if fixing and solved is None and upper is not None and (lower is None or lower < upper):
+            # Step 7: the LP bound with the links, quotas and solved levels as constraints
+            # (lp_bound), where the flow's is weak; its reduced costs fix pairs exactly.
+            lp, proven = _lp_step(problem, costs, keep, todo, values, k, upper, options, deadline, log)
+            if lp is not None:
+                lower = lp.bound if lower is None else max(lower, lp.bound)
+                fix(~lp.removable(keep, upper, costs.workers))
+                log.append(f"{level.name}: LP bound {lp.bound:,} (links, quotas and the levels before as "
+                           f"constraints; {lp.columns:,} columns, {lp.seconds:.2f} s), start {upper}, "
+                           f"{int(keep.sum()):,} pairs kept")
+                if proven or upper <= lower:
+                    solved = LevelSolve(cp_model.OPTIMAL, upper, float(upper), best, 0.0, 0)
         if solved is None and int(keep.sum()) > MAX_PAIRS_PER_SECOND * float(options.time_limit) \
                 and best is not None:
             # Decided by the time limit, not the clock (so deterministic): too many pairs left to
@@ -842,6 +859,8 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
         values.append(solved.value)
         if excess is not None:
             fix(excess <= solved.value - flow.bound)
+        if lp is not None:
+            fix(~lp.removable(keep, solved.value, costs.workers))
     elapsed = time.perf_counter() - started
     if status is Status.NO_SOLUTION or best is None:
         return SolveOutcome(Status.NO_SOLUTION, None, None, None, elapsed, BACKEND, log)
@@ -854,6 +873,28 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
         log.append(f"not proven optimal: objective {objective:.6g}, bound {bound:.6g}, "
                    f"gap {100 * (objective - bound) / max(abs(objective), 1e-12):.3g} %")
     return SolveOutcome(status, best, objective, bound, elapsed, BACKEND, log)
+
+
+def _lp_step(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: list[Level], values: list[int],
+             k: int, upper: int, options: SolveOptions, deadline: float,
+             log: list[str]) -> tuple[LPBound | None, bool]:
+    """Step 7's LP bound of level ``k`` (:func:`.lp_bound.lp_bound`), or ``None`` with the reason
+    in the log. Skipped, deterministically, when the kept pairs are more than
+    :data:`LP_PAIRS_PER_SECOND` of the time limit; the clock stays a hard limit on top."""
+    name = todo[k].name
+    kept = int(keep.sum())
+    if kept > LP_PAIRS_PER_SECOND * float(options.time_limit):
+        log.append(f"{name}: no LP bound: {kept:,} pairs, too many for a {float(options.time_limit):g} s limit")
+        return None, False
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        return None, False
+    solved = [(todo[j].coefficients, values[j]) for j in range(k)]
+    lp = lp_bound(problem, costs.workers, costs.lines, keep, solved, todo[k].coefficients, time_limit=left)
+    if lp is None:
+        log.append(f"{name}: no LP bound (HiGHS stopped without an optimum)")
+        return None, False
+    return lp, lp.bound >= upper
 
 
 def _status_name(code: int) -> str:
