@@ -58,7 +58,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linprog
 from scipy.sparse import coo_matrix, csr_matrix
 
 from allocator.problem import ProblemData
@@ -146,6 +145,8 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
         ``None`` when the LP is infeasible within the kept pairs (then so is ``F_k``: the
         caller's CP-SAT says so), or HiGHS stops without an optimal basis.
     """
+    from scipy.optimize import linprog  # half a second to import: only when a level needs it
+
     started = time.perf_counter()
     m, n = problem.n_workers, problem.n_lines
     site = problem.site[lines]

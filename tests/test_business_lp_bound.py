@@ -1,0 +1,175 @@
+"""solve_rules' step 7: the LP bound of a level (allocator/solvers/cpsat/lp_bound.py).
+
+What must hold: the bound is a lower bound on the level's optimum (HiGHS's MILP, level by
+level, in tests/helpers/highs_reference.py, is the judge), it is no weaker than the flow bound
+it joins, its reduced-cost certificate holds exactly for allocations of ``F_k``, the fixing it
+allows never removes a pair of an allocation that is optimal on every level, and the engine
+with it still reaches HiGHS's optimum on every level.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from allocator.engine import rule_breaches, verify
+from allocator.problem import ProblemData
+from allocator.snapshot import RunSnapshot
+from allocator.solvers.base import SolveOptions, Status
+from allocator.solvers.cpsat import rules
+from allocator.solvers.cpsat.levels import levels
+from allocator.solvers.cpsat.lp_bound import lp_bound
+from allocator.solvers.scaling import allowed_pairs, cpsat_budget, integer_costs
+from benchmarks.instances import generate_instance
+from tests.helpers.highs_reference import REL_TOL, solve_reference
+
+RUNS = [(120, 40, 1, 6), (120, 40, 2, 6), (120, 40, 3, 6), (60, 20, 1, 4)]
+
+
+def _problem(m: int, n: int, seed: int, links: int) -> ProblemData:
+    return ProblemData.from_snapshot(
+        RunSnapshot.parse(generate_instance(m, n, seed, links=links, quotas=3, tiers=3))
+    )
+
+
+def _setup(p: ProblemData):
+    m, n = p.n_workers, p.n_lines
+    costs = integer_costs(p, budget=cpsat_budget(m), max_tie_range=1, pairs=allowed_pairs(p))
+    todo = levels(p, costs.workers, costs.lines, costs.base)
+    index = np.full((m, n), -1, dtype=np.int64)
+    index[costs.workers, costs.lines] = np.arange(costs.workers.size)
+    keep = rules.link_reach(p, costs, p.capacity[costs.lines] > 0)
+    return costs, todo, index, keep
+
+
+def _flow_bound(p, costs, keep, todo, values, k) -> int:
+    """The bound solve_rules had before the LP: the flow with the solved levels' multiplier,
+    plus what the links and a broken quota add (steps 1, 1b, 2b, 2c)."""
+    mu = rules._multiplier(todo, k, p.n_lines)
+    coefficients = todo[k].coefficients
+    if mu:
+        coefficients = coefficients + np.int64(mu) * sum(todo[j].coefficients for j in range(k))
+    flow = rules.level_flow(p, costs, keep, coefficients)
+    bound = flow.bound - mu * sum(values[:k])
+    _excess, delta = rules.link_excess(p, costs, keep, flow.reduced)
+    _extra, kappa = rules.quota_excess(p, costs, keep, flow.reduced, flow.assignment)
+    return bound + int(np.ceil(delta + kappa))
+
+
+@pytest.fixture(scope="module", params=RUNS, ids=lambda r: f"{r[0]}x{r[1]}-seed{r[2]}")
+def case(request):
+    p = _problem(*request.param)
+    ref = solve_reference(p, time_limit=120)
+    assert ref.status == "optimal", ref.status
+    costs, todo, index, keep = _setup(p)
+    # The reference allocation is optimal on every level: its integer level values are the
+    # optima v_k of the engine's levels (exact grid), and it lies in every F_k.
+    values = [rules.level_value(lv, costs, ref.assignment, index) for lv in todo]
+    for got, want in zip(p.objective_levels(ref.assignment), ref.levels, strict=True):
+        assert math.isclose(got, want, rel_tol=REL_TOL, abs_tol=1e-6)
+    return p, ref, costs, todo, index, keep, values
+
+
+def test_the_lp_bound_lies_between_the_flow_bound_and_the_highs_optimum(case):
+    p, ref, costs, todo, index, keep, values = case
+    tighter = 0
+    for k, level in enumerate(todo):
+        solved = [(todo[j].coefficients, values[j]) for j in range(k)]
+        lp = lp_bound(p, costs.workers, costs.lines, keep, solved, level.coefficients)
+        assert lp is not None, level.name
+        flow = _flow_bound(p, costs, keep, todo, values, k)
+        assert flow <= lp.bound <= values[k], (level.name, flow, lp.bound, values[k])
+        # Rounding the duals loses less than one unit against HiGHS's own optimum.
+        assert lp.bound >= math.ceil(lp.lp_value - 1.0), (lp.bound, lp.lp_value)
+        tighter += lp.bound > flow
+    # With the solved levels as a multiplier the flow knows little of the last level.
+    assert tighter >= 1
+
+
+def test_the_certificate_holds_exactly_for_the_reference_allocation(case):
+    """S level_k(x) >= B + sum_{R > 0} R x + sum_{R < 0} |R| (1 - x) for x in F_k (the
+    inequality the bound and the fixing rest on), checked in integers."""
+    p, ref, costs, todo, index, keep, values = case
+    m = p.n_workers
+    used = np.zeros(costs.workers.size, dtype=bool)
+    used[index[np.arange(m), ref.assignment]] = True
+    for k, level in enumerate(todo):
+        solved = [(todo[j].coefficients, values[j]) for j in range(k)]
+        lp = lp_bound(p, costs.workers, costs.lines, keep, solved, level.coefficients)
+        r = lp.reduced.tolist()
+        x = used.tolist()
+        terms = sum(ri for ri, xi, c in zip(r, x, lp.in_lp.tolist(), strict=True) if c and ri > 0 and xi)
+        terms += sum(-ri for ri, xi, c in zip(r, x, lp.in_lp.tolist(), strict=True) if c and ri < 0 and not xi)
+        site_of = p.site[ref.assignment]
+        for li, site, rs in lp.sites:
+            on = int(site_of[lp.links[li][0]]) == site
+            terms += rs if rs > 0 and on else -rs if rs < 0 and not on else 0
+        assert values[k] * lp.scale >= lp.scaled + terms, level.name
+
+
+def test_fixing_with_the_lp_keeps_every_pair_of_the_reference_allocation(case):
+    p, ref, costs, todo, index, keep, values = case
+    m = p.n_workers
+    used = index[np.arange(m), ref.assignment]
+    removed_any = 0
+    for k, level in enumerate(todo):
+        solved = [(todo[j].coefficients, values[j]) for j in range(k)]
+        lp = lp_bound(p, costs.workers, costs.lines, keep, solved, level.coefficients)
+        gone = lp.removable(keep, values[k], costs.workers)
+        assert not gone[used].any(), level.name
+        assert not (gone & ~keep).any()
+        removed_any += int(gone.sum())
+        keep = keep & ~gone  # as solve_rules does once the level is solved
+    assert removed_any > 0
+
+
+#: Runs for the whole solve: the ones above (the LP proves the last level) and runs where
+#: CP-SAT still has to search after the LP's fixing (one level, or two tiers).
+ENGINE_RUNS = [*((m, n, s, links, 3) for m, n, s, links in RUNS), (120, 40, 1, 12, 1), (150, 40, 3, 15, 2)]
+
+
+@pytest.mark.parametrize("run", ENGINE_RUNS, ids=lambda r: f"{r[0]}x{r[1]}-seed{r[2]}-tiers{r[4]}")
+def test_the_engine_with_the_lp_still_equals_highs_level_by_level(run):
+    m, n, seed, links, tiers = run
+    p = ProblemData.from_snapshot(
+        RunSnapshot.parse(generate_instance(m, n, seed, links=links, quotas=3, tiers=tiers))
+    )
+    out = rules.solve_rules(p, SolveOptions(time_limit=120))
+    assert out.status is Status.OPTIMAL, out.log
+    assert any(": LP bound " in line for line in out.log), out.log
+    assert verify(p, out.assignment) == [] and rule_breaches(p, out.assignment) == []
+    ref = solve_reference(p, time_limit=120)
+    assert ref.status == "optimal", ref.status
+    for g, w in zip(p.objective_levels(out.assignment), ref.levels, strict=True):
+        assert math.isclose(g, w, rel_tol=REL_TOL, abs_tol=1e-6), (out.log, ref.levels)
+
+
+def test_with_and_without_fixing_agree_when_cpsat_searches_after_the_lp():
+    p = ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(150, 40, 3, links=15, quotas=3, tiers=2)))
+    fixed = rules.solve_rules(p, SolveOptions(time_limit=120))
+    plain = rules.solve_rules(p, SolveOptions(time_limit=120), fixing=False)
+    assert fixed.status is Status.OPTIMAL and plain.status is Status.OPTIMAL, (fixed.log, plain.log)
+    assert any(": LP bound " in line for line in fixed.log), fixed.log
+    for g, w in zip(p.objective_levels(fixed.assignment), p.objective_levels(plain.assignment), strict=True):
+        assert math.isclose(g, w, rel_tol=REL_TOL, abs_tol=1e-6)
+
+
+def test_the_lp_is_skipped_by_the_pair_count_and_the_time_limit(monkeypatch):
+    p = _problem(120, 40, 1, 6)
+    monkeypatch.setattr(rules, "LP_PAIRS_PER_SECOND", 1)
+    out = rules.solve_rules(p, SolveOptions(time_limit=120))
+    skipped = [line for line in out.log if "no LP bound" in line]
+    assert skipped and "too many for a 120 s limit" in skipped[0], out.log
+    assert not any(": LP bound " in line for line in out.log)
+    assert out.status is Status.OPTIMAL, out.log
+
+
+def test_the_lp_bound_is_deterministic():
+    p = _problem(60, 20, 1, 4)
+    costs, todo, index, keep = _setup(p)
+    first = lp_bound(p, costs.workers, costs.lines, keep, [], todo[0].coefficients)
+    again = lp_bound(p, costs.workers, costs.lines, keep, [], todo[0].coefficients)
+    assert (first.scaled, first.scale, first.bound) == (again.scaled, again.scale, again.bound)
+    assert np.array_equal(first.reduced, again.reduced)
