@@ -88,9 +88,20 @@ def test_the_lp_bound_lies_between_the_flow_bound_and_the_highs_optimum(case):
     assert tighter >= 1
 
 
+def _certificate_holds(p: ProblemData, lp, used: np.ndarray, assignment: np.ndarray, value: int) -> bool:
+    """S value >= B + sum_{R > 0} R x + sum_{R < 0} |R| (1 - x) for the allocation ``x`` (pairs
+    ``used``, lines ``assignment``): the inequality the bound and the fixing rest on, in integers."""
+    r, x, inside = lp.reduced.tolist(), used.tolist(), lp.in_lp.tolist()
+    terms = sum(ri for ri, xi, c in zip(r, x, inside, strict=True) if c and ri > 0 and xi)
+    terms += sum(-ri for ri, xi, c in zip(r, x, inside, strict=True) if c and ri < 0 and not xi)
+    site_of = p.site[assignment]
+    for li, site, rs in lp.sites:
+        on = int(site_of[lp.links[li][0]]) == site
+        terms += rs if rs > 0 and on else -rs if rs < 0 and not on else 0
+    return value * lp.scale >= lp.scaled + terms
+
+
 def test_the_certificate_holds_exactly_for_the_reference_allocation(case):
-    """S level_k(x) >= B + sum_{R > 0} R x + sum_{R < 0} |R| (1 - x) for x in F_k (the
-    inequality the bound and the fixing rest on), checked in integers."""
     p, ref, costs, todo, index, keep, values = case
     m = p.n_workers
     used = np.zeros(costs.workers.size, dtype=bool)
@@ -98,15 +109,28 @@ def test_the_certificate_holds_exactly_for_the_reference_allocation(case):
     for k, level in enumerate(todo):
         solved = [(todo[j].coefficients, values[j]) for j in range(k)]
         lp = lp_bound(p, costs.workers, costs.lines, keep, solved, level.coefficients)
-        r = lp.reduced.tolist()
-        x = used.tolist()
-        terms = sum(ri for ri, xi, c in zip(r, x, lp.in_lp.tolist(), strict=True) if c and ri > 0 and xi)
-        terms += sum(-ri for ri, xi, c in zip(r, x, lp.in_lp.tolist(), strict=True) if c and ri < 0 and not xi)
-        site_of = p.site[ref.assignment]
-        for li, site, rs in lp.sites:
-            on = int(site_of[lp.links[li][0]]) == site
-            terms += rs if rs > 0 and on else -rs if rs < 0 and not on else 0
-        assert values[k] * lp.scale >= lp.scaled + terms, level.name
+        assert _certificate_holds(p, lp, used, ref.assignment, values[k]), level.name
+
+
+def test_column_generation_from_a_few_pairs_gives_the_same_bound(case):
+    """HiGHS on a few pairs per worker and the reference's, the others priced in by rounds:
+    the same bound as HiGHS on all kept pairs, and a certificate that holds."""
+    p, ref, costs, todo, index, keep, values = case
+    m = p.n_workers
+    used = np.zeros(costs.workers.size, dtype=bool)
+    used[index[np.arange(m), ref.assignment]] = True
+    first = np.zeros(costs.workers.size, dtype=bool)
+    first[np.searchsorted(costs.workers, np.arange(m))] = True  # each worker's first pair
+    for k, level in enumerate(todo):
+        solved = [(todo[j].coefficients, values[j]) for j in range(k)]
+        whole = lp_bound(p, costs.workers, costs.lines, keep, solved, level.coefficients)
+        part = lp_bound(p, costs.workers, costs.lines, keep, solved, level.coefficients, columns=used | first)
+        assert part.rounds >= 1 and part.solved_columns <= part.columns
+        assert part.bound == whole.bound, (level.name, part.bound, whole.bound)
+        assert _certificate_holds(p, part, used, ref.assignment, values[k]), level.name
+        # Columns that hold no allocation: HiGHS takes all of them.
+        none = lp_bound(p, costs.workers, costs.lines, keep, solved, level.coefficients, columns=first & ~used)
+        assert none is not None and none.bound == whole.bound
 
 
 def test_fixing_with_the_lp_keeps_every_pair_of_the_reference_allocation(case):
@@ -173,3 +197,21 @@ def test_the_lp_bound_is_deterministic():
     again = lp_bound(p, costs.workers, costs.lines, keep, [], todo[0].coefficients)
     assert (first.scaled, first.scale, first.bound) == (again.scaled, again.scale, again.bound)
     assert np.array_equal(first.reduced, again.reduced)
+
+
+def test_a_single_level_stopped_early_reports_the_lp_bound_as_its_gap():
+    # 600 x 120 with 40 links and one level: with a 2 s limit the search stops before it
+    # proves the start optimal (its work limit); the LP's bound is the gap's.
+    p = ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(600, 120, 3, links=40, quotas=3)))
+    out = rules.solve_rules(p, SolveOptions(time_limit=2.0))
+    assert any(line.startswith("cost: LP bound ") for line in out.log), out.log
+    ref = solve_reference(p, time_limit=120)
+    assert ref.status == "optimal", ref.status
+    if out.status is Status.OPTIMAL:  # a fast machine may prove it: then it is HiGHS's optimum
+        assert math.isclose(out.objective, ref.levels[0], rel_tol=REL_TOL, abs_tol=1e-6)
+        return
+    assert out.status is Status.FEASIBLE, out.log
+    assert out.best_bound is not None, out.log
+    assert out.best_bound <= ref.levels[0] + 1e-6 <= out.objective + 2e-6
+    assert (out.objective - out.best_bound) / out.objective < 0.01, out.log
+    assert any("against a bound of" in line for line in out.log), out.log

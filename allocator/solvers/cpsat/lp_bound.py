@@ -62,11 +62,13 @@ from scipy.sparse import coo_matrix, csr_matrix
 
 from allocator.problem import ProblemData
 
-#: HiGHS's options: dual simplex (deterministic, serial), presolve on.
-HIGHS_OPTIONS: dict = {"presolve": True, "disp": False, "dual_feasibility_tolerance": 1e-9,
-                       "primal_feasibility_tolerance": 1e-9}
+#: HiGHS's options: presolve on, its default tolerances (the dual simplex is chosen by
+#: ``method="highs-ds"``; serial and deterministic).
+HIGHS_OPTIONS: dict = {"presolve": True, "disp": False}
 #: The scaled integers stay below this (int64 holds 2^63 - 1; a margin of 2 for the sums).
 _INT_LIMIT = 2.0**61
+#: Most rounds of column generation (each adds the pairs the last duals price below 0).
+MAX_ROUNDS = 30
 #: Most bits of the duals kept (more gives nothing: HiGHS's duals are accurate to ~1e-9).
 _MAX_BITS = 40
 
@@ -90,7 +92,9 @@ class LPBound:
     links: list[np.ndarray]  # each link's workers
     lp_value: float  # HiGHS's own optimum (floating point; for the log only)
     seconds: float
-    columns: int
+    columns: int  # the LP's columns (pairs and sites)
+    solved_columns: int  # those HiGHS saw in the last round (column generation)
+    rounds: int
 
     def removable(self, keep: np.ndarray, upper: int, workers: np.ndarray) -> np.ndarray:
         """(P,) bool: kept pairs in no allocation of ``F_k`` with level at most ``upper``.
@@ -121,7 +125,7 @@ class LPBound:
 
 def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep: np.ndarray,
              solved: list[tuple[np.ndarray, int]], objective: np.ndarray,
-             time_limit: float | None = None) -> LPBound | None:
+             time_limit: float | None = None, columns: np.ndarray | None = None) -> LPBound | None:
     """The rigorous LP bound of a level over the kept pairs (``None``: no bound).
 
     Parameters
@@ -138,6 +142,10 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
         (P,) int64: this level's integer coefficients.
     time_limit
         Seconds for HiGHS (the clock as a hard limit; ``None``: none).
+    columns
+        (P,) bool: the pairs HiGHS starts from (column generation; ``None``: all kept pairs).
+        They should hold an allocation of ``F_k`` (else all pairs are taken). The bound does
+        not depend on them being right: any duals give a rigorous bound over all kept pairs.
 
     Returns
     -------
@@ -217,9 +225,9 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
             mine = cw == s
             site_idx = np.searchsorted(ks, site[cols[mine]])
             rows = np.concatenate([site_idx, np.arange(len(ks))])
-            columns = np.concatenate([xcol[mine], ycols])
+            link_cols = np.concatenate([xcol[mine], ycols])
             values = np.concatenate([np.ones(int(mine.sum()), dtype=np.int64), -np.ones(len(ks), dtype=np.int64)])
-            eq(rows, columns, values, [0] * len(ks))
+            eq(rows, link_cols, values, [0] * len(ks))
         sites_out.extend((li, k, int(c)) for k, c in zip(ks, ycols.tolist(), strict=True))
         y0 += len(ks)
     for q in problem.quotas:
@@ -243,16 +251,63 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
     c = np.zeros(total, dtype=np.int64)
     c[:nx] = np.asarray(objective, dtype=np.int64)[cols]
     options = dict(HIGHS_OPTIONS)
-    if time_limit is not None:
-        options["time_limit"] = max(0.0, float(time_limit))
-    res = linprog(c.astype(np.float64), A_ub=a_ub.astype(np.float64) if n_ub else None,
-                  b_ub=np.asarray(ub_b, dtype=np.float64) if n_ub else None,
-                  A_eq=a_eq.astype(np.float64), b_eq=np.asarray(eq_b, dtype=np.float64),
-                  bounds=(0.0, 1.0), method="highs-ds", options=options)
-    if res.status != 0:
-        return None
-    y_eq = np.asarray(res.eqlin.marginals, dtype=np.float64)
-    y_ub = np.minimum(np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0) if n_ub \
+    deadline = None if time_limit is None else started + max(0.0, float(time_limit))
+    if columns is None:
+        active = np.ones(total, dtype=bool)
+    else:
+        active = np.ones(total, dtype=bool)
+        active[:nx] = np.asarray(columns, dtype=bool)[cols]
+    eq_csc = a_eq.astype(np.float64).tocsc()
+    ub_csc = a_ub.astype(np.float64).tocsc() if n_ub else None
+    b_eq_f = np.asarray(eq_b, dtype=np.float64)
+    b_ub_f = np.asarray(ub_b, dtype=np.float64) if n_ub else None
+    # HiGHS sees the objective divided by a power of two (exact), its largest coefficient near
+    # 2^20: costs of 10^9 and more (one level on the fine grid) made its simplex fail. The
+    # duals are scaled back by the same power; any duals give a rigorous bound anyway.
+    shrink = 2.0 ** max(0, int(np.ceil(np.log2(max(1.0, float(np.abs(c).max(initial=0)))))) - 20)
+    c_highs = c.astype(np.float64) / shrink
+    rounds = 0
+    while True:
+        rounds += 1
+        on = np.flatnonzero(active)
+        if deadline is not None:
+            options["time_limit"] = max(0.0, deadline - time.perf_counter())
+        res = linprog(c_highs[on], A_ub=ub_csc[:, on] if n_ub else None, b_ub=b_ub_f,
+                      A_eq=eq_csc[:, on], b_eq=b_eq_f, bounds=(0.0, 1.0), method="highs-ds", options=options)
+        if res.status == 2 and not active.all():
+            active[:] = True  # the columns given hold no allocation: all of them
+            continue
+        if res.status != 0:
+            return None
+        safe = _safe_bound(res, a_eq, a_ub, eq_b, ub_b, c, shrink)
+        if safe is None:
+            return None
+        scale, r, b_total = safe
+        # Column generation: a column left out with a negative reduced cost may lower the
+        # LP's optimum; add them and solve again. The bound is rigorous for any duals, so the
+        # rounds only make it tighter (and stop after MAX_ROUNDS).
+        late = ~active & (r < -np.int64(max(1, scale >> 20)))
+        if not late.any() or rounds >= MAX_ROUNDS:
+            break
+        active |= late
+    bound = -((-b_total) // scale)  # ceil(B / S) in integers
+    reduced = np.zeros(keep.size, dtype=np.int64)
+    reduced[cols] = r[:nx]
+    in_lp = np.zeros(keep.size, dtype=bool)
+    in_lp[cols] = True
+    sites = [(li, k, int(r[column])) for li, k, column in sites_out]
+    return LPBound(int(bound), int(b_total), scale, reduced, in_lp, sites, site,
+                   [link.workers for link in problem.links], float(res.fun),
+                   time.perf_counter() - started, total, int(active.sum()), rounds)
+
+
+def _safe_bound(res, a_eq: csr_matrix, a_ub: csr_matrix, eq_b: list[int], ub_b: list[int],
+                c: np.ndarray, shrink: float) -> tuple[int, np.ndarray, int] | None:
+    """``(S, R, B)`` from HiGHS's row duals, in exact integers (the module docstring's argument);
+    HiGHS's objective was ``c / shrink``."""
+    n_ub = a_ub.shape[0]
+    y_eq = np.asarray(res.eqlin.marginals, dtype=np.float64) * shrink
+    y_ub = np.minimum(np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0) * shrink if n_ub \
         else np.zeros(0)
     if not (np.isfinite(y_eq).all() and np.isfinite(y_ub).all()):
         return None
@@ -273,12 +328,4 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
     b_total = sum(int(b) * int(y) for b, y in zip(eq_b, ye.tolist(), strict=True))
     b_total += sum(int(b) * int(y) for b, y in zip(ub_b, yu.tolist(), strict=True))
     b_total += sum(r[r < 0].tolist())
-    bound = -((-b_total) // scale)  # ceil(B / S) in integers
-    reduced = np.zeros(keep.size, dtype=np.int64)
-    reduced[cols] = r[:nx]
-    in_lp = np.zeros(keep.size, dtype=bool)
-    in_lp[cols] = True
-    sites = [(li, k, int(r[column])) for li, k, column in sites_out]
-    return LPBound(int(bound), int(b_total), scale, reduced, in_lp, sites, site,
-                   [link.workers for link in problem.links], float(res.fun),
-                   time.perf_counter() - started, total)
+    return scale, r, b_total
