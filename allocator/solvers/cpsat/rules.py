@@ -60,7 +60,8 @@ not called for it (its pairs with ``rc > 0`` leave ``keep``: the next level's fl
 this level's optimal face, as far as pairs describe it).
 
 Step 5, CP-SAT on what is left: the model over ``keep`` with ``level_j == v_j`` for the
-levels before, minimising level ``k``, bounded below by ``LB_k`` and hinted with the start.
+levels before, minimising level ``k``, bounded below by ``LB_k`` (the best of steps 1, 6 and 7)
+and hinted with the start.
 
 Step 6, before step 5 when later levels' workers exist (they cost nothing on level ``k``, so
 no fixing can thin their pairs, and they make the model large): a sandwich of two small
@@ -80,6 +81,21 @@ in ``F_k``, an upper bound. When the bounds meet, the level is proven without th
 model; otherwise they tighten step 5.
 A deterministic cap (:data:`MAX_PAIRS_PER_SECOND` of the time limit) skips step 5 when too
 many pairs are left to build and search: the best allocation stands, not proven, with its gap.
+
+Step 7, before step 5 when steps 1-4 and 6 did not prove the level: the LP bound
+(:mod:`.lp_bound`). The flow drops the links and quotas and sees the solved levels only through
+the multiplier of step 1b, which on the last tier of 1,500 x 300 left a bound of -5 x 10^8
+against a level near 1.2 x 10^6. The LP relaxation of ``F_k`` over the kept pairs keeps all of
+them as constraints (links with one site variable per link and site, quotas, places, fills,
+each solved level ``== v_j``); its optimum, made rigorous from HiGHS's duals in exact integer
+arithmetic and rounded up, is a lower bound on level ``k`` over ``F_k`` (the invariant on
+``keep``). HiGHS starts from the polish's pairs and the current allocation's and prices the
+others in by rounds (column generation: the bound holds for any duals, so this only changes
+the speed). The LP's reduced costs fix pairs (and link sites) exactly, as step 4 does with the
+flow's: ``S level_k(x) >= B + R_p`` for every ``x`` of ``F_k`` using pair ``p``, so a pair with
+``B + R_p > S UB_k`` is in no allocation of interest; the proof is in :mod:`.lp_bound`. It is
+skipped, with a log line, when the kept pairs are more than :data:`LP_PAIRS_PER_SECOND` of the
+time limit (deterministic); the clock stops HiGHS as a hard limit on top.
 
 Determinism. The flows and the repair are deterministic; CP-SAT runs with **one worker** and a
 **deterministic work limit** of :data:`DETERMINISTIC_PER_SECOND` units per second of the time
