@@ -245,3 +245,22 @@ def test_the_bound_stays_rigorous_when_the_duals_are_off(case, monkeypatch):
         assert lp is not None and lp.bound <= values[k], (level.name, lp.bound, values[k])
         assert _certificate_holds(p, lp, used, ref.assignment, values[k]), level.name
         assert not lp.removable(keep, values[k], costs.workers)[used].any()
+
+
+def test_a_whole_lp_solution_is_an_optimal_allocation_of_the_level(case):
+    """When HiGHS's solution is whole it is taken as an allocation only after the engine's
+    checks; then, as the optimum of a relaxation, it reaches the level's optimum."""
+    from allocator.solvers.cpsat.lp_bound import lp_allocation
+
+    p, ref, costs, todo, index, keep, values = case
+    wholes = 0
+    for k, level in enumerate(todo):
+        solved = [(todo[j].coefficients, values[j]) for j in range(k)]
+        lp = lp_bound(p, costs.workers, costs.lines, keep, solved, level.coefficients)
+        whole = lp_allocation(lp, costs.workers, costs.lines, p.n_workers)
+        if whole is None:
+            continue
+        if rules._in_level_set(p, costs, todo, values, k, whole, index):
+            assert rules.level_value(level, costs, whole, index) == values[k] == lp.bound, level.name
+            wholes += 1
+    assert wholes >= 1  # on these runs HiGHS's vertex is whole on most levels

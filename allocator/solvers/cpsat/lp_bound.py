@@ -95,6 +95,7 @@ class LPBound:
     columns: int  # the LP's columns (pairs and sites)
     solved_columns: int  # those HiGHS saw in the last round (column generation)
     rounds: int
+    x: np.ndarray  # (P,) HiGHS's primal values of the pairs (floating point: a hint only)
 
     def removable(self, keep: np.ndarray, upper: int, workers: np.ndarray) -> np.ndarray:
         """(P,) bool: kept pairs in no allocation of ``F_k`` with level at most ``upper``.
@@ -296,9 +297,27 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
     in_lp = np.zeros(keep.size, dtype=bool)
     in_lp[cols] = True
     sites = [(li, k, int(r[column])) for li, k, column in sites_out]
+    x = np.zeros(keep.size)
+    primal = np.zeros(total)
+    primal[on] = np.asarray(res.x, dtype=np.float64)
+    x[cols] = primal[:nx]
     return LPBound(int(bound), int(b_total), scale, reduced, in_lp, sites, site,
                    [link.workers for link in problem.links], float(res.fun),
-                   time.perf_counter() - started, total, int(active.sum()), rounds)
+                   time.perf_counter() - started, total, int(active.sum()), rounds, x)
+
+
+def lp_allocation(lp: LPBound, workers: np.ndarray, lines: np.ndarray, m: int) -> np.ndarray | None:
+    """The allocation HiGHS's solution describes when it is whole (every worker's pairs within
+    1e-6 of 0 or 1, one of them 1), else ``None``. Floating point: the caller checks it."""
+    whole = (np.abs(lp.x) < 1e-6) | (np.abs(lp.x - 1.0) < 1e-6)
+    if not whole.all():
+        return None
+    on = lp.x > 0.5
+    if np.bincount(workers[on], minlength=m).max(initial=0) != 1 or on.sum() != m:
+        return None
+    out = np.full(m, -1, dtype=np.int64)
+    out[workers[on]] = lines[on]
+    return out
 
 
 def _safe_bound(res, a_eq: csr_matrix, a_ub: csr_matrix, eq_b: list[int], ub_b: list[int],

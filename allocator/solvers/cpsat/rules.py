@@ -120,7 +120,7 @@ from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, SolveOutcome, Status
 from allocator.solvers.cpsat import constraints as cons
 from allocator.solvers.cpsat.levels import Level, levels, meets_rules
-from allocator.solvers.cpsat.lp_bound import LPBound, lp_bound
+from allocator.solvers.cpsat.lp_bound import LPBound, lp_allocation, lp_bound
 from allocator.solvers.cpsat.model import run_cpsat
 from allocator.solvers.cpsat.objective import weighted
 from allocator.solvers.cpsat.variables import make_variables
@@ -770,7 +770,31 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
         work = max(0.0, (total_work - used) / (len(todo) - k))
         active = _active(todo, k, m)
         solved: LevelSolve | None = None
-        if fixing and few is not None and best is not None and not active.all():
+        lp: LPBound | None = None
+        if fixing and solved is None and upper is not None and (lower is None or lower < upper):
+            # Step 7: the LP bound with the links, quotas and solved levels as constraints
+            # (lp_bound), where the flow's is weak; its reduced costs fix pairs exactly.
+            start_columns = np.zeros(costs.workers.size, dtype=bool)
+            start_columns[index[np.arange(m), best]] = True
+            if few is not None:
+                start_columns |= few
+            lp, proven = _lp_step(problem, costs, keep, todo, values, k, upper, options, deadline, log,
+                                  start_columns)
+            if lp is not None:
+                lower = lp.bound if lower is None else max(lower, lp.bound)
+                whole = lp_allocation(lp, costs.workers, costs.lines, m)
+                if whole is not None and level_value(level, costs, whole, index) < upper \
+                        and _in_level_set(problem, costs, todo, values, k, whole, index):
+                    # HiGHS's solution is whole and in F_k (checked in integers): a better start.
+                    best, upper = whole, level_value(level, costs, whole, index)
+                    log.append(f"{level.name}: the LP's solution is an allocation: {upper}")
+                fix(~lp.removable(keep, upper, costs.workers))
+                log.append(f"{level.name}: LP bound {lp.bound:,} (links, quotas and the levels before as "
+                           f"constraints; {lp.columns:,} columns, {lp.solved_columns:,} of them given to HiGHS in "
+                           f"{lp.rounds} rounds of pricing, {lp.seconds:.2f} s), start {upper}, {int(keep.sum()):,} pairs kept")
+                if proven or upper <= lower:
+                    solved = LevelSolve(cp_model.OPTIMAL, upper, float(upper), best, 0.0, 0)
+        if solved is None and fixing and few is not None and best is not None and not active.all():
             # Step 6: the level's value is sandwiched between two small models. The relaxation
             # without the workers of later levels bounds it from below; the narrow model (those
             # workers on a few pairs each) finds allocations of F_k. Equal: proven.
@@ -799,6 +823,8 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                     log.append(f"{level.name}: the relaxation's allocation completed for the other workers: {upper}")
                     if excess is not None:
                         fix(excess <= upper - flow.bound)
+                    if lp is not None:
+                        fix(~lp.removable(keep, upper, costs.workers))
             for near in wider:
                 # Narrow models, the later levels' workers on a few pairs, then on more.
                 if lower is None or upper is None or upper <= lower:
@@ -817,26 +843,10 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                     best, upper = upper_solve.assignment, upper_solve.value
                     if excess is not None:
                         fix(excess <= upper - flow.bound)
+                    if lp is not None:
+                        fix(~lp.removable(keep, upper, costs.workers))
             if lower is not None and upper is not None and upper == lower:
                 solved = LevelSolve(cp_model.OPTIMAL, upper, float(upper), best, 0.0, 0)
-        lp: LPBound | None = None
-        if fixing and solved is None and upper is not None and (lower is None or lower < upper):
-            # Step 7: the LP bound with the links, quotas and solved levels as constraints
-            # (lp_bound), where the flow's is weak; its reduced costs fix pairs exactly.
-            start_columns = np.zeros(costs.workers.size, dtype=bool)
-            start_columns[index[np.arange(m), best]] = True
-            if few is not None:
-                start_columns |= few
-            lp, proven = _lp_step(problem, costs, keep, todo, values, k, upper, options, deadline, log,
-                                  start_columns)
-            if lp is not None:
-                lower = lp.bound if lower is None else max(lower, lp.bound)
-                fix(~lp.removable(keep, upper, costs.workers))
-                log.append(f"{level.name}: LP bound {lp.bound:,} (links, quotas and the levels before as "
-                           f"constraints; {lp.columns:,} columns, {lp.solved_columns:,} of them given to HiGHS in "
-                           f"{lp.rounds} rounds of pricing, {lp.seconds:.2f} s), start {upper}, {int(keep.sum()):,} pairs kept")
-                if proven or upper <= lower:
-                    solved = LevelSolve(cp_model.OPTIMAL, upper, float(upper), best, 0.0, 0)
         if solved is None and int(keep.sum()) > MAX_PAIRS_PER_SECOND * float(options.time_limit) \
                 and best is not None:
             # Decided by the time limit, not the clock (so deterministic): too many pairs left to
@@ -926,6 +936,15 @@ def _lp_step(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: 
         log.append(f"{name}: no LP bound (no optimum within the kept pairs and the time left)")
         return None, False
     return lp, lp.bound >= upper
+
+
+def _in_level_set(problem: ProblemData, costs: IntegerCosts, todo: list[Level], values: list[int], k: int,
+                  assignment: np.ndarray, index: np.ndarray) -> bool:
+    """``assignment`` is in ``F_k``: constraints 1-4, every link and quota, the solved levels."""
+    from allocator.engine import verify  # the engine imports the solvers: load lazily
+
+    return (not verify(problem, assignment, stability=False) and meets_rules(problem, assignment)
+            and all(level_value(todo[j], costs, assignment, index) == values[j] for j in range(k)))
 
 
 def _status_name(code: int) -> str:
