@@ -82,8 +82,8 @@ model; otherwise they tighten step 5.
 A deterministic cap (:data:`MAX_PAIRS_PER_SECOND` of the time limit) skips step 5 when too
 many pairs are left to build and search: the best allocation stands, not proven, with its gap.
 
-Step 7, before step 5 when steps 1-4 and 6 did not prove the level: the LP bound
-(:mod:`.lp_bound`). The flow drops the links and quotas and sees the solved levels only through
+Step 7, after steps 1-4 when they did not prove the level (before step 6, whose models it
+shrinks): the LP bound (:mod:`.lp_bound`). The flow drops the links and quotas and sees the solved levels only through
 the multiplier of step 1b, which on the last tier of 1,500 x 300 left a bound of -5 x 10^8
 against a level near 1.2 x 10^6. The LP relaxation of ``F_k`` over the kept pairs keeps all of
 them as constraints (links with one site variable per link and site, quotas, places, fills,
@@ -93,8 +93,10 @@ arithmetic and rounded up, is a lower bound on level ``k`` over ``F_k`` (the inv
 others in by rounds (column generation: the bound holds for any duals, so this only changes
 the speed). The LP's reduced costs fix pairs (and link sites) exactly, as step 4 does with the
 flow's: ``S level_k(x) >= B + R_p`` for every ``x`` of ``F_k`` using pair ``p``, so a pair with
-``B + R_p > S UB_k`` is in no allocation of interest; the proof is in :mod:`.lp_bound`. It is
-skipped, with a log line, when the kept pairs are more than :data:`LP_PAIRS_PER_SECOND` of the
+``B + R_p > S UB_k`` is in no allocation of interest; the proof is in :mod:`.lp_bound`. When
+HiGHS's solution is whole and passes the engine's checks (constraints 1-4, links, quotas, the
+solved levels, in integers) it is an allocation of ``F_k`` and the start when better; often it
+reaches the bound, which proves the level. It is skipped, with a log line, when the kept pairs are more than :data:`LP_PAIRS_PER_SECOND` of the
 time limit (deterministic); the clock stops HiGHS as a hard limit on top.
 
 Determinism. The flows and the repair are deterministic; CP-SAT runs with **one worker** and a
@@ -928,6 +930,7 @@ def _lp_step(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: 
         return None, False
     left = deadline - time.perf_counter()
     if left <= 0:
+        log.append(f"{name}: no LP bound: no time left")
         return None, False
     solved = [(todo[j].coefficients, values[j]) for j in range(k)]
     lp = lp_bound(problem, costs.workers, costs.lines, keep, solved, todo[k].coefficients, time_limit=left,
