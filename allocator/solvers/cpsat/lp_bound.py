@@ -50,6 +50,18 @@ level ``k <= U``, so ``S U - B >= `` each single term above for them:
   - B)`` its pairs on every other site.
 
 These keep the invariant of ``keep`` (every allocation of interest uses kept pairs only).
+
+Column generation. Since ``B`` is a bound for *any* ``Y``, HiGHS need not see every column: it
+solves the LP over a few of them (the caller's: the polish's pairs and the current
+allocation's, which hold an allocation of ``F_k``, so that LP is feasible), ``R`` and ``B`` are
+computed over *all* kept pairs from its duals, and the columns priced below ``-2^-20`` are
+added for another round, until none is (or :data:`MAX_ROUNDS`). On 1,500 x 300 HiGHS then sees
+about 5,000 of 120,000 columns, four times faster. HiGHS sees the objective divided by a power
+of two (its largest coefficient near ``2^20``; costs of ``10^9`` made its simplex fail) and its
+duals are multiplied back: exact, and irrelevant to soundness anyway.
+
+HiGHS's primal solution is returned as a hint (:func:`lp_allocation`): when it is whole it
+describes an allocation, which the caller checks in integers before using it.
 """
 
 from __future__ import annotations
