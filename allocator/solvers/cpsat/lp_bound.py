@@ -303,6 +303,8 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
         if not late.any() or rounds >= MAX_ROUNDS:
             break
         active |= late
+        if 2 * int(active.sum()) > total:
+            active[:] = True  # most columns priced in: one LP over all of them is cheaper
     bound = -((-b_total) // scale)  # ceil(B / S) in integers
     reduced = np.zeros(keep.size, dtype=np.int64)
     reduced[cols] = r[:nx]
