@@ -83,20 +83,21 @@ A deterministic cap (:data:`MAX_PAIRS_PER_SECOND` of the time limit) skips step 
 many pairs are left to build and search: the best allocation stands, not proven, with its gap.
 
 Step 7, after steps 1-4 when they did not prove the level (before step 6, whose models it
-shrinks): the LP bound (:mod:`.lp_bound`). The flow drops the links and quotas and sees the solved levels only through
-the multiplier of step 1b, which on the last tier of 1,500 x 300 left a bound of -5 x 10^8
-against a level near 1.2 x 10^6. The LP relaxation of ``F_k`` over the kept pairs keeps all of
-them as constraints (links with one site variable per link and site, quotas, places, fills,
-each solved level ``== v_j``); its optimum, made rigorous from HiGHS's duals in exact integer
-arithmetic and rounded up, is a lower bound on level ``k`` over ``F_k`` (the invariant on
-``keep``). HiGHS starts from the polish's pairs and the current allocation's and prices the
-others in by rounds (column generation: the bound holds for any duals, so this only changes
-the speed). The LP's reduced costs fix pairs (and link sites) exactly, as step 4 does with the
-flow's: ``S level_k(x) >= B + R_p`` for every ``x`` of ``F_k`` using pair ``p``, so a pair with
-``B + R_p > S UB_k`` is in no allocation of interest; the proof is in :mod:`.lp_bound`. When
-HiGHS's solution is whole and passes the engine's checks (constraints 1-4, links, quotas, the
-solved levels, in integers) it is an allocation of ``F_k`` and the start when better; often it
-reaches the bound, which proves the level. It is skipped, with a log line, when the kept pairs are more than :data:`LP_PAIRS_PER_SECOND` of the
+shrinks): the LP bound (:mod:`.lp_bound`). The flow drops the links and quotas and sees the
+solved levels only through the multiplier of step 1b, which on the last tier of 1,500 x 300
+left a bound of -5 x 10^8 against a level near 1.2 x 10^6. The LP relaxation of ``F_k`` over
+the kept pairs keeps all of them as constraints (links with one site variable per link and
+site, quotas, places, fills, each solved level ``== v_j``); its optimum, made rigorous from
+HiGHS's duals in exact integer arithmetic and rounded up, is a lower bound on level ``k`` over
+``F_k`` (the invariant on ``keep``). HiGHS starts from the polish's pairs and the current
+allocation's and prices the others in by rounds (column generation: the bound holds for any
+duals, so this only changes the speed). The LP's reduced costs fix pairs (and link sites)
+exactly, as step 4 does with the flow's: ``S level_k(x) >= B + R_p`` for every ``x`` of
+``F_k`` using pair ``p``, so a pair with ``B + R_p > S UB_k`` is in no allocation of interest;
+the proof is in :mod:`.lp_bound`. When HiGHS's solution is whole and passes the engine's
+checks (constraints 1-4, links, quotas, the solved levels, in integers) it is an allocation of
+``F_k`` and the start when better; often it reaches the bound, which proves the level. It is
+skipped, with a log line, when the kept pairs are more than :data:`LP_PAIRS_PER_SECOND` of the
 time limit (deterministic); the clock stops HiGHS as a hard limit on top.
 
 Determinism. The flows and the repair are deterministic; CP-SAT runs with **one worker** and a
@@ -146,9 +147,9 @@ NARROW_PAIRS = (4,)
 #: Most deterministic work for the polish of the start at each level.
 POLISH_WORK = 0.5
 #: Pairs per second of the time limit that step 7's LP may have. Measured on 1,500 x 300 (40
-#: links, 3 quotas, the last of 3 tiers): 122,614 columns in 0.35 s with column generation
-#: (1.2 s for HiGHS on all of them), about 350,000 pairs a second; at this rate one LP takes
-#: at most about a seventh of the limit.
+#: links, 3 quotas, 3 tiers, a load of about 2): 242,583 columns in 0.23 s (tier 1) and 122,614
+#: in 0.35 s (the last tier) with column generation, against 1.2 s for HiGHS on all 122,614;
+#: so at least about 350,000 pairs a second, and one LP takes at most a seventh of the limit.
 LP_PAIRS_PER_SECOND = 50_000
 
 
@@ -792,8 +793,9 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                     log.append(f"{level.name}: the LP's solution is an allocation: {upper}")
                 fix(~lp.removable(keep, upper, costs.workers))
                 log.append(f"{level.name}: LP bound {lp.bound:,} (links, quotas and the levels before as "
-                           f"constraints; {lp.columns:,} columns, {lp.solved_columns:,} of them given to HiGHS in "
-                           f"{lp.rounds} rounds of pricing, {lp.seconds:.2f} s), start {upper}, {int(keep.sum()):,} pairs kept")
+                           f"constraints; {lp.columns:,} columns, {lp.solved_columns:,} of them given to HiGHS "
+                           f"in {lp.rounds} rounds of pricing, {lp.seconds:.2f} s), start {upper}, "
+                           f"{int(keep.sum()):,} pairs kept")
                 if proven or upper <= lower:
                     solved = LevelSolve(cp_model.OPTIMAL, upper, float(upper), best, 0.0, 0)
         if solved is None and fixing and few is not None and best is not None and not active.all():
