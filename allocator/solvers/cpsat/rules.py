@@ -60,7 +60,8 @@ not called for it (its pairs with ``rc > 0`` leave ``keep``: the next level's fl
 this level's optimal face, as far as pairs describe it).
 
 Step 5, CP-SAT on what is left: the model over ``keep`` with ``level_j == v_j`` for the
-levels before, minimising level ``k``, bounded below by ``LB_k`` and hinted with the start.
+levels before, minimising level ``k``, bounded below by ``LB_k`` (the best of steps 1, 6 and 7)
+and hinted with the start.
 
 Step 6, before step 5 when later levels' workers exist (they cost nothing on level ``k``, so
 no fixing can thin their pairs, and they make the model large): a sandwich of two small
@@ -80,6 +81,24 @@ in ``F_k``, an upper bound. When the bounds meet, the level is proven without th
 model; otherwise they tighten step 5.
 A deterministic cap (:data:`MAX_PAIRS_PER_SECOND` of the time limit) skips step 5 when too
 many pairs are left to build and search: the best allocation stands, not proven, with its gap.
+
+Step 7, after steps 1-4 when they did not prove the level (before step 6, whose models it
+shrinks): the LP bound (:mod:`.lp_bound`). The flow drops the links and quotas and sees the
+solved levels only through the multiplier of step 1b, which on the last tier of 1,500 x 300
+left a bound of -5 x 10^8 against a level near 1.2 x 10^6. The LP relaxation of ``F_k`` over
+the kept pairs keeps all of them as constraints (links with one site variable per link and
+site, quotas, places, fills, each solved level ``== v_j``); its optimum, made rigorous from
+HiGHS's duals in exact integer arithmetic and rounded up, is a lower bound on level ``k`` over
+``F_k`` (the invariant on ``keep``). HiGHS starts from the polish's pairs and the current
+allocation's and prices the others in by rounds (column generation: the bound holds for any
+duals, so this only changes the speed). The LP's reduced costs fix pairs (and link sites)
+exactly, as step 4 does with the flow's: ``S level_k(x) >= B + R_p`` for every ``x`` of
+``F_k`` using pair ``p``, so a pair with ``B + R_p > S UB_k`` is in no allocation of interest;
+the proof is in :mod:`.lp_bound`. When HiGHS's solution is whole and passes the engine's
+checks (constraints 1-4, links, quotas, the solved levels, in integers) it is an allocation of
+``F_k`` and the start when better; often it reaches the bound, which proves the level. It is
+skipped, with a log line, when the kept pairs are more than :data:`LP_PAIRS_PER_SECOND` of the
+time limit (deterministic); the clock stops HiGHS as a hard limit on top.
 
 Determinism. The flows and the repair are deterministic; CP-SAT runs with **one worker** and a
 **deterministic work limit** of :data:`DETERMINISTIC_PER_SECOND` units per second of the time
@@ -104,6 +123,7 @@ from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, SolveOutcome, Status
 from allocator.solvers.cpsat import constraints as cons
 from allocator.solvers.cpsat.levels import Level, levels, meets_rules
+from allocator.solvers.cpsat.lp_bound import LPBound, lp_allocation, lp_bound
 from allocator.solvers.cpsat.model import run_cpsat
 from allocator.solvers.cpsat.objective import weighted
 from allocator.solvers.cpsat.variables import make_variables
@@ -126,6 +146,11 @@ MAX_PAIRS_PER_SECOND = 4_000
 NARROW_PAIRS = (4,)
 #: Most deterministic work for the polish of the start at each level.
 POLISH_WORK = 0.5
+#: Pairs per second of the time limit that step 7's LP may have. Measured on 1,500 x 300 (40
+#: links, 3 quotas, 3 tiers, a load of about 2): 242,583 columns in 0.23 s (tier 1) and 122,614
+#: in 0.35 s (the last tier) with column generation, against 1.2 s for HiGHS on all 122,614;
+#: so at least about 350,000 pairs a second, and one LP takes at most a seventh of the limit.
+LP_PAIRS_PER_SECOND = 50_000
 
 
 
@@ -748,7 +773,32 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
         work = max(0.0, (total_work - used) / (len(todo) - k))
         active = _active(todo, k, m)
         solved: LevelSolve | None = None
-        if fixing and few is not None and best is not None and not active.all():
+        lp: LPBound | None = None
+        if fixing and solved is None and upper is not None and (lower is None or lower < upper):
+            # Step 7: the LP bound with the links, quotas and solved levels as constraints
+            # (lp_bound), where the flow's is weak; its reduced costs fix pairs exactly.
+            start_columns = np.zeros(costs.workers.size, dtype=bool)
+            start_columns[index[np.arange(m), best]] = True
+            if few is not None:
+                start_columns |= few
+            lp, proven = _lp_step(problem, costs, keep, todo, values, k, upper, options, deadline, log,
+                                  start_columns)
+            if lp is not None:
+                lower = lp.bound if lower is None else max(lower, lp.bound)
+                whole = lp_allocation(lp, costs.workers, costs.lines, m)
+                if whole is not None and level_value(level, costs, whole, index) < upper \
+                        and _in_level_set(problem, costs, todo, values, k, whole, index):
+                    # HiGHS's solution is whole and in F_k (checked in integers): a better start.
+                    best, upper = whole, level_value(level, costs, whole, index)
+                    log.append(f"{level.name}: the LP's solution is an allocation: {upper}")
+                fix(~lp.removable(keep, upper, costs.workers))
+                log.append(f"{level.name}: LP bound {lp.bound:,} (links, quotas and the levels before as "
+                           f"constraints; {lp.columns:,} columns, {lp.solved_columns:,} of them given to HiGHS "
+                           f"in {lp.rounds} rounds of pricing, {lp.seconds:.2f} s), start {upper}, "
+                           f"{int(keep.sum()):,} pairs kept")
+                if proven or upper <= lower:
+                    solved = LevelSolve(cp_model.OPTIMAL, upper, float(upper), best, 0.0, 0)
+        if solved is None and fixing and few is not None and best is not None and not active.all():
             # Step 6: the level's value is sandwiched between two small models. The relaxation
             # without the workers of later levels bounds it from below; the narrow model (those
             # workers on a few pairs each) finds allocations of F_k. Equal: proven.
@@ -777,6 +827,8 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                     log.append(f"{level.name}: the relaxation's allocation completed for the other workers: {upper}")
                     if excess is not None:
                         fix(excess <= upper - flow.bound)
+                    if lp is not None:
+                        fix(~lp.removable(keep, upper, costs.workers))
             for near in wider:
                 # Narrow models, the later levels' workers on a few pairs, then on more.
                 if lower is None or upper is None or upper <= lower:
@@ -795,6 +847,8 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                     best, upper = upper_solve.assignment, upper_solve.value
                     if excess is not None:
                         fix(excess <= upper - flow.bound)
+                    if lp is not None:
+                        fix(~lp.removable(keep, upper, costs.workers))
             if lower is not None and upper is not None and upper == lower:
                 solved = LevelSolve(cp_model.OPTIMAL, upper, float(upper), best, 0.0, 0)
         if solved is None and int(keep.sum()) > MAX_PAIRS_PER_SECOND * float(options.time_limit) \
@@ -826,6 +880,13 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
             status = Status.FEASIBLE if best is not None and (values or meets_rules(problem, best)) else Status.NO_SOLUTION
             if status is Status.FEASIBLE:
                 log.append(f"not proven optimal at {level.name}: no better allocation in time than the start")
+                bound = max(solved.bound if np.isfinite(solved.bound) else -np.inf,
+                            lower if lower is not None else -np.inf)
+                if upper is not None and np.isfinite(bound):
+                    log.append(f"not proven optimal at {level.name}: {upper} against a bound of {bound:.0f} "
+                               f"(gap {100 * (upper - bound) / max(abs(upper), 1):.3g} % in the level's integer units)")
+                    if len(todo) == 1:
+                        gap_bound = min(costs.unscaled(bound - 0.5 * m), problem.objective(best))
             break
         if best is None or upper is None or solved.value <= upper:
             best = solved.assignment
@@ -842,6 +903,8 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
         values.append(solved.value)
         if excess is not None:
             fix(excess <= solved.value - flow.bound)
+        if lp is not None:
+            fix(~lp.removable(keep, solved.value, costs.workers))
     elapsed = time.perf_counter() - started
     if status is Status.NO_SOLUTION or best is None:
         return SolveOutcome(Status.NO_SOLUTION, None, None, None, elapsed, BACKEND, log)
@@ -854,6 +917,39 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
         log.append(f"not proven optimal: objective {objective:.6g}, bound {bound:.6g}, "
                    f"gap {100 * (objective - bound) / max(abs(objective), 1e-12):.3g} %")
     return SolveOutcome(status, best, objective, bound, elapsed, BACKEND, log, levels_proven=len(values))
+
+
+def _lp_step(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: list[Level], values: list[int],
+             k: int, upper: int, options: SolveOptions, deadline: float,
+             log: list[str], columns: np.ndarray | None = None) -> tuple[LPBound | None, bool]:
+    """Step 7's LP bound of level ``k`` (:func:`.lp_bound.lp_bound`), or ``None`` with the reason
+    in the log. Skipped, deterministically, when the kept pairs are more than
+    :data:`LP_PAIRS_PER_SECOND` of the time limit; the clock stays a hard limit on top."""
+    name = todo[k].name
+    kept = int(keep.sum())
+    if kept > LP_PAIRS_PER_SECOND * float(options.time_limit):
+        log.append(f"{name}: no LP bound: {kept:,} pairs, too many for a {float(options.time_limit):g} s limit")
+        return None, False
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        log.append(f"{name}: no LP bound: no time left")
+        return None, False
+    solved = [(todo[j].coefficients, values[j]) for j in range(k)]
+    lp = lp_bound(problem, costs.workers, costs.lines, keep, solved, todo[k].coefficients, time_limit=left,
+                  columns=columns)
+    if lp is None:
+        log.append(f"{name}: no LP bound (no optimum within the kept pairs and the time left)")
+        return None, False
+    return lp, lp.bound >= upper
+
+
+def _in_level_set(problem: ProblemData, costs: IntegerCosts, todo: list[Level], values: list[int], k: int,
+                  assignment: np.ndarray, index: np.ndarray) -> bool:
+    """``assignment`` is in ``F_k``: constraints 1-4, every link and quota, the solved levels."""
+    from allocator.engine import verify  # the engine imports the solvers: load lazily
+
+    return (not verify(problem, assignment, stability=False) and meets_rules(problem, assignment)
+            and all(level_value(todo[j], costs, assignment, index) == values[j] for j in range(k)))
 
 
 def _status_name(code: int) -> str:

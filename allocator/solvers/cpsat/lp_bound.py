@@ -1,0 +1,364 @@
+"""A rigorous LP lower bound for one level of :func:`.rules.solve_rules`, with exact fixing.
+
+The model. For level ``k`` over the kept pairs ``keep`` (:mod:`.rules`: every allocation of
+interest uses kept pairs only), the LP relaxation of ``F_k``: a variable ``0 <= x_p <= 1``
+per kept pair (a linked worker's pairs on sites not every worker of the link can reach are
+left out: they are 0 in every allocation meeting the link), a variable ``0 <= y_{l,K} <= 1``
+per link ``l`` and site ``K`` all of its workers can reach, and the rows
+
+* each worker on one line: ``sum_p x(s, p) = 1`` (a pinned worker has one allowed pair);
+* places and fills: ``sum_s x(s, p) <= cap(p)``, ``>= 1`` on lines that must be filled;
+* links: ``sum_K y_{l,K} = 1`` and, for each worker ``s`` of ``l`` and site ``K``,
+  ``sum_{p on K} x(s, p) - y_{l,K} = 0``;
+* quotas: ``min <= sum of the counted pairs on its lines <= max``;
+* the solved levels: ``level_j(x) = v_j`` for ``j < k`` (in ``F_k`` every allocation reaches
+  them; the coefficients are the levels' integers, so the rows are exact);
+
+minimising ``level_k(x)``. Every allocation of ``F_k`` is an integer point of it, so its
+optimum is a lower bound on level ``k`` over ``F_k``. HiGHS (dual simplex through
+``scipy.optimize.linprog``, one thread, fixed options: deterministic) solves it in floating
+point; the bound is then made rigorous as below, so nothing rests on HiGHS's tolerances.
+
+Why it is rigorous (Neumaier and Shcherbina, "Safe bounds in linear and mixed-integer
+programming", 2004, with exact integer arithmetic in place of interval arithmetic). Write the
+rows as ``A x (=, <=, >=) b`` with ``A``, ``b`` and the objective ``c`` integers, and the
+bounds ``0 <= z <= 1`` for every column ``z`` (pairs and sites). Take HiGHS's row duals,
+multiply by ``S = 2^s`` and round to integers ``Y``; then force the sign each row's sense
+needs (``Y_i <= 0`` on a ``<=`` row, ``>= 0`` on a ``>=`` row, free on ``=``). For any ``x``
+of the relaxation ``Y^T A x >= Y^T b`` row by row. With the scaled reduced costs
+``R = S c - A^T Y`` (integers, computed exactly in int64: ``s`` is chosen so that no
+partial sum can reach ``2^62``),
+
+    S level_k(x) = Y^T A x + R^T x >= Y^T b + sum_{R_j < 0} R_j + sum_{R_j > 0} R_j x_j
+                                           + sum_{R_j < 0} |R_j| (1 - x_j),
+
+since ``R_j x_j = R_j - |R_j| (1 - x_j)`` when ``R_j < 0``. Every term of the last two sums is
+``>= 0`` on ``[0, 1]``, so ``B = Y^T b + sum_{R_j < 0} R_j`` (a Python integer, exact) gives
+``level_k(x) >= B / S`` for every ``x`` of the relaxation, whatever ``Y`` is: rounding the duals
+only loses a little tightness, never soundness. Level ``k``'s values are integers, so the bound
+is ``ceil(B / S)``, computed in integers.
+
+Exact fixing (step 4 with the LP's reduced costs). Let ``U`` be the level of an allocation of
+``F_k`` (the start's, or the level's optimum once solved); the allocations of interest have
+level ``k <= U``, so ``S U - B >= `` each single term above for them:
+
+* a pair with ``R_p > S U - B`` is in none of them (its term ``R_p x_p`` would exceed it):
+  removed from ``keep``;
+* a pair with ``R_p < -(S U - B)`` is in all of them (``x_p = 0`` makes its term ``|R_p|``):
+  the worker's other pairs are removed;
+* a site variable likewise: ``R > S U - B`` removes the link's pairs on that site, ``R < -(S U
+  - B)`` its pairs on every other site.
+
+These keep the invariant of ``keep`` (every allocation of interest uses kept pairs only).
+
+Column generation. Since ``B`` is a bound for *any* ``Y``, HiGHS need not see every column: it
+solves the LP over a few of them (the caller's: the polish's pairs and the current
+allocation's, which hold an allocation of ``F_k``, so that LP is feasible), ``R`` and ``B`` are
+computed over *all* kept pairs from its duals, and the columns priced below ``-2^-20`` are
+added for another round, until none is (or :data:`MAX_ROUNDS`). On 1,500 x 300 HiGHS then sees
+about 5,000 of 120,000 columns, four times faster. HiGHS sees the objective divided by a power
+of two (its largest coefficient near ``2^20``; costs of ``10^9`` made its simplex fail) and its
+duals are multiplied back: exact, and irrelevant to soundness anyway.
+
+HiGHS's primal solution is returned as a hint (:func:`lp_allocation`): when it is whole it
+describes an allocation, which the caller checks in integers before using it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix, csr_matrix
+
+from allocator.problem import ProblemData
+
+#: HiGHS's options: presolve on, its default tolerances (the dual simplex is chosen by
+#: ``method="highs-ds"``; serial and deterministic).
+HIGHS_OPTIONS: dict = {"presolve": True, "disp": False}
+#: The scaled integers stay below this (int64 holds 2^63 - 1; a margin of 2 for the sums).
+_INT_LIMIT = 2.0**61
+#: Most rounds of column generation (each adds the pairs the last duals price below 0).
+MAX_ROUNDS = 30
+#: Most bits of the duals kept (more gives nothing: HiGHS's duals are accurate to ~1e-9).
+_MAX_BITS = 40
+
+
+@dataclass
+class LPBound:
+    """A rigorous LP bound of one level (see the module docstring) and its reduced costs.
+
+    ``bound`` is ``ceil(B / S)``, a lower bound on the level over ``F_k``. ``reduced`` holds the
+    scaled reduced cost ``R_p`` of every pair (0 for pairs not in the LP: not kept or left out),
+    ``sites`` the link site variables as ``(link number, site, R)``.
+    """
+
+    bound: int
+    scaled: int  # B, a Python int
+    scale: int  # S = 2^s
+    reduced: np.ndarray  # (P,) int64
+    in_lp: np.ndarray  # (P,) bool: the pairs that are columns of the LP
+    sites: list[tuple[int, int, int]]  # (link number in problem.links, site, R)
+    pair_site: np.ndarray  # (P,) the site of each pair's line
+    links: list[np.ndarray]  # each link's workers
+    lp_value: float  # HiGHS's own optimum (floating point; for the log only)
+    seconds: float
+    columns: int  # the LP's columns (pairs and sites)
+    solved_columns: int  # those HiGHS saw in the last round (column generation)
+    rounds: int
+    x: np.ndarray  # (P,) HiGHS's primal values of the pairs (floating point: a hint only)
+
+    def removable(self, keep: np.ndarray, upper: int, workers: np.ndarray) -> np.ndarray:
+        """(P,) bool: kept pairs in no allocation of ``F_k`` with level at most ``upper``.
+
+        ``workers`` are the pairs' workers (row-major, as :mod:`.rules` numbers them).
+        """
+        room = upper * self.scale - self.scaled  # Python int: S U - B
+        out = np.zeros(keep.size, dtype=bool)
+        if room < 0 or room >= 2**62:
+            return out  # room < 0: no allocation reaches upper (the caller's bound says so)
+        r = np.int64(room)
+        out |= self.in_lp & (self.reduced > r)
+        forced = self.in_lp & (self.reduced < -r)
+        if forced.any():
+            # The worker of a forced pair is on it in every allocation of interest.
+            line_of = np.full(int(workers.max(initial=-1)) + 1, -1, dtype=np.int64)
+            fk = np.flatnonzero(forced)
+            line_of[workers[fk]] = fk
+            has = line_of[workers] >= 0
+            out |= has & (line_of[workers] != np.arange(keep.size))
+        for li, k, rs in self.sites:
+            if rs > r or rs < -r:
+                members = np.isin(workers, self.links[li])
+                on_site = self.pair_site == k
+                out |= members & (on_site if rs > r else ~on_site)
+        return out & keep
+
+
+def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep: np.ndarray,
+             solved: list[tuple[np.ndarray, int]], objective: np.ndarray,
+             time_limit: float | None = None, columns: np.ndarray | None = None) -> LPBound | None:
+    """The rigorous LP bound of a level over the kept pairs (``None``: no bound).
+
+    Parameters
+    ----------
+    problem
+        The run.
+    workers, lines
+        (P,) the pairs, row-major (each worker's pairs together).
+    keep
+        (P,) bool: the kept pairs.
+    solved
+        The solved levels before this one: ``(integer coefficients per pair, optimum)``.
+    objective
+        (P,) int64: this level's integer coefficients.
+    time_limit
+        Seconds for HiGHS (the clock as a hard limit; ``None``: none).
+    columns
+        (P,) bool: the pairs HiGHS starts from (column generation; ``None``: all kept pairs).
+        They should hold an allocation of ``F_k`` (else all pairs are taken). The bound does
+        not depend on them being right: any duals give a rigorous bound over all kept pairs.
+
+    Returns
+    -------
+    LPBound or None
+        ``None`` when the LP is infeasible within the kept pairs (then so is ``F_k``: the
+        caller's CP-SAT says so), or HiGHS stops without an optimal basis.
+    """
+    from scipy.optimize import linprog  # half a second to import: only when a level needs it
+
+    started = time.perf_counter()
+    m, n = problem.n_workers, problem.n_lines
+    site = problem.site[lines]
+    col_of = keep.copy()
+    starts = np.searchsorted(workers, np.arange(m + 1))
+    link_sites: list[list[int]] = []
+    for link in problem.links:
+        common: set[int] | None = None
+        for s in link.workers.tolist():
+            r = slice(int(starts[s]), int(starts[s + 1]))
+            reach = set(site[r][col_of[r]].tolist())
+            common = reach if common is None else common & reach
+        ks = sorted(common or ())
+        if not ks:
+            return None  # no site every worker of the link can reach: F_k is empty
+        for s in link.workers.tolist():
+            r = slice(int(starts[s]), int(starts[s + 1]))
+            col_of[r] &= np.isin(site[r], ks)
+        link_sites.append(ks)
+    cols = np.flatnonzero(col_of)
+    nx = cols.size
+    ny = sum(len(ks) for ks in link_sites)
+    total = nx + ny
+    cw, cl = workers[cols], lines[cols]
+    if np.setdiff1d(np.arange(m), cw).size:
+        return None  # a worker without a kept pair
+    xcol = np.arange(nx)
+
+    # Rows as (row, column, integer value) triplets, one list for "=" and one for "<=".
+    eq_r, eq_c, eq_v, eq_b = [], [], [], []
+    ub_r, ub_c, ub_v, ub_b = [], [], [], []
+    n_eq = n_ub = 0
+
+    def eq(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, rhs: list[int]) -> None:
+        nonlocal n_eq
+        eq_r.append(rows + n_eq)
+        eq_c.append(columns)
+        eq_v.append(values)
+        eq_b.extend(rhs)
+        n_eq += len(rhs)
+
+    def ub(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, rhs: list[int]) -> None:
+        nonlocal n_ub
+        ub_r.append(rows + n_ub)
+        ub_c.append(columns)
+        ub_v.append(values)
+        ub_b.extend(rhs)
+        n_ub += len(rhs)
+
+    ones = np.ones(nx, dtype=np.int64)
+    eq(cw.astype(np.int64), xcol, ones, [1] * m)  # each worker on one line
+    per_line = np.bincount(cl, minlength=n)
+    cap = np.asarray(problem.capacity, dtype=np.int64)
+    binding = per_line > cap
+    row_of = np.cumsum(binding) - 1
+    sel = binding[cl]
+    ub(row_of[cl[sel]], xcol[sel], ones[sel], cap[binding].tolist())  # places
+    mand = np.asarray(problem.mandatory, dtype=bool)
+    row_of = np.cumsum(mand) - 1
+    sel = mand[cl]
+    ub(row_of[cl[sel]], xcol[sel], -ones[sel], [-1] * int(mand.sum()))  # fills
+    y0 = nx
+    sites_out: list[tuple[np.ndarray, int, int]] = []  # (link index, site, column)
+    for li, (link, ks) in enumerate(zip(problem.links, link_sites, strict=True)):
+        ycols = np.arange(y0, y0 + len(ks))
+        eq(np.zeros(len(ks), dtype=np.int64), ycols, np.ones(len(ks), dtype=np.int64), [1])
+        for s in link.workers.tolist():
+            mine = cw == s
+            site_idx = np.searchsorted(ks, site[cols[mine]])
+            rows = np.concatenate([site_idx, np.arange(len(ks))])
+            link_cols = np.concatenate([xcol[mine], ycols])
+            values = np.concatenate([np.ones(int(mine.sum()), dtype=np.int64), -np.ones(len(ks), dtype=np.int64)])
+            eq(rows, link_cols, values, [0] * len(ks))
+        sites_out.extend((li, k, int(c)) for k, c in zip(ks, ycols.tolist(), strict=True))
+        y0 += len(ks)
+    for q in problem.quotas:
+        mine = np.flatnonzero(q.covers(cl, cw))
+        if q.min_workers > 0:
+            ub(np.zeros(mine.size, dtype=np.int64), mine, -np.ones(mine.size, dtype=np.int64), [-int(q.min_workers)])
+        if q.max_workers is not None and q.max_workers < mine.size:
+            ub(np.zeros(mine.size, dtype=np.int64), mine, np.ones(mine.size, dtype=np.int64), [int(q.max_workers)])
+    for coefficients, value in solved:
+        co = np.asarray(coefficients, dtype=np.int64)[cols]
+        nz = np.flatnonzero(co)
+        eq(np.zeros(nz.size, dtype=np.int64), nz, co[nz], [int(value)])
+
+    def matrix(r, c, v, rows) -> csr_matrix:
+        if not r:
+            return csr_matrix((rows, total), dtype=np.int64)
+        return coo_matrix((np.concatenate(v).astype(np.int64), (np.concatenate(r), np.concatenate(c))),
+                          shape=(rows, total)).tocsr()
+
+    a_eq, a_ub = matrix(eq_r, eq_c, eq_v, n_eq), matrix(ub_r, ub_c, ub_v, n_ub)
+    c = np.zeros(total, dtype=np.int64)
+    c[:nx] = np.asarray(objective, dtype=np.int64)[cols]
+    options = dict(HIGHS_OPTIONS)
+    deadline = None if time_limit is None else started + max(0.0, float(time_limit))
+    if columns is None:
+        active = np.ones(total, dtype=bool)
+    else:
+        active = np.ones(total, dtype=bool)
+        active[:nx] = np.asarray(columns, dtype=bool)[cols]
+    eq_csc = a_eq.astype(np.float64).tocsc()
+    ub_csc = a_ub.astype(np.float64).tocsc() if n_ub else None
+    b_eq_f = np.asarray(eq_b, dtype=np.float64)
+    b_ub_f = np.asarray(ub_b, dtype=np.float64) if n_ub else None
+    # HiGHS sees the objective divided by a power of two (exact), its largest coefficient near
+    # 2^20: costs of 10^9 and more (one level on the fine grid) made its simplex fail. The
+    # duals are scaled back by the same power; any duals give a rigorous bound anyway.
+    shrink = 2.0 ** max(0, int(np.ceil(np.log2(max(1.0, float(np.abs(c).max(initial=0)))))) - 20)
+    c_highs = c.astype(np.float64) / shrink
+    rounds = 0
+    while True:
+        rounds += 1
+        on = np.flatnonzero(active)
+        if deadline is not None:
+            options["time_limit"] = max(0.0, deadline - time.perf_counter())
+        res = linprog(c_highs[on], A_ub=ub_csc[:, on] if n_ub else None, b_ub=b_ub_f,
+                      A_eq=eq_csc[:, on], b_eq=b_eq_f, bounds=(0.0, 1.0), method="highs-ds", options=options)
+        if res.status == 2 and not active.all():
+            active[:] = True  # the columns given hold no allocation: all of them
+            continue
+        if res.status != 0:
+            return None
+        safe = _safe_bound(res, a_eq, a_ub, eq_b, ub_b, c, shrink)
+        if safe is None:
+            return None
+        scale, r, b_total = safe
+        # Column generation: a column left out with a negative reduced cost may lower the
+        # LP's optimum; add them and solve again. The bound is rigorous for any duals, so the
+        # rounds only make it tighter (and stop after MAX_ROUNDS).
+        late = ~active & (r < -np.int64(max(1, scale >> 20)))
+        if not late.any() or rounds >= MAX_ROUNDS:
+            break
+        active |= late
+        if 2 * int(active.sum()) > total:
+            active[:] = True  # most columns priced in: one LP over all of them is cheaper
+    bound = -((-b_total) // scale)  # ceil(B / S) in integers
+    reduced = np.zeros(keep.size, dtype=np.int64)
+    reduced[cols] = r[:nx]
+    in_lp = np.zeros(keep.size, dtype=bool)
+    in_lp[cols] = True
+    sites = [(li, k, int(r[column])) for li, k, column in sites_out]
+    x = np.zeros(keep.size)
+    primal = np.zeros(total)
+    primal[on] = np.asarray(res.x, dtype=np.float64)
+    x[cols] = primal[:nx]
+    return LPBound(int(bound), int(b_total), scale, reduced, in_lp, sites, site,
+                   [link.workers for link in problem.links], float(res.fun),
+                   time.perf_counter() - started, total, int(active.sum()), rounds, x)
+
+
+def lp_allocation(lp: LPBound, workers: np.ndarray, lines: np.ndarray, m: int) -> np.ndarray | None:
+    """The allocation HiGHS's solution describes when it is whole (every worker's pairs within
+    1e-6 of 0 or 1, one of them 1), else ``None``. Floating point: the caller checks it."""
+    whole = (np.abs(lp.x) < 1e-6) | (np.abs(lp.x - 1.0) < 1e-6)
+    if not whole.all():
+        return None
+    on = lp.x > 0.5
+    if np.bincount(workers[on], minlength=m).max(initial=0) != 1 or on.sum() != m:
+        return None
+    out = np.full(m, -1, dtype=np.int64)
+    out[workers[on]] = lines[on]
+    return out
+
+
+def _safe_bound(res, a_eq: csr_matrix, a_ub: csr_matrix, eq_b: list[int], ub_b: list[int],
+                c: np.ndarray, shrink: float) -> tuple[int, np.ndarray, int] | None:
+    """``(S, R, B)`` from HiGHS's row duals, in exact integers (the module docstring's argument);
+    HiGHS's objective was ``c / shrink``."""
+    n_ub = a_ub.shape[0]
+    y_eq = np.asarray(res.eqlin.marginals, dtype=np.float64) * shrink
+    y_ub = np.minimum(np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0) * shrink if n_ub \
+        else np.zeros(0)
+    if not (np.isfinite(y_eq).all() and np.isfinite(y_ub).all()):
+        return None
+    # The scale: |S c_j| + sum_i |A_ij| |Y_i| < 2^61 for every column (so R in int64, exactly).
+    reach = (np.abs(c).astype(np.float64) + abs(a_eq).T.astype(np.float64) @ (np.abs(y_eq) + 1.0)
+             + (abs(a_ub).T.astype(np.float64) @ (np.abs(y_ub) + 1.0) if n_ub else 0.0))
+    top = float(reach.max(initial=1.0))
+    bits = min(_MAX_BITS, int(np.floor(np.log2(_INT_LIMIT / top))) - 1)
+    if bits < 0:
+        return None
+    scale = 1 << bits
+    ye = np.rint(y_eq * scale).astype(np.int64)
+    yu = np.minimum(np.rint(y_ub * scale), 0.0).astype(np.int64)
+    r = c * np.int64(scale) - a_eq.T @ ye
+    if n_ub:
+        r = r - a_ub.T @ yu
+    r = np.asarray(r, dtype=np.int64)
+    b_total = sum(int(b) * int(y) for b, y in zip(eq_b, ye.tolist(), strict=True))
+    b_total += sum(int(b) * int(y) for b, y in zip(ub_b, yu.tolist(), strict=True))
+    b_total += sum(r[r < 0].tolist())
+    return scale, r, b_total
