@@ -128,9 +128,15 @@ class LPBound:
             line_of[workers[fk]] = fk
             has = line_of[workers] >= 0
             out |= has & (line_of[workers] != np.arange(keep.size))
-        for li, k, rs in self.sites:
-            if rs > r or rs < -r:
-                members = np.isin(workers, self.links[li])
+        fixed_sites = [(li, k, rs) for li, k, rs in self.sites if rs > r or rs < -r]
+        if fixed_sites:
+            # Each pair's link (-1: none), once, instead of a search of every pair per site.
+            link_of = np.full(int(workers.max(initial=-1)) + 1, -1, dtype=np.int64)
+            for li, members in enumerate(self.links):
+                link_of[members] = li
+            pair_link = link_of[workers]
+            for li, k, rs in fixed_sites:
+                members = pair_link == li
                 on_site = self.pair_site == k
                 out |= members & (on_site if rs > r else ~on_site)
         return out & keep

@@ -151,6 +151,8 @@ POLISH_WORK = 0.5
 #: in 0.35 s (the last tier) with column generation, against 1.2 s for HiGHS on all 122,614;
 #: so at least about 350,000 pairs a second, and one LP takes at most a seventh of the limit.
 LP_PAIRS_PER_SECOND = 50_000
+#: Step 7 before the fresh start and the polish of each level (see the loop).
+EARLY_LP = True
 
 
 
@@ -725,6 +727,27 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
             # Step 1b: the solved levels enter with a multiplier (an equality in F_k, so any
             # multiplier gives a valid bound once its constant is taken off).
             flow = LevelFlow(flow.bound - mu * sum(values), flow.assignment, flow.reduced)
+        lp: LPBound | None = None
+        if fixing and best is not None and EARLY_LP:
+            # Step 7 first: the LP over the current allocation's pairs and a few per worker,
+            # priced out to every kept pair. Its solution is often a whole allocation of F_k
+            # that reaches its bound: the level is then proven without the fresh start, the
+            # polish and the models of steps 5 and 6 (they only matter when it is not).
+            upper = level_value(level, costs, best, index)
+            lp, proven = _lp_step(problem, costs, keep, todo, values, k, upper, options, deadline, log,
+                                  _columns(costs, index, best, few, m))
+            if lp is not None:
+                whole = lp_allocation(lp, costs.workers, costs.lines, m)
+                if whole is not None and level_value(level, costs, whole, index) < upper \
+                        and _in_level_set(problem, costs, todo, values, k, whole, index):
+                    best, upper = whole, level_value(level, costs, whole, index)
+                    log.append(f"{level.name}: the LP's solution is an allocation: {upper}")
+                if proven or upper <= lp.bound:
+                    fix(~lp.removable(keep, upper, costs.workers))
+                    values.append(upper)
+                    log.append(_lp_line(level.name, lp, upper, keep))
+                    log.append(f"{level.name}: {upper} (an allocation reaches the LP bound: proven)")
+                    continue
         if fixing and k > 0 and best is not None:
             # A fresh start for the levels left, from the flow over what is kept now (after
             # the fixing of the levels before, close to their optimal faces): used when it
@@ -734,8 +757,10 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                     and level_value(level, costs, fresh, index) < level_value(level, costs, best, index):
                 log.append(f"{level.name}: a better start from the flow over the kept pairs")
                 best = fresh
-        if fixing and few is not None:
-            # Polish: the level over a few pairs per worker (and the current allocation's, or
+        if fixing and few is not None and lp is None:
+            # Polish (only without the LP: its bound and fixing, with the fresh start, the
+            # relaxation and the completion of step 6, proved the levels of 1,500 x 300
+            # without it, and the polish took 1.5 s of its 8): the level over a few pairs per worker (and the current allocation's, or
             # the flow's when the repair found none), the levels before fixed: a better upper
             # bound for the fixing, cheaply - or a first allocation.
             mine = np.zeros(costs.workers.size, dtype=bool)
@@ -773,16 +798,16 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
         work = max(0.0, (total_work - used) / (len(todo) - k))
         active = _active(todo, k, m)
         solved: LevelSolve | None = None
-        lp: LPBound | None = None
         if fixing and solved is None and upper is not None and (lower is None or lower < upper):
             # Step 7: the LP bound with the links, quotas and solved levels as constraints
-            # (lp_bound), where the flow's is weak; its reduced costs fix pairs exactly.
-            start_columns = np.zeros(costs.workers.size, dtype=bool)
-            start_columns[index[np.arange(m), best]] = True
-            if few is not None:
-                start_columns |= few
-            lp, proven = _lp_step(problem, costs, keep, todo, values, k, upper, options, deadline, log,
-                                  start_columns)
+            # (lp_bound), where the flow's is weak; its reduced costs fix pairs exactly. The
+            # LP computed before the polish is reused (its bound and duals do not depend on
+            # the allocation; only the fixing does, and it is redone with the better one).
+            if lp is None:
+                lp, proven = _lp_step(problem, costs, keep, todo, values, k, upper, options, deadline, log,
+                                      _columns(costs, index, best, few, m))
+            else:
+                proven = lp.bound >= upper
             if lp is not None:
                 lower = lp.bound if lower is None else max(lower, lp.bound)
                 whole = lp_allocation(lp, costs.workers, costs.lines, m)
@@ -792,10 +817,7 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                     best, upper = whole, level_value(level, costs, whole, index)
                     log.append(f"{level.name}: the LP's solution is an allocation: {upper}")
                 fix(~lp.removable(keep, upper, costs.workers))
-                log.append(f"{level.name}: LP bound {lp.bound:,} (links, quotas and the levels before as "
-                           f"constraints; {lp.columns:,} columns, {lp.solved_columns:,} of them given to HiGHS "
-                           f"in {lp.rounds} rounds of pricing, {lp.seconds:.2f} s), start {upper}, "
-                           f"{int(keep.sum()):,} pairs kept")
+                log.append(_lp_line(level.name, lp, upper, keep))
                 if proven or upper <= lower:
                     solved = LevelSolve(cp_model.OPTIMAL, upper, float(upper), best, 0.0, 0)
         if solved is None and fixing and few is not None and best is not None and not active.all():
@@ -941,6 +963,21 @@ def _lp_step(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: 
         log.append(f"{name}: no LP bound (no optimum within the kept pairs and the time left)")
         return None, False
     return lp, lp.bound >= upper
+
+
+def _lp_line(name: str, lp: LPBound, upper: int, keep: np.ndarray) -> str:
+    return (f"{name}: LP bound {lp.bound:,} (links, quotas and the levels before as constraints; "
+            f"{lp.columns:,} columns, {lp.solved_columns:,} of them given to HiGHS in {lp.rounds} rounds of "
+            f"pricing, {lp.seconds:.2f} s), start {upper}, {int(keep.sum()):,} pairs kept")
+
+
+def _columns(costs: IntegerCosts, index: np.ndarray, best: np.ndarray, few: np.ndarray | None, m: int) -> np.ndarray:
+    """(P,) bool: the LP's first columns, the allocation's pairs and a few per worker."""
+    out = np.zeros(costs.workers.size, dtype=bool)
+    out[index[np.arange(m), best]] = True
+    if few is not None:
+        out |= few
+    return out
 
 
 def _in_level_set(problem: ProblemData, costs: IntegerCosts, todo: list[Level], values: list[int], k: int,
