@@ -22,7 +22,7 @@ from tests.helpers.highs_reference import REL_TOL, solve_reference
 
 def _run() -> ProblemData:
     # 100 x 30 with 8 links, 3 quotas and 3 tiers: tier 2 is the level the completion proves.
-    return ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(100, 30, 2, links=8, quotas=3, tiers=3)))
+    return ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(100, 30, 6, links=8, quotas=3, tiers=3)))
 
 
 def test_a_level_proven_by_the_completed_relaxation_is_the_highs_optimum():

@@ -447,7 +447,10 @@ def repair(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, weights:
                     np.minimum.at(per, ws[cross], rc[cross])
                     per = np.sort(per[np.isfinite(per)])
                     e = max(short, over)
-                    lam[q.id] = int(per[min(e, per.size) - 1]) + 1 if per.size else 1
+                    # Four times the price of the e-th cheapest mending move: at 1x a quota
+                    # took about four flows to mend on 1,500 x 300 (each doubling the price),
+                    # at 4x two; a start that overshoots a little costs the exact steps nothing.
+                    lam[q.id] = 4 * (int(per[min(e, per.size) - 1]) + 1) if per.size else 1
             if lam[q.id] and q.min_workers > 0:
                 # Cheaper on the quota's lines = dearer everywhere else (costs stay >= 0).
                 penalties += np.where(counted & ~on[ls], lam[q.id], 0)
