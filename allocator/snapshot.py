@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable
@@ -56,8 +57,15 @@ _CONTROL_NAMES = {
 _NAME_ALLOWED_CONTROLS = frozenset("\t\n\r")
 
 
+# Unicode's category Cc is exactly these two ranges: one regex search finds whether a text has
+# any, so the character loop below runs only for the rare text that does.
+_ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _control_character(text: str, allowed: frozenset[str] = frozenset()) -> str | None:
     """The planner's word for the first control character in ``text`` (not in ``allowed``)."""
+    if not _ANY_CONTROL.search(text):
+        return None
     for ch in text:
         if ch not in allowed and unicodedata.category(ch) == "Cc":
             return _CONTROL_NAMES.get(ch, f"U+{ord(ch):04X}")
