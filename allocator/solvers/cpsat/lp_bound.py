@@ -130,15 +130,14 @@ class LPBound:
             out |= has & (line_of[workers] != np.arange(keep.size))
         fixed_sites = [(li, k, rs) for li, k, rs in self.sites if rs > r or rs < -r]
         if fixed_sites:
-            # Each pair's link (-1: none), once, instead of a search of every pair per site.
-            link_of = np.full(int(workers.max(initial=-1)) + 1, -1, dtype=np.int64)
-            for li, members in enumerate(self.links):
-                link_of[members] = li
-            pair_link = link_of[workers]
+            # Row-major pairs: each worker's pairs are one slice, so a link's site fixing
+            # touches only its members' pairs (not every pair once per link and site).
+            starts = np.searchsorted(workers, np.arange(int(workers.max(initial=-1)) + 2))
             for li, k, rs in fixed_sites:
-                members = pair_link == li
-                on_site = self.pair_site == k
-                out |= members & (on_site if rs > r else ~on_site)
+                for s in self.links[li].tolist():
+                    rows = slice(int(starts[s]), int(starts[s + 1]))
+                    on_site = self.pair_site[rows] == k
+                    out[rows] |= on_site if rs > r else ~on_site
         return out & keep
 
 
