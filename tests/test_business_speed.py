@@ -21,8 +21,8 @@ from tests.helpers.highs_reference import REL_TOL, solve_reference
 
 
 def _run() -> ProblemData:
-    # 100 x 30 with 8 links, 3 quotas and 3 tiers: tier 2 is the level the completion proves.
-    return ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(100, 30, 6, links=8, quotas=3, tiers=3)))
+    # 100 x 30 with 8 links, 3 quotas and 3 tiers: tier 1 is the level the completion proves.
+    return ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(100, 30, 3, links=8, quotas=3, tiers=3)))
 
 
 def test_a_level_proven_by_the_completed_relaxation_is_the_highs_optimum():
@@ -36,8 +36,8 @@ def test_a_level_proven_by_the_completed_relaxation_is_the_highs_optimum():
     got = p.objective_levels(out.assignment)
     assert len(got) == len(ref.levels) == 3
     proven = next(k for k, line in enumerate(out.log) if "completed for the other workers" in line)
-    assert out.log[proven].startswith("tier 2:")
-    # Every level: the one the completion proved and the one after it, on its optimal face.
+    assert out.log[proven].startswith("tier 1:")
+    # Every level: the one the completion proved and those after it, on its optimal face.
     for g, w in zip(got, ref.levels, strict=True):
         assert math.isclose(g, w, rel_tol=REL_TOL, abs_tol=1e-6), (got, ref.levels)
 

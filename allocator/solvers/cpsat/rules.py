@@ -760,10 +760,11 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                     and level_value(level, costs, fresh, index) < level_value(level, costs, best, index):
                 log.append(f"{level.name}: a better start from the flow over the kept pairs")
                 best = fresh
-        if fixing and few is not None and lp is None:
-            # Polish (only without the LP: its bound and fixing, with the fresh start, the
-            # relaxation and the completion of step 6, proved the levels of 1,500 x 300
-            # without it, and the polish took 1.5 s of its 8): the level over a few pairs per worker (and the current allocation's, or
+        if fixing and few is not None and (lp is None or k > 0):
+            # Polish (on the first level only without the LP: there the LP's bound and step 6's
+            # relaxation and completion proved tier 1 of six 1,500 x 300 runs without it, and
+            # it took 1.5 s; on later levels it is what lets two of those six be proven at all,
+            # its better allocation fixing enough pairs for step 6): the level over a few pairs per worker (and the current allocation's, or
             # the flow's when the repair found none), the levels before fixed: a better upper
             # bound for the fixing, cheaply - or a first allocation.
             mine = np.zeros(costs.workers.size, dtype=bool)
