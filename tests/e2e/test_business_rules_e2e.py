@@ -127,15 +127,24 @@ def pick_once(page, g, col: str, row: int, text: str, *, many: bool = False) -> 
     wait_idle(page)
 
 
-def type_number(page, g, col: str, row: int, text: str) -> None:
-    select_grid_cell(page, g, col, row)
-    page.keyboard.press("Enter")
-    page.wait_for_timeout(300)
-    page.keyboard.press("Control+A")
-    page.keyboard.type(text)
-    page.keyboard.press("Tab")
-    page.wait_for_timeout(800)
-    wait_idle(page)
+def type_number(page, key: str, col: str, row: int, text: str, tries: int = 3) -> None:
+    """Type a number into a cell until the grid shows it (a lost keystroke is typed again,
+    as in :func:`pick`: what the page does with a value that arrived is what is tested)."""
+    for _ in range(tries):
+        select_grid_cell(page, grid(page, key), col, row)
+        page.keyboard.press("Enter")  # opens the cell's editor
+        page.wait_for_timeout(400)
+        page.keyboard.press("Control+A")
+        page.keyboard.type(text, delay=25)
+        page.keyboard.press("Tab")
+        page.wait_for_timeout(800)  # the editor sends its edits after a short debounce
+        wait_idle(page)
+        try:
+            eventually(lambda: grid_rows(grid(page, key))[row].get(col) == text, timeout=6.0)
+            return
+        except (AssertionError, IndexError):
+            continue
+    raise AssertionError(f"{col} of row {row + 1} does not show {text!r}: {grid_rows(grid(page, key))}")
 
 
 def eventually(check, timeout: float = 15.0) -> None:
@@ -171,7 +180,7 @@ def test_a_link_and_a_quota_edited_in_the_browser_show_on_results(page, dashboar
     add_row(page, "sc_quotas", n_quotas, "e2e-quota")
     # The cell reads the line's id or its name (with its site, when lines have one).
     pick(page, "sc_quotas", "Job lines", n_quotas, line_name, (line, line_name, line_label), many=True)
-    type_number(page, grid(page, "sc_quotas"), "At least", n_quotas, "2")
+    type_number(page, "sc_quotas", "At least", n_quotas, "2")
     eventually(lambda: any(r.get("Job lines") in (line, line_name, line_label) and r.get("At least") == "2"
                            for r in grid_rows(grid(page, "sc_quotas"))))
     quota_name = "e2e-quota"
