@@ -731,20 +731,18 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
             # multiplier gives a valid bound once its constant is taken off).
             flow = LevelFlow(flow.bound - mu * sum(values), flow.assignment, flow.reduced)
         lp: LPBound | None = None
+        lp_tried_on: int | None = None  # the kept pairs when the LP was last tried
         if fixing and best is not None and EARLY_LP:
             # Step 7 first: the LP over the current allocation's pairs and a few per worker,
             # priced out to every kept pair. Its solution is often a whole allocation of F_k
             # that reaches its bound: the level is then proven without the fresh start, the
             # polish and the models of steps 5 and 6 (they only matter when it is not).
             upper = level_value(level, costs, best, index)
+            lp_tried_on = int(keep.sum())
             lp, proven = _lp_step(problem, costs, keep, todo, values, k, upper, options, deadline, log,
                                   _columns(costs, index, best, few, m))
             if lp is not None:
-                whole = lp_allocation(lp, costs.workers, costs.lines, m)
-                if whole is not None and level_value(level, costs, whole, index) < upper \
-                        and _in_level_set(problem, costs, todo, values, k, whole, index):
-                    best, upper = whole, level_value(level, costs, whole, index)
-                    log.append(f"{level.name}: the LP's solution is an allocation: {upper}")
+                best, upper = _whole_lp_start(problem, costs, todo, values, k, lp, best, upper, index, log)
                 if proven or upper <= lp.bound:
                     fix(~lp.removable(keep, upper, costs.workers))
                     values.append(upper)
@@ -807,19 +805,16 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
             # (lp_bound), where the flow's is weak; its reduced costs fix pairs exactly. The
             # LP computed before the polish is reused (its bound and duals do not depend on
             # the allocation; only the fixing does, and it is redone with the better one).
-            if lp is None:
+            proven = lp is not None and lp.bound >= upper
+            if lp is None and (lp_tried_on is None or int(keep.sum()) < lp_tried_on):
+                # Not tried yet, or tried before the fixing since removed pairs (the pair cap may
+                # now let it run): the same LP over the same pairs is not solved twice.
                 lp, proven = _lp_step(problem, costs, keep, todo, values, k, upper, options, deadline, log,
                                       _columns(costs, index, best, few, m))
-            else:
-                proven = lp.bound >= upper
+                if lp is not None:
+                    best, upper = _whole_lp_start(problem, costs, todo, values, k, lp, best, upper, index, log)
             if lp is not None:
                 lower = lp.bound if lower is None else max(lower, lp.bound)
-                whole = lp_allocation(lp, costs.workers, costs.lines, m)
-                if whole is not None and level_value(level, costs, whole, index) < upper \
-                        and _in_level_set(problem, costs, todo, values, k, whole, index):
-                    # HiGHS's solution is whole and in F_k (checked in integers): a better start.
-                    best, upper = whole, level_value(level, costs, whole, index)
-                    log.append(f"{level.name}: the LP's solution is an allocation: {upper}")
                 fix(~lp.removable(keep, upper, costs.workers))
                 log.append(_lp_line(level.name, lp, upper, keep))
                 if proven or upper <= lower:
@@ -967,6 +962,21 @@ def _lp_step(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: 
         log.append(f"{name}: no LP bound (no optimum within the kept pairs and the time left)")
         return None, False
     return lp, lp.bound >= upper
+
+
+def _whole_lp_start(problem: ProblemData, costs: IntegerCosts, todo: list[Level], values: list[int], k: int,
+                    lp: LPBound, best: np.ndarray, upper: int, index: np.ndarray,
+                    log: list[str]) -> tuple[np.ndarray, int]:
+    """``(best, upper)``, replaced by HiGHS's solution when it is whole, in ``F_k`` (checked in
+    integers: constraints 1-4, links, quotas, the solved levels) and better on level ``k``."""
+    whole = lp_allocation(lp, costs.workers, costs.lines, problem.n_workers)
+    level = todo[k]
+    if whole is not None and level_value(level, costs, whole, index) < upper \
+            and _in_level_set(problem, costs, todo, values, k, whole, index):
+        upper = level_value(level, costs, whole, index)
+        log.append(f"{level.name}: the LP's solution is an allocation: {upper}")
+        return whole, upper
+    return best, upper
 
 
 def _lp_line(name: str, lp: LPBound, upper: int, keep: np.ndarray) -> str:
