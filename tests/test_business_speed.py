@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from allocator.engine import rule_breaches, verify
 from allocator.problem import ProblemData
@@ -20,9 +21,11 @@ from benchmarks.instances import generate_instance
 from tests.helpers.highs_reference import REL_TOL, solve_reference
 
 
-def _run() -> ProblemData:
-    # 100 x 30 with 8 links, 3 quotas and 3 tiers: tier 1 is the level the completion proves.
-    return ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(100, 30, 3, links=8, quotas=3, tiers=3)))
+def _run(seed: int = 14) -> ProblemData:
+    # 100 x 30 with 8 links, 3 quotas and 3 tiers: with seed 14 tier 1 is the level the
+    # completion proves (neither the LP nor the probe at its bound does); with seed 3 the
+    # probe proves tiers 1 and 2.
+    return ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(100, 30, seed, links=8, quotas=3, tiers=3)))
 
 
 def test_a_level_proven_by_the_completed_relaxation_is_the_highs_optimum():
@@ -40,6 +43,64 @@ def test_a_level_proven_by_the_completed_relaxation_is_the_highs_optimum():
     # Every level: the one the completion proved and those after it, on its optimal face.
     for g, w in zip(got, ref.levels, strict=True):
         assert math.isclose(g, w, rel_tol=REL_TOL, abs_tol=1e-6), (got, ref.levels)
+
+
+@pytest.mark.parametrize("seed, step", [(3, "probe"), (22, "early relaxation")])
+def test_levels_proven_by_the_probe_or_the_early_relaxation_are_the_highs_optimum(seed, step):
+    # Seed 3: the probe at the LP bound proves tiers 1 and 2. Seed 22: tier 2's probe finds
+    # nothing, and step 6's relaxation and completion run right after it (before the LP's
+    # log line, the fresh start and the polish) and prove the tier.
+    p = _run(seed)
+    out = solve_rules(p, SolveOptions(time_limit=120))
+    assert out.status is Status.OPTIMAL, out.log
+    if step == "probe":
+        probed = [line for line in out.log if "probe at the LP bound" in line and "OPTIMAL" in line]
+        assert len(probed) >= 2, out.log
+    else:
+        relaxed = out.log.index(next(line for line in out.log if line.startswith("tier 2: relaxation without")))
+        lp_line = out.log.index(next(line for line in out.log if line.startswith("tier 2: LP bound")))
+        assert relaxed < lp_line and not any(line.startswith("tier 2: polished") for line in out.log), out.log
+        assert any(line.startswith("tier 2: the relaxation's allocation completed") for line in out.log)
+    assert verify(p, out.assignment) == [] and rule_breaches(p, out.assignment) == []
+    ref = solve_reference(p, time_limit=120)
+    assert ref.status == "optimal", ref.status
+    got = p.objective_levels(out.assignment)
+    for g, w in zip(got, ref.levels, strict=True):
+        assert math.isclose(g, w, rel_tol=REL_TOL, abs_tol=1e-6), (got, ref.levels)
+
+
+def test_the_repair_over_a_few_pairs_falls_back_to_every_pair(monkeypatch):
+    # One pair a worker (the cheapest in the flow's reduced costs, and its optimum's) leaves
+    # the links and quotas nothing to mend with: that attempt finds no start, and the repair
+    # over every kept pair must still give one that meets the rules.
+    import allocator.solvers.cpsat.rules as rules
+    from allocator.solvers.cpsat.levels import levels, meets_rules
+    from allocator.solvers.scaling import allowed_pairs, cpsat_budget, integer_costs
+
+    p = _run(1)
+    costs = integer_costs(p, budget=cpsat_budget(p.n_workers), max_tie_range=1, pairs=allowed_pairs(p))
+    todo = levels(p, costs.workers, costs.lines, costs.base)
+    keep = rules.link_reach(p, costs, p.capacity[costs.lines] > 0)
+    weights = rules._lex_weights(todo, p.n_lines)
+    first = rules.level_flow(p, costs, keep, weights)
+    assert not meets_rules(p, first.assignment)  # there is something to repair
+    calls = []
+    real = rules._repair
+
+    def spy(problem, costs_, kept, *args, **kwargs):
+        found = real(problem, costs_, kept, *args, **kwargs)
+        calls.append((int(kept.sum()), found is not None))
+        return found
+
+    monkeypatch.setattr(rules, "_repair", spy)
+    monkeypatch.setattr(rules, "REPAIR_PAIRS", 1)
+    start = rules.repair(p, costs, keep, weights, first)
+    assert calls == [(calls[0][0], False), (int(keep.sum()), True)] and calls[0][0] < int(keep.sum())
+    assert start is not None and meets_rules(p, start) and verify(p, start, stability=False) == []
+    monkeypatch.setattr(rules, "REPAIR_PAIRS", 12)
+    calls.clear()
+    assert meets_rules(p, rules.repair(p, costs, keep, weights, first))
+    assert len(calls) == 1 and calls[0][0] < int(keep.sum())  # twelve pairs a worker suffice here
 
 
 def test_the_same_run_without_fixing_agrees():

@@ -98,7 +98,25 @@ the proof is in :mod:`.lp_bound`. When HiGHS's solution is whole and passes the 
 checks (constraints 1-4, links, quotas, the solved levels, in integers) it is an allocation of
 ``F_k`` and the start when better; often it reaches the bound, which proves the level. It is
 skipped, with a log line, when the kept pairs are more than :data:`LP_PAIRS_PER_SECOND` of the
-time limit (deterministic); the clock stops HiGHS as a hard limit on top.
+time limit (deterministic); the clock stops HiGHS as a hard limit on top. With a start, step 7
+runs first at each level (before the fresh start, the polish and step 1's flow, which are
+computed only when the LP leaves the level open).
+
+Step 7b, the probe at the LP bound (:func:`_probe`): an allocation of ``F_k`` whose level is the
+LP bound ``L`` uses only pairs with ``B + R_p <= S L`` (step 7's fixing with ``UB_k = L``), and
+these are few for the workers the level weighs (the other workers' pairs all cost 0 on it).
+CP-SAT minimises the level over them and a few pairs of the other workers (the polish's and the
+current allocation's), bounded below by ``L``: each of its solutions is in ``F_k`` (an upper
+bound), and one reaching ``L`` proves the level with no flow, polish or relaxation. It often
+does (the LP is tight), in a fraction of the polish's time; when it finds nothing (the other
+workers held too tightly, or the optimum above ``L``), nothing is concluded and the steps
+before go on as without it.
+
+Step 3 over a few pairs first. :func:`repair`'s flows (a link penalty, then a flow per round of
+quota prices) run first over twelve pairs a worker, the cheapest in the first flow's reduced
+costs, with its allocation's (and the anchor's): four to eight times fewer arcs. Only when that
+finds no start does the repair run again over every kept pair. The start's quality changes the
+speed only.
 
 Determinism. The flows and the repair are deterministic; CP-SAT runs with **one worker** and a
 **deterministic work limit** of :data:`DETERMINISTIC_PER_SECOND` units per second of the time
@@ -153,6 +171,15 @@ POLISH_WORK = 0.5
 LP_PAIRS_PER_SECOND = 50_000
 #: Step 7 before the fresh start and the polish of each level (see the loop).
 EARLY_LP = True
+#: Pairs per worker (the cheapest in the flow's reduced costs) of the repair's first attempt
+#: (0: every kept pair at once).
+REPAIR_PAIRS = 12
+#: Most deterministic work for the probe at the LP bound (0: no probe).
+PROBE_WORK = 0.5
+#: Most pairs of step 6's relaxation for it to run right after a probe that found nothing (a
+#: larger one waits for the polish's better allocation, whose fixing shrinks it; measured on
+#: 1,500 x 300: 1,100-2,700 pairs after the polish, 99,000 before it on one tier).
+EARLY_RELAX_PAIRS = 10_000
 
 
 
@@ -368,6 +395,23 @@ def link_reach(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray) -> n
 
 def repair(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, weights: np.ndarray,
            flow: LevelFlow, anchor: np.ndarray | None = None) -> np.ndarray | None:
+    """A start that meets the links and quotas, near ``flow`` (the flow optimum of ``weights``):
+    :func:`_repair` over a few pairs per worker near the flow's optimum first (its flows are
+    then several times smaller), over every kept pair when that finds none."""
+    if REPAIR_PAIRS and flow.reduced is not None and flow.assignment is not None:
+        near = few_pairs(problem, costs, keep, flow.reduced, per_worker=REPAIR_PAIRS)
+        near |= keep & (costs.lines == flow.assignment[costs.workers])
+        if anchor is not None:
+            near |= keep & (costs.lines == anchor[costs.workers])
+        if int(near.sum()) < int(keep.sum()):
+            found = _repair(problem, costs, near, weights, flow, anchor)
+            if found is not None:
+                return found
+    return _repair(problem, costs, keep, weights, flow, anchor)
+
+
+def _repair(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, weights: np.ndarray,
+            flow: LevelFlow, anchor: np.ndarray | None = None) -> np.ndarray | None:
     """A start that meets the links and quotas, near ``flow`` (the flow optimum of ``weights``).
 
     A heuristic (only the exactness of the steps around it matters): put each link on the
@@ -716,6 +760,56 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
             status = Status.FEASIBLE if best is not None and values else Status.NO_SOLUTION
             log.append(f"{level.name}: stopped before it was solved")
             break
+        lp: LPBound | None = None
+        lp_tried_on: int | None = None  # the kept pairs when the LP was last tried
+        relaxed_early = False  # step 6's relaxation already run at this level (after the probe)
+        if fixing and best is not None and EARLY_LP:
+            # Step 7 first: the LP over the current allocation's pairs and a few per worker,
+            # priced out to every kept pair. Its solution is often a whole allocation of F_k
+            # that reaches its bound: the level is then proven without the fresh start, the
+            # polish and the models of steps 5 and 6 (they only matter when it is not).
+            upper = level_value(level, costs, best, index)
+            lp_tried_on = int(keep.sum())
+            lp, proven = _lp_step(problem, costs, keep, todo, values, k, upper, options, deadline, log,
+                                  _columns(costs, index, best, few, m))
+            if lp is not None:
+                best, upper = _whole_lp_start(problem, costs, todo, values, k, lp, best, upper, index, log)
+                if not proven and upper > lp.bound and PROBE_WORK > 0:
+                    probe = _probe(problem, costs, keep, todo, values, k, lp, best, few, index, options,
+                                   min(PROBE_WORK, (total_work - used) / (2 * (len(todo) - k))), deadline)
+                    used += probe.work
+                    log.append(f"{level.name}: probe at the LP bound over {probe.pairs:,} pairs: "
+                               f"{_status_name(probe.code)}, {probe.value}")
+                    if probe.assignment is not None and probe.value < upper:
+                        best, upper = probe.assignment, probe.value
+                    active = _active(todo, k, m)
+                    if upper > lp.bound and few is not None and not active.all():
+                        fix(~lp.removable(keep, upper, costs.workers))
+                    if upper > lp.bound and few is not None and not active.all() and \
+                            int((keep & _relaxed_workers(problem, active)[costs.workers]).sum()) <= EARLY_RELAX_PAIRS:
+                        # Step 6's relaxation and completion next, when the relaxation is small
+                        # (before the fresh start and the polish): its lower bound often meets
+                        # the completion's allocation.
+                        relax = _relax_and_complete(problem, costs, keep, todo, values, k, lp.bound, best, upper,
+                                                    active, index, options,
+                                                    max(0.0, (total_work - used) / (3 * (len(todo) - k))),
+                                                    deadline, stats, log)
+                        used += relax.work
+                        relaxed_early = True
+                        best, upper = relax.best, relax.upper
+                        if relax.lower is not None and relax.lower >= upper:
+                            fix(~lp.removable(keep, upper, costs.workers))
+                            values.append(upper)
+                            log.append(_lp_line(level.name, lp, upper, keep))
+                            log.append(f"{level.name}: {upper} (an allocation reaches the relaxation's bound: "
+                                       "proven)")
+                            continue
+                if proven or upper <= lp.bound:
+                    fix(~lp.removable(keep, upper, costs.workers))
+                    values.append(upper)
+                    log.append(_lp_line(level.name, lp, upper, keep))
+                    log.append(f"{level.name}: {upper} (an allocation reaches the LP bound: proven)")
+                    continue
         mu = _multiplier(todo, k, problem.n_lines) if fixing else 0
         coefficients = level.coefficients
         if mu:
@@ -730,25 +824,6 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
             # Step 1b: the solved levels enter with a multiplier (an equality in F_k, so any
             # multiplier gives a valid bound once its constant is taken off).
             flow = LevelFlow(flow.bound - mu * sum(values), flow.assignment, flow.reduced)
-        lp: LPBound | None = None
-        lp_tried_on: int | None = None  # the kept pairs when the LP was last tried
-        if fixing and best is not None and EARLY_LP:
-            # Step 7 first: the LP over the current allocation's pairs and a few per worker,
-            # priced out to every kept pair. Its solution is often a whole allocation of F_k
-            # that reaches its bound: the level is then proven without the fresh start, the
-            # polish and the models of steps 5 and 6 (they only matter when it is not).
-            upper = level_value(level, costs, best, index)
-            lp_tried_on = int(keep.sum())
-            lp, proven = _lp_step(problem, costs, keep, todo, values, k, upper, options, deadline, log,
-                                  _columns(costs, index, best, few, m))
-            if lp is not None:
-                best, upper = _whole_lp_start(problem, costs, todo, values, k, lp, best, upper, index, log)
-                if proven or upper <= lp.bound:
-                    fix(~lp.removable(keep, upper, costs.workers))
-                    values.append(upper)
-                    log.append(_lp_line(level.name, lp, upper, keep))
-                    log.append(f"{level.name}: {upper} (an allocation reaches the LP bound: proven)")
-                    continue
         if fixing and k > 0 and best is not None:
             # A fresh start for the levels left, from the flow over what is kept now (after
             # the fixing of the levels before, close to their optimal faces): used when it
@@ -823,29 +898,12 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
             # Step 6: the level's value is sandwiched between two small models. The relaxation
             # without the workers of later levels bounds it from below; the narrow model (those
             # workers on a few pairs each) finds allocations of F_k. Equal: proven.
-            relaxed_set = _relaxed_workers(problem, active)
-            relaxed = _solve_level(problem, costs, keep, todo, values, k, lower, best, options,
-                                   work / 3, deadline, active=relaxed_set)
-            used += relaxed.work
-            stats.kept.append(relaxed.pairs)
-            stats.cpsat_levels.append(f"{level.name} (relaxed)")
-            if relaxed.code == cp_model.OPTIMAL:
-                lower = relaxed.value if lower is None else max(lower, relaxed.value)
-            elif relaxed.code == cp_model.FEASIBLE and np.isfinite(relaxed.bound):
-                lower = int(np.ceil(relaxed.bound - 1e-6)) if lower is None else max(lower, int(np.ceil(relaxed.bound - 1e-6)))
-            log.append(f"{level.name}: relaxation without the later levels' workers ({relaxed.pairs:,} pairs): "
-                       f"{_status_name(relaxed.code)}, {relaxed.value}; lower bound now {lower}")
-            if relaxed.code == cp_model.OPTIMAL and upper is not None and relaxed.value < upper \
-                    and time.perf_counter() < deadline:  # the clock as the hard limit on top, as for CP-SAT
-                # The relaxation's allocation of the active workers, completed by the repair
-                # over the others: when it meets every rule it is in F_k (the solved levels
-                # checked), with the relaxation's level-k value.
-                whole = _extend(problem, costs, keep, todo, relaxed.assignment, relaxed_set)
-                if whole is not None and all(level_value(todo[j], costs, whole, index) == values[j]
-                                             for j in range(k)) \
-                        and level_value(level, costs, whole, index) < upper:
-                    best, upper = whole, level_value(level, costs, whole, index)
-                    log.append(f"{level.name}: the relaxation's allocation completed for the other workers: {upper}")
+            if not relaxed_early:
+                relax = _relax_and_complete(problem, costs, keep, todo, values, k, lower, best, upper, active,
+                                            index, options, work / 3, deadline, stats, log)
+                used += relax.work
+                lower, best, upper = relax.lower, relax.best, relax.upper
+                if relax.completed:
                     if excess is not None:
                         fix(excess <= upper - flow.bound)
                     if lp is not None:
@@ -977,6 +1035,64 @@ def _whole_lp_start(problem: ProblemData, costs: IntegerCosts, todo: list[Level]
         log.append(f"{level.name}: the LP's solution is an allocation: {upper}")
         return whole, upper
     return best, upper
+
+
+@dataclass
+class _Relaxed:
+    """Step 6's relaxation and completion: the work it took and the bounds and allocation after."""
+
+    work: float
+    lower: int | None
+    best: np.ndarray | None
+    upper: int | None
+    completed: bool  # the completion gave a better allocation
+
+
+def _relax_and_complete(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: list[Level],
+                        values: list[int], k: int, lower: int | None, best: np.ndarray, upper: int | None,
+                        active: np.ndarray, index: np.ndarray, options: SolveOptions, work: float,
+                        deadline: float, stats: RulesStats, log: list[str]) -> _Relaxed:
+    """Step 6's lower half: the relaxation without the later levels' workers (a lower bound),
+    and its allocation completed for the other workers by the repair (an upper bound)."""
+    level = todo[k]
+    relaxed_set = _relaxed_workers(problem, active)
+    relaxed = _solve_level(problem, costs, keep, todo, values, k, lower, best, options, work, deadline,
+                           active=relaxed_set)
+    stats.kept.append(relaxed.pairs)
+    stats.cpsat_levels.append(f"{level.name} (relaxed)")
+    if relaxed.code == cp_model.OPTIMAL:
+        lower = relaxed.value if lower is None else max(lower, relaxed.value)
+    elif relaxed.code == cp_model.FEASIBLE and np.isfinite(relaxed.bound):
+        lower = int(np.ceil(relaxed.bound - 1e-6)) if lower is None else max(lower, int(np.ceil(relaxed.bound - 1e-6)))
+    log.append(f"{level.name}: relaxation without the later levels' workers ({relaxed.pairs:,} pairs): "
+               f"{_status_name(relaxed.code)}, {relaxed.value}; lower bound now {lower}")
+    completed = False
+    if relaxed.code == cp_model.OPTIMAL and upper is not None and relaxed.value < upper \
+            and time.perf_counter() < deadline:  # the clock as the hard limit on top, as for CP-SAT
+        # The relaxation's allocation of the active workers, completed by the repair over the
+        # others: when it meets every rule it is in F_k (the solved levels checked), with the
+        # relaxation's level-k value.
+        whole = _extend(problem, costs, keep, todo, relaxed.assignment, relaxed_set)
+        if whole is not None and all(level_value(todo[j], costs, whole, index) == values[j] for j in range(k)) \
+                and level_value(level, costs, whole, index) < upper:
+            best, upper, completed = whole, level_value(level, costs, whole, index), True
+            log.append(f"{level.name}: the relaxation's allocation completed for the other workers: {upper}")
+    return _Relaxed(relaxed.work, lower, best, upper, completed)
+
+
+def _probe(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: list[Level], values: list[int],
+           k: int, lp: LPBound, best: np.ndarray, few: np.ndarray | None, index: np.ndarray,
+           options: SolveOptions, work: float, deadline: float) -> LevelSolve:
+    """Level ``k`` over the kept pairs an allocation reaching the LP bound may use (the pairs
+    whose reduced cost is below one unit of the level): reaching the bound proves the level."""
+    m = problem.n_workers
+    near = keep & ~lp.removable(keep, lp.bound, costs.workers)
+    active = _active(todo, k, m)
+    others = _columns(costs, index, best, few, m) | (lp.x > 1e-6)
+    near &= active[costs.workers] | others
+    # No hint: the current allocation mostly lies outside these pairs, and CP-SAT's repair of
+    # it cost more than the search (measured on ten 1,500 x 300 runs: 29 s against 35 s in all).
+    return _solve_level(problem, costs, near, todo, values, k, lp.bound, None, options, work, deadline)
 
 
 def _lp_line(name: str, lp: LPBound, upper: int, keep: np.ndarray) -> str:
