@@ -130,3 +130,18 @@ def test_the_relaxation_holds_pinned_workers_and_whole_links_of_its_workers():
     assert not (extra & ~linked).any()
     for link in untouched:
         assert not held[link.workers[p.pin[link.workers] < 0]].any()
+
+
+def test_a_probe_too_large_is_not_tried_and_the_levels_stay(monkeypatch):
+    import allocator.solvers.cpsat.rules as rules
+
+    p = _run(3)
+    probed = solve_rules(p, SolveOptions(time_limit=120))
+    monkeypatch.setattr(rules, "PROBE_PAIRS", 10)
+    capped = solve_rules(p, SolveOptions(time_limit=120))
+    assert probed.status is Status.OPTIMAL and capped.status is Status.OPTIMAL, capped.log
+    assert any("probe at the LP bound" in line and "OPTIMAL" in line for line in probed.log)
+    skipped = [line for line in capped.log if "probe at the LP bound" in line]
+    assert skipped and all("not tried (more than 10)" in line for line in skipped), capped.log
+    for g, w in zip(p.objective_levels(capped.assignment), p.objective_levels(probed.assignment), strict=True):
+        assert math.isclose(g, w, rel_tol=REL_TOL, abs_tol=1e-6)

@@ -176,6 +176,8 @@ EARLY_LP = True
 REPAIR_PAIRS = 12
 #: Most deterministic work for the probe at the LP bound (0: no probe).
 PROBE_WORK = 0.5
+#: Most pairs of the probe's model (a larger one is not tried: on 1,500 x 300 it has 2,000-6,500).
+PROBE_PAIRS = 20_000
 #: Most pairs of step 6's relaxation for it to run right after a probe that found nothing (a
 #: larger one waits for the polish's better allocation, whose fixing shrinks it; measured on
 #: 1,500 x 300: 1,100-2,700 pairs after the polish, 99,000 before it on one tier).
@@ -763,6 +765,7 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
         lp: LPBound | None = None
         lp_tried_on: int | None = None  # the kept pairs when the LP was last tried
         relaxed_early = False  # step 6's relaxation already run at this level (after the probe)
+        early_lower: int | None = None  # its lower bound
         if fixing and best is not None and EARLY_LP:
             # Step 7 first: the LP over the current allocation's pairs and a few per worker,
             # priced out to every kept pair. Its solution is often a whole allocation of F_k
@@ -779,7 +782,8 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                                    min(PROBE_WORK, (total_work - used) / (2 * (len(todo) - k))), deadline)
                     used += probe.work
                     log.append(f"{level.name}: probe at the LP bound over {probe.pairs:,} pairs: "
-                               f"{_status_name(probe.code)}, {probe.value}")
+                               + (f"{_status_name(probe.code)}, {probe.value}" if probe.pairs <= PROBE_PAIRS
+                                  else f"not tried (more than {PROBE_PAIRS:,})"))
                     if probe.assignment is not None and probe.value < upper:
                         best, upper = probe.assignment, probe.value
                     active = _active(todo, k, m)
@@ -796,7 +800,7 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                                                     deadline, stats, log)
                         used += relax.work
                         relaxed_early = True
-                        best, upper = relax.best, relax.upper
+                        best, upper, early_lower = relax.best, relax.upper, relax.lower
                         if relax.lower is not None and relax.lower >= upper:
                             fix(~lp.removable(keep, upper, costs.workers))
                             values.append(upper)
@@ -864,6 +868,8 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
         if excess is not None and upper is not None:
             fix(excess <= upper - flow.bound)
         lower = flow.bound + int(np.ceil(delta)) if flow is not None else None
+        if early_lower is not None:
+            lower = early_lower if lower is None else max(lower, early_lower)
         if flow is not None:
             log.append(f"{level.name}: flow bound {flow.bound} (+{delta - kappa:.0f} for the links, +{kappa:.0f} "
                        f"for a quota), start {upper}, "
@@ -1084,12 +1090,15 @@ def _probe(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: li
            k: int, lp: LPBound, best: np.ndarray, few: np.ndarray | None, index: np.ndarray,
            options: SolveOptions, work: float, deadline: float) -> LevelSolve:
     """Level ``k`` over the kept pairs an allocation reaching the LP bound may use (the pairs
-    whose reduced cost is below one unit of the level): reaching the bound proves the level."""
+    whose reduced cost is below one unit of the level): reaching the bound proves the level.
+    Not tried (UNKNOWN, no work) above :data:`PROBE_PAIRS` pairs."""
     m = problem.n_workers
     near = keep & ~lp.removable(keep, lp.bound, costs.workers)
     active = _active(todo, k, m)
     others = _columns(costs, index, best, few, m) | (lp.x > 1e-6)
     near &= active[costs.workers] | others
+    if int(near.sum()) > PROBE_PAIRS:
+        return LevelSolve(cp_model.UNKNOWN, None, -np.inf, None, 0.0, int(near.sum()))
     # No hint: the current allocation mostly lies outside these pairs, and CP-SAT's repair of
     # it cost more than the search (measured on ten 1,500 x 300 runs: 29 s against 35 s in all).
     return _solve_level(problem, costs, near, todo, values, k, lp.bound, None, options, work, deadline)
