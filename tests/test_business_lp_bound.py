@@ -220,22 +220,22 @@ def test_a_single_level_stopped_early_reports_the_lp_bound_as_its_gap():
 def test_the_bound_stays_rigorous_when_the_duals_are_off(case, monkeypatch):
     """The bound holds for any duals (module docstring): HiGHS's duals with noise and wrong
     signs on some rows still give a bound below the optimum and a certificate that holds."""
-    import scipy.optimize
+    import allocator.solvers.cpsat.lp_bound as lp_module
 
     p, ref, costs, todo, index, keep, values = case
-    real = scipy.optimize.linprog
+    real = lp_module._solution
     rng = np.random.default_rng(7)
 
     def noisy(*args, **kwargs):
         res = real(*args, **kwargs)
-        for part in (res.eqlin, res.ineqlin):
-            y = np.asarray(part.marginals, dtype=np.float64)
+        for name in ("y_eq", "y_ub"):
+            y = np.asarray(getattr(res, name), dtype=np.float64)
             if y.size:
-                part.marginals = y + rng.normal(0.0, 1e-3 * (1.0 + np.abs(y))) \
-                    + np.where(rng.random(y.size) < 0.05, 1.0, 0.0)
+                setattr(res, name, y + rng.normal(0.0, 1e-3 * (1.0 + np.abs(y)))
+                        + np.where(rng.random(y.size) < 0.05, 1.0, 0.0))
         return res
 
-    monkeypatch.setattr(scipy.optimize, "linprog", noisy)
+    monkeypatch.setattr(lp_module, "_solution", noisy)
     m = p.n_workers
     used = np.zeros(costs.workers.size, dtype=bool)
     used[index[np.arange(m), ref.assignment]] = True
@@ -264,3 +264,26 @@ def test_a_whole_lp_solution_is_an_optimal_allocation_of_the_level(case):
             assert rules.level_value(level, costs, whole, index) == values[k] == lp.bound, level.name
             wholes += 1
     assert wholes >= 1  # on these runs HiGHS's vertex is whole on most levels
+
+
+def test_the_lp_prints_nothing():
+    """HiGHS's banner and log stay off standard output (the command line writes JSON there): in a
+    fresh process, where HiGHS would print its banner on first use."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "from allocator.problem import ProblemData\n"
+        "from allocator.snapshot import RunSnapshot\n"
+        "from allocator.solvers.base import SolveOptions\n"
+        "from allocator.solvers.cpsat.rules import solve_rules\n"
+        "from benchmarks.instances import generate_instance\n"
+        "p = ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(60, 20, 3, links=4, quotas=2, tiers=2)))\n"
+        "out = solve_rules(p, SolveOptions(time_limit=60))\n"
+        "assert any('LP bound' in line for line in out.log), out.log\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "", done.stdout

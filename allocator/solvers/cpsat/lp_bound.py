@@ -16,7 +16,7 @@ per link ``l`` and site ``K`` all of its workers can reach, and the rows
 
 minimising ``level_k(x)``. Every allocation of ``F_k`` is an integer point of it, so its
 optimum is a lower bound on level ``k`` over ``F_k``. HiGHS (dual simplex through
-``scipy.optimize.linprog``, one thread, fixed options: deterministic) solves it in floating
+``highspy``, one thread, fixed options: deterministic) solves it in floating
 point; the bound is then made rigorous as below, so nothing rests on HiGHS's tolerances.
 
 Why it is rigorous (Neumaier and Shcherbina, "Safe bounds in linear and mixed-integer
@@ -55,7 +55,8 @@ Column generation. Since ``B`` is a bound for *any* ``Y``, HiGHS need not see ev
 solves the LP over a few of them (the caller's: the polish's pairs and the current
 allocation's, which hold an allocation of ``F_k``, so that LP is feasible), ``R`` and ``B`` are
 computed over *all* kept pairs from its duals, and the columns priced below ``-2^-20`` are
-added for another round, until none is (or :data:`MAX_ROUNDS`). On 1,500 x 300 HiGHS then sees
+added for another round, until none is (or :data:`MAX_ROUNDS`); each round adds them to the
+same HiGHS model and its simplex starts from the last round's basis. On 1,500 x 300 HiGHS then sees
 about 5,000 of 120,000 columns, four times faster. HiGHS sees the objective divided by a power
 of two (its largest coefficient near ``2^20``; costs of ``10^9`` made its simplex fail) and its
 duals are multiplied back: exact, and irrelevant to soundness anyway.
@@ -71,12 +72,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse import vstack as sparse_vstack
 
 from allocator.problem import ProblemData
 
-#: HiGHS's options: presolve on, its default tolerances (the dual simplex is chosen by
-#: ``method="highs-ds"``; serial and deterministic).
-HIGHS_OPTIONS: dict = {"presolve": True, "disp": False}
+#: HiGHS's options: the dual simplex, one thread, presolve on, its default tolerances, silent
+#: (serial and deterministic).
+HIGHS_OPTIONS: dict = {"output_flag": False, "solver": "simplex", "simplex_strategy": 1, "threads": 1,
+                       "presolve": "on"}
 #: The scaled integers stay below this (int64 holds 2^63 - 1; a margin of 2 for the sums).
 _INT_LIMIT = 2.0**61
 #: Most rounds of column generation (each adds the pairs the last duals price below 0).
@@ -171,8 +174,6 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
         ``None`` when the LP is infeasible within the kept pairs (then so is ``F_k``: the
         caller's CP-SAT says so), or HiGHS stops without an optimal basis.
     """
-    from scipy.optimize import linprog  # half a second to import: only when a level needs it
-
     started = time.perf_counter()
     m, n = problem.n_workers, problem.n_lines
     site = problem.site[lines]
@@ -268,34 +269,35 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
     a_eq, a_ub = matrix(eq_r, eq_c, eq_v, n_eq), matrix(ub_r, ub_c, ub_v, n_ub)
     c = np.zeros(total, dtype=np.int64)
     c[:nx] = np.asarray(objective, dtype=np.int64)[cols]
-    options = dict(HIGHS_OPTIONS)
     deadline = None if time_limit is None else started + max(0.0, float(time_limit))
     if columns is None:
         active = np.ones(total, dtype=bool)
     else:
         active = np.ones(total, dtype=bool)
         active[:nx] = np.asarray(columns, dtype=bool)[cols]
-    eq_csc = a_eq.astype(np.float64).tocsc()
-    ub_csc = a_ub.astype(np.float64).tocsc() if n_ub else None
-    b_eq_f = np.asarray(eq_b, dtype=np.float64)
-    b_ub_f = np.asarray(ub_b, dtype=np.float64) if n_ub else None
+    # One HiGHS model, rows "=" then "<=": column generation adds columns to it, and each
+    # round's simplex starts from the last round's basis (warm), not from scratch.
+    rows_csc = (sparse_vstack([a_eq, a_ub]) if n_ub else a_eq).astype(np.float64).tocsc()
+    row_lower = np.concatenate([np.asarray(eq_b, dtype=np.float64), np.full(n_ub, -np.inf)])
+    row_upper = np.concatenate([np.asarray(eq_b, dtype=np.float64), np.asarray(ub_b, dtype=np.float64)])
     # HiGHS sees the objective divided by a power of two (exact), its largest coefficient near
     # 2^20: costs of 10^9 and more (one level on the fine grid) made its simplex fail. The
     # duals are scaled back by the same power; any duals give a rigorous bound anyway.
     shrink = 2.0 ** max(0, int(np.ceil(np.log2(max(1.0, float(np.abs(c).max(initial=0)))))) - 20)
     c_highs = c.astype(np.float64) / shrink
+    lp_model = _HighsModel(row_lower, row_upper)
+    in_model = np.zeros(total, dtype=bool)
     rounds = 0
     while True:
         rounds += 1
-        on = np.flatnonzero(active)
-        if deadline is not None:
-            options["time_limit"] = max(0.0, deadline - time.perf_counter())
-        res = linprog(c_highs[on], A_ub=ub_csc[:, on] if n_ub else None, b_ub=b_ub_f,
-                      A_eq=eq_csc[:, on], b_eq=b_eq_f, bounds=(0.0, 1.0), method="highs-ds", options=options)
-        if res.status == 2 and not active.all():
+        new = np.flatnonzero(active & ~in_model)
+        lp_model.add_columns(new, c_highs[new], rows_csc[:, new])
+        in_model[new] = True
+        res = _solution(lp_model.run(None if deadline is None else deadline - time.perf_counter()), n_eq)
+        if res.status == "infeasible" and not active.all():
             active[:] = True  # the columns given hold no allocation: all of them
             continue
-        if res.status != 0:
+        if res.status != "optimal":
             return None
         safe = _safe_bound(res, a_eq, a_ub, eq_b, ub_b, c, shrink)
         if safe is None:
@@ -318,10 +320,10 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
     sites = [(li, k, int(r[column])) for li, k, column in sites_out]
     x = np.zeros(keep.size)
     primal = np.zeros(total)
-    primal[on] = np.asarray(res.x, dtype=np.float64)
+    primal[lp_model.columns] = res.x
     x[cols] = primal[:nx]
     return LPBound(int(bound), int(b_total), scale, reduced, in_lp, sites, site,
-                   [link.workers for link in problem.links], float(res.fun),
+                   [link.workers for link in problem.links], res.fun,
                    time.perf_counter() - started, total, int(active.sum()), rounds, x)
 
 
@@ -339,14 +341,76 @@ def lp_allocation(lp: LPBound, workers: np.ndarray, lines: np.ndarray, m: int) -
     return out
 
 
-def _safe_bound(res, a_eq: csr_matrix, a_ub: csr_matrix, eq_b: list[int], ub_b: list[int],
+class _HighsModel:
+    """One HiGHS LP (highspy, dual simplex, one thread, fixed options: deterministic) whose
+    columns come in batches; each :meth:`run` starts from the previous basis."""
+
+    def __init__(self, row_lower: np.ndarray, row_upper: np.ndarray) -> None:
+        import highspy  # a tenth of a second to import: only when a level needs the LP
+
+        try:
+            # The bare solver: highspy.Highs() also switches its callbacks on, which prints
+            # HiGHS's banner on standard output before any option can silence it (a command
+            # line writing its JSON there must not get it).
+            from highspy._core import _Highs as Highs
+        except ImportError:  # a highspy without it: the public class (a banner, then silent)
+            Highs = highspy.Highs
+        self.h = Highs()
+        for name, value in HIGHS_OPTIONS.items():
+            self.h.setOptionValue(name, value)
+        self.h.addRows(row_lower.size, row_lower, row_upper, 0, np.zeros(0, dtype=np.int32),
+                       np.zeros(0, dtype=np.int32), np.zeros(0))
+        self.columns = np.zeros(0, dtype=np.int64)  # the model's columns, as the caller numbers them
+        self._status = highspy.HighsModelStatus
+
+    def add_columns(self, numbers: np.ndarray, cost: np.ndarray, block) -> None:
+        """Add columns (``numbers``, the caller's; ``block``, their CSC rows), each in [0, 1]."""
+        if numbers.size == 0:
+            return
+        block = block.tocsc()
+        self.h.addCols(int(numbers.size), cost, np.zeros(numbers.size), np.ones(numbers.size), int(block.nnz),
+                       block.indptr[:-1].astype(np.int32), block.indices.astype(np.int32), block.data)
+        self.columns = np.concatenate([self.columns, numbers])
+
+    def run(self, seconds: float | None):
+        """Solve; ``(status, x, fun, row duals)`` with status "optimal", "infeasible" or "other"."""
+        self.h.setOptionValue("time_limit", float("inf") if seconds is None else max(0.0, float(seconds)))
+        self.h.run()
+        status = self.h.getModelStatus()
+        if status == self._status.kOptimal:
+            sol = self.h.getSolution()
+            return ("optimal", np.asarray(sol.col_value, dtype=np.float64),
+                    float(self.h.getInfo().objective_function_value), np.asarray(sol.row_dual, dtype=np.float64))
+        if status in (self._status.kInfeasible, self._status.kUnboundedOrInfeasible):
+            return "infeasible", None, None, None
+        return "other", None, None, None
+
+
+@dataclass
+class _LPResult:
+    """What the bound needs of HiGHS's answer: the row duals split into "=" and "<=" rows."""
+
+    status: str
+    x: np.ndarray | None
+    fun: float | None
+    y_eq: np.ndarray
+    y_ub: np.ndarray
+
+
+def _solution(run: tuple, n_eq: int) -> _LPResult:
+    status, x, fun, duals = run
+    if duals is None:
+        return _LPResult(status, x, fun, np.zeros(0), np.zeros(0))
+    return _LPResult(status, x, fun, duals[:n_eq], duals[n_eq:])
+
+
+def _safe_bound(res: _LPResult, a_eq: csr_matrix, a_ub: csr_matrix, eq_b: list[int], ub_b: list[int],
                 c: np.ndarray, shrink: float) -> tuple[int, np.ndarray, int] | None:
     """``(S, R, B)`` from HiGHS's row duals, in exact integers (the module docstring's argument);
     HiGHS's objective was ``c / shrink``."""
     n_ub = a_ub.shape[0]
-    y_eq = np.asarray(res.eqlin.marginals, dtype=np.float64) * shrink
-    y_ub = np.minimum(np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0) * shrink if n_ub \
-        else np.zeros(0)
+    y_eq = np.asarray(res.y_eq, dtype=np.float64) * shrink
+    y_ub = np.minimum(np.asarray(res.y_ub, dtype=np.float64), 0.0) * shrink if n_ub else np.zeros(0)
     if not (np.isfinite(y_eq).all() and np.isfinite(y_ub).all()):
         return None
     # The scale: |S c_j| + sum_i |A_ij| |Y_i| < 2^61 for every column (so R in int64, exactly).
