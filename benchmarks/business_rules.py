@@ -20,7 +20,9 @@ options; rules read off a valid allocation, so every run has an allocation meeti
   acceptance stable allocation, so a stable allocation meeting them exists). Target: proven
   optimal, or its gap reported, within 30 s (``max_seconds`` 30).
 
-Every measurement runs in a fresh child process (its own imports and peak memory).
+Every measurement runs in a fresh child process (its own imports and peak memory). Beside the
+wall clock, the table gives the child's CPU seconds (every thread): on a shared machine the wall
+clock grows with the load, the CPU time much less (our solve runs one thread at a time).
 """
 
 from __future__ import annotations
