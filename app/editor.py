@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from allocator.snapshot import RunSettings, RunSnapshot
+from allocator.scenario import PriorityOverride
+from allocator.snapshot import MAX_MAGNITUDE, MAX_PLACES, Quota, RunSettings, RunSnapshot
 
 LINE_COLS = ["Job line id", "Job line", "Site", "Places", "Must be filled"]
 PAIR_COLS = ["Worker", "Job line"]
@@ -91,9 +92,21 @@ def _blank(v: Any) -> bool:
     return isinstance(v, str) and not v.strip()
 
 
+def _field_max(model: Any, name: str) -> int:
+    """The largest value a model's field takes (its ``le``), so the page's check and the model agree."""
+    return next(int(m.le) for m in model.model_fields[name].metadata if getattr(m, "le", None) is not None)
+
+
+# The largest numbers the tables take (the run-snapshot spec's limits). Checked here, in the
+# tables' words: past them the snapshot's own check would speak of max_n_workers or
+# job_lines[0] instead of the row the planner typed in.
+MAX_QUOTA = _field_max(Quota, "max_workers")
+MAX_TIER = _field_max(PriorityOverride, "priority")
+
+
 def _shown(v: Any) -> str:
     """A typed value as the planner typed it (2.7, -5, not 2.7000000000000002 or -5.0)."""
-    if isinstance(v, float) and v.is_integer():
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
         return str(int(v))
     if isinstance(v, float):
         return repr(v) if len(repr(v)) <= 12 else f"{v:g}"
@@ -125,6 +138,10 @@ def lines_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[
         if not math.isfinite(p) or p < 0 or not p.is_integer():
             errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number, "
                         f"0 or more (you typed {_shown(places)})")
+            continue
+        if p > MAX_PLACES:
+            errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number up to "
+                        f"{MAX_PLACES:,} (you typed {_shown(places)})")
             continue
         must = bool(row.get("Must be filled")) if not _blank(row.get("Must be filled")) else j.must_have_workers
         o: dict[str, Any] = {"job_line_id": jid}
@@ -175,6 +192,10 @@ def weights_overrides(df: pd.DataFrame) -> tuple[list[dict[str, Any]], list[str]
             continue
         if not math.isfinite(value):
             errs.append(f"Organisation priority, row {i + 1}: the value must be a number")
+            continue
+        if abs(value) > MAX_MAGNITUDE:
+            errs.append(f"Organisation priority, row {i + 1}: the value must be between {-MAX_MAGNITUDE:,.0f} and "
+                        f"{MAX_MAGNITUDE:,.0f} (you typed {_shown(v)})")
             continue
         out.append({"worker_id": w, "job_line_id": j, "value": value})
     return out, errs
@@ -349,6 +370,10 @@ def quotas_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict
             errs.append(f"{where}: at most must be a whole number, 0 or more, or blank for no maximum "
                         f"(you typed {_shown(high)})")
             bad = True
+        for word, n, typed in (("at least", lo, low), ("at most", hi, high)):
+            if isinstance(n, int) and n > MAX_QUOTA:
+                errs.append(f"{where}: {word} must be a whole number up to {MAX_QUOTA:,} (you typed {_shown(typed)})")
+                bad = True
         if not bad and lo is None and hi is None:
             errs.append(f"{where}: give at least or at most (or both)")
             bad = True
@@ -402,6 +427,10 @@ def tiers_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[
         if t == "bad" or t == 0:
             errs.append(f"Priority tiers, row {i + 1} ({names[wid]}): the tier must be a whole number, 1 or more "
                         f"(1 is placed first), or blank for none (you typed {_shown(v)})")
+            continue
+        if isinstance(t, int) and t > MAX_TIER:
+            errs.append(f"Priority tiers, row {i + 1} ({names[wid]}): the tier must be a whole number up to {MAX_TIER:,} "
+                        f"(you typed {_shown(v)})")
             continue
         if t != run_tier[wid]:
             out.append({"worker_id": wid, "priority": t})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import editor
+import pandas as pd
 
 from allocator.scenario import apply
 from tests.helpers.named_runs import L, W, prefs, snap
@@ -182,3 +183,38 @@ def test_tier_counts_add_up_to_the_runs_workers_after_a_withdrawal():
     assert editor.gone_from_tiers(gone).startswith("w2: no longer in the run")
     # The solve ignores the withdrawn worker's row too: only w3's tier is set.
     assert overrides(after, f)[0]["priorities"] == [{"worker_id": "w3", "priority": 2}]
+
+
+def test_numbers_past_the_limits_are_named_in_the_tables_words():
+    # Past the snapshot's limits the engine's own check would say "job_lines[0] (id 'n1'):
+    # max_n_workers: ..." or "max_workers: ...": the page names the row and the column instead.
+    r = run()
+    f = frames(r)
+    f["lines"] = editor.apply_delta(f["lines"], {"edited_rows": {0: {"Places": 5_000_000}}, "added_rows": [],
+                                                 "deleted_rows": []})
+    f["quotas"] = editor.apply_delta(f["quotas"], {"edited_rows": {0: {"At most": 99_999_999_999.0}},
+                                                   "added_rows": [], "deleted_rows": []})
+    f["tiers"] = editor.apply_delta(f["tiers"], {"edited_rows": {1: {"Priority tier": 10_000_000}},
+                                                 "added_rows": [], "deleted_rows": []})
+    f["weights"] = pd.DataFrame([{"Worker": "w1", "Job line": None, "Value": 1e12}], columns=f["weights"].columns)
+    settings = editor.settings_from_inputs(editor.inputs_from_settings(r.settings.model_dump()))[0]
+    assert settings is not None
+    _, _, errs, scenario = editor.check_scenario(r, editor.inputs_from_settings(settings), f)
+    assert scenario is None
+    assert errs == [
+        "Places and must be filled, row 1 (n1): places must be a whole number up to 1,000,000 (you typed 5000000)",
+        "Organisation priority, row 1: the value must be between -1,000,000,000 and 1,000,000,000 "
+        "(you typed 1000000000000)",
+        "Quotas, row 1 (north-min): at most must be a whole number up to 1,000,000,000 (you typed 99999999999)",
+        "Priority tiers, row 2 (w2): the tier must be a whole number up to 1,000,000 (you typed 10000000)",
+    ]
+
+
+def test_a_huge_number_is_shown_short_not_as_three_hundred_digits():
+    r = run()
+    f = frames(r)
+    f["quotas"] = editor.apply_delta(f["quotas"], {"edited_rows": {0: {"At least": 1e300}},
+                                                   "added_rows": [], "deleted_rows": []})
+    _, errs = overrides(r, f)
+    assert errs == ["Quotas, row 1 (north-min): at least must be a whole number up to 1,000,000,000 "
+                    "(you typed 1e+300)"]
