@@ -171,9 +171,37 @@ def _fill_order(line_fill: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any
     )
 
 
+def _needs_attention(r: Mapping[str, Any]) -> bool:
+    return r["capacity"] - r["filled"] > 0 or bool(r.get("mandatory") and r["filled"] == 0)
+
+
 def fill_shown(line_fill: Sequence[Mapping[str, Any]], max_lines: int = FILL_CHART_LINES) -> list[Mapping[str, Any]]:
-    """The lines the coverage chart draws: the ``max_lines`` that need attention most."""
-    return _fill_order(line_fill)[:max_lines]
+    """The lines the coverage chart draws: the ``max_lines`` that need attention most.
+
+    Past ``max_lines`` lines, only lines with an empty place (or a must-be-filled line left
+    empty) are drawn: a full line drawn among "the lines with the most empty places" would
+    not add up with the count of lines with empty places beside the chart. When every line
+    is full, the first ``max_lines`` are drawn.
+    """
+    ordered = _fill_order(line_fill)
+    if len(ordered) <= max_lines:
+        return ordered
+    need = [r for r in ordered if _needs_attention(r)]
+    return (need or ordered)[:max_lines]
+
+
+def fill_title(line_fill: Sequence[Mapping[str, Any]], max_lines: int = FILL_CHART_LINES) -> str | None:
+    """What the coverage chart draws, when it leaves lines out: ``The 11 of 60 lines with empty places``."""
+    shown = fill_shown(line_fill, max_lines)
+    total = len(line_fill)
+    if len(shown) == total:
+        return None
+    need = sum(1 for r in line_fill if _needs_attention(r))
+    if need == 0:
+        return f"{len(shown)} of {total} lines (every line is full)"
+    if need <= max_lines:
+        return f"The {len(shown)} of {total} lines with empty places"
+    return f"The {len(shown)} of {total} lines with the most empty places"
 
 
 def fill_caption(line_fill: Sequence[Mapping[str, Any]], max_lines: int = FILL_CHART_LINES) -> str:
@@ -196,7 +224,8 @@ def fill_caption(line_fill: Sequence[Mapping[str, Any]], max_lines: int = FILL_C
                 f"({full} of them full)")
     if unfilled_must:
         tail += f", and {unfilled_must} must-be-filled {'line' if unfilled_must == 1 else 'lines'} left empty"
-    return (f"{what} Showing the {len(shown)} of {total} lines with the most empty places; the other "
+    title = fill_title(line_fill, max_lines) or ""
+    return (f"{what} Showing {title[0].lower() + title[1:]}; the other "
             f"{len(rest)} are not drawn: {tail}. Every line is in the table below.")
 
 
@@ -254,8 +283,8 @@ def fill_figure(
         )
     fig.update_layout(**_LAYOUT, barmode="overlay", height=max(260, 22 * len(rows) + 80))
     if len(rows) < len(line_fill):
-        fig.update_layout(title=dict(text=f"The {len(rows)} of {len(line_fill)} lines with the most empty places",
-                                     font=dict(size=13)), margin=dict(l=10, r=10, t=70, b=10))
+        fig.update_layout(title=dict(text=fill_title(line_fill, max_lines), font=dict(size=13)),
+                          margin=dict(l=10, r=10, t=70, b=10))
     fig.update_xaxes(title_text="Workers placed (bar) against places (outline)", dtick=1 if max((r["capacity"] for r in rows), default=0) <= 12 else None)
     fig.update_yaxes(title_text="", type="category", automargin=True)
     return fig

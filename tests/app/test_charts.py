@@ -246,5 +246,30 @@ def test_coverage_caption_when_every_line_left_out_is_full():
     fill = [{"job_line_id": f"j{k:02}", "filled": 1 if k < 3 else 2, "capacity": 2,
              "vacancies": 1 if k < 3 else 0, "mandatory": False} for k in range(20)]
     caption = charts.fill_caption(fill)
-    assert "Showing the 12 of 20 lines" in caption
-    assert "the other 8 are not drawn: they are all full" in caption
+    # Only the 3 lines with an empty place are drawn: a full line is no line "with empty places".
+    assert "Showing the 3 of 20 lines with empty places" in caption
+    assert "the other 17 are not drawn: they are all full" in caption
+
+
+def test_coverage_chart_draws_no_full_line_as_one_with_empty_places():
+    # The demo's shape: 60 lines, 11 with empty places. The chart beside "Lines with empty
+    # places: 11" drew 12 under the title "lines with the most empty places", one of them full.
+    fill = [{"job_line_id": f"j{k:02}", "filled": 2 if k < 11 else 3, "capacity": 3,
+             "vacancies": 1 if k < 11 else 0, "mandatory": k == 30} for k in range(60)]
+    fig = charts.fill_figure(fill)
+    drawn = [lab.replace("  ◆", "") for lab in fig.data[0].y]
+    with_empty = [r["job_line_id"] for r in fill if r["capacity"] > r["filled"]]
+    assert sorted(drawn) == sorted(with_empty)
+    assert fig.layout.title.text == f"The {len(with_empty)} of 60 lines with empty places"
+    caption = charts.fill_caption(fill)
+    assert f"Showing the {len(with_empty)} of 60 lines with empty places; the other {60 - len(with_empty)} " \
+           "are not drawn: they are all full" in caption
+
+
+def test_coverage_chart_when_every_line_is_full_says_so():
+    fill = [{"job_line_id": f"j{k:02}", "filled": 2, "capacity": 2, "vacancies": 0, "mandatory": False}
+            for k in range(20)]
+    fig = charts.fill_figure(fill)
+    assert len(fig.data[0].y) == charts.FILL_CHART_LINES
+    assert fig.layout.title.text == f"{charts.FILL_CHART_LINES} of 20 lines (every line is full)"
+    assert "most empty places" not in charts.fill_caption(fill)
