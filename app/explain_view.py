@@ -77,6 +77,22 @@ def seed_dependent(result: Mapping[str, Any]) -> set[str] | None:
     return None if ids is None else set(ids)
 
 
+SEED_COLUMN = "Decided by seed"
+
+
+def with_seed_column(table: Any, result: Mapping[str, Any]) -> Any:
+    """The allocation table with a tick for each worker whose line the tie-break seed decided.
+
+    Only when that is known: for a stable allocation, a run with links or quotas or an
+    unproven one it is not worked out, and a column of empty boxes would say "not decided by
+    the seed" of every worker (:func:`seed_caption` says why it is missing).
+    """
+    ids = seed_dependent(result)
+    if ids is None:
+        return table
+    return table.assign(**{SEED_COLUMN: table["Worker id"].isin(ids)})
+
+
 def seed_caption(result: Mapping[str, Any]) -> str:
     """What the seed-dependent count means, or why it is not known, in the planner's words."""
     ids = seed_dependent(result)

@@ -270,7 +270,7 @@ if has_sites:
     site_of = {j.id: editor.site_label(j.site) for j in snap.job_lines}
     table = table.assign(Site=table["Job line id"].map(site_of))
 seed_ids = explain_view.seed_dependent(result)
-table = table.assign(**{"Decided by seed": table["Worker id"].isin(seed_ids or set())})
+table = explain_view.with_seed_column(table, result)
 # The explanations need the result as an object with the scenario's problem (built once per result).
 res_obj = explain_view.cached_result(rkey, problem_fp, result, problem) if problem is not None else None
 f1, f2, f3 = st.columns([2, 2, 1])
@@ -295,7 +295,7 @@ picked_rows = st.dataframe(
     on_select="rerun", selection_mode="single-row",
     # Every column in view at once; the line's id and the cost are in the downloads.
     column_order=["Worker id", "Worker", "Job line", *(["Site"] if has_sites else []), "Choice", "Rank given",
-                  "Pinned", "Must be filled", "Decided by seed"],
+                  "Pinned", "Must be filled", *([explain_view.SEED_COLUMN] if seed_ids is not None else [])],
     column_config={
         "Worker id": st.column_config.TextColumn("Id", width=55),
         "Worker": st.column_config.TextColumn(width=110 if has_sites else 130),

@@ -134,6 +134,10 @@ def test_a_run_with_couples_says_why_the_seed_dependent_workers_are_not_worked_o
     at, entry = solved_results(demo_run, "Couples")
     assert entry["result"]["metrics"]["links"] and entry["result"]["seed_dependent_worker_ids"] is None
     assert any("not worked out for a run with linked workers" in c.value for c in at.caption)
+    # Not known, so not shown: a column of empty boxes would say "not decided by the seed" of everyone.
+    table = at.dataframe(key="res_table")
+    assert "Decided by seed" not in table.value.columns and "Decided by seed" not in table.proto.column_order
+    assert not [m for m in at.metric if m.label == "Decided by the tie-break seed"]
 
 
 def test_every_statement_downloads_as_pdf_zip_json_and_xlsx(demo_run, downloads):
