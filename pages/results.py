@@ -84,9 +84,7 @@ if status in ("infeasible", "no_solution"):
     st.stop()
 
 if status == "feasible":
-    levels = kpis.levels_text(result.get("metrics", {}).get("levels"))
-    said = levels if levels else kpis.gap_text(result.get("objective"), result.get("best_bound"))
-    st.info(f"Not proven: {said}. The solve was stopped or ran out of time before it could prove this "
+    st.info(f"Not proven: {layout.unproven_words(result)}. The solve was stopped or ran out of time before it could prove this "
             "allocation the best; a longer time limit may find a better one or prove this one.")
 
 # --------------------------------------------------------------------------- compared with
