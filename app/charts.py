@@ -486,6 +486,12 @@ def progress_figure(history: Sequence[Any]) -> go.Figure:
     fig.update_layout(**_LAYOUT, height=260)
     fig.update_xaxes(title_text="Seconds since the solve started", rangemode="tozero")
     fig.update_yaxes(title_text="Total cost (lower is better)")
+    if not obj and not bnd:
+        # Before the first allocation or bound an empty chart would show a cost axis of -1 to 4:
+        # numbers no solve gave. Say what is happening instead.
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+        fig.add_annotation(text="No allocation found yet: the lines start with the first one",
+                           showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font=dict(color=GREY))
     return fig
 
 

@@ -137,6 +137,18 @@ def test_progress_figure_plots_objective_and_bound():
     assert fig.layout.xaxis.title.text == "Seconds since the solve started"
     # Dicts work too (a result saved as JSON).
     assert list(charts.progress_figure([{"elapsed": 1, "objective": 2, "bound": 1}]).data[0].y) == [2]
+    assert not fig.layout.annotations and fig.layout.yaxis.showticklabels is not False
+
+
+def test_progress_figure_before_anything_is_found_says_so_instead_of_an_empty_cost_axis():
+    # A stable solve searches for seconds before its first allocation: the chart showed a
+    # "Total cost" axis from -1 to 4, numbers no solve gave.
+    for hist in ([], [ProgressPoint(0.5, None, None)]):
+        fig = charts.progress_figure(hist)
+        assert all(len(t.y) == 0 for t in fig.data)
+        assert fig.layout.yaxis.showticklabels is False
+        (note,) = fig.layout.annotations
+        assert note.text.startswith("No allocation found yet")
 
 
 def test_depth_figure_flags_workers_who_ranked_nothing():
