@@ -89,16 +89,23 @@ if status == "feasible":
 
 # --------------------------------------------------------------------------- compared with
 this_side = headline.Solved(res.name, res.settings, res.overrides or {}, res.run_id, res.fingerprint)
-options: dict[str, tuple[dict, headline.Solved] | None] = {}
 prev = state.previous_result()
-if prev is not None:
-    options[f"Previous solve: {prev.name}"] = (
-        prev.result, headline.Solved(prev.name, prev.settings, prev.overrides or {}, prev.run_id, prev.fingerprint))
-for sc in state.scenarios(ctx.summary.id):
-    if sc.result and sc.result.get("allocations") and sc.id != res.saved_id:
-        options[f"Saved: {sc.name}"] = (
-            sc.result, headline.Solved(sc.name, sc.settings, sc.overrides or {}, sc.run_id, sc.input_fingerprint))
-options["Nothing"] = None
+others = {sc.id: sc for sc in state.scenarios(ctx.summary.id)
+          if sc.result and sc.result.get("allocations") and sc.id != res.saved_id}
+log = state.guarded(lambda: state.publications(ctx.summary.id), "The publication history could not be read")
+published_id = log[-1].scenario_id if (ctx.summary.published and log) else None
+options: dict[str, tuple[dict, headline.Solved] | None] = {}
+for label, key in headline.baseline_choices(prev.name if prev is not None else None,
+                                            [(sid, sc.name) for sid, sc in others.items()], published_id):
+    if key == headline.PREVIOUS:
+        options[label] = (prev.result, headline.Solved(prev.name, prev.settings, prev.overrides or {}, prev.run_id,
+                                                       prev.fingerprint))
+    elif key is not None:
+        sc = others[key]
+        options[label] = (sc.result, headline.Solved(sc.name, sc.settings, sc.overrides or {}, sc.run_id,
+                                                     sc.input_fingerprint))
+    else:
+        options[label] = None
 pick = st.selectbox("Changes shown against", list(options), key="res_baseline",
                     help="The small arrows under each number compare with this scenario.")
 baseline, baseline_side = options.get(pick) or (None, None)
