@@ -801,6 +801,14 @@ def settings_from_inputs(inputs: dict[str, Any]) -> tuple[dict[str, Any] | None,
 # --------------------------------------------------------------------------- checks before solving
 
 
+def name_problem(name: object) -> str | None:
+    """Why the scenario's name stops a solve or a save, or ``None``: Solve and Save are greyed
+    out without a name, and the planner must be told why."""
+    if isinstance(name, str) and name.strip():
+        return None
+    return "Scenario name: give this scenario a name (for example 'Supervisor voice 50 %') to solve or save it"
+
+
 def tie_summary(snapshot: RunSnapshot, limit: int = 5) -> str | None:
     """One message for every worker who gave two lines the same rank (when ties are not allowed)."""
     ranks: dict[str, Counter] = {}

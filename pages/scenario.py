@@ -324,9 +324,11 @@ if settings is not None:
     d.settings = settings
 if not problems:
     d.overrides = overrides
-if problems:
+shown_problems = [m for m in (editor.name_problem(ss["sc_name"]),) if m] + problems
+if shown_problems:
     with actions:
-        layout.show_messages("This scenario cannot be solved as it stands. Fix these first:", problems)
+        layout.show_messages("This scenario cannot be solved as it stands. Fix these first:", shown_problems)
+if problems:
     settings = settings or d.settings
 
 norm = ScenarioOverrides.parse(overrides).to_dict() if not problems else None
@@ -345,7 +347,7 @@ job = state.active_job()
 bar = actions.container(horizontal=True)
 b1 = b2 = b3 = bar
 if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or job is not None or not d.name,
-             help="Fix the problems listed above first." if problems else None):
+             help="Fix the problems listed above first." if shown_problems else None):
     # The time limit is the scenario's max_seconds (in scenario_snap), set by the engine.
     # A re-solve starts from the last answer on this run (a hint where CP-SAT searches: stable
     # mode; the flow needs none), limited to the workers and lines this scenario still has.
