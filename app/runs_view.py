@@ -46,9 +46,16 @@ def runs_frame(runs: Sequence[RunSummary], current_id: str | None) -> pd.DataFra
         ],
         # The id beside the name: at the far right it scrolled out of view, and with it the
         # one thing that tells apart two runs of the same name imported from the same file.
-        columns=["Run", "Run id", "Imported", "From file", "Workers", "Job lines", "Changed since import",
-                 "Last scenario saved", "Published", "Current"],
+        # Which run is current and whether it is published next: they were cut off at the right.
+        columns=["Run", "Run id", "Current", "Published", "Workers", "Job lines", "Imported", "From file",
+                 "Changed since import", "Last scenario saved"],
     )
+
+
+#: The runs table's column widths (px): together with the row picker they fit the page beside
+#: the sidebar (about 880 px), so no column hides behind a scroll bar.
+RUNS_WIDTHS = {"Run": 160, "Run id": 70, "Current": 60, "Published": 70, "Workers": 60, "Job lines": 65,
+               "Imported": 115, "From file": 85, "Changed since import": 65, "Last scenario saved": 95}
 
 
 def change_log_frame(changes: Sequence[RunChange], who: Callable[[str | None], str] = lambda x: x or "") -> pd.DataFrame:

@@ -42,14 +42,25 @@ if runs:
         hide_index=True,
         width="stretch",
         column_config={
-            "Imported": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", help="When the run was imported."),
-            "From file": st.column_config.TextColumn(help="The file it was imported from."),
-            "Changed since import": st.column_config.NumberColumn(help="Changes made to its data here since (see its change log)."),
+            "Run": st.column_config.TextColumn(width=runs_view.RUNS_WIDTHS["Run"]),
+            "Imported": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", help="When the run was imported.",
+                                                        width=runs_view.RUNS_WIDTHS["Imported"]),
+            "From file": st.column_config.TextColumn(help="The file it was imported from.",
+                                                     width=runs_view.RUNS_WIDTHS["From file"]),
+            "Workers": st.column_config.NumberColumn(width=runs_view.RUNS_WIDTHS["Workers"]),
+            "Job lines": st.column_config.NumberColumn(width=runs_view.RUNS_WIDTHS["Job lines"]),
+            "Changed since import": st.column_config.NumberColumn(
+                "Changes", help="Changes made to its data here since it was imported (see its change log).",
+                width=runs_view.RUNS_WIDTHS["Changed since import"]),
             "Last scenario saved": st.column_config.TextColumn(
+                "Last saved", width=runs_view.RUNS_WIDTHS["Last scenario saved"],
                 help="When a scenario of this run was last saved. A solve on the Scenario page counts once it is saved."),
-            "Published": st.column_config.CheckboxColumn(help="Its allocation has been written to the database."),
-            "Run id": st.column_config.TextColumn(help="The start of the run's id: tells apart runs with the same name."),
-            "Current": st.column_config.CheckboxColumn(help="The run every page works on."),
+            "Published": st.column_config.CheckboxColumn(help="Its allocation has been written to the database.",
+                                                         width=runs_view.RUNS_WIDTHS["Published"]),
+            "Run id": st.column_config.TextColumn(help="The start of the run's id: tells apart runs with the same name.",
+                                                  width=runs_view.RUNS_WIDTHS["Run id"]),
+            "Current": st.column_config.CheckboxColumn(help="The run every page works on.",
+                                                       width=runs_view.RUNS_WIDTHS["Current"]),
         },
     )
     st.caption("Click a row to make that run current (or use the picker in the sidebar).")
