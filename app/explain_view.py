@@ -311,7 +311,7 @@ def preview_words(res: Result, pv: Mapping[str, Any]) -> str:
     price = float(rep["price"])
     cost = ("at no extra cost" if price == 0 else
             f"total dissatisfaction {price:+.6g} (doctors' side {float(rep['price_worker_side']):+.6g}, "
-            f"preferencers' side {float(rep['price_preferencer_side']):+.6g})")
+            f"supervisors' side {float(rep['price_preferencer_side']):+.6g})")
     proven = "" if rep.get("proven", True) else " (not proven the best within the time limit)"
     return f"Best allocation with this move: {cost}; {others}{proven}."
 

@@ -301,3 +301,12 @@ def test_the_seed_caption_says_what_is_known():
     assert "stable" in explain_view.seed_caption({"seed_dependent_worker_ids": None, "settings": {"stability": True}})
     assert "not proven" in explain_view.seed_caption({"seed_dependent_worker_ids": None, "settings": {}})
     assert "Solve it again" in explain_view.seed_caption({"settings": {}})
+
+
+def test_a_moves_preview_speaks_of_supervisors_not_preferencers():
+    import explain_view
+
+    rep = {"price": 4.0, "price_worker_side": -1.4, "price_preferencer_side": 5.4, "moves": [{"worker_id": "w2"}]}
+    words = explain_view.preview_words(None, {"repair": rep})
+    assert words == ("Best allocation with this move: total dissatisfaction +4 (doctors' side -1.4, "
+                     "supervisors' side +5.4); 1 other worker moves.")
