@@ -872,6 +872,31 @@ def gone_hint(message: str) -> str:
     return f"{message} (withdrawn, or never in it): press *{GONE_BUTTON}* above, or {todo}."
 
 
+_QUOTED = re.compile(r"(?<![A-Za-z])(link |quota |site )?'([^'\n]{1,200})'")
+_REASON_CODE = re.compile(r"\(([A-Z][A-Z_]{2,}): ")
+
+
+def named_ids(message: str, snapshot: RunSnapshot) -> str:
+    """A check's message with each worker and job line named as the tables show them.
+
+    The engine's checks speak in ids ("worker 'w004' is already in link 'couple-1'", "'w005'
+    to site 'Orange'") and now and then a reason's code ("(MISSING_INCLUDED_TAG: lacks ...)");
+    the planner reads "worker 'Dragana Huynh' (w004)", as in the engine's diagnosis of an
+    impossible run, and the reason in words alone. Links, quotas and sites keep their names.
+    """
+    workers = {w.id: w.name for w in snapshot.workers if w.name and w.name != w.id}
+    lines = {j.id: j.name for j in snapshot.job_lines if j.name and j.name != j.id}
+
+    def name(m: re.Match) -> str:
+        kind, ident = m.group(1), m.group(2)
+        if kind:  # a link's, a quota's or a site's name, not an id
+            return m.group(0)
+        shown = workers.get(ident) or lines.get(ident)
+        return f"'{shown}' ({ident})" if shown else m.group(0)
+
+    return _REASON_CODE.sub("(", _QUOTED.sub(name, message))
+
+
 def check_scenario(
     snapshot: RunSnapshot,
     inputs: dict[str, Any],
@@ -903,7 +928,8 @@ def check_scenario(
     try:
         scenario = apply(snapshot, check_settings, overrides)
     except SnapshotError as exc:
-        return settings, overrides, ([ties_note] if ties_note else []) + [gone_hint(m) for m in exc.messages], None
+        return (settings, overrides,
+                ([ties_note] if ties_note else []) + [gone_hint(named_ids(m, snapshot)) for m in exc.messages], None)
     problems = ([ties_note] if ties_note else []) + capacity_problems(scenario)
     if problems:
         return settings, overrides, problems, None

@@ -218,3 +218,31 @@ def test_a_huge_number_is_shown_short_not_as_three_hundred_digits():
     _, errs = overrides(r, f)
     assert errs == ["Quotas, row 1 (north-min): at least must be a whole number up to 1,000,000,000 "
                     "(you typed 1e+300)"]
+
+
+def test_the_checks_name_workers_and_lines_as_the_tables_show_them():
+    # The engine's check said "worker 'w1' is already in link 'couple-1'" and "(MISSING_INCLUDED_TAG:
+    # lacks ...)"; the tables show "Ana Ruiz (w1)" and the reason in words.
+    lines = L(("n1", 1), ("n2", 1), ("s1", 2), ("x1", 1))
+    lines[3]["name"] = "Line X"
+    ws = W("w1", "w2", "w3", "w4")
+    for w, name in zip(ws, ("Ana Ruiz", "Ben Ode", "Cy Lam", "Di Oak"), strict=True):
+        w["name"] = name
+    r = snap(ws, lines, worker_preferences=prefs(w1={"n1": 1}, w2={"s1": 1}, w3={"n1": 1}, w4={"x1": 1}),
+             linked_workers=[{"id": "couple-1", "worker_ids": ["w1", "w2"]}],
+             eligibility=[{"job_line_id": "x1", "included_qualification_ids": ["ed"]}])
+    f = frames(r)
+    f["links"] = editor.apply_delta(f["links"], {"edited_rows": {}, "deleted_rows": [], "added_rows": [
+        {"Link id": "couple-2", "Worker 1": "w1", "Worker 2": "w3"}]})
+    settings = editor.inputs_from_settings(r.settings.model_dump())
+    _, _, errs, scenario = editor.check_scenario(r, settings, f)
+    assert scenario is None
+    assert errs == ["Linked workers, row 2 ('couple-2'): worker 'Ana Ruiz' (w1) is already in link 'couple-1' "
+                    "(row 1); a worker is in at most one link"]
+    f = frames(r)
+    f["pins"] = editor.pins_frame([{"worker_id": "w4", "job_line_id": "x1"}])
+    _, _, errs, scenario = editor.check_scenario(r, settings, f)
+    assert scenario is None
+    (pin,) = errs
+    assert pin.startswith("Pins, row 1: worker 'Di Oak' (w4) cannot be pinned to job line 'Line X' (x1)"), pin
+    assert "MISSING_INCLUDED_TAG" not in pin and pin.endswith("(lacks every tag the line requires ('ed'))"), pin
