@@ -437,6 +437,20 @@ def tiers_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[
     return out, errs
 
 
+def tier_value_problem(value: Any) -> str | None:
+    """Why the tier typed beside "Set tier" cannot be set, or ``None``.
+
+    The box has no lower bound of its own: a bounded box keeps its old value when 0 is typed,
+    and "Set tier" then gave the chosen workers tier 1, a number the planner did not type.
+    """
+    t = _whole(value)
+    if t == "bad" or t is None or t == 0:
+        return f"Tier: must be a whole number, 1 or more (1 is placed first) (you typed {_shown(value)})"
+    if t > MAX_TIER:
+        return f"Tier: must be a whole number up to {MAX_TIER:,} (you typed {_shown(value)})"
+    return None
+
+
 def tier_counts(df: pd.DataFrame, snapshot: RunSnapshot) -> tuple[str, list[str]]:
     """The tiers table summed up over the run's workers, and the rows of workers it no longer has.
 
