@@ -58,6 +58,25 @@ RUNS_WIDTHS = {"Run": 160, "Run id": 70, "Current": 60, "Published": 70, "Worker
                "Imported": 115, "From file": 85, "Changed since import": 65, "Last scenario saved": 95}
 
 
+def places_problem(value: object, line: str) -> str | None:
+    """Why the places typed for a line on the Runs page cannot be saved, or ``None``.
+
+    The box has no bounds of its own: a bounded box keeps its last good value when -1 is
+    typed, and Save would then write that value while the box shows -1.
+    """
+    from allocator.snapshot import MAX_PLACES
+
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        x = float("nan")
+    if not (x == x) or x < 0 or not x.is_integer():
+        return f"Places of {line}: must be a whole number, 0 or more (you typed {value}). Nothing was changed."
+    if x > MAX_PLACES:
+        return f"Places of {line}: must be at most {MAX_PLACES:,} (you typed {int(x)}). Nothing was changed."
+    return None
+
+
 def change_log_frame(changes: Sequence[RunChange], who: Callable[[str | None], str] = lambda x: x or "") -> pd.DataFrame:
     """The run's change log, newest first: when, who, what and why."""
     return pd.DataFrame(

@@ -252,7 +252,9 @@ if run_id:
             seed(must_key, bool(line.must_have_workers))
             seed("runs_line_reason")
             c1, c2 = st.columns(2)
-            places = c1.number_input("Places", min_value=0, step=1, key=places_key,
+            # No min_value: a bounded box keeps its last good value when -1 is typed, and Save
+            # would write that value while the box shows -1 (runs_view.places_problem names it).
+            places = c1.number_input("Places", step=1, key=places_key,
                                      help="How many workers the line takes (a whole number).",
                                      on_change=keep, args=(places_key,))
             must = c2.checkbox("Must be filled", key=must_key, on_change=keep, args=(must_key,))
@@ -260,7 +262,9 @@ if run_id:
                                      placeholder="e.g. a second post was funded",
                                      on_change=keep, args=("runs_line_reason",))
             if st.button("Save the change to this line", key="runs_line_save", icon=":material/save:"):
-                if (int(places), bool(must)) == (line.max_n_workers, line.must_have_workers):
+                if bad_places := runs_view.places_problem(places, layout.md(lines_by_id[line_id])):
+                    st.error(bad_places)
+                elif (int(places), bool(must)) == (line.max_n_workers, line.must_have_workers):
                     st.error(f"Job line {layout.md(lines_by_id[line_id])} already has these values: change its places or whether it must be filled.")
                 elif not why_line.strip():
                     st.error("Say why the line changes: the reason is kept in the change log.")
