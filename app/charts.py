@@ -296,11 +296,14 @@ def eligibility_heatmap(
     line_labels: Sequence[str],
     *,
     show: Sequence[str] | None = None,
+    line_names: Sequence[str] | None = None,
 ) -> go.Figure:
     """Workers (rows) by job lines (columns), each cell coloured by the reason of its verdict.
 
     ``codes[i][j]`` is a key of :data:`REASON_WORDS` (a reason code, FORBIDDEN or PINNED).
     Cells whose code is not in ``show`` are drawn pale grey, so one reason can be picked out.
+    ``line_labels`` are short (the axis has a column per line); ``line_names``, when given,
+    are what hovering a cell names ("Line 12: Surgery (Westmead)", not "j12").
     """
     grid = np.asarray(codes, dtype=object).reshape(len(worker_labels), len(line_labels))
     present = [c for c in REASON_WORDS if (grid == c).any()]
@@ -335,7 +338,10 @@ def eligibility_heatmap(
             showscale=False,
             xgap=1,
             ygap=1,
-            hovertemplate="Worker %{y}<br>Line %{x}<br>%{text}<extra></extra>",
+            # The line's name in the hover: the axis can only hold its id.
+            customdata=np.broadcast_to(np.asarray(list(line_names or line_labels), dtype=object),
+                                       grid.shape),
+            hovertemplate="Worker: %{y}<br>Job line: %{customdata}<br>%{text}<extra></extra>",
         )
     )
     # A legend of the reasons shown, as invisible markers.

@@ -280,4 +280,5 @@ def heatmap(problem_fp: str, rows: tuple[int, ...], show: tuple[str, ...], _prob
         [f"{p.worker_names[i]} ({p.worker_ids[i]})" for i in idx],
         p.line_ids,
         show=list(show),
+        line_names=[f"{name} ({lid})" if name != lid else lid for name, lid in zip(p.line_names, p.line_ids, strict=True)],
     )

@@ -285,3 +285,13 @@ def test_coverage_chart_when_every_line_is_full_says_so():
     assert len(fig.data[0].y) == charts.FILL_CHART_LINES
     assert fig.layout.title.text == f"{charts.FILL_CHART_LINES} of 20 lines (every line is full)"
     assert "most empty places" not in charts.fill_caption(fill)
+
+
+def test_eligibility_heatmap_hover_names_the_line_not_only_its_id():
+    codes = [["DEFAULT", "EXCLUDED_TAG"], ["FORBIDDEN", "INCLUDED_WORKER"]]
+    fig = charts.eligibility_heatmap(codes, ["w1", "w2"], ["j1", "j2"],
+                                     line_names=["Line 1: Surgery (Auburn) (j1)", "Line 2: ED (Orange) (j2)"])
+    heat = fig.data[0]
+    assert list(heat.x) == ["j1", "j2"]  # the axis stays short
+    assert [list(r) for r in heat.customdata] == [["Line 1: Surgery (Auburn) (j1)", "Line 2: ED (Orange) (j2)"]] * 2
+    assert "%{customdata}" in heat.hovertemplate and "%{x}" not in heat.hovertemplate
