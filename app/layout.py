@@ -233,6 +233,18 @@ def outcome(name: str, status: str | None, stopped: bool, elapsed: float, has_al
     return f"{who}: no allocation found within the time limit ({t})", "error"
 
 
+def named_list(label: str, ids: list[str], names: dict[str, str], limit: int = 30, escape=md) -> str:
+    """``Workers: Ana Ruiz (w1), Ben Ode (w2) … and 3 more``: ids named as the tables show them.
+
+    A diagnosis lists the workers and lines it involves by id; beside it the planner reads
+    names everywhere else. Names and ids go through ``escape`` (markdown-safe by default).
+    """
+    shown = [f"{escape(names[i])} ({escape(i)})" if names.get(i) and names[i] != i else escape(i)
+             for i in ids[:limit]]
+    more = f" … and {len(ids) - limit} more" if len(ids) > limit else ""
+    return f"{label}: " + ", ".join(shown) + more
+
+
 def unproven_words(result: dict[str, Any]) -> str:
     """What a result not proven the best says of how far it can be from the best, in words.
 

@@ -77,9 +77,9 @@ if status in ("infeasible", "no_solution"):
             who = dgn.get("worker_ids") or []
             where = dgn.get("job_line_ids") or []
             if who:
-                st.caption("Workers: " + ", ".join(who[:30]) + (" …" if len(who) > 30 else ""))
+                st.caption(layout.named_list("Workers", who, {w.id: w.name or w.id for w in snap.workers}))
             if where:
-                st.caption("Job lines: " + ", ".join(where[:30]) + (" …" if len(where) > 30 else ""))
+                st.caption(layout.named_list("Job lines", where, {j.id: j.name or j.id for j in snap.job_lines}))
     layout.link("scenario", "Change the scenario", icon=":material/tune:")
     st.stop()
 

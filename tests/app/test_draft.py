@@ -200,6 +200,11 @@ def test_an_impossible_scenario_shows_why_and_no_success_then_lifting_the_run_pi
     assert not at.error
     # Off to the impossible result and back by its own link: the lift and the time limit stay.
     at.switch_page("../pages/results.py").run()
+    # The workers the diagnosis involves are named as everywhere else, not listed as bare ids.
+    (who,) = [c.value for c in at.caption if c.value.startswith("Workers: ")]
+    first = res["result"]["diagnosis"][0]["worker_ids"][0]
+    name = next(w["name"] for w in demo_snapshot()["workers"] if w["id"] == first)
+    assert who.startswith(f"Workers: {name} ({first})"), who
     follow(at, "Change the scenario")
     assert list(editor_table(at, "sc_lifted_pins")[LIFT]) == [True]
     assert at.number_input(key="sc_time").value == 5
