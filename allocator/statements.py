@@ -6,7 +6,7 @@ cost breakdown of allocation-model.md), and each line they ranked higher with it
 and, when it could be granted, its price in words:
 
     to give Dr Patel Line 9, Dr Lee would move from their 1st to their 3rd choice (Line 11);
-    total dissatisfaction +3.25 (doctors' side +1.4, preferencers' side +1.85)
+    total dissatisfaction +3.25 (doctors' side +1.4, supervisors' side +1.85)
 
 The numbers come from :func:`allocator.explain.explain_all` (the optimality certificate
 without stability; pinned re-solves under a time budget with it). Plain functions, so the
@@ -140,7 +140,7 @@ def price_words(problem: ProblemData, worker_id: str, entry: dict[str, Any]) -> 
     else:
         tail = (
             f"total dissatisfaction {_num(price)} (doctors' side {_num(entry.get('price_worker_side'))}, "
-            f"preferencers' side {_num(entry.get('price_preferencer_side'))})"
+            f"supervisors' side {_num(entry.get('price_preferencer_side'))})"
         )
     proven = "" if entry.get("proven", True) else " (not proven optimal within the time limit)"
     return f"{head}; {tail}{proven}."
@@ -183,8 +183,8 @@ def statement_for(problem: ProblemData, assignment: np.ndarray, explanation: dic
     ]
     pref = problem.preferencer_rank[s, j]
     pref_text = (
-        f"the line's preferencers rank them {float(pref):g} on average"
-        if not np.isnan(pref) else "the line has no preferencers (neutral)"
+        f"the line's supervisors rank them {float(pref):g} on average"
+        if not np.isnan(pref) else "no supervisor ranks workers for this line (neutral)"
     )
     dw_text = (
         f"their rank {float(problem.worker_rank[s, j]):g} to the power {k:g}" if ranked
@@ -192,9 +192,9 @@ def statement_for(problem: ProblemData, assignment: np.ndarray, explanation: dic
     )
     lines.append(
         f"Dissatisfaction of this pair: {float(problem.cost[s, j]):.6g} = (1 - {alpha:g}) x doctor's side "
-        f"{float(problem.dw[s, j]):.6g} + {alpha:g} x preferencers' side {float(problem.dp[s, j]):.6g}."
+        f"{float(problem.dw[s, j]):.6g} + {alpha:g} x supervisors' side {float(problem.dp[s, j]):.6g}."
     )
-    lines.append(f"Doctor's side: {dw_text}. Preferencers' side: {pref_text}"
+    lines.append(f"Doctor's side: {dw_text}. Supervisors' side: {pref_text}"
                  + (f", weighting {float(problem.weight[s, j]):+g}." if problem.weight[s, j] else "."))
     higher = explanation.get("higher_choices", [])
     if not higher:

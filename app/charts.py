@@ -171,9 +171,37 @@ def _fill_order(line_fill: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any
     )
 
 
+def _needs_attention(r: Mapping[str, Any]) -> bool:
+    return r["capacity"] - r["filled"] > 0 or bool(r.get("mandatory") and r["filled"] == 0)
+
+
 def fill_shown(line_fill: Sequence[Mapping[str, Any]], max_lines: int = FILL_CHART_LINES) -> list[Mapping[str, Any]]:
-    """The lines the coverage chart draws: the ``max_lines`` that need attention most."""
-    return _fill_order(line_fill)[:max_lines]
+    """The lines the coverage chart draws: the ``max_lines`` that need attention most.
+
+    Past ``max_lines`` lines, only lines with an empty place (or a must-be-filled line left
+    empty) are drawn: a full line drawn among "the lines with the most empty places" would
+    not add up with the count of lines with empty places beside the chart. When every line
+    is full, the first ``max_lines`` are drawn.
+    """
+    ordered = _fill_order(line_fill)
+    if len(ordered) <= max_lines:
+        return ordered
+    need = [r for r in ordered if _needs_attention(r)]
+    return (need or ordered)[:max_lines]
+
+
+def fill_title(line_fill: Sequence[Mapping[str, Any]], max_lines: int = FILL_CHART_LINES) -> str | None:
+    """What the coverage chart draws, when it leaves lines out: ``The 11 of 60 lines with empty places``."""
+    shown = fill_shown(line_fill, max_lines)
+    total = len(line_fill)
+    if len(shown) == total:
+        return None
+    need = sum(1 for r in line_fill if _needs_attention(r))
+    if need == 0:
+        return f"{len(shown)} of {total} lines (every line is full)"
+    if need <= max_lines:
+        return f"The {len(shown)} of {total} lines with empty places"
+    return f"The {len(shown)} of {total} lines with the most empty places"
 
 
 def fill_caption(line_fill: Sequence[Mapping[str, Any]], max_lines: int = FILL_CHART_LINES) -> str:
@@ -196,7 +224,8 @@ def fill_caption(line_fill: Sequence[Mapping[str, Any]], max_lines: int = FILL_C
                 f"({full} of them full)")
     if unfilled_must:
         tail += f", and {unfilled_must} must-be-filled {'line' if unfilled_must == 1 else 'lines'} left empty"
-    return (f"{what} Showing the {len(shown)} of {total} lines with the most empty places; the other "
+    title = fill_title(line_fill, max_lines) or ""
+    return (f"{what} Showing {title[0].lower() + title[1:]}; the other "
             f"{len(rest)} are not drawn: {tail}. Every line is in the table below.")
 
 
@@ -254,8 +283,8 @@ def fill_figure(
         )
     fig.update_layout(**_LAYOUT, barmode="overlay", height=max(260, 22 * len(rows) + 80))
     if len(rows) < len(line_fill):
-        fig.update_layout(title=dict(text=f"The {len(rows)} of {len(line_fill)} lines with the most empty places",
-                                     font=dict(size=13)), margin=dict(l=10, r=10, t=70, b=10))
+        fig.update_layout(title=dict(text=fill_title(line_fill, max_lines), font=dict(size=13)),
+                          margin=dict(l=10, r=10, t=70, b=10))
     fig.update_xaxes(title_text="Workers placed (bar) against places (outline)", dtick=1 if max((r["capacity"] for r in rows), default=0) <= 12 else None)
     fig.update_yaxes(title_text="", type="category", automargin=True)
     return fig
@@ -267,11 +296,14 @@ def eligibility_heatmap(
     line_labels: Sequence[str],
     *,
     show: Sequence[str] | None = None,
+    line_names: Sequence[str] | None = None,
 ) -> go.Figure:
     """Workers (rows) by job lines (columns), each cell coloured by the reason of its verdict.
 
     ``codes[i][j]`` is a key of :data:`REASON_WORDS` (a reason code, FORBIDDEN or PINNED).
     Cells whose code is not in ``show`` are drawn pale grey, so one reason can be picked out.
+    ``line_labels`` are short (the axis has a column per line); ``line_names``, when given,
+    are what hovering a cell names ("Line 12: Surgery (Westmead)", not "j12").
     """
     grid = np.asarray(codes, dtype=object).reshape(len(worker_labels), len(line_labels))
     present = [c for c in REASON_WORDS if (grid == c).any()]
@@ -306,7 +338,10 @@ def eligibility_heatmap(
             showscale=False,
             xgap=1,
             ygap=1,
-            hovertemplate="Worker %{y}<br>Line %{x}<br>%{text}<extra></extra>",
+            # The line's name in the hover: the axis can only hold its id.
+            customdata=np.broadcast_to(np.asarray(list(line_names or line_labels), dtype=object),
+                                       grid.shape),
+            hovertemplate="Worker: %{y}<br>Job line: %{customdata}<br>%{text}<extra></extra>",
         )
     )
     # A legend of the reasons shown, as invisible markers.
@@ -457,6 +492,12 @@ def progress_figure(history: Sequence[Any]) -> go.Figure:
     fig.update_layout(**_LAYOUT, height=260)
     fig.update_xaxes(title_text="Seconds since the solve started", rangemode="tozero")
     fig.update_yaxes(title_text="Total cost (lower is better)")
+    if not obj and not bnd:
+        # Before the first allocation or bound an empty chart would show a cost axis of -1 to 4:
+        # numbers no solve gave. Say what is happening instead.
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+        fig.add_annotation(text="No allocation found yet: the lines start with the first one",
+                           showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font=dict(color=GREY))
     return fig
 
 

@@ -171,3 +171,11 @@ def not_counted_sentence(only_base: int, only_target: int, base: str, target: st
 
     return (f"Not counted: {workers(only_base)} placed only in {base} and {workers(only_target)} only in "
             f"{target} (the run's workers changed between the two solves).")
+
+
+def nobody_moved_sentence(only_base: int, only_target: int) -> str:
+    """No move between two scenarios. "Every worker" only when both place the same workers: after
+    a withdrawal the caption above says who is not counted, and this must not contradict it."""
+    if only_base or only_target:
+        return "Nobody moved: every worker placed in both scenarios is on the same line in each."
+    return "Nobody moved: both scenarios put every worker on the same line."

@@ -239,7 +239,10 @@ def worker_lines_table(p, i: int, codes: np.ndarray, run_snapshot) -> pd.DataFra
 
     Columns: Job line, May take it, Rank given (the number the worker wrote, as in the run's
     data, never the fractional share of a tie; blank for a line they did not rank), Decided by,
-    Why, Reason code. The ones they may take first, then by their rank.
+    Why, Reason code. The lines they ranked first, in their order, whether they may take them
+    or not: a ranked line they may not take is what the planner comes to check ("why can she
+    not have her first choice?"), not a row to find below every line open to her. Then the
+    lines they did not rank, the ones they may take first.
     """
     pins, forbids = run_pairs(run_snapshot)
     wid = p.worker_ids[i]
@@ -261,7 +264,10 @@ def worker_lines_table(p, i: int, codes: np.ndarray, run_snapshot) -> pd.DataFra
         from editor import site_label
 
         df.insert(1, "Site", [site_label(x) for x in sites])
-    return df.sort_values(["May take it", "Rank given"], ascending=[False, True], na_position="last", kind="stable")
+    unranked = df["Rank given"].isna()
+    order = (df.assign(_unranked=unranked)
+             .sort_values(["_unranked", "Rank given", "May take it"], ascending=[True, True, False], kind="stable"))
+    return order.drop(columns="_unranked")
 
 
 @st.cache_resource(max_entries=16, show_spinner=False)
@@ -274,4 +280,5 @@ def heatmap(problem_fp: str, rows: tuple[int, ...], show: tuple[str, ...], _prob
         [f"{p.worker_names[i]} ({p.worker_ids[i]})" for i in idx],
         p.line_ids,
         show=list(show),
+        line_names=[f"{name} ({lid})" if name != lid else lid for name, lid in zip(p.line_names, p.line_ids, strict=True)],
     )

@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from allocator.snapshot import RunSettings, RunSnapshot
+from allocator.scenario import PriorityOverride
+from allocator.snapshot import MAX_MAGNITUDE, MAX_PLACES, Quota, RunSettings, RunSnapshot
 
 LINE_COLS = ["Job line id", "Job line", "Site", "Places", "Must be filled"]
 PAIR_COLS = ["Worker", "Job line"]
@@ -91,9 +92,21 @@ def _blank(v: Any) -> bool:
     return isinstance(v, str) and not v.strip()
 
 
+def _field_max(model: Any, name: str) -> int:
+    """The largest value a model's field takes (its ``le``), so the page's check and the model agree."""
+    return next(int(m.le) for m in model.model_fields[name].metadata if getattr(m, "le", None) is not None)
+
+
+# The largest numbers the tables take (the run-snapshot spec's limits). Checked here, in the
+# tables' words: past them the snapshot's own check would speak of max_n_workers or
+# job_lines[0] instead of the row the planner typed in.
+MAX_QUOTA = _field_max(Quota, "max_workers")
+MAX_TIER = _field_max(PriorityOverride, "priority")
+
+
 def _shown(v: Any) -> str:
     """A typed value as the planner typed it (2.7, -5, not 2.7000000000000002 or -5.0)."""
-    if isinstance(v, float) and v.is_integer():
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
         return str(int(v))
     if isinstance(v, float):
         return repr(v) if len(repr(v)) <= 12 else f"{v:g}"
@@ -125,6 +138,10 @@ def lines_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[
         if not math.isfinite(p) or p < 0 or not p.is_integer():
             errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number, "
                         f"0 or more (you typed {_shown(places)})")
+            continue
+        if p > MAX_PLACES:
+            errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number up to "
+                        f"{MAX_PLACES:,} (you typed {_shown(places)})")
             continue
         must = bool(row.get("Must be filled")) if not _blank(row.get("Must be filled")) else j.must_have_workers
         o: dict[str, Any] = {"job_line_id": jid}
@@ -175,6 +192,10 @@ def weights_overrides(df: pd.DataFrame) -> tuple[list[dict[str, Any]], list[str]
             continue
         if not math.isfinite(value):
             errs.append(f"Organisation priority, row {i + 1}: the value must be a number")
+            continue
+        if abs(value) > MAX_MAGNITUDE:
+            errs.append(f"Organisation priority, row {i + 1}: the value must be between {-MAX_MAGNITUDE:,.0f} and "
+                        f"{MAX_MAGNITUDE:,.0f} (you typed {_shown(v)})")
             continue
         out.append({"worker_id": w, "job_line_id": j, "value": value})
     return out, errs
@@ -349,6 +370,10 @@ def quotas_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict
             errs.append(f"{where}: at most must be a whole number, 0 or more, or blank for no maximum "
                         f"(you typed {_shown(high)})")
             bad = True
+        for word, n, typed in (("at least", lo, low), ("at most", hi, high)):
+            if isinstance(n, int) and n > MAX_QUOTA:
+                errs.append(f"{where}: {word} must be a whole number up to {MAX_QUOTA:,} (you typed {_shown(typed)})")
+                bad = True
         if not bad and lo is None and hi is None:
             errs.append(f"{where}: give at least or at most (or both)")
             bad = True
@@ -403,9 +428,27 @@ def tiers_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[
             errs.append(f"Priority tiers, row {i + 1} ({names[wid]}): the tier must be a whole number, 1 or more "
                         f"(1 is placed first), or blank for none (you typed {_shown(v)})")
             continue
+        if isinstance(t, int) and t > MAX_TIER:
+            errs.append(f"Priority tiers, row {i + 1} ({names[wid]}): the tier must be a whole number up to {MAX_TIER:,} "
+                        f"(you typed {_shown(v)})")
+            continue
         if t != run_tier[wid]:
             out.append({"worker_id": wid, "priority": t})
     return out, errs
+
+
+def tier_value_problem(value: Any) -> str | None:
+    """Why the tier typed beside "Set tier" cannot be set, or ``None``.
+
+    The box has no lower bound of its own: a bounded box keeps its old value when 0 is typed,
+    and "Set tier" then gave the chosen workers tier 1, a number the planner did not type.
+    """
+    t = _whole(value)
+    if t == "bad" or t is None or t == 0:
+        return f"Tier: must be a whole number, 1 or more (1 is placed first) (you typed {_shown(value)})"
+    if t > MAX_TIER:
+        return f"Tier: must be a whole number up to {MAX_TIER:,} (you typed {_shown(value)})"
+    return None
 
 
 def tier_counts(df: pd.DataFrame, snapshot: RunSnapshot) -> tuple[str, list[str]]:
@@ -772,6 +815,14 @@ def settings_from_inputs(inputs: dict[str, Any]) -> tuple[dict[str, Any] | None,
 # --------------------------------------------------------------------------- checks before solving
 
 
+def name_problem(name: object) -> str | None:
+    """Why the scenario's name stops a solve or a save, or ``None``: Solve and Save are greyed
+    out without a name, and the planner must be told why."""
+    if isinstance(name, str) and name.strip():
+        return None
+    return "Scenario name: give this scenario a name (for example 'Supervisor voice 50 %') to solve or save it"
+
+
 def tie_summary(snapshot: RunSnapshot, limit: int = 5) -> str | None:
     """One message for every worker who gave two lines the same rank (when ties are not allowed)."""
     ranks: dict[str, Counter] = {}
@@ -835,6 +886,31 @@ def gone_hint(message: str) -> str:
     return f"{message} (withdrawn, or never in it): press *{GONE_BUTTON}* above, or {todo}."
 
 
+_QUOTED = re.compile(r"(?<![A-Za-z])(link |quota |site )?'([^'\n]{1,200})'")
+_REASON_CODE = re.compile(r"\(([A-Z][A-Z_]{2,}): ")
+
+
+def named_ids(message: str, snapshot: RunSnapshot) -> str:
+    """A check's message with each worker and job line named as the tables show them.
+
+    The engine's checks speak in ids ("worker 'w004' is already in link 'couple-1'", "'w005'
+    to site 'Orange'") and now and then a reason's code ("(MISSING_INCLUDED_TAG: lacks ...)");
+    the planner reads "worker 'Dragana Huynh' (w004)", as in the engine's diagnosis of an
+    impossible run, and the reason in words alone. Links, quotas and sites keep their names.
+    """
+    workers = {w.id: w.name for w in snapshot.workers if w.name and w.name != w.id}
+    lines = {j.id: j.name for j in snapshot.job_lines if j.name and j.name != j.id}
+
+    def name(m: re.Match) -> str:
+        kind, ident = m.group(1), m.group(2)
+        if kind:  # a link's, a quota's or a site's name, not an id
+            return m.group(0)
+        shown = workers.get(ident) or lines.get(ident)
+        return f"'{shown}' ({ident})" if shown else m.group(0)
+
+    return _REASON_CODE.sub("(", _QUOTED.sub(name, message))
+
+
 def check_scenario(
     snapshot: RunSnapshot,
     inputs: dict[str, Any],
@@ -866,7 +942,8 @@ def check_scenario(
     try:
         scenario = apply(snapshot, check_settings, overrides)
     except SnapshotError as exc:
-        return settings, overrides, ([ties_note] if ties_note else []) + [gone_hint(m) for m in exc.messages], None
+        return (settings, overrides,
+                ([ties_note] if ties_note else []) + [gone_hint(named_ids(m, snapshot)) for m in exc.messages], None)
     problems = ([ties_note] if ties_note else []) + capacity_problems(scenario)
     if problems:
         return settings, overrides, problems, None

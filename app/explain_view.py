@@ -77,6 +77,22 @@ def seed_dependent(result: Mapping[str, Any]) -> set[str] | None:
     return None if ids is None else set(ids)
 
 
+SEED_COLUMN = "Decided by seed"
+
+
+def with_seed_column(table: Any, result: Mapping[str, Any]) -> Any:
+    """The allocation table with a tick for each worker whose line the tie-break seed decided.
+
+    Only when that is known: for a stable allocation, a run with links or quotas or an
+    unproven one it is not worked out, and a column of empty boxes would say "not decided by
+    the seed" of every worker (:func:`seed_caption` says why it is missing).
+    """
+    ids = seed_dependent(result)
+    if ids is None:
+        return table
+    return table.assign(**{SEED_COLUMN: table["Worker id"].isin(ids)})
+
+
 def seed_caption(result: Mapping[str, Any]) -> str:
     """What the seed-dependent count means, or why it is not known, in the planner's words."""
     ids = seed_dependent(result)
@@ -295,7 +311,7 @@ def preview_words(res: Result, pv: Mapping[str, Any]) -> str:
     price = float(rep["price"])
     cost = ("at no extra cost" if price == 0 else
             f"total dissatisfaction {price:+.6g} (doctors' side {float(rep['price_worker_side']):+.6g}, "
-            f"preferencers' side {float(rep['price_preferencer_side']):+.6g})")
+            f"supervisors' side {float(rep['price_preferencer_side']):+.6g})")
     proven = "" if rep.get("proven", True) else " (not proven the best within the time limit)"
     return f"Best allocation with this move: {cost}; {others}{proven}."
 

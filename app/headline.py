@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,3 +120,29 @@ def cost_not_comparable(this: Solved, other: Solved) -> str | None:
     return (f"Total cost not comparable with '{other.name}': " + "; ".join(reasons) + ". "
             "The cost is counted differently, so a lower number would not mean a better allocation. "
             "Compare the other numbers instead.")
+
+
+PREVIOUS = "previous"
+
+
+def baseline_choices(previous: str | None, saved: Sequence[tuple[str, str]],
+                     published_id: str | None) -> list[tuple[str, str | None]]:
+    """The Results page's "Changes shown against" choices, the default first: ``(label, key)``.
+
+    ``key`` is :data:`PREVIOUS` for the session's previous solve, a saved scenario's id, or
+    ``None`` for "Nothing". ``saved`` is ``(id, name)`` of the other saved scenarios with an
+    allocation, newest first. The previous solve comes first (what the planner just changed),
+    then the published scenario, marked as such (what a re-solve after a change is measured
+    against), then the others; before, the newest saved scenario was the default whatever it was.
+    """
+    out: list[tuple[str, str | None]] = []
+    if previous is not None:
+        out.append((f"Previous solve: {previous}", PREVIOUS))
+    published = [(sid, name) for sid, name in saved if sid == published_id]
+    for sid, name in published:
+        out.append((f"Published: {name}", sid))
+    for sid, name in saved:
+        if sid != published_id:
+            out.append((f"Saved: {name}", sid))
+    out.append(("Nothing", None))
+    return out

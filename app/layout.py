@@ -233,6 +233,36 @@ def outcome(name: str, status: str | None, stopped: bool, elapsed: float, has_al
     return f"{who}: no allocation found within the time limit ({t})", "error"
 
 
+def named_list(label: str, ids: list[str], names: dict[str, str], limit: int = 30, escape=md) -> str:
+    """``Workers: Ana Ruiz (w1), Ben Ode (w2) … and 3 more``: ids named as the tables show them.
+
+    A diagnosis lists the workers and lines it involves by id; beside it the planner reads
+    names everywhere else. Names and ids go through ``escape`` (markdown-safe by default).
+    """
+    shown = [f"{escape(names[i])} ({escape(i)})" if names.get(i) and names[i] != i else escape(i)
+             for i in ids[:limit]]
+    more = f" … and {len(ids) - limit} more" if len(ids) > limit else ""
+    return f"{label}: " + ", ".join(shown) + more
+
+
+def unproven_words(result: dict[str, Any]) -> str:
+    """What a result not proven the best says of how far it can be from the best, in words.
+
+    With priority tiers or fewest moves the levels say which are proven, and the gap of the
+    whole allocation ("at most 2.6 % above the best possible") follows when the solve reported
+    a bound: the levels alone left a known number out.
+    """
+    from allocator import kpis
+
+    levels = kpis.levels_text((result.get("metrics") or {}).get("levels"))
+    gap = kpis.gap_text(result.get("objective"), result.get("best_bound"))
+    if not levels:
+        return gap
+    if kpis.gap_share(result.get("objective"), result.get("best_bound")) is None:
+        return levels
+    return f"{levels}; the whole allocation is {gap}"
+
+
 def _scenario_label(sc: Any) -> str:
     if sc is None:
         return "?"

@@ -46,9 +46,35 @@ def runs_frame(runs: Sequence[RunSummary], current_id: str | None) -> pd.DataFra
         ],
         # The id beside the name: at the far right it scrolled out of view, and with it the
         # one thing that tells apart two runs of the same name imported from the same file.
-        columns=["Run", "Run id", "Imported", "From file", "Workers", "Job lines", "Changed since import",
-                 "Last scenario saved", "Published", "Current"],
+        # Which run is current and whether it is published next: they were cut off at the right.
+        columns=["Run", "Run id", "Current", "Published", "Workers", "Job lines", "Imported", "From file",
+                 "Changed since import", "Last scenario saved"],
     )
+
+
+#: The runs table's column widths (px): together with the row picker they fit the page beside
+#: the sidebar (about 880 px), so no column hides behind a scroll bar.
+RUNS_WIDTHS = {"Run": 160, "Run id": 70, "Current": 60, "Published": 70, "Workers": 60, "Job lines": 65,
+               "Imported": 115, "From file": 85, "Changed since import": 65, "Last scenario saved": 95}
+
+
+def places_problem(value: object, line: str) -> str | None:
+    """Why the places typed for a line on the Runs page cannot be saved, or ``None``.
+
+    The box has no bounds of its own: a bounded box keeps its last good value when -1 is
+    typed, and Save would then write that value while the box shows -1.
+    """
+    from allocator.snapshot import MAX_PLACES
+
+    try:
+        x = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        x = float("nan")
+    if not (x == x) or x < 0 or not x.is_integer():
+        return f"Places of {line}: must be a whole number, 0 or more (you typed {value}). Nothing was changed."
+    if x > MAX_PLACES:
+        return f"Places of {line}: must be at most {MAX_PLACES:,} (you typed {int(x)}). Nothing was changed."
+    return None
 
 
 def change_log_frame(changes: Sequence[RunChange], who: Callable[[str | None], str] = lambda x: x or "") -> pd.DataFrame:

@@ -155,4 +155,4 @@ if mv:
     else:
         st.caption(plan["note"])
 else:
-    st.success("Nobody moved: both scenarios put every worker on the same line.")
+    st.success(compare_view.nobody_moved_sentence(only_base, only_target))

@@ -198,9 +198,8 @@ else:
                     f"{kpis.value_text('mandatory_lines_filled', m.get('mandatory_lines_filled', 0))} of "
                     f"{kpis.value_text('mandatory_lines_filled', m.get('mandatory_lines', 0))}")
         if result.get("status") == "feasible":
-            levels = kpis.levels_text(m.get("levels"))
-            st.warning("This allocation was not proven the best possible (the solve was stopped or ran out of time)"
-                       + (f": {levels}." if levels else "."))
+            st.warning("This allocation was not proven the best possible (the solve was stopped or ran out of time): "
+                       f"{layout.unproven_words(result)}.")
         wn = {w.id: (w.name or w.id) for w in snap.workers}
         ln = {j.id: (j.name or j.id) for j in snap.job_lines}
         with st.expander(f"The {len(allocations)} allocations"):

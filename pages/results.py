@@ -77,30 +77,35 @@ if status in ("infeasible", "no_solution"):
             who = dgn.get("worker_ids") or []
             where = dgn.get("job_line_ids") or []
             if who:
-                st.caption("Workers: " + ", ".join(who[:30]) + (" …" if len(who) > 30 else ""))
+                st.caption(layout.named_list("Workers", who, {w.id: w.name or w.id for w in snap.workers}))
             if where:
-                st.caption("Job lines: " + ", ".join(where[:30]) + (" …" if len(where) > 30 else ""))
+                st.caption(layout.named_list("Job lines", where, {j.id: j.name or j.id for j in snap.job_lines}))
     layout.link("scenario", "Change the scenario", icon=":material/tune:")
     st.stop()
 
 if status == "feasible":
-    levels = kpis.levels_text(result.get("metrics", {}).get("levels"))
-    said = levels if levels else kpis.gap_text(result.get("objective"), result.get("best_bound"))
-    st.info(f"Not proven: {said}. The solve was stopped or ran out of time before it could prove this "
+    st.info(f"Not proven: {layout.unproven_words(result)}. The solve was stopped or ran out of time before it could prove this "
             "allocation the best; a longer time limit may find a better one or prove this one.")
 
 # --------------------------------------------------------------------------- compared with
 this_side = headline.Solved(res.name, res.settings, res.overrides or {}, res.run_id, res.fingerprint)
-options: dict[str, tuple[dict, headline.Solved] | None] = {}
 prev = state.previous_result()
-if prev is not None:
-    options[f"Previous solve: {prev.name}"] = (
-        prev.result, headline.Solved(prev.name, prev.settings, prev.overrides or {}, prev.run_id, prev.fingerprint))
-for sc in state.scenarios(ctx.summary.id):
-    if sc.result and sc.result.get("allocations") and sc.id != res.saved_id:
-        options[f"Saved: {sc.name}"] = (
-            sc.result, headline.Solved(sc.name, sc.settings, sc.overrides or {}, sc.run_id, sc.input_fingerprint))
-options["Nothing"] = None
+others = {sc.id: sc for sc in state.scenarios(ctx.summary.id)
+          if sc.result and sc.result.get("allocations") and sc.id != res.saved_id}
+log = state.guarded(lambda: state.publications(ctx.summary.id), "The publication history could not be read")
+published_id = log[-1].scenario_id if (ctx.summary.published and log) else None
+options: dict[str, tuple[dict, headline.Solved] | None] = {}
+for label, key in headline.baseline_choices(prev.name if prev is not None else None,
+                                            [(sid, sc.name) for sid, sc in others.items()], published_id):
+    if key == headline.PREVIOUS:
+        options[label] = (prev.result, headline.Solved(prev.name, prev.settings, prev.overrides or {}, prev.run_id,
+                                                       prev.fingerprint))
+    elif key is not None:
+        sc = others[key]
+        options[label] = (sc.result, headline.Solved(sc.name, sc.settings, sc.overrides or {}, sc.run_id,
+                                                     sc.input_fingerprint))
+    else:
+        options[label] = None
 pick = st.selectbox("Changes shown against", list(options), key="res_baseline",
                     help="The small arrows under each number compare with this scenario.")
 baseline, baseline_side = options.get(pick) or (None, None)
@@ -270,7 +275,7 @@ if has_sites:
     site_of = {j.id: editor.site_label(j.site) for j in snap.job_lines}
     table = table.assign(Site=table["Job line id"].map(site_of))
 seed_ids = explain_view.seed_dependent(result)
-table = table.assign(**{"Decided by seed": table["Worker id"].isin(seed_ids or set())})
+table = explain_view.with_seed_column(table, result)
 # The explanations need the result as an object with the scenario's problem (built once per result).
 res_obj = explain_view.cached_result(rkey, problem_fp, result, problem) if problem is not None else None
 f1, f2, f3 = st.columns([2, 2, 1])
@@ -295,7 +300,7 @@ picked_rows = st.dataframe(
     on_select="rerun", selection_mode="single-row",
     # Every column in view at once; the line's id and the cost are in the downloads.
     column_order=["Worker id", "Worker", "Job line", *(["Site"] if has_sites else []), "Choice", "Rank given",
-                  "Pinned", "Must be filled", "Decided by seed"],
+                  "Pinned", "Must be filled", *([explain_view.SEED_COLUMN] if seed_ids is not None else [])],
     column_config={
         "Worker id": st.column_config.TextColumn("Id", width=55),
         "Worker": st.column_config.TextColumn(width=110 if has_sites else 130),

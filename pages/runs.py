@@ -42,14 +42,25 @@ if runs:
         hide_index=True,
         width="stretch",
         column_config={
-            "Imported": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", help="When the run was imported."),
-            "From file": st.column_config.TextColumn(help="The file it was imported from."),
-            "Changed since import": st.column_config.NumberColumn(help="Changes made to its data here since (see its change log)."),
+            "Run": st.column_config.TextColumn(width=runs_view.RUNS_WIDTHS["Run"]),
+            "Imported": st.column_config.DatetimeColumn(format="D MMM YYYY, HH:mm", help="When the run was imported.",
+                                                        width=runs_view.RUNS_WIDTHS["Imported"]),
+            "From file": st.column_config.TextColumn(help="The file it was imported from.",
+                                                     width=runs_view.RUNS_WIDTHS["From file"]),
+            "Workers": st.column_config.NumberColumn(width=runs_view.RUNS_WIDTHS["Workers"]),
+            "Job lines": st.column_config.NumberColumn(width=runs_view.RUNS_WIDTHS["Job lines"]),
+            "Changed since import": st.column_config.NumberColumn(
+                "Changes", help="Changes made to its data here since it was imported (see its change log).",
+                width=runs_view.RUNS_WIDTHS["Changed since import"]),
             "Last scenario saved": st.column_config.TextColumn(
+                "Last saved", width=runs_view.RUNS_WIDTHS["Last scenario saved"],
                 help="When a scenario of this run was last saved. A solve on the Scenario page counts once it is saved."),
-            "Published": st.column_config.CheckboxColumn(help="Its allocation has been written to the database."),
-            "Run id": st.column_config.TextColumn(help="The start of the run's id: tells apart runs with the same name."),
-            "Current": st.column_config.CheckboxColumn(help="The run every page works on."),
+            "Published": st.column_config.CheckboxColumn(help="Its allocation has been written to the database.",
+                                                         width=runs_view.RUNS_WIDTHS["Published"]),
+            "Run id": st.column_config.TextColumn(help="The start of the run's id: tells apart runs with the same name.",
+                                                  width=runs_view.RUNS_WIDTHS["Run id"]),
+            "Current": st.column_config.CheckboxColumn(help="The run every page works on.",
+                                                       width=runs_view.RUNS_WIDTHS["Current"]),
         },
     )
     st.caption("Click a row to make that run current (or use the picker in the sidebar).")
@@ -241,7 +252,9 @@ if run_id:
             seed(must_key, bool(line.must_have_workers))
             seed("runs_line_reason")
             c1, c2 = st.columns(2)
-            places = c1.number_input("Places", min_value=0, step=1, key=places_key,
+            # No min_value: a bounded box keeps its last good value when -1 is typed, and Save
+            # would write that value while the box shows -1 (runs_view.places_problem names it).
+            places = c1.number_input("Places", step=1, key=places_key,
                                      help="How many workers the line takes (a whole number).",
                                      on_change=keep, args=(places_key,))
             must = c2.checkbox("Must be filled", key=must_key, on_change=keep, args=(must_key,))
@@ -249,7 +262,9 @@ if run_id:
                                      placeholder="e.g. a second post was funded",
                                      on_change=keep, args=("runs_line_reason",))
             if st.button("Save the change to this line", key="runs_line_save", icon=":material/save:"):
-                if (int(places), bool(must)) == (line.max_n_workers, line.must_have_workers):
+                if bad_places := runs_view.places_problem(places, layout.md(lines_by_id[line_id])):
+                    st.error(bad_places)
+                elif (int(places), bool(must)) == (line.max_n_workers, line.must_have_workers):
                     st.error(f"Job line {layout.md(lines_by_id[line_id])} already has these values: change its places or whether it must be filled.")
                 elif not why_line.strip():
                     st.error("Say why the line changes: the reason is kept in the change log.")

@@ -223,6 +223,9 @@ with t_tiers:
         if not who:
             ss["sc_tier_note"] = "Choose the workers first."
             return
+        if value is not None and (bad := editor.tier_value_problem(value)):
+            ss["sc_tier_note"] = bad + ". Nothing was changed."
+            return
         state.sync_draft()
         state.set_draft_table(d, "tiers", editor.set_tier(state.draft_frames(d)["tiers"], who,
                                                           None if value is None else int(value)))
@@ -236,8 +239,9 @@ with t_tiers:
     k1, k2, k3, k4 = st.columns([5, 1, 1, 1.4], vertical_alignment="bottom")
     k1.multiselect("Set the tier for these workers", options=[w.id for w in workers],
                    format_func=lambda v: wname.get(v, v), key="sc_tier_who", placeholder="Choose workers")
-    k2.number_input("Tier", min_value=1, step=1, value=1, key="sc_tier_value",
-                    help="1 is placed first.")
+    # No min_value: a bounded box keeps its old value when 0 is typed (see editor.tier_value_problem).
+    k2.number_input("Tier", step=1, value=1, key="sc_tier_value",
+                    help="A whole number, 1 or more: 1 is placed first.")
     k3.button("Set tier", key="sc_tier_set", on_click=set_tier_for_chosen)
     k4.button("Remove from tiers", key="sc_tier_clear", on_click=clear_tier_for_chosen,
               help="The chosen workers get no tier: they are placed with the last workers.")
@@ -324,9 +328,11 @@ if settings is not None:
     d.settings = settings
 if not problems:
     d.overrides = overrides
-if problems:
+shown_problems = [m for m in (editor.name_problem(ss["sc_name"]),) if m] + problems
+if shown_problems:
     with actions:
-        layout.show_messages("This scenario cannot be solved as it stands. Fix these first:", problems)
+        layout.show_messages("This scenario cannot be solved as it stands. Fix these first:", shown_problems)
+if problems:
     settings = settings or d.settings
 
 norm = ScenarioOverrides.parse(overrides).to_dict() if not problems else None
@@ -345,7 +351,7 @@ job = state.active_job()
 bar = actions.container(horizontal=True)
 b1 = b2 = b3 = bar
 if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or job is not None or not d.name,
-             help="Fix the problems listed above first." if problems else None):
+             help="Fix the problems listed above first." if shown_problems else None):
     # The time limit is the scenario's max_seconds (in scenario_snap), set by the engine.
     # A re-solve starts from the last answer on this run (a hint where CP-SAT searches: stable
     # mode; the flow needs none), limited to the workers and lines this scenario still has.

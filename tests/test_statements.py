@@ -71,7 +71,7 @@ def test_price_words_on_the_spec_example():
     assert words == (
         f"to give {p.worker_names[0]} {p.line_names[0]}, {p.worker_names[1]} would move from {c1} "
         f"({p.line_names[0]}) to {c2} ({p.line_names[2]}); total dissatisfaction +3.25 "
-        "(doctors' side +1.4, preferencers' side +1.85)."
+        "(doctors' side +1.4, supervisors' side +1.85)."
     )
 
 
@@ -141,3 +141,12 @@ def test_statements_file_refuses_an_unknown_format(demo):
     with pytest.raises(ValueError, match="format"):
         statements.statements_file(r, "docx", sts)
     assert np.isfinite([h["price"] for s in sts for h in s.explanation["higher_choices"] if h["reason"] == "price"]).all()
+
+
+def test_statements_speak_of_supervisors_never_of_preferencers(demo):
+    # UI.md: "Supervisor ranking" on a page, "preferencer" only in the code. The dashboard's
+    # explanation panel shows these lines word for word.
+    r, sts = demo
+    text = "\n".join(s.text() for s in sts)
+    assert "preferencer" not in text.lower()
+    assert "supervisors' side" in text and "Supervisors' side: " in text

@@ -137,6 +137,18 @@ def test_progress_figure_plots_objective_and_bound():
     assert fig.layout.xaxis.title.text == "Seconds since the solve started"
     # Dicts work too (a result saved as JSON).
     assert list(charts.progress_figure([{"elapsed": 1, "objective": 2, "bound": 1}]).data[0].y) == [2]
+    assert not fig.layout.annotations and fig.layout.yaxis.showticklabels is not False
+
+
+def test_progress_figure_before_anything_is_found_says_so_instead_of_an_empty_cost_axis():
+    # A stable solve searches for seconds before its first allocation: the chart showed a
+    # "Total cost" axis from -1 to 4, numbers no solve gave.
+    for hist in ([], [ProgressPoint(0.5, None, None)]):
+        fig = charts.progress_figure(hist)
+        assert all(len(t.y) == 0 for t in fig.data)
+        assert fig.layout.yaxis.showticklabels is False
+        (note,) = fig.layout.annotations
+        assert note.text.startswith("No allocation found yet")
 
 
 def test_depth_figure_flags_workers_who_ranked_nothing():
@@ -246,5 +258,40 @@ def test_coverage_caption_when_every_line_left_out_is_full():
     fill = [{"job_line_id": f"j{k:02}", "filled": 1 if k < 3 else 2, "capacity": 2,
              "vacancies": 1 if k < 3 else 0, "mandatory": False} for k in range(20)]
     caption = charts.fill_caption(fill)
-    assert "Showing the 12 of 20 lines" in caption
-    assert "the other 8 are not drawn: they are all full" in caption
+    # Only the 3 lines with an empty place are drawn: a full line is no line "with empty places".
+    assert "Showing the 3 of 20 lines with empty places" in caption
+    assert "the other 17 are not drawn: they are all full" in caption
+
+
+def test_coverage_chart_draws_no_full_line_as_one_with_empty_places():
+    # The demo's shape: 60 lines, 11 with empty places. The chart beside "Lines with empty
+    # places: 11" drew 12 under the title "lines with the most empty places", one of them full.
+    fill = [{"job_line_id": f"j{k:02}", "filled": 2 if k < 11 else 3, "capacity": 3,
+             "vacancies": 1 if k < 11 else 0, "mandatory": k == 30} for k in range(60)]
+    fig = charts.fill_figure(fill)
+    drawn = [lab.replace("  ◆", "") for lab in fig.data[0].y]
+    with_empty = [r["job_line_id"] for r in fill if r["capacity"] > r["filled"]]
+    assert sorted(drawn) == sorted(with_empty)
+    assert fig.layout.title.text == f"The {len(with_empty)} of 60 lines with empty places"
+    caption = charts.fill_caption(fill)
+    assert f"Showing the {len(with_empty)} of 60 lines with empty places; the other {60 - len(with_empty)} " \
+           "are not drawn: they are all full" in caption
+
+
+def test_coverage_chart_when_every_line_is_full_says_so():
+    fill = [{"job_line_id": f"j{k:02}", "filled": 2, "capacity": 2, "vacancies": 0, "mandatory": False}
+            for k in range(20)]
+    fig = charts.fill_figure(fill)
+    assert len(fig.data[0].y) == charts.FILL_CHART_LINES
+    assert fig.layout.title.text == f"{charts.FILL_CHART_LINES} of 20 lines (every line is full)"
+    assert "most empty places" not in charts.fill_caption(fill)
+
+
+def test_eligibility_heatmap_hover_names_the_line_not_only_its_id():
+    codes = [["DEFAULT", "EXCLUDED_TAG"], ["FORBIDDEN", "INCLUDED_WORKER"]]
+    fig = charts.eligibility_heatmap(codes, ["w1", "w2"], ["j1", "j2"],
+                                     line_names=["Line 1: Surgery (Auburn) (j1)", "Line 2: ED (Orange) (j2)"])
+    heat = fig.data[0]
+    assert list(heat.x) == ["j1", "j2"]  # the axis stays short
+    assert [list(r) for r in heat.customdata] == [["Line 1: Surgery (Auburn) (j1)", "Line 2: ED (Orange) (j2)"]] * 2
+    assert "%{customdata}" in heat.hovertemplate and "%{x}" not in heat.hovertemplate

@@ -294,3 +294,10 @@ def test_workers_left_out_of_the_moves_are_counted_in_plain_words():
         "Not counted: 1 worker placed only in A and 0 workers only in B "
         "(the run's workers changed between the two solves).")
     assert "2 workers placed only in A and 1 worker only in B" in compare_view.not_counted_sentence(2, 1, "A", "B")
+
+
+def test_nobody_moved_does_not_claim_every_worker_when_some_are_in_one_scenario_only():
+    # After a withdrawal: "1 worker placed only in A" above, then "every worker on the same line".
+    assert compare_view.nobody_moved_sentence(1, 0) == (
+        "Nobody moved: every worker placed in both scenarios is on the same line in each.")
+    assert compare_view.nobody_moved_sentence(0, 0) == "Nobody moved: both scenarios put every worker on the same line."

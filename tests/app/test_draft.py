@@ -167,6 +167,16 @@ def test_an_out_of_range_setting_disables_solve_and_is_kept_as_typed(demo_run):
     assert at.session_state["draft"].settings["max_seconds"] == 20
 
 
+def test_an_empty_scenario_name_says_why_solve_and_save_are_greyed_out(demo_run):
+    at = open_app(demo_run, "scenario")
+    at.text_input(key="sc_name").input("   ").run()
+    assert not at.exception
+    assert at.button(key="sc_solve").disabled and at.button(key="sc_save").disabled
+    assert "Scenario name: give this scenario a name" in errors(at)  # not greyed out without a word
+    at.text_input(key="sc_name").input("Named").run()
+    assert not at.error and not at.button(key="sc_solve").disabled
+
+
 def test_an_impossible_scenario_shows_why_and_no_success_then_lifting_the_run_pin_solves(demo_run):
     at = open_app(demo_run, "scenario")
     (pin,) = editor_table(at, "sc_lifted_pins").to_dict("records")
@@ -190,6 +200,11 @@ def test_an_impossible_scenario_shows_why_and_no_success_then_lifting_the_run_pi
     assert not at.error
     # Off to the impossible result and back by its own link: the lift and the time limit stay.
     at.switch_page("../pages/results.py").run()
+    # The workers the diagnosis involves are named as everywhere else, not listed as bare ids.
+    (who,) = [c.value for c in at.caption if c.value.startswith("Workers: ")]
+    first = res["result"]["diagnosis"][0]["worker_ids"][0]
+    name = next(w["name"] for w in demo_snapshot()["workers"] if w["id"] == first)
+    assert who.startswith(f"Workers: {name} ({first})"), who
     follow(at, "Change the scenario")
     assert list(editor_table(at, "sc_lifted_pins")[LIFT]) == [True]
     assert at.number_input(key="sc_time").value == 5

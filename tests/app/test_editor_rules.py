@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import editor
+import pandas as pd
 
 from allocator.scenario import apply
 from tests.helpers.named_runs import L, W, prefs, snap
@@ -182,3 +183,66 @@ def test_tier_counts_add_up_to_the_runs_workers_after_a_withdrawal():
     assert editor.gone_from_tiers(gone).startswith("w2: no longer in the run")
     # The solve ignores the withdrawn worker's row too: only w3's tier is set.
     assert overrides(after, f)[0]["priorities"] == [{"worker_id": "w3", "priority": 2}]
+
+
+def test_numbers_past_the_limits_are_named_in_the_tables_words():
+    # Past the snapshot's limits the engine's own check would say "job_lines[0] (id 'n1'):
+    # max_n_workers: ..." or "max_workers: ...": the page names the row and the column instead.
+    r = run()
+    f = frames(r)
+    f["lines"] = editor.apply_delta(f["lines"], {"edited_rows": {0: {"Places": 5_000_000}}, "added_rows": [],
+                                                 "deleted_rows": []})
+    f["quotas"] = editor.apply_delta(f["quotas"], {"edited_rows": {0: {"At most": 99_999_999_999.0}},
+                                                   "added_rows": [], "deleted_rows": []})
+    f["tiers"] = editor.apply_delta(f["tiers"], {"edited_rows": {1: {"Priority tier": 10_000_000}},
+                                                 "added_rows": [], "deleted_rows": []})
+    f["weights"] = pd.DataFrame([{"Worker": "w1", "Job line": None, "Value": 1e12}], columns=f["weights"].columns)
+    settings = editor.settings_from_inputs(editor.inputs_from_settings(r.settings.model_dump()))[0]
+    assert settings is not None
+    _, _, errs, scenario = editor.check_scenario(r, editor.inputs_from_settings(settings), f)
+    assert scenario is None
+    assert errs == [
+        "Places and must be filled, row 1 (n1): places must be a whole number up to 1,000,000 (you typed 5000000)",
+        "Organisation priority, row 1: the value must be between -1,000,000,000 and 1,000,000,000 "
+        "(you typed 1000000000000)",
+        "Quotas, row 1 (north-min): at most must be a whole number up to 1,000,000,000 (you typed 99999999999)",
+        "Priority tiers, row 2 (w2): the tier must be a whole number up to 1,000,000 (you typed 10000000)",
+    ]
+
+
+def test_a_huge_number_is_shown_short_not_as_three_hundred_digits():
+    r = run()
+    f = frames(r)
+    f["quotas"] = editor.apply_delta(f["quotas"], {"edited_rows": {0: {"At least": 1e300}},
+                                                   "added_rows": [], "deleted_rows": []})
+    _, errs = overrides(r, f)
+    assert errs == ["Quotas, row 1 (north-min): at least must be a whole number up to 1,000,000,000 "
+                    "(you typed 1e+300)"]
+
+
+def test_the_checks_name_workers_and_lines_as_the_tables_show_them():
+    # The engine's check said "worker 'w1' is already in link 'couple-1'" and "(MISSING_INCLUDED_TAG:
+    # lacks ...)"; the tables show "Ana Ruiz (w1)" and the reason in words.
+    lines = L(("n1", 1), ("n2", 1), ("s1", 2), ("x1", 1))
+    lines[3]["name"] = "Line X"
+    ws = W("w1", "w2", "w3", "w4")
+    for w, name in zip(ws, ("Ana Ruiz", "Ben Ode", "Cy Lam", "Di Oak"), strict=True):
+        w["name"] = name
+    r = snap(ws, lines, worker_preferences=prefs(w1={"n1": 1}, w2={"s1": 1}, w3={"n1": 1}, w4={"x1": 1}),
+             linked_workers=[{"id": "couple-1", "worker_ids": ["w1", "w2"]}],
+             eligibility=[{"job_line_id": "x1", "included_qualification_ids": ["ed"]}])
+    f = frames(r)
+    f["links"] = editor.apply_delta(f["links"], {"edited_rows": {}, "deleted_rows": [], "added_rows": [
+        {"Link id": "couple-2", "Worker 1": "w1", "Worker 2": "w3"}]})
+    settings = editor.inputs_from_settings(r.settings.model_dump())
+    _, _, errs, scenario = editor.check_scenario(r, settings, f)
+    assert scenario is None
+    assert errs == ["Linked workers, row 2 ('couple-2'): worker 'Ana Ruiz' (w1) is already in link 'couple-1' "
+                    "(row 1); a worker is in at most one link"]
+    f = frames(r)
+    f["pins"] = editor.pins_frame([{"worker_id": "w4", "job_line_id": "x1"}])
+    _, _, errs, scenario = editor.check_scenario(r, settings, f)
+    assert scenario is None
+    (pin,) = errs
+    assert pin.startswith("Pins, row 1: worker 'Di Oak' (w4) cannot be pinned to job line 'Line X' (x1)"), pin
+    assert "MISSING_INCLUDED_TAG" not in pin and pin.endswith("(lacks every tag the line requires ('ed'))"), pin

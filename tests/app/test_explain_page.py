@@ -134,6 +134,10 @@ def test_a_run_with_couples_says_why_the_seed_dependent_workers_are_not_worked_o
     at, entry = solved_results(demo_run, "Couples")
     assert entry["result"]["metrics"]["links"] and entry["result"]["seed_dependent_worker_ids"] is None
     assert any("not worked out for a run with linked workers" in c.value for c in at.caption)
+    # Not known, so not shown: a column of empty boxes would say "not decided by the seed" of everyone.
+    table = at.dataframe(key="res_table")
+    assert "Decided by seed" not in table.value.columns and "Decided by seed" not in table.proto.column_order
+    assert not [m for m in at.metric if m.label == "Decided by the tie-break seed"]
 
 
 def test_every_statement_downloads_as_pdf_zip_json_and_xlsx(demo_run, downloads):
@@ -297,3 +301,12 @@ def test_the_seed_caption_says_what_is_known():
     assert "stable" in explain_view.seed_caption({"seed_dependent_worker_ids": None, "settings": {"stability": True}})
     assert "not proven" in explain_view.seed_caption({"seed_dependent_worker_ids": None, "settings": {}})
     assert "Solve it again" in explain_view.seed_caption({"settings": {}})
+
+
+def test_a_moves_preview_speaks_of_supervisors_not_preferencers():
+    import explain_view
+
+    rep = {"price": 4.0, "price_worker_side": -1.4, "price_preferencer_side": 5.4, "moves": [{"worker_id": "w2"}]}
+    words = explain_view.preview_words(None, {"repair": rep})
+    assert words == ("Best allocation with this move: total dissatisfaction +4 (doctors' side -1.4, "
+                     "supervisors' side +5.4); 1 other worker moves.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from tests.app.conftest import open_app, solve_now
+from tests.app.conftest import new_app, open_app, solve_now
 from tests.app.test_flow import metric
 
 CONTENT = 880  # px a table may use
@@ -23,7 +23,10 @@ TABLES = {
     "el_line_table": {"Because", "Rank they gave it"},
     "cmp_moves": {"Outcome", "Rank change"},
     "pub_history": {"Who", "Settings", "Workers"},
+    "runs_table": {"Run", "Run id", "Current"},
 }
+
+ROW_PICKER = 35  # px: the box column of a table whose rows are picked
 
 
 def visible_widths(at, key: str) -> dict[str, object]:
@@ -90,3 +93,14 @@ def test_the_sidebar_names_the_run_in_a_short_label_with_details_below(import_ru
     assert len(shown[0]) + len(" · published") <= 36  # what a 340 px sidebar shows whole
     captions = [c.value for c in at.sidebar.caption]
     assert any(c.endswith("140 workers · 60 job lines · not published yet") for c in captions)
+
+
+def test_the_runs_table_fits_with_current_and_published_in_view(demo_run):
+    # At 1400 px the last columns, "Published" and "Current", were cut off at the right.
+    at = new_app().run()
+    assert not at.exception
+    widths = visible_widths(at, "runs_table")
+    unset = [c for c, w in widths.items() if not isinstance(w, int)]
+    assert not unset, f"columns sized by their content: {unset}"
+    assert sum(widths.values()) + ROW_PICKER <= CONTENT, widths
+    assert list(widths)[:4] == ["Run", "Run id", "Current", "Published"]

@@ -176,3 +176,39 @@ def test_the_honest_rank_figures_have_their_own_words():
                    ("first_choice_share", 0.2286), ("worst_rank_ranked", 12.5), ("unranked_count", 3)):
         stored = headline.shown_value(key, v)
         assert headline.value_text(key, stored) == headline.value_text(key, v)
+
+
+def test_the_baseline_choices_put_the_previous_solve_then_the_published_scenario_first():
+    saved = [("s3", "Newest"), ("s2", "Published one"), ("s1", "Oldest")]
+    assert headline.baseline_choices(None, saved, "s2") == [
+        ("Published: Published one", "s2"), ("Saved: Newest", "s3"), ("Saved: Oldest", "s1"), ("Nothing", None)]
+    assert headline.baseline_choices("Try 4", saved, "s2")[:2] == [
+        ("Previous solve: Try 4", headline.PREVIOUS), ("Published: Published one", "s2")]
+    assert headline.baseline_choices(None, saved, None)[0] == ("Saved: Newest", "s3")
+    assert headline.baseline_choices(None, [], None) == [("Nothing", None)]
+
+
+def test_results_after_a_publication_are_measured_against_the_published_scenario(demo_run, db_store):
+    # A re-solve after a publication (a withdrawal, fewest moves) opened in a new session: the
+    # changes were shown against the newest other saved scenario, whichever it was.
+    from tests.app.test_publish import publish, solve_save_and_open_publish
+
+    at = open_app(demo_run, "scenario")
+    solve_save_and_open_publish(at, "To publish")
+    publish(at, "Approved")
+    at.switch_page("../pages/scenario.py").run()
+    at.text_input(key="sc_name").input("Other voice").run()
+    at.slider(key="sc_alpha").set_value(60).run()
+    solve_save_and_open_publish(at, "Other voice")
+    at.switch_page("../pages/scenario.py").run()
+    at.text_input(key="sc_name").input("After the change").run()
+    at.slider(key="sc_alpha").set_value(35).run()
+    solve_save_and_open_publish(at, "After the change")
+
+    fresh = open_app(demo_run, "results")  # a new session: no previous solve of its own
+    sc = next(s for s in db_store.list_scenarios(demo_run) if s.name == "After the change")
+    fresh.sidebar.selectbox(key="sidebar_scenario").set_value(sc.id).run()
+    assert not fresh.exception, fresh.exception
+    box = fresh.selectbox(key="res_baseline")
+    assert box.value == "Published: To publish"
+    assert box.options == ["Published: To publish", "Saved: Other voice", "Nothing"]

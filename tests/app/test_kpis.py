@@ -155,6 +155,11 @@ def test_results_say_not_proven_with_the_gap_in_words(demo_run, db_store):
     assert not at.exception, at.exception
     (note,) = [i.value for i in at.info if i.value.startswith("Not proven")]
     assert "at most 5.0 % above the best possible" in note
+    # The Publish page, where it is decided, says the same number (it said only "not proven").
+    at.switch_page("../pages/publish.py").run()
+    assert not at.exception, at.exception
+    (warning,) = [w.value for w in at.warning if w.value.startswith("This allocation was not proven")]
+    assert warning.endswith("at most 5.0 % above the best possible.")
 
 
 def test_results_say_which_priority_tiers_a_stopped_solve_proved(demo_run, db_store):

@@ -49,3 +49,17 @@ def test_the_sidebar_says_impossible_not_solved():
     assert layout.scenario_status("A", solved, False, False) == "solved, saved"
     assert layout.scenario_status("A", solved, False, True) == "solved, not saved yet"
     assert layout.scenario_status("A", solved, False, True, solved_as_shown=False) == "not solved yet"
+
+
+def test_a_result_not_proven_says_how_far_it_can_be_from_the_best():
+    tiers = [{"objective": "tier", "priority": 1, "value": 300.0, "proven": True},
+             {"objective": "tier", "priority": None, "value": 1290.0, "proven": False}]
+    # No levels (a run without tiers): the gap alone.
+    assert layout.unproven_words({"objective": 105.0, "best_bound": 100.0}) == "at most 5.0 % above the best possible"
+    # Levels and a bound: both, where the levels alone dropped the number the solve gave.
+    assert layout.unproven_words({"objective": 105.0, "best_bound": 100.0, "metrics": {"levels": tiers}}) == (
+        "priority 1 workers: the best possible (proven); workers without a priority: the best found, not proven; "
+        "the whole allocation is at most 5.0 % above the best possible")
+    # Levels and no bound: the levels say it all (no "not known" beside "proven").
+    assert layout.unproven_words({"objective": 105.0, "best_bound": None, "metrics": {"levels": tiers}}) == (
+        "priority 1 workers: the best possible (proven); workers without a priority: the best found, not proven")

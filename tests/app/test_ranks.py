@@ -71,7 +71,11 @@ def test_coverage_past_a_dozen_lines_says_what_the_chart_leaves_out(demo_run):
     n = len(res["metrics"]["line_fill"])
     assert n > 12
     captions = [c.value for c in at.caption]
-    assert any(f"Showing the 12 of {n} lines" in c and f"the other {n - 12} are not drawn" in c for c in captions)
+    # The lines with an empty place are drawn (at most 12); the caption says how many are left out.
+    drawn = min(12, sum(1 for r in res["metrics"]["line_fill"] if r["capacity"] > r["filled"]))
+    assert drawn > 0
+    assert any(f"Showing the {drawn} of {n} lines" in c and f"the other {n - drawn} are not drawn" in c
+               for c in captions)
     fill = table(at, "Job line", "Workers placed", "Places")
     assert len(fill) == n  # every line, in the table
 
@@ -244,3 +248,16 @@ def test_eligibility_line_table_shows_the_rank_each_worker_wrote(import_run):
         assert (rank != rank and expected is None) or rank == expected, (wid, rank, expected)
     assert any(wrote.get((wid, p.line_ids[lj])) != float(p.worker_rank[p.worker_index[wid], lj])
                for wid in shown if (wid, p.line_ids[lj]) in wrote)
+
+
+def test_one_workers_ranked_lines_come_first_even_those_they_may_not_take():
+    # w1 ranked j3 first, but j3 forbids them: the demo's Aiko Thompson's first choice was the
+    # 45th row, below every line open to her, ranked or not.
+    run = snap(W("w1"), L(("j1", 1), ("j2", 1), ("j3", 1), ("j4", 1)),
+               worker_preferences=prefs(w1={"j3": 1, "j2": 2}),
+               forbids=[{"worker_id": "w1", "job_line_id": "j3"}, {"worker_id": "w1", "job_line_id": "j4"}])
+    p = ProblemData.from_snapshot(run)
+    df = derived.worker_lines_table(p, 0, derived.pair_codes(p), run)
+    assert list(df["Job line"]) == ["j3", "j2", "j1", "j4"]  # ranked by rank; then open ones, then the rest
+    assert list(df["May take it"]) == [False, True, True, False]
+    assert list(df.columns) == ["Job line", "May take it", "Rank given", "Decided by", "Why", "Reason code"]

@@ -89,6 +89,21 @@ def test_a_bad_quota_is_named_and_solve_waits_for_the_fix(import_run):
     assert at.button(key="sc_solve").disabled
 
 
+def test_a_tier_of_0_typed_beside_set_tier_is_refused_not_set_as_1(import_run):
+    # The box had min_value=1: it kept 1 when 0 was typed, and Set tier gave the workers tier 1.
+    run_id = import_run(small_snapshot(4, 3))
+    at = open_app(run_id, "scenario")
+    before = editor_table(at, "sc_tiers")["Priority tier"].copy()
+    at.multiselect(key="sc_tier_who").set_value(["w2"]).run()
+    at.number_input(key="sc_tier_value").set_value(0).run()
+    at.button(key="sc_tier_set").click().run()
+    assert not at.exception
+    assert any("Tier: must be a whole number, 1 or more" in w.value and "(you typed 0)" in w.value
+               and "Nothing was changed" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert editor_table(at, "sc_tiers")["Priority tier"].equals(before)
+    assert at.multiselect(key="sc_tier_who").value == ["w2"]  # still chosen, to set again
+
+
 def test_tiers_set_in_bulk_and_fewest_moves_from_the_published_allocation(import_run, db_store):
     run_id = import_run(small_snapshot(4, 3))
     at = open_app(run_id, "scenario")

@@ -240,3 +240,29 @@ def test_the_lines_table_names_each_lines_site(import_run):
     at = open_app(import_run(demo_snapshot()), None)
     (shown,) = [d.value for d in at.dataframe if "May take it" in d.value.columns]
     assert "Site" in shown.columns
+
+
+def test_places_of_minus_1_typed_on_a_line_are_refused_naming_the_line_never_saved_as_another_number(
+        import_run, db_store):
+    # The box had min_value=0: after 2 then -1 it kept 2 (shown as -1, red), and Save wrote 2.
+    run_id = import_run(named_intake())
+    at = open_app(run_id)
+    at.selectbox(key="runs_line").select("j3").run()
+    at.number_input(key="runs_line_places_j3").set_value(2).run()
+    at.number_input(key="runs_line_places_j3").set_value(-1).run()
+    at.text_input(key="runs_line_reason").input("Typo").run()
+    at.button(key="runs_line_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Places of" in e.value and "Rural GP" in e.value and "(you typed -1)" in e.value
+               and "Nothing was changed" in e.value for e in at.error), [e.value for e in at.error]
+    assert next(j for j in db_store.load_run(run_id).job_lines if j.id == "j3").max_n_workers == 1
+    assert db_store.run_changes(run_id) == []  # nothing logged
+
+
+def test_places_problem_in_words():
+    assert runs_view.places_problem(3, "Line 1") is None
+    assert runs_view.places_problem(0, "Line 1") is None
+    assert runs_view.places_problem(-1, "Line 1") == (
+        "Places of Line 1: must be a whole number, 0 or more (you typed -1). Nothing was changed.")
+    assert runs_view.places_problem(5_000_000, "Line 1") == (
+        "Places of Line 1: must be at most 1,000,000 (you typed 5000000). Nothing was changed.")
