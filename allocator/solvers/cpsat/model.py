@@ -112,13 +112,16 @@ MIN_PHASE_SECONDS = 0.05
 # already lean, so we skip presolve and give the LP every constraint.
 STABLE_PARAMS = {"cp_model_presolve": False, "linearization_level": 2}
 # Large runs (more kept pairs than cuts.MAX_LP_PAIRS), :func:`_large_phase`: rounds of column
-# generation for the LP bound (a fixed number: deterministic), the clock share they may take at
-# most (from the start of the solve), and the work of the two restricted searches, per second
-# of the time limit. Measured on stable-1500x300 (load 2-3): 3 rounds took 24 s and bounded
-# 254,597, 4 rounds 36 s and 255,110 (the converged LP: 255,824, in 97 s); the first search
-# proved its restricted optimum in 1.6-3.5 units, the second used 16 units in 65 s.
-LARGE_LP_ROUNDS = 3
-LARGE_LP_SHARE = 0.6
+# generation for the LP bound and their simplex iterations per second of the time limit (counts:
+# deterministic), the clock share they may take at most (from the start of the solve, for a
+# loaded machine), and the work of the two restricted searches, per second of the time limit.
+# Measured on stable-1500x300 (load 2-3): the rounds took 6,210, 8,495, 13,214 and 13,622
+# iterations (about 1,000 a second); 3 rounds bounded 254,597, 4 rounds 255,110 (the converged
+# LP: 255,824, in 97 s; 2 rounds give less than the flow); the first search proved its
+# restricted optimum in 1.6-3.5 units, the second used 16 units in 65 s.
+LARGE_LP_ROUNDS = 4
+LARGE_LP_ITERATIONS_PER_SECOND = 500
+LARGE_LP_SHARE = 0.75
 LARGE_WORK_PER_SECOND = (0.05, 0.08)
 
 _STATUS = {
@@ -494,7 +497,8 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
     workers, lines = s.astype(np.int64), p.astype(np.int64)
     limit = float(run.options.time_limit)
     lp = stable_lp_bound(workers, lines, problem, st, base, run.start_point,
-                         deadline=min(run.deadline, run.start + LARGE_LP_SHARE * limit), rounds=LARGE_LP_ROUNDS)
+                         deadline=min(run.deadline, run.start + LARGE_LP_SHARE * limit), rounds=LARGE_LP_ROUNDS,
+                         iterations=int(LARGE_LP_ITERATIONS_PER_SECOND * limit))
     run.log.append(lp.describe())
     by_clock = bool(lp.stopped) and "deadline" in lp.stopped
     if lp.bound is not None:
