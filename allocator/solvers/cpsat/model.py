@@ -482,7 +482,8 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
     bounds of the whole run, and only the flow and LP bounds are reported. The answer is proven
     optimal only when its cost reaches that bound.
 
-    Returns ``None`` (the caller builds the whole model) when no stability constraint is needed.
+    Returns ``None`` (the caller builds the whole model) when no stability constraint is needed,
+    or when neither a start nor the restricted searches gave a stable allocation.
     """
     problem = run.problem
     run.cb.on_phase("stability search")
@@ -552,7 +553,12 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
             if best_value is None or value < best_value:
                 best, best_value = found, value
     if best is None:
-        return run.outcome(Status.NO_SOLUTION, None, rigorous())
+        # No start and nothing in the restricted sets (which need not hold a stable allocation):
+        # the whole model decides, with the LP's bound kept.
+        run.log.append("restricted searches found no stable allocation: searching all kept pairs")
+        if lp.bound is not None:
+            run.best_bound = max(run.best_bound if run.best_bound is not None else -np.inf, rigorous())
+        return None
     _check_stable(problem, best)
     if lower_bound is not None and best_value is not None and best_value <= lower_bound:
         return run.optimal(best)
