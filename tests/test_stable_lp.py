@@ -136,3 +136,23 @@ def test_the_large_path_returns_the_same_allocation_twice(monkeypatch):
         assert out.best_bound <= out.objective
     assert outs[0].assignment.tobytes() == outs[1].assignment.tobytes()
     assert outs[0].best_bound == outs[1].best_bound
+
+
+def test_the_start_from_the_lp_support_is_stable_and_repeatable(monkeypatch):
+    """When the proof search runs out of work, CP-SAT over the LP's support gives the
+    neighbourhood search its start: a stable allocation, the same on a re-run, never worse
+    than the answer without it (it is offered as a start, so the answer is at most its cost)."""
+    import allocator.solvers.cpsat.model as model
+
+    monkeypatch.setattr(model, "DETERMINISTIC_PER_SECOND", 0.3 / 60)
+    p = demo_stable(150, 50, 0)
+    outs = [solve_stable(p, SolveOptions(threads=t, time_limit=60)) for t in (2, 1)]
+    for out in outs:
+        assert out.status is Status.FEASIBLE, out.log
+        line = next(x for x in out.log if x.startswith("start from the LP's support"))
+        assert "cost" in line, out.log
+        cost = float(line.rsplit("cost ", 1)[1])
+        assert out.objective <= cost * (1 + 1e-5)  # the log prints 6 significant digits
+        assert blocking_pairs(p, out.assignment) == []
+        assert any(x.startswith("stopped by the work limit") for x in out.log), out.log
+    assert outs[0].assignment.tobytes() == outs[1].assignment.tobytes()

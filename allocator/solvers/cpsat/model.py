@@ -105,6 +105,9 @@ PROOF_SHARE = 0.7
 LARGE_MODEL_PAIRS = 100_000
 LARGE_DETERMINISTIC_PER_SECOND = 0.1
 LNS_WORKERS = 2
+# Share of the neighbourhood search's work for the search over the LP's support before it
+# (:func:`_lp_support_start`): on 250-300 x 60-80 that search needed about 1 unit.
+RESTRICTED_SHARE = 0.3
 LNS_PARAMS = {"interleave_search": True, "use_lns_only": True}
 MIN_PHASE_SECONDS = 0.05
 # Measured on the 300 x 80 stable benchmark (30 s): CP-SAT's presolve spends seconds
@@ -314,7 +317,7 @@ def solve_stable(
         minimise_cost(model, v, _aligned(costs.workers, costs.lines, costs.base, v, problem), lower_bound)
         _hint(model, v, hint, stats)
         search = _search_phase(run, model, costs, len(v.x))
-        _improvement_phase(run, search, model, v, stats, costs)
+        _improvement_phase(run, search, model, v, stats, costs, pr, stability_structure(v, problem, pr.candidates))
         return _answer(run, search, v, costs, lower_bound)
     except _Finished as finished:
         return finished.outcome
@@ -528,17 +531,8 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
             by_clock = by_clock or not run.options.stop.is_set()
             break
         chosen = support(lp, workers, lines, base, best, cheapest=cheapest)
-        keep = np.zeros_like(pr.keep)
-        keep[s[chosen], p[chosen]] = True
-        model = cp_model.CpModel()
-        v = make_variables(model, keep)
-        stats = add_constraints(model, v, problem, candidates=pr.candidates)
-        minimise_cost(model, v, _aligned(costs.workers, costs.lines, costs.base, v, problem), lower_bound)
-        if best is not None:
-            _hint(model, v, best, stats)
         work = rate * _margin(limit) + carried
-        code, solver = run_cpsat(model, run.options, wall, run.seed, report, workers=1,
-                                 deterministic_time=work, **STABLE_PARAMS)
+        code, solver, v = _restricted_search(run, pr, costs, s[chosen], p[chosen], best, lower_bound, work, wall, report)
         carried = max(0.0, work - solver.deterministic_time)
         found_value = (f", cost {costs.unscaled(solver.objective_value):.6g}"
                        if code in (cp_model.OPTIMAL, cp_model.FEASIBLE) else "")
@@ -571,6 +565,24 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
         run.log.append("restricted searches ended (each searched to its end or to its work limit): "
                        "a re-run with the same time limit returns the same allocation")
     return _with_gap(run.outcome(Status.FEASIBLE, best, rigorous()), run.log)
+
+
+def _restricted_search(run: _StableRun, pr, costs, ws: np.ndarray, ls: np.ndarray, hint: np.ndarray | None,
+                       lower_bound: int | None, work: float, wall: float, report):
+    """CP-SAT (one worker, ``work`` units) over the pairs ``(ws, ls)`` only, with every stability
+    constraint of the run: a pair left out is a 0 in its sums, so each solution is a stable
+    allocation of the whole run (its bound is the restricted model's only)."""
+    keep = np.zeros_like(pr.keep)
+    keep[ws, ls] = True
+    model = cp_model.CpModel()
+    v = make_variables(model, keep)
+    stats = add_constraints(model, v, run.problem, candidates=pr.candidates)
+    minimise_cost(model, v, _aligned(costs.workers, costs.lines, costs.base, v, run.problem), lower_bound)
+    if hint is not None:
+        _hint(model, v, hint, stats)
+    code, solver = run_cpsat(model, run.options, wall, run.seed, report, workers=1,
+                             deterministic_time=work, **STABLE_PARAMS)
+    return code, solver, v
 
 
 class _Search:
@@ -624,11 +636,41 @@ def _search_phase(run: _StableRun, model: cp_model.CpModel, costs, n_pairs: int)
     return search
 
 
-def _improvement_phase(run: _StableRun, search: _Search, model: cp_model.CpModel, v: Variables, stats, costs) -> None:
+def _lp_support_start(run: _StableRun, pr, costs, st, v: Variables, hint: np.ndarray | None, work: float,
+                      wall: float) -> tuple[np.ndarray, float] | None:
+    """A stable allocation from CP-SAT over the LP's support, the hint's pairs and each worker's
+    cheapest kept pairs (:mod:`.stable_lp`, LP solved to its optimum: deterministic), and the
+    work it used; ``None`` when there is none."""
+    problem = run.problem
+    base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
+    workers, lines = v.workers.astype(np.int64), v.lines.astype(np.int64)
+    lp = stable_lp_bound(workers, lines, problem, st, base, hint, deadline=run.deadline)
+    if lp.stopped or lp.bound is None:
+        run.log.append(f"start from the LP's support: none ({lp.describe()})")
+        return None
+    chosen = support(lp, workers, lines, base, hint)
+    code, solver, v2 = _restricted_search(run, pr, costs, workers[chosen], lines[chosen], hint, None, work,
+                                          _margin(wall), None)
+    run.log.append(f"start from the LP's support ({int(chosen.sum()):,} pairs): {solver.status_name(code)} in "
+                   f"{solver.wall_time:.2f} s ({solver.deterministic_time:.2f} of {work:.2f} units)"
+                   + (f", cost {costs.unscaled(solver.objective_value):.6g}"
+                      if code in (cp_model.OPTIMAL, cp_model.FEASIBLE) else ""))
+    if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    allocation = v2.assignment(_solution(solver))
+    if blocking_pairs(problem, allocation) or not meets_rules(problem, allocation):
+        return None
+    return allocation, solver.deterministic_time
+
+
+def _improvement_phase(run: _StableRun, search: _Search, model: cp_model.CpModel, v: Variables, stats, costs,
+                       pr=None, st=None) -> None:
     """5. Not proven: spend the rest of the work on improving the allocation.
 
-    Large neighbourhood search, interleaved so that it stays deterministic, from the best
-    allocation so far.
+    First (with ``pr`` and ``st``) CP-SAT over the LP's support (:func:`_lp_support_start`, a
+    share of the work), then large neighbourhood search, interleaved so that it stays
+    deterministic, from the best allocation so far. The better start goes to the neighbourhood
+    search only: given to the proof search it cost 200 x 50 its proof (benchmarks/RESULTS.md).
     """
     improve_seconds = _margin(run.deadline - time.perf_counter())
     if search.mapped is Status.OPTIMAL or run.options.stop.is_set() or improve_seconds <= MIN_PHASE_SECONDS:
@@ -638,10 +680,19 @@ def _improvement_phase(run: _StableRun, search: _Search, model: cp_model.CpModel
                        "pairs (its work count grows too slowly for the work limit to stop it before the clock)")
         return
     best_so_far = v.assignment(search.solution) if search.solution is not None else run.start_point
+    lns_work = (1.0 - PROOF_SHARE) * search.work
+    if pr is not None and st is not None:
+        found = _lp_support_start(run, pr, costs, st, v, best_so_far, RESTRICTED_SHARE * lns_work, improve_seconds)
+        if found is not None:
+            allocation, used = found
+            lns_work = max(0.0, lns_work - used)
+            if best_so_far is None or run.problem.objective(allocation) < run.problem.objective(best_so_far):
+                best_so_far = allocation
+                run.offer_start(allocation)
+        improve_seconds = _margin(run.deadline - time.perf_counter())
     if best_so_far is not None:
         model.clear_hints()
         _hint(model, v, best_so_far, stats)
-    lns_work = (1.0 - PROOF_SHARE) * search.work
     status2, solver2 = run_cpsat(
         model, run.options, improve_seconds, run.seed, search.report, workers=LNS_WORKERS,
         deterministic_time=lns_work, **STABLE_PARAMS, **LNS_PARAMS,
