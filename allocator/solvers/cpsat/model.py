@@ -13,8 +13,9 @@
    included) with the cheaper of two stable heuristic allocations (:mod:`.heuristic`), or
    with the flow allocation when neither finds one. If the flow over the kept pairs is
    already stable it is the answer and CP-SAT is not needed.
-5. **The improvement search**, only when the proof search ran out of work: large
-   neighbourhood search from the best allocation so far, for the rest of the work.
+5. **The improvement search**, only when the proof search ran out of work: CP-SAT over the
+   LP solution's pairs (:func:`_lp_support_start`), then large neighbourhood search from the
+   best allocation so far, for the rest of the work.
 
 Large runs (more kept pairs than :data:`.cuts.MAX_LP_PAIRS`, e.g. 1,500 x 300) take another
 path after step 3 (:func:`_large_phase`): a rigorous LP bound by column generation
