@@ -42,7 +42,10 @@ by ``S = 2^s`` and rounded to integers ``Y`` (sign forced by each row's sense), 
 costs ``R = S c - A^T Y`` are exact int64, and for every point of the relaxation
 ``S c^T z = Y^T A z + R^T z >= Y^T b + sum_{R_z < 0} R_z U_z``, so ``B / S`` with
 ``B = Y^T b + sum_{R_z < 0} R_z U_z`` is a lower bound whatever ``Y`` is (rounding only costs
-tightness). The cost is an integer, so the bound is ``ceil(B / S)``.
+tightness). The cost is an integer, so the bound is ``ceil(B / S)``. One more term makes an
+early round useful: each worker's pairs sum to 1 in every point of the relaxation, so their
+terms ``sum_k R_k x_k`` are at least the worker's least ``R_k`` (Farley's bound for column
+generation), which replaces ``sum_{R_k < 0} R_k`` over the pairs.
 
 Column generation. ``B`` holds for any duals, so HiGHS need not see every ``x``: it solves
 the LP over the auxiliaries and a few pairs (the start allocation's, which make it feasible,
