@@ -13,8 +13,15 @@
    included) with the cheaper of two stable heuristic allocations (:mod:`.heuristic`), or
    with the flow allocation when neither finds one. If the flow over the kept pairs is
    already stable it is the answer and CP-SAT is not needed.
-5. **The improvement search**, only when the proof search ran out of work: large
-   neighbourhood search from the best allocation so far, for the rest of the work.
+5. **The improvement search**, only when the proof search ran out of work: CP-SAT over the
+   LP solution's pairs (:func:`_lp_support_start`), then large neighbourhood search from the
+   best allocation so far, for the rest of the work.
+
+Large runs (more kept pairs than :data:`.cuts.MAX_LP_PAIRS`, e.g. 1,500 x 300) take another
+path after step 3 (:func:`_large_phase`): a rigorous LP bound by column generation
+(:mod:`.stable_lp`) instead of the combs, then two one-worker CP-SAT searches over small sets
+of pairs (the LP's support and the start's, then each worker's cheapest too) in place of the
+search over all pairs, which there did not improve on the heuristic start in its work.
 
 Determinism. The proof search is CP-SAT with **one worker** (whatever ``options.threads``
 says) and the improvement search runs its neighbourhoods **interleaved** (CP-SAT's
@@ -63,12 +70,13 @@ from ortools.sat.python import cp_model
 from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, SolveOutcome, Status
 from allocator.solvers.cpsat.constraints import _sum, add_constraints, stability_structure
-from allocator.solvers.cpsat.cuts import comb_cuts
+from allocator.solvers.cpsat.cuts import MAX_LP_PAIRS, comb_cuts
 from allocator.solvers.cpsat.heuristic import deferred_acceptance, flow_repair
 from allocator.solvers.cpsat.levels import levels as level_list
 from allocator.solvers.cpsat.levels import meets_rules
 from allocator.solvers.cpsat.objective import minimise_cost, weighted
 from allocator.solvers.cpsat.pruning import prune
+from allocator.solvers.cpsat.stable_lp import START_CHEAPEST, stable_lp_bound, support
 from allocator.solvers.cpsat.variables import Variables, make_variables
 from allocator.solvers.flow import CostRangeError, solve_flow, solve_flow_scaled
 from allocator.solvers.scaling import allowed_pairs, cpsat_budget, integer_costs
@@ -98,12 +106,27 @@ PROOF_SHARE = 0.7
 LARGE_MODEL_PAIRS = 100_000
 LARGE_DETERMINISTIC_PER_SECOND = 0.1
 LNS_WORKERS = 2
+# Share of the neighbourhood search's work for the search over the LP's support before it
+# (:func:`_lp_support_start`): on 250-300 x 60-80 that search needed about 1 unit.
+RESTRICTED_SHARE = 0.3
 LNS_PARAMS = {"interleave_search": True, "use_lns_only": True}
 MIN_PHASE_SECONDS = 0.05
 # Measured on the 300 x 80 stable benchmark (30 s): CP-SAT's presolve spends seconds
 # probing and leaves a weaker LP (bound 9,176 against 9,465 without it); the model is
 # already lean, so we skip presolve and give the LP every constraint.
 STABLE_PARAMS = {"cp_model_presolve": False, "linearization_level": 2}
+# Large runs (more kept pairs than cuts.MAX_LP_PAIRS), :func:`_large_phase`: rounds of column
+# generation for the LP bound and their simplex iterations per second of the time limit (counts:
+# deterministic), the clock share they may take at most (from the start of the solve, for a
+# loaded machine), and the work of the two restricted searches, per second of the time limit.
+# Measured on stable-1500x300 (load 2-3): the rounds took 6,210, 8,495, 13,214 and 13,622
+# iterations (about 1,000 a second); 3 rounds bounded 254,597, 4 rounds 255,110 (the converged
+# LP: 255,824, in 97 s; 2 rounds give less than the flow); the first search proved its
+# restricted optimum in 1.6-3.5 units, the second used 16 units in 65 s.
+LARGE_LP_ROUNDS = 4
+LARGE_LP_ITERATIONS_PER_SECOND = 500
+LARGE_LP_SHARE = 0.75
+LARGE_WORK_PER_SECOND = (0.05, 0.08)
 
 _STATUS = {
     cp_model.OPTIMAL: Status.OPTIMAL,
@@ -265,6 +288,7 @@ def solve_stable(
     flow_shortcut: bool = True,
     combs: bool = True,
     started: float | None = None,
+    large_pairs: int = MAX_LP_PAIRS,
 ) -> SolveOutcome:
     """Minimum-cost weakly stable allocation (allocation-model.md, constraint 5).
 
@@ -272,6 +296,8 @@ def solve_stable(
     to check the encoding on its own. ``started`` (``time.perf_counter()``, default now) is
     when the time limit started counting: the caller's first import of this module counts
     against it, without changing ``options.time_limit``, which sets the work budget.
+    Above ``large_pairs`` kept pairs the search is :func:`_large_phase` (tests lower it to
+    check that path on small runs).
     """
     run = _StableRun(problem, options, started)
     try:
@@ -282,13 +308,17 @@ def solve_stable(
         run.log.append(costs.describe())
         _heuristics_phase(run, pr)
         lower_bound, hint = _bound_and_hint_phase(run, costs, flow.assignment)
+        if int(pr.keep.sum()) > large_pairs and not problem.lexicographic:
+            large = _large_phase(run, pr, costs, lower_bound)
+            if large is not None:
+                return large
         model, v, stats = _model_phase(run, pr, combs)
         if problem.lexicographic:
             return _levels_search(run, model, v, stats, costs, hint)
         minimise_cost(model, v, _aligned(costs.workers, costs.lines, costs.base, v, problem), lower_bound)
         _hint(model, v, hint, stats)
         search = _search_phase(run, model, costs, len(v.x))
-        _improvement_phase(run, search, model, v, stats, costs)
+        _improvement_phase(run, search, model, v, stats, costs, pr, stability_structure(v, problem, pr.candidates))
         return _answer(run, search, v, costs, lower_bound)
     except _Finished as finished:
         return finished.outcome
@@ -442,6 +472,120 @@ def _model_phase(run: _StableRun, pr, combs: bool):
     return model, v, stats
 
 
+def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOutcome | None:
+    """The search on a large run: an LP bound, then CP-SAT over the pairs the LP uses.
+
+    On 1,500 x 300 the one-worker search over all 274,000 kept pairs did not improve on the
+    heuristic start in its work, and the bound stayed the flow's (gap 11.9 %). Here instead
+    (:mod:`.stable_lp`): a rigorous LP bound by :data:`LARGE_LP_ROUNDS` rounds of column
+    generation, then CP-SAT (one worker, a deterministic work limit) over a *restricted* set of
+    pairs: first the LP solution's support and the start's pairs, then also each worker's
+    cheapest kept pairs, each search hinted with the best allocation so far. Every stability
+    constraint is kept in the restricted models (a pair left out is a 0 in its sums), so each of
+    their solutions is a stable allocation of the whole run; their own CP-SAT bounds are not
+    bounds of the whole run, and only the flow and LP bounds are reported. The answer is proven
+    optimal only when its cost reaches that bound.
+
+    Returns ``None`` (the caller builds the whole model) when no stability constraint is needed,
+    or when neither a start nor the restricted searches gave a stable allocation.
+    """
+    problem = run.problem
+    run.cb.on_phase("stability search")
+    s, p = np.nonzero(pr.keep)
+    index = np.full(pr.keep.shape, -1, dtype=np.int64)
+    index[s, p] = np.arange(s.size)
+    everything = Variables(s.astype(np.int32), p.astype(np.int32), [], np.zeros(0, dtype=np.int64), index)
+    st = stability_structure(everything, problem, pr.candidates)
+    if st is None:
+        return None
+    base = _aligned(costs.workers, costs.lines, costs.base, everything, problem)
+    workers, lines = s.astype(np.int64), p.astype(np.int64)
+    limit = float(run.options.time_limit)
+    lp = stable_lp_bound(workers, lines, problem, st, base, run.start_point,
+                         deadline=min(run.deadline, run.start + LARGE_LP_SHARE * limit), rounds=LARGE_LP_ROUNDS,
+                         iterations=int(LARGE_LP_ITERATIONS_PER_SECOND * limit))
+    run.log.append(lp.describe())
+    by_clock = bool(lp.stopped) and "deadline" in lp.stopped
+    if lp.bound is not None:
+        lower_bound = lp.bound if lower_bound is None else max(lower_bound, lp.bound)
+    run.stop_if_out_of_time()
+
+    def rigorous() -> float | None:
+        out = None if lower_bound is None else costs.unscaled(lower_bound - 0.5 * problem.n_workers)
+        if run.best_bound is not None:
+            out = run.best_bound if out is None else max(out, run.best_bound)
+        return out
+
+    best = run.start_point
+    best_value = None if best is None else int(base[best[workers] == lines].sum())
+
+    def report(obj: float | None, bound: float | None) -> None:  # the restricted bound is no bound
+        if obj is not None:
+            run.cb.on_progress(costs.unscaled(obj), rigorous(), time.perf_counter() - run.start)
+
+    carried = 0.0
+    for step, (cheapest, rate) in enumerate(zip((0, START_CHEAPEST), LARGE_WORK_PER_SECOND, strict=True)):
+        if best_value is not None and lower_bound is not None and best_value <= lower_bound:
+            break
+        wall = _margin(run.deadline - time.perf_counter())
+        if wall <= MIN_PHASE_SECONDS or run.options.stop.is_set():
+            by_clock = by_clock or not run.options.stop.is_set()
+            break
+        chosen = support(lp, workers, lines, base, best, cheapest=cheapest)
+        work = rate * _margin(limit) + carried
+        code, solver, v = _restricted_search(run, pr, costs, s[chosen], p[chosen], best, lower_bound, work, wall, report)
+        carried = max(0.0, work - solver.deterministic_time)
+        found_value = (f", cost {costs.unscaled(solver.objective_value):.6g}"
+                       if code in (cp_model.OPTIMAL, cp_model.FEASIBLE) else "")
+        run.log.append(f"restricted search {step + 1} ({int(chosen.sum()):,} pairs): {solver.status_name(code)}"
+                       f"{found_value} in {solver.wall_time:.2f} s ({solver.deterministic_time:.2f} of {work:.2f} "
+                       "units, one worker)")
+        if code not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and solver.deterministic_time < work * 0.999:
+            by_clock = True
+        if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            found = v.assignment(_solution(solver))
+            value = int(round(solver.objective_value))
+            if best_value is None or value < best_value:
+                best, best_value = found, value
+    if best is None:
+        # No start and nothing in the restricted sets (which need not hold a stable allocation):
+        # the whole model decides, with the LP's bound kept.
+        run.log.append("restricted searches found no stable allocation: searching all kept pairs")
+        if lp.bound is not None:
+            run.best_bound = max(run.best_bound if run.best_bound is not None else -np.inf, rigorous())
+        return None
+    _check_stable(problem, best)
+    if lower_bound is not None and best_value is not None and best_value <= lower_bound:
+        return run.optimal(best)
+    if run.options.stop.is_set():
+        run.log.append("stopped by the planner: another run may stop elsewhere")
+    elif by_clock:
+        run.log.append("stopped by the wall clock before the work limit (a loaded machine): "
+                       "a re-run may return another allocation")
+    else:
+        run.log.append("restricted searches ended (each searched to its end or to its work limit): "
+                       "a re-run with the same time limit returns the same allocation")
+    return _with_gap(run.outcome(Status.FEASIBLE, best, rigorous()), run.log)
+
+
+def _restricted_search(run: _StableRun, pr, costs, ws: np.ndarray, ls: np.ndarray, hint: np.ndarray | None,
+                       lower_bound: int | None, work: float, wall: float, report):
+    """CP-SAT (one worker, ``work`` units) over the pairs ``(ws, ls)`` only, with every stability
+    constraint of the run: a pair left out is a 0 in its sums, so each solution is a stable
+    allocation of the whole run (its bound is the restricted model's only)."""
+    keep = np.zeros_like(pr.keep)
+    keep[ws, ls] = True
+    model = cp_model.CpModel()
+    v = make_variables(model, keep)
+    stats = add_constraints(model, v, run.problem, candidates=pr.candidates)
+    minimise_cost(model, v, _aligned(costs.workers, costs.lines, costs.base, v, run.problem), lower_bound)
+    if hint is not None:
+        _hint(model, v, hint, stats)
+    code, solver = run_cpsat(model, run.options, wall, run.seed, report, workers=1,
+                             deterministic_time=work, **STABLE_PARAMS)
+    return code, solver, v
+
+
 class _Search:
     """Where the CP-SAT searches stand: status, best solution, CP-SAT's bound, the work left."""
 
@@ -493,11 +637,41 @@ def _search_phase(run: _StableRun, model: cp_model.CpModel, costs, n_pairs: int)
     return search
 
 
-def _improvement_phase(run: _StableRun, search: _Search, model: cp_model.CpModel, v: Variables, stats, costs) -> None:
+def _lp_support_start(run: _StableRun, pr, costs, st, v: Variables, hint: np.ndarray | None, work: float,
+                      wall: float) -> tuple[np.ndarray, float] | None:
+    """A stable allocation from CP-SAT over the LP's support, the hint's pairs and each worker's
+    cheapest kept pairs (:mod:`.stable_lp`, LP solved to its optimum: deterministic), and the
+    work it used; ``None`` when there is none."""
+    problem = run.problem
+    base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
+    workers, lines = v.workers.astype(np.int64), v.lines.astype(np.int64)
+    lp = stable_lp_bound(workers, lines, problem, st, base, hint, deadline=run.deadline)
+    if lp.stopped or lp.bound is None:
+        run.log.append(f"start from the LP's support: none ({lp.describe()})")
+        return None
+    chosen = support(lp, workers, lines, base, hint)
+    code, solver, v2 = _restricted_search(run, pr, costs, workers[chosen], lines[chosen], hint, None, work,
+                                          _margin(wall), None)
+    run.log.append(f"start from the LP's support ({int(chosen.sum()):,} pairs): {solver.status_name(code)} in "
+                   f"{solver.wall_time:.2f} s ({solver.deterministic_time:.2f} of {work:.2f} units)"
+                   + (f", cost {costs.unscaled(solver.objective_value):.6g}"
+                      if code in (cp_model.OPTIMAL, cp_model.FEASIBLE) else ""))
+    if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    allocation = v2.assignment(_solution(solver))
+    if blocking_pairs(problem, allocation) or not meets_rules(problem, allocation):
+        return None
+    return allocation, solver.deterministic_time
+
+
+def _improvement_phase(run: _StableRun, search: _Search, model: cp_model.CpModel, v: Variables, stats, costs,
+                       pr=None, st=None) -> None:
     """5. Not proven: spend the rest of the work on improving the allocation.
 
-    Large neighbourhood search, interleaved so that it stays deterministic, from the best
-    allocation so far.
+    First (with ``pr`` and ``st``) CP-SAT over the LP's support (:func:`_lp_support_start`, a
+    share of the work), then large neighbourhood search, interleaved so that it stays
+    deterministic, from the best allocation so far. The better start goes to the neighbourhood
+    search only: given to the proof search it cost 200 x 50 its proof (benchmarks/RESULTS.md).
     """
     improve_seconds = _margin(run.deadline - time.perf_counter())
     if search.mapped is Status.OPTIMAL or run.options.stop.is_set() or improve_seconds <= MIN_PHASE_SECONDS:
@@ -507,10 +681,19 @@ def _improvement_phase(run: _StableRun, search: _Search, model: cp_model.CpModel
                        "pairs (its work count grows too slowly for the work limit to stop it before the clock)")
         return
     best_so_far = v.assignment(search.solution) if search.solution is not None else run.start_point
+    lns_work = (1.0 - PROOF_SHARE) * search.work
+    if pr is not None and st is not None:
+        found = _lp_support_start(run, pr, costs, st, v, best_so_far, RESTRICTED_SHARE * lns_work, improve_seconds)
+        if found is not None:
+            allocation, used = found
+            lns_work = max(0.0, lns_work - used)
+            if best_so_far is None or run.problem.objective(allocation) < run.problem.objective(best_so_far):
+                best_so_far = allocation
+                run.offer_start(allocation)
+        improve_seconds = _margin(run.deadline - time.perf_counter())
     if best_so_far is not None:
         model.clear_hints()
         _hint(model, v, best_so_far, stats)
-    lns_work = (1.0 - PROOF_SHARE) * search.work
     status2, solver2 = run_cpsat(
         model, run.options, improve_seconds, run.seed, search.report, workers=LNS_WORKERS,
         deterministic_time=lns_work, **STABLE_PARAMS, **LNS_PARAMS,

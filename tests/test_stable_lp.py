@@ -1,0 +1,158 @@
+"""Large stable runs (allocator/solvers/cpsat/stable_lp.py and model._large_phase): the LP bound
+never exceeds the stable optimum, the restricted searches return stable allocations with the
+same optimum where the bound proves it, and a re-run returns the same allocation.
+
+The large path normally starts above cuts.MAX_LP_PAIRS kept pairs; ``solve_stable(...,
+large_pairs=0)`` sends small runs down it, so brute force (tests/helpers/bruteforce.py) and
+HiGHS on the plain model (benchmarks/highs_stable.py) can check it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+
+from allocator.problem import ProblemData
+from allocator.snapshot import RunSnapshot
+from allocator.solvers import SolveOptions, Status
+from allocator.solvers.cpsat.constraints import stability_structure
+from allocator.solvers.cpsat.model import _aligned, solve_stable
+from allocator.solvers.cpsat.pruning import prune
+from allocator.solvers.cpsat.stable_lp import stable_lp_bound
+from allocator.solvers.cpsat.variables import Variables
+from allocator.solvers.flow import solve_flow
+from allocator.solvers.scaling import allowed_pairs, cpsat_budget, integer_costs
+from allocator.stability import blocking_pairs
+from benchmarks.highs_stable import plain_stable_milp
+from tests.helpers.bruteforce import assert_valid, enumerate_allocations
+from tests.helpers.strategies import snapshots
+from tests.test_stable_exact import demo_stable
+
+SETTINGS = settings(max_examples=80, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+
+def _lp(problem: ProblemData, rounds: int = 0):
+    """The LP bound over the pruned pairs, with the integer costs and the pairs' costs."""
+    pr = prune(problem)
+    pairs = allowed_pairs(problem)
+    kept = pr.keep[pairs[0], pairs[1]]
+    costs = integer_costs(problem, budget=cpsat_budget(problem.n_workers), max_tie_range=1,
+                          pairs=(pairs[0][kept], pairs[1][kept]))
+    s, p = np.nonzero(pr.keep)
+    index = np.full(pr.keep.shape, -1, dtype=np.int64)
+    index[s, p] = np.arange(s.size)
+    v = Variables(s.astype(np.int32), p.astype(np.int32), [], np.zeros(0, dtype=np.int64), index)
+    st = stability_structure(v, problem, pr.candidates)
+    if st is None:
+        return None, costs, v
+    base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
+    lp = stable_lp_bound(s.astype(np.int64), p.astype(np.int64), problem, st, base, None,
+                         deadline=float("inf"), rounds=rounds)
+    return lp, costs, v
+
+
+def _integer_cost(v: Variables, costs, problem: ProblemData, assignment: np.ndarray) -> int:
+    base = np.zeros((problem.n_workers, problem.n_lines), dtype=np.int64)
+    base[costs.workers, costs.lines] = costs.base
+    return int(base[np.arange(problem.n_workers), assignment].sum())
+
+
+@SETTINGS
+@given(snapshots(stability=True, max_workers=6, max_lines=3))
+@pytest.mark.parametrize("rounds", [1, 0])
+def test_the_lp_bound_never_exceeds_the_stable_optimum(rounds, d):
+    """In the integer costs, over every stable allocation brute force finds: the bound after
+    one round of column generation (far from the LP optimum: only the Farley term makes it a
+    bound) and after convergence (0: up to MAX_ROUNDS)."""
+    problem = ProblemData.from_snapshot(RunSnapshot.parse(d))
+    enum = enumerate_allocations(problem)
+    stable = enum.allocations[enum.stable]
+    assume(len(stable) > 0)
+    lp, costs, v = _lp(problem, rounds)
+    assume(lp is not None and lp.bound is not None)
+    best = min(_integer_cost(v, costs, problem, a) for a in stable)
+    assert lp.bound <= best
+
+
+@SETTINGS
+@given(snapshots(stability=True, max_workers=6, max_lines=3))
+def test_the_large_path_returns_a_stable_allocation_and_a_true_bound(d):
+    """Down the large path: a valid stable allocation, never better than the brute-force
+    optimum, the bound never above it, and ``optimal`` only at the optimum."""
+    problem = ProblemData.from_snapshot(RunSnapshot.parse(d))
+    enum = enumerate_allocations(problem)
+    stable = enum.allocations[enum.stable]
+    out = solve_stable(problem, SolveOptions(time_limit=30), large_pairs=0)
+    if len(stable) == 0:
+        assert out.status in (Status.INFEASIBLE, Status.NO_SOLUTION), out.log
+        return
+    best = enum.best(stable=True)
+    tol = 1e-6 * max(1.0, abs(best))
+    assert out.status in (Status.OPTIMAL, Status.FEASIBLE), out.log
+    assert_valid(problem, out.assignment)
+    assert blocking_pairs(problem, out.assignment) == []
+    assert out.objective >= best - tol
+    assert out.best_bound <= best + tol
+    if out.status is Status.OPTIMAL:
+        assert out.objective == pytest.approx(best, rel=1e-7, abs=1e-9)
+
+
+def test_on_a_medium_run_the_lp_bound_lies_between_the_flow_and_highs_optimum():
+    """The converged LP is at least the flow over the kept pairs (its rows contain the flow's)
+    and at most the stable optimum HiGHS proves on the plain model; the large path's answer is
+    stable, no better than that optimum, and its reported bound no higher."""
+    p = demo_stable(60, 20, 1)
+    highs = plain_stable_milp(p, time_cap=120)
+    assert highs["status"] == "optimal"
+    lp, costs, v = _lp(p)
+    assert lp is not None and lp.converged and lp.bound is not None, lp
+    flow = solve_flow(p, costs)
+    assert lp.bound >= flow.base_total - 1
+    assert lp.bound > flow.base_total, "the stability rows should lift the bound above the flow's"
+    optimum = highs["objective"]
+    assert costs.unscaled(lp.bound - 0.5 * p.n_workers) <= optimum + 1e-7 * optimum
+    out = solve_stable(p, SolveOptions(time_limit=30), large_pairs=0)
+    assert out.status in (Status.OPTIMAL, Status.FEASIBLE)
+    assert blocking_pairs(p, out.assignment) == []
+    assert out.objective >= optimum - 1e-7 * optimum
+    assert out.best_bound <= optimum + 1e-7 * optimum
+    assert any(line.startswith("LP bound:") for line in out.log), out.log
+
+
+def test_the_large_path_returns_the_same_allocation_twice(monkeypatch):
+    """Work limits far below what the restricted searches need stop them at the same point on
+    every re-run (threads do not matter: the searches use one worker)."""
+    import allocator.solvers.cpsat.model as model
+
+    monkeypatch.setattr(model, "LARGE_WORK_PER_SECOND", (0.0005 / 60, 0.0005 / 60))
+    p = demo_stable(150, 50, 0)
+    outs = [solve_stable(p, SolveOptions(threads=t, time_limit=60), large_pairs=0) for t in (2, 1)]
+    for out in outs:
+        assert out.status is Status.FEASIBLE, out.log
+        assert any(line.startswith("restricted searches ended") for line in out.log), out.log
+        assert blocking_pairs(p, out.assignment) == []
+        assert out.best_bound <= out.objective
+    assert outs[0].assignment.tobytes() == outs[1].assignment.tobytes()
+    assert outs[0].best_bound == outs[1].best_bound
+
+
+def test_the_start_from_the_lp_support_is_stable_and_repeatable(monkeypatch):
+    """When the proof search runs out of work, CP-SAT over the LP's support gives the
+    neighbourhood search its start: a stable allocation, the same on a re-run, never worse
+    than the answer without it (it is offered as a start, so the answer is at most its cost)."""
+    import allocator.solvers.cpsat.model as model
+
+    monkeypatch.setattr(model, "DETERMINISTIC_PER_SECOND", 0.3 / 60)
+    p = demo_stable(150, 50, 0)
+    outs = [solve_stable(p, SolveOptions(threads=t, time_limit=60)) for t in (2, 1)]
+    for out in outs:
+        assert out.status is Status.FEASIBLE, out.log
+        line = next(x for x in out.log if x.startswith("start from the LP's support"))
+        assert "cost" in line, out.log
+        cost = float(line.rsplit("cost ", 1)[1])
+        assert out.objective <= cost * (1 + 1e-5)  # the log prints 6 significant digits
+        assert blocking_pairs(p, out.assignment) == []
+        assert any(x.startswith("stopped by the work limit") for x in out.log), out.log
+    assert outs[0].assignment.tobytes() == outs[1].assignment.tobytes()
