@@ -21,15 +21,17 @@ from benchmarks.instances import generate_instance
 from tests.helpers.highs_reference import REL_TOL, solve_reference
 
 
-def _run(seed: int = 14) -> ProblemData:
-    # 100 x 30 with 8 links, 3 quotas and 3 tiers: with seed 14 tier 1 is the level the
-    # completion proves (neither the LP nor the probe at its bound does); with seed 3 the
-    # probe proves tiers 1 and 2.
-    return ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(100, 30, seed, links=8, quotas=3, tiers=3)))
+def _run(seed: int = 14, size: tuple[int, int, int] = (100, 30, 8)) -> ProblemData:
+    # 100 x 30 with 8 links, 3 quotas and 3 tiers by default. Which step proves which level
+    # depends on the run (the LP's vertex, the probe): seed 18 has tier 2 proven by step 6's
+    # completion right after the probe; 150 x 40 with 10 links, seed 14, has tier 1 proven by
+    # the probe at the LP bound.
+    m, n, links = size
+    return ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(m, n, seed, links=links, quotas=3, tiers=3)))
 
 
 def test_a_level_proven_by_the_completed_relaxation_is_the_highs_optimum():
-    p = _run()
+    p = _run(18)
     out = solve_rules(p, SolveOptions(time_limit=120))
     assert out.status is Status.OPTIMAL, out.log
     assert any("completed for the other workers" in line for line in out.log), out.log
@@ -38,24 +40,23 @@ def test_a_level_proven_by_the_completed_relaxation_is_the_highs_optimum():
     assert ref.status == "optimal", ref.status
     got = p.objective_levels(out.assignment)
     assert len(got) == len(ref.levels) == 3
-    proven = next(k for k, line in enumerate(out.log) if "completed for the other workers" in line)
-    assert out.log[proven].startswith("tier 1:")
     # Every level: the one the completion proved and those after it, on its optimal face.
     for g, w in zip(got, ref.levels, strict=True):
         assert math.isclose(g, w, rel_tol=REL_TOL, abs_tol=1e-6), (got, ref.levels)
 
 
-@pytest.mark.parametrize("seed, step", [(3, "probe"), (22, "early relaxation")])
-def test_levels_proven_by_the_probe_or_the_early_relaxation_are_the_highs_optimum(seed, step):
-    # Seed 3: the probe at the LP bound proves tiers 1 and 2. Seed 22: tier 2's probe finds
-    # nothing, and step 6's relaxation and completion run right after it (before the LP's
-    # log line, the fresh start and the polish) and prove the tier.
-    p = _run(seed)
+@pytest.mark.parametrize("seed, size, step", [(14, (150, 40, 10), "probe"), (22, (100, 30, 8), "early relaxation")])
+def test_levels_proven_by_the_probe_or_the_early_relaxation_are_the_highs_optimum(seed, size, step):
+    # The probe: tier 1 proven by an allocation the probe at the LP bound finds. Early
+    # relaxation: tier 2's probe finds nothing, and step 6's relaxation and completion run right
+    # after it (before the LP's log line, the fresh start and the polish) and prove the tier.
+    p = _run(seed, size)
     out = solve_rules(p, SolveOptions(time_limit=120))
     assert out.status is Status.OPTIMAL, out.log
     if step == "probe":
-        probed = [line for line in out.log if "probe at the LP bound" in line and "OPTIMAL" in line]
-        assert len(probed) >= 2, out.log
+        probed = next(k for k, line in enumerate(out.log)
+                      if line.startswith("tier 1: probe at the LP bound") and "OPTIMAL" in line)
+        assert "reaches the LP bound: proven" in " ".join(out.log[probed + 1:probed + 3]), out.log
     else:
         relaxed = out.log.index(next(line for line in out.log if line.startswith("tier 2: relaxation without")))
         lp_line = out.log.index(next(line for line in out.log if line.startswith("tier 2: LP bound")))

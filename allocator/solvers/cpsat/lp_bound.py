@@ -299,10 +299,13 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
             continue
         if res.status != "optimal":
             return None
-        safe = _safe_bound(res, a_eq, a_ub, eq_b, ub_b, c, shrink)
+        # HiGHS's objective was c / shrink: its duals times shrink are those of c.
+        safe = safe_bound(np.asarray(res.y_eq, dtype=np.float64) * shrink,
+                          np.asarray(res.y_ub, dtype=np.float64) * shrink, a_eq, eq_b, a_ub, ub_b, c,
+                          np.ones(total, dtype=np.int64))
         if safe is None:
             return None
-        scale, r, b_total = safe
+        scale, b_total, r = safe
         # Column generation: a column left out with a negative reduced cost may lower the
         # LP's optimum; add them and solve again. The bound is rigorous for any duals, so the
         # rounds only make it tighter (and stop after MAX_ROUNDS).
@@ -404,18 +407,19 @@ def _solution(run: tuple, n_eq: int) -> _LPResult:
     return _LPResult(status, x, fun, duals[:n_eq], duals[n_eq:])
 
 
-def _safe_bound(res: _LPResult, a_eq: csr_matrix, a_ub: csr_matrix, eq_b: list[int], ub_b: list[int],
-                c: np.ndarray, shrink: float) -> tuple[int, np.ndarray, int] | None:
-    """``(S, R, B)`` from HiGHS's row duals, in exact integers (the module docstring's argument);
-    HiGHS's objective was ``c / shrink``."""
-    n_ub = a_ub.shape[0]
-    y_eq = np.asarray(res.y_eq, dtype=np.float64) * shrink
-    y_ub = np.minimum(np.asarray(res.y_ub, dtype=np.float64), 0.0) * shrink if n_ub else np.zeros(0)
+def safe_bound(y_eq: np.ndarray, y_ub: np.ndarray, a_eq: csr_matrix, b_eq: list[int], a_ub: csr_matrix,
+               b_ub: list[int], c: np.ndarray, upper: np.ndarray,
+               workers: np.ndarray | None = None) -> tuple[int, int, np.ndarray] | None:
+    """``(S, B, R)`` from row duals (any values), in exact integers: ``c z >= B / S`` for every
+    ``z`` with ``A_eq z = b_eq``, ``A_ub z <= b_ub`` and ``0 <= z <= upper`` (the module
+    docstring's argument, where a column with ``R_j < 0`` contributes at least ``R_j upper_j``).
+    ``None`` when the duals are not finite or too large to scale. Also the stable LP's bound
+    (:mod:`.stable_lp`: columns up to a line's places, and ``workers`` for Farley's bound)."""
+    y_ub = np.minimum(y_ub, 0.0)
     if not (np.isfinite(y_eq).all() and np.isfinite(y_ub).all()):
         return None
-    # The scale: |S c_j| + sum_i |A_ij| |Y_i| < 2^61 for every column (so R in int64, exactly).
     reach = (np.abs(c).astype(np.float64) + abs(a_eq).T.astype(np.float64) @ (np.abs(y_eq) + 1.0)
-             + (abs(a_ub).T.astype(np.float64) @ (np.abs(y_ub) + 1.0) if n_ub else 0.0))
+             + abs(a_ub).T.astype(np.float64) @ (np.abs(y_ub) + 1.0)) * np.maximum(upper, 1)
     top = float(reach.max(initial=1.0))
     bits = min(_MAX_BITS, int(np.floor(np.log2(_INT_LIMIT / top))) - 1)
     if bits < 0:
@@ -423,11 +427,20 @@ def _safe_bound(res: _LPResult, a_eq: csr_matrix, a_ub: csr_matrix, eq_b: list[i
     scale = 1 << bits
     ye = np.rint(y_eq * scale).astype(np.int64)
     yu = np.minimum(np.rint(y_ub * scale), 0.0).astype(np.int64)
-    r = c * np.int64(scale) - a_eq.T @ ye
-    if n_ub:
-        r = r - a_ub.T @ yu
-    r = np.asarray(r, dtype=np.int64)
-    b_total = sum(int(b) * int(y) for b, y in zip(eq_b, ye.tolist(), strict=True))
-    b_total += sum(int(b) * int(y) for b, y in zip(ub_b, yu.tolist(), strict=True))
-    b_total += sum(r[r < 0].tolist())
-    return scale, r, b_total
+    r = np.asarray(c * np.int64(scale) - a_eq.T @ ye - a_ub.T @ yu, dtype=np.int64)
+    b_total = sum(int(b) * int(y) for b, y in zip(b_eq, ye.tolist(), strict=True) if y)
+    b_total += sum(int(b) * int(y) for b, y in zip(b_ub, yu.tolist(), strict=True) if y)
+    neg = r < 0
+    if workers is not None:
+        # Each worker's pairs (the first columns) sum to 1 in every point of the relaxation, so
+        # their terms sum to at least the worker's least reduced cost (Farley's bound); this is
+        # what makes an early round of column generation give a bound at all.
+        n_x = workers.size
+        least = np.full(int(workers.max(initial=-1)) + 1, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(least, workers, r[:n_x])
+        b_total += sum(least.tolist())
+        neg[:n_x] = False
+    b_total += sum((r[neg] * upper[neg]).tolist())
+    return scale, b_total, r
+
+

@@ -70,6 +70,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 
 from allocator.problem import ProblemData
 from allocator.solvers.cpsat.constraints import StabilityStructure
+from allocator.solvers.cpsat.lp_bound import safe_bound
 
 #: Most rounds of column generation.
 MAX_ROUNDS = 25
@@ -79,9 +80,6 @@ START_CHEAPEST = 3
 PER_WORKER = 2
 #: Simplex iterations per round past which the round gives no bound (a deterministic cap).
 MAX_ITERATIONS = 200_000
-#: The scaled integers stay below this (int64 holds 2^63 - 1; a margin for the sums).
-_INT_LIMIT = 2.0**61
-_MAX_BITS = 40
 
 
 @dataclass
@@ -200,41 +198,6 @@ def _build(workers: np.ndarray, lines: np.ndarray, problem: ProblemData, st: Sta
     n = len(upper)
     return (rows.matrix("eq", n), rows.b["eq"], rows.matrix("ub", n), rows.b["ub"],
             np.asarray(upper, dtype=np.int64))
-
-
-def safe_bound(y_eq: np.ndarray, y_ub: np.ndarray, a_eq: csr_matrix, b_eq: list[int], a_ub: csr_matrix,
-               b_ub: list[int], c: np.ndarray, upper: np.ndarray,
-               workers: np.ndarray | None = None) -> tuple[int, int, np.ndarray] | None:
-    """``(S, B, R)`` from row duals (any values), in exact integers: ``c z >= B / S`` for every
-    ``z`` with ``A_eq z = b_eq``, ``A_ub z <= b_ub`` and ``0 <= z <= upper`` (module docstring).
-    ``None`` when the duals are not finite or too large to scale."""
-    y_ub = np.minimum(y_ub, 0.0)
-    if not (np.isfinite(y_eq).all() and np.isfinite(y_ub).all()):
-        return None
-    reach = (np.abs(c).astype(np.float64) + abs(a_eq).T.astype(np.float64) @ (np.abs(y_eq) + 1.0)
-             + abs(a_ub).T.astype(np.float64) @ (np.abs(y_ub) + 1.0)) * np.maximum(upper, 1)
-    top = float(reach.max(initial=1.0))
-    bits = min(_MAX_BITS, int(np.floor(np.log2(_INT_LIMIT / top))) - 1)
-    if bits < 0:
-        return None
-    scale = 1 << bits
-    ye = np.rint(y_eq * scale).astype(np.int64)
-    yu = np.minimum(np.rint(y_ub * scale), 0.0).astype(np.int64)
-    r = np.asarray(c * np.int64(scale) - a_eq.T @ ye - a_ub.T @ yu, dtype=np.int64)
-    b_total = sum(int(b) * int(y) for b, y in zip(b_eq, ye.tolist(), strict=True) if y)
-    b_total += sum(int(b) * int(y) for b, y in zip(b_ub, yu.tolist(), strict=True) if y)
-    neg = r < 0
-    if workers is not None:
-        # Each worker's pairs (the first columns) sum to 1 in every point of the relaxation, so
-        # their terms sum to at least the worker's least reduced cost (Farley's bound); this is
-        # what makes an early round of column generation give a bound at all.
-        n_x = workers.size
-        least = np.full(int(workers.max(initial=-1)) + 1, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(least, workers, r[:n_x])
-        b_total += sum(least.tolist())
-        neg[:n_x] = False
-    b_total += sum((r[neg] * upper[neg]).tolist())
-    return scale, b_total, r
 
 
 def stable_lp_bound(workers: np.ndarray, lines: np.ndarray, problem: ProblemData, st: StabilityStructure,
