@@ -190,6 +190,31 @@ def test_stop_keeps_the_best_allocation_so_far(import_run):
     assert any(i.value.startswith("Not proven: at most") for i in at.info)
 
 
+def test_results_during_the_first_solve_say_it_is_solving_not_nothing_solved(import_run):
+    # It said both "Solving 'X'… This page shows it when it is done." and "Nothing solved yet
+    # for this run. Set up a scenario and press Solve".
+    d = demo_snapshot(workers=300, lines=80, seed=7, profile=NO_RULES)
+    d["pins"] = []
+    d["settings"].update(stability=True, max_seconds=60)
+    run_id = import_run(d, name="Slow stable intake")
+    at = open_app(run_id, "scenario")
+    at.button(key="sc_solve").click().run()
+    import state
+
+    runner = state.job_runner()
+    job_id = at.session_state["job"]["id"]
+    try:
+        at.switch_page("../pages/results.py").run()
+        assert not at.exception, at.exception
+        infos = [i.value for i in at.info]
+        assert any(v.startswith("Solving '") or "waiting for the solver" in v for v in infos), infos
+        assert not any("Nothing solved yet" in v for v in infos), infos
+        assert not [x for x in at.page_link if x.proto.label == "Go to Scenario"]
+    finally:
+        runner.stop(job_id)
+        runner.wait(job_id, timeout=30)
+
+
 def test_results_without_a_solve_point_to_the_scenario_page(demo_run):
     at = new_app()
     at.session_state["run_id"] = demo_run
