@@ -147,6 +147,16 @@ def test_eligibility_for_one_worker_and_one_line(demo_run):
     pool = table(at, "Worker id", "Because")
     assert int(metric(at, "Workers who may take it").value) == len(pool) > 0
     assert "w001" not in set(pool["Worker id"])
+    # A line some worker ranked but may not take: they are listed under it with their rank
+    # (Aiko Thompson, w006, ranked j54 first; the run forbids it her).
+    at.selectbox(key="el_line").select(53).run()  # j54
+    assert not at.exception
+    pool, refused = [d.value for d in at.dataframe if {"Worker id", "Because", "Rank they gave it"} <= set(d.value.columns)]
+    row = refused[refused["Worker id"] == "w006"].iloc[0]
+    assert row["Rank they gave it"] == 1 and "Forbidden" in row["Because"]
+    assert "w006" not in set(pool["Worker id"])
+    ranked = pool["Rank they gave it"].notna().tolist()
+    assert ranked == sorted(ranked, reverse=True)  # who ranked the line comes first
     # Pick one reason: the heatmap keeps drawing, with that reason alone in its legend.
     at.multiselect(key="el_reasons").set_value(["MISSING_INCLUDED_TAG"]).run()
     assert not at.exception
