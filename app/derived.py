@@ -270,6 +270,42 @@ def worker_lines_table(p, i: int, codes: np.ndarray, run_snapshot) -> pd.DataFra
     return order.drop(columns="_unranked")
 
 
+LINE_TABLE_COLS = ["Worker", "Worker id", "Because", "Rank they gave it"]
+
+
+def line_workers_tables(p, j: int, codes: np.ndarray, run_snapshot) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One line's two tables on the Eligibility page: who may take it, and who ranked it but may not.
+
+    Both show the number each worker wrote for the line (a tie of two lines at 2 is 2, not
+    2.5). The workers who ranked it come first, best rank first: they are the ones a planner
+    asks about; before, the table went by worker id and listed nobody who ranked the line but
+    may not take it, the very pairs a planner has to explain.
+    """
+    from compare_view import given_ranks
+
+    pins, forbids = run_pairs(run_snapshot)
+    given = given_ranks(run_snapshot)
+    line_id = p.line_ids[j]
+    may, may_not = [], []
+    for i in range(p.n_workers):
+        rank = given.get((p.worker_ids[i], line_id))
+        ok, step, why = pair_verdict(p, i, j, codes[i, j], pins, forbids)
+        if ok:
+            may.append({"Worker": p.worker_names[i], "Worker id": p.worker_ids[i], "Because": step,
+                        "Rank they gave it": rank})
+        elif rank is not None:  # the full reason: it names the qualification or the pin
+            may_not.append({"Worker": p.worker_names[i], "Worker id": p.worker_ids[i], "Because": why,
+                            "Rank they gave it": rank})
+
+    def ordered(rows: list[dict[str, Any]]) -> pd.DataFrame:
+        df = pd.DataFrame(rows, columns=LINE_TABLE_COLS)
+        df = df.assign(_unranked=df["Rank they gave it"].isna())
+        return (df.sort_values(["_unranked", "Rank they gave it", "Worker id"], kind="stable")
+                .drop(columns="_unranked").reset_index(drop=True))
+
+    return ordered(may), ordered(may_not)
+
+
 @st.cache_resource(max_entries=16, show_spinner=False)
 def heatmap(problem_fp: str, rows: tuple[int, ...], show: tuple[str, ...], _problem, _codes: np.ndarray):
     """The eligibility heatmap of these workers (rows), with only ``show`` coloured."""

@@ -54,8 +54,8 @@ def runs_frame(runs: Sequence[RunSummary], current_id: str | None) -> pd.DataFra
 
 #: The runs table's column widths (px): together with the row picker they fit the page beside
 #: the sidebar (about 880 px), so no column hides behind a scroll bar.
-RUNS_WIDTHS = {"Run": 160, "Run id": 70, "Current": 60, "Published": 70, "Workers": 60, "Job lines": 65,
-               "Imported": 115, "From file": 85, "Changed since import": 65, "Last scenario saved": 95}
+RUNS_WIDTHS = {"Run": 150, "Run id": 70, "Current": 60, "Published": 70, "Workers": 60, "Job lines": 65,
+               "Imported": 115, "From file": 80, "Changed since import": 65, "Last scenario saved": 110}
 
 
 def places_problem(value: object, line: str) -> str | None:

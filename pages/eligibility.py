@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import charts
-import compare_view
 import derived
 import layout
 import numpy as np
-import pandas as pd
 import state
 import streamlit as st
 
@@ -149,20 +147,19 @@ if lj is not None:
     if rules.included_tags:
         parts.append("requires one of " + ", ".join(rules.included_tags))
     st.caption("The line's rules: " + ("; ".join(parts) if parts else "none, so it is open to all") + ".")
-    run_pins, run_forbids = derived.run_pairs(snap)
-    given = compare_view.given_ranks(snap)
-    pool_rows = [
-        {"Worker": problem.worker_names[i], "Worker id": problem.worker_ids[i],
-         "Because": derived.pair_verdict(problem, i, lj, codes[i, lj], run_pins, run_forbids)[1],
-         # The number the worker wrote (a tie of two lines at 2 is 2 for both, not 2.5).
-         "Rank they gave it": given.get((problem.worker_ids[i], problem.line_ids[lj]))}
-        for i in np.flatnonzero(allowed)
-    ]
-    st.dataframe(pd.DataFrame(pool_rows, columns=["Worker", "Worker id", "Because", "Rank they gave it"]),
-                 key="el_line_table", hide_index=True, width="stretch", placeholder="–",
-                 column_config={
-                     "Worker": st.column_config.TextColumn(width=200),
-                     "Worker id": st.column_config.TextColumn(width=90),
-                     "Because": st.column_config.TextColumn(width=400),
-                     "Rank they gave it": st.column_config.NumberColumn(format="plain", width=130),
-                 })
+    pool_df, refused_df = derived.line_workers_tables(problem, lj, codes, snap)
+    line_cols = {
+        "Worker": st.column_config.TextColumn(width=200),
+        "Worker id": st.column_config.TextColumn(width=90),
+        "Because": st.column_config.TextColumn(width=400),
+        "Rank they gave it": st.column_config.NumberColumn(format="plain", width=130),
+    }
+    st.dataframe(pool_df, key="el_line_table", hide_index=True, width="stretch", placeholder="–",
+                 column_config=line_cols)
+    st.caption("Those who ranked the line first, best rank first.")
+    if len(refused_df):
+        st.markdown(f"**Ranked it but may not take it** ({len(refused_df)})")
+        st.dataframe(refused_df, key="el_line_refused", hide_index=True, width="stretch", placeholder="–",
+                     column_config=line_cols)
+        st.caption("Their rank for this line cannot count: check their qualifications and the line's rules, "
+                   "or ask them to rank again.")

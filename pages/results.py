@@ -46,9 +46,12 @@ if state.active_job():
 
 res = state.current_result()
 if res is None:
-    st.info("Nothing solved yet for this run. Set up a scenario and press Solve, or open a saved "
-            "scenario in the sidebar.")
-    layout.link("scenario", "Go to Scenario", icon=":material/tune:")
+    # While the first solve runs, the line above says it shows here when done: "nothing solved,
+    # press Solve" beside it would tell the planner to do what they just did.
+    if not state.active_job():
+        st.info("Nothing solved yet for this run. Set up a scenario and press Solve, or open a saved "
+                "scenario in the sidebar.")
+        layout.link("scenario", "Go to Scenario", icon=":material/tune:")
     st.stop()
 
 # A result saved before the honest rank figures existed gets them from its rows and the run.

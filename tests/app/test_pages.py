@@ -147,6 +147,16 @@ def test_eligibility_for_one_worker_and_one_line(demo_run):
     pool = table(at, "Worker id", "Because")
     assert int(metric(at, "Workers who may take it").value) == len(pool) > 0
     assert "w001" not in set(pool["Worker id"])
+    # A line some worker ranked but may not take: they are listed under it with their rank
+    # (Aiko Thompson, w006, ranked j54 first; the run forbids it her).
+    at.selectbox(key="el_line").select(53).run()  # j54
+    assert not at.exception
+    pool, refused = [d.value for d in at.dataframe if {"Worker id", "Because", "Rank they gave it"} <= set(d.value.columns)]
+    row = refused[refused["Worker id"] == "w006"].iloc[0]
+    assert row["Rank they gave it"] == 1 and "Forbidden" in row["Because"]
+    assert "w006" not in set(pool["Worker id"])
+    ranked = pool["Rank they gave it"].notna().tolist()
+    assert ranked == sorted(ranked, reverse=True)  # who ranked the line comes first
     # Pick one reason: the heatmap keeps drawing, with that reason alone in its legend.
     at.multiselect(key="el_reasons").set_value(["MISSING_INCLUDED_TAG"]).run()
     assert not at.exception
@@ -188,6 +198,31 @@ def test_stop_keeps_the_best_allocation_so_far(import_run):
     assert any("Solve stopped" in t.value for t in at.toast)
     at.switch_page("../pages/results.py").run()
     assert any(i.value.startswith("Not proven: at most") for i in at.info)
+
+
+def test_results_during_the_first_solve_say_it_is_solving_not_nothing_solved(import_run):
+    # It said both "Solving 'X'… This page shows it when it is done." and "Nothing solved yet
+    # for this run. Set up a scenario and press Solve".
+    d = demo_snapshot(workers=300, lines=80, seed=7, profile=NO_RULES)
+    d["pins"] = []
+    d["settings"].update(stability=True, max_seconds=60)
+    run_id = import_run(d, name="Slow stable intake")
+    at = open_app(run_id, "scenario")
+    at.button(key="sc_solve").click().run()
+    import state
+
+    runner = state.job_runner()
+    job_id = at.session_state["job"]["id"]
+    try:
+        at.switch_page("../pages/results.py").run()
+        assert not at.exception, at.exception
+        infos = [i.value for i in at.info]
+        assert any(v.startswith("Solving '") or "waiting for the solver" in v for v in infos), infos
+        assert not any("Nothing solved yet" in v for v in infos), infos
+        assert not [x for x in at.page_link if x.proto.label == "Go to Scenario"]
+    finally:
+        runner.stop(job_id)
+        runner.wait(job_id, timeout=30)
 
 
 def test_results_without_a_solve_point_to_the_scenario_page(demo_run):

@@ -261,3 +261,17 @@ def test_one_workers_ranked_lines_come_first_even_those_they_may_not_take():
     assert list(df["Job line"]) == ["j3", "j2", "j1", "j4"]  # ranked by rank; then open ones, then the rest
     assert list(df["May take it"]) == [False, True, True, False]
     assert list(df.columns) == ["Job line", "May take it", "Rank given", "Decided by", "Why", "Reason code"]
+
+
+def test_one_lines_tables_put_who_ranked_it_first_and_list_who_ranked_it_but_may_not_take_it():
+    # j1 requires 'ed': w3 ranked it first but lacks the tag; w4 ranked it 2nd; w1, w2 did not rank it.
+    run = snap(W("w1", "w2", "w3", "w4", tags={"w1": ["ed"], "w2": ["ed"], "w4": ["ed"]}),
+               L(("j1", 2), ("j2", 2)),
+               worker_preferences=prefs(w3={"j1": 1}, w4={"j2": 1, "j1": 2}),
+               eligibility=[{"job_line_id": "j1", "included_qualification_ids": ["ed"]}])
+    p = ProblemData.from_snapshot(run)
+    may, may_not = derived.line_workers_tables(p, p.line_ids.index("j1"), derived.pair_codes(p), run)
+    assert list(may["Worker id"]) == ["w4", "w1", "w2"]  # the one who ranked it first, then by id
+    assert list(may["Rank they gave it"].fillna(0)) == [2, 0, 0]
+    assert list(may_not["Worker id"]) == ["w3"] and list(may_not["Rank they gave it"]) == [1]
+    assert "'ed'" in may_not["Because"].iloc[0]
