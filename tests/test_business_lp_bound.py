@@ -287,3 +287,20 @@ def test_the_lp_prints_nothing():
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "", done.stdout
+
+
+def test_the_lp_runs_after_another_highs_used_two_threads(case):
+    """HiGHS refuses to run an object asking for another thread count than one run before in
+    the process; the LP bound asks for none, so it still gives its bound."""
+    import highspy
+
+    h = highspy._core._Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 2)
+    h.addCols(1, np.array([1.0]), np.array([0.0]), np.array([1.0]), 0, np.zeros(1, dtype=np.int32),
+              np.zeros(0, dtype=np.int32), np.zeros(0))
+    h.run()
+    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    p, ref, costs, todo, index, keep, values = case
+    lp = lp_bound(p, costs.workers, costs.lines, keep, [], todo[0].coefficients)
+    assert lp is not None and lp.bound <= values[0]

@@ -24,7 +24,7 @@ from tests.helpers.highs_reference import REL_TOL, solve_reference
 def _run(seed: int = 14, size: tuple[int, int, int] = (100, 30, 8)) -> ProblemData:
     # 100 x 30 with 8 links, 3 quotas and 3 tiers by default. Which step proves which level
     # depends on the run (the LP's vertex, the probe): seed 18 has tier 2 proven by step 6's
-    # completion right after the probe; 150 x 40 with 10 links, seed 14, has tier 1 proven by
+    # completion right after the probe; 150 x 40 with 10 links, seed 14, has tier 2 proven by
     # the probe at the LP bound.
     m, n, links = size
     return ProblemData.from_snapshot(RunSnapshot.parse(generate_instance(m, n, seed, links=links, quotas=3, tiers=3)))
@@ -47,16 +47,15 @@ def test_a_level_proven_by_the_completed_relaxation_is_the_highs_optimum():
 
 @pytest.mark.parametrize("seed, size, step", [(14, (150, 40, 10), "probe"), (22, (100, 30, 8), "early relaxation")])
 def test_levels_proven_by_the_probe_or_the_early_relaxation_are_the_highs_optimum(seed, size, step):
-    # The probe: tier 1 proven by an allocation the probe at the LP bound finds. Early
+    # The probe: a tier (tier 2 here) proven by an allocation the probe at the LP bound finds. Early
     # relaxation: tier 2's probe finds nothing, and step 6's relaxation and completion run right
     # after it (before the LP's log line, the fresh start and the polish) and prove the tier.
     p = _run(seed, size)
     out = solve_rules(p, SolveOptions(time_limit=120))
     assert out.status is Status.OPTIMAL, out.log
     if step == "probe":
-        probed = next(k for k, line in enumerate(out.log)
-                      if line.startswith("tier 1: probe at the LP bound") and "OPTIMAL" in line)
-        assert "reaches the LP bound: proven" in " ".join(out.log[probed + 1:probed + 3]), out.log
+        probes = [k for k, line in enumerate(out.log) if "probe at the LP bound" in line and "OPTIMAL" in line]
+        assert any("reaches the LP bound: proven" in " ".join(out.log[k + 1:k + 3]) for k in probes), out.log
     else:
         relaxed = out.log.index(next(line for line in out.log if line.startswith("tier 2: relaxation without")))
         lp_line = out.log.index(next(line for line in out.log if line.startswith("tier 2: LP bound")))
@@ -94,6 +93,7 @@ def test_the_repair_over_a_few_pairs_falls_back_to_every_pair(monkeypatch):
         return found
 
     monkeypatch.setattr(rules, "_repair", spy)
+    monkeypatch.setattr(rules, "REPAIR_FEW_ABOVE", 0)  # a small run: the few pairs only on large ones
     monkeypatch.setattr(rules, "REPAIR_PAIRS", 1)
     start = rules.repair(p, costs, keep, weights, first)
     assert calls == [(calls[0][0], False), (int(keep.sum()), True)] and calls[0][0] < int(keep.sum())
@@ -102,6 +102,10 @@ def test_the_repair_over_a_few_pairs_falls_back_to_every_pair(monkeypatch):
     calls.clear()
     assert meets_rules(p, rules.repair(p, costs, keep, weights, first))
     assert len(calls) == 1 and calls[0][0] < int(keep.sum())  # twelve pairs a worker suffice here
+    monkeypatch.setattr(rules, "REPAIR_FEW_ABOVE", int(keep.sum()))
+    calls.clear()
+    assert meets_rules(p, rules.repair(p, costs, keep, weights, first))
+    assert calls == [(int(keep.sum()), True)]  # at this size: every pair at once
 
 
 def test_the_same_run_without_fixing_agrees():

@@ -76,10 +76,10 @@ from scipy.sparse import vstack as sparse_vstack
 
 from allocator.problem import ProblemData
 
-#: HiGHS's options: the dual simplex, one thread, presolve on, its default tolerances, silent
-#: (serial and deterministic).
-HIGHS_OPTIONS: dict = {"output_flag": False, "solver": "simplex", "simplex_strategy": 1, "threads": 1,
-                       "presolve": "on"}
+#: HiGHS's options: the serial dual simplex (strategy 1), presolve on, its default tolerances,
+#: silent: deterministic. No "threads" option: HiGHS refuses to run when another solver object in
+#: the process set a different count, and the serial dual simplex uses one thread anyway.
+HIGHS_OPTIONS: dict = {"output_flag": False, "solver": "simplex", "simplex_strategy": 1, "presolve": "on"}
 #: The scaled integers stay below this (int64 holds 2^63 - 1; a margin of 2 for the sums).
 _INT_LIMIT = 2.0**61
 #: Most rounds of column generation (each adds the pairs the last duals price below 0).
@@ -344,6 +344,21 @@ def lp_allocation(lp: LPBound, workers: np.ndarray, lines: np.ndarray, m: int) -
     return out
 
 
+def new_highs():
+    """A silent HiGHS solver object (highspy). The bare class: highspy.Highs() also switches its
+    callbacks on, which prints HiGHS's banner on standard output before any option can silence
+    it (a command line writing its JSON there must not get it)."""
+    import highspy
+
+    try:
+        from highspy._core import _Highs as Highs
+    except ImportError:  # a highspy without it: the public class (a banner, then silent)
+        Highs = highspy.Highs
+    h = Highs()
+    h.setOptionValue("output_flag", False)
+    return h
+
+
 class _HighsModel:
     """One HiGHS LP (highspy, dual simplex, one thread, fixed options: deterministic) whose
     columns come in batches; each :meth:`run` starts from the previous basis."""
@@ -351,14 +366,7 @@ class _HighsModel:
     def __init__(self, row_lower: np.ndarray, row_upper: np.ndarray) -> None:
         import highspy  # a tenth of a second to import: only when a level needs the LP
 
-        try:
-            # The bare solver: highspy.Highs() also switches its callbacks on, which prints
-            # HiGHS's banner on standard output before any option can silence it (a command
-            # line writing its JSON there must not get it).
-            from highspy._core import _Highs as Highs
-        except ImportError:  # a highspy without it: the public class (a banner, then silent)
-            Highs = highspy.Highs
-        self.h = Highs()
+        self.h = new_highs()
         for name, value in HIGHS_OPTIONS.items():
             self.h.setOptionValue(name, value)
         self.h.addRows(row_lower.size, row_lower, row_upper, 0, np.zeros(0, dtype=np.int32),
@@ -377,7 +385,10 @@ class _HighsModel:
 
     def run(self, seconds: float | None):
         """Solve; ``(status, x, fun, row duals)`` with status "optimal", "infeasible" or "other"."""
-        self.h.setOptionValue("time_limit", float("inf") if seconds is None else max(0.0, float(seconds)))
+        # HiGHS's time limit is on the object's total run time over every run() (not this call):
+        # each round's limit is what has run so far plus the seconds it may have.
+        limit = float("inf") if seconds is None else self.h.getRunTime() + max(0.0, float(seconds))
+        self.h.setOptionValue("time_limit", limit)
         self.h.run()
         status = self.h.getModelStatus()
         if status == self._status.kOptimal:

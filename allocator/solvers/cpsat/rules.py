@@ -112,8 +112,9 @@ does (the LP is tight), in a fraction of the polish's time; when it finds nothin
 workers held too tightly, or the optimum above ``L``), nothing is concluded and the steps
 before go on as without it.
 
-Step 3 over a few pairs first. :func:`repair`'s flows (a link penalty, then a flow per round of
-quota prices) run first over twelve pairs a worker, the cheapest in the first flow's reduced
+Step 3 over a few pairs first, on large runs (more than :data:`REPAIR_FEW_ABOVE` kept pairs).
+:func:`repair`'s flows (a link penalty, then a flow per round of quota prices) run first over
+twelve pairs a worker, the cheapest in the first flow's reduced
 costs, with its allocation's (and the anchor's): four to eight times fewer arcs. Only when that
 finds no start does the repair run again over every kept pair. The start's quality changes the
 speed only.
@@ -174,6 +175,10 @@ EARLY_LP = True
 #: Pairs per worker (the cheapest in the flow's reduced costs) of the repair's first attempt
 #: (0: every kept pair at once).
 REPAIR_PAIRS = 12
+#: Kept pairs above which the repair tries the few pairs first. Below, its flows are cheap and
+#: the start over every pair is better (on 600 x 150 runs the few pairs' start had more moves or
+#: a worse tier 1 in half the seeds, which cost proofs under short time limits).
+REPAIR_FEW_ABOVE = 150_000
 #: Most deterministic work for the probe at the LP bound (0: no probe).
 PROBE_WORK = 0.5
 #: Most pairs of the probe's model (a larger one is not tried: on 1,500 x 300 it has 2,000-6,500).
@@ -400,7 +405,8 @@ def repair(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, weights:
     """A start that meets the links and quotas, near ``flow`` (the flow optimum of ``weights``):
     :func:`_repair` over a few pairs per worker near the flow's optimum first (its flows are
     then several times smaller), over every kept pair when that finds none."""
-    if REPAIR_PAIRS and flow.reduced is not None and flow.assignment is not None:
+    if REPAIR_PAIRS and int(keep.sum()) > REPAIR_FEW_ABOVE and flow.reduced is not None \
+            and flow.assignment is not None:
         near = few_pairs(problem, costs, keep, flow.reduced, per_worker=REPAIR_PAIRS)
         near |= keep & (costs.lines == flow.assignment[costs.workers])
         if anchor is not None:
@@ -789,7 +795,8 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                     active = _active(todo, k, m)
                     if upper > lp.bound and few is not None and not active.all():
                         fix(~lp.removable(keep, upper, costs.workers))
-                    if upper > lp.bound and few is not None and not active.all() and \
+                    if upper > lp.bound and few is not None and not active.all() and time.perf_counter() < deadline \
+                            and \
                             int((keep & _relaxed_workers(problem, active)[costs.workers]).sum()) <= EARLY_RELAX_PAIRS:
                         # Step 6's relaxation and completion next, when the relaxation is small
                         # (before the fresh start and the polish): its lower bound often meets
@@ -799,7 +806,7 @@ def solve_rules(problem: ProblemData, options: SolveOptions, *, fixing: bool = T
                                                     max(0.0, (total_work - used) / (3 * (len(todo) - k))),
                                                     deadline, stats, log)
                         used += relax.work
-                        relaxed_early = True
+                        relaxed_early = relax.optimal  # else step 6 tries again on fewer pairs
                         best, upper, early_lower = relax.best, relax.upper, relax.lower
                         if relax.lower is not None and relax.lower >= upper:
                             fix(~lp.removable(keep, upper, costs.workers))
@@ -1052,6 +1059,7 @@ class _Relaxed:
     best: np.ndarray | None
     upper: int | None
     completed: bool  # the completion gave a better allocation
+    optimal: bool  # the relaxation was solved to optimality
 
 
 def _relax_and_complete(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: list[Level],
@@ -1083,7 +1091,7 @@ def _relax_and_complete(problem: ProblemData, costs: IntegerCosts, keep: np.ndar
                 and level_value(level, costs, whole, index) < upper:
             best, upper, completed = whole, level_value(level, costs, whole, index), True
             log.append(f"{level.name}: the relaxation's allocation completed for the other workers: {upper}")
-    return _Relaxed(relaxed.work, lower, best, upper, completed)
+    return _Relaxed(relaxed.work, lower, best, upper, completed, relaxed.code == cp_model.OPTIMAL)
 
 
 def _probe(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: list[Level], values: list[int],
@@ -1093,6 +1101,8 @@ def _probe(problem: ProblemData, costs: IntegerCosts, keep: np.ndarray, todo: li
     whose reduced cost is below one unit of the level): reaching the bound proves the level.
     Not tried (UNKNOWN, no work) above :data:`PROBE_PAIRS` pairs."""
     m = problem.n_workers
+    if time.perf_counter() >= deadline:
+        return LevelSolve(cp_model.UNKNOWN, None, -np.inf, None, 0.0, 0)
     near = keep & ~lp.removable(keep, lp.bound, costs.workers)
     active = _active(todo, k, m)
     others = _columns(costs, index, best, few, m) | (lp.x > 1e-6)

@@ -70,7 +70,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 
 from allocator.problem import ProblemData
 from allocator.solvers.cpsat.constraints import StabilityStructure
-from allocator.solvers.cpsat.lp_bound import safe_bound
+from allocator.solvers.cpsat.lp_bound import new_highs, safe_bound
 
 #: Most rounds of column generation.
 MAX_ROUNDS = 25
@@ -236,7 +236,8 @@ def stable_lp_bound(workers: np.ndarray, lines: np.ndarray, problem: ProblemData
         if left <= 0:
             out.stopped = "the deadline ended the column generation"
             break
-        h.setOptionValue("time_limit", float(left))
+        # HiGHS's time limit is on the object's total run time over every run(), not this call.
+        h.setOptionValue("time_limit", h.getRunTime() + float(left))
         if iterations:
             # A round needs at least as many iterations as the one before (measured: 6,210,
             # 8,495, 13,214, 13,622 on 1,500 x 300); one the budget would cut is not started.
@@ -313,11 +314,11 @@ def _highs(a_eq: csr_matrix, b_eq: list[int], a_ub: csr_matrix, b_ub: list[int],
     lp.a_matrix_.start_ = a.indptr.astype(np.int32)
     lp.a_matrix_.index_ = a.indices.astype(np.int32)
     lp.a_matrix_.value_ = a.data
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = new_highs()
     h.setOptionValue("solver", "simplex")
     h.setOptionValue("simplex_strategy", 1)  # dual simplex, serial
-    h.setOptionValue("threads", 1)
+    # No "threads" option (as lp_bound.HIGHS_OPTIONS): HiGHS refuses to run an object whose
+    # count differs from one run before in the process; the serial dual simplex uses one anyway.
     h.setOptionValue("simplex_iteration_limit", MAX_ITERATIONS)
     h.passModel(lp)
     return lp, h
