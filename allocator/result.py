@@ -395,9 +395,9 @@ class Explanation:
         ]
         out.append(f"Eligible: {self.eligibility}.")
         base = (
-            f"their mean rank {_fmt(self.preferencer_rank)} from the line's preferencers, to the power {_fmt(self.power)}"
+            f"their mean rank {_fmt(self.preferencer_rank)} from the line's supervisors, to the power {_fmt(self.power)}"
             if self.preferencer_rank is not None
-            else "neutral, the line has no preferencers"
+            else "neutral, no supervisor of the line ranks workers"
         )
         dw = (
             f"Dw = rank {_fmt(self.worker_rank)} to the power {_fmt(self.power)}"

@@ -14,6 +14,7 @@ Axis titles are in planners' words; every chart gets a one-line caption on its p
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -145,11 +146,14 @@ def rank_distribution_overlay(rows: Sequence[Mapping[str, Any]]) -> go.Figure:
         mine = sorted((r for r in rows if r["scenario"] == name), key=lambda r: r["order"])
         fig.add_trace(
             go.Bar(
-                name=name,
+                # A planner's scenario name is text: Plotly would render "<b>" in it as bold and
+                # read "%{...}" in a hover template, so it is escaped and the template names the
+                # trace instead of holding the name.
+                name=html.escape(name),
                 x=[NOT_RANKED_BAR if r["label"] == "unranked line" else r["label"] for r in mine],
                 y=[r["workers"] for r in mine],
                 marker_color=SCENARIO_COLOURS[i % len(SCENARIO_COLOURS)],
-                hovertemplate=f"{name}<br>%{{x}}: %{{y}} workers<extra></extra>",
+                hovertemplate="%{fullData.name}<br>%{x}: %{y} workers<extra></extra>",
             )
         )
     fig.update_layout(**_LAYOUT, height=340, barmode="group")

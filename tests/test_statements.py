@@ -150,3 +150,11 @@ def test_statements_speak_of_supervisors_never_of_preferencers(demo):
     text = "\n".join(s.text() for s in sts)
     assert "preferencer" not in text.lower()
     assert "supervisors' side" in text and "Supervisors' side: " in text
+
+
+def test_the_command_lines_explanation_speaks_of_supervisors(demo):
+    # `allocator explain` prints Result.explain's text: the planner's word there too.
+    r, sts = demo
+    texts = [str(r.explain(w)) for w in r.problem.worker_ids]
+    assert texts and not any("preferencer" in t.lower() for t in texts)
+    assert any("from the line's supervisors" in t for t in texts)

@@ -46,6 +46,14 @@ def test_overlay_has_one_trace_per_scenario(results):
     assert [t.marker.color for t in fig.data] == [charts.SCENARIO_COLOURS[0], charts.SCENARIO_COLOURS[1]]
 
 
+def test_overlay_shows_a_scenario_name_as_typed_not_as_markup(results):
+    _, a, b = results
+    rows = rank_distributions([ScenarioView("<b>x</b>", a), ScenarioView("50%{y} off", b)])
+    fig = charts.rank_distribution_overlay(rows)
+    assert [t.name for t in fig.data] == ["&lt;b&gt;x&lt;/b&gt;", "50%{y} off"]
+    assert all(t.hovertemplate.startswith("%{fullData.name}<br>") for t in fig.data)
+
+
 def test_fill_chart_marks_mandatory_lines_and_an_empty_one():
     fill = [
         {"job_line_id": "j1", "filled": 2, "capacity": 3, "vacancies": 1, "mandatory": True},
