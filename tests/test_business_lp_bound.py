@@ -304,3 +304,22 @@ def test_the_lp_runs_after_another_highs_used_two_threads(case):
     p, ref, costs, todo, index, keep, values = case
     lp = lp_bound(p, costs.workers, costs.lines, keep, [], todo[0].coefficients)
     assert lp is not None and lp.bound <= values[0]
+
+
+def test_each_lp_round_gets_its_own_seconds_on_top_of_the_run_time_so_far():
+    """HiGHS's time limit is on the object's total run time over every run(): a round given
+    ``s`` seconds must set the limit to the run time so far plus ``s`` (with ``s`` alone, a later
+    round stopped at once once the earlier rounds had used ``s``)."""
+    from scipy.sparse import coo_matrix
+
+    from allocator.solvers.cpsat.lp_bound import _HighsModel
+
+    model = _HighsModel(np.array([1.0]), np.array([1.0]))
+    model.add_columns(np.arange(2), np.array([1.0, 2.0]), coo_matrix(np.ones((1, 2))).tocsc())
+    status, x, fun, duals = model.run(None)
+    assert status == "optimal" and fun == 1.0 and list(x) == [1.0, 0.0]
+    before = model.h.getRunTime()
+    assert before > 0.0
+    model.run(5.0)
+    limit = model.h.getOptionValue("time_limit")[1]  # (status, value)
+    assert before + 5.0 <= limit <= model.h.getRunTime() + 5.0

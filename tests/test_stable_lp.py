@@ -156,3 +156,19 @@ def test_the_start_from_the_lp_support_is_stable_and_repeatable(monkeypatch):
         assert blocking_pairs(p, out.assignment) == []
         assert any(x.startswith("stopped by the work limit") for x in out.log), out.log
     assert outs[0].assignment.tobytes() == outs[1].assignment.tobytes()
+
+
+def test_the_stable_lp_runs_after_another_highs_used_two_threads():
+    """HiGHS refuses an object asking for another thread count than one run before in the
+    process (a business-rules LP, a caller's highspy): the stable LP asks for none."""
+    import highspy
+
+    h = highspy._core._Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 2)
+    h.addCols(1, np.array([1.0]), np.array([0.0]), np.array([1.0]), 0, np.zeros(1, dtype=np.int32),
+              np.zeros(0, dtype=np.int32), np.zeros(0))
+    h.run()
+    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    lp, costs, v = _lp(demo_stable(60, 20, 1))
+    assert lp is not None and lp.bound is not None, lp
