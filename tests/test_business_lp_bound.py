@@ -101,11 +101,16 @@ def _certificate_holds(p: ProblemData, lp, used: np.ndarray, assignment: np.ndar
     return value * lp.scale >= lp.scaled + terms
 
 
+def _reference_pairs(p, ref, costs, index) -> np.ndarray:
+    """(P,) bool: the pairs of HiGHS's reference allocation."""
+    used = np.zeros(costs.workers.size, dtype=bool)
+    used[index[np.arange(p.n_workers), ref.assignment]] = True
+    return used
+
+
 def test_the_certificate_holds_exactly_for_the_reference_allocation(case):
     p, ref, costs, todo, index, keep, values = case
-    m = p.n_workers
-    used = np.zeros(costs.workers.size, dtype=bool)
-    used[index[np.arange(m), ref.assignment]] = True
+    used = _reference_pairs(p, ref, costs, index)
     for k, level in enumerate(todo):
         solved = [(todo[j].coefficients, values[j]) for j in range(k)]
         lp = lp_bound(p, costs.workers, costs.lines, keep, solved, level.coefficients)
@@ -117,8 +122,7 @@ def test_column_generation_from_a_few_pairs_gives_the_same_bound(case):
     the same bound as HiGHS on all kept pairs, and a certificate that holds."""
     p, ref, costs, todo, index, keep, values = case
     m = p.n_workers
-    used = np.zeros(costs.workers.size, dtype=bool)
-    used[index[np.arange(m), ref.assignment]] = True
+    used = _reference_pairs(p, ref, costs, index)
     first = np.zeros(costs.workers.size, dtype=bool)
     first[np.searchsorted(costs.workers, np.arange(m))] = True  # each worker's first pair
     for k, level in enumerate(todo):
@@ -236,9 +240,7 @@ def test_the_bound_stays_rigorous_when_the_duals_are_off(case, monkeypatch):
         return res
 
     monkeypatch.setattr(lp_module, "_solution", noisy)
-    m = p.n_workers
-    used = np.zeros(costs.workers.size, dtype=bool)
-    used[index[np.arange(m), ref.assignment]] = True
+    used = _reference_pairs(p, ref, costs, index)
     for k, level in enumerate(todo):
         solved = [(todo[j].coefficients, values[j]) for j in range(k)]
         lp = lp_bound(p, costs.workers, costs.lines, keep, solved, level.coefficients)
@@ -292,15 +294,9 @@ def test_the_lp_prints_nothing():
 def test_the_lp_runs_after_another_highs_used_two_threads(case):
     """HiGHS refuses to run an object asking for another thread count than one run before in
     the process; the LP bound asks for none, so it still gives its bound."""
-    import highspy
+    from tests.helpers.highs_threads import run_highs_with_threads
 
-    h = highspy._core._Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 2)
-    h.addCols(1, np.array([1.0]), np.array([0.0]), np.array([1.0]), 0, np.zeros(1, dtype=np.int32),
-              np.zeros(0, dtype=np.int32), np.zeros(0))
-    h.run()
-    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    run_highs_with_threads(2)
     p, ref, costs, todo, index, keep, values = case
     lp = lp_bound(p, costs.workers, costs.lines, keep, [], todo[0].coefficients)
     assert lp is not None and lp.bound <= values[0]

@@ -16,8 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
 from allocator.solvers import SolveOptions, Status
-from allocator.solvers.cpsat.constraints import stability_structure
-from allocator.solvers.cpsat.model import _aligned, solve_stable
+from allocator.solvers.cpsat.model import _aligned, kept_structure, solve_stable
 from allocator.solvers.cpsat.pruning import prune
 from allocator.solvers.cpsat.stable_lp import stable_lp_bound
 from allocator.solvers.cpsat.variables import Variables
@@ -40,15 +39,11 @@ def _lp(problem: ProblemData, rounds: int = 0):
     kept = pr.keep[pairs[0], pairs[1]]
     costs = integer_costs(problem, budget=cpsat_budget(problem.n_workers), max_tie_range=1,
                           pairs=(pairs[0][kept], pairs[1][kept]))
-    s, p = np.nonzero(pr.keep)
-    index = np.full(pr.keep.shape, -1, dtype=np.int64)
-    index[s, p] = np.arange(s.size)
-    v = Variables(s.astype(np.int32), p.astype(np.int32), [], np.zeros(0, dtype=np.int64), index)
-    st = stability_structure(v, problem, pr.candidates)
+    v, st = kept_structure(problem, pr)
     if st is None:
         return None, costs, v
     base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
-    lp = stable_lp_bound(s.astype(np.int64), p.astype(np.int64), problem, st, base, None,
+    lp = stable_lp_bound(v.workers.astype(np.int64), v.lines.astype(np.int64), problem, st, base, None,
                          deadline=float("inf"), rounds=rounds)
     return lp, costs, v
 
@@ -161,14 +156,8 @@ def test_the_start_from_the_lp_support_is_stable_and_repeatable(monkeypatch):
 def test_the_stable_lp_runs_after_another_highs_used_two_threads():
     """HiGHS refuses an object asking for another thread count than one run before in the
     process (a business-rules LP, a caller's highspy): the stable LP asks for none."""
-    import highspy
+    from tests.helpers.highs_threads import run_highs_with_threads
 
-    h = highspy._core._Highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 2)
-    h.addCols(1, np.array([1.0]), np.array([0.0]), np.array([1.0]), 0, np.zeros(1, dtype=np.int32),
-              np.zeros(0, dtype=np.int32), np.zeros(0))
-    h.run()
-    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    run_highs_with_threads(2)
     lp, costs, v = _lp(demo_stable(60, 20, 1))
     assert lp is not None and lp.bound is not None, lp

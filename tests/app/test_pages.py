@@ -165,13 +165,18 @@ def test_eligibility_for_one_worker_and_one_line(demo_run):
 # --------------------------------------------------------------------------- solving: stop
 
 
-def test_stop_keeps_the_best_allocation_so_far(import_run):
-    # Not proven within a minute: there is time to stop it. Without the demo's business rules:
-    # these tests are about stopping and queueing, not links or tiers.
+def _slow_stable_run(import_run) -> str:
+    """A stable run not proven within a minute: there is time to stop it or queue behind it.
+    Without the demo's business rules (these tests are about stopping and queueing, not links or
+    tiers) and without pins (a stable allocation exists; CP-SAT improves on it for a long while)."""
     d = demo_snapshot(workers=300, lines=80, seed=7, profile=NO_RULES)
-    d["pins"] = []  # a stable allocation exists; CP-SAT improves on it for a long while
+    d["pins"] = []
     d["settings"].update(stability=True, max_seconds=60)
-    run_id = import_run(d, name="Slow stable intake")
+    return import_run(d, name="Slow stable intake")
+
+
+def test_stop_keeps_the_best_allocation_so_far(import_run):
+    run_id = _slow_stable_run(import_run)
     at = open_app(run_id, "scenario")
     assert at.toggle(key="sc_stability").value is True
     at.button(key="sc_solve").click().run()
@@ -203,10 +208,7 @@ def test_stop_keeps_the_best_allocation_so_far(import_run):
 def test_results_during_the_first_solve_say_it_is_solving_not_nothing_solved(import_run):
     # It said both "Solving 'X'… This page shows it when it is done." and "Nothing solved yet
     # for this run. Set up a scenario and press Solve".
-    d = demo_snapshot(workers=300, lines=80, seed=7, profile=NO_RULES)
-    d["pins"] = []
-    d["settings"].update(stability=True, max_seconds=60)
-    run_id = import_run(d, name="Slow stable intake")
+    run_id = _slow_stable_run(import_run)
     at = open_app(run_id, "scenario")
     at.button(key="sc_solve").click().run()
     import state
@@ -272,12 +274,7 @@ def test_opening_a_saved_scenario_restores_its_settings_and_result(demo_run):
 
 
 def test_a_second_planners_solve_queues_and_their_page_stays_responsive(import_run, demo_run):
-    # Not proven within a minute: there is time to stop it. Without the demo's business rules:
-    # these tests are about stopping and queueing, not links or tiers.
-    d = demo_snapshot(workers=300, lines=80, seed=7, profile=NO_RULES)
-    d["pins"] = []
-    d["settings"].update(stability=True, max_seconds=60)
-    slow = import_run(d, name="Slow stable intake")
+    slow = _slow_stable_run(import_run)
     first = open_app(slow, "scenario")
     first.button(key="sc_solve").click().run()
     second = open_app(demo_run, "scenario")

@@ -476,6 +476,19 @@ def grid_heads(grid) -> list[str]:
     return [h.strip() for h in grid.locator('[role="columnheader"]').all_text_contents()]
 
 
+def type_into_cell(page, grid, col: str, row: int, text: str, then: str = "Enter") -> None:
+    """Select a data editor's cell, open its editor (typing into a closed cell drops keys),
+    replace its text, leave it with ``then`` and wait for the page to take the edit."""
+    select_grid_cell(page, grid, col, row)
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(400)
+    page.keyboard.press("Control+A")
+    page.keyboard.type(text, delay=25)
+    page.keyboard.press(then)
+    page.wait_for_timeout(800)  # the editor sends its edits after a short debounce
+    wait_idle(page)
+
+
 def select_grid_cell(page, grid, col: str, row: int) -> None:
     """Select a cell of a data editor: click the row's first cell, then arrow right to ``col``.
 

@@ -30,6 +30,7 @@ from tests.e2e.dashboard_harness import (
     select_grid_cell,
     set_text,
     table_after,
+    type_into_cell,
     wait_idle,
 )
 
@@ -131,14 +132,7 @@ def type_number(page, key: str, col: str, row: int, text: str, tries: int = 3) -
     """Type a number into a cell until the grid shows it (a lost keystroke is typed again,
     as in :func:`pick`: what the page does with a value that arrived is what is tested)."""
     for _ in range(tries):
-        select_grid_cell(page, grid(page, key), col, row)
-        page.keyboard.press("Enter")  # opens the cell's editor
-        page.wait_for_timeout(400)
-        page.keyboard.press("Control+A")
-        page.keyboard.type(text, delay=25)
-        page.keyboard.press("Tab")
-        page.wait_for_timeout(800)  # the editor sends its edits after a short debounce
-        wait_idle(page)
+        type_into_cell(page, grid(page, key), col, row, text, then="Tab")
         try:
             eventually(lambda: grid_rows(grid(page, key))[row].get(col) == text, timeout=6.0)
             return

@@ -17,9 +17,8 @@ from tests.e2e.dashboard_harness import (
     keyed,
     open_dashboard,
     open_page,
-    select_grid_cell,
     sidebar_text,
-    wait_idle,
+    type_into_cell,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -31,14 +30,7 @@ def lines_grid(page):
 
 def type_in_places(page, row: int, text: str) -> None:
     """Select the Places cell of a line (by its header, not by a position), open it, type, Enter."""
-    select_grid_cell(page, lines_grid(page), "Places", row)
-    page.keyboard.press("Enter")  # opens the cell's editor (typing into a closed cell drops keys)
-    page.wait_for_timeout(400)
-    page.keyboard.press("Control+A")
-    page.keyboard.type(text, delay=25)
-    page.keyboard.press("Enter")
-    page.wait_for_timeout(800)  # the editor sends its edits after a short debounce
-    wait_idle(page)
+    type_into_cell(page, lines_grid(page), "Places", row, text)
 
 
 def first_line_places(page) -> str:

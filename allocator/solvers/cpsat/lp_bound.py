@@ -202,71 +202,47 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
         return None  # a worker without a kept pair
     xcol = np.arange(nx)
 
-    # Rows as (row, column, integer value) triplets, one list for "=" and one for "<=".
-    eq_r, eq_c, eq_v, eq_b = [], [], [], []
-    ub_r, ub_c, ub_v, ub_b = [], [], [], []
-    n_eq = n_ub = 0
-
-    def eq(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, rhs: list[int]) -> None:
-        nonlocal n_eq
-        eq_r.append(rows + n_eq)
-        eq_c.append(columns)
-        eq_v.append(values)
-        eq_b.extend(rhs)
-        n_eq += len(rhs)
-
-    def ub(rows: np.ndarray, columns: np.ndarray, values: np.ndarray, rhs: list[int]) -> None:
-        nonlocal n_ub
-        ub_r.append(rows + n_ub)
-        ub_c.append(columns)
-        ub_v.append(values)
-        ub_b.extend(rhs)
-        n_ub += len(rhs)
-
+    rows = IntegerRows()
     ones = np.ones(nx, dtype=np.int64)
-    eq(cw.astype(np.int64), xcol, ones, [1] * m)  # each worker on one line
+    rows.add_rows("eq", cw.astype(np.int64), xcol, ones, [1] * m)  # each worker on one line
     per_line = np.bincount(cl, minlength=n)
     cap = np.asarray(problem.capacity, dtype=np.int64)
     binding = per_line > cap
     row_of = np.cumsum(binding) - 1
     sel = binding[cl]
-    ub(row_of[cl[sel]], xcol[sel], ones[sel], cap[binding].tolist())  # places
+    rows.add_rows("ub", row_of[cl[sel]], xcol[sel], ones[sel], cap[binding].tolist())  # places
     mand = np.asarray(problem.mandatory, dtype=bool)
     row_of = np.cumsum(mand) - 1
     sel = mand[cl]
-    ub(row_of[cl[sel]], xcol[sel], -ones[sel], [-1] * int(mand.sum()))  # fills
+    rows.add_rows("ub", row_of[cl[sel]], xcol[sel], -ones[sel], [-1] * int(mand.sum()))  # fills
     y0 = nx
     sites_out: list[tuple[np.ndarray, int, int]] = []  # (link index, site, column)
     for li, (link, ks) in enumerate(zip(problem.links, link_sites, strict=True)):
         ycols = np.arange(y0, y0 + len(ks))
-        eq(np.zeros(len(ks), dtype=np.int64), ycols, np.ones(len(ks), dtype=np.int64), [1])
+        rows.add("eq", ycols, np.ones(len(ks)), 1)  # the link on one site
         for s in link.workers.tolist():
             mine = cw == s
             site_idx = np.searchsorted(ks, site[cols[mine]])
-            rows = np.concatenate([site_idx, np.arange(len(ks))])
+            link_rows = np.concatenate([site_idx, np.arange(len(ks))])
             link_cols = np.concatenate([xcol[mine], ycols])
             values = np.concatenate([np.ones(int(mine.sum()), dtype=np.int64), -np.ones(len(ks), dtype=np.int64)])
-            eq(rows, link_cols, values, [0] * len(ks))
+            rows.add_rows("eq", link_rows, link_cols, values, [0] * len(ks))
         sites_out.extend((li, k, int(c)) for k, c in zip(ks, ycols.tolist(), strict=True))
         y0 += len(ks)
     for q in problem.quotas:
         mine = np.flatnonzero(q.covers(cl, cw))
         if q.min_workers > 0:
-            ub(np.zeros(mine.size, dtype=np.int64), mine, -np.ones(mine.size, dtype=np.int64), [-int(q.min_workers)])
+            rows.add("ub", mine, -np.ones(mine.size), -int(q.min_workers))
         if q.max_workers is not None and q.max_workers < mine.size:
-            ub(np.zeros(mine.size, dtype=np.int64), mine, np.ones(mine.size, dtype=np.int64), [int(q.max_workers)])
+            rows.add("ub", mine, np.ones(mine.size), int(q.max_workers))
     for coefficients, value in solved:
         co = np.asarray(coefficients, dtype=np.int64)[cols]
         nz = np.flatnonzero(co)
-        eq(np.zeros(nz.size, dtype=np.int64), nz, co[nz], [int(value)])
+        rows.add("eq", nz, co[nz], int(value))
 
-    def matrix(r, c, v, rows) -> csr_matrix:
-        if not r:
-            return csr_matrix((rows, total), dtype=np.int64)
-        return coo_matrix((np.concatenate(v).astype(np.int64), (np.concatenate(r), np.concatenate(c))),
-                          shape=(rows, total)).tocsr()
-
-    a_eq, a_ub = matrix(eq_r, eq_c, eq_v, n_eq), matrix(ub_r, ub_c, ub_v, n_ub)
+    a_eq, a_ub = rows.matrix("eq", total), rows.matrix("ub", total)
+    eq_b, ub_b = rows.b["eq"], rows.b["ub"]
+    n_eq, n_ub = len(eq_b), len(ub_b)
     c = np.zeros(total, dtype=np.int64)
     c[:nx] = np.asarray(objective, dtype=np.int64)[cols]
     deadline = None if time_limit is None else started + max(0.0, float(time_limit))
@@ -280,10 +256,7 @@ def lp_bound(problem: ProblemData, workers: np.ndarray, lines: np.ndarray, keep:
     rows_csc = (sparse_vstack([a_eq, a_ub]) if n_ub else a_eq).astype(np.float64).tocsc()
     row_lower = np.concatenate([np.asarray(eq_b, dtype=np.float64), np.full(n_ub, -np.inf)])
     row_upper = np.concatenate([np.asarray(eq_b, dtype=np.float64), np.asarray(ub_b, dtype=np.float64)])
-    # HiGHS sees the objective divided by a power of two (exact), its largest coefficient near
-    # 2^20: costs of 10^9 and more (one level on the fine grid) made its simplex fail. The
-    # duals are scaled back by the same power; any duals give a rigorous bound anyway.
-    shrink = 2.0 ** max(0, int(np.ceil(np.log2(max(1.0, float(np.abs(c).max(initial=0)))))) - 20)
+    shrink = highs_shrink(c)
     c_highs = c.astype(np.float64) / shrink
     lp_model = _HighsModel(row_lower, row_upper)
     in_model = np.zeros(total, dtype=bool)
@@ -342,6 +315,44 @@ def lp_allocation(lp: LPBound, workers: np.ndarray, lines: np.ndarray, m: int) -
     out = np.full(m, -1, dtype=np.int64)
     out[workers[on]] = lines[on]
     return out
+
+
+class IntegerRows:
+    """Integer rows as (row, column, value) triplets, ``=`` rows ("eq") and ``<=`` rows ("ub")
+    kept apart, added a block or a row at a time; :meth:`matrix` builds each kind's matrix."""
+
+    def __init__(self) -> None:
+        self.r: dict[str, list[np.ndarray]] = {"eq": [], "ub": []}
+        self.c: dict[str, list[np.ndarray]] = {"eq": [], "ub": []}
+        self.v: dict[str, list[np.ndarray]] = {"eq": [], "ub": []}
+        self.b: dict[str, list[int]] = {"eq": [], "ub": []}
+
+    def add_rows(self, kind: str, rows, cols, vals, rhs: list[int]) -> None:
+        """A block of ``len(rhs)`` rows; ``rows`` numbers each entry's row within the block."""
+        self.r[kind].append(np.asarray(rows, dtype=np.int64) + len(self.b[kind]))
+        self.c[kind].append(np.asarray(cols, dtype=np.int64))
+        self.v[kind].append(np.asarray(vals, dtype=np.int64))
+        self.b[kind].extend(int(x) for x in rhs)
+
+    def add(self, kind: str, cols, vals, rhs: int) -> None:
+        """One row."""
+        cols = np.asarray(cols, dtype=np.int64)
+        self.add_rows(kind, np.zeros(cols.size, dtype=np.int64), cols, vals, [rhs])
+
+    def matrix(self, kind: str, n_cols: int) -> csr_matrix:
+        if not self.b[kind]:
+            return csr_matrix((0, n_cols), dtype=np.int64)
+        return coo_matrix(
+            (np.concatenate(self.v[kind]), (np.concatenate(self.r[kind]), np.concatenate(self.c[kind]))),
+            shape=(len(self.b[kind]), n_cols),
+        ).tocsr()
+
+
+def highs_shrink(c: np.ndarray) -> float:
+    """The power of two HiGHS's objective is divided by (exact): its largest coefficient near
+    2^20. Costs of 10^9 and more (one level on the fine grid) made its simplex fail; the duals
+    are scaled back by the same power, and any duals give a rigorous bound anyway."""
+    return 2.0 ** max(0, int(np.ceil(np.log2(max(1.0, float(np.abs(c).max(initial=0)))))) - 20)
 
 
 def new_highs():

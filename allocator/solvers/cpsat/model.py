@@ -69,7 +69,12 @@ from ortools.sat.python import cp_model
 
 from allocator.problem import ProblemData
 from allocator.solvers.base import SolveOptions, SolveOutcome, Status
-from allocator.solvers.cpsat.constraints import _sum, add_constraints, stability_structure
+from allocator.solvers.cpsat.constraints import (
+    StabilityStructure,
+    _sum,
+    add_constraints,
+    stability_structure,
+)
 from allocator.solvers.cpsat.cuts import MAX_LP_PAIRS, comb_cuts
 from allocator.solvers.cpsat.heuristic import deferred_acceptance, flow_repair
 from allocator.solvers.cpsat.levels import levels as level_list
@@ -472,6 +477,16 @@ def _model_phase(run: _StableRun, pr, combs: bool):
     return model, v, stats
 
 
+def kept_structure(problem: ProblemData, pr) -> tuple[Variables, StabilityStructure | None]:
+    """Variables over every kept pair (row-major) and their stability structure (``None``: no
+    stability constraint is needed), as the LP of the large path sees them."""
+    s, p = np.nonzero(pr.keep)
+    index = np.full(pr.keep.shape, -1, dtype=np.int64)
+    index[s, p] = np.arange(s.size)
+    everything = Variables(s.astype(np.int32), p.astype(np.int32), [], np.zeros(0, dtype=np.int64), index)
+    return everything, stability_structure(everything, problem, pr.candidates)
+
+
 def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOutcome | None:
     """The search on a large run: an LP bound, then CP-SAT over the pairs the LP uses.
 
@@ -491,15 +506,11 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
     """
     problem = run.problem
     run.cb.on_phase("stability search")
-    s, p = np.nonzero(pr.keep)
-    index = np.full(pr.keep.shape, -1, dtype=np.int64)
-    index[s, p] = np.arange(s.size)
-    everything = Variables(s.astype(np.int32), p.astype(np.int32), [], np.zeros(0, dtype=np.int64), index)
-    st = stability_structure(everything, problem, pr.candidates)
+    everything, st = kept_structure(problem, pr)
     if st is None:
         return None
     base = _aligned(costs.workers, costs.lines, costs.base, everything, problem)
-    workers, lines = s.astype(np.int64), p.astype(np.int64)
+    workers, lines = everything.workers.astype(np.int64), everything.lines.astype(np.int64)
     limit = float(run.options.time_limit)
     lp = stable_lp_bound(workers, lines, problem, st, base, run.start_point,
                          deadline=min(run.deadline, run.start + LARGE_LP_SHARE * limit), rounds=LARGE_LP_ROUNDS,
@@ -533,7 +544,7 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
             break
         chosen = support(lp, workers, lines, base, best, cheapest=cheapest)
         work = rate * _margin(limit) + carried
-        code, solver, v = _restricted_search(run, pr, costs, s[chosen], p[chosen], best, lower_bound, work, wall, report)
+        code, solver, v = _restricted_search(run, pr, costs, workers[chosen], lines[chosen], best, lower_bound, work, wall, report)
         carried = max(0.0, work - solver.deterministic_time)
         found_value = (f", cost {costs.unscaled(solver.objective_value):.6g}"
                        if code in (cp_model.OPTIMAL, cp_model.FEASIBLE) else "")

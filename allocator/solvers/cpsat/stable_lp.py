@@ -66,11 +66,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse import csr_matrix
 
 from allocator.problem import ProblemData
 from allocator.solvers.cpsat.constraints import StabilityStructure
-from allocator.solvers.cpsat.lp_bound import new_highs, safe_bound
+from allocator.solvers.cpsat.lp_bound import IntegerRows, highs_shrink, new_highs, safe_bound
 
 #: Most rounds of column generation.
 MAX_ROUNDS = 25
@@ -106,36 +106,11 @@ class StableLP:
         return f"LP bound: {self.bound} in integer costs (rigorous, from the duals), {rounds}"
 
 
-class _Rows:
-    """Integer rows as triplets: ``=`` rows and ``<=`` rows kept apart."""
-
-    def __init__(self) -> None:
-        self.r: dict[str, list[np.ndarray]] = {"eq": [], "ub": []}
-        self.c: dict[str, list[np.ndarray]] = {"eq": [], "ub": []}
-        self.v: dict[str, list[np.ndarray]] = {"eq": [], "ub": []}
-        self.b: dict[str, list[int]] = {"eq": [], "ub": []}
-
-    def add(self, kind: str, cols, vals, rhs: int) -> None:
-        cols = np.asarray(cols, dtype=np.int64)
-        self.r[kind].append(np.full(cols.size, len(self.b[kind]), dtype=np.int64))
-        self.c[kind].append(cols)
-        self.v[kind].append(np.asarray(vals, dtype=np.int64))
-        self.b[kind].append(int(rhs))
-
-    def matrix(self, kind: str, n_cols: int) -> csr_matrix:
-        if not self.b[kind]:
-            return csr_matrix((0, n_cols), dtype=np.int64)
-        return coo_matrix(
-            (np.concatenate(self.v[kind]), (np.concatenate(self.r[kind]), np.concatenate(self.c[kind]))),
-            shape=(len(self.b[kind]), n_cols),
-        ).tocsr()
-
-
 def _build(workers: np.ndarray, lines: np.ndarray, problem: ProblemData, st: StabilityStructure):
     """The LP's integer rows over all columns: (A_eq, b_eq, A_ub, b_ub, upper bounds)."""
     n_x = workers.size
     upper: list[int] = [1] * n_x
-    rows = _Rows()
+    rows = IntegerRows()
     cap = np.asarray(problem.capacity, dtype=np.int64)
     starts = np.searchsorted(workers, np.arange(problem.n_workers + 1))
     for s in range(problem.n_workers):
@@ -219,7 +194,7 @@ def stable_lp_bound(workers: np.ndarray, lines: np.ndarray, problem: ProblemData
     c = np.zeros(n, dtype=np.int64)
     c[:n_x] = cost
     # HiGHS sees the costs divided by a power of two (exact), the largest near 2^20.
-    shrink = 2.0 ** max(0, int(np.ceil(np.log2(max(1.0, float(np.abs(c).max(initial=0)))))) - 20)
+    shrink = highs_shrink(c)
     c_h = c.astype(np.float64) / shrink
     active = np.zeros(n, dtype=bool)
     active[n_x:] = True
