@@ -19,9 +19,9 @@
 
 Large runs (more kept pairs than :data:`.cuts.MAX_LP_PAIRS`, e.g. 1,500 x 300) take another
 path after step 3 (:func:`_large_phase`): a rigorous LP bound by column generation
-(:mod:`.stable_lp`) instead of the combs, then two one-worker CP-SAT searches over small sets
-of pairs (the LP's support and the start's, then each worker's cheapest too) in place of the
-search over all pairs, which there did not improve on the heuristic start in its work.
+(:mod:`.stable_lp`) instead of the combs, then one-worker CP-SAT searches over small sets of
+pairs (the LP's support and the start's, then rounds of large neighbourhood search) in place of
+the search over all pairs, which there did not improve on the heuristic start in its work.
 
 Determinism. The proof search is CP-SAT with **one worker** (whatever ``options.threads``
 says) and the improvement search runs its neighbourhoods **interleaved** (CP-SAT's
@@ -139,9 +139,10 @@ LARGE_WORK_PER_SECOND = (0.05, 0.08)
 # where they are, and runs CP-SAT (one worker, LARGE_LNS_ROUND_WORK units at most) with every
 # stability constraint. At most LARGE_LNS_ROUNDS_PER_SECOND rounds per second of the time
 # limit (each round also costs a model build, which the work count does not see). Measured on
-# stable-1500x300 from the first search's 270,249 (benchmarks/RESULTS.md): one search over
-# each worker's 3 cheapest pairs reached 270,238 in 9.5 units; these rounds reached 265,529 in
-# 10 rounds (11.9 units), each round's answer no worse than its start.
+# stable-1500x300 at 120 s, from the first search's 270,249 (benchmarks/RESULTS.md): one search
+# over each worker's 3 cheapest pairs reached 270,238 in 9.5 units; 11 of these rounds reach
+# 265,693-266,739 in 12 units (four seeds). Fewer lines with more rounds, smaller rounds, or 8
+# pairs per worker did worse in the same work.
 LARGE_LNS_LINES = 2 / 3
 LARGE_LNS_PAIRS = 5
 LARGE_LNS_ROUND_WORK = 1.2
@@ -507,10 +508,10 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
     On 1,500 x 300 the one-worker search over all 274,000 kept pairs did not improve on the
     heuristic start in its work, and the bound stayed the flow's (gap 11.9 %). Here instead
     (:mod:`.stable_lp`): a rigorous LP bound by :data:`LARGE_LP_ROUNDS` rounds of column
-    generation, then CP-SAT (one worker, a deterministic work limit) over a *restricted* set of
-    pairs: first the LP solution's support and the start's pairs, then also each worker's
-    cheapest kept pairs, each search hinted with the best allocation so far. Every stability
-    constraint is kept in the restricted models (a pair left out is a 0 in its sums), so each of
+    generation, then CP-SAT (one worker, a deterministic work limit) over *restricted* sets of
+    pairs: first the LP solution's support and the start's pairs (:func:`_support_search`), then
+    rounds of large neighbourhood search (:func:`_neighbourhood_search`), each search hinted
+    with the best allocation so far. Every stability constraint is kept in the restricted models (a pair left out is a 0 in its sums), so each of
     their solutions is a stable allocation of the whole run; their own CP-SAT bounds are not
     bounds of the whole run, and only the flow and LP bounds are reported. The answer is proven
     optimal only when its cost reaches that bound.
