@@ -224,3 +224,19 @@ def test_the_neighbourhood_pool_ranks_pairs_by_reduced_cost():
         expected[cheapest] = True
         expected[mine] |= lp.x[mine] > 1e-6
         assert (pool[mine] == expected[mine]).all(), s
+
+
+def test_without_the_lps_duals_the_pool_is_each_workers_cheapest_pairs():
+    """An LP stopped before its first round's duals (a loaded machine) still gives the
+    neighbourhood search a pool: each worker's LARGE_LNS_PAIRS cheapest kept pairs."""
+    import dataclasses
+
+    p = demo_stable(60, 20, 1)
+    model, run, pr, costs, workers, lines, base, lp = _lns_setup(p)
+    none = dataclasses.replace(lp, reduced=None, x=np.zeros_like(lp.x))
+    pool = model._lns_pool(none, workers, lines, base)
+    for s in range(p.n_workers):
+        mine = np.flatnonzero(workers == s)
+        expected = np.zeros(mine.size, dtype=bool)
+        expected[np.lexsort((lines[mine], base[mine]))[: model.LARGE_LNS_PAIRS]] = True
+        assert (pool[mine] == expected).all(), s
