@@ -516,8 +516,9 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
     pairs: first the LP solution's support and the start's pairs (:func:`_support_search`), then
     rounds of large neighbourhood search (:func:`_neighbourhood_search`), each search hinted
     with the best allocation so far. Every stability constraint is kept in the restricted
-    models (a pair left out is a 0 in its sums), so each of their solutions is a stable allocation of the whole run; their own CP-SAT bounds are not
-    bounds of the whole run, and only the flow and LP bounds are reported. The answer is proven
+    models (a pair left out is a 0 in its sums), so each of their solutions is a stable
+    allocation of the whole run; their own CP-SAT bounds are not bounds of the whole run, and
+    only the flow and LP bounds are reported. The answer is proven
     optimal only when its cost reaches that bound.
 
     Returns ``None`` (the caller builds the whole model) when no stability constraint is needed,
