@@ -161,3 +161,82 @@ def test_the_stable_lp_runs_after_another_highs_used_two_threads():
     run_highs_with_threads(2)
     lp, costs, v = _lp(demo_stable(60, 20, 1))
     assert lp is not None and lp.bound is not None, lp
+
+
+def _lns_setup(problem: ProblemData):
+    """What the large path hands its neighbourhood search: the run, the pruning, the costs, the
+    kept pairs with their integer costs, and the LP (one round: its reduced costs rank the pool)."""
+    from allocator.solvers.cpsat import model
+
+    pr = prune(problem)
+    pairs = allowed_pairs(problem)
+    kept = pr.keep[pairs[0], pairs[1]]
+    costs = integer_costs(problem, budget=cpsat_budget(problem.n_workers), max_tie_range=1,
+                          pairs=(pairs[0][kept], pairs[1][kept]))
+    v, st = kept_structure(problem, pr)
+    base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
+    workers, lines = v.workers.astype(np.int64), v.lines.astype(np.int64)
+    lp = stable_lp_bound(workers, lines, problem, st, base, None, deadline=float("inf"), rounds=1)
+    run = model._StableRun(problem, SolveOptions(time_limit=60))
+    return model, run, pr, costs, workers, lines, base, lp
+
+
+def test_the_neighbourhood_search_improves_a_stable_start_and_repeats_itself():
+    """From the deferred-acceptance allocation (stable, far from the optimum) the neighbourhood
+    search of the large path returns a stable allocation of every constraint of the run, no
+    dearer than its start and here strictly cheaper, never below the stable optimum's bound, and
+    the same allocation when run again (its neighbourhoods come from the seed and the work
+    limits stop its rounds)."""
+    from allocator.solvers.cpsat.heuristic import deferred_acceptance
+
+    p = demo_stable(150, 50, 0)
+    model, run, pr, costs, workers, lines, base, lp = _lns_setup(p)
+    start = deferred_acceptance(p, run.seed)
+    assert start is not None and blocking_pairs(p, start) == []
+    start_value = int(base[start[workers] == lines].sum())
+    pool = model._lns_pool(lp, workers, lines, base)
+    results = []
+    for _ in range(2):
+        run.log.clear()
+        best, value, by_clock = model._neighbourhood_search(run, pr, costs, workers, lines, pool, start.copy(),
+                                                            start_value, None, 0.6, 6, lambda o, b: None)
+        assert not by_clock, run.log
+        assert blocking_pairs(p, best) == []
+        assert_valid(p, best)
+        assert value == int(base[best[workers] == lines].sum())
+        assert value < start_value, run.log
+        assert lp.bound is not None and value >= lp.bound
+        results.append(best)
+    assert results[0].tobytes() == results[1].tobytes()
+    assert run.log[-1].startswith("neighbourhood search: 6 rounds"), run.log
+
+
+def test_the_neighbourhood_pool_ranks_pairs_by_reduced_cost():
+    """Each worker gets exactly its LARGE_LNS_PAIRS pairs of least reduced cost (or all its
+    pairs when it has fewer), plus the pairs the LP uses."""
+    p = demo_stable(60, 20, 1)
+    model, run, pr, costs, workers, lines, base, lp = _lns_setup(p)
+    pool = model._lns_pool(lp, workers, lines, base)
+    for s in range(p.n_workers):
+        mine = np.flatnonzero(workers == s)
+        cheapest = mine[np.lexsort((lines[mine], lp.reduced[mine]))][: model.LARGE_LNS_PAIRS]
+        expected = np.zeros(workers.size, dtype=bool)
+        expected[cheapest] = True
+        expected[mine] |= lp.x[mine] > 1e-6
+        assert (pool[mine] == expected[mine]).all(), s
+
+
+def test_without_the_lps_duals_the_pool_is_each_workers_cheapest_pairs():
+    """An LP stopped before its first round's duals (a loaded machine) still gives the
+    neighbourhood search a pool: each worker's LARGE_LNS_PAIRS cheapest kept pairs."""
+    import dataclasses
+
+    p = demo_stable(60, 20, 1)
+    model, run, pr, costs, workers, lines, base, lp = _lns_setup(p)
+    none = dataclasses.replace(lp, reduced=None, x=np.zeros_like(lp.x))
+    pool = model._lns_pool(none, workers, lines, base)
+    for s in range(p.n_workers):
+        mine = np.flatnonzero(workers == s)
+        expected = np.zeros(mine.size, dtype=bool)
+        expected[np.lexsort((lines[mine], base[mine]))[: model.LARGE_LNS_PAIRS]] = True
+        assert (pool[mine] == expected).all(), s

@@ -19,9 +19,9 @@
 
 Large runs (more kept pairs than :data:`.cuts.MAX_LP_PAIRS`, e.g. 1,500 x 300) take another
 path after step 3 (:func:`_large_phase`): a rigorous LP bound by column generation
-(:mod:`.stable_lp`) instead of the combs, then two one-worker CP-SAT searches over small sets
-of pairs (the LP's support and the start's, then each worker's cheapest too) in place of the
-search over all pairs, which there did not improve on the heuristic start in its work.
+(:mod:`.stable_lp`) instead of the combs, then one-worker CP-SAT searches over small sets of
+pairs (the LP's support and the start's, then rounds of large neighbourhood search) in place of
+the search over all pairs, which there did not improve on the heuristic start in its work.
 
 Determinism. The proof search is CP-SAT with **one worker** (whatever ``options.threads``
 says) and the improvement search runs its neighbourhoods **interleaved** (CP-SAT's
@@ -81,7 +81,7 @@ from allocator.solvers.cpsat.levels import levels as level_list
 from allocator.solvers.cpsat.levels import meets_rules
 from allocator.solvers.cpsat.objective import minimise_cost, weighted
 from allocator.solvers.cpsat.pruning import prune
-from allocator.solvers.cpsat.stable_lp import START_CHEAPEST, stable_lp_bound, support
+from allocator.solvers.cpsat.stable_lp import StableLP, stable_lp_bound, support
 from allocator.solvers.cpsat.variables import Variables, make_variables
 from allocator.solvers.flow import CostRangeError, solve_flow, solve_flow_scaled
 from allocator.solvers.scaling import allowed_pairs, cpsat_budget, integer_costs
@@ -123,15 +123,34 @@ STABLE_PARAMS = {"cp_model_presolve": False, "linearization_level": 2}
 # Large runs (more kept pairs than cuts.MAX_LP_PAIRS), :func:`_large_phase`: rounds of column
 # generation for the LP bound and their simplex iterations per second of the time limit (counts:
 # deterministic), the clock share they may take at most (from the start of the solve, for a
-# loaded machine), and the work of the two restricted searches, per second of the time limit.
+# loaded machine), and the work of the two searches after it (the LP-support search, then the
+# neighbourhood search with the rest), per second of the time limit.
 # Measured on stable-1500x300 (load 2-3): the rounds took 6,210, 8,495, 13,214 and 13,622
 # iterations (about 1,000 a second); 3 rounds bounded 254,597, 4 rounds 255,110 (the converged
 # LP: 255,824, in 97 s; 2 rounds give less than the flow); the first search proved its
-# restricted optimum in 1.6-3.5 units, the second used 16 units in 65 s.
+# restricted optimum in 1.6-3.5 units (3.5 without an objective bound).
 LARGE_LP_ROUNDS = 4
 LARGE_LP_ITERATIONS_PER_SECOND = 500
 LARGE_LP_SHARE = 0.75
-LARGE_WORK_PER_SECOND = (0.05, 0.08)
+LARGE_WORK_PER_SECOND = (0.0125, 0.1175)
+# After the first restricted search, the rest of the work goes to a large neighbourhood search
+# (:func:`_neighbourhood_search`): each round frees the workers of LARGE_LNS_LINES of the lines
+# (grown from a seeded line through the pairs below), lets them take their LARGE_LNS_PAIRS
+# pairs of least LP reduced cost (and the LP's support) to those lines, keeps everyone else
+# where they are, and runs CP-SAT (one worker, LARGE_LNS_ROUND_WORK units at most) with every
+# stability constraint. At most LARGE_LNS_ROUNDS_PER_SECOND rounds per second of the time
+# limit (each round also costs a model build, which the work count does not see). Measured on
+# stable-1500x300 at 120 s, from the first search's 270,249 (benchmarks/RESULTS.md): one search
+# over each worker's 3 cheapest pairs reached 270,238 in 9.5 units; 11 of these rounds reach
+# 265,693-266,739 in 12 units (four seeds). Fewer lines with more rounds, smaller rounds, or 8
+# pairs per worker did worse in the same work. The first search gets only 0.0125 unit per
+# second: it has its restricted optimum's cost within 0.001 % after 1.5 units and spends 2 more
+# proving it; those 2 units in the rounds gave 265,400-265,699 (two seeds) instead of
+# 265,798-265,880 from the same start.
+LARGE_LNS_LINES = 2 / 3
+LARGE_LNS_PAIRS = 5
+LARGE_LNS_ROUND_WORK = 1.2
+LARGE_LNS_ROUNDS_PER_SECOND = 0.1
 
 _STATUS = {
     cp_model.OPTIMAL: Status.OPTIMAL,
@@ -493,12 +512,13 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
     On 1,500 x 300 the one-worker search over all 274,000 kept pairs did not improve on the
     heuristic start in its work, and the bound stayed the flow's (gap 11.9 %). Here instead
     (:mod:`.stable_lp`): a rigorous LP bound by :data:`LARGE_LP_ROUNDS` rounds of column
-    generation, then CP-SAT (one worker, a deterministic work limit) over a *restricted* set of
-    pairs: first the LP solution's support and the start's pairs, then also each worker's
-    cheapest kept pairs, each search hinted with the best allocation so far. Every stability
-    constraint is kept in the restricted models (a pair left out is a 0 in its sums), so each of
-    their solutions is a stable allocation of the whole run; their own CP-SAT bounds are not
-    bounds of the whole run, and only the flow and LP bounds are reported. The answer is proven
+    generation, then CP-SAT (one worker, a deterministic work limit) over *restricted* sets of
+    pairs: first the LP solution's support and the start's pairs (:func:`_support_search`), then
+    rounds of large neighbourhood search (:func:`_neighbourhood_search`), each search hinted
+    with the best allocation so far. Every stability constraint is kept in the restricted
+    models (a pair left out is a 0 in its sums), so each of their solutions is a stable
+    allocation of the whole run; their own CP-SAT bounds are not bounds of the whole run, and
+    only the flow and LP bounds are reported. The answer is proven
     optimal only when its cost reaches that bound.
 
     Returns ``None`` (the caller builds the whole model) when no stability constraint is needed,
@@ -534,30 +554,20 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
         if obj is not None:
             run.cb.on_progress(costs.unscaled(obj), rigorous(), time.perf_counter() - run.start)
 
-    carried = 0.0
-    for step, (cheapest, rate) in enumerate(zip((0, START_CHEAPEST), LARGE_WORK_PER_SECOND, strict=True)):
-        if best_value is not None and lower_bound is not None and best_value <= lower_bound:
-            break
-        wall = _margin(run.deadline - time.perf_counter())
-        if wall <= MIN_PHASE_SECONDS or run.options.stop.is_set():
-            by_clock = by_clock or not run.options.stop.is_set()
-            break
-        chosen = support(lp, workers, lines, base, best, cheapest=cheapest)
-        work = rate * _margin(limit) + carried
-        code, solver, v = _restricted_search(run, pr, costs, workers[chosen], lines[chosen], best, lower_bound, work, wall, report)
-        carried = max(0.0, work - solver.deterministic_time)
-        found_value = (f", cost {costs.unscaled(solver.objective_value):.6g}"
-                       if code in (cp_model.OPTIMAL, cp_model.FEASIBLE) else "")
-        run.log.append(f"restricted search {step + 1} ({int(chosen.sum()):,} pairs): {solver.status_name(code)}"
-                       f"{found_value} in {solver.wall_time:.2f} s ({solver.deterministic_time:.2f} of {work:.2f} "
-                       "units, one worker)")
-        if code not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and solver.deterministic_time < work * 0.999:
-            by_clock = True
-        if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-            found = v.assignment(_solution(solver))
-            value = int(round(solver.objective_value))
-            if best_value is None or value < best_value:
-                best, best_value = found, value
+    def proven() -> bool:
+        return best_value is not None and lower_bound is not None and best_value <= lower_bound
+
+    if not proven():
+        best, best_value, left, clock = _support_search(run, pr, costs, lp, workers, lines, base, best, best_value,
+                                                        report)
+        by_clock = by_clock or clock
+        if best is not None and not proven() and not clock:
+            pool = _lns_pool(lp, workers, lines, base)
+            rounds = max(1, int(LARGE_LNS_ROUNDS_PER_SECOND * limit))
+            work = LARGE_WORK_PER_SECOND[1] * _margin(limit) + left
+            best, best_value, clock = _neighbourhood_search(run, pr, costs, workers, lines, pool, best, best_value,
+                                                            lower_bound, work, rounds, report)
+            by_clock = by_clock or clock
     if best is None:
         # No start and nothing in the restricted sets (which need not hold a stable allocation):
         # the whole model decides, with the LP's bound kept.
@@ -577,6 +587,118 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
         run.log.append("restricted searches ended (each searched to its end or to its work limit): "
                        "a re-run with the same time limit returns the same allocation")
     return _with_gap(run.outcome(Status.FEASIBLE, best, rigorous()), run.log)
+
+
+def _support_search(run: _StableRun, pr, costs, lp: StableLP, workers: np.ndarray, lines: np.ndarray,
+                    base: np.ndarray, best: np.ndarray | None, best_value: int | None, report):
+    """CP-SAT over the LP's support and the start's pairs (one worker, the first share of the
+    large path's work): ``(best, best_value, work left over, stopped by the clock)``."""
+    wall = _margin(run.deadline - time.perf_counter())
+    work = LARGE_WORK_PER_SECOND[0] * _margin(float(run.options.time_limit))
+    if wall <= MIN_PHASE_SECONDS or run.options.stop.is_set():
+        return best, best_value, 0.0, not run.options.stop.is_set()
+    chosen = support(lp, workers, lines, base, best, cheapest=0)
+    # No lower bound on the restricted objective: the run's bound lies below the restricted
+    # optimum, and given as a bound it cost this search its proof on stable-1500x300 (5.9
+    # units unproven, against 3.5 units to prove the same cost without it).
+    code, solver, v = _restricted_search(run, pr, costs, workers[chosen], lines[chosen], best, None, work, wall, report)
+    found_value = (f", cost {costs.unscaled(solver.objective_value):.6g}"
+                   if code in (cp_model.OPTIMAL, cp_model.FEASIBLE) else "")
+    run.log.append(f"restricted search ({int(chosen.sum()):,} pairs: the LP's support and the start's): "
+                   f"{solver.status_name(code)}{found_value} in {solver.wall_time:.2f} s "
+                   f"({solver.deterministic_time:.2f} of {work:.2f} units, one worker)")
+    clock = code not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and solver.deterministic_time < work * 0.999
+    if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        value = int(round(solver.objective_value))
+        if best_value is None or value < best_value:
+            best, best_value = v.assignment(_solution(solver)), value
+    return best, best_value, max(0.0, work - solver.deterministic_time), clock
+
+
+def _lns_pool(lp: StableLP, workers: np.ndarray, lines: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """(P,) bool: the pairs a freed worker may take in :func:`_neighbourhood_search`: each
+    worker's :data:`LARGE_LNS_PAIRS` pairs of least LP reduced cost (of least cost when the LP
+    gave no duals) and the LP's support. Ties broken by line: the same pool on every run."""
+    key = base if lp.reduced is None else lp.reduced
+    order = np.lexsort((lines, key, workers))
+    rank = np.empty(workers.size, dtype=np.int64)
+    rank[order] = np.arange(workers.size) - np.searchsorted(workers[order], workers[order], side="left")
+    return (rank < LARGE_LNS_PAIRS) | (lp.x > 1e-6)
+
+
+def _neighbourhood(rng: np.random.Generator, current: np.ndarray, pool_workers: np.ndarray,
+                   pool_lines: np.ndarray, n_lines: int, size: int) -> np.ndarray:
+    """(n_lines,) bool: ``size`` lines grown breadth first from a random line, each line's
+    neighbours being the lines its current workers could take (the pool's pairs), in a random
+    order; random lines when the pool's links run out. Only ``rng`` chooses: deterministic."""
+    chosen = np.zeros(n_lines, dtype=bool)
+    first = int(rng.integers(n_lines))
+    chosen[first] = True
+    queue, count = [first], 1
+    while count < size:
+        if not queue:  # the pool links no more lines: start again from a line not yet chosen
+            nxt = int(rng.choice(np.flatnonzero(~chosen)))
+            chosen[nxt] = True
+            queue.append(nxt)
+            count += 1
+            continue
+        q = queue.pop(0)
+        reach = np.unique(pool_lines[np.isin(pool_workers, np.flatnonzero(current == q))])
+        for p in rng.permutation(reach[~chosen[reach]]).tolist():
+            if count >= size:
+                break
+            chosen[p] = True
+            queue.append(p)
+            count += 1
+    return chosen
+
+
+def _neighbourhood_search(run: _StableRun, pr, costs, workers: np.ndarray, lines: np.ndarray, pool: np.ndarray,
+                          best: np.ndarray, best_value: int, lower_bound: int | None, work: float, rounds: int,
+                          report) -> tuple[np.ndarray, int, bool]:
+    """Large neighbourhood search from the stable allocation ``best`` (integer cost ``best_value``).
+
+    Each of at most ``rounds`` rounds frees the workers now on a seeded neighbourhood of lines
+    (:func:`_neighbourhood`, :data:`LARGE_LNS_LINES` of them), lets them take the ``pool``'s
+    pairs to those lines, holds every other worker to their line, and runs CP-SAT (one worker,
+    at most :data:`LARGE_LNS_ROUND_WORK` of the ``work`` left) hinted with ``best``; an answer
+    cheaper than ``best`` replaces it. Every stability constraint of the run is in each round's
+    model (a pair left out is a 0 in its sums), so every answer is a stable allocation of the
+    whole run, and ``best`` never gets worse. The neighbourhoods depend only on the seed and
+    ``best``, and each round stops at its end or its work limit, so a re-run returns the same
+    allocation unless the wall clock stopped a round first (the third value: ``True``).
+    """
+    problem = run.problem
+    rng = np.random.default_rng(run.seed)
+    pool_workers, pool_lines = workers[pool], lines[pool]
+    size = max(1, min(problem.n_lines, int(round(LARGE_LNS_LINES * problem.n_lines))))
+    used, done, improved, by_clock = 0.0, 0, 0, False
+    began = best_value
+    while done < rounds and work - used > 1e-3:
+        if lower_bound is not None and best_value <= lower_bound:
+            break
+        wall = _margin(run.deadline - time.perf_counter())
+        if wall <= MIN_PHASE_SECONDS or run.options.stop.is_set():
+            by_clock = not run.options.stop.is_set()
+            break
+        around = _neighbourhood(rng, best, pool_workers, pool_lines, problem.n_lines, size)
+        chosen = (best[workers] == lines) | (pool & around[best[workers]] & around[lines])
+        budget = min(LARGE_LNS_ROUND_WORK, work - used)
+        code, solver, v = _restricted_search(run, pr, costs, workers[chosen], lines[chosen], best, None, budget, wall,
+                                             report)
+        used += solver.deterministic_time
+        done += 1
+        if code not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and solver.deterministic_time < budget * 0.999:
+            by_clock = True
+        if code in (cp_model.OPTIMAL, cp_model.FEASIBLE) and int(round(solver.objective_value)) < best_value:
+            best, best_value = v.assignment(_solution(solver)), int(round(solver.objective_value))
+            improved += 1
+        if by_clock:
+            break
+    run.log.append(f"neighbourhood search: {done} rounds of {size} lines' workers ({improved} improved), cost "
+                   f"{costs.unscaled(began):.6g} -> {costs.unscaled(best_value):.6g} ({used:.2f} of {work:.2f} "
+                   "units, one worker)")
+    return best, best_value, by_clock
 
 
 def _restricted_search(run: _StableRun, pr, costs, ws: np.ndarray, ls: np.ndarray, hint: np.ndarray | None,

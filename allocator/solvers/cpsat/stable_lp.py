@@ -95,6 +95,9 @@ class StableLP:
     seconds: float
     stopped: str = ""  # why the rounds ended early ("": the round limit or convergence)
     converged: bool = False  # no pair left with a negative reduced cost: the LP optimum
+    # (P,) the last round's reduced costs of the kept pairs, in the integer costs (priced over
+    # every pair, in the LP or not; floating point, for ranking pairs only); None before a round.
+    reduced: np.ndarray | None = None
 
     def describe(self) -> str:
         rounds = (f"{self.rounds} rounds of column generation "
@@ -256,6 +259,7 @@ def stable_lp_bound(workers: np.ndarray, lines: np.ndarray, problem: ProblemData
         out.lp_value = float(h.getInfo().objective_function_value) * shrink
         out.columns = int(active[:n_x].sum())
         out.x = np.asarray(sol.col_value, dtype=np.float64)[:n_x].copy()
+        out.reduced = r[:n_x].astype(np.float64) / scale
         late = np.flatnonzero(~active[:n_x] & (r[:n_x] < -np.int64(max(1, scale >> 20))))
         if late.size == 0:
             out.converged = True
