@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import charts
 import compare_view
 import derived
 import layout
@@ -319,8 +320,9 @@ else:
             label = (f"Stopping '{name}'…" if p.stop_requested
                      else f"Solving '{name}' again with the current data… {p.elapsed:.1f} s")
             st.status(label, state="running")
-            if p.objective is not None:
-                st.caption(f"Best total cost so far: {kpis.value_text('objective', p.objective)}. "
+            best_cost, _ = charts.best_so_far(p.history)
+            if best_cost is not None:
+                st.caption(f"Best total cost so far: {kpis.value_text('objective', best_cost)}. "
                            "It is published as soon as the solve ends.")
         st.button("Stop", key="pub_resolve_stop", on_click=runner.stop, args=(job["job_id"],),
                   help="Stop the new solve; nothing is saved or published.", disabled=p.stop_requested)

@@ -456,8 +456,9 @@ def progress_panel() -> None:
             with st.container(border=True):
                 m1, m2, m3 = st.columns(3)
                 m1.metric("Elapsed", f"{p.elapsed:.1f} s")
-                m2.metric("Best total cost so far", kpis.value_text("objective", p.objective))
-                share = kpis.gap_share(p.objective, p.bound)
+                best_cost, best_bound = charts.best_so_far(p.history)
+                m2.metric("Best total cost so far", kpis.value_text("objective", best_cost))
+                share = kpis.gap_share(best_cost, best_bound)
                 m3.metric("Left to prove", "–" if share is None else f"{100 * share:.1f} %",
                           help="The best allocation so far is at most this much above the best possible; "
                                "0 % means proven the best possible.")
