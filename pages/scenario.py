@@ -13,6 +13,8 @@ import streamlit as st
 from allocator import kpis, service
 from allocator.scenario import ScenarioOverrides
 
+STATUS_HEIGHT = 88  # px: three lines of small text under the buttons
+
 ctx = layout.require_run()
 snap = ctx.snapshot
 ss = st.session_state
@@ -118,6 +120,9 @@ line_col = st.column_config.SelectboxColumn(
     "Job line", options=[j.id for j in lines], format_func=lambda v: lname.get(v, v))
 
 edited: dict = {}
+# Each table's problems go right under its grid (filled in once every table has been read): a
+# box above the tables moved the grid under the planner's next click.
+table_msgs: dict = {}
 t_lines, t_pins, t_forbids, t_weights = st.tabs(
     ["Places and must be filled", "Pins", "Forbids", "Organisation priority"])
 with t_lines:
@@ -132,6 +137,7 @@ with t_lines:
             "Must be filled": st.column_config.CheckboxColumn(help="The line must get at least one worker."),
         },
     )
+    table_msgs["lines"] = st.empty()
 with t_pins:
     st.caption("Put a worker on a line whatever else happens. They must be eligible for it. "
                "A pin here replaces a pin the run has for the same worker. A pin set from a move "
@@ -142,12 +148,14 @@ with t_pins:
                        "Reason": st.column_config.TextColumn(
                            max_chars=500, help="Why this worker is pinned here (kept with the scenario).")},
     )
+    table_msgs["pins"] = st.empty()
 with t_forbids:
     st.caption("Keep a worker off a line in this scenario.")
     edited["forbids"] = st.data_editor(
         base["forbids"], key=state.editor_key("forbids"), placeholder="", on_change=state.draft_edited, hide_index=True, width="stretch",
         num_rows="dynamic", column_config={"Worker": worker_col, "Job line": line_col},
     )
+    table_msgs["forbids"] = st.empty()
 with t_weights:
     st.caption(
         "Organisation priority for a worker: a positive value discourages the pair, a negative value "
@@ -161,6 +169,7 @@ with t_weights:
             "Value": st.column_config.NumberColumn(format="%.2f", help="Added to the supervisors' side of the cost."),
         },
     )
+    table_msgs["weights"] = st.empty()
 
 # --------------------------------------------------------------------------- business rules
 st.subheader("Couples, quotas, priority tiers and fewest moves")
@@ -187,6 +196,7 @@ with t_links:
                for n in range(1, 5)},
         },
     )
+    table_msgs["links"] = st.empty()
 with t_quotas:
     st.caption("At least and/or at most so many workers on some sites or some job lines (choose one of the two). "
                "With a tag, only workers with that tag count. Leave At most blank for no maximum."
@@ -211,6 +221,7 @@ with t_quotas:
                                                      help="A whole number, or blank for no maximum."),
         },
     )
+    table_msgs["quotas"] = st.empty()
 with t_tiers:
     st.caption("Workers in tier 1 are placed first: the best allocation for them is found, then tier 2 gets "
                "the best it can without making tier 1 worse, and so on. Workers without a tier come last. "
@@ -258,6 +269,7 @@ with t_tiers:
         column_config={editor.TIER: st.column_config.NumberColumn(
             format="plain", help="1 is placed first. Blank: no tier (placed last).")},
     )
+    table_msgs["tiers"] = st.empty()
 with t_moves:
     ss.setdefault("sc_moves", d.inputs["moves"])
     st.toggle(
@@ -294,6 +306,7 @@ with t_moves:
             base["previous"], key=state.editor_key("previous"), placeholder="", on_change=state.draft_edited, hide_index=True,
             width="stretch", num_rows="dynamic", column_config={"Worker": worker_col, "Job line": line_col},
         )
+    table_msgs["previous"] = st.empty()
 
 st.subheader("The run's own pins, forbids and eligibility rules")
 st.caption("These come with the run and apply to every scenario. Tick \"Lift in this scenario\" to solve "
@@ -328,10 +341,14 @@ if settings is not None:
     d.settings = settings
 if not problems:
     d.overrides = overrides
-shown_problems = [m for m in (editor.name_problem(ss["sc_name"]),) if m] + problems
+general_problems, table_problems = editor.split_problems(problems)
+shown_problems = [m for m in (editor.name_problem(ss["sc_name"]),) if m] + general_problems
 if shown_problems:
     with actions:
         layout.show_messages("This scenario cannot be solved as it stands. Fix these first:", shown_problems)
+for _table, _msgs in table_problems.items():
+    with table_msgs[_table]:
+        layout.show_messages("Fix these in this table before solving:", _msgs)
 if problems:
     settings = settings or d.settings
 
@@ -351,7 +368,7 @@ job = state.active_job()
 bar = actions.container(horizontal=True)
 b1 = b2 = b3 = bar
 if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or job is not None or not d.name,
-             help="Fix the problems listed above first." if shown_problems else None):
+             help="Fix the problems listed above or under the tables first." if problems or shown_problems else None):
     # The time limit is the scenario's max_seconds (in scenario_snap), set by the engine.
     # A re-solve starts from the last answer on this run (a hint where CP-SAT searches: stable
     # mode; the flow needs none), limited to the workers and lines this scenario still has.
@@ -428,10 +445,15 @@ if ss.get("sc_confirm_reset"):
         k1.button("Yes, drop my changes", key="sc_reset_confirm", on_click=state.discard_draft, type="primary")
         k2.button("Keep editing", key="sc_reset_cancel", on_click=lambda: ss.pop("sc_confirm_reset", None))
 
+# Always there and always this tall, whatever it says: a line appearing here when a table row
+# is added would move every grid below under the planner's next click.
+status_slot = actions.container(height=STATUS_HEIGHT, border=False, key="sc_status")
+if pointer := editor.problems_pointer(table_problems):
+    status_slot.caption(f":red[**{pointer}**]")
 if scenario_snap is not None and (summary := editor.rules_summary(scenario_snap)):
-    actions.caption(summary)
+    status_slot.caption(summary)
 if res and not matches and not job:
-    actions.caption("The latest result was solved with other rules than these: press Solve to see this scenario.")
+    status_slot.caption("The latest result was solved with other rules than these: press Solve to see this scenario.")
 
 
 # --------------------------------------------------------------------------- progress
