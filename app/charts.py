@@ -39,11 +39,11 @@ SCENARIO_COLOURS = (BLUE, ORANGE, GREEN, PURPLE, SKY, VERMILLION, YELLOW)
 #: Eligibility verdicts: the planners' words and the colour of each reason code.
 REASON_WORDS: dict[str, str] = {
     "INCLUDED_WORKER": "May take it: named on the line",
-    "INCLUDED_TAG": "May take it: has a required qualification",
+    "INCLUDED_TAG": "May take it: has a required tag",
     "DEFAULT": "May take it: the line is open to all",
     "EXCLUDED_WORKER": "May not: named as excluded",
-    "EXCLUDED_TAG": "May not: has an excluded qualification",
-    "MISSING_INCLUDED_TAG": "May not: lacks a required qualification",
+    "EXCLUDED_TAG": "May not: has an excluded tag",
+    "MISSING_INCLUDED_TAG": "May not: lacks a required tag",
     "FORBIDDEN": "May not: forbidden by the planner (run or scenario)",
     "PINNED": "Pinned here by the planner (run or scenario)",
     "PINNED_ELSEWHERE": "May not: pinned to another line",

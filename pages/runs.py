@@ -130,7 +130,7 @@ if run_id:
         with st.expander(f"Workers who ranked lines they may not take ({len(blocked)})"):
             st.dataframe(blocked, key="runs_blocked_table", hide_index=True, width="stretch")
             st.caption("A ranked line they may not take (not eligible, or forbidden) cannot be theirs: "
-                       "check their qualifications and the line's rules, or ask them to rank again.")
+                       "check their tags and the line's rules, or ask them to rank again.")
     if report.silent_supervisors:
         with st.expander("Supervisors who ranked no one"):
             st.write(", ".join(report.silent_supervisors))
@@ -216,7 +216,7 @@ if run_id:
                                help="The id this worker's rankings and allocation will use; new to the run.",
                                on_change=keep, args=("runs_add_id",))
         new_name = c2.text_input("Name", key="runs_add_name", on_change=keep, args=("runs_add_name",))
-        tags = st.multiselect("Qualifications", tag_options, key="runs_add_tags", accept_new_options=True,
+        tags = st.multiselect("Tags", tag_options, key="runs_add_tags", accept_new_options=True,
                               help="The tags the lines' rules look at; type a new one to add it.",
                               on_change=keep, args=("runs_add_tags",))
         ranked = st.multiselect("Job lines they rank, in order of preference", list(lines_by_id),
