@@ -363,16 +363,16 @@ else:
             width=60, format="%d", help="Which version of the scenario: a scenario solved again on changed data "
                                         "is saved as its next version; the older versions stay."),
         "Reason": st.column_config.TextColumn(width=125),
-        "Settings": st.column_config.TextColumn(
-            width=130, help="The scenario's supervisor voice, how much low choices hurt, and 'stable' when its "
-                            "allocation had to be stable."),
+        "Result": st.column_config.TextColumn(
+            width=130, help="Whether the allocation was proven the best possible. Its settings and, when not "
+                            "proven, how far from the best it may be: below, under Each publication in full."),
         "Total cost": st.column_config.TextColumn(width=75, alignment="right"),
         "Workers": st.column_config.NumberColumn(
             width=60, help="Workers the publication placed; who went where is below."),
     })
     st.caption("Newest first. Each line is one write to the database; replaced allocations stay on record.")
 
-    with st.expander("Who went where in each publication"):
+    with st.expander("Each publication in full: its settings, its result and who went where"):
         entries = list(reversed(log))
 
         def entry_label(e) -> str:
@@ -388,6 +388,14 @@ else:
         chosen = st.selectbox("Publication", list(by_entry), key="pub_history_pick",
                               format_func=lambda i: entry_labels[i])
         entry = by_entry[chosen]
+        details = publishing.publication_details(scenario_of(entry.scenario_id) if entry.scenario_id else None)
+        if details:
+            st.dataframe(pd.DataFrame(details, columns=["Setting", "Value"]), key="pub_history_settings",
+                         hide_index=True, width="stretch",
+                         column_config={"Setting": st.column_config.TextColumn(width=260),
+                                        "Value": st.column_config.TextColumn(width=600)})
+        else:
+            st.caption("The scenario of this publication is no longer on record: its settings cannot be shown.")
         st.dataframe(
             pd.DataFrame([{"Worker": worker_names.get(a.worker_id, a.worker_id),
                            "Worker id": a.worker_id,
