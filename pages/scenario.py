@@ -44,9 +44,11 @@ with c1:
              "0 %: only workers' choices count. 100 %: only supervisors' rankings count.",
     )
     # No min/max on the number boxes: a bounded box turns red and keeps its old value, so the
-    # value typed is kept and the check below names it instead.
+    # value typed is kept and the check below names it instead. value=None lets a box be left
+    # blank (it said "you typed 0" for an emptied box): the check asks for a value instead.
     st.number_input(
-        "How much low choices hurt", step=0.25, key="sc_power", on_change=state.draft_edited, format="%g",
+        "How much low choices hurt", value=None, step=0.25, key="sc_power", on_change=state.draft_edited,
+        format="%g",
         help="More than 0, at most 8. 1: every step down a worker's list costs the same. Above 1: a low choice "
              "costs much more than a high one, so the solve avoids giving anyone a very low choice.",
     )
@@ -56,7 +58,7 @@ with c1:
     )
 with c2:
     st.number_input(
-        "Time limit (seconds)", step=5.0, key="sc_time", on_change=state.draft_edited, format="%g",
+        "Time limit (seconds)", value=None, step=5.0, key="sc_time", on_change=state.draft_edited, format="%g",
         help="More than 0. The solve stops after this long and keeps the best allocation found so far.",
     )
     st.text_input(
@@ -230,9 +232,14 @@ with t_tiers:
 
     def set_tier_for_chosen() -> None:
         who = ss.get("sc_tier_who") or []
-        value = None if ss.pop("sc_tier_value_none", False) else ss.get("sc_tier_value")
+        clearing = ss.pop("sc_tier_value_none", False)
+        value = None if clearing else ss.get("sc_tier_value")
         if not who:
             ss["sc_tier_note"] = "Choose the workers first."
+            return
+        if not clearing and value is None:  # an emptied box must not read as "no tier"
+            ss["sc_tier_note"] = ("Tier: fill it in (a whole number, 1 or more), or press Remove from tiers. "
+                                  "Nothing was changed.")
             return
         if value is not None and (bad := editor.tier_value_problem(value)):
             ss["sc_tier_note"] = bad + ". Nothing was changed."
@@ -251,7 +258,10 @@ with t_tiers:
     k1.multiselect("Set the tier for these workers", options=[w.id for w in workers],
                    format_func=lambda v: wname.get(v, v), key="sc_tier_who", placeholder="Choose workers")
     # No min_value: a bounded box keeps its old value when 0 is typed (see editor.tier_value_problem).
-    k2.number_input("Tier", step=1, value=1, key="sc_tier_value",
+    # Not a whole-number box either: the browser rounded 2.5 to 2 and turned 1e12 back into the
+    # old value, both without a word; the check names them.
+    ss.setdefault("sc_tier_value", 1.0)
+    k2.number_input("Tier", value=None, step=1.0, format="%g", key="sc_tier_value",
                     help="A whole number, 1 or more: 1 is placed first.")
     k3.button("Set tier", key="sc_tier_set", on_click=set_tier_for_chosen)
     k4.button("Remove from tiers", key="sc_tier_clear", on_click=clear_tier_for_chosen,

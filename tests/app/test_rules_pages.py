@@ -239,3 +239,42 @@ def test_problems_of_each_table_are_told_apart_from_the_rest():
         "Cannot be solved yet: 4 problems to fix, shown under the tables below "
         "(Places and must be filled, Linked workers (couples), Quotas).")
     assert problems_pointer({}) is None
+
+
+def test_an_emptied_tier_box_or_a_fraction_beside_set_tier_changes_nothing(import_run):
+    # Walked in the browser: the Tier box was a whole-number box, so 2.5 became 2 and 1e12 went
+    # back to 1 as they were typed, without a word; an emptied box read as "no tier".
+    from streamlit.proto.NumberInput_pb2 import NumberInput
+
+    at = open_app(import_run(small_snapshot(4, 3)), "scenario")
+    assert at.number_input(key="sc_tier_value").proto.data_type == NumberInput.FLOAT
+    at.multiselect(key="sc_tier_who").set_value(["w2"]).run()
+    at.number_input(key="sc_tier_value").set_value(2.0).run()
+    at.button(key="sc_tier_set").click().run()
+    tiers = editor_table(at, "sc_tiers").set_index("Worker id")["Priority tier"].copy()
+    assert tiers["w2"] == 2
+
+    for typed, said in ((None, "Tier: fill it in"), (2.5, "(you typed 2.5)"), (1e12, "up to")):
+        at.multiselect(key="sc_tier_who").set_value(["w2"]).run()
+        at.number_input(key="sc_tier_value").set_value(typed).run()
+        at.button(key="sc_tier_set").click().run()
+        assert not at.exception
+        assert any(said in w.value and "Nothing was changed" in w.value for w in at.warning), (
+            typed, [w.value for w in at.warning])
+        assert editor_table(at, "sc_tiers").set_index("Worker id")["Priority tier"].equals(tiers)
+
+
+def test_an_emptied_number_box_of_the_rules_asks_for_a_value_not_0(import_run):
+    # An emptied "How much low choices hurt" or "Time limit" box became 0: "(you typed 0)".
+    at = open_app(import_run(small_snapshot(4, 3)), "scenario")
+    for key, label in (("sc_power", "How much low choices hurt"), ("sc_time", "Time limit (seconds)")):
+        kept = at.number_input(key=key).value
+        at.number_input(key=key).set_value(None).run()
+        assert not at.exception
+        text = " ".join(e.value for e in at.error)
+        assert f"{label}: fill it in" in text and "you typed 0" not in text
+        assert at.button(key="sc_solve").disabled
+        leave_and_come_back(at)  # the blank is kept, not replaced by the old value
+        assert at.number_input(key=key).value is None
+        at.number_input(key=key).set_value(kept).run()
+        assert not [e.value for e in at.error]
