@@ -143,13 +143,14 @@ _SETTING_ORDER = ("preferencer_weight", "preference_power", "stability", "fewest
                   "rng_seed", "allow_worker_preference_ties")
 _YES_NO = {"stability", "fewest_moves", "allow_worker_preference_ties"}
 
-#: A result's status, short enough for a table column.
+#: A result's status, short enough for the history's column (130 px: "good, not proven best" was cut).
 RESULT_SHORT = {
-    "optimal": "best possible (proven)",
-    "feasible": "good, not proven best",
-    "infeasible": "impossible as set up",
-    "no_solution": "no allocation in time",
+    "optimal": "proven best",
+    "feasible": "not proven best",
+    "infeasible": "impossible",
+    "no_solution": "no allocation",
 }
+_RESULT_LONG = {"infeasible": "Impossible as set up.", "no_solution": "No allocation found within the time limit."}
 
 
 def settings_words(settings: Mapping[str, Any] | None) -> list[tuple[str, str]]:
@@ -195,7 +196,7 @@ def result_words(result: Mapping[str, Any] | None) -> str:
         return f"Not proven the best possible: {unproven_words(result or {})}."
     if status == "optimal":
         return "The best possible, proven."
-    return (RESULT_SHORT.get(status, "not solved") if status else "not solved").capitalize() + "."
+    return _RESULT_LONG.get(status, "Not solved.")
 
 
 def history_rows(

@@ -61,7 +61,7 @@ def test_the_history_names_the_planner_and_counts_the_allocations(demo_run, db_s
     row = history.iloc[0]
     assert row["Who"] == "Dr Jane Planner"  # a person, not the database role
     assert row["Workers"] == 140 and row["Reason"] == "Signed off"
-    assert row["Total cost"] and row["Result"] == "best possible (proven)"
+    assert row["Total cost"] and row["Result"] == "proven best"
     # The settings in the Scenario page's words, not "voice 30% · hurt 1" (one row each).
     settings = table(at, "Setting", "Value").set_index("Setting")["Value"]
     assert settings["Supervisor voice"] == "30%" and settings["Stable"] == "no"
