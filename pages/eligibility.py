@@ -46,7 +46,9 @@ picked = st.multiselect(
 )
 max_rows = 150
 w_order = np.arange(problem.n_workers)
-search = st.text_input("Find workers (name, id or tag)", key="el_search", placeholder="e.g. paediatrics")
+state.restore_widget("el_search")
+search = st.text_input("Find workers (name, id or tag)", key="el_search", placeholder="e.g. paediatrics",
+                       on_change=state.keep_widget, args=("el_search",))
 if search.strip():
     q = search.strip().lower()
     w_order = np.array([

@@ -147,6 +147,7 @@ else:
     by_id = {x.id: x for x in saved}
     solved = [x for x in saved if x.result and x.result.get("allocations")]
     default = cur.saved_id if cur and cur.saved_id in by_id else (solved or saved)[0].id
+    state.restore_widget("pub_scenario")
     if ss.get("pub_scenario") not in by_id:
         ss["pub_scenario"] = default
 
@@ -158,7 +159,7 @@ else:
 
     labels = layout.unique_labels([(i, label(x)) for i, x in by_id.items()])
     sid = st.selectbox("Scenario to publish", list(by_id), key="pub_scenario",
-                       format_func=lambda i: labels.get(i, i))
+                       format_func=lambda i: labels.get(i, i), on_change=state.keep_widget, args=("pub_scenario",))
     sc = by_id[sid]
     title = publishing.scenario_title(sc)
     result = sc.result or {}
@@ -223,10 +224,14 @@ else:
         st.markdown("\n".join(f"- {layout.md(x)}" for x in pins))
 
     supersede = False
+    # What the planner typed outlives a look at another page (state.keep_widget).
+    state.restore_widget("pub_supersede")
+    state.restore_widget("pub_reason")
     if run.published:
         supersede = st.checkbox("Replace the published allocation", key="pub_supersede",
+                                on_change=state.keep_widget, args=("pub_supersede",),
                                 help="The old allocation stays in the history.")
-    reason = st.text_area("Reason", key="pub_reason", max_chars=500,
+    reason = st.text_area("Reason", key="pub_reason", max_chars=500, on_change=state.keep_widget, args=("pub_reason",),
                           placeholder="e.g. Approved by the Director of Medical Services on 3 March",
                           help="Kept in the history. Required to replace a published allocation.")
 

@@ -364,3 +364,24 @@ def test_a_publication_s_settings_and_an_unproven_result_read_in_planners_words(
     no_bound = {"status": "feasible", "objective": 5.0, "best_bound": None}
     assert publishing.result_words(no_bound) == (
         "Not proven the best possible: how far from the best possible is not known.")
+
+
+def test_the_reason_typed_on_publish_outlives_a_look_at_other_pages_and_goes_once_published(demo_run):
+    # Walked in the browser: a reason typed on Publish was gone after a look at Compare.
+    at = open_app(demo_run, "scenario")
+    solve_save_and_open_publish(at, "Keep my reason")
+    at.text_area(key="pub_reason").input("Approved by the DMS on 3 March").run()
+    for page in ("compare", "results", "eligibility", "runs"):
+        at.switch_page(f"../pages/{page}.py").run()
+        assert not at.exception, at.exception
+    at.switch_page("../pages/publish.py").run()
+    assert not at.exception, at.exception
+    assert at.text_area(key="pub_reason").value == "Approved by the DMS on 3 March"
+    at.button(key="pub_open").click().run()
+    at.button(key="pub_confirm").click().run()
+    assert any(s.value.startswith("Done: published") for s in at.success), [e.value for e in at.error]
+    # Published: the box starts empty again, and stays empty after another page.
+    at.switch_page("../pages/results.py").run()
+    at.switch_page("../pages/publish.py").run()
+    assert not at.exception, at.exception
+    assert at.text_area(key="pub_reason").value == ""
