@@ -775,8 +775,8 @@ def quota_label(q) -> str:
 
 
 def _counted(q) -> str:
-    """Who the quota counts, after a number: ' with the qualification X' or ''."""
-    return f" with the qualification '{q.qualification_id}'" if q.qualification_id else ""
+    """Who the quota counts, after a number: ' with the tag X' or ''."""
+    return f" with the tag '{q.qualification_id}'" if q.qualification_id else ""
 
 
 def _both(n: int) -> str:

@@ -202,7 +202,7 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
             RANKED_LINES_OUT_OF_REACH, WARNING,
             f"{len(stuck)} worker(s) ranked job lines they may not take (not eligible, or forbidden): "
             f"{sum(d.ranked_blocked for d in stuck)} ranked line(s) in all; for {len(stuck_first)} of "
-            f"them it is their first choice. {_names(shown, limit=6, sep='; ')}. Check their qualifications "
+            f"them it is their first choice. {_names(shown, limit=6, sep='; ')}. Check their tags "
             "and the lines' rules: those ranks cannot count.",
             worker_ids=tuple(d.worker_id for d in ordered),
         ))

@@ -1029,7 +1029,7 @@ def change_words(change: RunChange) -> str:
         prefs = d.get("preferences") or []
         ranked = ", ".join(f"{p['job_line_id']} ({p['rank']:g})" for p in prefs) or "no lines"
         priority = f"; priority {d['priority']}" if d.get("priority") is not None else ""
-        return f"Added late {who}; qualifications: {tags}; ranks: {ranked}{priority}."
+        return f"Added late {who}; tags: {tags}; ranks: {ranked}{priority}."
     before, after = d.get("before") or {}, d.get("after") or {}
     line = f"job line {change.job_line_id!r}" + (f" ({d['name']})" if d.get("name") else "")
     parts = []

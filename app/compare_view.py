@@ -179,3 +179,20 @@ def nobody_moved_sentence(only_base: int, only_target: int) -> str:
     if only_base or only_target:
         return "Nobody moved: every worker placed in both scenarios is on the same line in each."
     return "Nobody moved: both scenarios put every worker on the same line."
+
+
+def unproven_note(chosen: Sequence[ScenarioView], escape=lambda s: s) -> str | None:
+    """The compared scenarios not proven the best possible, each with how far from it they may be.
+
+    The headline table set a stable allocation cut short by its time limit beside a proven one
+    without a word: its numbers may still improve, so a difference may be smaller than shown.
+    """
+    import publishing
+
+    open_ = [f"'{escape(v.name)}' ({publishing.unproven_words(v.result or {})})"
+             for v in chosen if (v.result or {}).get("status") == "feasible"]
+    if not open_:
+        return None
+    which = "is" if len(open_) == 1 else "are"
+    return (f"Not proven the best possible: {', '.join(open_)} {which} the best found within the time limit. "
+            "A longer time limit may find a better allocation, so a difference below may be smaller than shown.")

@@ -196,9 +196,9 @@ def pair_codes(p) -> np.ndarray:
 STEP_WORDS = {
     "INCLUDED_WORKER": "1. Named on the line's included workers",
     "EXCLUDED_WORKER": "2. Named on the line's excluded workers",
-    "EXCLUDED_TAG": "3. Has a qualification the line excludes",
-    "INCLUDED_TAG": "4. Has a qualification the line requires",
-    "MISSING_INCLUDED_TAG": "5. Lacks every qualification the line requires",
+    "EXCLUDED_TAG": "3. Has a tag the line excludes",
+    "INCLUDED_TAG": "4. Has a tag the line requires",
+    "MISSING_INCLUDED_TAG": "5. Lacks every tag the line requires",
     "DEFAULT": "5. The line is open to all",
 }
 
@@ -293,7 +293,7 @@ def line_workers_tables(p, j: int, codes: np.ndarray, run_snapshot) -> tuple[pd.
         if ok:
             may.append({"Worker": p.worker_names[i], "Worker id": p.worker_ids[i], "Because": step,
                         "Rank they gave it": rank})
-        elif rank is not None:  # the full reason: it names the qualification or the pin
+        elif rank is not None:  # the full reason: it names the tag or the pin
             may_not.append({"Worker": p.worker_names[i], "Worker id": p.worker_ids[i], "Because": why,
                             "Rank they gave it": rank})
 

@@ -886,6 +886,64 @@ def gone_hint(message: str) -> str:
     return f"{message} (withdrawn, or never in it): press *{GONE_BUTTON}* above, or {todo}."
 
 
+#: The scenario's editable tables: the key its problems are shown under, and the tab's title.
+TABLE_TABS = {
+    "lines": "Places and must be filled",
+    "pins": "Pins",
+    "forbids": "Forbids",
+    "weights": "Organisation priority",
+    "links": "Linked workers (couples)",
+    "quotas": "Quotas",
+    "tiers": "Priority tiers",
+    "previous": "Fewest moves",
+}
+# The words a table's problems start with (each names its row: "Quotas, row 2 ...").
+_TABLE_OF = {
+    "Places and must be filled": "lines",
+    "Pins": "pins",
+    "Forbids": "forbids",
+    "Organisation priority": "weights",
+    "Linked workers": "links",
+    "Quotas": "quotas",
+    "Priority tiers": "tiers",
+    "Previous allocation": "previous",
+}
+_TABLE_PROBLEM = re.compile(r"^(" + "|".join(map(re.escape, _TABLE_OF)) + r"), row \d+")
+# capacity_problems(): a line's places against its must-be-filled mark and its pins.
+_PLACES_PROBLEM = re.compile(r"^Job line .+ (?:must be filled but has 0 places|has [\d,]+ places? but [\d,]+ workers "
+                             r"are pinned)", re.S)
+
+
+def split_problems(problems: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The problems of no table (name, settings, places against pins), and each table's own.
+
+    A table's problems are shown under its grid, not above the tables: a box appearing above
+    a grid the planner is typing into moved the grid down under their next click (adding a
+    couple's row showed "choose at least 2 workers" at the top of the page).
+    """
+    general: list[str] = []
+    by_table: dict[str, list[str]] = {}
+    for m in problems:
+        hit = _TABLE_PROBLEM.match(m)
+        if hit:
+            by_table.setdefault(_TABLE_OF[hit.group(1)], []).append(m)
+        elif _PLACES_PROBLEM.match(m):
+            by_table.setdefault("lines", []).append(m)
+        else:
+            general.append(m)
+    return general, by_table
+
+
+def problems_pointer(by_table: dict[str, list[str]]) -> str | None:
+    """One line beside Solve saying which tables hold problems (shown in full under each)."""
+    if not by_table:
+        return None
+    n = sum(len(v) for v in by_table.values())
+    where = ", ".join(TABLE_TABS[k] for k in TABLE_TABS if k in by_table)
+    return (f"Cannot be solved yet: {n} problem{'s' if n != 1 else ''} to fix, shown under "
+            f"{'the table' if len(by_table) == 1 else 'the tables'} below ({where}).")
+
+
 _QUOTED = re.compile(r"(?<![A-Za-z])(link |quota |site )?'([^'\n]{1,200})'")
 _REASON_CODE = re.compile(r"\(([A-Z][A-Z_]{2,}): ")
 

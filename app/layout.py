@@ -246,21 +246,10 @@ def named_list(label: str, ids: list[str], names: dict[str, str], limit: int = 3
 
 
 def unproven_words(result: dict[str, Any]) -> str:
-    """What a result not proven the best says of how far it can be from the best, in words.
+    """:func:`publishing.unproven_words` (one wording for every page)."""
+    import publishing
 
-    With priority tiers or fewest moves the levels say which are proven, and the gap of the
-    whole allocation ("at most 2.6 % above the best possible") follows when the solve reported
-    a bound: the levels alone left a known number out.
-    """
-    from allocator import kpis
-
-    levels = kpis.levels_text((result.get("metrics") or {}).get("levels"))
-    gap = kpis.gap_text(result.get("objective"), result.get("best_bound"))
-    if not levels:
-        return gap
-    if kpis.gap_share(result.get("objective"), result.get("best_bound")) is None:
-        return levels
-    return f"{levels}; the whole allocation is {gap}"
+    return publishing.unproven_words(result)
 
 
 def _scenario_label(sc: Any) -> str:

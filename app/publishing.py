@@ -138,6 +138,67 @@ def stale_note(title: str, solved_at: datetime | None = None) -> str:
             "the old data, so it cannot be published as it is. Solve it again with the current data below.")
 
 
+#: The settings a publication is listed with, in the order the Scenario page shows them.
+_SETTING_ORDER = ("preferencer_weight", "preference_power", "stability", "fewest_moves", "max_seconds",
+                  "rng_seed", "allow_worker_preference_ties")
+_YES_NO = {"stability", "fewest_moves", "allow_worker_preference_ties"}
+
+#: A result's status, short enough for the history's column (130 px: "good, not proven best" was cut).
+RESULT_SHORT = {
+    "optimal": "proven best",
+    "feasible": "not proven best",
+    "infeasible": "impossible",
+    "no_solution": "no allocation",
+}
+_RESULT_LONG = {"infeasible": "Impossible as set up.", "no_solution": "No allocation found within the time limit."}
+
+
+def settings_words(settings: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """A scenario's settings as ``(label, value)`` in the Scenario page's words ("Stable", "yes").
+
+    The history listed them as "voice 30% · hurt 1 · stable": short forms a planner had to
+    decode, and a scenario solved without stability said nothing about it.
+    """
+    from allocator.scenario import SETTING_LABELS
+
+    out = []
+    for key in _SETTING_ORDER:
+        if key not in (settings or {}) or settings[key] is None:
+            continue
+        v = settings[key]
+        text = ("yes" if v else "no") if key in _YES_NO else setting_text(key, v)
+        out.append((SETTING_LABELS.get(key, key), text))
+    return out
+
+
+def unproven_words(result: Mapping[str, Any]) -> str:
+    """What a result not proven the best says of how far it can be from the best, in words.
+
+    With priority tiers or fewest moves the levels say which are proven, and the gap of the
+    whole allocation ("at most 2.6 % above the best possible") follows when the solve reported
+    a bound: the levels alone left a known number out.
+    """
+    from allocator import kpis
+
+    levels = kpis.levels_text((result.get("metrics") or {}).get("levels"))
+    gap = kpis.gap_text(result.get("objective"), result.get("best_bound"))
+    if not levels:
+        return gap
+    if kpis.gap_share(result.get("objective"), result.get("best_bound")) is None:
+        return levels
+    return f"{levels}; the whole allocation is {gap}"
+
+
+def result_words(result: Mapping[str, Any] | None) -> str:
+    """A result's standing in a sentence: proven the best, or how far from it it may be."""
+    status = (result or {}).get("status")
+    if status == "feasible":
+        return f"Not proven the best possible: {unproven_words(result or {})}."
+    if status == "optimal":
+        return "The best possible, proven."
+    return _RESULT_LONG.get(status, "Not solved.")
+
+
 def history_rows(
     log: Sequence[PublicationEntry],
     scenario_of: Callable[[str], Scenario | None],
@@ -146,19 +207,13 @@ def history_rows(
     """The publication history, newest first: when, who, what, which scenario and which version of it, why.
 
     The total cost is written as every page and export writes it (:func:`allocator.kpis.value_text`).
+    Each publication's settings, in full, are given by :func:`publication_details` (too many words
+    for a column).
     """
     rows = []
     for e in reversed(log):
         sc = scenario_of(e.scenario_id) if e.scenario_id else None
         res = (sc.result if sc else None) or {}
-        settings = (sc.settings if sc else None) or res.get("settings") or {}
-        parts = []
-        if "preferencer_weight" in settings:
-            parts.append(f"voice {setting_text('preferencer_weight', float(settings['preferencer_weight']))}")
-        if "preference_power" in settings:
-            parts.append(f"hurt {setting_text('preference_power', float(settings['preference_power']))}")
-        if settings.get("stability"):
-            parts.append("stable")
         rows.append({
             "When": e.published_at,
             "Who": who(e.published_by),
@@ -166,11 +221,20 @@ def history_rows(
             "Scenario": sc.name if sc else "",
             "Version": sc.version if sc else None,
             "Reason": e.reason or "",
-            "Settings": " · ".join(parts),
+            "Result": RESULT_SHORT.get(res.get("status"), "") if res else "",
             "Total cost": value_text("objective", res.get("objective")) if res else "",
             "Workers": len(e.allocations),
         })
     return rows
+
+
+def publication_details(sc: Scenario | None) -> list[tuple[str, str]]:
+    """One publication's scenario in full: its settings in the Scenario page's words, then its result."""
+    if sc is None:
+        return []
+    res = sc.result or {}
+    settings = sc.settings or res.get("settings") or {}
+    return [*settings_words(settings), ("Result", result_words(res))]
 
 
 def pins_with_reasons(overrides: Mapping[str, Any] | None, worker_names: Mapping[str, str] | None = None,

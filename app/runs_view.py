@@ -66,12 +66,15 @@ def places_problem(value: object, line: str) -> str | None:
     """
     from allocator.snapshot import MAX_PLACES
 
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return f"Places of {line}: fill it in (a whole number, 0 or more). Nothing was changed."
     try:
         x = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         x = float("nan")
     if not (x == x) or x < 0 or not x.is_integer():
-        return f"Places of {line}: must be a whole number, 0 or more (you typed {value}). Nothing was changed."
+        typed = f"{x:g}" if x == x else value  # -3, not -3.0: as the box shows it
+        return f"Places of {line}: must be a whole number, 0 or more (you typed {typed}). Nothing was changed."
     if x > MAX_PLACES:
         return f"Places of {line}: must be at most {MAX_PLACES:,} (you typed {int(x)}). Nothing was changed."
     return None

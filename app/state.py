@@ -410,11 +410,32 @@ def set_widget(key: str, value: Any) -> None:
 
 
 def apply_pending_widgets() -> None:
+    kept = st.session_state.get(_KEPT, {}).get(current_run_id(), {})
     for key, value in st.session_state.pop("_pending_widgets", {}).items():
+        kept.pop(key, None)  # set from code (emptied after a publish): the kept copy is old
         if value is None:
             st.session_state.pop(key, None)
         else:
             st.session_state[key] = None if value == CLEARED else value
+
+
+_KEPT = "_kept_widgets"
+
+
+def keep_widget(key: str) -> None:
+    """A form widget's ``on_change``: keep its value, for this run, beyond a visit to another page.
+
+    Streamlit drops a widget's value on any run of a page that does not draw it: the reason
+    typed on Publish was gone after a look at Compare. :func:`restore_widget` puts it back.
+    """
+    st.session_state.setdefault(_KEPT, {}).setdefault(current_run_id(), {})[key] = st.session_state.get(key)
+
+
+def restore_widget(key: str) -> None:
+    """Before a form widget is drawn: the value :func:`keep_widget` kept for this run, if it was dropped."""
+    kept = st.session_state.get(_KEPT, {}).get(current_run_id(), {})
+    if key not in st.session_state and key in kept:
+        st.session_state[key] = kept[key]
 
 
 #: The Scenario page's table editors, by the draft's table name.

@@ -63,6 +63,9 @@ if old_data:
                + ". Their moves and numbers are of the old data; solve them again on the Scenario page "
                "(or on Publish) to compare like with like.", icon=":material/update:")
 
+if unproven := compare_view.unproven_note(chosen, escape=layout.md):
+    st.info(unproven, icon=":material/hourglass_bottom:")
+
 ranked = ranked_pairs(snap)
 
 # --------------------------------------------------------------------------- settings

@@ -30,7 +30,7 @@ st.caption(
     "A worker may take a line when the line's rules allow it. A pin or a forbid (the run's own or this "
     "scenario's) decides first: a pinned worker takes only their line. Then the line's rules are checked in "
     "order, and the first that applies decides: named as included, named as excluded, an excluded "
-    "qualification, a required qualification, then whether the line requires any qualification at all."
+    "tag, a required tag, then whether the line requires any tag at all."
 )
 
 codes = derived.verdict_codes(problem_fp, problem)  # built once per scenario, shared
@@ -46,7 +46,9 @@ picked = st.multiselect(
 )
 max_rows = 150
 w_order = np.arange(problem.n_workers)
-search = st.text_input("Find workers (name, id or qualification)", key="el_search", placeholder="e.g. paediatrics")
+state.restore_widget("el_search")
+search = st.text_input("Find workers (name, id or tag)", key="el_search", placeholder="e.g. paediatrics",
+                       on_change=state.keep_widget, args=("el_search",))
 if search.strip():
     q = search.strip().lower()
     w_order = np.array([
@@ -76,7 +78,7 @@ wi = st.selectbox(
 )
 if wi is not None:
     tags = problem.worker_tags[wi]
-    st.caption("Qualifications: " + (layout.md(", ".join(tags)) if tags else "none"))
+    st.caption("Tags: " + (layout.md(", ".join(tags)) if tags else "none"))
     df = derived.worker_lines_table(problem, wi, codes, snap)
     st.dataframe(
         df, key="el_worker_table", hide_index=True, width="stretch", placeholder="–",
@@ -143,9 +145,9 @@ if lj is not None:
     if rules.excluded_workers:
         parts.append(f"excludes {len(rules.excluded_workers)} named worker(s)")
     if rules.excluded_tags:
-        parts.append("excludes qualification(s) " + ", ".join(rules.excluded_tags))
+        parts.append("excludes the tag(s) " + ", ".join(rules.excluded_tags))
     if rules.included_tags:
-        parts.append("requires one of " + ", ".join(rules.included_tags))
+        parts.append("requires one of the tags " + ", ".join(rules.included_tags))
     st.caption("The line's rules: " + ("; ".join(parts) if parts else "none, so it is open to all") + ".")
     pool_df, refused_df = derived.line_workers_tables(problem, lj, codes, snap)
     line_cols = {
@@ -161,5 +163,5 @@ if lj is not None:
         st.markdown(f"**Ranked it but may not take it** ({len(refused_df)})")
         st.dataframe(refused_df, key="el_line_refused", hide_index=True, width="stretch", placeholder="–",
                      column_config=line_cols)
-        st.caption("Their rank for this line cannot count: check their qualifications and the line's rules, "
+        st.caption("Their rank for this line cannot count: check their tags and the line's rules, "
                    "or ask them to rank again.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import charts
 import compare_view
 import derived
 import layout
@@ -146,6 +147,7 @@ else:
     by_id = {x.id: x for x in saved}
     solved = [x for x in saved if x.result and x.result.get("allocations")]
     default = cur.saved_id if cur and cur.saved_id in by_id else (solved or saved)[0].id
+    state.restore_widget("pub_scenario")
     if ss.get("pub_scenario") not in by_id:
         ss["pub_scenario"] = default
 
@@ -157,7 +159,7 @@ else:
 
     labels = layout.unique_labels([(i, label(x)) for i, x in by_id.items()])
     sid = st.selectbox("Scenario to publish", list(by_id), key="pub_scenario",
-                       format_func=lambda i: labels.get(i, i))
+                       format_func=lambda i: labels.get(i, i), on_change=state.keep_widget, args=("pub_scenario",))
     sc = by_id[sid]
     title = publishing.scenario_title(sc)
     result = sc.result or {}
@@ -222,10 +224,14 @@ else:
         st.markdown("\n".join(f"- {layout.md(x)}" for x in pins))
 
     supersede = False
+    # What the planner typed outlives a look at another page (state.keep_widget).
+    state.restore_widget("pub_supersede")
+    state.restore_widget("pub_reason")
     if run.published:
         supersede = st.checkbox("Replace the published allocation", key="pub_supersede",
+                                on_change=state.keep_widget, args=("pub_supersede",),
                                 help="The old allocation stays in the history.")
-    reason = st.text_area("Reason", key="pub_reason", max_chars=500,
+    reason = st.text_area("Reason", key="pub_reason", max_chars=500, on_change=state.keep_widget, args=("pub_reason",),
                           placeholder="e.g. Approved by the Director of Medical Services on 3 March",
                           help="Kept in the history. Required to replace a published allocation.")
 
@@ -319,8 +325,9 @@ else:
             label = (f"Stopping '{name}'…" if p.stop_requested
                      else f"Solving '{name}' again with the current data… {p.elapsed:.1f} s")
             st.status(label, state="running")
-            if p.objective is not None:
-                st.caption(f"Best total cost so far: {kpis.value_text('objective', p.objective)}. "
+            best_cost, _ = charts.best_so_far(p.history)
+            if best_cost is not None:
+                st.caption(f"Best total cost so far: {kpis.value_text('objective', best_cost)}. "
                            "It is published as soon as the solve ends.")
         st.button("Stop", key="pub_resolve_stop", on_click=runner.stop, args=(job["job_id"],),
                   help="Stop the new solve; nothing is saved or published.", disabled=p.stop_requested)
@@ -361,16 +368,16 @@ else:
             width=60, format="%d", help="Which version of the scenario: a scenario solved again on changed data "
                                         "is saved as its next version; the older versions stay."),
         "Reason": st.column_config.TextColumn(width=125),
-        "Settings": st.column_config.TextColumn(
-            width=130, help="The scenario's supervisor voice, how much low choices hurt, and 'stable' when its "
-                            "allocation had to be stable."),
+        "Result": st.column_config.TextColumn(
+            width=130, help="Whether the allocation was proven the best possible. Its settings and, when not "
+                            "proven, how far from the best it may be: below, under Each publication in full."),
         "Total cost": st.column_config.TextColumn(width=75, alignment="right"),
         "Workers": st.column_config.NumberColumn(
             width=60, help="Workers the publication placed; who went where is below."),
     })
     st.caption("Newest first. Each line is one write to the database; replaced allocations stay on record.")
 
-    with st.expander("Who went where in each publication"):
+    with st.expander("Each publication in full: its settings, its result and who went where"):
         entries = list(reversed(log))
 
         def entry_label(e) -> str:
@@ -386,6 +393,14 @@ else:
         chosen = st.selectbox("Publication", list(by_entry), key="pub_history_pick",
                               format_func=lambda i: entry_labels[i])
         entry = by_entry[chosen]
+        details = publishing.publication_details(scenario_of(entry.scenario_id) if entry.scenario_id else None)
+        if details:
+            st.dataframe(pd.DataFrame(details, columns=["Setting", "Value"]), key="pub_history_settings",
+                         hide_index=True, width="stretch",
+                         column_config={"Setting": st.column_config.TextColumn(width=260),
+                                        "Value": st.column_config.TextColumn(width=600)})
+        else:
+            st.caption("The scenario of this publication is no longer on record: its settings cannot be shown.")
         st.dataframe(
             pd.DataFrame([{"Worker": worker_names.get(a.worker_id, a.worker_id),
                            "Worker id": a.worker_id,

@@ -282,8 +282,9 @@ table = explain_view.with_seed_column(table, result)
 # The explanations need the result as an object with the scenario's problem (built once per result).
 res_obj = explain_view.cached_result(rkey, problem_fp, result, problem) if problem is not None else None
 f1, f2, f3 = st.columns([2, 2, 1])
+state.restore_widget("res_search")
 query = f1.text_input("Search a worker, a line or a site" if has_sites else "Search a worker or a line",
-                      key="res_search", placeholder="name or id")
+                      key="res_search", placeholder="name or id", on_change=state.keep_widget, args=("res_search",))
 chosen_lines = f2.multiselect("Only these lines", sorted(table["Job line"].unique()), key="res_lines")
 only_unranked = f3.checkbox("Only not ranked", key="res_unranked",
                             help="Only workers on a line they did not rank.")

@@ -130,7 +130,7 @@ if run_id:
         with st.expander(f"Workers who ranked lines they may not take ({len(blocked)})"):
             st.dataframe(blocked, key="runs_blocked_table", hide_index=True, width="stretch")
             st.caption("A ranked line they may not take (not eligible, or forbidden) cannot be theirs: "
-                       "check their qualifications and the line's rules, or ask them to rank again.")
+                       "check their tags and the line's rules, or ask them to rank again.")
     if report.silent_supervisors:
         with st.expander("Supervisors who ranked no one"):
             st.write(", ".join(report.silent_supervisors))
@@ -216,7 +216,7 @@ if run_id:
                                help="The id this worker's rankings and allocation will use; new to the run.",
                                on_change=keep, args=("runs_add_id",))
         new_name = c2.text_input("Name", key="runs_add_name", on_change=keep, args=("runs_add_name",))
-        tags = st.multiselect("Qualifications", tag_options, key="runs_add_tags", accept_new_options=True,
+        tags = st.multiselect("Tags", tag_options, key="runs_add_tags", accept_new_options=True,
                               help="The tags the lines' rules look at; type a new one to add it.",
                               on_change=keep, args=("runs_add_tags",))
         ranked = st.multiselect("Job lines they rank, in order of preference", list(lines_by_id),
@@ -248,13 +248,14 @@ if run_id:
             line = next(x for x in snap.job_lines if x.id == line_id)
             # Keyed by line: choosing another line starts from that line's own values.
             places_key, must_key = f"runs_line_places_{line_id}", f"runs_line_must_{line_id}"
-            seed(places_key, int(line.max_n_workers))
+            seed(places_key, float(line.max_n_workers))
             seed(must_key, bool(line.must_have_workers))
             seed("runs_line_reason")
             c1, c2 = st.columns(2)
             # No min_value: a bounded box keeps its last good value when -1 is typed, and Save
             # would write that value while the box shows -1 (runs_view.places_problem names it).
-            places = c1.number_input("Places", step=1, key=places_key,
+            # Nor a whole-number box: the browser rounded 2.5 to 2 and Save wrote 2 without a word.
+            places = c1.number_input("Places", value=None, step=1.0, format="%g", key=places_key,
                                      help="How many workers the line takes (a whole number).",
                                      on_change=keep, args=(places_key,))
             must = c2.checkbox("Must be filled", key=must_key, on_change=keep, args=(must_key,))

@@ -13,6 +13,8 @@ import streamlit as st
 from allocator import kpis, service
 from allocator.scenario import ScenarioOverrides
 
+STATUS_HEIGHT = 88  # px: three lines of small text under the buttons
+
 ctx = layout.require_run()
 snap = ctx.snapshot
 ss = st.session_state
@@ -42,9 +44,11 @@ with c1:
              "0 %: only workers' choices count. 100 %: only supervisors' rankings count.",
     )
     # No min/max on the number boxes: a bounded box turns red and keeps its old value, so the
-    # value typed is kept and the check below names it instead.
+    # value typed is kept and the check below names it instead. value=None lets a box be left
+    # blank (it said "you typed 0" for an emptied box): the check asks for a value instead.
     st.number_input(
-        "How much low choices hurt", step=0.25, key="sc_power", on_change=state.draft_edited, format="%g",
+        "How much low choices hurt", value=None, step=0.25, key="sc_power", on_change=state.draft_edited,
+        format="%g",
         help="More than 0, at most 8. 1: every step down a worker's list costs the same. Above 1: a low choice "
              "costs much more than a high one, so the solve avoids giving anyone a very low choice.",
     )
@@ -54,7 +58,7 @@ with c1:
     )
 with c2:
     st.number_input(
-        "Time limit (seconds)", step=5.0, key="sc_time", on_change=state.draft_edited, format="%g",
+        "Time limit (seconds)", value=None, step=5.0, key="sc_time", on_change=state.draft_edited, format="%g",
         help="More than 0. The solve stops after this long and keeps the best allocation found so far.",
     )
     st.text_input(
@@ -118,6 +122,9 @@ line_col = st.column_config.SelectboxColumn(
     "Job line", options=[j.id for j in lines], format_func=lambda v: lname.get(v, v))
 
 edited: dict = {}
+# Each table's problems go right under its grid (filled in once every table has been read): a
+# box above the tables moved the grid under the planner's next click.
+table_msgs: dict = {}
 t_lines, t_pins, t_forbids, t_weights = st.tabs(
     ["Places and must be filled", "Pins", "Forbids", "Organisation priority"])
 with t_lines:
@@ -132,6 +139,7 @@ with t_lines:
             "Must be filled": st.column_config.CheckboxColumn(help="The line must get at least one worker."),
         },
     )
+    table_msgs["lines"] = st.empty()
 with t_pins:
     st.caption("Put a worker on a line whatever else happens. They must be eligible for it. "
                "A pin here replaces a pin the run has for the same worker. A pin set from a move "
@@ -142,12 +150,14 @@ with t_pins:
                        "Reason": st.column_config.TextColumn(
                            max_chars=500, help="Why this worker is pinned here (kept with the scenario).")},
     )
+    table_msgs["pins"] = st.empty()
 with t_forbids:
     st.caption("Keep a worker off a line in this scenario.")
     edited["forbids"] = st.data_editor(
         base["forbids"], key=state.editor_key("forbids"), placeholder="", on_change=state.draft_edited, hide_index=True, width="stretch",
         num_rows="dynamic", column_config={"Worker": worker_col, "Job line": line_col},
     )
+    table_msgs["forbids"] = st.empty()
 with t_weights:
     st.caption(
         "Organisation priority for a worker: a positive value discourages the pair, a negative value "
@@ -161,6 +171,7 @@ with t_weights:
             "Value": st.column_config.NumberColumn(format="%.2f", help="Added to the supervisors' side of the cost."),
         },
     )
+    table_msgs["weights"] = st.empty()
 
 # --------------------------------------------------------------------------- business rules
 st.subheader("Couples, quotas, priority tiers and fewest moves")
@@ -187,6 +198,7 @@ with t_links:
                for n in range(1, 5)},
         },
     )
+    table_msgs["links"] = st.empty()
 with t_quotas:
     st.caption("At least and/or at most so many workers on some sites or some job lines (choose one of the two). "
                "With a tag, only workers with that tag count. Leave At most blank for no maximum."
@@ -211,6 +223,7 @@ with t_quotas:
                                                      help="A whole number, or blank for no maximum."),
         },
     )
+    table_msgs["quotas"] = st.empty()
 with t_tiers:
     st.caption("Workers in tier 1 are placed first: the best allocation for them is found, then tier 2 gets "
                "the best it can without making tier 1 worse, and so on. Workers without a tier come last. "
@@ -219,9 +232,14 @@ with t_tiers:
 
     def set_tier_for_chosen() -> None:
         who = ss.get("sc_tier_who") or []
-        value = None if ss.pop("sc_tier_value_none", False) else ss.get("sc_tier_value")
+        clearing = ss.pop("sc_tier_value_none", False)
+        value = None if clearing else ss.get("sc_tier_value")
         if not who:
             ss["sc_tier_note"] = "Choose the workers first."
+            return
+        if not clearing and value is None:  # an emptied box must not read as "no tier"
+            ss["sc_tier_note"] = ("Tier: fill it in (a whole number, 1 or more), or press Remove from tiers. "
+                                  "Nothing was changed.")
             return
         if value is not None and (bad := editor.tier_value_problem(value)):
             ss["sc_tier_note"] = bad + ". Nothing was changed."
@@ -240,7 +258,10 @@ with t_tiers:
     k1.multiselect("Set the tier for these workers", options=[w.id for w in workers],
                    format_func=lambda v: wname.get(v, v), key="sc_tier_who", placeholder="Choose workers")
     # No min_value: a bounded box keeps its old value when 0 is typed (see editor.tier_value_problem).
-    k2.number_input("Tier", step=1, value=1, key="sc_tier_value",
+    # Not a whole-number box either: the browser rounded 2.5 to 2 and turned 1e12 back into the
+    # old value, both without a word; the check names them.
+    ss.setdefault("sc_tier_value", 1.0)
+    k2.number_input("Tier", value=None, step=1.0, format="%g", key="sc_tier_value",
                     help="A whole number, 1 or more: 1 is placed first.")
     k3.button("Set tier", key="sc_tier_set", on_click=set_tier_for_chosen)
     k4.button("Remove from tiers", key="sc_tier_clear", on_click=clear_tier_for_chosen,
@@ -258,6 +279,7 @@ with t_tiers:
         column_config={editor.TIER: st.column_config.NumberColumn(
             format="plain", help="1 is placed first. Blank: no tier (placed last).")},
     )
+    table_msgs["tiers"] = st.empty()
 with t_moves:
     ss.setdefault("sc_moves", d.inputs["moves"])
     st.toggle(
@@ -294,6 +316,7 @@ with t_moves:
             base["previous"], key=state.editor_key("previous"), placeholder="", on_change=state.draft_edited, hide_index=True,
             width="stretch", num_rows="dynamic", column_config={"Worker": worker_col, "Job line": line_col},
         )
+    table_msgs["previous"] = st.empty()
 
 st.subheader("The run's own pins, forbids and eligibility rules")
 st.caption("These come with the run and apply to every scenario. Tick \"Lift in this scenario\" to solve "
@@ -328,10 +351,14 @@ if settings is not None:
     d.settings = settings
 if not problems:
     d.overrides = overrides
-shown_problems = [m for m in (editor.name_problem(ss["sc_name"]),) if m] + problems
+general_problems, table_problems = editor.split_problems(problems)
+shown_problems = [m for m in (editor.name_problem(ss["sc_name"]),) if m] + general_problems
 if shown_problems:
     with actions:
         layout.show_messages("This scenario cannot be solved as it stands. Fix these first:", shown_problems)
+for _table, _msgs in table_problems.items():
+    with table_msgs[_table]:
+        layout.show_messages("Fix these in this table before solving:", _msgs)
 if problems:
     settings = settings or d.settings
 
@@ -351,7 +378,7 @@ job = state.active_job()
 bar = actions.container(horizontal=True)
 b1 = b2 = b3 = bar
 if b1.button("Solve", key="sc_solve", type="primary", disabled=bool(problems) or job is not None or not d.name,
-             help="Fix the problems listed above first." if shown_problems else None):
+             help="Fix the problems listed above or under the tables first." if problems or shown_problems else None):
     # The time limit is the scenario's max_seconds (in scenario_snap), set by the engine.
     # A re-solve starts from the last answer on this run (a hint where CP-SAT searches: stable
     # mode; the flow needs none), limited to the workers and lines this scenario still has.
@@ -428,10 +455,15 @@ if ss.get("sc_confirm_reset"):
         k1.button("Yes, drop my changes", key="sc_reset_confirm", on_click=state.discard_draft, type="primary")
         k2.button("Keep editing", key="sc_reset_cancel", on_click=lambda: ss.pop("sc_confirm_reset", None))
 
+# Always there and always this tall, whatever it says: a line appearing here when a table row
+# is added would move every grid below under the planner's next click.
+status_slot = actions.container(height=STATUS_HEIGHT, border=False, key="sc_status")
+if pointer := editor.problems_pointer(table_problems):
+    status_slot.caption(f":red[**{pointer}**]")
 if scenario_snap is not None and (summary := editor.rules_summary(scenario_snap)):
-    actions.caption(summary)
+    status_slot.caption(summary)
 if res and not matches and not job:
-    actions.caption("The latest result was solved with other rules than these: press Solve to see this scenario.")
+    status_slot.caption("The latest result was solved with other rules than these: press Solve to see this scenario.")
 
 
 # --------------------------------------------------------------------------- progress
@@ -456,8 +488,9 @@ def progress_panel() -> None:
             with st.container(border=True):
                 m1, m2, m3 = st.columns(3)
                 m1.metric("Elapsed", f"{p.elapsed:.1f} s")
-                m2.metric("Best total cost so far", kpis.value_text("objective", p.objective))
-                share = kpis.gap_share(p.objective, p.bound)
+                best_cost, best_bound = charts.best_so_far(p.history)
+                m2.metric("Best total cost so far", kpis.value_text("objective", best_cost))
+                share = kpis.gap_share(best_cost, best_bound)
                 m3.metric("Left to prove", "–" if share is None else f"{100 * share:.1f} %",
                           help="The best allocation so far is at most this much above the best possible; "
                                "0 % means proven the best possible.")

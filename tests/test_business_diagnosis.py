@@ -155,8 +155,8 @@ def test_quota_counting_a_qualification_counts_only_those_who_have_it():
     p = problem(W("w1", "w2", "w3", tags={"w1": ["ed-ready"]}), L(("j1", 3), ("j2", 3)),
                 quotas=[{"id": "ed-ready", "job_line_ids": ["j1"], "qualification_id": "ed-ready", "min_workers": 2}])
     f = only(dx.precheck(p), dx.QUOTA_MIN_UNREACHABLE)
-    assert "needs 2 workers with the qualification 'ed-ready' on its lines, but only 1 eligible worker with " \
-           "the qualification 'ed-ready' can reach its lines: 'w1'" in f.message
+    assert "needs 2 workers with the tag 'ed-ready' on its lines, but only 1 eligible worker with " \
+           "the tag 'ed-ready' can reach its lines: 'w1'" in f.message
     assert f.worker_ids == ("w1",)
     assert no_allocation(p)
 

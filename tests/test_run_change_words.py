@@ -66,6 +66,6 @@ def test_change_words_for_each_kind_of_change():
     at = datetime(2026, 11, 30, tzinfo=UTC)
     add = RunChange(1, "r", "add_worker", "w9", None, {"name": "Eve", "qualification_ids": ["icu"],
                     "preferences": [{"job_line_id": "j2", "rank": 1.0}, {"job_line_id": "j1", "rank": 2.5}]}, "late", None, at)
-    assert service.change_words(add) == "Added late worker 'w9' (Eve); qualifications: icu; ranks: j2 (1), j1 (2.5)."
+    assert service.change_words(add) == "Added late worker 'w9' (Eve); tags: icu; ranks: j2 (1), j1 (2.5)."
     bare = RunChange(2, "r", "add_worker", "w8", None, {"name": "", "qualification_ids": [], "preferences": []}, "x", None, at)
-    assert service.change_words(bare) == "Added late worker 'w8'; qualifications: none; ranks: no lines."
+    assert service.change_words(bare) == "Added late worker 'w8'; tags: none; ranks: no lines."

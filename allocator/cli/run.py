@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
         worker_id: Annotated[str, typer.Argument(metavar="WORKER_ID", help="The late worker's id (new to the run).", show_default=False)],
         reason: ReasonOption,
         name: Annotated[str, typer.Option("--name", metavar="NAME", help="The worker's name.")] = "",
-        tags: Annotated[str, typer.Option("--tags", metavar="TAG,TAG", help="Their qualification tags, comma-separated.")] = "",
+        tags: Annotated[str, typer.Option("--tags", metavar="TAG,TAG", help="Their tags (qualifications), comma-separated.")] = "",
         ranks: Annotated[
             str,
             typer.Option("--ranks", metavar="LINE,LINE|LINE=R,...", help="The job lines they rank: in order of preference (j3,j1,j2), or with ranks (j3=1,j1=1,j2=2)."),

@@ -303,3 +303,20 @@ def test_eligibility_heatmap_hover_names_the_line_not_only_its_id():
     assert list(heat.x) == ["j1", "j2"]  # the axis stays short
     assert [list(r) for r in heat.customdata] == [["Line 1: Surgery (Auburn) (j1)", "Line 2: ED (Orange) (j2)"]] * 2
     assert "%{customdata}" in heat.hovertemplate and "%{x}" not in heat.hovertemplate
+
+
+def test_progress_shows_the_best_bound_so_far_when_a_later_phase_reports_a_weaker_one():
+    # Walked in the browser: a stable solve's proof search reported a bound 5 % under its best
+    # allocation, then its neighbourhood search reported its own much weaker bound, and "Left
+    # to prove" jumped to 140 % (Results then said "at most 1.0 %"): the gap must only close.
+    hist = [ProgressPoint(1.7, 192_332.0, 156_600.0), ProgressPoint(2.4, 170_934.0, 162_640.0),
+            ProgressPoint(3.5, 164_384.0, 68_330.0), ProgressPoint(4.4, 164_500.0, 69_000.0)]
+    assert charts.best_so_far(hist) == (164_384.0, 162_640.0)
+    fig = charts.progress_figure(hist)
+    obj, bnd = fig.data
+    assert list(bnd.y) == [156_600.0, 162_640.0, 162_640.0, 162_640.0]
+    assert list(obj.y) == [192_332.0, 170_934.0, 164_384.0, 164_384.0]
+    gaps = [(o - b) / b for o, b in zip(obj.y, bnd.y, strict=True)]
+    assert gaps == sorted(gaps, reverse=True)
+    assert charts.best_so_far([]) == (None, None)
+    assert charts.best_so_far([ProgressPoint(0.2, None, 3.0)]) == (None, 3.0)

@@ -301,3 +301,21 @@ def test_nobody_moved_does_not_claim_every_worker_when_some_are_in_one_scenario_
     assert compare_view.nobody_moved_sentence(1, 0) == (
         "Nobody moved: every worker placed in both scenarios is on the same line in each.")
     assert compare_view.nobody_moved_sentence(0, 0) == "Nobody moved: both scenarios put every worker on the same line."
+
+
+def test_compare_says_which_scenario_is_not_proven_and_how_far_from_the_best_it_may_be(import_run, db_store):
+    # Walked in the browser: a stable scenario stopped by its 5 s time limit sat beside a proven
+    # one in the headline numbers without a word that its numbers may still improve.
+    run_id = import_run(demo_snapshot())
+    run = db_store.load_run(run_id)
+    (a, b) = two_scenarios(run)
+    cut = dict(b[3], status="feasible", best_bound=round(b[3]["objective"] / 1.04, 6))
+    save(db_store, run_id, [a, (b[0], b[1], b[2], cut)])
+    at = open_app(run_id, "compare")
+    at.multiselect(key="cmp_pick").set_value(["Run as it is", "Supervisors first"]).run()
+    assert not at.exception, at.exception
+    (note,) = [i.value for i in at.info if "Not proven" in i.value]
+    assert "'Supervisors first' (at most 4.0 % above the best possible) is the best found" in note
+    assert "Run as it is" not in note
+
+    assert compare_view.unproven_note([ScenarioView("A", a[3]), ScenarioView("B", b[3])]) is None

@@ -22,7 +22,8 @@ TABLES = {
     "el_worker_table": {"May take it", "Why"},
     "el_line_table": {"Because", "Rank they gave it"},
     "cmp_moves": {"Outcome", "Rank change"},
-    "pub_history": {"Who", "Settings", "Workers"},
+    "pub_history": {"Who", "Result", "Workers"},
+    "pub_history_settings": {"Setting", "Value"},
     "runs_table": {"Run", "Run id", "Current"},
 }
 

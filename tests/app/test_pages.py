@@ -93,7 +93,7 @@ def test_a_pin_on_an_ineligible_pair_is_named_and_blocks_solving(demo_run):
     at.run()
     assert not at.exception
     (err,) = [e.value for e in at.error]
-    assert "cannot be solved as it stands" in err
+    assert "Fix these in this table before solving" in err  # under the Pins grid
     # Named as the tables show them (the engine's check gives the ids).
     assert ("Pins, row 1: worker 'Tariq Pham' (w001) cannot be pinned to job line "
             "'Line 2: Rural Gen Med / ED / Surgery (Orange)' (j02)") in err and "rural-ready" in err

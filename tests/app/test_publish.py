@@ -61,7 +61,12 @@ def test_the_history_names_the_planner_and_counts_the_allocations(demo_run, db_s
     row = history.iloc[0]
     assert row["Who"] == "Dr Jane Planner"  # a person, not the database role
     assert row["Workers"] == 140 and row["Reason"] == "Signed off"
-    assert row["Total cost"] and row["Settings"].startswith("voice 30%")
+    assert row["Total cost"] and row["Result"] == "proven best"
+    # The settings in the Scenario page's words, not "voice 30% · hurt 1" (one row each).
+    settings = table(at, "Setting", "Value").set_index("Setting")["Value"]
+    assert settings["Supervisor voice"] == "30%" and settings["Stable"] == "no"
+    assert settings["How much low choices hurt"] == "1" and settings["Result"] == "The best possible, proven."
+    assert_fits(at, "pub_history_settings")
     (saved,) = [s for s in db_store.list_scenarios(demo_run) if s.name == "Named planner"]
     assert saved.created_by == "Dr Jane Planner"
     # Who went where: the publication's own allocation, one row per worker.
@@ -337,3 +342,46 @@ def test_publish_does_not_list_the_runs_own_couples_and_quotas_as_changes(demo_r
     assert changes.set_index("Change")["This scenario"].to_dict() == {
         "Link new-pair": f"{names[a]}, {names[b]}", "Linked workers": f"{len(run.linked_workers) + 1} links"}
     assert any(c.value.startswith("2 changes from the run's own settings") for c in at.caption)
+
+
+def test_a_publication_s_settings_and_an_unproven_result_read_in_planners_words():
+    import publishing
+
+    settings = {"preferencer_weight": 0.5, "preference_power": 2.0, "stability": True, "max_seconds": 5.0,
+                "rng_seed": 1234, "allow_worker_preference_ties": True, "fewest_moves": False}
+    words = publishing.settings_words(settings)
+    assert words == [("Supervisor voice", "50%"), ("How much low choices hurt", "2"), ("Stable", "yes"),
+                     ("Fewest moves from the previous allocation", "no"), ("Time limit (seconds)", "5"),
+                     ("Tie-break seed", "1234"), ("Allow tied worker ranks", "yes")]
+    shown = " ".join(f"{k} {v}" for k, v in words)
+    for code in ("preferencer", "max_seconds", "stability", "rng", "power"):
+        assert code not in shown
+    unproven = {"status": "feasible", "objective": 164_384.44, "best_bound": 162_700.0, "metrics": {}}
+    assert publishing.result_words(unproven) == (
+        "Not proven the best possible: at most 1.0 % above the best possible.")
+    assert publishing.result_words({"status": "optimal", "objective": 1.0, "best_bound": 1.0}) == (
+        "The best possible, proven.")
+    no_bound = {"status": "feasible", "objective": 5.0, "best_bound": None}
+    assert publishing.result_words(no_bound) == (
+        "Not proven the best possible: how far from the best possible is not known.")
+
+
+def test_the_reason_typed_on_publish_outlives_a_look_at_other_pages_and_goes_once_published(demo_run):
+    # Walked in the browser: a reason typed on Publish was gone after a look at Compare.
+    at = open_app(demo_run, "scenario")
+    solve_save_and_open_publish(at, "Keep my reason")
+    at.text_area(key="pub_reason").input("Approved by the DMS on 3 March").run()
+    for page in ("compare", "results", "eligibility", "runs"):
+        at.switch_page(f"../pages/{page}.py").run()
+        assert not at.exception, at.exception
+    at.switch_page("../pages/publish.py").run()
+    assert not at.exception, at.exception
+    assert at.text_area(key="pub_reason").value == "Approved by the DMS on 3 March"
+    at.button(key="pub_open").click().run()
+    at.button(key="pub_confirm").click().run()
+    assert any(s.value.startswith("Done: published") for s in at.success), [e.value for e in at.error]
+    # Published: the box starts empty again, and stays empty after another page.
+    at.switch_page("../pages/results.py").run()
+    at.switch_page("../pages/publish.py").run()
+    assert not at.exception, at.exception
+    assert at.text_area(key="pub_reason").value == ""

@@ -165,3 +165,116 @@ def test_the_scenario_tables_leave_blank_cells_blank(import_run):
     assert editor_table(at, "sc_tiers")["Priority tier"].isna().any()
     for d in editors:
         assert d.proto.HasField("placeholder") and d.proto.placeholder == "", d.key
+
+
+def _before(block, key: str, out: list[str]) -> bool:
+    """The elements drawn above the editor ``key`` (in page order) into ``out``; True once found.
+
+    A block of fixed height counts as one element: what it holds cannot move what follows.
+    """
+    for child in block.children.values():
+        if (getattr(child, "key", None) or "").startswith(key):
+            return True
+        proto = getattr(child, "proto", None)
+        fixed = (proto is not None and "height_config" in proto.DESCRIPTOR.fields_by_name
+                 and proto.HasField("height_config") and proto.height_config.pixel_height)
+        if fixed or not getattr(child, "children", None):
+            out.append(f"{child.type}:{getattr(child, 'key', None)}")
+        elif _before(child, key, out):
+            return True
+    return False
+
+
+def above(at, key: str) -> list[str]:
+    out: list[str] = []
+    assert _before(at.main, key, out), f"no editor {key} on the page"
+    return out
+
+
+def test_adding_a_couple_row_keeps_the_grid_where_it_was_and_names_the_problem_under_it(import_run):
+    # Walked in the browser: typing a new link's name into the couples grid showed "choose at
+    # least 2 workers" in a box at the top of the page and the rules summary went, so the grid
+    # moved under the planner's next click (screenshot w2_links_after_full.png).
+    at = open_app(import_run(small_snapshot(6, 3)), "scenario")
+    at.session_state["sc_links"] = edits(added=[LINK])
+    at.run()
+    assert not at.exception
+    before = above(at, "sc_links")
+
+    at.session_state["sc_links"] = edits(added=[LINK, {"Link id": "couple-2"}])
+    at.run()
+    assert not at.exception
+    assert above(at, "sc_links") == before
+    text = " ".join(e.value for e in at.error)
+    assert "Linked workers, row 2 (couple-2): choose at least 2 workers" in text
+    assert "cannot be solved as it stands" not in text
+    assert at.button(key="sc_solve").disabled
+    status = " ".join(c.value for c in at.get("caption"))
+    assert "1 problem to fix, shown under the table below (Linked workers (couples))" in status
+
+    # The draft keeps the unfinished row while the planner looks elsewhere.
+    leave_and_come_back(at)
+    links = editor_table(at, "sc_links")
+    assert list(links["Link id"]) == ["couple-1", "couple-2"]
+    assert "Linked workers, row 2 (couple-2)" in " ".join(e.value for e in at.error)
+
+
+def test_problems_of_each_table_are_told_apart_from_the_rest():
+    from editor import problems_pointer, split_problems
+
+    general, by_table = split_problems([
+        "Scenario name: fill it in",
+        "Quotas, row 2 ('q'): give at least or at most (or both)",
+        "Linked workers, row 1: give the link a name (for example couple-1)",
+        "Job line 'A' (j1) must be filled but has 0 places: give it places, or untick must be filled.",
+        "Quotas, row 3: give the quota a name (for example rural-minimum)",
+    ])
+    assert general == ["Scenario name: fill it in"]
+    assert by_table == {"quotas": ["Quotas, row 2 ('q'): give at least or at most (or both)",
+                                   "Quotas, row 3: give the quota a name (for example rural-minimum)"],
+                        "links": ["Linked workers, row 1: give the link a name (for example couple-1)"],
+                        "lines": ["Job line 'A' (j1) must be filled but has 0 places: give it places, or untick "
+                                  "must be filled."]}
+    assert problems_pointer(by_table) == (
+        "Cannot be solved yet: 4 problems to fix, shown under the tables below "
+        "(Places and must be filled, Linked workers (couples), Quotas).")
+    assert problems_pointer({}) is None
+
+
+def test_an_emptied_tier_box_or_a_fraction_beside_set_tier_changes_nothing(import_run):
+    # Walked in the browser: the Tier box was a whole-number box, so 2.5 became 2 and 1e12 went
+    # back to 1 as they were typed, without a word; an emptied box read as "no tier".
+    from streamlit.proto.NumberInput_pb2 import NumberInput
+
+    at = open_app(import_run(small_snapshot(4, 3)), "scenario")
+    assert at.number_input(key="sc_tier_value").proto.data_type == NumberInput.FLOAT
+    at.multiselect(key="sc_tier_who").set_value(["w2"]).run()
+    at.number_input(key="sc_tier_value").set_value(2.0).run()
+    at.button(key="sc_tier_set").click().run()
+    tiers = editor_table(at, "sc_tiers").set_index("Worker id")["Priority tier"].copy()
+    assert tiers["w2"] == 2
+
+    for typed, said in ((None, "Tier: fill it in"), (2.5, "(you typed 2.5)"), (1e12, "up to")):
+        at.multiselect(key="sc_tier_who").set_value(["w2"]).run()
+        at.number_input(key="sc_tier_value").set_value(typed).run()
+        at.button(key="sc_tier_set").click().run()
+        assert not at.exception
+        assert any(said in w.value and "Nothing was changed" in w.value for w in at.warning), (
+            typed, [w.value for w in at.warning])
+        assert editor_table(at, "sc_tiers").set_index("Worker id")["Priority tier"].equals(tiers)
+
+
+def test_an_emptied_number_box_of_the_rules_asks_for_a_value_not_0(import_run):
+    # An emptied "How much low choices hurt" or "Time limit" box became 0: "(you typed 0)".
+    at = open_app(import_run(small_snapshot(4, 3)), "scenario")
+    for key, label in (("sc_power", "How much low choices hurt"), ("sc_time", "Time limit (seconds)")):
+        kept = at.number_input(key=key).value
+        at.number_input(key=key).set_value(None).run()
+        assert not at.exception
+        text = " ".join(e.value for e in at.error)
+        assert f"{label}: fill it in" in text and "you typed 0" not in text
+        assert at.button(key="sc_solve").disabled
+        leave_and_come_back(at)  # the blank is kept, not replaced by the old value
+        assert at.number_input(key=key).value is None
+        at.number_input(key=key).set_value(kept).run()
+        assert not [e.value for e in at.error]

@@ -266,3 +266,39 @@ def test_places_problem_in_words():
         "Places of Line 1: must be a whole number, 0 or more (you typed -1). Nothing was changed.")
     assert runs_view.places_problem(5_000_000, "Line 1") == (
         "Places of Line 1: must be at most 1,000,000 (you typed 5000000). Nothing was changed.")
+
+
+def test_places_of_2_5_or_blank_typed_on_a_line_are_refused_never_saved_as_another_number(import_run, db_store):
+    # Walked in the browser: the box was a whole-number box, so 2.5 became 2 as it was typed
+    # and Save wrote 2 places (screenshot w9_places_2.5.png); an emptied box went back to 0.
+    from streamlit.proto.NumberInput_pb2 import NumberInput
+
+    run_id = import_run(named_intake())
+    at = open_app(run_id)
+    at.selectbox(key="runs_line").select("j3").run()
+    box = at.number_input(key="runs_line_places_j3")
+    assert box.proto.data_type == NumberInput.FLOAT  # the browser rounds a whole-number box
+    at.text_input(key="runs_line_reason").input("Typo").run()
+    for typed, said in ((2.5, "(you typed 2.5)"), (None, "fill it in")):
+        at.number_input(key="runs_line_places_j3").set_value(typed).run()
+        assert at.number_input(key="runs_line_places_j3").value == typed
+        at.button(key="runs_line_save").click().run()
+        assert not at.exception, at.exception
+        assert any("Places of" in e.value and "Rural GP" in e.value and said in e.value
+                   and "Nothing was changed" in e.value for e in at.error), [e.value for e in at.error]
+    assert next(j for j in db_store.load_run(run_id).job_lines if j.id == "j3").max_n_workers == 1
+    assert db_store.run_changes(run_id) == []
+    # A whole number still saves, as a whole number.
+    at.number_input(key="runs_line_places_j3").set_value(2.0).run()
+    at.button(key="runs_line_save").click().run()
+    assert not at.exception, at.exception
+    assert next(j for j in db_store.load_run(run_id).job_lines if j.id == "j3").max_n_workers == 2
+
+
+def test_places_problem_names_a_blank_and_a_fraction():
+    assert runs_view.places_problem(None, "Line 1") == (
+        "Places of Line 1: fill it in (a whole number, 0 or more). Nothing was changed.")
+    assert runs_view.places_problem(2.5, "Line 1") == (
+        "Places of Line 1: must be a whole number, 0 or more (you typed 2.5). Nothing was changed.")
+    assert runs_view.places_problem(-3.0, "Line 1") == (
+        "Places of Line 1: must be a whole number, 0 or more (you typed -3). Nothing was changed.")
