@@ -34,6 +34,11 @@ def test_a_solve_outcome_claims_success_only_for_an_allocation():
     assert (head, box) == ("'A' solved in 2.6 s: best possible, proven", "complete")
     head, box = layout.outcome("A", "feasible", True, 2.6, True)
     assert box == "complete" and head.startswith("'A' stopped after 2.6 s") and "not proven" in head
+    # Ended by the work its time limit allows (1.7 s of a 5 s limit): no claim about the clock,
+    # and what to do for a better answer.
+    head, box = layout.outcome("A", "feasible", False, 1.7, True)
+    assert box == "complete" and "not proven" in head and "longer limit" in head
+    assert "the time limit came first" not in head
     head, box = layout.outcome("A", "infeasible", False, 0.9, False)
     assert box == "error" and "impossible as set up" in head and "solved" not in head
     head, box = layout.outcome("A", "no_solution", True, 3.0, False)
