@@ -32,17 +32,24 @@ SETTINGS = settings(max_examples=80, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
-def _lp(problem: ProblemData, rounds: int = 0):
-    """The LP bound over the pruned pairs, with the integer costs and the pairs' costs."""
+def _kept(problem: ProblemData):
+    """What the large path builds before its LP: the pruning, the integer costs of the kept
+    pairs, their variables and stability structure, and each kept pair's integer cost."""
     pr = prune(problem)
     pairs = allowed_pairs(problem)
     kept = pr.keep[pairs[0], pairs[1]]
     costs = integer_costs(problem, budget=cpsat_budget(problem.n_workers), max_tie_range=1,
                           pairs=(pairs[0][kept], pairs[1][kept]))
     v, st = kept_structure(problem, pr)
+    base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
+    return pr, costs, v, st, base
+
+
+def _lp(problem: ProblemData, rounds: int = 0):
+    """The LP bound over the pruned pairs, with the integer costs and the pairs' costs."""
+    _, costs, v, st, base = _kept(problem)
     if st is None:
         return None, costs, v
-    base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
     lp = stable_lp_bound(v.workers.astype(np.int64), v.lines.astype(np.int64), problem, st, base, None,
                          deadline=float("inf"), rounds=rounds)
     return lp, costs, v
@@ -168,13 +175,7 @@ def _lns_setup(problem: ProblemData):
     kept pairs with their integer costs, and the LP (one round: its reduced costs rank the pool)."""
     from allocator.solvers.cpsat import model
 
-    pr = prune(problem)
-    pairs = allowed_pairs(problem)
-    kept = pr.keep[pairs[0], pairs[1]]
-    costs = integer_costs(problem, budget=cpsat_budget(problem.n_workers), max_tie_range=1,
-                          pairs=(pairs[0][kept], pairs[1][kept]))
-    v, st = kept_structure(problem, pr)
-    base = _aligned(costs.workers, costs.lines, costs.base, v, problem)
+    pr, costs, v, st, base = _kept(problem)
     workers, lines = v.workers.astype(np.int64), v.lines.astype(np.int64)
     lp = stable_lp_bound(workers, lines, problem, st, base, None, deadline=float("inf"), rounds=1)
     run = model._StableRun(problem, SolveOptions(time_limit=60))
