@@ -132,8 +132,9 @@ STABLE_PARAMS = {"cp_model_presolve": False, "linearization_level": 2}
 # Comb rows (:mod:`.stable_lp`) join from round LARGE_COMB_FROM when the iteration budget is at
 # least LARGE_COMB_MIN_ITERATIONS (below it the rounds stop before the combs pay: with combs
 # from round 2, rounds 3-5 bounded 248,914, 256,021 and 257,176 in 27,735, 43,492 and 61,265
-# iterations; combs from round 1 or 3 bounded less after the same rounds). See RESULTS.md,
-# "Comb rows in the large run's LP".
+# iterations; combs from round 1 or 3 bounded less after the same rounds). The rounds stay 4:
+# a fifth (257,176) took the 120 s solve to 110-117 s. See RESULTS.md, "1,500 x 300: comb rows
+# in the column-generation LP".
 LARGE_LP_ROUNDS = 4
 LARGE_LP_ITERATIONS_PER_SECOND = 500
 LARGE_COMB_FROM = 2
