@@ -45,13 +45,13 @@ def _kept(problem: ProblemData):
     return pr, costs, v, st, base
 
 
-def _lp(problem: ProblemData, rounds: int = 0):
+def _lp(problem: ProblemData, rounds: int = 0, combs_from: int = 0):
     """The LP bound over the pruned pairs, with the integer costs and the pairs' costs."""
     _, costs, v, st, base = _kept(problem)
     if st is None:
         return None, costs, v
     lp = stable_lp_bound(v.workers.astype(np.int64), v.lines.astype(np.int64), problem, st, base, None,
-                         deadline=float("inf"), rounds=rounds)
+                         deadline=float("inf"), rounds=rounds, combs_from=combs_from)
     return lp, costs, v
 
 
@@ -80,13 +80,46 @@ def test_the_lp_bound_never_exceeds_the_stable_optimum(rounds, d):
 
 @SETTINGS
 @given(snapshots(stability=True, max_workers=6, max_lines=3))
-def test_the_large_path_returns_a_stable_allocation_and_a_true_bound(d):
-    """Down the large path: a valid stable allocation, never better than the brute-force
-    optimum, the bound never above it, and ``optimal`` only at the optimum."""
+@pytest.mark.parametrize("rounds", [2, 0])
+@pytest.mark.parametrize("every", [False, True])
+def test_the_lp_bound_with_combs_never_exceeds_the_stable_optimum(every, rounds, d):
+    """The same with comb rows from the first round on (so the second round's duals price
+    combs, and up to MAX_ROUNDS): the bound from any round's duals, the combs' rows pricing
+    every pair in the LP or not, stays below every stable allocation. Few tiny runs violate a
+    comb, so ``every`` adds each line and prefix's comb whether violated or not: a comb that
+    cut off a stable allocation would show."""
+    import allocator.solvers.cpsat.stable_lp as stable_lp
+
     problem = ProblemData.from_snapshot(RunSnapshot.parse(d))
     enum = enumerate_allocations(problem)
     stable = enum.allocations[enum.stable]
-    out = solve_stable(problem, SolveOptions(time_limit=30), large_pairs=0)
+    assume(len(stable) > 0)
+    with pytest.MonkeyPatch.context() as mp:
+        if every:
+            mp.setattr(stable_lp, "COMB_VIOLATION", -np.inf)
+        lp, costs, v = _lp(problem, rounds, combs_from=1)
+    assume(lp is not None and lp.bound is not None)
+    best = min(_integer_cost(v, costs, problem, a) for a in stable)
+    assert lp.bound <= best
+
+
+@SETTINGS
+@given(snapshots(stability=True, max_workers=6, max_lines=3))
+@pytest.mark.parametrize("combs", [False, True])
+def test_the_large_path_returns_a_stable_allocation_and_a_true_bound(combs, d):
+    """Down the large path: a valid stable allocation, never better than the brute-force
+    optimum, the bound never above it, and ``optimal`` only at the optimum; with the LP's
+    comb rows from its first round (``combs``) as without."""
+    import allocator.solvers.cpsat.model as model
+
+    problem = ProblemData.from_snapshot(RunSnapshot.parse(d))
+    enum = enumerate_allocations(problem)
+    stable = enum.allocations[enum.stable]
+    with pytest.MonkeyPatch.context() as mp:
+        if combs:
+            mp.setattr(model, "LARGE_COMB_FROM", 1)
+            mp.setattr(model, "LARGE_COMB_MIN_ITERATIONS", 0)
+        out = solve_stable(problem, SolveOptions(time_limit=30), large_pairs=0)
     if len(stable) == 0:
         assert out.status in (Status.INFEASIBLE, Status.NO_SOLUTION), out.log
         return
@@ -121,6 +154,25 @@ def test_on_a_medium_run_the_lp_bound_lies_between_the_flow_and_highs_optimum():
     assert out.objective >= optimum - 1e-7 * optimum
     assert out.best_bound <= optimum + 1e-7 * optimum
     assert any(line.startswith("LP bound:") for line in out.log), out.log
+
+
+def test_combs_lift_the_converged_lp_bound_and_repeat_themselves():
+    """On a run whose converged LP violates combs: the bound with comb rows is at least the
+    bound without (and here above it), still below HiGHS's proven stable optimum, and the same
+    rows, bound and LP point on a second run."""
+    p = demo_stable(60, 20, 1)
+    plain, costs, v = _lp(p)
+    with_combs = [_lp(p, combs_from=1)[0] for _ in range(2)]
+    assert plain is not None and plain.converged and plain.bound is not None
+    first, second = with_combs
+    assert first.combs > 0, first.describe()
+    assert first.bound >= plain.bound
+    assert first.bound > plain.bound, "the combs should lift this run's bound"
+    highs = plain_stable_milp(p, time_cap=120)
+    assert highs["status"] == "optimal"
+    assert costs.unscaled(first.bound - 0.5 * p.n_workers) <= highs["objective"] * (1 + 1e-7)
+    assert (second.bound, second.combs, second.rounds) == (first.bound, first.combs, first.rounds)
+    assert second.x.tobytes() == first.x.tobytes()
 
 
 def test_the_large_path_returns_the_same_allocation_twice(monkeypatch):

@@ -132,8 +132,16 @@ STABLE_PARAMS = {"cp_model_presolve": False, "linearization_level": 2}
 # iterations (about 1,000 a second); 3 rounds bounded 254,597, 4 rounds 255,110 (the converged
 # LP: 255,824, in 97 s; 2 rounds give less than the flow); the first search proved its
 # restricted optimum in 1.6-3.5 units (3.5 without an objective bound).
+# Comb rows (:mod:`.stable_lp`) join from round LARGE_COMB_FROM when the iteration budget is at
+# least LARGE_COMB_MIN_ITERATIONS (below it the rounds stop before the combs pay: with combs
+# from round 2, rounds 3-5 bounded 248,914, 256,021 and 257,176 in 27,735, 43,492 and 61,265
+# iterations; combs from round 1 or 3 bounded less after the same rounds). The rounds stay 4:
+# a fifth (257,176) took the 120 s solve to 110-117 s. See RESULTS.md, "1,500 x 300: comb rows
+# in the column-generation LP".
 LARGE_LP_ROUNDS = 4
 LARGE_LP_ITERATIONS_PER_SECOND = 500
+LARGE_COMB_FROM = 2
+LARGE_COMB_MIN_ITERATIONS = 45_000
 LARGE_LP_SHARE = 0.75
 LARGE_WORK_PER_SECOND = (0.0125, 0.1175)
 # After the first restricted search, the rest of the work goes to a large neighbourhood search
@@ -535,9 +543,11 @@ def _large_phase(run: _StableRun, pr, costs, lower_bound: int | None) -> SolveOu
     base = _aligned(costs.workers, costs.lines, costs.base, everything, problem)
     workers, lines = everything.workers.astype(np.int64), everything.lines.astype(np.int64)
     limit = float(run.options.time_limit)
+    iterations = int(LARGE_LP_ITERATIONS_PER_SECOND * limit)
     lp = stable_lp_bound(workers, lines, problem, st, base, run.start_point,
                          deadline=min(run.deadline, run.start + LARGE_LP_SHARE * limit), rounds=LARGE_LP_ROUNDS,
-                         iterations=int(LARGE_LP_ITERATIONS_PER_SECOND * limit))
+                         iterations=iterations,
+                         combs_from=LARGE_COMB_FROM if iterations >= LARGE_COMB_MIN_ITERATIONS else 0)
     run.log.append(lp.describe())
     by_clock = bool(lp.stopped) and "deadline" in lp.stopped
     if lp.bound is not None:
