@@ -179,6 +179,30 @@ class _Lp:
         return res if res.status == 0 else None
 
 
+def violated_combs(p: int, cap: int, order: np.ndarray, rows: np.ndarray, gs: np.ndarray, kp: np.ndarray,
+                   value: np.ndarray, z: np.ndarray, seen: set, tol: float):
+    """The most violated comb of each prefix of line ``p`` at the LP point ``z``, not seen before.
+
+    ``order`` is ``p``'s pair numbers best worker first; ``rows``, ``gs``, ``kp`` and ``value`` are,
+    per candidate constraint on ``p``, its number, its prefix length, its worker's pair on ``p``
+    (-1 when none is kept) and ``x(i, p) + u_i`` at ``z``. For each prefix length ``g`` (at least
+    ``cap``) the ``cap`` candidates of largest value maximise the violation; a comb more than ``tol``
+    past its bound and not in ``seen`` (which it joins) is yielded as ``(top, plus)``: the positions
+    of ``I`` among ``rows`` and the pair numbers of ``S \\ I``.
+    """
+    prefix = np.concatenate([[0.0], np.cumsum(z[order])])
+    for g in np.unique(gs[gs >= cap]).tolist():
+        inside = np.flatnonzero(gs <= g)
+        top = inside[np.argsort(-value[inside], kind="stable")[:cap]]
+        if value[top].sum() <= prefix[g] + tol:
+            continue
+        key = (p, g, tuple(sorted(rows[top].tolist())))
+        if key in seen:
+            continue
+        seen.add(key)
+        yield top, np.setdiff1d(order[:g], kp[top][kp[top] >= 0])
+
+
 def comb_cuts(
     v: Variables,
     problem: ProblemData,
@@ -214,22 +238,9 @@ def comb_cuts(
         x = res.x
         new = 0
         for p, (rows, gs, kp) in per_line.items():
-            c = int(cap[p])
-            ks = st.line_order[p]
-            prefix = np.concatenate([[0.0], np.cumsum(x[ks])])
             value = np.array([x[lp.u[(int(st.s[r]), int(st.w[r]))]] for r in rows])
             value += np.where(kp >= 0, x[np.maximum(kp, 0)], 0.0)
-            for g in np.unique(gs[gs >= c]).tolist():
-                inside = np.flatnonzero(gs <= g)
-                top = inside[np.argsort(-value[inside], kind="stable")[:c]]
-                if value[top].sum() <= prefix[g] + VIOLATION:
-                    continue
-                key = (p, g, tuple(sorted(rows[top].tolist())))
-                if key in seen:
-                    continue
-                seen.add(key)
-                mine = kp[top][kp[top] >= 0]
-                plus = np.setdiff1d(ks[:g], mine)
+            for top, plus in violated_combs(p, int(cap[p]), st.line_order[p], rows, gs, kp, value, x, seen, VIOLATION):
                 minus = np.concatenate(
                     [st.worker_order[int(st.s[r])][int(st.w[r]) :] for r in rows[top]]
                 )

@@ -83,6 +83,7 @@ from scipy.sparse import csr_matrix
 
 from allocator.problem import ProblemData
 from allocator.solvers.cpsat.constraints import StabilityStructure
+from allocator.solvers.cpsat.cuts import violated_combs
 from allocator.solvers.cpsat.lp_bound import IntegerRows, highs_shrink, new_highs, safe_bound
 
 #: Most rounds of column generation.
@@ -391,20 +392,9 @@ class _CombSeparator:
         candidates of largest ``x(i, p) + u_i`` (the most violated comb of that prefix)."""
         rows_out = IntegerRows()
         for p, rows, gs, kp, u in self.per_line:
-            c = int(self.cap[p])
-            ks = self.st.line_order[p]
-            prefix = np.concatenate([[0.0], np.cumsum(z[ks])])
             value = z[u] + np.where(kp >= 0, z[np.maximum(kp, 0)], 0.0)
-            for g in np.unique(gs[gs >= c]).tolist():
-                inside = np.flatnonzero(gs <= g)
-                top = inside[np.argsort(-value[inside], kind="stable")[:c]]
-                if value[top].sum() <= prefix[g] + COMB_VIOLATION:
-                    continue
-                key = (p, g, tuple(sorted(rows[top].tolist())))
-                if key in self.seen:
-                    continue
-                self.seen.add(key)
-                plus = np.setdiff1d(ks[:g], kp[top][kp[top] >= 0])
+            for top, plus in violated_combs(p, int(self.cap[p]), self.st.line_order[p], rows, gs, kp, value, z,
+                                            self.seen, COMB_VIOLATION):
                 rows_out.add("ub", np.concatenate([u[top], plus]),
                              np.concatenate([np.ones(top.size), -np.ones(plus.size)]), 0)
         if not rows_out.b["ub"]:
