@@ -39,7 +39,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from allocator.snapshot import RunSnapshot, SnapshotError, load_snapshot
+from allocator.snapshot import (
+    MAX_MAGNITUDE,
+    MAX_PLACES,
+    MAX_PRIORITY,
+    RunSnapshot,
+    SnapshotError,
+    id_problem,
+    load_snapshot,
+    name_problem,
+)
 from allocator.store.base import (
     AccessDeniedError,
     AlreadyPublishedError,
@@ -920,8 +929,17 @@ def parse_ranked_lines(text: str | Sequence[str] | None) -> tuple[tuple[str, flo
             raise ServiceError(f"Ranked line {pos}: the rank of job line {line!r} must be a number (got {rank_text.strip()!r}).") from None
         if not (rank >= 1 and rank < float("inf")):
             raise ServiceError(f"Ranked line {pos}: the rank of job line {line!r} must be at least 1 (got {rank_text.strip()}).")
+        if rank > MAX_MAGNITUDE:
+            raise ServiceError(
+                f"Ranked line {pos}: the rank of job line {line!r} must be at most {MAX_MAGNITUDE:,.0f} (got {rank_text.strip()})."
+            )
         out.append((line, rank))
     return tuple(out)
+
+
+def _quoted(text: str) -> str:
+    """A text as a message quotes it; a huge one is cut (its length is said anyway)."""
+    return repr(text) if len(text) <= 60 else f"{text[:40]!r}…"
 
 
 def late_worker(
@@ -936,20 +954,40 @@ def late_worker(
     wid = (worker_id or "").strip()
     if not wid:
         raise ServiceError("The late worker needs an id (the id their rankings and the allocation use).")
+    # The Limits of run-snapshot.md hold for a late worker as for an imported one: a run
+    # holding what a snapshot may not could no longer be loaded, solved or exported.
+    problem = id_problem(wid)
+    if problem:
+        raise ServiceError(f"The late worker's id {_quoted(wid)} {problem}.")
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int) or priority < 1):
         raise ServiceError(
             f"Worker {wid!r}: the priority must be a whole number of at least 1 (1 is placed first), not {priority!r}."
         )
+    if priority is not None and priority > MAX_PRIORITY:
+        raise ServiceError(f"Worker {wid!r}: the priority must be at most {MAX_PRIORITY:,}, not {priority:,}.")
+    full_name = (name or "").strip()
+    problem = name_problem(full_name)
+    if problem:
+        raise ServiceError(f"Worker {wid!r}: the name {problem}.")
     if isinstance(qualification_ids, str):
         tags = [t.strip() for t in qualification_ids.split(",")]
     else:
         tags = [str(t).strip() for t in (qualification_ids or [])]
+    for tag in tags:
+        problem = id_problem(tag) if tag else None
+        if problem:
+            raise ServiceError(f"Worker {wid!r}: the tag {_quoted(tag)} {problem}.")
     if ranked_lines and not isinstance(ranked_lines, str) and isinstance(next(iter(ranked_lines)), tuple):
         prefs = tuple((str(j), float(r)) for j, r in ranked_lines)  # type: ignore[misc]
+        for pos, (line, rank) in enumerate(prefs, start=1):
+            if not (1 <= rank <= MAX_MAGNITUDE):
+                raise ServiceError(
+                    f"Ranked line {pos}: the rank of job line {line!r} must be from 1 to {MAX_MAGNITUDE:,.0f} (got {rank:g})."
+                )
     else:
         prefs = parse_ranked_lines(ranked_lines)  # type: ignore[arg-type]
     return LateWorker(
-        id=wid, name=(name or "").strip(), qualification_ids=tuple(t for t in tags if t), preferences=prefs,
+        id=wid, name=full_name, qualification_ids=tuple(t for t in tags if t), preferences=prefs,
         priority=priority,
     )
 
@@ -989,6 +1027,8 @@ def set_job_line(
         raise ServiceError(f"Job line {jid!r}: a site is a non-empty name.")
     if max_n_workers is not None and (isinstance(max_n_workers, bool) or int(max_n_workers) != max_n_workers or max_n_workers < 0):
         raise ServiceError(f"Job line {jid!r}: places must be a whole number, 0 or more (got {max_n_workers}).")
+    if max_n_workers is not None and max_n_workers > MAX_PLACES:
+        raise ServiceError(f"Job line {jid!r}: places must be at most {MAX_PLACES:,} (got {max_n_workers:,}).")
     why = _reason(reason, f"change job line {jid!r}")
     return store.set_job_line(
         run_id,

@@ -49,6 +49,8 @@ MAX_NAME_CHARS = 500
 MAX_PLACES = 1_000_000
 #: The largest magnitude of a rank or a weighting value.
 MAX_MAGNITUDE = 1e9
+#: The largest priority tier (business-rules.md: a whole number of at least 1).
+MAX_PRIORITY = 1_000_000
 
 _CONTROL_NAMES = {
     "\x00": "NUL", "\t": "tab", "\n": "line break", "\r": "carriage return", "\x1b": "escape",
@@ -165,7 +167,7 @@ class Worker(_Model):
     name: Name = ""
     qualification_ids: list[Id] = Field(default_factory=list)
     # business-rules.md: 1 is placed first; workers without one form the last tier.
-    priority: int | None = Field(None, ge=1, le=1_000_000, strict=True)
+    priority: int | None = Field(None, ge=1, le=MAX_PRIORITY, strict=True)
 
 
 class JobLine(_Model):
