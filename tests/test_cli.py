@@ -318,8 +318,11 @@ def test_demo_is_deterministic_and_seeded(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--workers", "0"], "--workers must be at least 1"),
-        (["--lines", "0"], "--lines must be at least 1"),
+        (["--workers", "0"], "--workers must be from 1 to 40,000 (got 0)"),
+        (["--lines", "0"], "--lines must be from 1 to 40,000 (got 0)"),
+        # Far past the largest tested size the generator took every byte of memory (killed).
+        (["--workers", "100000000"], "--workers must be from 1 to 40,000 (got 100000000)"),
+        (["--workers", "5", "--lines", "100000000"], "--lines must be from 1 to 40,000 (got 100000000)"),
         (["--seed", "-3"], "--seed must be a whole number of at least 0"),
         (["--out", "/no/such/folder/d.json"], "--out: the folder /no/such/folder does not exist"),
     ],
