@@ -23,7 +23,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from allocator.snapshot import SnapshotError, entry_label
+from allocator.snapshot import SnapshotError, entry_label, not_an_object
 
 __all__ = [
     "DEFAULT_MAX_INPUT_MB",
@@ -193,6 +193,10 @@ def parse_json(text: str | bytes) -> Any:
         ) from None
     except ValueError:  # an integer of thousands of digits (Python refuses to convert it)
         raise SnapshotError([_long_number(text)]) from None
+    if not isinstance(data, dict):
+        # Said before the structure check: one level more (a snapshot inside a list) is no
+        # nesting mistake in every entry, it is the wrong kind of file.
+        raise SnapshotError([not_an_object(data)])
     problems = _structure_problems(data)
     if len(problems) > _MAX_MESSAGES:
         problems = [*problems[:_MAX_MESSAGES], f"... and {len(problems) - _MAX_MESSAGES} more problems like these."]

@@ -389,11 +389,19 @@ def input_problems(
     return _validate(data, also_w, also_l, partial=bool(also_w or also_l))[1]
 
 
+def not_an_object(data: Any) -> str:
+    """The message for a snapshot that is not a JSON object (a list, a number, text, null)."""
+    return (
+        "The snapshot must be a JSON object with 'format', 'workers' and 'job_lines', "
+        f"not {_shown_value(data)}."
+    )
+
+
 def _validate(
     data: Any, also_workers: list[str] | None = None, also_lines: list[str] | None = None, *, partial: bool = False
 ) -> tuple[RunSnapshot | None, list[str]]:
     if not isinstance(data, dict):
-        return None, ["The snapshot must be a JSON object with 'format', 'workers' and 'job_lines'."]
+        return None, [not_an_object(data)]
     fmt = data.get("format")
     if fmt != FORMAT:
         return None, [

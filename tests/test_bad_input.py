@@ -392,3 +392,20 @@ def test_json_in_any_encoding_json_reads_is_still_read(tmp_path, encoding):
     path.write_bytes((DATA / "valid" / "small_network.json").read_text(encoding="utf-8").encode(encoding))
 
     assert read_snapshot_file(path) == read_snapshot_file(DATA / "valid" / "small_network.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # A snapshot wrapped in a list: each worker's tags were reported as nested too deep.
+        ("[" + (DATA / "valid" / "small_network.json").read_text(encoding="utf-8") + "]", "a list"),
+        ("null", "null"),
+        ('"allocator-run/1"', "the text 'allocator-run/1'"),
+    ],
+)
+def test_a_file_that_is_no_json_object_is_called_what_it_is(text, kind):
+    with pytest.raises(SnapshotError) as refused:
+        RunSnapshot.from_json(text)
+    assert refused.value.messages == [
+        f"The snapshot must be a JSON object with 'format', 'workers' and 'job_lines', not {kind}."
+    ]
