@@ -305,6 +305,23 @@ def test_malformed_workbook_names_the_sheet_and_row(small, edit, expected):
     assert any(m.startswith(expected) or expected in m for m in messages), messages
 
 
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (_set("workers", 1, 8, "notes"), "Sheet 'workers': the column 'notes' is not one of id, name, qualification_ids, priority; rename it, or start its name with # to keep it as a note."),
+        (_set("job_lines", 1, 2, "id"), "Sheet 'job_lines': the column 'id' appears twice in row 1."),
+        (_delete_column("workers", 1), "Sheet 'workers': there is no 'id' column in row 1."),
+    ],
+)  # fmt: skip
+def test_a_sheet_of_workers_or_lines_with_unusable_column_names_is_said_once(small, edit, expected):
+    # Its rows cannot be read, so the run does not "have no workers" and the references to
+    # them are not dangling: before, one misnamed column came with a message per reference.
+    messages = errors(edited(small, edit))
+    assert messages[0] == expected
+    assert not any("is not a worker of this run" in m or "is not a job line of this run" in m or "the run has no" in m
+                   for m in messages), messages
+
+
 def test_ties_when_ties_are_not_allowed_are_reported_on_the_preferences_sheet(small):
     def edit(wb):
         for row in wb["run"].iter_rows(min_row=2):

@@ -242,6 +242,18 @@ def _header(
     return {k: v for k, v in columns.items() if v >= 0}, data
 
 
+def _unread(dropped: list[str | None] | None) -> tuple[list[dict[str, Any]], list[int]]:
+    """No entries from a sheet whose column names cannot be used.
+
+    On the workers or job_lines sheet its ids are then unknown (``None`` in ``dropped``), so
+    nothing else is reported as naming a missing worker or line, nor the run as having none:
+    one misnamed column would otherwise bury its own message under one per reference.
+    """
+    if dropped is not None:
+        dropped.append(None)
+    return [], []
+
+
 _DUPLICATE_ADVICE = {
     "id": ("id", "ids must be unique."),
     "job_line_id": ("job line", "a job line has one row of rules; merge the two rows."),
@@ -262,7 +274,7 @@ def _read_list(
         return [], []
     parsed = _header(actual, rows, problems)
     if parsed is None:
-        return [], []
+        return _unread(dropped)
     columns, data = parsed
     known = {c.name for c in sheet.columns}
     unknown = [k for k in columns if k not in known]
@@ -276,7 +288,7 @@ def _read_list(
     for k in missing:
         problems.append(f"Sheet '{actual}': there is no '{k}' column in row 1.")
     if unknown or missing:
-        return [], []
+        return _unread(dropped)
 
     entries: list[dict[str, Any]] = []
     row_numbers: list[int] = []
