@@ -855,6 +855,21 @@ begin
   if coalesce(btrim(p_input_fingerprint), '') = '' then
     perform public.allocator_invalid('A scenario needs the input fingerprint it was solved on.');
   end if;
+  -- Whatever reads a scenario back (the dashboard, a re-solve, the publish check) takes its
+  -- settings and changes as tables and its result as a result with a list of allocations.
+  if coalesce(jsonb_typeof(p_settings), 'object') <> 'object' then
+    perform public.allocator_invalid(format(
+      'A scenario''s settings are a table of settings (setting: value), not %s.', left(p_settings::text, 200)));
+  end if;
+  if coalesce(jsonb_typeof(p_overrides), 'object') <> 'object' then
+    perform public.allocator_invalid(format(
+      'A scenario''s changes are a table of changes (pins, forbids, places, ...), not %s.', left(p_overrides::text, 200)));
+  end if;
+  if p_result is not null and (jsonb_typeof(p_result) <> 'object'
+                               or coalesce(jsonb_typeof(p_result -> 'allocations'), 'array') <> 'array') then
+    perform public.allocator_invalid(
+      'A scenario''s result is a result (allocator-result/1) with a list of allocations, not this.');
+  end if;
   insert into public.allocator_scenarios (run_id, name, settings, overrides, result, input_fingerprint, created_by)
   values (p_run_id, coalesce(nullif(btrim(p_name), ''), 'Scenario'), coalesce(p_settings, '{}'::jsonb),
           coalesce(p_overrides, '{}'::jsonb), p_result, p_input_fingerprint, v_by)
