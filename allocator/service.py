@@ -1190,8 +1190,11 @@ def read_snapshot_file(path: str | Path, *, label: str | None = None) -> RunSnap
         except WorkbookError as exc:
             raise SnapshotError(list(exc.messages)) from None
         return RunSnapshot.parse(data)
+    if not label and p.is_dir():
+        raise SnapshotError([f"{p} is a folder, not a file; give a run snapshot (.json) or a workbook (.xlsx)."])
+    kind = f"a {suffix} file" if suffix else "a file without an extension"
     raise ServiceError(
-        f"{label or p.name}: cannot read a {suffix or 'extensionless'} file. "
+        f"{label or p.name}: cannot read {kind}. "
         "Give a run snapshot (.json) or a workbook (.xlsx); `allocator template` writes one."
     )
 
@@ -1208,6 +1211,14 @@ def import_snapshot(
 
     ``source_file`` names the file it came from (shown with the run: when and from what).
     """
+    if organisation_id is not None:
+        try:
+            uuid.UUID(str(organisation_id))
+        except ValueError:
+            # Said before the database is asked, which would answer with a type error.
+            raise ServiceError(
+                f"{organisation_id!r} is not an organisation id (ids look like 1b4e28ba-2fa1-11d2-883f-0016d3cca427)."
+            ) from None
     return store.import_snapshot(snapshot, organisation_id=organisation_id, name=name, source_file=source_file)
 
 

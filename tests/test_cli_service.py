@@ -138,6 +138,10 @@ def test_template_is_a_workbook_that_names_what_is_missing(cli, db, tmp_path):
         (["import", "bad.json"], "worker_preferences[0]: worker 'w9' is not a worker of this run"),
         (["import", "missing.json"], "File not found"),  # no such file
         (["import", "run.csv"], "cannot read a .csv file"),  # a file type we do not read
+        (["import", "run"], "run: cannot read a file without an extension"),  # was "a extensionless file"
+        (["import", "."], ". is a folder, not a file"),  # was ": cannot read a extensionless file"
+        # was exit 1, "Database error: invalid input syntax for type uuid"
+        (["import", "good.json", "--organisation", "nope"], "'nope' is not an organisation id"),
         (["export", str(uuid.UUID(int=99))], "was not found"),  # an unknown run
         (["export", "not-an-id"], "'not-an-id' is not a run"),  # a malformed run id
         (["solve-run", str(uuid.UUID(int=99))], "There is no run"),  # an unknown run
@@ -150,6 +154,8 @@ def test_template_is_a_workbook_that_names_what_is_missing(cli, db, tmp_path):
 def test_bad_input_is_exit_2_with_a_message(cli, db, tmp_path, args, says):
     write(tmp_path, "bad.json", tiny(worker_preferences=[{"worker_id": "w9", "job_line_id": "j1", "rank": 1}]))
     (tmp_path / "run.csv").write_text("id\n", encoding="utf-8")
+    (tmp_path / "run").write_text("id\n", encoding="utf-8")
+    write(tmp_path, "good.json", tiny())
     before = count_runs(db)
 
     proc = cli(*args)
