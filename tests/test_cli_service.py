@@ -255,6 +255,21 @@ def test_api_refuses_a_blank_key(cli, key):
     assert "Refusing to start" in proc.stderr
 
 
+def test_api_refuses_a_port_in_use_and_a_host_it_cannot_listen_on(cli):
+    # uvicorn ended with its own exit code 3, which the command line's codes read as "infeasible".
+    key = {"ALLOCATOR_API_KEY": "k" * 20}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = cli("api", "--port", str(port), env=key)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"Cannot listen on 127.0.0.1:{port}: Address already in use.")
+    proc = cli("api", "--host", "no such host!", "--port", "8000", env=key)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("--host 'no such host!' is not an address this machine can listen on")
+
+
 def test_api_serves_health_with_a_key(db, tmp_path):
     """`allocator api` with a key really listens: /health answers, POSTs want the key."""
     with socket.socket() as s:
