@@ -242,6 +242,32 @@ def test_db_migrate_of_an_unreachable_database_is_a_message(cli, tmp_path):
     assert proc.stderr.startswith("Database error:")
 
 
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        # Each was tried for 30 s, then "Cannot reach the database: pool initialization incomplete".
+        ({"ALLOCATOR_DATABASE_URL": "notaurl"},
+         "ALLOCATOR_DATABASE_URL: is not a PostgreSQL connection string; give one like postgresql://"),
+        ({"ALLOCATOR_DATABASE_URL": "postgresql://u:s3cret@h/db?colour=red"},
+         'ALLOCATOR_DATABASE_URL: is not a PostgreSQL connection string (invalid URI query parameter: "colour")'),
+        # Each was "Unexpected error: ... This is a bug in the allocator" (exit 1).
+        ({"ALLOCATOR_DATABASE_URL": "", "SUPABASE_URL": "supabase.co", "SUPABASE_KEY": "k"},
+         "SUPABASE_URL: is not a web address; give the project's URL, like https://abcd.supabase.co"),
+        ({"ALLOCATOR_DATABASE_URL": "", "ALLOCATOR_DATA_DIR": "{tmp}/run.csv"}, "ALLOCATOR_DATA_DIR: {tmp}/run.csv is a file, not a folder"),
+        ({"ALLOCATOR_DATABASE_URL": "", "ALLOCATOR_DATA_DIR": "{tmp}/run.csv/db"},
+         "ALLOCATOR_DATA_DIR: cannot hold the embedded database at {tmp}/run.csv/db: Not a directory"),
+    ],
+)
+def test_a_setting_that_cannot_work_is_invalid_configuration(cli, tmp_path, env, says):
+    (tmp_path / "run.csv").write_text("id\n", encoding="utf-8")
+    proc = cli("run", "log", str(uuid.UUID(int=99)), env={k: v.format(tmp=tmp_path) for k, v in env.items()})
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "Invalid configuration (environment, .env or .streamlit/secrets.toml):", proc.stderr
+    assert lines[1].startswith(f"  - {says.format(tmp=tmp_path)}") and len(lines) == 2, proc.stderr
+    assert "s3cret" not in proc.stderr
+
+
 def test_api_refuses_to_start_without_a_key(db, tmp_path):
     proc = in_a_process(db, tmp_path, "api", "--port", "1")
     assert proc.returncode == 2

@@ -101,6 +101,8 @@ def planner_errors(fn):
                 raise CliError(invalid_input_lines(exc.message.splitlines()), EXIT_INVALID) from None
             except service.ServiceError as exc:
                 raise CliError(str(exc), EXIT_INVALID) from None
+            except service.ConfigurationError as exc:
+                raise CliError([CONFIG_HEADING, f"  - {exc.setting}: {exc}"], EXIT_INVALID) from None
             except service.StoreError as exc:
                 raise CliError(f"Database error: {exc}", EXIT_ERROR) from None
             except ValidationError as exc:  # the configuration (pydantic settings)
@@ -113,8 +115,11 @@ def planner_errors(fn):
     return wrapper
 
 
+CONFIG_HEADING = "Invalid configuration (environment, .env or .streamlit/secrets.toml):"
+
+
 def _config_messages(exc: Any) -> list[str]:
-    lines = ["Invalid configuration (environment, .env or .streamlit/secrets.toml):"]
+    lines = [CONFIG_HEADING]
     for e in exc.errors(include_url=False):
         where = ".".join(str(x) for x in e["loc"]) or "settings"
         lines.append(f"  - {where.upper()}: {e['msg']}")
