@@ -45,6 +45,7 @@ from allocator.snapshot import (
     MAX_PRIORITY,
     RunSnapshot,
     SnapshotError,
+    broken_text_problem,
     id_problem,
     load_snapshot,
     name_problem,
@@ -335,6 +336,7 @@ def solve_run(
         The run cannot be claimed now: another worker is solving it, or it is complete.
     """
     worker = worker or default_worker_name()
+    _readable(worker, f"The worker name {worker!r}")
     claimed = claim_run(store, run_id, worker=worker, lease_seconds=lease_seconds)
     return solve_claimed(store, claimed, worker=worker, options=options, lease_seconds=lease_seconds)
 
@@ -419,6 +421,7 @@ def process_pending(
         (default: the store's pool timeout), then DatabaseUnavailableError is raised.
     """
     worker = worker or default_worker_name()
+    _readable(worker, f"The worker name {worker!r}")
     limit = 1 if once else max_runs
     call = _Retrier(store, on_notice or log.warning, retry_seconds)
     outcomes: list[RunOutcome] = []
@@ -892,7 +895,16 @@ def _reason(reason: str | None, what: str) -> str:
     text = (reason or "").strip()
     if not text:
         raise ServiceError(f"A reason is required to {what}: say why; it is kept in the run's change log.")
+    _readable(text, "The reason")
     return text
+
+
+def _readable(text: str | None, what: str) -> None:
+    """Refuse text that no database can store (bytes of a command line that are not UTF-8):
+    it would otherwise stop the change with an encoding error."""
+    problem = broken_text_problem(text) if text else None
+    if problem:
+        raise ServiceError(f"{what} {problem}.")
 
 
 def withdraw_worker(
@@ -902,6 +914,8 @@ def withdraw_worker(
     wid = (worker_id or "").strip()
     if not wid:
         raise ServiceError("Name the worker to withdraw (their worker id).")
+    _readable(wid, f"The worker id {wid!r}")
+    _readable(changed_by, "The name of who makes the change")
     why = _reason(reason, f"withdraw worker {wid!r}")
     return store.withdraw_worker(run_id, wid, reason=why, changed_by=changed_by)
 
@@ -998,6 +1012,7 @@ def add_worker(
     store: RunStore, run_id: str, worker: LateWorker, *, reason: str, changed_by: str | None = None
 ) -> RunChange:
     """Add a late worker (id, name, tags, ranked lines) to the run; log who and why."""
+    _readable(changed_by, "The name of who makes the change")
     why = _reason(reason, f"add worker {worker.id!r}")
     return store.add_worker(run_id, worker, reason=why, changed_by=changed_by)
 
@@ -1027,6 +1042,11 @@ def set_job_line(
         raise ServiceError(f"Job line {jid!r}: give it a site or make it a site of its own, not both.")
     if site is not None and not site.strip():
         raise ServiceError(f"Job line {jid!r}: a site is a non-empty name.")
+    _readable(jid, f"The job line id {jid!r}")
+    _readable(changed_by, "The name of who makes the change")
+    problem = name_problem(site.strip()) if site is not None else None
+    if problem:
+        raise ServiceError(f"Job line {jid!r}: the site {problem}.")
     if max_n_workers is not None and (isinstance(max_n_workers, bool) or int(max_n_workers) != max_n_workers or max_n_workers < 0):
         raise ServiceError(f"Job line {jid!r}: places must be a whole number, 0 or more (got {max_n_workers}).")
     if max_n_workers is not None and max_n_workers > MAX_PLACES:

@@ -74,6 +74,23 @@ def _control_character(text: str, allowed: frozenset[str] = frozenset()) -> str 
     return None
 
 
+# Half of a UTF-16 pair: JSON's "\ud800" escape alone reads as one, and no file, database or
+# terminal can hold it (UTF-8 has no such character), so it fails at the first write.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def broken_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be written anywhere (a predicate), or None: it holds half of a
+    UTF-16 pair, as a broken ``\\u`` escape or a command line's bytes that are not UTF-8 give."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return (
+        f"contains U+{ord(found.group()):04X}, half of a UTF-16 pair, which is no character on its own "
+        "(a broken \\u escape in the file, or bytes that are not UTF-8)"
+    )
+
+
 def id_problem(text: str) -> str | None:
     """Why ``text`` cannot be an id (a predicate, e.g. ``"is empty"``), or None when it can."""
     if not text:
@@ -83,6 +100,9 @@ def id_problem(text: str) -> str | None:
     bad = _control_character(text)
     if bad:
         return f"contains a control character ({bad})"
+    bad = broken_text_problem(text)
+    if bad:
+        return bad
     if text != text.strip():
         return "starts or ends with a space"
     return None
@@ -98,7 +118,7 @@ def name_problem(text: str) -> str | None:
     bad = _control_character(text, _NAME_ALLOWED_CONTROLS)
     if bad:
         return f"contains a control character ({bad})"
-    return None
+    return broken_text_problem(text)
 
 
 def _limit(check):

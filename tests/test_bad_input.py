@@ -67,6 +67,9 @@ CASES: dict[str, list[str]] = {
     "worker_id_nul.json": ["workers[1] (id 'w\\x00'): the id contains a control character (NUL)"],
     "worker_id_spaces.json": ["workers[0] (id ' w1 '): the id starts or ends with a space"],
     "worker_name_nul.json": ["workers[0] (id 'w1'): the name contains a control character (NUL)"],
+    # Was read, then stopped the solve ("Unexpected error: UnicodeEncodeError") and the import
+    # ("Database error: invalid input syntax for type json"), exit 1.
+    "worker_name_lone_surrogate.json": ["workers[0] (id 'w1'): the name contains U+D800, half of a UTF-16 pair"],
     # business-rules.md: every new invalid input names its entry.
     "fewest_moves_string.json": ["settings: fewest_moves", "must be true or false, not the text 'yes'"],
     "link_empty.json": ["linked_workers[0] (id 'couple-1')", "names no workers; a link has 2 to 4 workers"],

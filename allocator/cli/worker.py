@@ -29,8 +29,13 @@ from allocator.cli.common import (
 )
 
 
-def _check_lease_threads(lease: float, threads: int | None) -> None:
+def _check_lease_threads(lease: float, threads: int | None, worker: str | None = None) -> None:
+    from allocator.snapshot import broken_text_problem
+
     errs = []
+    problem = broken_text_problem(worker) if worker else None
+    if problem:  # said here: solve-run reads the service's refusals as "not waiting" (exit 5)
+        errs.append(f"--worker {worker!r} {problem}")
     if not (lease > 0 and lease < float("inf")):
         errs.append(f"--lease must be a number of seconds greater than 0 (got {lease:g})")
     errs += threads_errors(threads)
@@ -57,7 +62,7 @@ def register(app: typer.Typer) -> None:
         from allocator import service
         from allocator.config import get_settings
 
-        _check_lease_threads(lease, threads)
+        _check_lease_threads(lease, threads, worker)
         service.stop_on_sigterm(EXIT_TERMINATED)
         settings = get_settings()
         store = service.open_store(settings)
@@ -99,7 +104,7 @@ def register(app: typer.Typer) -> None:
         from allocator import service
         from allocator.config import get_settings
 
-        _check_lease_threads(lease, threads)
+        _check_lease_threads(lease, threads, worker)
         service.stop_on_sigterm(EXIT_TERMINATED)
         settings = get_settings()
         store = service.open_store(settings)
