@@ -1241,6 +1241,10 @@ def import_snapshot(
             raise ServiceError(
                 f"{organisation_id!r} is not an organisation id (ids look like 1b4e28ba-2fa1-11d2-883f-0016d3cca427)."
             ) from None
+    if source_file is not None:
+        # A file name need not be text (Linux allows any bytes): keep what can be read of it,
+        # since a name no database can store would stop the import.
+        source_file = os.fsencode(source_file).decode("utf-8", errors="replace")
     return store.import_snapshot(snapshot, organisation_id=organisation_id, name=name, source_file=source_file)
 
 

@@ -94,6 +94,16 @@ def test_import_prints_only_the_new_run_id(db, tmp_path):
     assert run_status(db, run_id) == "pending"
 
 
+def test_a_file_whose_name_is_not_utf8_is_imported_and_recorded_as_far_as_it_reads(cli, db, tmp_path):
+    # Linux file names are bytes: b"caf\xe9.json" stopped the import with an encoding error (exit 1).
+    path = write(tmp_path, "caf\udce9.json", tiny())
+    proc = cli("import", path)
+    assert proc.returncode == 0, proc.stderr
+    with psycopg.connect(db) as conn:
+        (source,) = conn.execute("select source_file from allocator_py_runs where id = %s", (proc.stdout.strip(),)).fetchone()
+    assert source == "caf\ufffd.json"
+
+
 def test_export_import_export_is_identical(cli, tmp_path):
     first = cli("import", str(write(tmp_path, "run.json", tiny("round")))).stdout.strip()
     exported = cli("export", first)
