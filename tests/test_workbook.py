@@ -484,3 +484,11 @@ def test_any_cell_garbage_gives_a_snapshot_or_a_workbook_error(changes):
         )
     else:
         RunSnapshot.parse(result)
+
+
+@pytest.mark.timeout(60)
+def test_a_cell_at_the_sheets_far_corner_is_read_at_once_and_named(small):
+    # One note at XFD1048576 made the sheet state a million rows of 16,384 cells; reading it
+    # padded to that size did not end (an 18 KB upload held `import` for good).
+    messages = errors(edited(small, _set("pins", 1_048_576, 16_384, "note")))
+    assert "Sheet 'pins', row 1048576: column XFD has a value but no column name in row 1." in messages

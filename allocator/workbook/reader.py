@@ -170,6 +170,10 @@ def _load(
         for ws in wb.worksheets:
             rows: list[tuple[int, list[Any]]] = []
             marks: set[tuple[int, int]] = set()
+            # The sheet's stated size is not trusted: one cell formatted at XFD1048576 (or a
+            # whole column formatted) states a million rows of 16,384 cells, and reading it
+            # padded to that size took for ever. Without it each row is only the cells it has.
+            ws.reset_dimensions()
             for r, row in enumerate(ws.iter_rows(), start=1):
                 values = []
                 for c, cell in enumerate(row):
