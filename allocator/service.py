@@ -702,6 +702,9 @@ def save_scenario(
     """
     if not name or not name.strip():
         raise ServiceError("A scenario needs a name.")
+    problem = name_problem(name.strip())
+    if problem:
+        raise ServiceError(f"The scenario's name {problem}.")
     return store.save_scenario(
         run_id, name.strip(), dict(settings), dict(overrides or {}), result, fingerprint, created_by
     )

@@ -1042,6 +1042,10 @@ begin
   if coalesce(btrim(p_input_fingerprint), '') = '' then
     perform public.allocator_invalid('A scenario needs the input fingerprint it was solved on.');
   end if;
+  if length(p_name) > 500 or p_name ~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]' then
+    perform public.allocator_invalid(
+      'A scenario''s name has at most 500 characters, without control characters other than tab and line breaks.');
+  end if;
   -- Whatever reads a scenario back (the dashboard, a re-solve, the publish check) takes its
   -- settings and changes as tables and its result as a result with a list of allocations.
   if coalesce(jsonb_typeof(p_settings), 'object') <> 'object' then

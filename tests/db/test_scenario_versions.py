@@ -341,3 +341,14 @@ def test_the_database_refuses_a_scenario_whose_settings_changes_or_result_are_no
     assert refused.value.sqlstate == "AL008"  # invalid input, said in the planner's words
     assert str(refused.value).startswith(words)
     assert store.list_scenarios(run_id) == []
+
+
+@pytest.mark.parametrize("name", ["N" * 501, "Plan\x1bB"])
+def test_the_database_refuses_a_scenario_name_beyond_a_names_limits(store, sql, name):
+    run_id, _snap = import_small(store)
+    fp = input_fingerprint(store.load_run(run_id))
+    with pytest.raises(psycopg.Error) as refused:
+        sql.execute("select allocator_save_scenario(%s, %s, '{}', '{}', null, %s, 'ana')", (run_id, name, fp))
+    assert refused.value.sqlstate == "AL008"
+    assert str(refused.value).startswith("A scenario's name has at most 500 characters, without control characters")
+    assert store.list_scenarios(run_id) == []
