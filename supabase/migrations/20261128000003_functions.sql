@@ -664,6 +664,17 @@ as $$
     select 0, 0, 1, format('settings: must be a JSON object, not %s', public.allocator_shown(p_snapshot -> 'settings'))
      where jsonb_typeof(coalesce(p_snapshot -> 'settings', '{}'::jsonb)) not in ('object', 'null')
     union all
+    select 0, 0, 0, format('run: must be a JSON object, not %s', public.allocator_shown(p_snapshot -> 'run'))
+     where jsonb_typeof(coalesce(p_snapshot -> 'run', '{}'::jsonb)) not in ('object', 'null')
+    union all
+    select 0, 0, 0, format('run: the id %s', public.allocator_id_problem(p_snapshot -> 'run' -> 'id'))
+     where jsonb_typeof(p_snapshot -> 'run') = 'object' and p_snapshot -> 'run' ? 'id'
+       and public.allocator_id_problem(p_snapshot -> 'run' -> 'id') is not null
+    union all
+    select 0, 0, 0, format('run: the name %s', public.allocator_name_problem(p_snapshot -> 'run' -> 'name'))
+     where jsonb_typeof(p_snapshot -> 'run') = 'object'
+       and public.allocator_name_problem(p_snapshot -> 'run' -> 'name') is not null
+    union all
     select 0, 0, 2, format('settings: %s', m) from s, lateral (values
         (case when s.settings ? 'preferencer_weight' and not public.allocator_is_number_between(s.settings -> 'preferencer_weight', 0, 1)
               then format('preferencer_weight must be a number from 0 to 1, not %s', public.allocator_shown(s.settings -> 'preferencer_weight')) end),

@@ -133,6 +133,8 @@ def test_sql_import_refuses_dangling_ids_atomically(store, sql, section, index, 
         ("settings", None, "preferencer_weight", 5, r"settings: preferencer_weight must be a number from 0 to 1, not 5"),
         ("settings", None, "rng_seed", -1, r"settings: rng_seed must be a whole number from 0 to 9223372036854775807, not -1"),
         ("settings", None, "stability", "yes", r"settings: stability must be true or false"),
+        ("run", None, "id", "r" * 201, r"run: the id is 201 characters long; an id has at most 200"),
+        ("run", None, "name", "Intake\x1b", r"run: the name contains a control character"),
     ],
 )
 def test_sql_import_refuses_fields_beyond_the_limits_atomically(store, sql, section, index, field, value, expected):
