@@ -616,7 +616,8 @@ as $$
                    ('worker_preferences', 3, 'worker_id', 'job_line_id'),
                    ('preferencer_preferences', 4, 'preferencer_id', 'worker_id'),
                    ('eligibility', 5, 'job_line_id', null), ('weightings', 6, 'worker_id', null),
-                   ('pins', 7, 'worker_id', 'job_line_id'), ('forbids', 8, 'worker_id', 'job_line_id'))
+                   ('pins', 7, 'worker_id', 'job_line_id'), ('forbids', 8, 'worker_id', 'job_line_id'),
+                   ('linked_workers', 9, null, null), ('quotas', 10, null, null))
            k(section, sord, key1, key2)
   ),
   -- Each entry and the first of its fields at fault (k), by plain tests only.
@@ -624,8 +625,9 @@ as $$
     select l.section, l.sord, x.ord, x.e,
            case
              when jsonb_typeof(x.e) <> 'object' then 0
-             when l.sord <= 2 and not (jsonb_typeof(x.e -> 'id') = 'string' and length(x.e ->> 'id') between 1 and 200
-                                      and (x.e ->> 'id') !~ '[\x01-\x1f\x7f-\x9f]|^\s|\s$') then 1
+             when l.sord in (1, 2, 9, 10)
+                  and not (jsonb_typeof(x.e -> 'id') = 'string' and length(x.e ->> 'id') between 1 and 200
+                           and (x.e ->> 'id') !~ '[\x01-\x1f\x7f-\x9f]|^\s|\s$') then 1
              when l.sord <= 2 and jsonb_typeof(x.e -> 'name') is distinct from 'null' and x.e ? 'name'
                   and not (jsonb_typeof(x.e -> 'name') = 'string' and length(x.e ->> 'name') <= 500
                            and (x.e ->> 'name') !~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]') then 2
@@ -646,7 +648,13 @@ as $$
                                                                                then x.e -> k.key else '[]'::jsonb end) y(v)
                                         where not (jsonb_typeof(y.v) = 'string' and length(y.v #>> '{}') between 1 and 200
                                                    and (y.v #>> '{}') !~ '[\x01-\x1f\x7f-\x9f]|^\s|\s$')))) then 6
-             when l.sord >= 3 and (jsonb_typeof(x.e -> l.key1) is distinct from 'string'
+             when l.sord = 10 and coalesce(jsonb_typeof(x.e -> 'qualification_id'), 'null') <> 'null'
+                  and public.allocator_id_problem(x.e -> 'qualification_id') is not null then 11
+             when l.sord = 10 and jsonb_typeof(x.e -> 'sites') = 'array' and exists (
+                    select 1 from jsonb_array_elements(x.e -> 'sites') y(v)
+                     where jsonb_typeof(y.v) <> 'string' or btrim(y.v #>> '{}') = ''
+                        or public.allocator_name_problem(y.v) is not null) then 12
+             when l.sord between 3 and 8 and (jsonb_typeof(x.e -> l.key1) is distinct from 'string'
                                    or (l.key2 is not null and jsonb_typeof(x.e -> l.key2) is distinct from 'string')) then 7
              when l.sord = 6 and coalesce(jsonb_typeof(x.e -> 'job_line_id'), 'null') not in ('string', 'null') then 8
              when l.sord in (3, 4) and not coalesce(case when jsonb_typeof(x.e -> 'rank') = 'number'
@@ -699,7 +707,7 @@ as $$
      where m is not null
     union all
     (select f.sord, f.ord, 3, format('%s[%s]', f.section, f.ord - 1)
-              || case when f.sord <= 2 and jsonb_typeof(f.e -> 'id') = 'string'
+              || case when f.sord in (1, 2, 9, 10) and jsonb_typeof(f.e -> 'id') = 'string'
                       then format(' (id %L)', left(f.e ->> 'id', 60)) else '' end
               || ': '
               || case f.k
@@ -719,6 +727,8 @@ as $$
                                       public.allocator_shown(f.e -> 'rank'))
                    when 10 then format('the value must be a number from -1,000,000,000 to 1,000,000,000, not %s',
                                        public.allocator_shown(f.e -> 'value'))
+                   when 11 then format('the qualification_id %s', public.allocator_id_problem(f.e -> 'qualification_id'))
+                   when 12 then 'a site is a non-empty name of at most 500 characters, without control characters'
                  end
        from faults f where f.k is not null
       order by f.sord, f.ord limit 1)
