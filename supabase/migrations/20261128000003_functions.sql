@@ -551,7 +551,8 @@ as $$
     when length(p_value #>> '{}') > 200
       then format('is %s characters long; an id has at most 200', length(p_value #>> '{}'))
     when (p_value #>> '{}') ~ '[\x01-\x1f\x7f-\x9f]' then 'contains a control character'
-    when (p_value #>> '{}') ~ '^\s|\s$' then 'starts or ends with a space'
+    -- Every space Python's strip() takes (the snapshot check), not only ASCII ones.
+    when (p_value #>> '{}') ~ '^[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$' then 'starts or ends with a space'
   end
 $$;
 
@@ -627,7 +628,7 @@ as $$
              when jsonb_typeof(x.e) <> 'object' then 0
              when l.sord in (1, 2, 9, 10)
                   and not (jsonb_typeof(x.e -> 'id') = 'string' and length(x.e ->> 'id') between 1 and 200
-                           and (x.e ->> 'id') !~ '[\x01-\x1f\x7f-\x9f]|^\s|\s$') then 1
+                           and (x.e ->> 'id') !~ '[\x01-\x1f\x7f-\x9f]|^[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$') then 1
              when l.sord <= 2 and jsonb_typeof(x.e -> 'name') is distinct from 'null' and x.e ? 'name'
                   and not (jsonb_typeof(x.e -> 'name') = 'string' and length(x.e ->> 'name') <= 500
                            and (x.e ->> 'name') !~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]') then 2
@@ -647,7 +648,7 @@ as $$
                             or exists (select 1 from jsonb_array_elements(case when jsonb_typeof(x.e -> k.key) = 'array'
                                                                                then x.e -> k.key else '[]'::jsonb end) y(v)
                                         where not (jsonb_typeof(y.v) = 'string' and length(y.v #>> '{}') between 1 and 200
-                                                   and (y.v #>> '{}') !~ '[\x01-\x1f\x7f-\x9f]|^\s|\s$')))) then 6
+                                                   and (y.v #>> '{}') !~ '[\x01-\x1f\x7f-\x9f]|^[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$')))) then 6
              when l.sord = 10 and coalesce(jsonb_typeof(x.e -> 'qualification_id'), 'null') <> 'null'
                   and public.allocator_id_problem(x.e -> 'qualification_id') is not null then 11
              when l.sord = 10 and jsonb_typeof(x.e -> 'sites') = 'array' and exists (

@@ -286,9 +286,9 @@ begin
   end if;
   -- The Limits of run-snapshot.md, as for an imported worker: a run holding more could no
   -- longer be loaded, solved or exported.
-  if length(v_id) > 200 or v_id ~ '[\x01-\x1f\x7f-\x9f]' then
+  if length(v_id) > 200 or v_id ~ '[\x01-\x1f\x7f-\x9f]|^[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$' then
     perform public.allocator_invalid(format(
-      'The late worker''s id %L is not an id: an id has 1 to 200 characters, without control characters.',
+      'The late worker''s id %L is not an id: an id has 1 to 200 characters, without control characters or spaces at either end.',
       left(v_id, 40) || case when length(v_id) > 40 then '…' else '' end));
   end if;
   if jsonb_typeof(p_worker -> 'name') not in ('string', 'null') then
@@ -319,6 +319,7 @@ begin
     from jsonb_array_elements(v_tags) with ordinality t(e, ord)
    where jsonb_typeof(t.e) <> 'string' or btrim(t.e #>> '{}') = ''
       or length(btrim(t.e #>> '{}')) > 200 or (t.e #>> '{}') ~ '[\x01-\x1f\x7f-\x9f]'
+      or btrim(t.e #>> '{}') ~ '^[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$'
    order by t.ord limit 1;
   if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
 

@@ -161,6 +161,8 @@ BAD_CHANGES = [
     pytest.param(lambda s, r: s.add_worker(r, LateWorker("w8", "N" * 501), reason="x"), "Worker 'w8': a name has at most 500 characters", id="late-worker-name-too-long"),
     pytest.param(lambda s, r: s.add_worker(r, LateWorker("w8" + "x" * 199), reason="x"), "is not an id: an id has 1 to 200 characters", id="late-worker-id-too-long"),
     pytest.param(lambda s, r: s.add_worker(r, LateWorker("w8\x1b"), reason="x"), "is not an id", id="late-worker-id-control-character"),
+    pytest.param(lambda s, r: s.add_worker(r, LateWorker("w8\u00a0"), reason="x"), "or spaces at either end", id="late-worker-id-ending-in-a-no-break-space"),
+    pytest.param(lambda s, r: s.add_worker(r, LateWorker("w8", qualification_ids=("icu\u3000",)), reason="x"), "Worker 'w8': qualification 1 is not a tag", id="late-worker-tag-ending-in-a-wide-space"),
     pytest.param(lambda s, r: s.add_worker(r, LateWorker("w8", qualification_ids=("icu", "t" * 201)), reason="x"), "Worker 'w8': qualification 2 is not a tag", id="late-worker-tag-too-long"),
     pytest.param(lambda s, r: s.set_job_line(r, "j9", reason="x", max_n_workers=1), "'j9'", id="unknown-line"),
     pytest.param(lambda s, r: s.set_job_line(r, "j1", reason="", max_n_workers=1), "reason is required", id="set-line-no-reason"),
