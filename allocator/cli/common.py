@@ -140,6 +140,19 @@ def out_path_errors(out: Path | None, flag: str = "--out") -> list[str]:
     return []
 
 
+def same_file_errors(source: str | Path | None, out: Path | None, flag: str = "--out") -> list[str]:
+    """Refuse an ``out`` that is the input file itself: the result would replace the planner's input."""
+    if source is None or out is None:
+        return []
+    try:
+        same = os.path.samefile(source, out)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return []
+    if same:
+        return [f"{flag}: {out} is the input file itself; give another file name (it would be replaced)"]
+    return []
+
+
 def finite(x: float | None) -> bool:
     """``x`` is a number, not NaN or infinite."""
     return x is not None and math.isfinite(x)

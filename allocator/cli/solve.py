@@ -19,6 +19,7 @@ from allocator.cli.common import (
     finite,
     out_path_errors,
     planner_errors,
+    same_file_errors,
     threads_errors,
 )
 
@@ -70,6 +71,7 @@ def register(app: typer.Typer) -> None:
         from allocator import service
 
         errs = solve_flag_errors(alpha, power, seed, time_limit, threads) + out_path_errors(out)
+        errs += same_file_errors(snapshot, out)
         if errs:
             raise CliError(errs)
 
