@@ -399,6 +399,16 @@ def test_not_a_workbook_is_a_clear_error(tmp_path):
         xlsx_to_snapshot_dict(tmp_path / "missing.xlsx")
 
 
+def test_a_password_protected_workbook_is_said_so():
+    # Excel saves an encrypted workbook (and an .xls) as an OLE2 file: "File is not a zip file" said nothing.
+    messages = errors(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    assert messages == [
+        "The workbook is password-protected (encrypted), or an old Excel 97-2003 (.xls) file renamed .xlsx, "
+        "so it cannot be read. In Excel, remove the password (File > Info > Protect Workbook) or save it as "
+        "an Excel Workbook (.xlsx), then import it again."
+    ]
+
+
 def _with_formula(
     data: bytes, sheet_index: int, ref: str, formula: str, saved: str | None
 ) -> bytes:

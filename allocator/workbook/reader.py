@@ -161,6 +161,13 @@ def _load(
     try:
         wb = load_workbook(source, read_only=True, data_only=data_only)
     except Exception as exc:  # zip, XML and format errors all mean "not a workbook"
+        if _head(source) == _OLE_MAGIC:
+            # What Excel saves with a password (or as an old .xls): the zip error says nothing of that.
+            raise WorkbookError(
+                ["The workbook is password-protected (encrypted), or an old Excel 97-2003 (.xls) file "
+                 "renamed .xlsx, so it cannot be read. In Excel, remove the password (File > Info > "
+                 "Protect Workbook) or save it as an Excel Workbook (.xlsx), then import it again."]
+            ) from None
         reason = str(exc) or type(exc).__name__
         raise WorkbookError(
             [f"The file is not an Excel workbook (.xlsx) that can be read: {reason}"]
@@ -196,6 +203,25 @@ def _load(
         ) from None
     finally:
         wb.close()
+
+
+#: The first bytes of an OLE2 compound file: an encrypted workbook, or an .xls.
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _head(source: PathOrBuffer) -> bytes:
+    """The first eight bytes of ``source`` (a path or a seekable buffer), or b"" if unreadable."""
+    try:
+        if isinstance(source, str | Path):
+            with open(source, "rb") as f:
+                return f.read(8)
+        at = source.tell()
+        source.seek(0)
+        head = source.read(8)
+        source.seek(at)
+        return head
+    except (OSError, AttributeError, ValueError):
+        return b""
 
 
 def _normal(name: str) -> str:
