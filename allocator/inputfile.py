@@ -173,6 +173,13 @@ def parse_json(text: str | bytes) -> Any:
         the entry (``workers[3] (id 'w4'): the key 'name' appears more than once``).
     """
     if isinstance(text, bytes):
+        if text.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")):
+            # "not UTF-8 text (byte 11 ...)" would say nothing of what the file is.
+            raise SnapshotError(
+                ["The file is an Excel workbook (or another zip file), not a JSON snapshot. "
+                 "`allocator import` reads workbooks; to solve one here, import it and "
+                 "`allocator export RUN_ID --out run.json`, or give the snapshot's .json file."]
+            )
         encoding = json.detect_encoding(text)  # as json.loads does: UTF-8, with or without BOM, or UTF-16/32
         try:
             text = text.decode(encoding)

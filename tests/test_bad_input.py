@@ -412,3 +412,13 @@ def test_a_file_that_is_no_json_object_is_called_what_it_is(text, kind):
     assert refused.value.messages == [
         f"The snapshot must be a JSON object with 'format', 'workers' and 'job_lines', not {kind}."
     ]
+
+
+
+def test_a_workbook_given_where_a_json_snapshot_belongs_is_called_a_workbook(tmp_path):
+    # `allocator solve run.xlsx` said "The file is not UTF-8 text (byte 11 cannot be read)".
+    path = tmp_path / "run.xlsx"
+    snapshot_to_xlsx(RunSnapshot.from_json((DATA / "valid" / "small_network.json").read_text()), path)
+    res = CliRunner().invoke(app, ["solve", str(path)])
+    assert res.exit_code == EXIT_INVALID
+    assert "The file is an Excel workbook (or another zip file), not a JSON snapshot. `allocator import` reads workbooks" in res.stderr
