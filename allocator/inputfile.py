@@ -177,8 +177,8 @@ def parse_json(text: str | bytes) -> Any:
             # "not UTF-8 text (byte 11 ...)" would say nothing of what the file is.
             raise SnapshotError(
                 ["The file is an Excel workbook (or another zip file), not a JSON snapshot. "
-                 "`allocator import` reads workbooks; to solve one here, import it and "
-                 "`allocator export RUN_ID --out run.json`, or give the snapshot's .json file."]
+                 "`allocator import` reads workbooks named .xlsx; `allocator solve` and `explain` "
+                 "read JSON only (`allocator export RUN_ID --out run.json` writes an imported run's)."]
             )
         encoding = json.detect_encoding(text)  # as json.loads does: UTF-8, with or without BOM, or UTF-16/32
         try:

@@ -421,4 +421,4 @@ def test_a_workbook_given_where_a_json_snapshot_belongs_is_called_a_workbook(tmp
     snapshot_to_xlsx(RunSnapshot.from_json((DATA / "valid" / "small_network.json").read_text()), path)
     res = CliRunner().invoke(app, ["solve", str(path)])
     assert res.exit_code == EXIT_INVALID
-    assert "The file is an Excel workbook (or another zip file), not a JSON snapshot. `allocator import` reads workbooks" in res.stderr
+    assert "The file is an Excel workbook (or another zip file), not a JSON snapshot. `allocator import` reads workbooks named .xlsx" in res.stderr
