@@ -158,6 +158,8 @@ def test_template_is_a_workbook_that_names_what_is_missing(cli, db, tmp_path):
         (["export", "x", "--format", "xlsx"], "--format xlsx needs --out"),  # a workbook to a terminal
         (["export", "x", "--format", "csv"], "--format must be json or xlsx"),  # unknown format
         (["process-pending", "--lease", "0"], "--lease must be"),  # a lease of no time
+        # a lease past PostgreSQL's timestamps: "Database error: interval out of range" (exit 1)
+        (["process-pending", "--lease", "1e300"], "--lease must be a number of seconds greater than 0 and at most 604,800"),
         # a name whose bytes are not UTF-8: exit 5 ("not waiting"), or an encoding error
         (["solve-run", str(uuid.UUID(int=99)), "--worker", "n\udcff"], "--worker 'n\\udcff' contains U+DCFF"),
         (["process-pending", "--worker", "n\udcff"], "--worker 'n\\udcff' contains U+DCFF"),

@@ -1431,8 +1431,10 @@ begin
   if coalesce(btrim(p_worker), '') = '' then
     perform public.allocator_invalid('A worker name is needed to claim a run.');
   end if;
-  if p_lease_seconds is null or p_lease_seconds <= 0 then
-    perform public.allocator_invalid('The lease must be a positive number of seconds.');
+  -- At most a week: PostgreSQL's timestamps end in the year 294276 (NaN sorts above all).
+  if p_lease_seconds is null or p_lease_seconds <= 0 or p_lease_seconds > 604800 then
+    perform public.allocator_invalid(format(
+      'The lease must be a number of seconds greater than 0 and at most 604800 (a week), not %s.', p_lease_seconds));
   end if;
 
   update public.allocator_py_runs r
