@@ -98,7 +98,20 @@ def api_key_problem(key: str | None) -> str | None:
             f"{MIN_API_KEY_LENGTH} (a long random secret, e.g. `python -c \"import secrets; "
             "print(secrets.token_urlsafe(32))\"`)."
         )
+    if not _header_safe(key):
+        return (
+            "Refusing to start: ALLOCATOR_API_KEY holds a character other than ASCII letters, digits, "
+            "punctuation and inner spaces, which an X-API-KEY header cannot carry as it is, so no request "
+            "could match it. Use a random secret of those (e.g. `python -c \"import secrets; "
+            "print(secrets.token_urlsafe(32))\"`)."
+        )
     return None
+
+
+def _header_safe(key: str) -> bool:
+    """Printable ASCII, no space at either end: HTTP clients send a header's other characters
+    in different encodings (or refuse them), and trim its ends, so such a key never matches."""
+    return all(" " <= ch <= "~" for ch in key) and key == key.strip()
 
 _api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -284,6 +297,12 @@ def create_app(
             raise HTTPException(
                 503,
                 f"This API's key (ALLOCATOR_API_KEY) is shorter than {MIN_API_KEY_LENGTH} characters, "
+                "so it accepts no POST.",
+            )
+        if not _header_safe(expected):  # served by another ASGI server than `allocator api`
+            raise HTTPException(
+                503,
+                "This API's key (ALLOCATOR_API_KEY) holds characters an X-API-KEY header cannot carry, "
                 "so it accepts no POST.",
             )
         given = key or ""

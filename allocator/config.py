@@ -12,11 +12,13 @@ Which store the project uses follows from the settings (:func:`store_choice`): a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -70,6 +72,45 @@ class AppConfig(BaseSettings):
     def _blank_dir_is_unset(cls, v: object) -> object:
         if isinstance(v, str) and not v.strip():
             return None
+        return v
+
+    # Said when the setting is read: a malformed address was otherwise tried for 30 s and
+    # then reported as an unreachable database, or stopped with the client library's error.
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _a_postgres_address(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None:
+            return v
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            conninfo_to_dict(v.get_secret_value())
+        except psycopg.Error as exc:
+            why = str(exc).strip()
+            # The library quotes what it could not read, which may hold the password.
+            why = "" if not why or v.get_secret_value() in why else f" ({why})"
+            raise PydanticCustomError(
+                "database_url",
+                "is not a PostgreSQL connection string{why}; give one like postgresql://user:password@host:5432/dbname",
+                {"why": why},
+            ) from None
+        return v
+
+    @field_validator("supabase_url", mode="after")
+    @classmethod
+    def _a_web_address(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^\s/?#]+", v.strip()):
+            raise PydanticCustomError(
+                "supabase_url", "is not a web address; give the project's URL, like https://abcd.supabase.co"
+            )
+        return v
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _a_folder(cls, v: Path | None) -> Path | None:
+        if v is not None and v.expanduser().exists() and not v.expanduser().is_dir():
+            raise PydanticCustomError("data_dir", "{path} is a file, not a folder", {"path": str(v)})
         return v
 
     @classmethod

@@ -23,7 +23,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from allocator.snapshot import SnapshotError, entry_label
+from allocator.snapshot import SnapshotError, entry_label, not_an_object
 
 __all__ = [
     "DEFAULT_MAX_INPUT_MB",
@@ -173,6 +173,13 @@ def parse_json(text: str | bytes) -> Any:
         the entry (``workers[3] (id 'w4'): the key 'name' appears more than once``).
     """
     if isinstance(text, bytes):
+        if text.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")):
+            # "not UTF-8 text (byte 11 ...)" would say nothing of what the file is.
+            raise SnapshotError(
+                ["The file is an Excel workbook (or another zip file), not a JSON snapshot. "
+                 "`allocator import` reads workbooks named .xlsx; `allocator solve` and `explain` "
+                 "read JSON only (`allocator export RUN_ID --out run.json` writes an imported run's)."]
+            )
         encoding = json.detect_encoding(text)  # as json.loads does: UTF-8, with or without BOM, or UTF-16/32
         try:
             text = text.decode(encoding)
@@ -193,6 +200,10 @@ def parse_json(text: str | bytes) -> Any:
         ) from None
     except ValueError:  # an integer of thousands of digits (Python refuses to convert it)
         raise SnapshotError([_long_number(text)]) from None
+    if not isinstance(data, dict):
+        # Said before the structure check: one level more (a snapshot inside a list) is no
+        # nesting mistake in every entry, it is the wrong kind of file.
+        raise SnapshotError([not_an_object(data)])
     problems = _structure_problems(data)
     if len(problems) > _MAX_MESSAGES:
         problems = [*problems[:_MAX_MESSAGES], f"... and {len(problems) - _MAX_MESSAGES} more problems like these."]

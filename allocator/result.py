@@ -270,9 +270,11 @@ class Result:
             lines += [f"  - [{d.code}] {d.message}" for d in self.diagnosis]
             return "\n".join(lines)
         limit = self.settings.get("max_seconds")
+        # Turning stability off is advice only to a run that has it on.
+        also = ", or turn stability off" if self.settings.get("stability") else ""
         return (
             f"{run}: no allocation found within the time limit ({_fmt(limit)} s). Give it more time "
-            "(--time-limit), or turn stability off."
+            f"(--time-limit){also}."
         )
 
     # -- explanations ---------------------------------------------------------------------------

@@ -126,6 +126,8 @@ class ScenarioOverrides(_Model):
     @classmethod
     def parse(cls, data: Mapping[str, Any] | None) -> ScenarioOverrides:
         """Validate a dict (as saved with a scenario), raising SnapshotError in planners' words."""
+        if data is not None and not isinstance(data, Mapping):
+            raise SnapshotError([f"The scenario's changes are {_kind(data)}, not a table of changes"])
         if not data:
             return cls()
         try:
@@ -227,10 +229,24 @@ def _plain(err: dict) -> str:
     return text[0].lower() + text[1:] if text else text
 
 
+def _kind(value: Any) -> str:
+    """What a JSON value is, as a message says it."""
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a list" if isinstance(value, list | tuple) else type(value).__name__
+
+
 def settings_of(snapshot: RunSnapshot, settings: Mapping[str, Any] | RunSettings | None) -> RunSettings:
     """The run's settings with the scenario's on top (validated, planners' words on error)."""
     if isinstance(settings, RunSettings):
         return settings
+    if settings is not None and not isinstance(settings, Mapping):
+        # A scenario saved by a caller of the database's own functions may hold anything.
+        raise SnapshotError([f"Settings: the scenario's settings are {_kind(settings)}, not a table of settings"])
     merged = {**snapshot.settings.model_dump(), **{k: v for k, v in (settings or {}).items() if v is not None}}
     unknown = sorted(set(merged) - set(RunSettings.model_fields))
     if unknown:

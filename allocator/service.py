@@ -39,12 +39,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from allocator.snapshot import RunSnapshot, SnapshotError, load_snapshot
+from allocator.snapshot import (
+    MAX_MAGNITUDE,
+    MAX_PLACES,
+    MAX_PRIORITY,
+    RunSnapshot,
+    SnapshotError,
+    broken_text_problem,
+    id_problem,
+    load_snapshot,
+    name_problem,
+)
 from allocator.store.base import (
     AccessDeniedError,
     AlreadyPublishedError,
     ClaimedRun,
     ClaimLostError,
+    ConfigurationError,
     DatabaseUnavailableError,
     InvalidSnapshotError,
     LateWorker,
@@ -75,6 +86,7 @@ __all__ = [
     "AccessDeniedError",
     "AlreadyPublishedError",
     "ClaimLostError",
+    "ConfigurationError",
     "DatabaseUnavailableError",
     "InvalidSnapshotError",
     "LateWorker",
@@ -324,6 +336,7 @@ def solve_run(
         The run cannot be claimed now: another worker is solving it, or it is complete.
     """
     worker = worker or default_worker_name()
+    _readable(worker, f"The worker name {worker!r}")
     claimed = claim_run(store, run_id, worker=worker, lease_seconds=lease_seconds)
     return solve_claimed(store, claimed, worker=worker, options=options, lease_seconds=lease_seconds)
 
@@ -408,6 +421,7 @@ def process_pending(
         (default: the store's pool timeout), then DatabaseUnavailableError is raised.
     """
     worker = worker or default_worker_name()
+    _readable(worker, f"The worker name {worker!r}")
     limit = 1 if once else max_runs
     call = _Retrier(store, on_notice or log.warning, retry_seconds)
     outcomes: list[RunOutcome] = []
@@ -688,6 +702,9 @@ def save_scenario(
     """
     if not name or not name.strip():
         raise ServiceError("A scenario needs a name.")
+    problem = name_problem(name.strip())
+    if problem:
+        raise ServiceError(f"The scenario's name {problem}.")
     return store.save_scenario(
         run_id, name.strip(), dict(settings), dict(overrides or {}), result, fingerprint, created_by
     )
@@ -881,7 +898,16 @@ def _reason(reason: str | None, what: str) -> str:
     text = (reason or "").strip()
     if not text:
         raise ServiceError(f"A reason is required to {what}: say why; it is kept in the run's change log.")
+    _readable(text, "The reason")
     return text
+
+
+def _readable(text: str | None, what: str) -> None:
+    """Refuse text that no database can store (bytes of a command line that are not UTF-8):
+    it would otherwise stop the change with an encoding error."""
+    problem = broken_text_problem(text) if text else None
+    if problem:
+        raise ServiceError(f"{what} {problem}.")
 
 
 def withdraw_worker(
@@ -891,6 +917,8 @@ def withdraw_worker(
     wid = (worker_id or "").strip()
     if not wid:
         raise ServiceError("Name the worker to withdraw (their worker id).")
+    _readable(wid, f"The worker id {wid!r}")
+    _readable(changed_by, "The name of who makes the change")
     why = _reason(reason, f"withdraw worker {wid!r}")
     return store.withdraw_worker(run_id, wid, reason=why, changed_by=changed_by)
 
@@ -920,8 +948,17 @@ def parse_ranked_lines(text: str | Sequence[str] | None) -> tuple[tuple[str, flo
             raise ServiceError(f"Ranked line {pos}: the rank of job line {line!r} must be a number (got {rank_text.strip()!r}).") from None
         if not (rank >= 1 and rank < float("inf")):
             raise ServiceError(f"Ranked line {pos}: the rank of job line {line!r} must be at least 1 (got {rank_text.strip()}).")
+        if rank > MAX_MAGNITUDE:
+            raise ServiceError(
+                f"Ranked line {pos}: the rank of job line {line!r} must be at most {MAX_MAGNITUDE:,.0f} (got {rank_text.strip()})."
+            )
         out.append((line, rank))
     return tuple(out)
+
+
+def _quoted(text: str) -> str:
+    """A text as a message quotes it; a huge one is cut (its length is said anyway)."""
+    return repr(text) if len(text) <= 60 else f"{text[:40]!r}…"
 
 
 def late_worker(
@@ -936,20 +973,40 @@ def late_worker(
     wid = (worker_id or "").strip()
     if not wid:
         raise ServiceError("The late worker needs an id (the id their rankings and the allocation use).")
+    # The Limits of run-snapshot.md hold for a late worker as for an imported one: a run
+    # holding what a snapshot may not could no longer be loaded, solved or exported.
+    problem = id_problem(wid)
+    if problem:
+        raise ServiceError(f"The late worker's id {_quoted(wid)} {problem}.")
     if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int) or priority < 1):
         raise ServiceError(
             f"Worker {wid!r}: the priority must be a whole number of at least 1 (1 is placed first), not {priority!r}."
         )
+    if priority is not None and priority > MAX_PRIORITY:
+        raise ServiceError(f"Worker {wid!r}: the priority must be at most {MAX_PRIORITY:,}, not {priority:,}.")
+    full_name = (name or "").strip()
+    problem = name_problem(full_name)
+    if problem:
+        raise ServiceError(f"Worker {wid!r}: the name {problem}.")
     if isinstance(qualification_ids, str):
         tags = [t.strip() for t in qualification_ids.split(",")]
     else:
         tags = [str(t).strip() for t in (qualification_ids or [])]
+    for tag in tags:
+        problem = id_problem(tag) if tag else None
+        if problem:
+            raise ServiceError(f"Worker {wid!r}: the tag {_quoted(tag)} {problem}.")
     if ranked_lines and not isinstance(ranked_lines, str) and isinstance(next(iter(ranked_lines)), tuple):
         prefs = tuple((str(j), float(r)) for j, r in ranked_lines)  # type: ignore[misc]
+        for pos, (line, rank) in enumerate(prefs, start=1):
+            if not (1 <= rank <= MAX_MAGNITUDE):
+                raise ServiceError(
+                    f"Ranked line {pos}: the rank of job line {line!r} must be from 1 to {MAX_MAGNITUDE:,.0f} (got {rank:g})."
+                )
     else:
         prefs = parse_ranked_lines(ranked_lines)  # type: ignore[arg-type]
     return LateWorker(
-        id=wid, name=(name or "").strip(), qualification_ids=tuple(t for t in tags if t), preferences=prefs,
+        id=wid, name=full_name, qualification_ids=tuple(t for t in tags if t), preferences=prefs,
         priority=priority,
     )
 
@@ -958,6 +1015,7 @@ def add_worker(
     store: RunStore, run_id: str, worker: LateWorker, *, reason: str, changed_by: str | None = None
 ) -> RunChange:
     """Add a late worker (id, name, tags, ranked lines) to the run; log who and why."""
+    _readable(changed_by, "The name of who makes the change")
     why = _reason(reason, f"add worker {worker.id!r}")
     return store.add_worker(run_id, worker, reason=why, changed_by=changed_by)
 
@@ -987,8 +1045,15 @@ def set_job_line(
         raise ServiceError(f"Job line {jid!r}: give it a site or make it a site of its own, not both.")
     if site is not None and not site.strip():
         raise ServiceError(f"Job line {jid!r}: a site is a non-empty name.")
+    _readable(jid, f"The job line id {jid!r}")
+    _readable(changed_by, "The name of who makes the change")
+    problem = name_problem(site.strip()) if site is not None else None
+    if problem:
+        raise ServiceError(f"Job line {jid!r}: the site {problem}.")
     if max_n_workers is not None and (isinstance(max_n_workers, bool) or int(max_n_workers) != max_n_workers or max_n_workers < 0):
         raise ServiceError(f"Job line {jid!r}: places must be a whole number, 0 or more (got {max_n_workers}).")
+    if max_n_workers is not None and max_n_workers > MAX_PLACES:
+        raise ServiceError(f"Job line {jid!r}: places must be at most {MAX_PLACES:,} (got {max_n_workers:,}).")
     why = _reason(reason, f"change job line {jid!r}")
     return store.set_job_line(
         run_id,
@@ -1150,8 +1215,11 @@ def read_snapshot_file(path: str | Path, *, label: str | None = None) -> RunSnap
         except WorkbookError as exc:
             raise SnapshotError(list(exc.messages)) from None
         return RunSnapshot.parse(data)
+    if not label and p.is_dir():
+        raise SnapshotError([f"{p} is a folder, not a file; give a run snapshot (.json) or a workbook (.xlsx)."])
+    kind = f"a {suffix} file" if suffix else "a file without an extension"
     raise ServiceError(
-        f"{label or p.name}: cannot read a {suffix or 'extensionless'} file. "
+        f"{label or p.name}: cannot read {kind}. "
         "Give a run snapshot (.json) or a workbook (.xlsx); `allocator template` writes one."
     )
 
@@ -1168,6 +1236,18 @@ def import_snapshot(
 
     ``source_file`` names the file it came from (shown with the run: when and from what).
     """
+    if organisation_id is not None:
+        try:
+            uuid.UUID(str(organisation_id))
+        except ValueError:
+            # Said before the database is asked, which would answer with a type error.
+            raise ServiceError(
+                f"{organisation_id!r} is not an organisation id (ids look like 1b4e28ba-2fa1-11d2-883f-0016d3cca427)."
+            ) from None
+    if source_file is not None:
+        # A file name need not be text (Linux allows any bytes): keep what can be read of it,
+        # since a name no database can store would stop the import.
+        source_file = os.fsencode(source_file).decode("utf-8", errors="replace")
     return store.import_snapshot(snapshot, organisation_id=organisation_id, name=name, source_file=source_file)
 
 

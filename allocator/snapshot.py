@@ -49,6 +49,8 @@ MAX_NAME_CHARS = 500
 MAX_PLACES = 1_000_000
 #: The largest magnitude of a rank or a weighting value.
 MAX_MAGNITUDE = 1e9
+#: The largest priority tier (business-rules.md: a whole number of at least 1).
+MAX_PRIORITY = 1_000_000
 
 _CONTROL_NAMES = {
     "\x00": "NUL", "\t": "tab", "\n": "line break", "\r": "carriage return", "\x1b": "escape",
@@ -72,6 +74,23 @@ def _control_character(text: str, allowed: frozenset[str] = frozenset()) -> str 
     return None
 
 
+# Half of a UTF-16 pair: JSON's "\ud800" escape alone reads as one, and no file, database or
+# terminal can hold it (UTF-8 has no such character), so it fails at the first write.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def broken_text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be written anywhere (a predicate), or None: it holds half of a
+    UTF-16 pair, as a broken ``\\u`` escape or a command line's bytes that are not UTF-8 give."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    return (
+        f"contains U+{ord(found.group()):04X}, half of a UTF-16 pair, which is no character on its own "
+        "(a broken \\u escape in the file, or bytes that are not UTF-8)"
+    )
+
+
 def id_problem(text: str) -> str | None:
     """Why ``text`` cannot be an id (a predicate, e.g. ``"is empty"``), or None when it can."""
     if not text:
@@ -81,6 +100,9 @@ def id_problem(text: str) -> str | None:
     bad = _control_character(text)
     if bad:
         return f"contains a control character ({bad})"
+    bad = broken_text_problem(text)
+    if bad:
+        return bad
     if text != text.strip():
         return "starts or ends with a space"
     return None
@@ -96,7 +118,7 @@ def name_problem(text: str) -> str | None:
     bad = _control_character(text, _NAME_ALLOWED_CONTROLS)
     if bad:
         return f"contains a control character ({bad})"
-    return None
+    return broken_text_problem(text)
 
 
 def _limit(check):
@@ -165,7 +187,7 @@ class Worker(_Model):
     name: Name = ""
     qualification_ids: list[Id] = Field(default_factory=list)
     # business-rules.md: 1 is placed first; workers without one form the last tier.
-    priority: int | None = Field(None, ge=1, le=1_000_000, strict=True)
+    priority: int | None = Field(None, ge=1, le=MAX_PRIORITY, strict=True)
 
 
 class JobLine(_Model):
@@ -387,11 +409,19 @@ def input_problems(
     return _validate(data, also_w, also_l, partial=bool(also_w or also_l))[1]
 
 
+def not_an_object(data: Any) -> str:
+    """The message for a snapshot that is not a JSON object (a list, a number, text, null)."""
+    return (
+        "The snapshot must be a JSON object with 'format', 'workers' and 'job_lines', "
+        f"not {_shown_value(data)}."
+    )
+
+
 def _validate(
     data: Any, also_workers: list[str] | None = None, also_lines: list[str] | None = None, *, partial: bool = False
 ) -> tuple[RunSnapshot | None, list[str]]:
     if not isinstance(data, dict):
-        return None, ["The snapshot must be a JSON object with 'format', 'workers' and 'job_lines'."]
+        return None, [not_an_object(data)]
     fmt = data.get("format")
     if fmt != FORMAT:
         return None, [

@@ -21,6 +21,7 @@ dashboard and the command line call the same code:
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import math
 import textwrap
@@ -329,11 +330,20 @@ def _safe(name: str) -> str:
 
 
 def statements_zip(statements: list[Statement], run_id: str = "") -> bytes:
-    """A ZIP with, per worker, ``<id>.pdf`` (their page), ``<id>.txt`` and ``<id>.json``."""
+    """A ZIP with, per worker, ``<id>.pdf`` (their page), ``<id>.txt`` and ``<id>.json``.
+
+    Ids that give the same file name (``a/b`` and ``a_b``; ``W4`` and ``w4`` on Windows and
+    macOS, whose file names ignore case) get ``-2``, ``-3``, ... after the later ones, so that
+    unpacking the ZIP loses no worker's statement.
+    """
     buf = io.BytesIO()
+    taken: set[str] = set()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for st in statements:
             base = _safe(st.worker_id)
+            if base.lower() in taken:
+                base = next(f"{base}-{n}" for n in itertools.count(2) if f"{base}-{n}".lower() not in taken)
+            taken.add(base.lower())
             z.writestr(f"{base}.pdf", statements_pdf([st], run_id))
             z.writestr(f"{base}.txt", st.text())
             z.writestr(f"{base}.json", json.dumps(st.explanation, indent=2, ensure_ascii=False) + "\n")

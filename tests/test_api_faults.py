@@ -166,6 +166,25 @@ def test_api_refuses_to_start_with_a_short_key(monkeypatch, capsys, tmp_path, ke
     assert key not in err  # the key itself is not printed
 
 
+def test_a_key_no_header_can_carry_is_refused_at_start_and_on_every_post(db, monkeypatch, capsys, tmp_path):
+    # Before, `allocator api` started with it and every POST answered 401, the right key or not.
+    from allocator.cli import main
+
+    key = "clé-secrète-très-longue-1234"
+    with TestClient(create_app(settings(db, api_key=key))) as client:
+        r = client.post("/runs/process-pending", headers={"X-API-KEY": key.encode("utf-8")})
+    assert r.status_code == 503
+    assert "holds characters an X-API-KEY header cannot carry" in r.json()["detail"]
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALLOCATOR_API_KEY", key)
+    with pytest.raises(SystemExit) as exited:
+        main(["api", "--port", "1"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "holds a character other than ASCII letters, digits, punctuation and inner spaces" in err and key not in err
+
+
 # --------------------------------------------------------------------------- 10. SIGTERM
 
 

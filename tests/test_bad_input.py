@@ -67,6 +67,9 @@ CASES: dict[str, list[str]] = {
     "worker_id_nul.json": ["workers[1] (id 'w\\x00'): the id contains a control character (NUL)"],
     "worker_id_spaces.json": ["workers[0] (id ' w1 '): the id starts or ends with a space"],
     "worker_name_nul.json": ["workers[0] (id 'w1'): the name contains a control character (NUL)"],
+    # Was read, then stopped the solve ("Unexpected error: UnicodeEncodeError") and the import
+    # ("Database error: invalid input syntax for type json"), exit 1.
+    "worker_name_lone_surrogate.json": ["workers[0] (id 'w1'): the name contains U+D800, half of a UTF-16 pair"],
     # business-rules.md: every new invalid input names its entry.
     "fewest_moves_string.json": ["settings: fewest_moves", "must be true or false, not the text 'yes'"],
     "link_empty.json": ["linked_workers[0] (id 'couple-1')", "names no workers; a link has 2 to 4 workers"],
@@ -392,3 +395,30 @@ def test_json_in_any_encoding_json_reads_is_still_read(tmp_path, encoding):
     path.write_bytes((DATA / "valid" / "small_network.json").read_text(encoding="utf-8").encode(encoding))
 
     assert read_snapshot_file(path) == read_snapshot_file(DATA / "valid" / "small_network.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        # A snapshot wrapped in a list: each worker's tags were reported as nested too deep.
+        ("[" + (DATA / "valid" / "small_network.json").read_text(encoding="utf-8") + "]", "a list"),
+        ("null", "null"),
+        ('"allocator-run/1"', "the text 'allocator-run/1'"),
+    ],
+)
+def test_a_file_that_is_no_json_object_is_called_what_it_is(text, kind):
+    with pytest.raises(SnapshotError) as refused:
+        RunSnapshot.from_json(text)
+    assert refused.value.messages == [
+        f"The snapshot must be a JSON object with 'format', 'workers' and 'job_lines', not {kind}."
+    ]
+
+
+
+def test_a_workbook_given_where_a_json_snapshot_belongs_is_called_a_workbook(tmp_path):
+    # `allocator solve run.xlsx` said "The file is not UTF-8 text (byte 11 cannot be read)".
+    path = tmp_path / "run.xlsx"
+    snapshot_to_xlsx(RunSnapshot.from_json((DATA / "valid" / "small_network.json").read_text()), path)
+    res = CliRunner().invoke(app, ["solve", str(path)])
+    assert res.exit_code == EXIT_INVALID
+    assert "The file is an Excel workbook (or another zip file), not a JSON snapshot. `allocator import` reads workbooks named .xlsx" in res.stderr

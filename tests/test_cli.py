@@ -90,6 +90,17 @@ def test_solve_writes_out_atomically(tmp_path):
     assert f"Result written to {out}" in res.stderr
 
 
+@pytest.mark.parametrize("command", [("solve",), ("explain", "--all")])
+def test_out_naming_the_input_file_itself_is_refused_and_the_input_kept(tmp_path, command):
+    # The result replaced the planner's snapshot, which was then lost.
+    snapshot = tmp_path / "run.json"
+    snapshot.write_bytes(Path(SMALL).read_bytes())
+    res = run(command[0], snapshot, *command[1:], "--out", tmp_path / "." / "run.json")
+    assert res.exit_code == EXIT_INVALID
+    assert "is the input file itself; give another file name" in res.stderr
+    assert snapshot.read_bytes() == Path(SMALL).read_bytes()
+
+
 def test_flags_override_the_snapshot_settings(tmp_path):
     out = tmp_path / "r.json"
     res = run("solve", SMALL, "--out", out, "--alpha", "0.5", "--power", "2", "--seed", "7",
@@ -318,8 +329,11 @@ def test_demo_is_deterministic_and_seeded(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--workers", "0"], "--workers must be at least 1"),
-        (["--lines", "0"], "--lines must be at least 1"),
+        (["--workers", "0"], "--workers must be from 1 to 40,000 (got 0)"),
+        (["--lines", "0"], "--lines must be from 1 to 40,000 (got 0)"),
+        # Far past the largest tested size the generator took every byte of memory (killed).
+        (["--workers", "100000000"], "--workers must be from 1 to 40,000 (got 100000000)"),
+        (["--workers", "5", "--lines", "100000000"], "--lines must be from 1 to 40,000 (got 100000000)"),
         (["--seed", "-3"], "--seed must be a whole number of at least 0"),
         (["--out", "/no/such/folder/d.json"], "--out: the folder /no/such/folder does not exist"),
     ],

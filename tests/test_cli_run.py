@@ -113,6 +113,22 @@ def test_log_lists_every_change_with_who_and_why(cli, run_id):
         (("set-line", "{run}", "j1", "--places", "-3", "--reason", "x"), "places must be a whole number, 0 or more (got -3)"),
         (("set-line", "{run}", "j1", "--reason", "x"), "say what to change"),
         (("set-line", "{run}", "j9", "--places", "1", "--reason", "x"), "'j9'"),
+        # The Limits of run-snapshot.md hold for a change as for an import: beyond them the
+        # run could no longer be loaded (or, for places past PostgreSQL's integers, exit 1).
+        (("set-line", "{run}", "j1", "--places", "99999999999", "--reason", "x"), "places must be at most 1,000,000 (got 99,999,999,999)"),
+        (("set-line", "{run}", "j1", "--places", "1000001", "--reason", "x"), "places must be at most 1,000,000"),
+        (("add-worker", "{run}", "w8", "--ranks", "j1=1,j2=1e99", "--reason", "x"), "the rank of job line 'j2' must be at most 1,000,000,000"),
+        (("add-worker", "{run}", "w8", "--name", "A\x07B", "--reason", "x"), "Worker 'w8': the name contains a control character (U+0007)"),
+        (("add-worker", "{run}", "w8", "--tags", "icu,t\x1bt", "--reason", "x"), "Worker 'w8': the tag 't\\x1bt' contains a control character (escape)"),
+        (("add-worker", "{run}", "w" * 201, "--reason", "x"), "is 201 characters long; an id has at most 200"),
+        (("add-worker", "{run}", "w8", "--priority", "2000000", "--reason", "x"), "Worker 'w8': the priority must be at most 1,000,000, not 2,000,000"),
+        # Bytes of the command line that are not UTF-8 (Python reads them as lone surrogates):
+        # each stopped the change with "Unexpected error: UnicodeEncodeError ... a bug" (exit 1).
+        (("withdraw", "{run}", "w1", "--reason", "left \udcff"), "The reason contains U+DCFF, half of a UTF-16 pair"),
+        (("withdraw", "{run}", "w1", "--reason", "x", "--by", "Dr \udce9"), "The name of who makes the change contains U+DCE9"),
+        (("withdraw", "{run}", "w\udcff", "--reason", "x"), "The worker id 'w\\udcff' contains U+DCFF"),
+        (("set-line", "{run}", "j1", "--site", "Orang\udce9", "--reason", "x"), "Job line 'j1': the site contains U+DCE9"),
+        (("add-worker", "{run}", "w\udcff", "--reason", "x"), "The late worker's id 'w\\udcff' contains U+DCFF"),
         (("log", "00000000-0000-0000-0000-000000000000"), "not found"),
         (("withdraw", "not-a-run", "w1", "--reason", "x"), "not a run id"),
     ],

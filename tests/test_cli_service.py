@@ -94,6 +94,16 @@ def test_import_prints_only_the_new_run_id(db, tmp_path):
     assert run_status(db, run_id) == "pending"
 
 
+def test_a_file_whose_name_is_not_utf8_is_imported_and_recorded_as_far_as_it_reads(cli, db, tmp_path):
+    # Linux file names are bytes: b"caf\xe9.json" stopped the import with an encoding error (exit 1).
+    path = write(tmp_path, "caf\udce9.json", tiny())
+    proc = cli("import", path)
+    assert proc.returncode == 0, proc.stderr
+    with psycopg.connect(db) as conn:
+        (source,) = conn.execute("select source_file from allocator_py_runs where id = %s", (proc.stdout.strip(),)).fetchone()
+    assert source == "caf\ufffd.json"
+
+
 def test_export_import_export_is_identical(cli, tmp_path):
     first = cli("import", str(write(tmp_path, "run.json", tiny("round")))).stdout.strip()
     exported = cli("export", first)
@@ -138,18 +148,29 @@ def test_template_is_a_workbook_that_names_what_is_missing(cli, db, tmp_path):
         (["import", "bad.json"], "worker_preferences[0]: worker 'w9' is not a worker of this run"),
         (["import", "missing.json"], "File not found"),  # no such file
         (["import", "run.csv"], "cannot read a .csv file"),  # a file type we do not read
+        (["import", "run"], "run: cannot read a file without an extension"),  # was "a extensionless file"
+        (["import", "."], ". is a folder, not a file"),  # was ": cannot read a extensionless file"
+        # was exit 1, "Database error: invalid input syntax for type uuid"
+        (["import", "good.json", "--organisation", "nope"], "'nope' is not an organisation id"),
         (["export", str(uuid.UUID(int=99))], "was not found"),  # an unknown run
         (["export", "not-an-id"], "'not-an-id' is not a run"),  # a malformed run id
         (["solve-run", str(uuid.UUID(int=99))], "There is no run"),  # an unknown run
         (["export", "x", "--format", "xlsx"], "--format xlsx needs --out"),  # a workbook to a terminal
         (["export", "x", "--format", "csv"], "--format must be json or xlsx"),  # unknown format
         (["process-pending", "--lease", "0"], "--lease must be"),  # a lease of no time
+        # a lease past PostgreSQL's timestamps: "Database error: interval out of range" (exit 1)
+        (["process-pending", "--lease", "1e300"], "--lease must be a number of seconds greater than 0 and at most 604,800"),
+        # a name whose bytes are not UTF-8: exit 5 ("not waiting"), or an encoding error
+        (["solve-run", str(uuid.UUID(int=99)), "--worker", "n\udcff"], "--worker 'n\\udcff' contains U+DCFF"),
+        (["process-pending", "--worker", "n\udcff"], "--worker 'n\\udcff' contains U+DCFF"),
         (["template", "--out", "run.txt"], "must name an .xlsx file"),  # wrong extension
     ],
 )
 def test_bad_input_is_exit_2_with_a_message(cli, db, tmp_path, args, says):
     write(tmp_path, "bad.json", tiny(worker_preferences=[{"worker_id": "w9", "job_line_id": "j1", "rank": 1}]))
     (tmp_path / "run.csv").write_text("id\n", encoding="utf-8")
+    (tmp_path / "run").write_text("id\n", encoding="utf-8")
+    write(tmp_path, "good.json", tiny())
     before = count_runs(db)
 
     proc = cli(*args)
@@ -236,6 +257,32 @@ def test_db_migrate_of_an_unreachable_database_is_a_message(cli, tmp_path):
     assert proc.stderr.startswith("Database error:")
 
 
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        # Each was tried for 30 s, then "Cannot reach the database: pool initialization incomplete".
+        ({"ALLOCATOR_DATABASE_URL": "notaurl"},
+         "ALLOCATOR_DATABASE_URL: is not a PostgreSQL connection string; give one like postgresql://"),
+        ({"ALLOCATOR_DATABASE_URL": "postgresql://u:s3cret@h/db?colour=red"},
+         'ALLOCATOR_DATABASE_URL: is not a PostgreSQL connection string (invalid URI query parameter: "colour")'),
+        # Each was "Unexpected error: ... This is a bug in the allocator" (exit 1).
+        ({"ALLOCATOR_DATABASE_URL": "", "SUPABASE_URL": "supabase.co", "SUPABASE_KEY": "k"},
+         "SUPABASE_URL: is not a web address; give the project's URL, like https://abcd.supabase.co"),
+        ({"ALLOCATOR_DATABASE_URL": "", "ALLOCATOR_DATA_DIR": "{tmp}/run.csv"}, "ALLOCATOR_DATA_DIR: {tmp}/run.csv is a file, not a folder"),
+        ({"ALLOCATOR_DATABASE_URL": "", "ALLOCATOR_DATA_DIR": "{tmp}/run.csv/db"},
+         "ALLOCATOR_DATA_DIR: cannot hold the embedded database at {tmp}/run.csv/db: Not a directory"),
+    ],
+)
+def test_a_setting_that_cannot_work_is_invalid_configuration(cli, tmp_path, env, says):
+    (tmp_path / "run.csv").write_text("id\n", encoding="utf-8")
+    proc = cli("run", "log", str(uuid.UUID(int=99)), env={k: v.format(tmp=tmp_path) for k, v in env.items()})
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "Invalid configuration (environment, .env or .streamlit/secrets.toml):", proc.stderr
+    assert lines[1].startswith(f"  - {says.format(tmp=tmp_path)}") and len(lines) == 2, proc.stderr
+    assert "s3cret" not in proc.stderr
+
+
 def test_api_refuses_to_start_without_a_key(db, tmp_path):
     proc = in_a_process(db, tmp_path, "api", "--port", "1")
     assert proc.returncode == 2
@@ -247,6 +294,21 @@ def test_api_refuses_a_blank_key(cli, key):
     proc = cli("api", "--port", "1", env={"ALLOCATOR_API_KEY": key})
     assert proc.returncode == 2
     assert "Refusing to start" in proc.stderr
+
+
+def test_api_refuses_a_port_in_use_and_a_host_it_cannot_listen_on(cli):
+    # uvicorn ended with its own exit code 3, which the command line's codes read as "infeasible".
+    key = {"ALLOCATOR_API_KEY": "k" * 20}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = cli("api", "--port", str(port), env=key)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"Cannot listen on 127.0.0.1:{port}: Address already in use.")
+    proc = cli("api", "--host", "no such host!", "--port", "8000", env=key)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("--host 'no such host!' is not an address this machine can listen on")
 
 
 def test_api_serves_health_with_a_key(db, tmp_path):

@@ -55,6 +55,11 @@ class NoStore:
         (lambda s: service.set_job_line(s, "r", "j1", reason="x", max_n_workers=2.7), "whole number, 0 or more (got 2.7)"),
         (lambda s: service.set_job_line(s, "r", "j1", reason="x", max_n_workers=-1), "whole number, 0 or more (got -1)"),
         (lambda s: service.set_job_line(s, "r", "j1", reason=None, must_have_workers=True), "reason is required to change job line 'j1'"),
+        # Beyond a name's Limits: the pickers, the Compare and Publish pages show the name.
+        (lambda s: service.save_scenario(s, "r", "N" * 501, settings={}, overrides={}, result=None, fingerprint="f"),
+         "The scenario's name is 501 characters long; a name has at most 500"),
+        (lambda s: service.save_scenario(s, "r", "Plan\x1bB", settings={}, overrides={}, result=None, fingerprint="f"),
+         "The scenario's name contains a control character (escape)"),
     ],
 )
 def test_the_service_refuses_before_asking_the_store(call, words):

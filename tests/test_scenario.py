@@ -194,3 +194,20 @@ def test_a_pin_reason_too_long_is_named(run):
     with pytest.raises(SnapshotError) as e:
         ScenarioOverrides.parse({"pins": [{"worker_id": "w2", "job_line_id": "j1", "reason": "x" * 501}]})
     assert e.value.messages == ["Pins, row 1: reason is too long: at most 500 characters"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "overrides", "expected"),
+    [
+        # A scenario saved through the database's functions by another caller may hold these;
+        # a re-solve of it stopped with a traceback ('str' object has no attribute 'items').
+        ("fast", None, "Settings: the scenario's settings are text, not a table of settings"),
+        ([1], None, "Settings: the scenario's settings are a list, not a table of settings"),
+        (None, [{"worker_id": "w1"}], "The scenario's changes are a list, not a table of changes"),
+        (None, "pins", "The scenario's changes are text, not a table of changes"),
+    ],
+)
+def test_settings_or_changes_that_are_no_table_are_named(run, settings, overrides, expected):
+    with pytest.raises(SnapshotError) as e:
+        apply(run, settings, overrides)
+    assert e.value.messages == [expected]

@@ -158,3 +158,18 @@ def test_the_command_lines_explanation_speaks_of_supervisors(demo):
     texts = [str(r.explain(w)) for w in r.problem.worker_ids]
     assert texts and not any("preferencer" in t.lower() for t in texts)
     assert any("from the line's supervisors" in t for t in texts)
+
+
+def test_zip_gives_each_worker_files_of_their_own_when_ids_make_the_same_name(demo):
+    # 'a/b' and 'a_b' both became a_b.pdf (two entries of one name: unpacking kept one), and
+    # 'W4' / 'w4' are one file on Windows and macOS.
+    _, sts = demo
+    ids = ["a/b", "a_b", "W4", "w4", "a_b-2"]
+    renamed = [statements.Statement(wid, s.title, s.lines, s.explanation) for wid, s in zip(ids, sts, strict=False)]
+    z = zipfile.ZipFile(io.BytesIO(statements.statements_zip(renamed)))
+    names = z.namelist()
+    assert len({n.lower() for n in names}) == len(names) == 3 * len(ids)
+    assert sorted({n.rsplit(".", 1)[0] for n in names}) == ["W4", "a_b", "a_b-2", "a_b-2-2", "w4-2"]
+    # Each worker's text is in the ZIP once, whichever name it got.
+    texts = sorted(z.read(n).decode() for n in names if n.endswith(".txt"))
+    assert texts == sorted(s.text() for s in renamed)

@@ -305,6 +305,23 @@ def test_malformed_workbook_names_the_sheet_and_row(small, edit, expected):
     assert any(m.startswith(expected) or expected in m for m in messages), messages
 
 
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (_set("workers", 1, 8, "notes"), "Sheet 'workers': the column 'notes' is not one of id, name, qualification_ids, priority; rename it, or start its name with # to keep it as a note."),
+        (_set("job_lines", 1, 2, "id"), "Sheet 'job_lines': the column 'id' appears twice in row 1."),
+        (_delete_column("workers", 1), "Sheet 'workers': there is no 'id' column in row 1."),
+    ],
+)  # fmt: skip
+def test_a_sheet_of_workers_or_lines_with_unusable_column_names_is_said_once(small, edit, expected):
+    # Its rows cannot be read, so the run does not "have no workers" and the references to
+    # them are not dangling: before, one misnamed column came with a message per reference.
+    messages = errors(edited(small, edit))
+    assert messages[0] == expected
+    assert not any("is not a worker of this run" in m or "is not a job line of this run" in m or "the run has no" in m
+                   for m in messages), messages
+
+
 def test_ties_when_ties_are_not_allowed_are_reported_on_the_preferences_sheet(small):
     def edit(wb):
         for row in wb["run"].iter_rows(min_row=2):
@@ -380,6 +397,16 @@ def test_not_a_workbook_is_a_clear_error(tmp_path):
         xlsx_to_snapshot_dict(broken)
     with pytest.raises(WorkbookError, match="File not found"):
         xlsx_to_snapshot_dict(tmp_path / "missing.xlsx")
+
+
+def test_a_password_protected_workbook_is_said_so():
+    # Excel saves an encrypted workbook (and an .xls) as an OLE2 file: "File is not a zip file" said nothing.
+    messages = errors(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    assert messages == [
+        "The workbook is password-protected (encrypted), or an old Excel 97-2003 (.xls) file renamed .xlsx, "
+        "so it cannot be read. In Excel, remove the password (File > Info > Protect Workbook) or save it as "
+        "an Excel Workbook (.xlsx), then import it again."
+    ]
 
 
 def _with_formula(
@@ -467,3 +494,11 @@ def test_any_cell_garbage_gives_a_snapshot_or_a_workbook_error(changes):
         )
     else:
         RunSnapshot.parse(result)
+
+
+@pytest.mark.timeout(60)
+def test_a_cell_at_the_sheets_far_corner_is_read_at_once_and_named(small):
+    # One note at XFD1048576 made the sheet state a million rows of 16,384 cells; reading it
+    # padded to that size did not end (an 18 KB upload held `import` for good).
+    messages = errors(edited(small, _set("pins", 1_048_576, 16_384, "note")))
+    assert "Sheet 'pins', row 1048576: column XFD has a value but no column name in row 1." in messages

@@ -101,6 +101,8 @@ def planner_errors(fn):
                 raise CliError(invalid_input_lines(exc.message.splitlines()), EXIT_INVALID) from None
             except service.ServiceError as exc:
                 raise CliError(str(exc), EXIT_INVALID) from None
+            except service.ConfigurationError as exc:
+                raise CliError([CONFIG_HEADING, f"  - {exc.setting}: {exc}"], EXIT_INVALID) from None
             except service.StoreError as exc:
                 raise CliError(f"Database error: {exc}", EXIT_ERROR) from None
             except ValidationError as exc:  # the configuration (pydantic settings)
@@ -113,8 +115,11 @@ def planner_errors(fn):
     return wrapper
 
 
+CONFIG_HEADING = "Invalid configuration (environment, .env or .streamlit/secrets.toml):"
+
+
 def _config_messages(exc: Any) -> list[str]:
-    lines = ["Invalid configuration (environment, .env or .streamlit/secrets.toml):"]
+    lines = [CONFIG_HEADING]
     for e in exc.errors(include_url=False):
         where = ".".join(str(x) for x in e["loc"]) or "settings"
         lines.append(f"  - {where.upper()}: {e['msg']}")
@@ -132,6 +137,19 @@ def out_path_errors(out: Path | None, flag: str = "--out") -> list[str]:
         return [f"{flag}: the folder {parent} does not exist"]
     if not os.access(parent, os.W_OK):
         return [f"{flag}: cannot write to the folder {parent}"]
+    return []
+
+
+def same_file_errors(source: str | Path | None, out: Path | None, flag: str = "--out") -> list[str]:
+    """Refuse an ``out`` that is the input file itself: the result would replace the planner's input."""
+    if source is None or out is None:
+        return []
+    try:
+        same = os.path.samefile(source, out)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return []
+    if same:
+        return [f"{flag}: {out} is the input file itself; give another file name (it would be replaced)"]
     return []
 
 

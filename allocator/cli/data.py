@@ -6,6 +6,7 @@ The store comes from the configuration (``ALLOCATOR_DATABASE_URL``, else ``SUPAB
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -45,7 +46,8 @@ def register(app: typer.Typer) -> None:
         finally:
             store.close()
         typer.echo(run_id)
-        err(f"Imported {file.name} as pending run {run_id}: {len(snapshot.workers)} workers, {len(snapshot.job_lines)} job lines.")
+        shown = os.fsencode(file.name).decode("utf-8", errors="replace")  # a file name need not be text
+        err(f"Imported {shown} as pending run {run_id}: {len(snapshot.workers)} workers, {len(snapshot.job_lines)} job lines.")
 
     @app.command("export", epilog=SERVICE_EXIT_CODES_HELP)
     @planner_errors

@@ -21,6 +21,7 @@ from allocator.cli.common import (
     err,
     out_path_errors,
     planner_errors,
+    same_file_errors,
     threads_errors,
 )
 
@@ -54,7 +55,7 @@ def register(app: typer.Typer) -> None:
         from allocator import service
         from allocator.statements import FORMATS
 
-        errs = out_path_errors(out)
+        errs = out_path_errors(out) + same_file_errors(snapshot, out)
         if (snapshot is None) == (run is None):
             errs.append("Give either a snapshot file or --run RUN_ID (one of them).")
         if all_workers and worker is not None:

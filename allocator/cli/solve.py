@@ -19,8 +19,13 @@ from allocator.cli.common import (
     finite,
     out_path_errors,
     planner_errors,
+    same_file_errors,
     threads_errors,
 )
+
+#: The largest demo ``allocator demo`` writes (the demo generator's largest tested size): far
+#: beyond it the generator would take the machine's memory before writing anything.
+DEMO_MAX_SIZE = 40_000
 
 
 def solve_flag_errors(
@@ -66,6 +71,7 @@ def register(app: typer.Typer) -> None:
         from allocator import service
 
         errs = solve_flag_errors(alpha, power, seed, time_limit, threads) + out_path_errors(out)
+        errs += same_file_errors(snapshot, out)
         if errs:
             raise CliError(errs)
 
@@ -105,10 +111,10 @@ def register(app: typer.Typer) -> None:
         from allocator import service
 
         errs = []
-        if workers < 1:
-            errs.append(f"--workers must be at least 1 (got {workers})")
-        if lines is not None and lines < 1:
-            errs.append(f"--lines must be at least 1 (got {lines})")
+        if not 1 <= workers <= DEMO_MAX_SIZE:
+            errs.append(f"--workers must be from 1 to {DEMO_MAX_SIZE:,} (got {workers})")
+        if lines is not None and not 1 <= lines <= DEMO_MAX_SIZE:
+            errs.append(f"--lines must be from 1 to {DEMO_MAX_SIZE:,} (got {lines})")
         if seed < 0:
             errs.append(f"--seed must be a whole number of at least 0 (got {seed})")
         errs += out_path_errors(out)

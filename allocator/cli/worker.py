@@ -28,11 +28,19 @@ from allocator.cli.common import (
     threads_errors,
 )
 
+#: The longest lease (the database refuses more: far beyond it its timestamps overflow).
+MAX_LEASE_SECONDS = 604_800
 
-def _check_lease_threads(lease: float, threads: int | None) -> None:
+
+def _check_lease_threads(lease: float, threads: int | None, worker: str | None = None) -> None:
+    from allocator.snapshot import broken_text_problem
+
     errs = []
-    if not (lease > 0 and lease < float("inf")):
-        errs.append(f"--lease must be a number of seconds greater than 0 (got {lease:g})")
+    problem = broken_text_problem(worker) if worker else None
+    if problem:  # said here: solve-run reads the service's refusals as "not waiting" (exit 5)
+        errs.append(f"--worker {worker!r} {problem}")
+    if not (0 < lease <= MAX_LEASE_SECONDS):
+        errs.append(f"--lease must be a number of seconds greater than 0 and at most {MAX_LEASE_SECONDS:,} (a week) (got {lease:g})")
     errs += threads_errors(threads)
     if errs:
         raise CliError(errs)
@@ -57,7 +65,7 @@ def register(app: typer.Typer) -> None:
         from allocator import service
         from allocator.config import get_settings
 
-        _check_lease_threads(lease, threads)
+        _check_lease_threads(lease, threads, worker)
         service.stop_on_sigterm(EXIT_TERMINATED)
         settings = get_settings()
         store = service.open_store(settings)
@@ -99,7 +107,7 @@ def register(app: typer.Typer) -> None:
         from allocator import service
         from allocator.config import get_settings
 
-        _check_lease_threads(lease, threads)
+        _check_lease_threads(lease, threads, worker)
         service.stop_on_sigterm(EXIT_TERMINATED)
         settings = get_settings()
         store = service.open_store(settings)

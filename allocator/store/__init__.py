@@ -15,6 +15,7 @@ from allocator.store.base import (
     AlreadyPublishedError,
     ClaimedRun,
     ClaimLostError,
+    ConfigurationError,
     DatabaseUnavailableError,
     InvalidSnapshotError,
     LateWorker,
@@ -43,6 +44,7 @@ __all__ = [
     "AlreadyPublishedError",
     "ClaimLostError",
     "ClaimedRun",
+    "ConfigurationError",
     "DatabaseUnavailableError",
     "InvalidSnapshotError",
     "LateWorker",
@@ -92,4 +94,12 @@ def open_store(settings: AppConfig | None = None, *, load_demo: bool = False, fa
         return PostgresStore(url, migrate=False, **limits)
     from allocator.db.embedded import ensure_database
 
+    directory = settings.resolved_data_dir
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # not the database's fault, nor a bug: the setting names a bad place
+        raise ConfigurationError(
+            "ALLOCATOR_DATA_DIR",
+            f"cannot hold the embedded database at {directory}: {exc.strerror or exc}",
+        ) from None
     return PostgresStore(ensure_database(settings, load_demo=load_demo), migrate=False, **limits)

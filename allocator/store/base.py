@@ -103,6 +103,15 @@ class DatabaseUnavailableError(StoreError):
     """
 
 
+class ConfigurationError(StoreError):
+    """The configuration names a store that cannot be used as it is (e.g. an
+    ``ALLOCATOR_DATA_DIR`` that cannot be created); ``setting`` is the setting to change."""
+
+    def __init__(self, setting: str, message: str):
+        self.setting = setting
+        super().__init__(message)
+
+
 class RunBusyError(StoreError):
     """The run's state does not allow this now: a worker holds it, or it is already waiting."""
 

@@ -161,6 +161,13 @@ def _load(
     try:
         wb = load_workbook(source, read_only=True, data_only=data_only)
     except Exception as exc:  # zip, XML and format errors all mean "not a workbook"
+        if _head(source) == _OLE_MAGIC:
+            # What Excel saves with a password (or as an old .xls): the zip error says nothing of that.
+            raise WorkbookError(
+                ["The workbook is password-protected (encrypted), or an old Excel 97-2003 (.xls) file "
+                 "renamed .xlsx, so it cannot be read. In Excel, remove the password (File > Info > "
+                 "Protect Workbook) or save it as an Excel Workbook (.xlsx), then import it again."]
+            ) from None
         reason = str(exc) or type(exc).__name__
         raise WorkbookError(
             [f"The file is not an Excel workbook (.xlsx) that can be read: {reason}"]
@@ -170,6 +177,10 @@ def _load(
         for ws in wb.worksheets:
             rows: list[tuple[int, list[Any]]] = []
             marks: set[tuple[int, int]] = set()
+            # The sheet's stated size is not trusted: one cell formatted at XFD1048576 (or a
+            # whole column formatted) states a million rows of 16,384 cells, and reading it
+            # padded to that size took for ever. Without it each row is only the cells it has.
+            ws.reset_dimensions()
             for r, row in enumerate(ws.iter_rows(), start=1):
                 values = []
                 for c, cell in enumerate(row):
@@ -192,6 +203,25 @@ def _load(
         ) from None
     finally:
         wb.close()
+
+
+#: The first bytes of an OLE2 compound file: an encrypted workbook, or an .xls.
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def _head(source: PathOrBuffer) -> bytes:
+    """The first eight bytes of ``source`` (a path or a seekable buffer), or b"" if unreadable."""
+    try:
+        if isinstance(source, str | Path):
+            with open(source, "rb") as f:
+                return f.read(8)
+        at = source.tell()
+        source.seek(0)
+        head = source.read(8)
+        source.seek(at)
+        return head
+    except (OSError, AttributeError, ValueError):
+        return b""
 
 
 def _normal(name: str) -> str:
@@ -242,6 +272,18 @@ def _header(
     return {k: v for k, v in columns.items() if v >= 0}, data
 
 
+def _unread(dropped: list[str | None] | None) -> tuple[list[dict[str, Any]], list[int]]:
+    """No entries from a sheet whose column names cannot be used.
+
+    On the workers or job_lines sheet its ids are then unknown (``None`` in ``dropped``), so
+    nothing else is reported as naming a missing worker or line, nor the run as having none:
+    one misnamed column would otherwise bury its own message under one per reference.
+    """
+    if dropped is not None:
+        dropped.append(None)
+    return [], []
+
+
 _DUPLICATE_ADVICE = {
     "id": ("id", "ids must be unique."),
     "job_line_id": ("job line", "a job line has one row of rules; merge the two rows."),
@@ -262,7 +304,7 @@ def _read_list(
         return [], []
     parsed = _header(actual, rows, problems)
     if parsed is None:
-        return [], []
+        return _unread(dropped)
     columns, data = parsed
     known = {c.name for c in sheet.columns}
     unknown = [k for k in columns if k not in known]
@@ -276,7 +318,7 @@ def _read_list(
     for k in missing:
         problems.append(f"Sheet '{actual}': there is no '{k}' column in row 1.")
     if unknown or missing:
-        return [], []
+        return _unread(dropped)
 
     entries: list[dict[str, Any]] = []
     row_numbers: list[int] = []

@@ -539,6 +539,213 @@ $$;
 -- (Before p_source_file it had three arguments: that version would stay beside this one,
 -- and a call with one to three arguments would match both.)
 drop function if exists public.allocator_import_run(jsonb, uuid, text);
+-- Why a JSON value cannot be an id (run-snapshot.md, "Limits"), as a predicate, or null.
+create or replace function public.allocator_id_problem(p_value jsonb) returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when p_value is null or jsonb_typeof(p_value) <> 'string' then format('must be text, not %s', coalesce(p_value::text, 'nothing'))
+    when p_value #>> '{}' = '' then 'is empty'
+    when length(p_value #>> '{}') > 200
+      then format('is %s characters long; an id has at most 200', length(p_value #>> '{}'))
+    when (p_value #>> '{}') ~ '[\x01-\x1f\x7f-\x9f]' then 'contains a control character'
+    -- Every space Python's strip() takes (the snapshot check), not only ASCII ones.
+    when (p_value #>> '{}') ~ '^[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$' then 'starts or ends with a space'
+  end
+$$;
+
+-- Why a JSON value cannot be a name (absent or null is no name, and fine), or null.
+create or replace function public.allocator_name_problem(p_value jsonb) returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when p_value is null or jsonb_typeof(p_value) = 'null' then null
+    when jsonb_typeof(p_value) <> 'string' then format('must be text, not %s', p_value::text)
+    when length(p_value #>> '{}') > 500
+      then format('is %s characters long; a name has at most 500', length(p_value #>> '{}'))
+    when (p_value #>> '{}') ~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]'
+      then 'contains a control character (other than tab and line breaks)'
+  end
+$$;
+
+-- A JSON value as a message quotes it, a long one cut (a 5,000-digit number is no help).
+create or replace function public.allocator_shown(p_value jsonb) returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case when p_value is null then 'nothing'
+              when length(p_value::text) > 40 then left(p_value::text, 40) || '…'
+              else p_value::text end
+$$;
+
+-- A JSON value is a number from p_low to p_high (a check that never fails on what it checks).
+create or replace function public.allocator_is_number_between(p_value jsonb, p_low numeric, p_high numeric)
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select coalesce(case when jsonb_typeof(p_value) = 'number'
+                       then (p_value #>> '{}')::numeric between p_low and p_high end, false)
+$$;
+
+-- The first field of a snapshot that run-snapshot.md refuses (its types and its Limits),
+-- said as the snapshot check says it, naming the entry; null when there is none. The
+-- import runs it before any row is written: a caller of the SQL may skip the snapshot
+-- check, and a run holding more than the Limits could not be loaded, solved or exported.
+create or replace function public.allocator_snapshot_field_problem(p_snapshot jsonb) returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  -- One pass over each list with plain expressions (a call of the helpers above costs more
+  -- than the test: they only word the one entry at fault, found first).
+  with s as (
+    select case when jsonb_typeof(p_snapshot -> 'settings') = 'object' then p_snapshot -> 'settings' end as settings
+  ),
+  lists as (  -- each list with the ids its entries name (key1, key2)
+    select k.section, k.sord, k.key1, k.key2,
+           case when jsonb_typeof(p_snapshot -> k.section) = 'array' then p_snapshot -> k.section else '[]'::jsonb end
+             as entries,
+           jsonb_typeof(coalesce(p_snapshot -> k.section, '[]'::jsonb)) as kind
+      from (values ('workers', 1, null, null), ('job_lines', 2, null, null),
+                   ('worker_preferences', 3, 'worker_id', 'job_line_id'),
+                   ('preferencer_preferences', 4, 'preferencer_id', 'worker_id'),
+                   ('eligibility', 5, 'job_line_id', null), ('weightings', 6, 'worker_id', null),
+                   ('pins', 7, 'worker_id', 'job_line_id'), ('forbids', 8, 'worker_id', 'job_line_id'),
+                   ('linked_workers', 9, null, null), ('quotas', 10, null, null))
+           k(section, sord, key1, key2)
+  ),
+  -- Each entry and the first of its fields at fault (k), by plain tests only.
+  faults as (
+    select l.section, l.sord, x.ord, x.e,
+           case
+             when jsonb_typeof(x.e) <> 'object' then 0
+             when l.sord in (1, 2, 9, 10)
+                  and not (jsonb_typeof(x.e -> 'id') = 'string' and length(x.e ->> 'id') between 1 and 200
+                           and (x.e ->> 'id') !~ '[\x01-\x1f\x7f-\x9f]|^[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$') then 1
+             when l.sord <= 2 and jsonb_typeof(x.e -> 'name') is distinct from 'null' and x.e ? 'name'
+                  and not (jsonb_typeof(x.e -> 'name') = 'string' and length(x.e ->> 'name') <= 500
+                           and (x.e ->> 'name') !~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]') then 2
+             when l.sord = 2 and jsonb_typeof(x.e -> 'site') = 'string'
+                  and (length(x.e ->> 'site') > 500 or (x.e ->> 'site') ~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]') then 3
+             when l.sord = 2 and not coalesce(case when jsonb_typeof(x.e -> 'max_n_workers') = 'number'
+                                                        and (x.e ->> 'max_n_workers') ~ '^[0-9]{1,7}$'
+                                                   then (x.e ->> 'max_n_workers')::integer <= 1000000 end, false) then 4
+             when l.sord = 2 and coalesce(jsonb_typeof(x.e -> 'must_have_workers'), 'null') not in ('boolean', 'null') then 5
+             when l.sord in (1, 2, 5) and exists (
+                    select 1
+                      from (values (1, 'qualification_ids'), (2, 'preferencer_ids'), (5, 'included_worker_ids'),
+                                   (5, 'excluded_worker_ids'), (5, 'included_qualification_ids'),
+                                   (5, 'excluded_qualification_ids')) k(sord, key)
+                     where k.sord = l.sord
+                       and (coalesce(jsonb_typeof(x.e -> k.key), 'null') not in ('array', 'null')
+                            or exists (select 1 from jsonb_array_elements(case when jsonb_typeof(x.e -> k.key) = 'array'
+                                                                               then x.e -> k.key else '[]'::jsonb end) y(v)
+                                        where not (jsonb_typeof(y.v) = 'string' and length(y.v #>> '{}') between 1 and 200
+                                                   and (y.v #>> '{}') !~ '[\x01-\x1f\x7f-\x9f]|^[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$')))) then 6
+             when l.sord = 10 and coalesce(jsonb_typeof(x.e -> 'qualification_id'), 'null') <> 'null'
+                  and public.allocator_id_problem(x.e -> 'qualification_id') is not null then 11
+             when l.sord = 10 and jsonb_typeof(x.e -> 'sites') = 'array' and exists (
+                    select 1 from jsonb_array_elements(x.e -> 'sites') y(v)
+                     where jsonb_typeof(y.v) <> 'string' or btrim(y.v #>> '{}') = ''
+                        or public.allocator_name_problem(y.v) is not null) then 12
+             when l.sord between 3 and 8 and (jsonb_typeof(x.e -> l.key1) is distinct from 'string'
+                                   or (l.key2 is not null and jsonb_typeof(x.e -> l.key2) is distinct from 'string')) then 7
+             when l.sord = 6 and coalesce(jsonb_typeof(x.e -> 'job_line_id'), 'null') not in ('string', 'null') then 8
+             when l.sord in (3, 4) and not coalesce(case when jsonb_typeof(x.e -> 'rank') = 'number'
+                                                         then (x.e ->> 'rank')::numeric between 1 and 1e9 end, false) then 9
+             when l.sord = 6 and not coalesce(case when jsonb_typeof(x.e -> 'value') = 'number'
+                                                    then (x.e ->> 'value')::numeric between -1e9 and 1e9 end, false) then 10
+           end as k
+      from lists l cross join lateral jsonb_array_elements(l.entries) with ordinality x(e, ord)
+  ),
+  problems as (
+    select 0 as sord, 0::bigint as ord, 0 as k, format('%s: must be a list, not %s', l.section,
+                                                       public.allocator_shown(p_snapshot -> l.section)) as m
+      from lists l where l.kind not in ('array', 'null')
+    union all
+    select 0, 0, 1, format('settings: must be a JSON object, not %s', public.allocator_shown(p_snapshot -> 'settings'))
+     where jsonb_typeof(coalesce(p_snapshot -> 'settings', '{}'::jsonb)) not in ('object', 'null')
+    union all
+    select 0, 0, 0, format('run: must be a JSON object, not %s', public.allocator_shown(p_snapshot -> 'run'))
+     where jsonb_typeof(coalesce(p_snapshot -> 'run', '{}'::jsonb)) not in ('object', 'null')
+    union all
+    select 0, 0, 0, format('run: the id %s', public.allocator_id_problem(p_snapshot -> 'run' -> 'id'))
+     where jsonb_typeof(p_snapshot -> 'run') = 'object' and p_snapshot -> 'run' ? 'id'
+       and public.allocator_id_problem(p_snapshot -> 'run' -> 'id') is not null
+    union all
+    select 0, 0, 0, format('run: the name %s', public.allocator_name_problem(p_snapshot -> 'run' -> 'name'))
+     where jsonb_typeof(p_snapshot -> 'run') = 'object'
+       and public.allocator_name_problem(p_snapshot -> 'run' -> 'name') is not null
+    union all
+    select 0, 0, 2, format('settings: %s', m) from s, lateral (values
+        (case when s.settings ? 'preferencer_weight' and not public.allocator_is_number_between(s.settings -> 'preferencer_weight', 0, 1)
+              then format('preferencer_weight must be a number from 0 to 1, not %s', public.allocator_shown(s.settings -> 'preferencer_weight')) end),
+        (case when s.settings ? 'preference_power'
+                   and not (public.allocator_is_number_between(s.settings -> 'preference_power', 0, 8)
+                            and (s.settings ->> 'preference_power')::numeric > 0)
+              then format('preference_power must be a number greater than 0 and at most 8, not %s', public.allocator_shown(s.settings -> 'preference_power')) end),
+        (case when s.settings ? 'max_seconds'
+                   and not (public.allocator_is_number_between(s.settings -> 'max_seconds', 0, 1e300)
+                            and (s.settings ->> 'max_seconds')::numeric > 0)
+              then format('max_seconds must be a number of seconds greater than 0, not %s', public.allocator_shown(s.settings -> 'max_seconds')) end),
+        (case when s.settings ? 'rng_seed'
+                   and not (public.allocator_is_number_between(s.settings -> 'rng_seed', 0, 9223372036854775807)
+                            and (s.settings ->> 'rng_seed') ~ '^[0-9]+$')
+              then format('rng_seed must be a whole number from 0 to 9223372036854775807, not %s', public.allocator_shown(s.settings -> 'rng_seed')) end),
+        (case when coalesce(jsonb_typeof(s.settings -> 'allow_worker_preference_ties'), 'boolean') <> 'boolean'
+              then format('allow_worker_preference_ties must be true or false, not %s', public.allocator_shown(s.settings -> 'allow_worker_preference_ties')) end),
+        (case when coalesce(jsonb_typeof(s.settings -> 'stability'), 'boolean') <> 'boolean'
+              then format('stability must be true or false, not %s', public.allocator_shown(s.settings -> 'stability')) end),
+        (case when coalesce(jsonb_typeof(s.settings -> 'fewest_moves'), 'boolean') <> 'boolean'
+              then format('fewest_moves must be true or false, not %s', public.allocator_shown(s.settings -> 'fewest_moves')) end)) v(m)
+     where m is not null
+    union all
+    (select f.sord, f.ord, 3, format('%s[%s]', f.section, f.ord - 1)
+              || case when f.sord in (1, 2, 9, 10) and jsonb_typeof(f.e -> 'id') = 'string'
+                      then format(' (id %L)', left(f.e ->> 'id', 60)) else '' end
+              || ': '
+              || case f.k
+                   when 0 then format('must be a JSON object, not %s', public.allocator_shown(f.e))
+                   when 1 then format('the id %s', public.allocator_id_problem(f.e -> 'id'))
+                   when 2 then format('the name %s', public.allocator_name_problem(f.e -> 'name'))
+                   when 3 then format('the site %s', public.allocator_name_problem(f.e -> 'site'))
+                   when 4 then format('max_n_workers must be a whole number from 0 to 1,000,000, not %s',
+                                      public.allocator_shown(f.e -> 'max_n_workers'))
+                   when 5 then format('must_have_workers must be true or false, not %s',
+                                      public.allocator_shown(f.e -> 'must_have_workers'))
+                   when 6 then 'a list of ids holds something that is not an id (ids are text of 1 to 200 characters, '
+                               'without control characters or spaces at either end)'
+                   when 7 then 'its worker, job line and supervisor ids must be text'
+                   when 8 then format('job_line_id must be text or null, not %s', public.allocator_shown(f.e -> 'job_line_id'))
+                   when 9 then format('the rank must be a number from 1 to 1,000,000,000, not %s',
+                                      public.allocator_shown(f.e -> 'rank'))
+                   when 10 then format('the value must be a number from -1,000,000,000 to 1,000,000,000, not %s',
+                                       public.allocator_shown(f.e -> 'value'))
+                   when 11 then format('the qualification_id %s', public.allocator_id_problem(f.e -> 'qualification_id'))
+                   when 12 then 'a site is a non-empty name of at most 500 characters, without control characters'
+                 end
+       from faults f where f.k is not null
+      order by f.sord, f.ord limit 1)
+    union all
+    -- Repeated ids of workers and of job lines.
+    (select f.sord, max(f.ord), 4,
+            format('%s: the id %L is used by more than one %s', min(f.section), f.e ->> 'id',
+                   case when f.sord = 1 then 'worker' else 'job line' end)
+       from faults f
+      where f.sord <= 2 and jsonb_typeof(f.e -> 'id') = 'string'
+      group by f.sord, f.e ->> 'id' having count(*) > 1
+      order by 1, 2 limit 1)
+  )
+  select m from problems order by sord, ord, k limit 1
+$$;
+
 create or replace function public.allocator_import_run(
   p_snapshot jsonb,
   p_organisation_id uuid default null,
@@ -582,6 +789,8 @@ begin
   if jsonb_typeof(v_workers) <> 'array' or jsonb_typeof(v_lines) <> 'array' then
     perform public.allocator_invalid('workers and job_lines must be lists.');
   end if;
+  v_bad := public.allocator_snapshot_field_problem(p_snapshot);
+  if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
 
   -- Which organisation.
   if v_org is not null then
@@ -854,6 +1063,25 @@ begin
   end if;
   if coalesce(btrim(p_input_fingerprint), '') = '' then
     perform public.allocator_invalid('A scenario needs the input fingerprint it was solved on.');
+  end if;
+  if length(p_name) > 500 or p_name ~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]' then
+    perform public.allocator_invalid(
+      'A scenario''s name has at most 500 characters, without control characters other than tab and line breaks.');
+  end if;
+  -- Whatever reads a scenario back (the dashboard, a re-solve, the publish check) takes its
+  -- settings and changes as tables and its result as a result with a list of allocations.
+  if coalesce(jsonb_typeof(p_settings), 'object') <> 'object' then
+    perform public.allocator_invalid(format(
+      'A scenario''s settings are a table of settings (setting: value), not %s.', left(p_settings::text, 200)));
+  end if;
+  if coalesce(jsonb_typeof(p_overrides), 'object') <> 'object' then
+    perform public.allocator_invalid(format(
+      'A scenario''s changes are a table of changes (pins, forbids, places, ...), not %s.', left(p_overrides::text, 200)));
+  end if;
+  if p_result is not null and (jsonb_typeof(p_result) <> 'object'
+                               or coalesce(jsonb_typeof(p_result -> 'allocations'), 'array') <> 'array') then
+    perform public.allocator_invalid(
+      'A scenario''s result is a result (allocator-result/1) with a list of allocations, not this.');
   end if;
   insert into public.allocator_scenarios (run_id, name, settings, overrides, result, input_fingerprint, created_by)
   values (p_run_id, coalesce(nullif(btrim(p_name), ''), 'Scenario'), coalesce(p_settings, '{}'::jsonb),
@@ -1203,8 +1431,10 @@ begin
   if coalesce(btrim(p_worker), '') = '' then
     perform public.allocator_invalid('A worker name is needed to claim a run.');
   end if;
-  if p_lease_seconds is null or p_lease_seconds <= 0 then
-    perform public.allocator_invalid('The lease must be a positive number of seconds.');
+  -- At most a week: PostgreSQL's timestamps end in the year 294276 (NaN sorts above all).
+  if p_lease_seconds is null or p_lease_seconds <= 0 or p_lease_seconds > 604800 then
+    perform public.allocator_invalid(format(
+      'The lease must be a number of seconds greater than 0 and at most 604800 (a week), not %s.', p_lease_seconds));
   end if;
 
   update public.allocator_py_runs r

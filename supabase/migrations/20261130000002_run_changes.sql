@@ -284,6 +284,20 @@ begin
   if p_worker is null or jsonb_typeof(p_worker) <> 'object' or coalesce(v_id, '') = '' then
     perform public.allocator_invalid('The late worker needs an id (the id their rankings use).');
   end if;
+  -- The Limits of run-snapshot.md, as for an imported worker: a run holding more could no
+  -- longer be loaded, solved or exported.
+  if length(v_id) > 200 or v_id ~ '[\x01-\x1f\x7f-\x9f]|^[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$' then
+    perform public.allocator_invalid(format(
+      'The late worker''s id %L is not an id: an id has 1 to 200 characters, without control characters or spaces at either end.',
+      left(v_id, 40) || case when length(v_id) > 40 then '…' else '' end));
+  end if;
+  if jsonb_typeof(p_worker -> 'name') not in ('string', 'null') then
+    perform public.allocator_invalid(format('Worker %L: the name must be text, not %s.', v_id, p_worker -> 'name'));
+  end if;
+  if length(v_name) > 500 or v_name ~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]' then
+    perform public.allocator_invalid(format(
+      'Worker %L: a name has at most 500 characters, without control characters other than tab and line breaks.', v_id));
+  end if;
   if exists (select 1 from public.worker_mappings w
               where w.allocation_run_id = v_run.allocation_run_id and w.external_id = v_id
                 and w.id in (select public.allocator_run_worker_ids(p_run_id))) then
@@ -300,10 +314,12 @@ begin
   if jsonb_typeof(v_tags) <> 'array' then
     perform public.allocator_invalid(format('Worker %L: the qualifications must be a list of tags.', v_id));
   end if;
-  select format('Worker %L: qualification %s is not a tag (tags are non-empty text).', v_id, t.ord)
+  select format('Worker %L: qualification %s is not a tag (tags are text of 1 to 200 characters, without control characters).', v_id, t.ord)
     into v_bad
     from jsonb_array_elements(v_tags) with ordinality t(e, ord)
    where jsonb_typeof(t.e) <> 'string' or btrim(t.e #>> '{}') = ''
+      or length(btrim(t.e #>> '{}')) > 200 or (t.e #>> '{}') ~ '[\x01-\x1f\x7f-\x9f]'
+      or btrim(t.e #>> '{}') ~ '^[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$'
    order by t.ord limit 1;
   if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
 
@@ -332,8 +348,8 @@ begin
                format('Worker %L ranks job line %L, which is not a job line of run "%s".',
                       v_id, coalesce(x.e ->> 'job_line_id', ''), v_run_name)
              when coalesce(case when jsonb_typeof(x.e -> 'rank') = 'number'
-                                then (x.e ->> 'rank')::double precision >= 1 end, false) is false then
-               format('Worker %L ranks job line %L with %s: a rank is a number of at least 1.',
+                                then (x.e ->> 'rank')::double precision between 1 and 1e9 end, false) is false then
+               format('Worker %L ranks job line %L with %s: a rank is a number from 1 to 1,000,000,000.',
                       v_id, x.e ->> 'job_line_id', coalesce(x.e ->> 'rank', 'nothing'))
              when exists (select 1 from jsonb_array_elements(v_prefs) with ordinality y(e, ord)
                            where y.ord < x.ord and y.e ->> 'job_line_id' = x.e ->> 'job_line_id') then
@@ -443,9 +459,9 @@ begin
     perform public.allocator_invalid(format(
       'Job line %L: say what to change (its places, whether it must be filled, or its site).', p_job_line_id));
   end if;
-  if p_max_n_workers is not null and p_max_n_workers < 0 then
+  if p_max_n_workers is not null and (p_max_n_workers < 0 or p_max_n_workers > 1000000) then
     perform public.allocator_invalid(format(
-      'Job line %L: places must be 0 or more (got %s).', p_job_line_id, p_max_n_workers));
+      'Job line %L: places must be from 0 to 1,000,000 (got %s).', p_job_line_id, p_max_n_workers));
   end if;
   if p_site is not null and coalesce(p_clear_site, false) then
     perform public.allocator_invalid(format(

@@ -55,8 +55,9 @@ begin
   if not public.allocator_caller_is_trusted() then
     raise exception using errcode = 'AL005', message = 'Only a headless worker (service role) can renew a lease.';
   end if;
-  if p_lease_seconds is null or not (p_lease_seconds > 0) then
-    perform public.allocator_invalid('The lease must be a positive number of seconds.');
+  if p_lease_seconds is null or not (p_lease_seconds > 0 and p_lease_seconds <= 604800) then
+    perform public.allocator_invalid(format(
+      'The lease must be a number of seconds greater than 0 and at most 604800 (a week), not %s.', p_lease_seconds));
   end if;
   -- Only the run's row is locked (one lock, so no lock-order question with other writers).
   select * into v_run from public.allocator_py_runs where id = p_run_id for update;

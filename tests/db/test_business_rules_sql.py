@@ -136,11 +136,19 @@ def _sql_import(sql, snap, org):
          r"workers\[2\] \(id 'w3'\): the priority must be a whole number of at least 1"),
         (lambda s: s["job_lines"][3].update(site="  "),
          r"job_lines\[3\] \(id 'j4'\): the site must be a non-empty name"),
+        # The Limits of run-snapshot.md: each was stored, and the run could not be loaded after.
+        (lambda s: s["linked_workers"][0].update(id="c" * 201),
+         r"linked_workers\[0\] \(id 'c{60}'\): the id is 201 characters long; an id has at most 200"),
+        (lambda s: s["quotas"][1].update(qualification_id="icu\x07"),
+         r"quotas\[1\] \(id 'icu-ready'\): the qualification_id contains a control character"),
+        (lambda s: s["quotas"][0].update(sites=["Orange\x1b"]),
+         r"quotas\[0\] \(id 'rural-min'\): a site is a non-empty name of at most 500 characters"),
     ],
     ids=["link-dangling", "link-of-one", "link-of-five", "worker-in-two-links", "quota-both",
          "quota-unknown-site", "quota-dangling-line", "quota-min-above-max", "quota-max-1.5",
          "quota-min-text", "previous-twice",
-         "previous-dangling-line", "priority-1.5", "priority-0", "blank-site"],
+         "previous-dangling-line", "priority-1.5", "priority-0", "blank-site",
+         "link-id-201-chars", "quota-tag-control-character", "quota-site-control-character"],
 )
 def test_sql_import_refuses_bad_rules_atomically(store, sql, change, expected):
     # The SQL function checks on its own (the Supabase adapter calls it over the API).

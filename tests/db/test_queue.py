@@ -150,3 +150,15 @@ def test_claiming_one_run_by_id(queue):
     assert claimed is not None and claimed.run_id == second
     assert queue.claim_next("w", lease_seconds=60, run_id=second) is None  # already running
     assert queue.claim_next("w", lease_seconds=60).run_id == first
+
+
+@pytest.mark.parametrize("lease", [1e300, 1e12, float("nan")])
+def test_a_lease_beyond_a_week_is_refused_by_the_database(queue, lease):
+    # 1e300 s was "interval out of range", 1e12 s "timestamp too large (after year 10K)".
+    (run_id,) = _import(queue, 1)
+    with psycopg.connect(queue.url, autocommit=True) as conn:
+        with pytest.raises(psycopg.Error) as refused:
+            conn.execute("select * from allocator_claim('w-1', %s, %s)", (lease, run_id))
+    assert refused.value.sqlstate == "AL008"
+    assert "at most 604800 (a week)" in str(refused.value)
+    assert {r.id: r for r in queue.list_runs()}[run_id].status == "pending"

@@ -312,3 +312,43 @@ def test_a_planner_sees_and_versions_only_their_own_organisations_scenarios(supa
         assert conn.execute("select created_by from allocator_scenarios where id = %s", (new_id,)).fetchone() == (ana,)
         assert conn.execute("select published_by from allocator_publication_log where scenario_id = %s",
                             (new_id,)).fetchone() == (ana,)
+
+
+@pytest.mark.parametrize(
+    ("settings", "overrides", "result", "words"),
+    [
+        # Each was saved, and read back it stopped the re-solve with a traceback ('str' object
+        # has no attribute 'items') or was taken for an empty table.
+        ("fast", {}, None, "A scenario's settings are a table of settings (setting: value), not \"fast\"."),
+        ([], {}, None, "A scenario's settings are a table of settings (setting: value), not []."),
+        ({}, [{"worker_id": "w1"}], None, "A scenario's changes are a table of changes"),
+        ({}, {}, 5, "A scenario's result is a result (allocator-result/1) with a list of allocations"),
+        ({}, {}, {"allocations": {"w1": "j1"}}, "A scenario's result is a result (allocator-result/1)"),
+    ],
+)
+def test_the_database_refuses_a_scenario_whose_settings_changes_or_result_are_no_tables(
+    store, sql, settings, overrides, result, words
+):
+    from psycopg.types.json import Jsonb
+
+    run_id, _snap = import_small(store)
+    fp = input_fingerprint(store.load_run(run_id))
+    with pytest.raises(psycopg.Error) as refused:
+        sql.execute(
+            "select allocator_save_scenario(%s, 'odd', %s, %s, %s, %s, 'ana')",
+            (run_id, Jsonb(settings), Jsonb(overrides), None if result is None else Jsonb(result), fp),
+        )
+    assert refused.value.sqlstate == "AL008"  # invalid input, said in the planner's words
+    assert str(refused.value).startswith(words)
+    assert store.list_scenarios(run_id) == []
+
+
+@pytest.mark.parametrize("name", ["N" * 501, "Plan\x1bB"])
+def test_the_database_refuses_a_scenario_name_beyond_a_names_limits(store, sql, name):
+    run_id, _snap = import_small(store)
+    fp = input_fingerprint(store.load_run(run_id))
+    with pytest.raises(psycopg.Error) as refused:
+        sql.execute("select allocator_save_scenario(%s, %s, '{}', '{}', null, %s, 'ana')", (run_id, name, fp))
+    assert refused.value.sqlstate == "AL008"
+    assert str(refused.value).startswith("A scenario's name has at most 500 characters, without control characters")
+    assert store.list_scenarios(run_id) == []
