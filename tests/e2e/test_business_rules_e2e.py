@@ -36,6 +36,7 @@ from tests.e2e.dashboard_harness import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
+
 def choose(run: RunSnapshot) -> tuple[str, str, str, dict]:
     """Two free workers who may both take a line with two places or more, that line, the overrides."""
     p = ProblemData.from_snapshot(run)
@@ -150,8 +151,8 @@ def test_a_link_and_a_quota_edited_in_the_browser_show_on_results(page, dashboar
     open_page(page, "Scenario")
     set_text(page, "Scenario name", "Rules e2e")
     page.get_by_role("tab", name="Linked workers (couples)").click()
-    # Picking the first worker on the grid's empty last line adds the link, named by the page
-    # (the next free couple-N).
+    # A click on the grid's empty last line adds the link, named by the page (the next free
+    # couple-N); its first worker is then picked in it.
     pick(page, "sc_links", "Worker 1", n_links, f"({a})", (a,))
     pick(page, "sc_links", "Worker 2", n_links, f"({b})", (b,))
     link_name = f"couple-{n_links + 1}"
