@@ -13,15 +13,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
-from allocator.demo import DemoProfile, demo_snapshot
 from allocator.problem import ProblemData
 from allocator.snapshot import RunSnapshot
 from allocator.solvers import SolveOptions, Status, solve_problem
 from allocator.solvers.cpsat.model import solve_stable
 from allocator.solvers.cpsat.pruning import feasible_allocation, flow_rule_deletions, prune
 from allocator.stability import blocking_pairs
-from benchmarks.highs_stable import plain_stable_milp
 from tests.helpers.bruteforce import assert_valid, enumerate_allocations
+from tests.helpers.stable_runs import demo_stable, highs_stable
 from tests.helpers.strategies import snapshots
 from tests.test_solvers_flow import run
 
@@ -30,12 +29,6 @@ SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[Healt
 
 def _problem(d: dict) -> ProblemData:
     return ProblemData.from_snapshot(RunSnapshot.parse(d))
-
-
-def demo_stable(m: int, n: int, seed: int) -> ProblemData:
-    """A demo run built to have a stable allocation, with short rank lists."""
-    profile = DemoProfile(stability=True, rank_list=(3, 8), preferencer_list=(3, 12))
-    return ProblemData.from_snapshot(RunSnapshot.parse(demo_snapshot(m, n, seed, profile=profile)))
 
 
 def _stable_allocations(problem: ProblemData) -> np.ndarray:
@@ -126,7 +119,7 @@ def test_flow_rule_on_a_named_run():
 @pytest.mark.parametrize(("m", "n", "seed"), [(40, 14, 3), (60, 20, 1)])
 def test_medium_stable_optimum_equals_highs(m, n, seed):
     p = demo_stable(m, n, seed)
-    highs = plain_stable_milp(p, time_cap=120)
+    highs = highs_stable(m, n, seed)
     assert highs["status"] == "optimal"
     out = solve_problem(p, SolveOptions(time_limit=60))
     assert out.status is Status.OPTIMAL, out.log

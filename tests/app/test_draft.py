@@ -193,10 +193,10 @@ def test_an_impossible_scenario_shows_why_and_no_success_then_lifting_the_run_pi
     assert f"({pin['Worker id']}) pinned to" in why and f"({pin['Job line id']})" in why  # the very pin
     assert "impossible as set up" in sidebar_text(at)
 
-    # Lift that pin in this scenario; a short time limit is enough to find a stable allocation.
+    # Lift that pin in this scenario; a short time limit (2 s) is enough to find a stable allocation.
     at.session_state["sc_lifted_pins"] = edits({0: {LIFT: True}})
     at.run()
-    at.number_input(key="sc_time").set_value(5).run()
+    at.number_input(key="sc_time").set_value(2).run()
     assert not at.error
     # Off to the impossible result and back by its own link: the lift and the time limit stay.
     at.switch_page("../pages/results.py").run()
@@ -207,7 +207,7 @@ def test_an_impossible_scenario_shows_why_and_no_success_then_lifting_the_run_pi
     assert who.startswith(f"Workers: {name} ({first})"), who
     follow(at, "Change the scenario")
     assert list(editor_table(at, "sc_lifted_pins")[LIFT]) == [True]
-    assert at.number_input(key="sc_time").value == 5
+    assert at.number_input(key="sc_time").value == 2
     res = solve_now(at)
     assert res["result"]["status"] in ("optimal", "feasible") and len(res["result"]["allocations"]) == 140
     assert res["overrides"]["lifted_pins"] == [{"worker_id": pin["Worker id"], "job_line_id": pin["Job line id"]}]
@@ -243,7 +243,7 @@ def test_an_impossible_scenario_saved_then_fixed_is_saved_again_under_its_own_na
     assert any("Saved scenario 'Stable try'" in t.value for t in at.toast)
     at.session_state["sc_lifted_pins"] = edits({0: {LIFT: True}})
     at.run()
-    at.number_input(key="sc_time").set_value(5).run()
+    at.number_input(key="sc_time").set_value(2).run()
     res = solve_now(at)
     assert res["result"]["allocations"]
     at.button(key="sc_save").click().run()

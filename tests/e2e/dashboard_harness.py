@@ -498,8 +498,34 @@ def select_grid_cell(page, grid, col: str, row: int) -> None:
     grid.scroll_into_view_if_needed()
     page.wait_for_timeout(500)  # let the scroll settle before reading where the rows are
     box = grid.bounding_box()
-    page.mouse.click(box["x"] + 60, box["y"] + GRID_ROW * (row + 1) + GRID_ROW // 2)
-    page.wait_for_timeout(300)
+    for _ in range(3):
+        page.mouse.click(box["x"] + 60, box["y"] + GRID_ROW * (row + 1) + GRID_ROW // 2)
+        page.wait_for_timeout(300)
+        if editing(page):
+            # A click on the grid's empty last line adds the row and opens its first cell's
+            # editor at once (keys typed now would land elsewhere): leave the editor, the row
+            # stays, and click it again to select the cell.
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(800)  # the editor sends its edits after a short debounce
+            wait_idle(page)
+            continue
+        if selected_row(grid) == row:
+            break
     for _ in range(grid_heads(grid).index(col)):
         page.keyboard.press("ArrowRight")
     page.wait_for_timeout(200)
+
+
+def selected_row(grid) -> int | None:
+    """The data row of the grid's selected cell (its accessible copy says), if one is selected."""
+    cell = grid.locator('[role="gridcell"][aria-selected="true"]')
+    if cell.count() == 0:
+        return None
+    m = re.fullmatch(r"glide-cell-\d+-(\d+)", cell.first.get_attribute("id") or "")
+    return int(m.group(1)) if m else None
+
+
+def editing(page) -> bool:
+    """Whether a data grid's cell editor has the keyboard (it is open)."""
+    return bool(page.evaluate("() => !!(document.activeElement && document.activeElement.classList"
+                              " && document.activeElement.classList.contains('gdg-input'))"))

@@ -36,8 +36,6 @@ from tests.e2e.dashboard_harness import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-ROW = 35  # px: the grid's header and row height
-
 
 def choose(run: RunSnapshot) -> tuple[str, str, str, dict]:
     """Two free workers who may both take a line with two places or more, that line, the overrides."""
@@ -76,17 +74,7 @@ def add_row(page, key: str, row: int, name: str, tries: int = 3) -> None:
         if added():  # a slow page may show the first attempt's name only now: never type it twice
             return
         g = grid(page, key)
-        g.scroll_into_view_if_needed()
-        page.wait_for_timeout(500)  # let the scroll settle: a box read mid-scroll puts the click rows off
-        box = g.bounding_box()
-        page.mouse.click(box["x"] + 60, box["y"] + ROW * (row + 1) + ROW // 2)
-        page.wait_for_timeout(300)
-        page.keyboard.press("Enter")
-        page.wait_for_timeout(400)
-        page.keyboard.type(name, delay=25)
-        page.keyboard.press("Tab")
-        page.wait_for_timeout(800)
-        wait_idle(page)
+        type_into_cell(page, g, grid_heads(g)[0], row, name, then="Tab")
         try:
             eventually(added, timeout=10.0)
             return
@@ -163,12 +151,14 @@ def test_a_link_and_a_quota_edited_in_the_browser_show_on_results(page, dashboar
     open_page(page, "Scenario")
     set_text(page, "Scenario name", "Rules e2e")
     page.get_by_role("tab", name="Linked workers (couples)").click()
-    # Picking the first worker on the grid's empty last line adds the link, named by the page
-    # (the next free couple-N).
+    # A click on the grid's empty last line adds the link, named by the page (the next free
+    # couple-N); its first worker is then picked in it.
     pick(page, "sc_links", "Worker 1", n_links, f"({a})", (a,))
     pick(page, "sc_links", "Worker 2", n_links, f"({b})", (b,))
     link_name = f"couple-{n_links + 1}"
     eventually(lambda: grid_rows(grid(page, "sc_links"))[n_links][grid_heads(grid(page, "sc_links"))[0]] == link_name)
+    # The keys went where they were meant to: the demo's own links are as they were.
+    assert [r["Link name"] for r in grid_rows(grid(page, "sc_links"))[:n_links]] == [k.id for k in run.linked_workers]
 
     page.get_by_role("tab", name="Quotas").click()
     add_row(page, "sc_quotas", n_quotas, "e2e-quota")
@@ -178,6 +168,7 @@ def test_a_link_and_a_quota_edited_in_the_browser_show_on_results(page, dashboar
     eventually(lambda: any(r.get("Job lines") in (line, line_name, line_label) and r.get("At least") == "2"
                            for r in grid_rows(grid(page, "sc_quotas"))))
     quota_name = "e2e-quota"
+    assert [r["Quota name"] for r in grid_rows(grid(page, "sc_quotas"))[:n_quotas]] == [q.id for q in run.quotas]
     main = page.locator('[data-testid="stMain"]')
     assert "cannot be solved as it stands" not in main.inner_text()
     full_page_screenshot(page, "rules-01-scenario-quota")

@@ -5,6 +5,10 @@ the other end-to-end tests keep the demo run as their only run) imports a genera
 1,500-worker, 300-line snapshot through the Runs page's upload, as a planner would; every page
 then opens on it with its heading, no Streamlit exception box and no traceback in the server
 log. A screenshot of each page goes to ``test-output/screenshots/big-*.png``.
+
+Its dashboard, just started, is first visited to see that its first page says the database is
+starting (``smoke-0-starting.png``), then goes once the database answers: one dashboard and
+one embedded PostgreSQL start for both checks.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import json
 import re
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.dashboard_harness import (
     FIRST_LOAD,
@@ -50,6 +55,15 @@ def test_every_page_of_a_1500_by_300_run_opens_without_an_error(browser, tmp_pat
         page = context.new_page()
         js_errors: list[str] = []
         page.on("pageerror", lambda exc: js_errors.append(str(exc)))
+        # The first visit: within moments, while PostgreSQL starts, the page says so.
+        page.goto(dash.url)
+        starting = page.locator('[data-testid="stMain"]').get_by_text("Starting the database…")
+        starting.wait_for(timeout=15_000)
+        full_page_screenshot(page, "smoke-0-starting")
+        main_heading(page, "Runs").wait_for(timeout=FIRST_LOAD)
+        wait_idle(page, timeout=FIRST_LOAD)
+        expect(starting).to_have_count(0)  # gone once the database answers
+        assert not exceptions(page), exceptions(page)
         open_dashboard(page, dash.url)
 
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(snapshot))

@@ -1,5 +1,8 @@
 """The dashboard in a real headless Chromium, walked as a planner would.
 
+(A fresh dashboard's first page saying the database is starting is checked at the start of
+``test_dashboard_big_e2e.py``, on the dashboard that test starts anyway.)
+
 - ``test_every_page_opens``: a fresh session opens every page of the navigation; each shows
   its heading and no Streamlit exception box.
 - ``test_main_flow``: select the demo run → Scenario: change the supervisor voice → Solve →
@@ -23,8 +26,6 @@ from playwright.sync_api import expect
 
 from tests.e2e.dashboard_harness import (
     EXCEPTION,
-    FIRST_LOAD,
-    OUTPUT,
     charts_rendered,
     click_solve,
     exceptions,
@@ -43,7 +44,6 @@ from tests.e2e.dashboard_harness import (
     set_slider,
     set_text,
     sidebar_text,
-    start_dashboard,
     table_after,
     wait_idle,
 )
@@ -102,27 +102,6 @@ def expected_cost(alpha_percent: int) -> tuple[float, int]:
 
 
 # --------------------------------------------------------------------------- tests
-
-
-def test_first_visit_says_the_database_is_starting(browser) -> None:
-    """A dashboard of its own, just started: its first page says the database is starting."""
-    dash = start_dashboard(OUTPUT / "e2e-first-visit.log")
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    try:
-        dash.wait_healthy(timeout=60)
-        page = context.new_page()
-        page.goto(dash.url)
-        starting = page.locator('[data-testid="stMain"]').get_by_text("Starting the database…")
-        starting.wait_for(timeout=15_000)  # within moments, while PostgreSQL starts
-        full_page_screenshot(page, "smoke-0-starting")
-        page.locator('[data-testid="stMain"] h1', has_text="Runs").wait_for(timeout=FIRST_LOAD)
-        wait_idle(page, timeout=FIRST_LOAD)
-        expect(starting).to_have_count(0)  # gone once the database answers
-        assert_no_exception(page, "first visit")
-    finally:
-        context.close()
-        dash.stop()
-    assert not dash.leftovers(), "processes of the first-visit dashboard left running"
 
 
 def test_every_page_opens(page, dashboard) -> None:

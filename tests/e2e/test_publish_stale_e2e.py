@@ -35,7 +35,14 @@ def dashboard_database(dashboard) -> str:
     """The URI of the dashboard's own embedded database (attached to, never started or stopped)."""
     from allocator.db.embedded import DATABASE, start_server
 
-    return start_server(dashboard.data_dir, cleanup_mode=None).get_uri(DATABASE)
+    server = start_server(dashboard.data_dir, cleanup_mode=None)
+    try:
+        return server.get_uri(DATABASE)
+    finally:
+        # Let go of it at once (the server keeps running for the dashboard): a handle kept by
+        # this process would make the dashboard's exit leave PostgreSQL running (the last
+        # handle stops it), for the session's teardown to stop by force some 10 s later.
+        server.cleanup()
 
 
 def test_a_stale_publish_offers_to_solve_again_and_publishes_a_new_version(page, dashboard) -> None:
