@@ -50,13 +50,11 @@ def lines_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFram
             "Job line id": j.id,
             "Job line": j.name or j.id,
             "Site": site_label(j.site),
-            # A float column: the editor then takes 2.7 as typed, for the check to refuse, instead
-            # of an integer column's keyboard dropping the point (2.7 -> 27).
-            "Places": float(places if places is not None else j.max_n_workers),
+            "Places": number_text(places if places is not None else j.max_n_workers),
             "Must be filled": bool(must if must is not None else j.must_have_workers),
         })
     cols = LINE_COLS if any(j.site for j in snapshot.job_lines) else [c for c in LINE_COLS if c != "Site"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=cols).astype({"Places": object})
 
 
 def pairs_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
@@ -78,10 +76,50 @@ def pins_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
 
 def weights_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
     df = pd.DataFrame(
-        [{"Worker": r.get("worker_id"), "Job line": r.get("job_line_id"), "Value": r.get("value")} for r in rows or []],
+        [{"Worker": r.get("worker_id"), "Job line": r.get("job_line_id"), "Value": number_text(r.get("value"))}
+         for r in rows or []],
         columns=WEIGHT_COLS,
     )
-    return df.astype({"Worker": object, "Job line": object, "Value": float})
+    return df.astype(object)
+
+
+def number_text(v: Any) -> str | None:
+    """A number as the tables' number cells show it (``4``, ``1.5``; ``None`` when blank).
+
+    The Scenario page's number cells are text cells: Streamlit's number cell drops what it does
+    not take as a digit, so ``1e12`` arrived as 112 and was solved with, without a word. A text
+    cell hands over what was typed, and the checks here read it as a number or name it.
+    """
+    if _blank(v):
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    # repr, not a rounded format: the text is read back as the number, which must not change.
+    return str(int(v)) if v.is_integer() and abs(v) < 1e16 else repr(v)
+
+
+#: The tables' number cells (text cells on the page: see :func:`number_text`), by table.
+NUMBER_CELLS = {"lines": ("Places",), "weights": ("Value",), "quotas": ("At least", "At most"),
+                "tiers": ("Priority tier",)}
+
+
+def with_text_cells(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its number cells as text, as the page's text cells need them.
+
+    A table whose rows were added and then folded into the draft may hold numbers there (or a
+    column pandas made numeric): Streamlit refuses a text cell over a numeric column.
+    """
+    cols = [c for c in NUMBER_CELLS.get(table, ()) if c in df.columns]
+    if not cols:
+        return df
+    out = df.copy()
+    for c in cols:
+        out[c] = pd.Series([number_text(v) for v in out[c]], index=out.index, dtype=object)
+    return out
 
 
 def _blank(v: Any) -> bool:
@@ -133,7 +171,8 @@ def lines_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[
         try:
             p = float(places)
         except (TypeError, ValueError):
-            errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number")
+            errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number, "
+                        f"0 or more (you typed {_shown(places)})")
             continue
         if not math.isfinite(p) or p < 0 or not p.is_integer():
             errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number, "
@@ -188,10 +227,10 @@ def weights_overrides(df: pd.DataFrame) -> tuple[list[dict[str, Any]], list[str]
         try:
             value = float(v)
         except (TypeError, ValueError):
-            errs.append(f"Organisation priority, row {i + 1}: the value must be a number")
+            errs.append(f"Organisation priority, row {i + 1}: the value must be a number (you typed {_shown(v)})")
             continue
         if not math.isfinite(value):
-            errs.append(f"Organisation priority, row {i + 1}: the value must be a number")
+            errs.append(f"Organisation priority, row {i + 1}: the value must be a number (you typed {_shown(v)})")
             continue
         if abs(value) > MAX_MAGNITUDE:
             errs.append(f"Organisation priority, row {i + 1}: the value must be between {-MAX_MAGNITUDE:,.0f} and "
@@ -322,12 +361,10 @@ def quotas_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFra
         "Sites": list(q.get("sites") or []),
         "Job lines": list(q.get("job_line_ids") or []),
         "Only workers with tag": q.get("qualification_id"),
-        "At least": float(q.get("min_workers") or 0),
-        "At most": float(q["max_workers"]) if q.get("max_workers") is not None else None,
+        "At least": number_text(q.get("min_workers") or 0),
+        "At most": number_text(q.get("max_workers")),
     } for q in quotas]
-    df = pd.DataFrame(rows, columns=QUOTA_COLS)
-    return df.astype({"Quota id": object, "Sites": object, "Job lines": object,
-                      "Only workers with tag": object, "At least": float, "At most": float})
+    return pd.DataFrame(rows, columns=QUOTA_COLS).astype(object)
 
 
 def _whole(v: Any) -> int | None | str:
@@ -409,8 +446,8 @@ def tiers_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFram
     for w in sorted(snapshot.workers, key=lambda w: w.id):
         tier = given[w.id] if w.id in given else w.priority
         rows.append({"Worker id": w.id, "Worker": w.name or w.id,
-                     TIER: float(tier) if tier is not None else None})
-    return pd.DataFrame(rows, columns=TIER_COLS).astype({"Worker id": object, "Worker": object, TIER: float})
+                     TIER: number_text(tier)})
+    return pd.DataFrame(rows, columns=TIER_COLS).astype(object)
 
 
 def tiers_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[str, Any]], list[str]]:
@@ -477,7 +514,7 @@ def gone_from_tiers(worker_ids: list[str]) -> str:
 def set_tier(df: pd.DataFrame, worker_ids: list[str], tier: int | None) -> pd.DataFrame:
     """The tiers table with ``worker_ids`` put in ``tier`` (``None``: no priority): the bulk edit."""
     out = df.copy()
-    out.loc[out["Worker id"].isin(list(worker_ids)), TIER] = float(tier) if tier is not None else None
+    out.loc[out["Worker id"].isin(list(worker_ids)), TIER] = number_text(tier)
     return out
 
 

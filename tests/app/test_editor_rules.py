@@ -39,8 +39,8 @@ def test_the_tables_start_as_the_run_has_them_and_add_nothing():
     assert f["links"].to_dict("records") == [
         {"Link id": "couple-1", "Worker 1": "w1", "Worker 2": "w2", "Worker 3": None, "Worker 4": None}]
     (q,) = f["quotas"].to_dict("records")
-    assert (q["Quota id"], q["Sites"], q["Job lines"], q["At least"]) == ("north-min", ["North"], [], 1.0)
-    assert f["tiers"]["Priority tier"].tolist()[0] == 1.0 and f["tiers"]["Priority tier"].isna().sum() == 3
+    assert (q["Quota id"], q["Sites"], q["Job lines"], q["At least"]) == ("north-min", ["North"], [], "1")
+    assert f["tiers"]["Priority tier"].tolist()[0] == "1" and f["tiers"]["Priority tier"].isna().sum() == 3
     assert f["previous"].to_dict("records") == [{"Worker": "w4", "Job line": "x1"}]
     assert list(f["lines"]["Site"]) == ["North", "North", "South", editor.OWN_SITE]
     assert overrides(r, f) == ({}, [])
