@@ -135,17 +135,19 @@ if lj is not None:
         st.error("This line must be filled, but no worker may take it. Change its rules, or untick "
                  "'Must be filled' for it in the scenario.")
     elif pool < places:
-        st.warning(f"Only {pool} worker(s) may take this line, so at least {places - pool} place(s) will stay empty.")
+        st.warning(f"Only {layout.count(pool, 'worker')} may take this line, so at least "
+                   f"{layout.count(places - pool, 'place')} will stay empty.")
     else:
         st.success("Enough workers may take this line to fill its places.")
     rules = problem.rules.for_line(problem.line_ids[lj])
     parts = []
     if rules.included_workers:
-        parts.append(f"includes {len(rules.included_workers)} named worker(s)")
+        parts.append(f"includes {layout.count(len(rules.included_workers), 'named worker')}")
     if rules.excluded_workers:
-        parts.append(f"excludes {len(rules.excluded_workers)} named worker(s)")
+        parts.append(f"excludes {layout.count(len(rules.excluded_workers), 'named worker')}")
     if rules.excluded_tags:
-        parts.append("excludes the tag(s) " + ", ".join(rules.excluded_tags))
+        parts.append(("excludes the tag " if len(rules.excluded_tags) == 1 else "excludes the tags ")
+                     + ", ".join(rules.excluded_tags))
     if rules.included_tags:
         parts.append("requires one of the tags " + ", ".join(rules.included_tags))
     st.caption("The line's rules: " + ("; ".join(parts) if parts else "none, so it is open to all") + ".")

@@ -36,7 +36,7 @@ if state.active_job():
             st.rerun()
         job = state.active_job()
         if p.status == "queued":
-            st.info(f"'{layout.md(job.name)}' is waiting for the solver ({p.queue_position} solve(s) ahead).",
+            st.info(f"'{layout.md(job.name)}' is waiting for the solver ({layout.count(p.queue_position, 'solve')} ahead).",
                     icon=":material/hourglass_top:")
         else:
             st.info(f"Solving '{layout.md(job.name)}'… {p.elapsed:.0f} s. This page shows it when it is done.",
@@ -362,7 +362,7 @@ stable = bool(res.settings.get("stability"))
 if n_block == 0:
     st.success("No worker and line would both rather be together than where they are: the allocation is stable.")
 else:
-    st.write(f"**{n_block}** worker-and-line pair(s) would both rather be together than where they are."
+    st.write(f"**{n_block:,}** worker-and-line {'pair' if n_block == 1 else 'pairs'} would both rather be together than where they are."
              + ("" if stable else " Turn on 'Stable' in the scenario to forbid this."))
     if problem is not None:
         st.dataframe(

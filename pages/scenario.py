@@ -485,7 +485,7 @@ def progress_panel() -> None:
     job_now = state.active_job()
     if job_now and p is not None:
         if p.status == "queued":
-            with st.status(f"Waiting for the solver: {p.queue_position} solve(s) ahead", state="running"):
+            with st.status(f"Waiting for the solver: {layout.count(p.queue_position, 'solve')} ahead", state="running"):
                 st.write("Solves run one at a time so each gets the machine's full power.")
         else:
             label = f"Solving '{layout.md(job_now.name)}'… {p.elapsed:.1f} s"
