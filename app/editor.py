@@ -352,6 +352,46 @@ def links_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[
     return out, errs
 
 
+def link_changes(snapshot: RunSnapshot, df: pd.DataFrame) -> list[str]:
+    """What the couples table changes from the run's own links, one entry each (none: as the run has them).
+
+    Shown under the table, so an edit the planner did not mean is seen where it was made: in the
+    browser, Enter pressed just after clicking the table's empty last row (a new row) moves the
+    cursor to the first row, and the name typed next renames the first couple (Streamlit's grid
+    does this, with no code of ours involved; see the Scenario page's test).
+    """
+    names = {w.id: w.name or w.id for w in snapshot.workers}
+
+    def who(ids: list[str]) -> str:
+        return ", ".join(names.get(w, w) for w in ids) if ids else "no workers"
+
+    rows = []
+    for row in df.to_dict("records"):
+        lid = _text(row.get("Link id"))
+        ws = sorted(w for w in (_text(row.get(f"Worker {n + 1}")) for n in range(4)) if w is not None)
+        if lid is not None or ws:
+            rows.append((lid, ws))
+    run = {k.id: sorted(k.worker_ids) for k in snapshot.linked_workers}
+    by_id = {lid: ws for lid, ws in rows if lid is not None}
+    out, kept = [], set()
+    for rid, rws in sorted(run.items()):
+        if rid in by_id:
+            kept.add(rid)
+            if by_id[rid] != rws:
+                out.append(f"{rid}: now {who(by_id[rid])} (the run has {who(rws)})")
+            continue
+        renamed = next((lid for lid, ws in rows if ws == rws and lid not in run and lid not in kept), None)
+        if renamed is not None:
+            kept.add(renamed)
+            out.append(f"{rid} renamed '{renamed}' (same workers)")
+        else:
+            out.append(f"{rid} removed")
+    for lid, ws in rows:
+        if lid is None or (lid not in run and lid not in kept):
+            out.append(f"'{lid or '(no name)'}' added: {who(ws)}")
+    return out
+
+
 def quotas_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFrame:
     """The scenario's quotas (the run's own until the scenario replaces them): a row a quota."""
     given = overrides.get("quotas")

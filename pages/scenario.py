@@ -209,6 +209,8 @@ with t_links:
         },
     )
     table_msgs["links"] = st.empty()
+    if link_changes := editor.link_changes(snap, edited["links"]):
+        st.caption("Changed from the run's couples, for this scenario: " + "; ".join(map(layout.md, link_changes)) + ".")
 with t_quotas:
     st.caption("At least and/or at most so many workers on some sites or some job lines (choose one of the two). "
                "With a tag, only workers with that tag count. Leave At most blank for no maximum."

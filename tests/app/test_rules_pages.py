@@ -278,3 +278,19 @@ def test_an_emptied_number_box_of_the_rules_asks_for_a_value_not_0(import_run):
         assert at.number_input(key=key).value is None
         at.number_input(key=key).set_value(kept).run()
         assert not [e.value for e in at.error]
+
+
+def test_a_couple_renamed_in_the_grid_is_said_under_it(demo_run):
+    # Walked in the browser: Enter pressed just after clicking the couples grid's empty last row
+    # moves the grid's cursor to the first row (Streamlit's grid, reproduced without our code),
+    # and the name typed next renames the first couple. The page cannot stop the grid; it says
+    # under the grid what the table now changes from the run's couples, so the rename is seen.
+    at = open_app(demo_run, "scenario")
+    assert not [c for c in at.caption if "Changed from the run's couples" in c.value]
+    at.session_state["sc_links"] = edits({0: {"Link id": "abc"}}, added=[{"Link id": "couple-3"}])
+    at.run()
+    assert not at.exception
+    (said,) = [c.value.replace("\\", "") for c in at.caption if "Changed from the run's couples" in c.value]
+    assert "couple-1 renamed 'abc' (same workers)" in said and "'couple-3' added: no workers" in said
+    leave_and_come_back(at)
+    assert [c for c in at.caption if "couple-1 renamed 'abc'" in c.value]
