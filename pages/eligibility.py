@@ -16,8 +16,12 @@ snap = ctx.snapshot
 d = state.draft(snap)
 st.title("Eligibility")
 
-use_scenario = st.toggle("Include this scenario's pins and forbids", key="el_use_scenario", value=True,
-                         help="Off: the run's own rules only.")
+# The choices on this page outlive a look at another page (seeded, not value=/default=, so that
+# a value put back from code draws without Streamlit's warning about a default set twice).
+state.restore_widget("el_use_scenario")
+st.session_state.setdefault("el_use_scenario", True)
+use_scenario = st.toggle("Include this scenario's pins and forbids", key="el_use_scenario",
+                         help="Off: the run's own rules only.", on_change=state.keep_widget, args=("el_use_scenario",))
 source = snap
 if use_scenario:
     try:
@@ -39,8 +43,10 @@ codes = derived.verdict_codes(problem_fp, problem)  # built once per scenario, s
 # --------------------------------------------------------------------------- overview heatmap
 st.header("Everyone at a glance")
 present = [c for c in charts.REASON_WORDS if (codes == c).any()]
+state.restore_widget("el_reasons", allowed=present)
+st.session_state.setdefault("el_reasons", present)
 picked = st.multiselect(
-    "Show these verdicts", present, default=present, key="el_reasons",
+    "Show these verdicts", present, key="el_reasons", on_change=state.keep_widget, args=("el_reasons",),
     format_func=lambda c: charts.REASON_WORDS[c],
     help="Pick one reason to see where it applies; the others turn pale grey.",
 )
@@ -72,8 +78,9 @@ else:
 
 # --------------------------------------------------------------------------- one worker
 st.header("One worker")
+state.restore_widget("el_worker", allowed=range(problem.n_workers))
 wi = st.selectbox(
-    "Worker", list(range(problem.n_workers)), key="el_worker",
+    "Worker", list(range(problem.n_workers)), key="el_worker", on_change=state.keep_widget, args=("el_worker",),
     format_func=lambda i: f"{problem.worker_names[i]} ({problem.worker_ids[i]})",
 )
 if wi is not None:
@@ -116,8 +123,9 @@ if wi is not None:
 # --------------------------------------------------------------------------- one line
 st.header("One job line")
 line_labels = layout.unique_labels([(problem.line_ids[j], problem.line_names[j]) for j in range(problem.n_lines)])
+state.restore_widget("el_line", allowed=range(problem.n_lines))
 lj = st.selectbox("Job line", list(range(problem.n_lines)), key="el_line",
-                  format_func=lambda j: line_labels[problem.line_ids[j]])
+                  format_func=lambda j: line_labels[problem.line_ids[j]], on_change=state.keep_widget, args=("el_line",))
 if lj is not None:
     allowed = problem.allowed[:, lj]
     pool = int(allowed.sum())
