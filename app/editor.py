@@ -889,6 +889,30 @@ def settings_from_inputs(inputs: dict[str, Any]) -> tuple[dict[str, Any] | None,
     return {k: checked[k] for k in raw}, []
 
 
+#: A time limit above this is said back to the planner (a day: "1e12" typed is 31,709 years).
+LONG_TIME_LIMIT = 24 * 3600
+
+
+def time_limit_note(inputs: dict[str, Any]) -> str | None:
+    """A word when the time limit typed is implausibly long, or ``None``; it does not stop a solve.
+
+    The box takes "1e12" as a number: a solve that could run for years holds the dashboard's one
+    solver thread, so every other planner's solve waits behind it.
+    """
+    v = inputs.get("time")
+    try:
+        seconds = float(v)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(seconds) or seconds <= LONG_TIME_LIMIT:
+        return None
+    days = seconds / 86400
+    span = f"about {days / 365.25:,.0f} years" if days >= 730 else f"about {days:,.0f} days"
+    shown = f"{seconds:,.0f}" if seconds.is_integer() and seconds < 1e16 else _shown(v)
+    return (f"Time limit: {shown} seconds is {span}. Is that what you meant? The solve stops as soon as the "
+            "best allocation is proven, and Stop ends it at any time, but other planners' solves wait behind it.")
+
+
 # --------------------------------------------------------------------------- checks before solving
 
 

@@ -367,6 +367,8 @@ shown_problems = [m for m in (editor.name_problem(ss["sc_name"]),) if m] + gener
 if shown_problems:
     with actions:
         layout.show_messages("This scenario cannot be solved as it stands. Fix these first:", shown_problems)
+elif long_limit := editor.time_limit_note(d.inputs):
+    actions.warning(long_limit)
 for _table, _msgs in table_problems.items():
     with table_msgs[_table]:
         layout.show_messages("Fix these in this table before solving:", _msgs)

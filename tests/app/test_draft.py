@@ -279,3 +279,14 @@ def test_number_cells_are_text_cells_and_1e12_typed_there_is_named(demo_run):
     leave_and_come_back(at)  # kept as typed, still refused
     assert editor_table(at, "sc_lines").iloc[0]["Places"] == "1e12"
     assert "(you typed 1e12)" in errors(at) and at.button(key="sc_solve").disabled
+
+
+def test_a_time_limit_of_1e12_seconds_is_said_back_and_solve_stays_possible(demo_run):
+    at = open_app(demo_run, "scenario")
+    at.number_input(key="sc_time").set_value(1e12).run()
+    assert not at.exception
+    (note,) = [w.value for w in at.warning if w.value.startswith("Time limit:")]
+    assert "about 31,688 years" in note
+    assert not at.button(key="sc_solve").disabled  # a word, not a refusal: the spec has no upper limit
+    at.number_input(key="sc_time").set_value(120.0).run()
+    assert not [w for w in at.warning if w.value.startswith("Time limit:")]

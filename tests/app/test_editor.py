@@ -238,3 +238,13 @@ def test_text_typed_into_number_cells_is_read_or_named_as_typed():
         "Organisation priority, row 1: the value must be between -1,000,000,000 and 1,000,000,000 (you typed 1e12)",
         "Organisation priority, row 2: the value must be a number (you typed two)",
     ]
+
+
+def test_an_implausible_time_limit_is_said_back_but_a_long_one_is_not():
+    # Walked in the browser: "1e12" typed as the time limit was taken as 31,709 years, silently.
+    note = editor.time_limit_note({"time": 1e12})
+    assert note.startswith("Time limit: 1,000,000,000,000 seconds is about 31,688 years.")
+    assert "Is that what you meant?" in note
+    assert "about 2 days" in editor.time_limit_note({"time": 2 * 86400 + 5})
+    for fine in (60.0, 3600.0, 86400.0, None, "", "abc", float("inf")):
+        assert editor.time_limit_note({"time": fine}) is None, fine
