@@ -161,7 +161,11 @@ def _stability_diagnosis(problem: ProblemData, options: SolveOptions) -> Finding
     :data:`STABILITY_PROBE_SECONDS` at most).
     """
     options.callbacks.on_phase("stability diagnosis")
-    probe = dataclasses.replace(options, time_limit=min(options.time_limit, STABILITY_PROBE_SECONDS))
+    # Silent callbacks: these questions' allocations (one without stability, above all) are not
+    # the solve's progress, which would show a cost and "0 % left to prove" for a run that has
+    # no stable allocation at all. The stop event still stops them.
+    probe = dataclasses.replace(options, time_limit=min(options.time_limit, STABILITY_PROBE_SECONDS),
+                                callbacks=Callbacks())
     unstable = _solve_problem(_with(problem, stability=False), probe)
     a = unstable.assignment if _has_allocation(unstable) else None
     without_mand = without_pins = None

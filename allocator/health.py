@@ -113,6 +113,15 @@ class HealthReport:
         return dict(sorted(out.items()))
 
 
+
+def _count(n: int, one: str) -> str:
+    """``1 worker``, ``2 workers``, ``1,500 workers``: a count in words, never ``worker(s)``."""
+    return f"{n:,} {one if n == 1 else one + 's'}"
+
+
+def _have(n: int) -> str:
+    return "has" if n == 1 else "have"
+
 def _label(name: str, id_: str) -> str:
     return f"{name} ({id_!r})" if name and name != id_ else repr(id_)
 
@@ -176,7 +185,7 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
     if shy:
         findings.append(Finding(
             LINES_SHORT_OF_CANDIDATES, WARNING,
-            f"{len(shy)} job line(s) have fewer workers who may take them than places, so they "
+            f"{_count(len(shy), 'job line')} {_have(len(shy))} fewer workers who may take them than places, so they "
             f"will have vacancies: {_names([line_label[j] for j in shy])}.",
             job_line_ids=tuple(shy),
         ))
@@ -184,7 +193,7 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
     if no_ranks:
         findings.append(Finding(
             WORKERS_RANKED_NOTHING, WARNING,
-            f"{len(no_ranks)} worker(s) ranked no job line: {_names([worker_label[w] for w in no_ranks])}. They will be "
+            f"{_count(len(no_ranks), 'worker')} ranked no job line: {_names([worker_label[w] for w in no_ranks])}. They will be "
             "placed wherever they cost least to others.",
             worker_ids=tuple(no_ranks),
         ))
@@ -200,8 +209,8 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
         ]
         findings.append(Finding(
             RANKED_LINES_OUT_OF_REACH, WARNING,
-            f"{len(stuck)} worker(s) ranked job lines they may not take (not eligible, or forbidden): "
-            f"{sum(d.ranked_blocked for d in stuck)} ranked line(s) in all; for {len(stuck_first)} of "
+            f"{_count(len(stuck), 'worker')} ranked job lines they may not take (not eligible, or forbidden): "
+            f"{_count(sum(d.ranked_blocked for d in stuck), 'ranked line')} in all; for {len(stuck_first)} of "
             f"them it is their first choice. {_names(shown, limit=6, sep='; ')}. Check their tags "
             "and the lines' rules: those ranks cannot count.",
             worker_ids=tuple(d.worker_id for d in ordered),
@@ -211,17 +220,17 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
         shown = [f"{d.label}: {d.ranked}" for d in sorted(short_lists, key=lambda d: (d.ranked, d.worker_id))]
         findings.append(Finding(
             SHORT_RANK_LISTS, WARNING,
-            f"{len(short_lists)} worker(s) ranked fewer than {min(SHORT_RANK_LIST, p.n_lines)} job lines: "
+            f"{_count(len(short_lists), 'worker')} ranked fewer than {min(SHORT_RANK_LIST, p.n_lines)} job lines: "
             f"{_names(shown, sep='; ')}. If none of their lines is free, they are placed wherever they cost least "
             "to others: ask them for more.",
             worker_ids=tuple(d.worker_id for d in short_lists),
         ))
     few = [x for x in lines if x.few_candidates]
     if few:
-        shown = [f"{line_label[x.job_line_id]}: {x.pool} for {x.places} place(s)" for x in sorted(few, key=lambda x: (x.pool, x.job_line_id))]
+        shown = [f"{line_label[x.job_line_id]}: {x.pool} for {_count(x.places, 'place')}" for x in sorted(few, key=lambda x: (x.pool, x.job_line_id))]
         findings.append(Finding(
             LINES_FEW_CANDIDATES, WARNING,
-            f"{len(few)} job line(s) have only {FEW_CANDIDATES} or fewer workers who may take them: "
+            f"{_count(len(few), 'job line')} {_have(len(few))} only {FEW_CANDIDATES} or fewer workers who may take them: "
             f"{_names(shown, sep='; ')}. One withdrawal or pin elsewhere may leave them short.",
             job_line_ids=tuple(x.job_line_id for x in few),
         ))
@@ -229,7 +238,7 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
     if silent:
         findings.append(Finding(
             SUPERVISORS_RANKED_NOBODY, WARNING,
-            f"{len(silent)} supervisor(s) are named on a job line but ranked no worker: "
+            f"{_count(len(silent), 'supervisor')} {'is' if len(silent) == 1 else 'are'} named on a job line but ranked no worker: "
             f"{_names([repr(q) for q in silent])}. Their lines treat every worker the same on the supervisor side.",
         ))
     return HealthReport(

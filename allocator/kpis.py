@@ -317,7 +317,8 @@ def level_name(level: dict[str, Any]) -> str:
     if level.get("objective") == "moves":
         return "fewest moves from the previous allocation"
     prio = level.get("priority")
-    return f"priority {prio} workers" if prio is not None else "workers without a priority"
+    # The pages' words for a priority tier ("Tier 1", "No tier" on Results and Scenario).
+    return f"tier {prio} workers" if prio is not None else "workers without a tier"
 
 
 def _joined(names: list[str]) -> str:
@@ -328,7 +329,7 @@ def levels_text(levels: list[dict[str, Any]] | None) -> str | None:
     """What a solve stopped early proved of a lexicographic objective, in words; ``None`` if
     there is nothing to say (no levels, or every level proven).
 
-    E.g. "priority 1 workers: the best possible (proven); workers without a priority: the best
+    E.g. "tier 1 workers: the best possible (proven); workers without a tier: the best
     found, not proven". A later level is only improved within the optimum of the earlier ones.
     """
     if not levels or all(bool(lv.get("proven")) for lv in levels):

@@ -161,11 +161,12 @@ def _level_price_words(entry: dict[str, Any]) -> str:
         n = int(round(delta))
         what = f"{n} more {'doctor' if n == 1 else 'doctors'} of the previous allocation would have to move"
     elif level == "no priority":
-        what = f"the total dissatisfaction of the doctors without a priority would rise by {delta:.6g}"
+        what = f"the total dissatisfaction of the doctors without a priority tier would rise by {delta:.6g}"
     elif level == "cost":
         what = f"total dissatisfaction would rise by {delta:.6g}"
-    else:
-        what = f"the total dissatisfaction of the {level} doctors would rise by {delta:.6g}"
+    else:  # "priority 2": said as the pages say it, "tier 2"
+        tier = level.removeprefix("priority ").strip()
+        what = f"the total dissatisfaction of the tier {tier} doctors would rise by {delta:.6g}"
     return f"{what}, which this run's order puts first (total dissatisfaction {_num(entry.get('price'))})"
 
 

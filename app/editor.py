@@ -50,13 +50,11 @@ def lines_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFram
             "Job line id": j.id,
             "Job line": j.name or j.id,
             "Site": site_label(j.site),
-            # A float column: the editor then takes 2.7 as typed, for the check to refuse, instead
-            # of an integer column's keyboard dropping the point (2.7 -> 27).
-            "Places": float(places if places is not None else j.max_n_workers),
+            "Places": number_text(places if places is not None else j.max_n_workers),
             "Must be filled": bool(must if must is not None else j.must_have_workers),
         })
     cols = LINE_COLS if any(j.site for j in snapshot.job_lines) else [c for c in LINE_COLS if c != "Site"]
-    return pd.DataFrame(rows, columns=cols)
+    return pd.DataFrame(rows, columns=cols).astype({"Places": object})
 
 
 def pairs_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
@@ -78,10 +76,50 @@ def pins_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
 
 def weights_frame(rows: list[dict[str, Any]] | None) -> pd.DataFrame:
     df = pd.DataFrame(
-        [{"Worker": r.get("worker_id"), "Job line": r.get("job_line_id"), "Value": r.get("value")} for r in rows or []],
+        [{"Worker": r.get("worker_id"), "Job line": r.get("job_line_id"), "Value": number_text(r.get("value"))}
+         for r in rows or []],
         columns=WEIGHT_COLS,
     )
-    return df.astype({"Worker": object, "Job line": object, "Value": float})
+    return df.astype(object)
+
+
+def number_text(v: Any) -> str | None:
+    """A number as the tables' number cells show it (``4``, ``1.5``; ``None`` when blank).
+
+    The Scenario page's number cells are text cells: Streamlit's number cell drops what it does
+    not take as a digit, so ``1e12`` arrived as 112 and was solved with, without a word. A text
+    cell hands over what was typed, and the checks here read it as a number or name it.
+    """
+    if _blank(v):
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, int):
+        return str(v)
+    # repr, not a rounded format: the text is read back as the number, which must not change.
+    return str(int(v)) if v.is_integer() and abs(v) < 1e16 else repr(v)
+
+
+#: The tables' number cells (text cells on the page: see :func:`number_text`), by table.
+NUMBER_CELLS = {"lines": ("Places",), "weights": ("Value",), "quotas": ("At least", "At most"),
+                "tiers": ("Priority tier",)}
+
+
+def with_text_cells(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its number cells as text, as the page's text cells need them.
+
+    A table whose rows were added and then folded into the draft may hold numbers there (or a
+    column pandas made numeric): Streamlit refuses a text cell over a numeric column.
+    """
+    cols = [c for c in NUMBER_CELLS.get(table, ()) if c in df.columns]
+    if not cols:
+        return df
+    out = df.copy()
+    for c in cols:
+        out[c] = pd.Series([number_text(v) for v in out[c]], index=out.index, dtype=object)
+    return out
 
 
 def _blank(v: Any) -> bool:
@@ -133,7 +171,8 @@ def lines_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[
         try:
             p = float(places)
         except (TypeError, ValueError):
-            errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number")
+            errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number, "
+                        f"0 or more (you typed {_shown(places)})")
             continue
         if not math.isfinite(p) or p < 0 or not p.is_integer():
             errs.append(f"Places and must be filled, row {i + 1} ({j.name or jid}): places must be a whole number, "
@@ -188,10 +227,10 @@ def weights_overrides(df: pd.DataFrame) -> tuple[list[dict[str, Any]], list[str]
         try:
             value = float(v)
         except (TypeError, ValueError):
-            errs.append(f"Organisation priority, row {i + 1}: the value must be a number")
+            errs.append(f"Organisation priority, row {i + 1}: the value must be a number (you typed {_shown(v)})")
             continue
         if not math.isfinite(value):
-            errs.append(f"Organisation priority, row {i + 1}: the value must be a number")
+            errs.append(f"Organisation priority, row {i + 1}: the value must be a number (you typed {_shown(v)})")
             continue
         if abs(value) > MAX_MAGNITUDE:
             errs.append(f"Organisation priority, row {i + 1}: the value must be between {-MAX_MAGNITUDE:,.0f} and "
@@ -313,6 +352,46 @@ def links_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[
     return out, errs
 
 
+def link_changes(snapshot: RunSnapshot, df: pd.DataFrame) -> list[str]:
+    """What the couples table changes from the run's own links, one entry each (none: as the run has them).
+
+    Shown under the table, so an edit the planner did not mean is seen where it was made: in the
+    browser, Enter pressed just after clicking the table's empty last row (a new row) moves the
+    cursor to the first row, and the name typed next renames the first couple (Streamlit's grid
+    does this, with no code of ours involved; see the Scenario page's test).
+    """
+    names = {w.id: w.name or w.id for w in snapshot.workers}
+
+    def who(ids: list[str]) -> str:
+        return ", ".join(names.get(w, w) for w in ids) if ids else "no workers"
+
+    rows = []
+    for row in df.to_dict("records"):
+        lid = _text(row.get("Link id"))
+        ws = sorted(w for w in (_text(row.get(f"Worker {n + 1}")) for n in range(4)) if w is not None)
+        if lid is not None or ws:
+            rows.append((lid, ws))
+    run = {k.id: sorted(k.worker_ids) for k in snapshot.linked_workers}
+    by_id = {lid: ws for lid, ws in rows if lid is not None}
+    out, kept = [], set()
+    for rid, rws in sorted(run.items()):
+        if rid in by_id:
+            kept.add(rid)
+            if by_id[rid] != rws:
+                out.append(f"{rid}: now {who(by_id[rid])} (the run has {who(rws)})")
+            continue
+        renamed = next((lid for lid, ws in rows if ws == rws and lid not in run and lid not in kept), None)
+        if renamed is not None:
+            kept.add(renamed)
+            out.append(f"{rid} renamed '{renamed}' (same workers)")
+        else:
+            out.append(f"{rid} removed")
+    for lid, ws in rows:
+        if lid is None or (lid not in run and lid not in kept):
+            out.append(f"'{lid or '(no name)'}' added: {who(ws)}")
+    return out
+
+
 def quotas_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFrame:
     """The scenario's quotas (the run's own until the scenario replaces them): a row a quota."""
     given = overrides.get("quotas")
@@ -322,12 +401,10 @@ def quotas_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFra
         "Sites": list(q.get("sites") or []),
         "Job lines": list(q.get("job_line_ids") or []),
         "Only workers with tag": q.get("qualification_id"),
-        "At least": float(q.get("min_workers") or 0),
-        "At most": float(q["max_workers"]) if q.get("max_workers") is not None else None,
+        "At least": number_text(q.get("min_workers") or 0),
+        "At most": number_text(q.get("max_workers")),
     } for q in quotas]
-    df = pd.DataFrame(rows, columns=QUOTA_COLS)
-    return df.astype({"Quota id": object, "Sites": object, "Job lines": object,
-                      "Only workers with tag": object, "At least": float, "At most": float})
+    return pd.DataFrame(rows, columns=QUOTA_COLS).astype(object)
 
 
 def _whole(v: Any) -> int | None | str:
@@ -409,8 +486,8 @@ def tiers_frame(snapshot: RunSnapshot, overrides: dict[str, Any]) -> pd.DataFram
     for w in sorted(snapshot.workers, key=lambda w: w.id):
         tier = given[w.id] if w.id in given else w.priority
         rows.append({"Worker id": w.id, "Worker": w.name or w.id,
-                     TIER: float(tier) if tier is not None else None})
-    return pd.DataFrame(rows, columns=TIER_COLS).astype({"Worker id": object, "Worker": object, TIER: float})
+                     TIER: number_text(tier)})
+    return pd.DataFrame(rows, columns=TIER_COLS).astype(object)
 
 
 def tiers_overrides(snapshot: RunSnapshot, df: pd.DataFrame) -> tuple[list[dict[str, Any]], list[str]]:
@@ -477,7 +554,7 @@ def gone_from_tiers(worker_ids: list[str]) -> str:
 def set_tier(df: pd.DataFrame, worker_ids: list[str], tier: int | None) -> pd.DataFrame:
     """The tiers table with ``worker_ids`` put in ``tier`` (``None``: no priority): the bulk edit."""
     out = df.copy()
-    out.loc[out["Worker id"].isin(list(worker_ids)), TIER] = float(tier) if tier is not None else None
+    out.loc[out["Worker id"].isin(list(worker_ids)), TIER] = number_text(tier)
     return out
 
 
@@ -810,6 +887,30 @@ def settings_from_inputs(inputs: dict[str, Any]) -> tuple[dict[str, Any] | None,
     if errs:
         return None, errs
     return {k: checked[k] for k in raw}, []
+
+
+#: A time limit above this is said back to the planner (a day: "1e12" typed is 31,709 years).
+LONG_TIME_LIMIT = 24 * 3600
+
+
+def time_limit_note(inputs: dict[str, Any]) -> str | None:
+    """A word when the time limit typed is implausibly long, or ``None``; it does not stop a solve.
+
+    The box takes "1e12" as a number: a solve that could run for years holds the dashboard's one
+    solver thread, so every other planner's solve waits behind it.
+    """
+    v = inputs.get("time")
+    try:
+        seconds = float(v)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(seconds) or seconds <= LONG_TIME_LIMIT:
+        return None
+    days = seconds / 86400
+    span = f"about {days / 365.25:,.0f} years" if days >= 730 else f"about {days:,.0f} days"
+    shown = f"{seconds:,.0f}" if seconds.is_integer() and seconds < 1e16 else _shown(v)
+    return (f"Time limit: {shown} seconds is {span}. Is that what you meant? The solve stops as soon as the "
+            "best allocation is proven, and Stop ends it at any time, but other planners' solves wait behind it.")
 
 
 # --------------------------------------------------------------------------- checks before solving

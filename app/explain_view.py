@@ -255,7 +255,7 @@ def show_explanation(res: Result, rkey: str, problem_fp: str, worker_id: str, se
                     "puts them on another line. Present it as a draw.", icon=":material/casino:")
         if slow:
             n = len(explain.higher_choices(p, s, int(res.assignment[s])))
-            st.caption(f"They ranked {n} line(s) higher. This allocation is stable, so each price is a stable "
+            st.caption(f"They ranked {n} {'line' if n == 1 else 'lines'} higher. This allocation is stable, so each price is a stable "
                        "solve of its own (up to half a minute each).")
             if n and st.button("Work out why not, and at what price", key=f"{key}_stable_btn"):
                 st.session_state[f"{key}_stable_go"] = (rkey, worker_id)

@@ -45,6 +45,11 @@ PHASE_WORDS = {
 _MD_SPECIAL = set("\\`*_[]<>~$:|#")
 
 
+def count(n: int, one: str, many: str | None = None) -> str:
+    """A count in words: ``1 worker``, ``2 workers``, ``1,500 workers`` (never ``worker(s)``)."""
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
 def md(text: object) -> str:
     """Text from data (a run, scenario or worker name) made safe to put inside markdown."""
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
@@ -174,7 +179,7 @@ def sidebar() -> None:
         p = state.job_progress()
         if p is not None and not p.finished:
             if p.status == "queued":
-                sb.caption(f"Waiting for the solver: {p.queue_position} solve(s) ahead.")
+                sb.caption(f"Waiting for the solver: {count(p.queue_position, 'solve')} ahead.")
             else:
                 sb.caption(f"Solving {job.name}…")
 

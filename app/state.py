@@ -431,11 +431,33 @@ def keep_widget(key: str) -> None:
     st.session_state.setdefault(_KEPT, {}).setdefault(current_run_id(), {})[key] = st.session_state.get(key)
 
 
-def restore_widget(key: str) -> None:
-    """Before a form widget is drawn: the value :func:`keep_widget` kept for this run, if it was dropped."""
+def restore_widget(key: str, allowed: Any = None) -> None:
+    """Before a form widget is drawn: the value :func:`keep_widget` kept for this run, if it was dropped.
+
+    With ``allowed`` (the widget's options now), a kept choice that is no longer among them
+    (a scenario deleted, a worker withdrawn) is not put back: the widget starts afresh.
+    """
     kept = st.session_state.get(_KEPT, {}).get(current_run_id(), {})
     if key not in st.session_state and key in kept:
-        st.session_state[key] = kept[key]
+        value = kept[key]
+        if allowed is not None:
+            options = set(allowed)
+            values = value if isinstance(value, list | tuple) else [value]
+            if not all(v is None or v in options for v in values):
+                return
+        st.session_state[key] = value
+
+
+def remember(*keys: str) -> None:
+    """After widgets are drawn: keep their values for this run (see :func:`restore_widget`).
+
+    For choices a page can also make from code (a row clicked choosing the worker explained),
+    where an ``on_change`` of the widget would not see them.
+    """
+    kept = st.session_state.setdefault(_KEPT, {}).setdefault(current_run_id(), {})
+    for key in keys:
+        if key in st.session_state:
+            kept[key] = st.session_state[key]
 
 
 #: The Scenario page's table editors, by the draft's table name.

@@ -50,8 +50,12 @@ if len(views) < 2:
 
 names = list(views)
 default = names[:2][::-1]  # the older one first, as the baseline
-picked = st.multiselect("Scenarios to compare", names, default=default, key="cmp_pick",
-                        help="The first is the baseline.")
+# The picks outlive a look at another page (seeded here, not by default=, so that a value put
+# back from code draws without Streamlit's warning about a default set twice).
+state.restore_widget("cmp_pick", allowed=names)
+st.session_state.setdefault("cmp_pick", default)
+picked = st.multiselect("Scenarios to compare", names, key="cmp_pick", help="The first is the baseline.",
+                        on_change=state.keep_widget, args=("cmp_pick",))
 if len(picked) < 2:
     st.info("Pick at least two scenarios.")
     st.stop()
@@ -107,7 +111,12 @@ if len(rules_df):
 # --------------------------------------------------------------------------- moves
 st.header("Who moved")
 other_names = [v.name for v in chosen[1:]]
-other = st.selectbox("Compare the baseline with", other_names, key="cmp_other") if len(other_names) > 1 else other_names[0]
+if len(other_names) > 1:
+    state.restore_widget("cmp_other", allowed=other_names)
+    other = st.selectbox("Compare the baseline with", other_names, key="cmp_other",
+                         on_change=state.keep_widget, args=("cmp_other",))
+else:
+    other = other_names[0]
 target = views[other]
 wn = {w.id: (w.name or w.id) for w in snap.workers}
 ln = {j.id: (j.name or j.id) for j in snap.job_lines}

@@ -16,8 +16,12 @@ snap = ctx.snapshot
 d = state.draft(snap)
 st.title("Eligibility")
 
-use_scenario = st.toggle("Include this scenario's pins and forbids", key="el_use_scenario", value=True,
-                         help="Off: the run's own rules only.")
+# The choices on this page outlive a look at another page (seeded, not value=/default=, so that
+# a value put back from code draws without Streamlit's warning about a default set twice).
+state.restore_widget("el_use_scenario")
+st.session_state.setdefault("el_use_scenario", True)
+use_scenario = st.toggle("Include this scenario's pins and forbids", key="el_use_scenario",
+                         help="Off: the run's own rules only.", on_change=state.keep_widget, args=("el_use_scenario",))
 source = snap
 if use_scenario:
     try:
@@ -39,8 +43,10 @@ codes = derived.verdict_codes(problem_fp, problem)  # built once per scenario, s
 # --------------------------------------------------------------------------- overview heatmap
 st.header("Everyone at a glance")
 present = [c for c in charts.REASON_WORDS if (codes == c).any()]
+state.restore_widget("el_reasons", allowed=present)
+st.session_state.setdefault("el_reasons", present)
 picked = st.multiselect(
-    "Show these verdicts", present, default=present, key="el_reasons",
+    "Show these verdicts", present, key="el_reasons", on_change=state.keep_widget, args=("el_reasons",),
     format_func=lambda c: charts.REASON_WORDS[c],
     help="Pick one reason to see where it applies; the others turn pale grey.",
 )
@@ -72,8 +78,9 @@ else:
 
 # --------------------------------------------------------------------------- one worker
 st.header("One worker")
+state.restore_widget("el_worker", allowed=range(problem.n_workers))
 wi = st.selectbox(
-    "Worker", list(range(problem.n_workers)), key="el_worker",
+    "Worker", list(range(problem.n_workers)), key="el_worker", on_change=state.keep_widget, args=("el_worker",),
     format_func=lambda i: f"{problem.worker_names[i]} ({problem.worker_ids[i]})",
 )
 if wi is not None:
@@ -116,8 +123,9 @@ if wi is not None:
 # --------------------------------------------------------------------------- one line
 st.header("One job line")
 line_labels = layout.unique_labels([(problem.line_ids[j], problem.line_names[j]) for j in range(problem.n_lines)])
+state.restore_widget("el_line", allowed=range(problem.n_lines))
 lj = st.selectbox("Job line", list(range(problem.n_lines)), key="el_line",
-                  format_func=lambda j: line_labels[problem.line_ids[j]])
+                  format_func=lambda j: line_labels[problem.line_ids[j]], on_change=state.keep_widget, args=("el_line",))
 if lj is not None:
     allowed = problem.allowed[:, lj]
     pool = int(allowed.sum())
@@ -135,17 +143,19 @@ if lj is not None:
         st.error("This line must be filled, but no worker may take it. Change its rules, or untick "
                  "'Must be filled' for it in the scenario.")
     elif pool < places:
-        st.warning(f"Only {pool} worker(s) may take this line, so at least {places - pool} place(s) will stay empty.")
+        st.warning(f"Only {layout.count(pool, 'worker')} may take this line, so at least "
+                   f"{layout.count(places - pool, 'place')} will stay empty.")
     else:
         st.success("Enough workers may take this line to fill its places.")
     rules = problem.rules.for_line(problem.line_ids[lj])
     parts = []
     if rules.included_workers:
-        parts.append(f"includes {len(rules.included_workers)} named worker(s)")
+        parts.append(f"includes {layout.count(len(rules.included_workers), 'named worker')}")
     if rules.excluded_workers:
-        parts.append(f"excludes {len(rules.excluded_workers)} named worker(s)")
+        parts.append(f"excludes {layout.count(len(rules.excluded_workers), 'named worker')}")
     if rules.excluded_tags:
-        parts.append("excludes the tag(s) " + ", ".join(rules.excluded_tags))
+        parts.append(("excludes the tag " if len(rules.excluded_tags) == 1 else "excludes the tags ")
+                     + ", ".join(rules.excluded_tags))
     if rules.included_tags:
         parts.append("requires one of the tags " + ", ".join(rules.included_tags))
     st.caption("The line's rules: " + ("; ".join(parts) if parts else "none, so it is open to all") + ".")

@@ -170,7 +170,8 @@ else:
     if stale:
         st.warning(publishing.stale_note(layout.md(title), sc.created_at), icon=":material/update:")
     elif n_stale:
-        st.caption(f"{n_stale} saved scenario(s) of this run were solved on older data; the list marks them.")
+        st.caption(f"{layout.count(n_stale, 'saved scenario')} of this run {'was' if n_stale == 1 else 'were'} solved on "
+                   "older data; the list marks them.")
 
     # What the scenario changes from the run's own data and settings (lifted run pins and forbids
     # included): a planner publishes these as much as the allocation.
@@ -250,7 +251,7 @@ else:
                  + (", replacing the published allocation." if supersede else "."))
         st.write(f"Reason: {layout.md(reason.strip()) or '(none given)'}")
         if pins:
-            st.write(f"With the {len(pins)} pin(s) of this scenario and their reasons (listed above).")
+            st.write(f"With the {layout.count(len(pins), 'pin')} of this scenario and their reasons (listed above).")
         a, b = st.columns(2)
         if a.button("Publish now", key="pub_confirm", type="primary"):
             try:
@@ -319,7 +320,7 @@ else:
             st.rerun()  # the whole page: it publishes and shows the outcome
         name = layout.md(job["plan"].scenario.name)
         if p.status == "queued":
-            st.status(f"Waiting for the solver to solve '{name}' again: {p.queue_position} solve(s) ahead",
+            st.status(f"Waiting for the solver to solve '{name}' again: {layout.count(p.queue_position, 'solve')} ahead",
                       state="running")
         else:
             label = (f"Stopping '{name}'…" if p.stop_requested

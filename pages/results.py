@@ -36,7 +36,7 @@ if state.active_job():
             st.rerun()
         job = state.active_job()
         if p.status == "queued":
-            st.info(f"'{layout.md(job.name)}' is waiting for the solver ({p.queue_position} solve(s) ahead).",
+            st.info(f"'{layout.md(job.name)}' is waiting for the solver ({layout.count(p.queue_position, 'solve')} ahead).",
                     icon=":material/hourglass_top:")
         else:
             st.info(f"Solving '{layout.md(job.name)}'… {p.elapsed:.0f} s. This page shows it when it is done.",
@@ -109,8 +109,11 @@ for label, key in headline.baseline_choices(prev.name if prev is not None else N
                                                      sc.input_fingerprint))
     else:
         options[label] = None
+state.restore_widget("res_baseline", allowed=list(options))
+# Kept only when chosen: the default follows the planner's solves (the previous one first).
 pick = st.selectbox("Changes shown against", list(options), key="res_baseline",
-                    help="The small arrows under each number compare with this scenario.")
+                    help="The small arrows under each number compare with this scenario.",
+                    on_change=state.keep_widget, args=("res_baseline",))
 baseline, baseline_side = options.get(pick) or (None, None)
 baseline = headline.with_rank_metrics(baseline, snap)
 
@@ -285,9 +288,12 @@ f1, f2, f3 = st.columns([2, 2, 1])
 state.restore_widget("res_search")
 query = f1.text_input("Search a worker, a line or a site" if has_sites else "Search a worker or a line",
                       key="res_search", placeholder="name or id", on_change=state.keep_widget, args=("res_search",))
+state.restore_widget("res_lines", allowed=table["Job line"].unique())
+state.restore_widget("res_unranked")
 chosen_lines = f2.multiselect("Only these lines", sorted(table["Job line"].unique()), key="res_lines")
 only_unranked = f3.checkbox("Only not ranked", key="res_unranked",
                             help="Only workers on a line they did not rank.")
+state.remember("res_lines", "res_unranked")
 shown = table
 if query.strip():
     q = query.strip().lower()
@@ -347,11 +353,13 @@ if res_obj is None:
             "since. Solve it again to explain it.")
 else:
     worker_label = dict(zip(table["Worker id"], table["Worker"], strict=True))
+    state.restore_widget("res_explain_pick", allowed=worker_label)
     if st.session_state.get("res_explain_pick") not in worker_label:
         st.session_state.pop("res_explain_pick", None)
     explained = st.selectbox(
         "Worker explained", table["Worker id"].tolist(), key="res_explain_pick", index=None,
         placeholder="Click a row above, or choose a worker", format_func=lambda w: f"{worker_label.get(w, w)} ({w})")
+    state.remember("res_explain_pick")
     if explained:
         explain_view.show_explanation(res_obj, rkey, problem_fp, explained, seed_ids, key="res_explain")
 
@@ -362,7 +370,7 @@ stable = bool(res.settings.get("stability"))
 if n_block == 0:
     st.success("No worker and line would both rather be together than where they are: the allocation is stable.")
 else:
-    st.write(f"**{n_block}** worker-and-line pair(s) would both rather be together than where they are."
+    st.write(f"**{n_block:,}** worker-and-line {'pair' if n_block == 1 else 'pairs'} would both rather be together than where they are."
              + ("" if stable else " Turn on 'Stable' in the scenario to forbid this."))
     if problem is not None:
         st.dataframe(
@@ -388,7 +396,14 @@ if res_obj is not None:
                "with your reason.")
     wlabel = dict(zip(table["Worker id"], table["Worker"], strict=True))
     llabels = layout.unique_labels([(j, line_names.get(j, j)) for j in sorted(line_names)])
-    kind = st.segmented_control("Change", ["move", "swap"], key="res_ov_kind", default="move",
+    # The move being tried outlives a look at another page (seeded, not default=: see Compare).
+    state.restore_widget("res_ov_kind", allowed=["move", "swap"])
+    state.restore_widget("res_ov_worker", allowed=table["Worker id"])
+    state.restore_widget("res_ov_line", allowed=line_names)
+    state.restore_widget("res_ov_other", allowed=table["Worker id"])
+    st.session_state.setdefault("res_ov_kind", "move")
+    kind = st.segmented_control("Change", ["move", "swap"], key="res_ov_kind",
+                                on_change=state.keep_widget, args=("res_ov_kind",),
                                 format_func={"move": "Move a worker to a line", "swap": "Swap two workers"}.get)
     kind = kind or "move"
     o1, o2 = st.columns(2)
@@ -400,6 +415,7 @@ if res_obj is not None:
     else:
         second = o2.selectbox("Swap with", table["Worker id"].tolist(), key="res_ov_other", index=None,
                               placeholder="Choose a worker", format_func=lambda w: f"{wlabel.get(w, w)} ({w})")
+    state.remember("res_ov_worker", "res_ov_line", "res_ov_other")
     asked = (rkey, kind, first, second)
     if st.button("Show what it does", key="res_ov_preview", disabled=not (first and second)):
         try:

@@ -74,7 +74,7 @@ if run_id:
     snap = ctx.snapshot
     summary = ctx.summary
     st.header(layout.md(summary.name or summary.id))
-    changed = f" · changed {summary.n_changes} time(s) since (see the change log below)" if summary.n_changes else ""
+    changed = f" · changed {layout.count(summary.n_changes, 'time')} since (see the change log below)" if summary.n_changes else ""
     st.caption(layout.md(f"{runs_view.provenance(summary)} · {summary.n_workers} workers · "
                          f"{summary.n_job_lines} job lines{changed}"))
     if summary.status == "failed" and summary.error:

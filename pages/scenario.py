@@ -121,6 +121,17 @@ else:  # a long drop-down helps no one: type the id
 line_col = st.column_config.SelectboxColumn(
     "Job line", options=[j.id for j in lines], format_func=lambda v: lname.get(v, v))
 
+
+
+def number_cell(**kw):
+    """A number cell of the tables: a text cell, right-aligned.
+
+    Streamlit's number cell keeps only what it takes for a digit (1e12 arrived as 112, and was
+    solved with): a text cell hands over what was typed, for the checks to read or to name.
+    """
+    return st.column_config.TextColumn(alignment="right", **kw)
+
+
 edited: dict = {}
 # Each table's problems go right under its grid (filled in once every table has been read): a
 # box above the tables moved the grid under the planner's next click.
@@ -131,11 +142,10 @@ with t_lines:
     st.caption("Change a line's places (a whole number, 0 or more) or whether it must be filled. "
                "Greyed columns come from the run.")
     edited["lines"] = st.data_editor(
-        base["lines"], key=state.editor_key("lines"), placeholder="", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="fixed",
+        editor.with_text_cells("lines", base["lines"]), key=state.editor_key("lines"), placeholder="", on_change=state.draft_edited, hide_index=True, width="stretch", num_rows="fixed",
         disabled=["Job line id", "Job line", "Site"],
         column_config={
-            # No min_value and no integer format: -5 or 2.7 stay as typed, for the check to name.
-            "Places": st.column_config.NumberColumn(format="plain", help="How many workers the line takes."),
+            "Places": number_cell(help="How many workers the line takes."),
             "Must be filled": st.column_config.CheckboxColumn(help="The line must get at least one worker."),
         },
     )
@@ -163,12 +173,12 @@ with t_weights:
         "Organisation priority for a worker: a positive value discourages the pair, a negative value "
         "favours it. Leave the job line empty to apply it to every line.")
     edited["weights"] = st.data_editor(
-        base["weights"], key=state.editor_key("weights"), placeholder="", on_change=state.draft_edited, hide_index=True, width="stretch",
+        editor.with_text_cells("weights", base["weights"]), key=state.editor_key("weights"), placeholder="", on_change=state.draft_edited, hide_index=True, width="stretch",
         num_rows="dynamic",
         column_config={
             "Worker": worker_col,
             "Job line": line_col,
-            "Value": st.column_config.NumberColumn(format="%.2f", help="Added to the supervisors' side of the cost."),
+            "Value": number_cell(help="Added to the supervisors' side of the cost."),
         },
     )
     table_msgs["weights"] = st.empty()
@@ -199,12 +209,14 @@ with t_links:
         },
     )
     table_msgs["links"] = st.empty()
+    if link_changes := editor.link_changes(snap, edited["links"]):
+        st.caption("Changed from the run's couples, for this scenario: " + "; ".join(map(layout.md, link_changes)) + ".")
 with t_quotas:
     st.caption("At least and/or at most so many workers on some sites or some job lines (choose one of the two). "
                "With a tag, only workers with that tag count. Leave At most blank for no maximum."
                + ("" if sites else " This run's job lines name no sites: choose job lines."))
     edited["quotas"] = st.data_editor(
-        base["quotas"], key=state.editor_key("quotas"), placeholder="", on_change=state.draft_edited, hide_index=True,
+        editor.with_text_cells("quotas", base["quotas"]), key=state.editor_key("quotas"), placeholder="", on_change=state.draft_edited, hide_index=True,
         width="stretch", num_rows="dynamic",
         column_config={
             "Quota id": st.column_config.TextColumn("Quota name", help="For example rural-minimum.", max_chars=100,
@@ -218,8 +230,8 @@ with t_quotas:
                 help="The job lines that count (or choose sites instead)."),
             "Only workers with tag": st.column_config.SelectboxColumn(
                 "With tag", options=tags, width=110, help="Only workers with this tag count. Blank: every worker counts."),
-            "At least": st.column_config.NumberColumn(format="plain", width=75, help="A whole number, 0 or more."),
-            "At most": st.column_config.NumberColumn(format="plain", width=75,
+            "At least": number_cell(width=75, help="A whole number, 0 or more."),
+            "At most": number_cell(width=75,
                                                      help="A whole number, or blank for no maximum."),
         },
     )
@@ -274,10 +286,9 @@ with t_tiers:
         st.info(editor.gone_from_tiers(gone))
         gone_button("sc_remove_gone_tiers")
     edited["tiers"] = st.data_editor(
-        base["tiers"], key=state.editor_key("tiers"), placeholder="", on_change=state.draft_edited, hide_index=True,
+        editor.with_text_cells("tiers", base["tiers"]), key=state.editor_key("tiers"), placeholder="", on_change=state.draft_edited, hide_index=True,
         width="stretch", num_rows="fixed", disabled=["Worker id", "Worker"], height=300,
-        column_config={editor.TIER: st.column_config.NumberColumn(
-            format="plain", help="1 is placed first. Blank: no tier (placed last).")},
+        column_config={editor.TIER: number_cell(help="1 is placed first. Blank: no tier (placed last).")},
     )
     table_msgs["tiers"] = st.empty()
 with t_moves:
@@ -356,6 +367,8 @@ shown_problems = [m for m in (editor.name_problem(ss["sc_name"]),) if m] + gener
 if shown_problems:
     with actions:
         layout.show_messages("This scenario cannot be solved as it stands. Fix these first:", shown_problems)
+elif long_limit := editor.time_limit_note(d.inputs):
+    actions.warning(long_limit)
 for _table, _msgs in table_problems.items():
     with table_msgs[_table]:
         layout.show_messages("Fix these in this table before solving:", _msgs)
@@ -476,7 +489,7 @@ def progress_panel() -> None:
     job_now = state.active_job()
     if job_now and p is not None:
         if p.status == "queued":
-            with st.status(f"Waiting for the solver: {p.queue_position} solve(s) ahead", state="running"):
+            with st.status(f"Waiting for the solver: {layout.count(p.queue_position, 'solve')} ahead", state="running"):
                 st.write("Solves run one at a time so each gets the machine's full power.")
         else:
             label = f"Solving '{layout.md(job_now.name)}'… {p.elapsed:.1f} s"

@@ -385,5 +385,5 @@ def test_statements_name_the_level_that_decides_a_tiered_price():
     assert entry["price_levels"] == [{"level": "priority 1", "price": 1.0}, {"level": "no priority", "price": -1.5}]
     assert entry["price"] == -0.5  # the total falls: alone it would read as a gain
     words = price_words(problem, "w2", entry)
-    assert "priority 1 doctors would rise by 1" in words
+    assert "tier 1 doctors would rise by 1" in words
     assert "tie-break" not in words

@@ -80,7 +80,7 @@ def test_levels_in_words():
     assert kpis.levels_text([proven, {**rest, "proven": True}]) is None
     assert kpis.levels_text(None) is None
     assert kpis.levels_text([moves, proven, rest]) == (
-        "fewest moves from the previous allocation and priority 1 workers: the best possible (proven); "
-        "workers without a priority: the best found, not proven")
+        "fewest moves from the previous allocation and tier 1 workers: the best possible (proven); "
+        "workers without a tier: the best found, not proven")
     assert kpis.levels_text([{**proven, "proven": False}, rest]) == (
-        "priority 1 workers and workers without a priority: the best found, not proven")
+        "tier 1 workers and workers without a tier: the best found, not proven")

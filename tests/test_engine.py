@@ -107,6 +107,37 @@ def test_stability_conflict_caused_by_a_pin():
     assert d.worker_ids == ("w1", "w2") and d.job_line_ids == ("x",)
 
 
+def test_an_impossible_stable_run_reports_no_allocation_while_it_is_worked_out():
+    # Walked in the browser: a stable solve of the demo (impossible with its pin) showed "Best
+    # total cost so far 1,479.88, left to prove 0.0 %" before saying "impossible": the stability
+    # diagnosis's solve without stability reported its allocation as the solve's progress.
+    from allocator.solvers.base import Callbacks
+
+    class Record(Callbacks):
+        def __init__(self):
+            self.progress, self.phases = [], []
+
+        def on_progress(self, objective, bound, elapsed):
+            self.progress.append((objective, bound))
+
+        def on_phase(self, phase):
+            self.phases.append(phase)
+
+    s = snap(
+        W("w1", "w2"),
+        L(("x", 1, False, ["sup"]), ("y", 1)),
+        worker_preferences=prefs(w1={"x": 1, "y": 2}, w2={"x": 1, "y": 2}),
+        preferencer_preferences=pprefs(sup={"w1": 1, "w2": 2}),
+        pins=[{"worker_id": "w2", "job_line_id": "x"}],
+        settings={"stability": True},
+    )
+    seen = Record()
+    result = engine.solve(s, SolveOptions(time_limit=10, callbacks=seen))
+    assert result.status == "infeasible" and result.diagnosis[0].code == dx.STABILITY_CONFLICT
+    assert "stability diagnosis" in seen.phases
+    assert [o for o, _ in seen.progress if o is not None] == []  # no allocation was ever said to exist
+
+
 def test_stability_conflict_caused_by_a_mandatory_line():
     # w1 must fill x (mandatory) but prefers y, which has a free place.
     s = snap(

@@ -122,7 +122,7 @@ def test_ranked_lines_a_worker_may_not_take_are_counted_with_first_choices():
     assert (h.ranking_blocked, h.first_choice_blocked) == (["a", "b"], ["a"])
     (f,) = [f for f in h.findings if "may not take" in f.message]
     assert f.severity == "warning" and f.worker_ids == ("a", "b")
-    assert "3 ranked line(s) in all; for 1 of them it is their first choice" in f.message
+    assert "3 ranked lines in all; for 1 of them it is their first choice" in f.message
     assert "Ana Li ('a'): 2 of 3 ranked, incl. their first choice; Ben Okafor ('b'): 1 of 3 ranked" in f.message
 
 
@@ -133,7 +133,7 @@ def test_short_rank_lists_and_lines_with_few_candidates_are_named():
     assert "Cleo Diaz ('c'): 1; Dev Shah ('d'): 2" in short.message
     assert h.lines_few_candidates == ["j3"]
     (few,) = [f for f in h.findings if "or fewer workers who may take them" in f.message]
-    assert "Rural GP ('j3'): 2 for 1 place(s)" in few.message
+    assert "Rural GP ('j3'): 2 for 1 place" in few.message
     # A line with plenty of candidates is not reported; nor one already short of places.
     assert not next(x for x in h.lines if x.job_line_id == "j1").few_candidates
 

@@ -102,13 +102,13 @@ def test_the_withdrawn_workers_tier_pin_forbid_priority_and_previous_place_rows_
         "Previous allocation: Dr B (w2) on Line s1 (s1) (the worker is no longer in the run).",
     ]
     assert tables["tiers"]["Worker id"].tolist() == ["w1", "w3", "w4", "w5"]
-    assert records(tables["tiers"]) == [["w1", "Dr A", None], ["w3", "Dr C", 1.0], ["w4", "Dr D", None],
+    assert records(tables["tiers"]) == [["w1", "Dr A", None], ["w3", "Dr C", "1"], ["w4", "Dr D", None],
                                         ["w5", "Dr E", None]]
     assert records(tables["pins"]) == [["w4", "s1", None]]
     assert tables["forbids"].empty and list(tables["forbids"].columns) == editor.PAIR_COLS
-    assert records(tables["weights"]) == [["w5", "n2", 1.5]]
+    assert records(tables["weights"]) == [["w5", "n2", "1.5"]]
     assert records(tables["previous"]) == [["w1", "n1"]]
-    # Column types as the editors were seeded with them (a tier stays a number).
+    # Column types as the editors were seeded with them (tiers and values stay text cells).
     assert tables["tiers"].dtypes.to_dict() == f["tiers"].dtypes.to_dict()
     assert tables["weights"].dtypes.to_dict() == f["weights"].dtypes.to_dict()
     # Nothing else changed; the scenario is now one the page lets the planner solve.

@@ -61,7 +61,7 @@ def test_one_click_takes_a_withdrawn_worker_out_of_the_draft_and_it_stays_out(im
     assert editor_table(at, "sc_links").empty
     tiers = editor_table(at, "sc_tiers").set_index("Worker id")["Priority tier"]
     assert tiers.index.tolist() == ["w1", "w2", "w3", "w5", "w6"]
-    assert tiers["w2"] == 2 and tiers.drop("w2").isna().all()  # the other tiers as the planner set them
+    assert tiers["w2"] == "2" and tiers.drop("w2").isna().all()  # the other tiers as the planner set them
     assert not [b for b in at.button if b.key and b.key.startswith("sc_remove_gone")]
     assert not at.button(key="sc_solve").disabled
     res = solve_now(at)

@@ -71,7 +71,7 @@ def test_table_edits_outlive_other_pages_and_are_saved_exactly(demo_run, db_stor
 
     leave_and_come_back(at)
     assert "sc_lines" not in at.session_state  # the editor is drawn afresh ...
-    assert editor_table(at, "sc_lines").iloc[0]["Places"] == j01_places - 1  # ... with the edit in it
+    assert float(editor_table(at, "sc_lines").iloc[0]["Places"]) == j01_places - 1  # ... with the edit in it
     assert editor_table(at, "sc_pins").to_dict("records") == [{"Worker": worker, "Job line": line, "Reason": None}]
     assert "Unsaved changes" in sidebar_text(at)
 
@@ -79,7 +79,7 @@ def test_table_edits_outlive_other_pages_and_are_saved_exactly(demo_run, db_stor
     solve_now(at)
     follow(at, "See the results")
     at.switch_page("../pages/scenario.py").run()
-    assert editor_table(at, "sc_lines").iloc[0]["Places"] == j01_places - 1
+    assert float(editor_table(at, "sc_lines").iloc[0]["Places"]) == j01_places - 1
 
     at.text_input(key="sc_name").input("One place fewer").run()
     at.button(key="sc_save").click().run()
@@ -93,14 +93,14 @@ def test_table_edits_outlive_other_pages_and_are_saved_exactly(demo_run, db_stor
 
     # Start again (nothing unsaved: no question): every edit is gone.
     at.button(key="sc_reset").click().run()
-    assert editor_table(at, "sc_lines").iloc[0]["Places"] == j01_places
+    assert float(editor_table(at, "sc_lines").iloc[0]["Places"]) == j01_places
     assert editor_table(at, "sc_pins").empty
     assert at.session_state["draft"].overrides == {}
 
     # Reopen the saved one: exactly its edits.
     at.sidebar.selectbox(key="sidebar_scenario").select(saved.id).run()
     assert not at.exception
-    assert editor_table(at, "sc_lines").iloc[0]["Places"] == j01_places - 1
+    assert float(editor_table(at, "sc_lines").iloc[0]["Places"]) == j01_places - 1
     assert editor_table(at, "sc_pins").to_dict("records") == [{"Worker": worker, "Job line": line, "Reason": None}]
     assert at.session_state["draft"].overrides == want
     assert "Unsaved changes" not in sidebar_text(at)
@@ -143,7 +143,7 @@ def test_places_of_2_7_or_minus_5_are_refused_with_a_message_never_stored(demo_r
     assert "row 2" in text and "(you typed -5)" in text
     assert at.button(key="sc_solve").disabled and at.button(key="sc_save").disabled
     leave_and_come_back(at)  # still as typed, still refused
-    assert editor_table(at, "sc_lines").iloc[0]["Places"] == 2.7
+    assert float(editor_table(at, "sc_lines").iloc[0]["Places"]) == 2.7
     assert "(you typed 2.7)" in errors(at) and at.button(key="sc_solve").disabled
 
 
@@ -229,7 +229,7 @@ def test_a_draft_is_kept_when_another_run_is_looked_at(demo_run, import_run):
     assert "Unsaved changes" not in sidebar_text(at)
     at.sidebar.selectbox(key="sidebar_run").select(demo_run).run()
     assert not at.exception
-    assert editor_table(at, "sc_lines").iloc[0]["Places"] == 1
+    assert float(editor_table(at, "sc_lines").iloc[0]["Places"]) == 1
     assert "Unsaved changes" in sidebar_text(at)
 
 
@@ -253,3 +253,40 @@ def test_an_impossible_scenario_saved_then_fixed_is_saved_again_under_its_own_na
     assert sorted(v.version for v in versions) == [1, 2]
     latest = max(versions, key=lambda v: v.version)
     assert latest.result["allocations"] and latest.overrides["lifted_pins"]
+
+
+def test_number_cells_are_text_cells_and_1e12_typed_there_is_named(demo_run):
+    # Walked in the browser: Streamlit's number cell keeps only what it takes for a digit, so
+    # "1e12" typed as a line's places arrived as 112 and was solved with, without a word. The
+    # tables' number cells are text cells, and the check names what was typed.
+    import json
+
+    at = open_app(demo_run, "scenario")
+    number_cells = {"sc_lines": ["Places"], "sc_weights": ["Value"], "sc_quotas": ["At least", "At most"],
+                    "sc_tiers": ["Priority tier"]}
+    for key, cols in number_cells.items():
+        (grid,) = [x for x in at.dataframe if x.key == key]
+        config = json.loads(grid.proto.columns)
+        for col in cols:
+            assert config[col]["type_config"]["type"] == "text", (key, col, config[col])
+    at.session_state["sc_lines"] = edits({0: {"Places": "1e12"}, 1: {"Places": "three"}})
+    at.run()
+    assert not at.exception
+    text = errors(at)
+    assert "places must be a whole number up to 1,000,000 (you typed 1e12)" in text
+    assert "(you typed three)" in text
+    assert at.button(key="sc_solve").disabled and at.button(key="sc_save").disabled
+    leave_and_come_back(at)  # kept as typed, still refused
+    assert editor_table(at, "sc_lines").iloc[0]["Places"] == "1e12"
+    assert "(you typed 1e12)" in errors(at) and at.button(key="sc_solve").disabled
+
+
+def test_a_time_limit_of_1e12_seconds_is_said_back_and_solve_stays_possible(demo_run):
+    at = open_app(demo_run, "scenario")
+    at.number_input(key="sc_time").set_value(1e12).run()
+    assert not at.exception
+    (note,) = [w.value for w in at.warning if w.value.startswith("Time limit:")]
+    assert "about 31,688 years" in note
+    assert not at.button(key="sc_solve").disabled  # a word, not a refusal: the spec has no upper limit
+    at.number_input(key="sc_time").set_value(120.0).run()
+    assert not [w for w in at.warning if w.value.startswith("Time limit:")]

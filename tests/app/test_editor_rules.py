@@ -39,8 +39,8 @@ def test_the_tables_start_as_the_run_has_them_and_add_nothing():
     assert f["links"].to_dict("records") == [
         {"Link id": "couple-1", "Worker 1": "w1", "Worker 2": "w2", "Worker 3": None, "Worker 4": None}]
     (q,) = f["quotas"].to_dict("records")
-    assert (q["Quota id"], q["Sites"], q["Job lines"], q["At least"]) == ("north-min", ["North"], [], 1.0)
-    assert f["tiers"]["Priority tier"].tolist()[0] == 1.0 and f["tiers"]["Priority tier"].isna().sum() == 3
+    assert (q["Quota id"], q["Sites"], q["Job lines"], q["At least"]) == ("north-min", ["North"], [], "1")
+    assert f["tiers"]["Priority tier"].tolist()[0] == "1" and f["tiers"]["Priority tier"].isna().sum() == 3
     assert f["previous"].to_dict("records") == [{"Worker": "w4", "Job line": "x1"}]
     assert list(f["lines"]["Site"]) == ["North", "North", "South", editor.OWN_SITE]
     assert overrides(r, f) == ({}, [])
@@ -246,3 +246,19 @@ def test_the_checks_name_workers_and_lines_as_the_tables_show_them():
     (pin,) = errs
     assert pin.startswith("Pins, row 1: worker 'Di Oak' (w4) cannot be pinned to job line 'Line X' (x1)"), pin
     assert "MISSING_INCLUDED_TAG" not in pin and pin.endswith("(lacks every tag the line requires ('ed'))"), pin
+
+
+def test_link_changes_name_each_change_from_the_runs_couples():
+    r = run()
+    f = frames(r)
+    assert editor.link_changes(r, f["links"]) == []  # as the run has them
+    # What the browser's grid did on Enter after a click on the empty last row: the new row
+    # (named couple-2, no workers) and the name typed next over the first couple.
+    typed = editor.apply_delta(f["links"], {"edited_rows": {0: {"Link id": "abc"}},
+                                            "added_rows": [{"Link id": "couple-2"}], "deleted_rows": []})
+    assert editor.link_changes(r, typed) == ["couple-1 renamed 'abc' (same workers)", "'couple-2' added: no workers"]
+    moved = editor.apply_delta(f["links"], {"edited_rows": {0: {"Worker 2": "w3"}}, "added_rows": [],
+                                            "deleted_rows": []})
+    assert editor.link_changes(r, moved) == ["couple-1: now w1, w3 (the run has w1, w2)"]
+    gone = editor.apply_delta(f["links"], {"edited_rows": {}, "added_rows": [], "deleted_rows": [0]})
+    assert editor.link_changes(r, gone) == ["couple-1 removed"]

@@ -180,11 +180,11 @@ def test_results_say_which_priority_tiers_a_stopped_solve_proved(demo_run, db_st
     at.sidebar.selectbox(key="sidebar_scenario").set_value(sc.id).run()
     assert not at.exception, at.exception
     (note,) = [i.value for i in at.info if i.value.startswith("Not proven")]
-    assert ("priority 1 workers: the best possible (proven); workers without a priority: the best found, "
+    assert ("tier 1 workers: the best possible (proven); workers without a tier: the best found, "
             "not proven") in note
     assert "how far from the best possible is not known" not in note
     # The Publish page warns the same way before the scenario is written.
     at.switch_page("../pages/publish.py").run()
     assert not at.exception, at.exception
     (warning,) = [w.value for w in at.warning if w.value.startswith("This allocation was not proven")]
-    assert warning.endswith("workers without a priority: the best found, not proven.")
+    assert warning.endswith("workers without a tier: the best found, not proven.")

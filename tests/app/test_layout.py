@@ -63,8 +63,8 @@ def test_a_result_not_proven_says_how_far_it_can_be_from_the_best():
     assert layout.unproven_words({"objective": 105.0, "best_bound": 100.0}) == "at most 5.0 % above the best possible"
     # Levels and a bound: both, where the levels alone dropped the number the solve gave.
     assert layout.unproven_words({"objective": 105.0, "best_bound": 100.0, "metrics": {"levels": tiers}}) == (
-        "priority 1 workers: the best possible (proven); workers without a priority: the best found, not proven; "
+        "tier 1 workers: the best possible (proven); workers without a tier: the best found, not proven; "
         "the whole allocation is at most 5.0 % above the best possible")
     # Levels and no bound: the levels say it all (no "not known" beside "proven").
     assert layout.unproven_words({"objective": 105.0, "best_bound": None, "metrics": {"levels": tiers}}) == (
-        "priority 1 workers: the best possible (proven); workers without a priority: the best found, not proven")
+        "tier 1 workers: the best possible (proven); workers without a tier: the best found, not proven")

@@ -290,7 +290,7 @@ def test_a_second_planners_solve_queues_and_their_page_stays_responsive(import_r
     if p1.status == "running":  # the slow solve is still going: the second waits its turn
         assert p2.status == "queued" and p2.queue_position == 1
         labels = [s.label for s in second.status]
-        assert any(label.startswith("Waiting for the solver: 1 solve(s) ahead") for label in labels), labels
+        assert any(label.startswith("Waiting for the solver: 1 solve ahead") for label in labels), labels
     runner.stop(first.session_state["job"]["id"])
     res = solve_now_wait(second)
     assert res["result"]["status"] == "optimal"

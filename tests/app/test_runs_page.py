@@ -65,7 +65,7 @@ def test_the_health_report_names_the_workers(import_run):
     warnings = " ".join(w.value for w in at.warning)
     assert "Ana Li ('a'): 2 of 3 ranked, incl. their first choice" in warnings  # Renal excludes her; she lacks 'rural'
     assert "Cleo Diaz ('c'): 1" in warnings  # a short rank list
-    assert "Rural GP ('j3'): 2 for 1 place(s)" in warnings  # few candidates
+    assert "Rural GP ('j3'): 2 for 1 place" in warnings  # few candidates
     blocked = table_with(at, "Ranked lines they may not take")
     assert blocked.iloc[0].to_dict() == {"Worker": "Ana Li", "Worker id": "a", "Lines ranked": 3,
                                          "Ranked lines they may not take": 2, "First choice among them": True}

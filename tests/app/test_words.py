@@ -58,5 +58,31 @@ def test_no_page_says_qualification(demo_run):
         el_text = text if page == "eligibility" else el_text
         assert "qualification" not in text.lower(), (page, [ln for ln in text.splitlines()
                                                            if "qualification" in ln.lower()][:5])
-    assert "Tags: " in el_text and "excludes the tag(s) " in el_text
+    assert "Tags: " in el_text and ("excludes the tag " in el_text or "excludes the tags " in el_text)
     assert seen[-1] == "publish"
+
+
+#: The engine's and the spec's names that a planner must never read (UI.md, "Words").
+CODE_NAMES = ("max_n_workers", "must_have_workers", "qualification_ids", "preferencer_weight", "preference_power",
+              "max_seconds", "rng_seed", "allow_worker_preference_ties", "fewest_moves", "linked_workers",
+              "worker_id", "job_line_id", "preferencer")
+
+
+def test_no_page_shows_a_code_name_or_a_plural_in_brackets(demo_run):
+    # Walked in the browser: "118 worker-and-line pair(s)" on Results, "2 worker(s) ranked no job
+    # line" on Runs. A count is said in words ("1 worker", "2 workers"), as on the other pages.
+    import re
+
+    from tests.app.conftest import solve_now
+
+    at = open_app(demo_run, "scenario")
+    solve_now(at)
+    for page in ("runs", "scenario", "results", "eligibility", "compare", "publish"):
+        at.switch_page(f"../pages/{page}.py").run()
+        assert not at.exception, at.exception
+        text = "\n".join(x.value for kind in ("markdown", "caption", "warning", "info", "error", "success")
+                         for x in getattr(at, kind) if isinstance(x.value, str))
+        text += "\n".join(x.label + " " + (x.help or "") for x in at.metric)
+        assert not re.search(r"\w\(s\)", text), (page, [ln for ln in text.splitlines() if "(s)" in ln][:5])
+        for name in CODE_NAMES:
+            assert not re.search(rf"\b{name}\b", text), (page, name)

@@ -87,6 +87,10 @@ def test_places_typed_in_the_browser_are_kept_and_checked(page, dashboard):
     assert "you typed 2.7" in main_text(page)
     assert first_line_places(page) == "2.7"
 
+    # A number cell dropped the "e": 1e12 arrived as 112 and was solved with. A text cell keeps it.
+    type_until(page, 0, "1e12", lambda: "you typed 1e12" in main_text(page))
+    assert first_line_places(page) == "1e12"
+
     type_until(page, 0, "3", lambda: "you typed" not in main_text(page) and first_line_places(page) == "3")
     assert first_line_places(page) == "3"
     assert "Unsaved changes" in sidebar_text(page)

@@ -1,0 +1,62 @@
+"""Choices made on Results, Eligibility and Compare outlive a look at another page.
+
+Walked in the browser: a worker and a line chosen under "Try a move by hand", the lines filtered
+on Results, the worker and line looked at on Eligibility and the scenarios picked on Compare
+were all back at their defaults after a visit to another page (Streamlit drops the state of a
+widget on any run of a page that does not draw it).
+"""
+
+from __future__ import annotations
+
+from tests.app.conftest import open_app, solve_now
+
+
+def go(at, page: str) -> None:
+    at.switch_page(f"../pages/{page}.py").run()
+    assert not at.exception, at.exception
+
+
+def test_choices_on_results_eligibility_and_compare_outlive_other_pages(demo_run):
+    at = open_app(demo_run, "scenario")
+    at.text_input(key="sc_name").input("Voice 30").run()
+    solve_now(at)
+    at.button(key="sc_save").click().run()
+    at.text_input(key="sc_name").input("Voice 60").run()
+    at.slider(key="sc_alpha").set_value(60).run()
+    solve_now(at)
+
+    go(at, "results")
+    workers = at.selectbox(key="res_ov_worker").options
+    lines = at.selectbox(key="res_ov_line").options
+    at.selectbox(key="res_ov_worker").set_value(at.session_state["result"].result["allocations"][3]["worker_id"])
+    at.selectbox(key="res_ov_line").set_value(at.session_state["result"].result["allocations"][7]["job_line_id"])
+    one_line = at.multiselect(key="res_lines").options[2]
+    at.multiselect(key="res_lines").select(one_line)
+    at.checkbox(key="res_unranked").check()
+    at.run()
+    assert not at.exception and workers and lines
+    chosen = (at.selectbox(key="res_ov_worker").value, at.selectbox(key="res_ov_line").value)
+
+    go(at, "eligibility")
+    at.selectbox(key="el_worker").set_value(5)
+    at.selectbox(key="el_line").set_value(3)
+    at.toggle(key="el_use_scenario").set_value(False)
+    at.run()
+    assert not at.exception
+
+    go(at, "compare")
+    picks = at.multiselect(key="cmp_pick").value
+    assert len(picks) == 2
+    at.multiselect(key="cmp_pick").set_value(picks[::-1]).run()
+    assert not at.exception
+
+    go(at, "runs")
+    go(at, "results")
+    assert (at.selectbox(key="res_ov_worker").value, at.selectbox(key="res_ov_line").value) == chosen
+    assert at.multiselect(key="res_lines").value == [one_line] and at.checkbox(key="res_unranked").value
+    go(at, "eligibility")
+    assert (at.selectbox(key="el_worker").value, at.selectbox(key="el_line").value) == (5, 3)
+    assert at.toggle(key="el_use_scenario").value is False
+    go(at, "compare")
+    assert at.multiselect(key="cmp_pick").value == picks[::-1]
+    assert not at.warning or all("default value" not in w.value for w in at.warning)
