@@ -113,7 +113,6 @@ class HealthReport:
         return dict(sorted(out.items()))
 
 
-
 def _count(n: int, one: str) -> str:
     """``1 worker``, ``2 workers``, ``1,500 workers``: a count in words, never ``worker(s)``."""
     return f"{n:,} {one if n == 1 else one + 's'}"
@@ -121,6 +120,7 @@ def _count(n: int, one: str) -> str:
 
 def _have(n: int) -> str:
     return "has" if n == 1 else "have"
+
 
 def _label(name: str, id_: str) -> str:
     return f"{name} ({id_!r})" if name and name != id_ else repr(id_)
