@@ -7,7 +7,10 @@ case is accepted too).
 
 Which store the project uses follows from the settings (:func:`store_choice`): an
 ``ALLOCATOR_DATABASE_URL`` wins, then a Supabase project (``SUPABASE_URL`` and
-``SUPABASE_KEY``), else the embedded PostgreSQL in ``ALLOCATOR_DATA_DIR``.
+``SUPABASE_KEY``), else the embedded PostgreSQL in ``ALLOCATOR_DATA_DIR``. One of the two
+Supabase settings without the other (and no database URL) is refused, not read as "use the
+embedded database": planners would otherwise save and publish on this machine while they
+believe they publish to the project.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
@@ -106,6 +109,19 @@ class AppConfig(BaseSettings):
             )
         return v
 
+    @model_validator(mode="after")
+    def _supabase_both_or_neither(self) -> AppConfig:
+        if self.database_url is None and (self.supabase_url is None) != (self.supabase_key is None):
+            given, missing = (("SUPABASE_URL", "SUPABASE_KEY") if self.supabase_key is None
+                              else ("SUPABASE_KEY", "SUPABASE_URL"))
+            raise PydanticCustomError(
+                "supabase_pair",
+                "{given} is set but {missing} is not: set both to use the Supabase project, or neither "
+                "to use the embedded database",
+                {"given": given, "missing": missing},
+            )
+        return self
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _a_folder(cls, v: Path | None) -> Path | None:
@@ -150,3 +166,14 @@ def store_choice(settings: AppConfig | None = None) -> StoreChoice:
     if settings.supabase_url and settings.supabase_key is not None:
         return "supabase"
     return "embedded"
+
+
+def configuration_problems(exc: Exception) -> list[str]:
+    """A configuration's ``ValidationError`` as one line per problem, each naming its setting
+    (``SUPABASE_URL: is not a web address ...``); a problem of two settings together names
+    both in its words."""
+    lines = []
+    for e in exc.errors(include_url=False):  # type: ignore[attr-defined]
+        where = ".".join(str(x) for x in e["loc"])
+        lines.append(f"{where.upper()}: {e['msg']}" if where else str(e["msg"]))
+    return lines

@@ -31,7 +31,7 @@ from typing import Any
 import streamlit as st
 
 from allocator import service
-from allocator.config import get_settings, store_choice
+from allocator.config import configuration_problems, get_settings, store_choice
 from allocator.jobs import JobRunner, ProgressSnapshot
 from allocator.scenario import SETTING_KEYS
 from allocator.service import RunStore, RunSummary, Scenario, input_fingerprint
@@ -132,6 +132,22 @@ class ScenarioDraft:
 @st.cache_resource(show_spinner=False)
 def app_settings():
     return get_settings()
+
+
+CONFIG_WORDS = "The dashboard's settings cannot be used (environment, .env or .streamlit/secrets.toml)"
+
+
+def settings_or_stop() -> None:
+    """Read the settings; when they cannot work, say which setting and why, and stop the page
+    (a malformed ALLOCATOR_DATABASE_URL, or SUPABASE_URL without SUPABASE_KEY, was a traceback)."""
+    from pydantic import ValidationError
+
+    try:
+        app_settings()
+    except ValidationError as exc:
+        st.error(f"{CONFIG_WORDS}:\n\n" + "\n".join(f"- {line}" for line in configuration_problems(exc))
+                 + "\n\nCorrect it and start the dashboard again.")
+        st.stop()
 
 
 def store_mode() -> str:

@@ -15,6 +15,7 @@ import streamlit as st
 # A sidebar wide enough for a run's name and its "· published" mark (Streamlit's default is 300 px).
 st.set_page_config(page_title="Allocation planning", page_icon="🩺", layout="wide", initial_sidebar_state=340)
 
+state.settings_or_stop()  # a setting that cannot work is said in words, not a traceback
 state.apply_pending_widgets()
 state.open_store_with_status()  # the first page after a start: "Starting the database…", not a blank page
 

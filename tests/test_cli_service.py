@@ -268,6 +268,9 @@ def test_db_migrate_of_an_unreachable_database_is_a_message(cli, tmp_path):
         # Each was "Unexpected error: ... This is a bug in the allocator" (exit 1).
         ({"ALLOCATOR_DATABASE_URL": "", "SUPABASE_URL": "supabase.co", "SUPABASE_KEY": "k"},
          "SUPABASE_URL: is not a web address; give the project's URL, like https://abcd.supabase.co"),
+        # Was read as "use the embedded database": a publish landed on this machine.
+        ({"ALLOCATOR_DATABASE_URL": "", "SUPABASE_URL": "https://abcd.supabase.co", "SUPABASE_KEY": ""},
+         "SUPABASE_URL is set but SUPABASE_KEY is not: set both to use the Supabase project"),
         ({"ALLOCATOR_DATABASE_URL": "", "ALLOCATOR_DATA_DIR": "{tmp}/run.csv"}, "ALLOCATOR_DATA_DIR: {tmp}/run.csv is a file, not a folder"),
         ({"ALLOCATOR_DATABASE_URL": "", "ALLOCATOR_DATA_DIR": "{tmp}/run.csv/db"},
          "ALLOCATOR_DATA_DIR: cannot hold the embedded database at {tmp}/run.csv/db: Not a directory"),

@@ -119,11 +119,9 @@ CONFIG_HEADING = "Invalid configuration (environment, .env or .streamlit/secrets
 
 
 def _config_messages(exc: Any) -> list[str]:
-    lines = [CONFIG_HEADING]
-    for e in exc.errors(include_url=False):
-        where = ".".join(str(x) for x in e["loc"]) or "settings"
-        lines.append(f"  - {where.upper()}: {e['msg']}")
-    return lines
+    from allocator.config import configuration_problems
+
+    return [CONFIG_HEADING] + [f"  - {line}" for line in configuration_problems(exc)]
 
 
 def out_path_errors(out: Path | None, flag: str = "--out") -> list[str]:

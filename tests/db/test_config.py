@@ -31,8 +31,9 @@ def test_nothing_configured_means_the_embedded_database(clean):
     "env, expected",
     [
         ({"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "k"}, "supabase"),
-        # a URL without a key is not a usable Supabase configuration
-        ({"SUPABASE_URL": "https://x.supabase.co"}, "embedded"),
+        # half a Supabase configuration does not matter when a database URL is given
+        ({"ALLOCATOR_DATABASE_URL": "postgresql://u@h/db", "SUPABASE_URL": "https://x.supabase.co"},
+         "database_url"),
         # a database URL wins over Supabase
         ({"ALLOCATOR_DATABASE_URL": "postgresql://u@h/db", "SUPABASE_URL": "https://x.supabase.co",
           "SUPABASE_KEY": "k"}, "database_url"),
@@ -45,6 +46,29 @@ def test_store_choice_order(clean, monkeypatch, env, expected):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert store_choice() == expected
+
+
+@pytest.mark.parametrize(
+    "env, given, missing",
+    [
+        ({"SUPABASE_URL": "https://x.supabase.co"}, "SUPABASE_URL", "SUPABASE_KEY"),
+        ({"SUPABASE_KEY": "k"}, "SUPABASE_KEY", "SUPABASE_URL"),
+        ({"SUPABASE_URL": "https://x.supabase.co", "SUPABASE_KEY": "  "}, "SUPABASE_URL", "SUPABASE_KEY"),
+    ],
+)
+def test_half_a_supabase_configuration_is_refused_naming_what_is_missing(clean, monkeypatch, env, given, missing):
+    """Read as "the embedded database", planners would publish on this machine while they
+    believe they publish to the Supabase project."""
+    from pydantic import ValidationError
+
+    from allocator.config import configuration_problems
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as caught:
+        get_settings()
+    (line,) = configuration_problems(caught.value)
+    assert line.startswith(f"{given} is set but {missing} is not")
 
 
 def test_dotenv_and_streamlit_secrets_are_read_environment_first(clean, monkeypatch):
