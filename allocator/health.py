@@ -51,6 +51,8 @@ SHORT_RANK_LISTS = "SHORT_RANK_LISTS"
 LINES_FEW_CANDIDATES = "LINES_FEW_CANDIDATES"
 SUPERVISORS_RANKED_NOBODY = "SUPERVISORS_RANKED_NOBODY"
 LINK_ONE_SITE = "LINK_ONE_SITE"
+QUOTA_COUNTS_NOBODY = "QUOTA_COUNTS_NOBODY"
+QUOTA_WITHOUT_BOUNDS = "QUOTA_WITHOUT_BOUNDS"
 
 # The diagnosis codes that name a line that must be filled and cannot be.
 _UNFILLABLE = (diagnosis.MANDATORY_LINE_NO_PLACES, diagnosis.MANDATORY_LINE_NO_WORKER, diagnosis.PINS_BLOCK_MANDATORY)
@@ -235,6 +237,7 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
             job_line_ids=tuple(x.job_line_id for x in few),
         ))
     findings += _links_on_one_site(p)
+    findings += _quotas_that_say_nothing(snapshot)
     if silent:
         findings.append(Finding(
             SUPERVISORS_RANKED_NOBODY, WARNING,
@@ -257,6 +260,33 @@ def check(snapshot: RunSnapshot, problem: ProblemData | None = None) -> HealthRe
         short_rank_lists=[d.worker_id for d in short_lists],
         lines_few_candidates=[x.job_line_id for x in few],
     )
+
+
+def _quotas_that_say_nothing(snapshot: RunSnapshot) -> list[Finding]:
+    """Quotas that cannot mean what their author meant: one that counts a tag no worker has
+    (most likely a misspelt tag: it counts nobody, so a maximum holds whatever the allocation,
+    and a minimum cannot be met), and one with neither a minimum nor a maximum."""
+    tags = {t for w in snapshot.workers for t in w.qualification_ids}
+    out = []
+    for q in snapshot.quotas:
+        if q.qualification_id is not None and q.qualification_id not in tags:
+            effect = (f"so its minimum of {q.min_workers} cannot be met" if q.min_workers > 0
+                      else "so its maximum holds whatever the allocation" if q.max_workers is not None
+                      else "so it changes nothing")
+            out.append(Finding(
+                QUOTA_COUNTS_NOBODY, WARNING,
+                f"Quota '{q.id}' counts only workers with the tag '{q.qualification_id}', which no worker has: "
+                f"it counts nobody, {effect}. Check the tag's spelling against the workers' tags.",
+                job_line_ids=tuple(q.job_line_ids or ()),
+            ))
+        elif q.min_workers == 0 and q.max_workers is None:
+            out.append(Finding(
+                QUOTA_WITHOUT_BOUNDS, WARNING,
+                f"Quota '{q.id}' has neither a minimum nor a maximum number of workers, so it changes nothing. "
+                "Give it at least one of them, or remove it.",
+                job_line_ids=tuple(q.job_line_ids or ()),
+            ))
+    return out
 
 
 def _links_on_one_site(p: ProblemData) -> list[Finding]:

@@ -175,3 +175,24 @@ def test_a_line_without_places_counts_as_the_engine_counts_it():
     res = solve(s).to_dict()
     assert res["status"] == "infeasible"
     assert {d["code"] for d in res["diagnosis"]} == set(codes)
+
+
+def test_quotas_that_cannot_mean_what_was_meant_are_named():
+    """A tag no worker has (a misspelling, most likely) makes a quota count nobody; a quota
+    without bounds changes nothing. Neither makes the run impossible, so only health says so."""
+    run = snap(
+        W("w1", "w2", "w3", tags={"w1": ["ed-ready"]}),
+        L(("j1", 2), ("j2", 2)),
+        quotas=[
+            {"id": "ed-max", "job_line_ids": ["j1"], "qualification_id": "ed-redy", "max_workers": 1},
+            {"id": "ed-ok", "job_line_ids": ["j1"], "qualification_id": "ed-ready", "max_workers": 1},
+            {"id": "open", "job_line_ids": ["j2"]},
+        ],
+    )
+    found = {f.code: f for f in check(run).findings}
+    nobody = found["QUOTA_COUNTS_NOBODY"]
+    assert "Quota 'ed-max'" in nobody.message and "'ed-redy', which no worker has" in nobody.message
+    assert "its maximum holds whatever the allocation" in nobody.message and nobody.job_line_ids == ("j1",)
+    assert "Quota 'open' has neither a minimum nor a maximum" in found["QUOTA_WITHOUT_BOUNDS"].message
+    assert sum("ed-ok" in f.message for f in check(run).findings) == 0  # a tag some worker has is fine
+    assert solve(run).status == "optimal"  # only a warning: the run solves
