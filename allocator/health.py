@@ -18,7 +18,8 @@
   hold, a site that cannot hold the links that fit nowhere else, a quota (or quotas together)
   that the places and workers cannot meet, exactly by min-cost flows
   (:func:`allocator.diagnosis.quota_ranges`) when nothing else is wrong; and, as a warning, a
-  link that only one site can hold.
+  link that only one site can hold, a quota that counts a tag no worker has, and a quota with
+  neither a minimum nor a maximum.
 
 Every finding is a :class:`~allocator.findings.Finding`: a code, a severity, a message in
 planners' words that says what is wrong and what to do (naming workers and lines by name with
