@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
-from editor import GONE_BUTTON, TIER, _blank, _ids, _text
+from editor import GONE_BUTTON, TIER, _blank, _ids, _text, _whole
 
 from allocator.snapshot import RunSnapshot
 
@@ -231,8 +231,9 @@ def _clean(
         w = row.get("Worker id")
         if not w_gone(w):
             return None
-        t = row.get(TIER)
-        tier = "no tier" if _blank(t) else f"tier {float(t):g}"
+        t = _whole(row.get(TIER))
+        # A text cell: what was typed may be no number at all ("first"), said as typed.
+        tier = "no tier" if t is None else f"tier {t}" if isinstance(t, int) else f"tier '{_text(row.get(TIER))}'"
         return f"Priority tiers: the row of {wlab(str(w))} ({tier}); they are no longer in the run."
 
     def pair_row(what: str, wcol: str = "Worker", jcol: str = "Job line"):

@@ -187,3 +187,19 @@ def test_the_runs_own_pins_the_draft_listed_go_with_the_withdrawn_worker():
     assert tables["lifted_pins"].empty and tables["lifted_forbids"] is f["lifted_forbids"]
     assert isinstance(tables["lifted_pins"], pd.DataFrame)
     assert editor.check_scenario(after, editor.inputs_from_settings({}), tables)[2] == []
+
+
+def test_a_withdrawn_workers_tier_typed_as_no_number_is_said_as_typed_not_a_traceback():
+    # The tiers are text cells: "first" or "1,000" typed for a worker withdrawn since stopped
+    # the Scenario page with a traceback on every draw (the title read the tier as a float).
+    f = draft({})
+    f["tiers"] = editor.apply_delta(f["tiers"], {
+        "edited_rows": {1: {editor.TIER: "first"}, 2: {editor.TIER: " 3.0 "}}, "added_rows": [], "deleted_rows": []})
+    assert "Dr B" in cleanup.found_title(AFTER_W2, f)
+    tables, removed = cleanup.remove_gone(AFTER_W2, f)
+    assert removed == ["Priority tiers: the row of Dr B (w2) (tier 'first'); they are no longer in the run."]
+    assert tables["tiers"]["Worker id"].tolist() == ["w1", "w3", "w4", "w5"]
+    f["tiers"] = editor.apply_delta(f["tiers"], {
+        "edited_rows": {1: {editor.TIER: " 2.0 "}}, "added_rows": [], "deleted_rows": []})
+    assert cleanup.remove_gone(AFTER_W2, f)[1] == [
+        "Priority tiers: the row of Dr B (w2) (tier 2); they are no longer in the run."]
