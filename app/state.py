@@ -447,21 +447,54 @@ def keep_widget(key: str) -> None:
     st.session_state.setdefault(_KEPT, {}).setdefault(current_run_id(), {})[key] = st.session_state.get(key)
 
 
-def restore_widget(key: str, allowed: Any = None) -> None:
+#: The keys of the widgets :func:`restore_widget` looks after: choices made for one run.
+_PER_RUN = "_per_run_widgets"
+#: Those of them whose value is another run's (the run was just switched): set before drawn.
+_SWITCHED = "_per_run_switched"
+_NO_DEFAULT = object()
+
+
+def restore_widget(key: str, allowed: Any = None, default: Any = _NO_DEFAULT) -> None:
     """Before a form widget is drawn: the value :func:`keep_widget` kept for this run, if it was dropped.
 
     With ``allowed`` (the widget's options now), a kept choice that is no longer among them
     (a scenario deleted, a worker withdrawn) is not put back: the widget starts afresh.
+
+    Just after the current run was switched (:func:`select_run`), the widget shows this run's
+    kept value, or ``default`` (the widget's own default) set from code: a value merely
+    dropped would leave the browser showing, and sending back, the other run's choice (the
+    same worker number on Eligibility, the reason typed on Publish).
     """
-    kept = st.session_state.get(_KEPT, {}).get(current_run_id(), {})
-    if key not in st.session_state and key in kept:
+    ss = st.session_state
+    ss.setdefault(_PER_RUN, set()).add(key)
+    switched = key in ss.get(_SWITCHED, ())
+    ss.get(_SWITCHED, set()).discard(key)
+    if key in ss and not switched:
+        return
+    kept = ss.get(_KEPT, {}).get(current_run_id(), {})
+    if key in kept:
         value = kept[key]
+        ok = True
         if allowed is not None:
             options = set(allowed)
             values = value if isinstance(value, list | tuple) else [value]
-            if not all(v is None or v in options for v in values):
-                return
-        st.session_state[key] = value
+            ok = all(v is None or v in options for v in values)
+        if ok:
+            ss[key] = value
+            return
+    if switched:
+        ss.pop(key, None)
+        if default is not _NO_DEFAULT:
+            ss[key] = default
+
+
+def forget_run_choices() -> None:
+    """The run was switched: no widget keeps the choice made for the run left (see :func:`restore_widget`)."""
+    ss = st.session_state
+    keys = set(ss.get(_PER_RUN, ()))
+    for key in keys:
+        ss.pop(key, None)
+    ss[_SWITCHED] = keys
 
 
 def remember(*keys: str) -> None:
@@ -553,6 +586,7 @@ def select_run(run_id: str | None) -> None:
         v = st.session_state.get(k)
         if v and v.run_id != run_id:
             st.session_state.pop(k, None)
+    forget_run_choices()
     _reset_editor()
 
 

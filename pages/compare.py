@@ -52,7 +52,7 @@ names = list(views)
 default = names[:2][::-1]  # the older one first, as the baseline
 # The picks outlive a look at another page (seeded here, not by default=, so that a value put
 # back from code draws without Streamlit's warning about a default set twice).
-state.restore_widget("cmp_pick", allowed=names)
+state.restore_widget("cmp_pick", allowed=names, default=default)
 st.session_state.setdefault("cmp_pick", default)
 picked = st.multiselect("Scenarios to compare", names, key="cmp_pick", help="The first is the baseline.",
                         on_change=state.keep_widget, args=("cmp_pick",))
@@ -112,7 +112,7 @@ if len(rules_df):
 st.header("Who moved")
 other_names = [v.name for v in chosen[1:]]
 if len(other_names) > 1:
-    state.restore_widget("cmp_other", allowed=other_names)
+    state.restore_widget("cmp_other", allowed=other_names, default=other_names[0])
     other = st.selectbox("Compare the baseline with", other_names, key="cmp_other",
                          on_change=state.keep_widget, args=("cmp_other",))
 else:

@@ -18,7 +18,7 @@ st.title("Eligibility")
 
 # The choices on this page outlive a look at another page (seeded, not value=/default=, so that
 # a value put back from code draws without Streamlit's warning about a default set twice).
-state.restore_widget("el_use_scenario")
+state.restore_widget("el_use_scenario", default=True)
 st.session_state.setdefault("el_use_scenario", True)
 use_scenario = st.toggle("Include this scenario's pins and forbids", key="el_use_scenario",
                          help="Off: the run's own rules only.", on_change=state.keep_widget, args=("el_use_scenario",))
@@ -43,7 +43,7 @@ codes = derived.verdict_codes(problem_fp, problem)  # built once per scenario, s
 # --------------------------------------------------------------------------- overview heatmap
 st.header("Everyone at a glance")
 present = [c for c in charts.REASON_WORDS if (codes == c).any()]
-state.restore_widget("el_reasons", allowed=present)
+state.restore_widget("el_reasons", allowed=present, default=present)
 st.session_state.setdefault("el_reasons", present)
 picked = st.multiselect(
     "Show these verdicts", present, key="el_reasons", on_change=state.keep_widget, args=("el_reasons",),
@@ -52,7 +52,7 @@ picked = st.multiselect(
 )
 max_rows = 150
 w_order = np.arange(problem.n_workers)
-state.restore_widget("el_search")
+state.restore_widget("el_search", default="")
 search = st.text_input("Find workers (name, id or tag)", key="el_search", placeholder="e.g. paediatrics",
                        on_change=state.keep_widget, args=("el_search",))
 if search.strip():
@@ -78,7 +78,7 @@ else:
 
 # --------------------------------------------------------------------------- one worker
 st.header("One worker")
-state.restore_widget("el_worker", allowed=range(problem.n_workers))
+state.restore_widget("el_worker", allowed=range(problem.n_workers), default=0 if problem.n_workers else None)
 wi = st.selectbox(
     "Worker", list(range(problem.n_workers)), key="el_worker", on_change=state.keep_widget, args=("el_worker",),
     format_func=lambda i: f"{problem.worker_names[i]} ({problem.worker_ids[i]})",
@@ -123,7 +123,7 @@ if wi is not None:
 # --------------------------------------------------------------------------- one line
 st.header("One job line")
 line_labels = layout.unique_labels([(problem.line_ids[j], problem.line_names[j]) for j in range(problem.n_lines)])
-state.restore_widget("el_line", allowed=range(problem.n_lines))
+state.restore_widget("el_line", allowed=range(problem.n_lines), default=0 if problem.n_lines else None)
 lj = st.selectbox("Job line", list(range(problem.n_lines)), key="el_line",
                   format_func=lambda j: line_labels[problem.line_ids[j]], on_change=state.keep_widget, args=("el_line",))
 if lj is not None:

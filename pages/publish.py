@@ -147,7 +147,7 @@ else:
     by_id = {x.id: x for x in saved}
     solved = [x for x in saved if x.result and x.result.get("allocations")]
     default = cur.saved_id if cur and cur.saved_id in by_id else (solved or saved)[0].id
-    state.restore_widget("pub_scenario")
+    state.restore_widget("pub_scenario", default=default)
     if ss.get("pub_scenario") not in by_id:
         ss["pub_scenario"] = default
 
@@ -226,8 +226,8 @@ else:
 
     supersede = False
     # What the planner typed outlives a look at another page (state.keep_widget).
-    state.restore_widget("pub_supersede")
-    state.restore_widget("pub_reason")
+    state.restore_widget("pub_supersede", default=False)
+    state.restore_widget("pub_reason", default="")
     if run.published:
         supersede = st.checkbox("Replace the published allocation", key="pub_supersede",
                                 on_change=state.keep_widget, args=("pub_supersede",),

@@ -109,7 +109,7 @@ for label, key in headline.baseline_choices(prev.name if prev is not None else N
                                                      sc.input_fingerprint))
     else:
         options[label] = None
-state.restore_widget("res_baseline", allowed=list(options))
+state.restore_widget("res_baseline", allowed=list(options), default=next(iter(options), None))
 # Kept only when chosen: the default follows the planner's solves (the previous one first).
 pick = st.selectbox("Changes shown against", list(options), key="res_baseline",
                     help="The small arrows under each number compare with this scenario.",
@@ -285,11 +285,11 @@ table = explain_view.with_seed_column(table, result)
 # The explanations need the result as an object with the scenario's problem (built once per result).
 res_obj = explain_view.cached_result(rkey, problem_fp, result, problem) if problem is not None else None
 f1, f2, f3 = st.columns([2, 2, 1])
-state.restore_widget("res_search")
+state.restore_widget("res_search", default="")
 query = f1.text_input("Search a worker, a line or a site" if has_sites else "Search a worker or a line",
                       key="res_search", placeholder="name or id", on_change=state.keep_widget, args=("res_search",))
-state.restore_widget("res_lines", allowed=table["Job line"].unique())
-state.restore_widget("res_unranked")
+state.restore_widget("res_lines", allowed=table["Job line"].unique(), default=[])
+state.restore_widget("res_unranked", default=False)
 chosen_lines = f2.multiselect("Only these lines", sorted(table["Job line"].unique()), key="res_lines")
 only_unranked = f3.checkbox("Only not ranked", key="res_unranked",
                             help="Only workers on a line they did not rank.")
@@ -353,8 +353,8 @@ if res_obj is None:
             "since. Solve it again to explain it.")
 else:
     worker_label = dict(zip(table["Worker id"], table["Worker"], strict=True))
-    state.restore_widget("res_explain_pick", allowed=worker_label)
-    if st.session_state.get("res_explain_pick") not in worker_label:
+    state.restore_widget("res_explain_pick", allowed=worker_label, default=None)
+    if st.session_state.get("res_explain_pick") not in (*worker_label, None):
         st.session_state.pop("res_explain_pick", None)
     explained = st.selectbox(
         "Worker explained", table["Worker id"].tolist(), key="res_explain_pick", index=None,
@@ -397,10 +397,10 @@ if res_obj is not None:
     wlabel = dict(zip(table["Worker id"], table["Worker"], strict=True))
     llabels = layout.unique_labels([(j, line_names.get(j, j)) for j in sorted(line_names)])
     # The move being tried outlives a look at another page (seeded, not default=: see Compare).
-    state.restore_widget("res_ov_kind", allowed=["move", "swap"])
-    state.restore_widget("res_ov_worker", allowed=table["Worker id"])
-    state.restore_widget("res_ov_line", allowed=line_names)
-    state.restore_widget("res_ov_other", allowed=table["Worker id"])
+    state.restore_widget("res_ov_kind", allowed=["move", "swap"], default="move")
+    state.restore_widget("res_ov_worker", allowed=table["Worker id"], default=None)
+    state.restore_widget("res_ov_line", allowed=line_names, default=None)
+    state.restore_widget("res_ov_other", allowed=table["Worker id"], default=None)
     st.session_state.setdefault("res_ov_kind", "move")
     kind = st.segmented_control("Change", ["move", "swap"], key="res_ov_kind",
                                 on_change=state.keep_widget, args=("res_ov_kind",),

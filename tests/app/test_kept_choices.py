@@ -60,3 +60,29 @@ def test_choices_on_results_eligibility_and_compare_outlive_other_pages(demo_run
     go(at, "compare")
     assert at.multiselect(key="cmp_pick").value == picks[::-1]
     assert not at.warning or all("default value" not in w.value for w in at.warning)
+
+
+def test_switching_the_run_shows_each_runs_own_choices_never_the_other_runs(import_run):
+    # Two runs of the same intake have the same workers and lines: the worker looked at on
+    # Eligibility in one run (a row number) stayed chosen, and shown, in the other run.
+    first, second = import_run(), import_run()
+    at = open_app(first, "eligibility")
+    at.selectbox(key="el_worker").set_value(5)
+    at.selectbox(key="el_line").set_value(3)
+    at.text_input(key="el_search").input("paed")
+    at.toggle(key="el_use_scenario").set_value(False)
+    at.run()
+    assert not at.exception
+
+    at.sidebar.selectbox(key="sidebar_run").select(second).run()
+    assert not at.exception and at.session_state["run_id"] == second
+    assert (at.selectbox(key="el_worker").value, at.selectbox(key="el_line").value) == (0, 0)
+    assert at.text_input(key="el_search").value == "" and at.toggle(key="el_use_scenario").value is True
+    at.selectbox(key="el_worker").set_value(2).run()
+
+    at.sidebar.selectbox(key="sidebar_run").select(first).run()
+    assert not at.exception
+    assert (at.selectbox(key="el_worker").value, at.selectbox(key="el_line").value) == (5, 3)
+    assert at.text_input(key="el_search").value == "paed" and at.toggle(key="el_use_scenario").value is False
+    at.sidebar.selectbox(key="sidebar_run").select(second).run()
+    assert at.selectbox(key="el_worker").value == 2
