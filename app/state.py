@@ -436,15 +436,20 @@ def apply_pending_widgets() -> None:
 
 
 _KEPT = "_kept_widgets"
+_ID = "#id"
 
 
-def keep_widget(key: str) -> None:
+def keep_widget(key: str, ids: Any = None) -> None:
     """A form widget's ``on_change``: keep its value, for this run, beyond a visit to another page.
 
     Streamlit drops a widget's value on any run of a page that does not draw it: the reason
     typed on Publish was gone after a look at Compare. :func:`restore_widget` puts it back.
+    ``ids``: for a widget whose options are row numbers, what each row is (a worker's id).
     """
-    st.session_state.setdefault(_KEPT, {}).setdefault(current_run_id(), {})[key] = st.session_state.get(key)
+    kept = st.session_state.setdefault(_KEPT, {}).setdefault(current_run_id(), {})
+    kept[key] = value = st.session_state.get(key)
+    if ids is not None:  # a row number: what it stands for is kept too (see restore_widget)
+        kept[key + _ID] = ids[value] if value is not None and 0 <= value < len(ids) else None
 
 
 #: The keys of the widgets :func:`restore_widget` looks after: choices made for one run.
@@ -454,7 +459,7 @@ _SWITCHED = "_per_run_switched"
 _NO_DEFAULT = object()
 
 
-def restore_widget(key: str, allowed: Any = None, default: Any = _NO_DEFAULT) -> None:
+def restore_widget(key: str, allowed: Any = None, default: Any = _NO_DEFAULT, ids: Any = None) -> None:
     """Before a form widget is drawn: the value :func:`keep_widget` kept for this run, if it was dropped.
 
     With ``allowed`` (the widget's options now), a kept choice that is no longer among them
@@ -464,6 +469,10 @@ def restore_widget(key: str, allowed: Any = None, default: Any = _NO_DEFAULT) ->
     kept value, or ``default`` (the widget's own default) set from code: a value merely
     dropped would leave the browser showing, and sending back, the other run's choice (the
     same worker number on Eligibility, the reason typed on Publish).
+
+    ``ids`` (as given to :func:`keep_widget`): the row that is now what the kept row was; a
+    worker withdrawn since moves every later worker up a row, and the row number kept would
+    show another worker.
     """
     ss = st.session_state
     ss.setdefault(_PER_RUN, set()).add(key)
@@ -475,10 +484,15 @@ def restore_widget(key: str, allowed: Any = None, default: Any = _NO_DEFAULT) ->
     if key in kept:
         value = kept[key]
         ok = True
+        if ids is not None and key + _ID in kept:
+            wanted = kept[key + _ID]
+            ids = list(ids)
+            value = ids.index(wanted) if wanted in ids else None
+            ok = value is not None or wanted is None
         if allowed is not None:
             options = set(allowed)
             values = value if isinstance(value, list | tuple) else [value]
-            ok = all(v is None or v in options for v in values)
+            ok = ok and all(v is None or v in options for v in values)
         if ok:
             ss[key] = value
             return

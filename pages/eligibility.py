@@ -78,9 +78,10 @@ else:
 
 # --------------------------------------------------------------------------- one worker
 st.header("One worker")
-state.restore_widget("el_worker", allowed=range(problem.n_workers), default=0 if problem.n_workers else None)
+state.restore_widget("el_worker", allowed=range(problem.n_workers), default=0 if problem.n_workers else None,
+                     ids=problem.worker_ids)
 wi = st.selectbox(
-    "Worker", list(range(problem.n_workers)), key="el_worker", on_change=state.keep_widget, args=("el_worker",),
+    "Worker", list(range(problem.n_workers)), key="el_worker", on_change=state.keep_widget, args=("el_worker", list(problem.worker_ids)),
     format_func=lambda i: f"{problem.worker_names[i]} ({problem.worker_ids[i]})",
 )
 if wi is not None:
@@ -123,9 +124,11 @@ if wi is not None:
 # --------------------------------------------------------------------------- one line
 st.header("One job line")
 line_labels = layout.unique_labels([(problem.line_ids[j], problem.line_names[j]) for j in range(problem.n_lines)])
-state.restore_widget("el_line", allowed=range(problem.n_lines), default=0 if problem.n_lines else None)
+state.restore_widget("el_line", allowed=range(problem.n_lines), default=0 if problem.n_lines else None,
+                     ids=problem.line_ids)
 lj = st.selectbox("Job line", list(range(problem.n_lines)), key="el_line",
-                  format_func=lambda j: line_labels[problem.line_ids[j]], on_change=state.keep_widget, args=("el_line",))
+                  format_func=lambda j: line_labels[problem.line_ids[j]], on_change=state.keep_widget,
+                  args=("el_line", list(problem.line_ids)))
 if lj is not None:
     allowed = problem.allowed[:, lj]
     pool = int(allowed.sum())

@@ -86,3 +86,23 @@ def test_switching_the_run_shows_each_runs_own_choices_never_the_other_runs(impo
     assert at.text_input(key="el_search").value == "paed" and at.toggle(key="el_use_scenario").value is False
     at.sidebar.selectbox(key="sidebar_run").select(second).run()
     assert at.selectbox(key="el_worker").value == 2
+
+
+def test_the_worker_kept_on_eligibility_is_the_same_worker_after_one_before_them_is_withdrawn(demo_run, db_store):
+    # The worker looked at was kept as a row number: after a worker listed before them was
+    # withdrawn (on the Runs page, say), the page came back showing the next worker instead.
+    run = db_store.load_run(demo_run)
+    at = open_app(demo_run, "eligibility")
+    at.selectbox(key="el_worker").set_value(5)
+    at.selectbox(key="el_line").set_value(3)
+    at.run()
+    looked_at = at.selectbox(key="el_worker").format_func(5)
+    go(at, "runs")
+    gone = next(w for w in sorted(run.workers, key=lambda w: w.id)[:5] if all(p.worker_id != w.id for p in run.pins))
+    assert gone.name not in looked_at
+    db_store.withdraw_worker(demo_run, gone.id, reason="left the programme", changed_by="test")
+    import state
+    state.clear_reads()
+    go(at, "eligibility")
+    assert at.selectbox(key="el_worker").format_func(at.selectbox(key="el_worker").value) == looked_at
+    assert at.selectbox(key="el_line").value == 3
