@@ -143,7 +143,19 @@ MAX_TIER = _field_max(PriorityOverride, "priority")
 
 
 def _shown(v: Any) -> str:
-    """A typed value as the planner typed it (2.7, -5, not 2.7000000000000002 or -5.0)."""
+    """A typed value as the planner typed it (2.7, -5, not 2.7000000000000002 or -5.0).
+
+    Text a number cell cannot read only for its commas or spaces (``1,000``) says how numbers
+    are written: "must be a whole number (you typed 1,000)" read as nonsense. No number is
+    offered in its place: ``1,5`` may mean 1.5 or 15.
+    """
+    if isinstance(v, str) and any(c in v.strip() for c in ", "):
+        try:
+            float(v.replace(",", "").replace(" ", ""))
+        except ValueError:
+            pass
+        else:
+            return f"{v.strip()}; write numbers without commas or spaces, e.g. 1000 or 2.5"
     if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
         return str(int(v))
     if isinstance(v, float):

@@ -248,3 +248,22 @@ def test_an_implausible_time_limit_is_said_back_but_a_long_one_is_not():
     assert "about 2 days" in editor.time_limit_note({"time": 2 * 86400 + 5})
     for fine in (60.0, 3600.0, 86400.0, None, "", "abc", float("inf")):
         assert editor.time_limit_note({"time": fine}) is None, fine
+
+
+def test_a_number_typed_with_commas_or_spaces_is_refused_saying_how_to_write_it():
+    # "1,000" in a text cell was refused as "must be a whole number (you typed 1,000)": it is one.
+    r = run()
+    typed = editor.apply_delta(editor.lines_frame(r, {}), {
+        "edited_rows": {0: {"Places": "1,000"}, 1: {"Places": "2 000"}}, "added_rows": [], "deleted_rows": []})
+    out, errs = editor.lines_overrides(r, typed)
+    assert out == []
+    assert errs == [
+        "Places and must be filled, row 1 (j1): places must be a whole number, 0 or more (you typed 1,000; "
+        "write numbers without commas or spaces, e.g. 1000 or 2.5)",
+        "Places and must be filled, row 2 (j2): places must be a whole number, 0 or more (you typed 2 000; "
+        "write numbers without commas or spaces, e.g. 1000 or 2.5)",
+    ]
+    weights = pd.DataFrame([{"Worker": "w1", "Job line": None, "Value": "1,5"}], columns=editor.WEIGHT_COLS)
+    (err,) = editor.weights_overrides(weights)[1]
+    assert err.endswith("(you typed 1,5; write numbers without commas or spaces, e.g. 1000 or 2.5)")
+    assert editor.tier_value_problem("a, b").endswith("(you typed a, b)")  # not a number either way
