@@ -919,7 +919,9 @@ def time_limit_note(inputs: dict[str, Any]) -> str | None:
     if not math.isfinite(seconds) or seconds <= LONG_TIME_LIMIT:
         return None
     days = seconds / 86400
-    span = f"about {days / 365.25:,.0f} years" if days >= 730 else f"about {days:,.0f} days"
+    n_days = round(days)
+    span = (f"about {days / 365.25:,.0f} years" if days >= 730
+            else f"about {n_days:,} {'day' if n_days == 1 else 'days'}")
     shown = f"{seconds:,.0f}" if seconds.is_integer() and seconds < 1e16 else _shown(v)
     return (f"Time limit: {shown} seconds is {span}. Is that what you meant? The solve stops as soon as the "
             "best allocation is proven, and Stop ends it at any time, but other planners' solves wait behind it.")

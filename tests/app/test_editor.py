@@ -246,6 +246,7 @@ def test_an_implausible_time_limit_is_said_back_but_a_long_one_is_not():
     assert note.startswith("Time limit: 1,000,000,000,000 seconds is about 31,688 years.")
     assert "Is that what you meant?" in note
     assert "about 2 days" in editor.time_limit_note({"time": 2 * 86400 + 5})
+    assert "90,000 seconds is about 1 day." in editor.time_limit_note({"time": 90000})  # not "1 days"
     for fine in (60.0, 3600.0, 86400.0, None, "", "abc", float("inf")):
         assert editor.time_limit_note({"time": fine}) is None, fine
 
