@@ -478,9 +478,19 @@ def restore_widget(key: str, allowed: Any = None, default: Any = _NO_DEFAULT, id
     ss.setdefault(_PER_RUN, set()).add(key)
     switched = key in ss.get(_SWITCHED, ())
     ss.get(_SWITCHED, set()).discard(key)
-    if key in ss and not switched:
-        return
     kept = ss.get(_KEPT, {}).get(current_run_id(), {})
+    if key in ss and not switched:
+        if ids is not None and kept.get(key + _ID) is not None:
+            # Drawn on the last run too, but the rows may have moved since (a worker withdrawn).
+            ids, value = list(ids), ss[key]
+            now = ids[value] if isinstance(value, int) and 0 <= value < len(ids) else None
+            if now != kept[key + _ID]:
+                if kept[key + _ID] in ids:
+                    ss[key] = ids.index(kept[key + _ID])
+                else:
+                    ss[key] = kept[key] = 0 if ids else None  # the one looked at is gone: the first
+                    kept[key + _ID] = ids[0] if ids else None
+        return
     if key in kept:
         value = kept[key]
         ok = True

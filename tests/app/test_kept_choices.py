@@ -108,3 +108,19 @@ def test_the_worker_kept_on_eligibility_is_the_same_worker_after_one_before_them
     go(at, "eligibility")
     assert at.selectbox(key="el_worker").format_func(at.selectbox(key="el_worker").value) == looked_at
     assert at.selectbox(key="el_line").value == 3
+
+
+def test_the_worker_looked_at_on_eligibility_stays_the_same_worker_when_the_run_changes_meanwhile(demo_run, db_store):
+    # On the page all along: a worker before them withdrawn (by another planner) moved the
+    # rows up, and the page, rerun, showed the next worker under the same row number.
+    run = db_store.load_run(demo_run)
+    at = open_app(demo_run, "eligibility")
+    at.selectbox(key="el_worker").set_value(5).run()
+    looked_at = at.selectbox(key="el_worker").format_func(5)
+    gone = next(w for w in sorted(run.workers, key=lambda w: w.id)[:5] if all(p.worker_id != w.id for p in run.pins))
+    db_store.withdraw_worker(demo_run, gone.id, reason="left the programme", changed_by="test")
+    import state
+    state.clear_reads()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="el_worker").format_func(at.selectbox(key="el_worker").value) == looked_at
