@@ -467,7 +467,7 @@ begin
     perform public.allocator_invalid(format(
       'Job line %L: give it a site or make it a site of its own, not both.', p_job_line_id));
   end if;
-  if p_site is not null and (btrim(p_site) = '' or p_site <> btrim(p_site) or length(p_site) > 500
+  if p_site is not null and (p_site ~ '^[\s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$' or p_site <> btrim(p_site) or length(p_site) > 500
                              or p_site ~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]') then
     perform public.allocator_invalid(format(
       'Job line %L: a site is a name of 1 to 500 characters, without control characters or spaces at either end (got %L).',

@@ -143,12 +143,20 @@ def _sql_import(sql, snap, org):
          r"quotas\[1\] \(id 'icu-ready'\): the qualification_id contains a control character"),
         (lambda s: s["quotas"][0].update(sites=["Orange\x1b"]),
          r"quotas\[0\] \(id 'rural-min'\): a site is a non-empty name of at most 500 characters"),
+        # Blank as the snapshot check's strip() sees it (each was stored: the run could not be loaded).
+        (lambda s: s["job_lines"][3].update(site="\t"),
+         r"job_lines\[3\] \(id 'j4'\): the site must be a non-empty name"),
+        (lambda s: s["job_lines"][3].update(site="\u00a0\u3000"),
+         r"job_lines\[3\] \(id 'j4'\): the site must be a non-empty name"),
+        (lambda s: s["quotas"][0].update(sites=["Orange", "\u2007"]),
+         r"quotas\[0\] \(id 'rural-min'\): a site is a non-empty name"),
     ],
     ids=["link-dangling", "link-of-one", "link-of-five", "worker-in-two-links", "quota-both",
          "quota-unknown-site", "quota-dangling-line", "quota-min-above-max", "quota-max-1.5",
          "quota-min-text", "previous-twice",
          "previous-dangling-line", "priority-1.5", "priority-0", "blank-site",
-         "link-id-201-chars", "quota-tag-control-character", "quota-site-control-character"],
+         "link-id-201-chars", "quota-tag-control-character", "quota-site-control-character",
+         "tab-site", "no-break-and-wide-space-site", "figure-space-quota-site"],
 )
 def test_sql_import_refuses_bad_rules_atomically(store, sql, change, expected):
     # The SQL function checks on its own (the Supabase adapter calls it over the API).
