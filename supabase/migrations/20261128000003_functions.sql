@@ -822,7 +822,7 @@ begin
 
   -- A worker's priority and a line's site (business-rules.md), before any row is written.
   select m into v_bad from (
-    select 1 as k, x.ord, format('workers[%s] (id %L): the priority must be a whole number of at least 1 (1 is placed first), not %s.',
+    select 1 as k, x.ord, format('workers[%s] (id %L): the priority must be a whole number of at least 1 (1 is placed first) and at most 1,000,000, not %s.',
                                  x.ord - 1, x.e ->> 'id', x.e -> 'priority') as m
       from jsonb_array_elements(v_workers) with ordinality x(e, ord)
      where jsonb_typeof(x.e -> 'priority') <> 'null'

@@ -331,7 +331,7 @@ begin
                          then (p_worker ->> 'priority')::numeric between 1 and 1000000 end,
                     false) then
       perform public.allocator_invalid(format(
-        'Worker %L: the priority must be a whole number of at least 1 (1 is placed first), not %s.',
+        'Worker %L: the priority must be a whole number of at least 1 (1 is placed first) and at most 1,000,000, not %s.',
         v_id, p_worker -> 'priority'));
     end if;
     v_priority := (p_worker ->> 'priority')::integer;

@@ -150,13 +150,16 @@ def _sql_import(sql, snap, org):
          r"job_lines\[3\] \(id 'j4'\): the site must be a non-empty name"),
         (lambda s: s["quotas"][0].update(sites=["Orange", "\u2007"]),
          r"quotas\[0\] \(id 'rural-min'\): a site is a non-empty name"),
+        # Refused for its upper bound, which the message said nothing of ("at least 1, not 1000001").
+        (lambda s: s["workers"][2].update(priority=1_000_001),
+         r"workers\[2\] \(id 'w3'\): the priority must be a whole number of at least 1 \(1 is placed first\) and at most 1,000,000, not 1000001"),
     ],
     ids=["link-dangling", "link-of-one", "link-of-five", "worker-in-two-links", "quota-both",
          "quota-unknown-site", "quota-dangling-line", "quota-min-above-max", "quota-max-1.5",
          "quota-min-text", "previous-twice",
          "previous-dangling-line", "priority-1.5", "priority-0", "blank-site",
          "link-id-201-chars", "quota-tag-control-character", "quota-site-control-character",
-         "tab-site", "no-break-and-wide-space-site", "figure-space-quota-site"],
+         "tab-site", "no-break-and-wide-space-site", "figure-space-quota-site", "priority-over-a-million"],
 )
 def test_sql_import_refuses_bad_rules_atomically(store, sql, change, expected):
     # The SQL function checks on its own (the Supabase adapter calls it over the API).

@@ -167,6 +167,7 @@ BAD_CHANGES = [
     # A site the snapshot check calls blank (its strip() takes tabs and no-break spaces): the run could not be loaded.
     pytest.param(lambda s, r: s.set_job_line(r, "j1", reason="x", site="\t"), "a site is a name of 1 to 500 characters", id="tab-site"),
     pytest.param(lambda s, r: s.set_job_line(r, "j1", reason="x", site="\u00a0"), "a site is a name of 1 to 500 characters", id="no-break-space-site"),
+    pytest.param(lambda s, r: s.add_worker(r, {"id": "w8", "priority": 1_000_001}, reason="x"), "at least 1 (1 is placed first) and at most 1,000,000, not 1000001", id="late-worker-priority-over-a-million"),
     pytest.param(lambda s, r: s.set_job_line(r, "j9", reason="x", max_n_workers=1), "'j9'", id="unknown-line"),
     pytest.param(lambda s, r: s.set_job_line(r, "j1", reason="", max_n_workers=1), "reason is required", id="set-line-no-reason"),
     pytest.param(lambda s, r: s.set_job_line(r, "j1", reason="x", max_n_workers=2), "nothing to change", id="no-change"),
