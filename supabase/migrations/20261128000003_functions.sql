@@ -657,6 +657,10 @@ as $$
                         or public.allocator_name_problem(y.v) is not null) then 12
              when l.sord between 3 and 8 and (jsonb_typeof(x.e -> l.key1) is distinct from 'string'
                                    or (l.key2 is not null and jsonb_typeof(x.e -> l.key2) is distinct from 'string')) then 7
+             -- A supervisor's id needs no job line naming it (run-snapshot.md), so no reference
+             -- bounds it as the worker and job line ids are bounded: it is checked here.
+             when l.sord = 4 and not (length(x.e ->> 'preferencer_id') between 1 and 200
+                                      and (x.e ->> 'preferencer_id') !~ '[\x01-\x1f\x7f-\x9f]|^[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$') then 13
              when l.sord = 6 and coalesce(jsonb_typeof(x.e -> 'job_line_id'), 'null') not in ('string', 'null') then 8
              when l.sord in (3, 4) and not coalesce(case when jsonb_typeof(x.e -> 'rank') = 'number'
                                                          then (x.e ->> 'rank')::numeric between 1 and 1e9 end, false) then 9
@@ -730,6 +734,7 @@ as $$
                                        public.allocator_shown(f.e -> 'value'))
                    when 11 then format('the qualification_id %s', public.allocator_id_problem(f.e -> 'qualification_id'))
                    when 12 then 'a site is a non-empty name of at most 500 characters, without control characters'
+                   when 13 then format('the supervisor id %s', public.allocator_id_problem(f.e -> 'preferencer_id'))
                  end
        from faults f where f.k is not null
       order by f.sord, f.ord limit 1)

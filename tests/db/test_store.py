@@ -137,6 +137,10 @@ def test_sql_import_refuses_dangling_ids_atomically(store, sql, section, index, 
         ("settings", None, "stability", "yes", r"settings: stability must be true or false"),
         ("run", None, "id", "r" * 201, r"run: the id is 201 characters long; an id has at most 200"),
         ("run", None, "name", "Intake\x1b", r"run: the name contains a control character"),
+        # A supervisor whom no job line names may rank workers: no reference bounds the id.
+        ("preferencer_preferences", 0, "preferencer_id", "p" * 201, r"preferencer_preferences\[0\]: the supervisor id is 201 characters long; an id has at most 200"),
+        ("preferencer_preferences", 1, "preferencer_id", "p2\x1b", r"preferencer_preferences\[1\]: the supervisor id contains a control character"),
+        ("preferencer_preferences", 1, "preferencer_id", "p2\u3000", r"preferencer_preferences\[1\]: the supervisor id starts or ends with a space"),
     ],
 )
 def test_sql_import_refuses_fields_beyond_the_limits_atomically(store, sql, section, index, field, value, expected):
