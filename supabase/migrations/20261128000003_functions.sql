@@ -696,7 +696,8 @@ as $$
                             and (s.settings ->> 'preference_power')::numeric > 0)
               then format('preference_power must be a number greater than 0 and at most 8, not %s', public.allocator_shown(s.settings -> 'preference_power')) end),
         (case when s.settings ? 'max_seconds'
-                   and not (public.allocator_is_number_between(s.settings -> 'max_seconds', 0, 1e300)
+                   -- Any finite double, as the snapshot check takes (the column is one).
+                   and not (public.allocator_is_number_between(s.settings -> 'max_seconds', 0, 1.7976931348623157e308)
                             and (s.settings ->> 'max_seconds')::numeric > 0)
               then format('max_seconds must be a number of seconds greater than 0, not %s', public.allocator_shown(s.settings -> 'max_seconds')) end),
         (case when s.settings ? 'rng_seed'

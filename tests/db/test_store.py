@@ -156,6 +156,27 @@ def test_sql_import_refuses_fields_beyond_the_limits_atomically(store, sql, sect
     assert sql.execute("select count(*) from allocation_runs").fetchone() == before
 
 
+def test_sql_import_takes_values_at_the_limits_and_the_run_loads(store, sql):
+    # Everything the snapshot check accepts, the SQL function stores, and the run loads back.
+    snap = small_snapshot()
+    snap["settings"]["max_seconds"] = 1e301  # any finite number of seconds (was refused above 1e300)
+    snap["settings"]["rng_seed"] = 2**63 - 1
+    snap["job_lines"][0]["max_n_workers"] = 1_000_000
+    snap["job_lines"][1]["max_n_workers"] = 0
+    snap["job_lines"][2]["name"] = "L" * 500
+    snap["worker_preferences"][0]["rank"] = 1e9
+    snap["weightings"][0]["value"] = -1e9
+    snap["workers"][0]["name"] = "Zoë 山田\t👩\u200d⚕️" + "👩" * 489  # 500 characters
+    snap["workers"].append({"id": "dr. a 山田 🙂", "qualification_ids": ["t" * 200]})
+    snap["preferencer_preferences"].append({"preferencer_id": "s" * 200, "worker_id": "w1", "rank": 1})
+    snap["quotas"] = [{"id": "q", "job_line_ids": ["j1"], "min_workers": 0, "max_workers": 1_000_000_000}]
+    expected = RunSnapshot.parse(copy.deepcopy(snap))
+    (run_id,) = sql.execute(
+        "select allocator_import_run(%s, %s)", (psycopg.types.json.Jsonb(snap), new_org_in_store(store))
+    ).fetchone()
+    assert store.load_run(str(run_id)) == expected
+
+
 def test_sql_import_refuses_a_non_snapshot(sql):
     with pytest.raises(psycopg.Error, match="allocator-run/1") as exc:
         sql.execute("select allocator_import_run('{\"format\": \"other\"}'::jsonb)")
