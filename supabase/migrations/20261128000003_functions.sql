@@ -725,8 +725,20 @@ as $$
                                       public.allocator_shown(f.e -> 'max_n_workers'))
                    when 5 then format('must_have_workers must be true or false, not %s',
                                       public.allocator_shown(f.e -> 'must_have_workers'))
-                   when 6 then 'a list of ids holds something that is not an id (ids are text of 1 to 200 characters, '
-                               'without control characters or spaces at either end)'
+                   -- Which list and which of its ids, as the snapshot check names them.
+                   when 6 then coalesce((
+                     select case when jsonb_typeof(f.e -> k.key) <> 'array'
+                                 then format('%s: must be a list, not %s', k.key, public.allocator_shown(f.e -> k.key))
+                                 else format('%s[%s]: the id %s', k.key, y.ord - 1, public.allocator_id_problem(y.v)) end
+                       from (values (1, 1, 'qualification_ids'), (2, 1, 'preferencer_ids'), (5, 1, 'included_worker_ids'),
+                                    (5, 2, 'excluded_worker_ids'), (5, 3, 'included_qualification_ids'),
+                                    (5, 4, 'excluded_qualification_ids')) k(sord, kord, key)
+                       left join lateral jsonb_array_elements(case when jsonb_typeof(f.e -> k.key) = 'array'
+                                                                   then f.e -> k.key end) with ordinality y(v, ord)
+                              on public.allocator_id_problem(y.v) is not null
+                      where k.sord = f.sord and coalesce(jsonb_typeof(f.e -> k.key), 'null') <> 'null'
+                        and (jsonb_typeof(f.e -> k.key) <> 'array' or y.v is not null)
+                      order by k.kord, y.ord limit 1), 'a list of ids holds something that is not an id')
                    when 7 then 'its worker, job line and supervisor ids must be text'
                    when 8 then format('job_line_id must be text or null, not %s', public.allocator_shown(f.e -> 'job_line_id'))
                    when 9 then format('the rank must be a number from 1 to 1,000,000,000, not %s',
