@@ -653,10 +653,14 @@ as $$
                   and public.allocator_id_problem(x.e -> 'qualification_id') is not null then 11
              when l.sord = 10 and jsonb_typeof(x.e -> 'sites') = 'array' and exists (
                     select 1 from jsonb_array_elements(x.e -> 'sites') y(v)
-                     where jsonb_typeof(y.v) <> 'string' or btrim(y.v #>> '{}') = ''
+                     where jsonb_typeof(y.v) <> 'string' or (y.v #>> '{}') ~ '^[\s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$'
                         or public.allocator_name_problem(y.v) is not null) then 12
              when l.sord between 3 and 8 and (jsonb_typeof(x.e -> l.key1) is distinct from 'string'
                                    or (l.key2 is not null and jsonb_typeof(x.e -> l.key2) is distinct from 'string')) then 7
+             -- A supervisor's id needs no job line naming it (run-snapshot.md), so no reference
+             -- bounds it as the worker and job line ids are bounded: it is checked here.
+             when l.sord = 4 and not (length(x.e ->> 'preferencer_id') between 1 and 200
+                                      and (x.e ->> 'preferencer_id') !~ '[\x01-\x1f\x7f-\x9f]|^[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]|[\s\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]$') then 13
              when l.sord = 6 and coalesce(jsonb_typeof(x.e -> 'job_line_id'), 'null') not in ('string', 'null') then 8
              when l.sord in (3, 4) and not coalesce(case when jsonb_typeof(x.e -> 'rank') = 'number'
                                                          then (x.e ->> 'rank')::numeric between 1 and 1e9 end, false) then 9
@@ -692,7 +696,8 @@ as $$
                             and (s.settings ->> 'preference_power')::numeric > 0)
               then format('preference_power must be a number greater than 0 and at most 8, not %s', public.allocator_shown(s.settings -> 'preference_power')) end),
         (case when s.settings ? 'max_seconds'
-                   and not (public.allocator_is_number_between(s.settings -> 'max_seconds', 0, 1e300)
+                   -- Any finite double, as the snapshot check takes (the column is one).
+                   and not (public.allocator_is_number_between(s.settings -> 'max_seconds', 0, 1.7976931348623157e308)
                             and (s.settings ->> 'max_seconds')::numeric > 0)
               then format('max_seconds must be a number of seconds greater than 0, not %s', public.allocator_shown(s.settings -> 'max_seconds')) end),
         (case when s.settings ? 'rng_seed'
@@ -720,8 +725,20 @@ as $$
                                       public.allocator_shown(f.e -> 'max_n_workers'))
                    when 5 then format('must_have_workers must be true or false, not %s',
                                       public.allocator_shown(f.e -> 'must_have_workers'))
-                   when 6 then 'a list of ids holds something that is not an id (ids are text of 1 to 200 characters, '
-                               'without control characters or spaces at either end)'
+                   -- Which list and which of its ids, as the snapshot check names them.
+                   when 6 then coalesce((
+                     select case when jsonb_typeof(f.e -> k.key) <> 'array'
+                                 then format('%s: must be a list, not %s', k.key, public.allocator_shown(f.e -> k.key))
+                                 else format('%s[%s]: the id %s', k.key, y.ord - 1, public.allocator_id_problem(y.v)) end
+                       from (values (1, 1, 'qualification_ids'), (2, 1, 'preferencer_ids'), (5, 1, 'included_worker_ids'),
+                                    (5, 2, 'excluded_worker_ids'), (5, 3, 'included_qualification_ids'),
+                                    (5, 4, 'excluded_qualification_ids')) k(sord, kord, key)
+                       left join lateral jsonb_array_elements(case when jsonb_typeof(f.e -> k.key) = 'array'
+                                                                   then f.e -> k.key end) with ordinality y(v, ord)
+                              on public.allocator_id_problem(y.v) is not null
+                      where k.sord = f.sord and coalesce(jsonb_typeof(f.e -> k.key), 'null') <> 'null'
+                        and (jsonb_typeof(f.e -> k.key) <> 'array' or y.v is not null)
+                      order by k.kord, y.ord limit 1), 'a list of ids holds something that is not an id')
                    when 7 then 'its worker, job line and supervisor ids must be text'
                    when 8 then format('job_line_id must be text or null, not %s', public.allocator_shown(f.e -> 'job_line_id'))
                    when 9 then format('the rank must be a number from 1 to 1,000,000,000, not %s',
@@ -730,6 +747,7 @@ as $$
                                        public.allocator_shown(f.e -> 'value'))
                    when 11 then format('the qualification_id %s', public.allocator_id_problem(f.e -> 'qualification_id'))
                    when 12 then 'a site is a non-empty name of at most 500 characters, without control characters'
+                   when 13 then format('the supervisor id %s', public.allocator_id_problem(f.e -> 'preferencer_id'))
                  end
        from faults f where f.k is not null
       order by f.sord, f.ord limit 1)
@@ -822,7 +840,7 @@ begin
 
   -- A worker's priority and a line's site (business-rules.md), before any row is written.
   select m into v_bad from (
-    select 1 as k, x.ord, format('workers[%s] (id %L): the priority must be a whole number of at least 1 (1 is placed first), not %s.',
+    select 1 as k, x.ord, format('workers[%s] (id %L): the priority must be a whole number of at least 1 (1 is placed first) and at most 1,000,000, not %s.',
                                  x.ord - 1, x.e ->> 'id', x.e -> 'priority') as m
       from jsonb_array_elements(v_workers) with ordinality x(e, ord)
      where jsonb_typeof(x.e -> 'priority') <> 'null'
@@ -834,7 +852,9 @@ begin
                             x.ord - 1, x.e ->> 'id', x.e -> 'site')
       from jsonb_array_elements(v_lines) with ordinality x(e, ord)
      where jsonb_typeof(x.e -> 'site') <> 'null'
-       and not coalesce(case when jsonb_typeof(x.e -> 'site') = 'string' then btrim(x.e ->> 'site') <> '' end, false)) c
+       -- Blank as the snapshot check's strip() sees it: a tab or a no-break space alone is no site.
+       and not coalesce(case when jsonb_typeof(x.e -> 'site') = 'string'
+                             then (x.e ->> 'site') !~ '^[\s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$' end, false)) c
    order by c.k, c.ord limit 1;
   if v_bad is not null then perform public.allocator_invalid(v_bad); end if;
 

@@ -331,7 +331,7 @@ begin
                          then (p_worker ->> 'priority')::numeric between 1 and 1000000 end,
                     false) then
       perform public.allocator_invalid(format(
-        'Worker %L: the priority must be a whole number of at least 1 (1 is placed first), not %s.',
+        'Worker %L: the priority must be a whole number of at least 1 (1 is placed first) and at most 1,000,000, not %s.',
         v_id, p_worker -> 'priority'));
     end if;
     v_priority := (p_worker ->> 'priority')::integer;
@@ -348,9 +348,10 @@ begin
                format('Worker %L ranks job line %L, which is not a job line of run "%s".',
                       v_id, coalesce(x.e ->> 'job_line_id', ''), v_run_name)
              when coalesce(case when jsonb_typeof(x.e -> 'rank') = 'number'
-                                then (x.e ->> 'rank')::double precision between 1 and 1e9 end, false) is false then
+                                -- numeric: JSON's 1e400 is no double ('out of range for type double precision').
+                                then (x.e ->> 'rank')::numeric between 1 and 1e9 end, false) is false then
                format('Worker %L ranks job line %L with %s: a rank is a number from 1 to 1,000,000,000.',
-                      v_id, x.e ->> 'job_line_id', coalesce(x.e ->> 'rank', 'nothing'))
+                      v_id, x.e ->> 'job_line_id', public.allocator_shown(x.e -> 'rank'))
              when exists (select 1 from jsonb_array_elements(v_prefs) with ordinality y(e, ord)
                            where y.ord < x.ord and y.e ->> 'job_line_id' = x.e ->> 'job_line_id') then
                format('Worker %L ranks job line %L more than once.', v_id, x.e ->> 'job_line_id')
@@ -358,8 +359,8 @@ begin
                   and exists (select 1 from jsonb_array_elements(v_prefs) with ordinality y(e, ord)
                                where y.ord < x.ord
                                  and case when jsonb_typeof(y.e -> 'rank') = 'number'
-                                          then (y.e ->> 'rank')::double precision end
-                                     = (x.e ->> 'rank')::double precision) then
+                                          then (y.e ->> 'rank')::numeric end
+                                     = (x.e ->> 'rank')::numeric) then
                format('Worker %L gives rank %s to more than one job line, but this run does not allow tied ranks.',
                       v_id, x.e ->> 'rank')
            end as m
@@ -467,7 +468,7 @@ begin
     perform public.allocator_invalid(format(
       'Job line %L: give it a site or make it a site of its own, not both.', p_job_line_id));
   end if;
-  if p_site is not null and (btrim(p_site) = '' or p_site <> btrim(p_site) or length(p_site) > 500
+  if p_site is not null and (p_site ~ '^[\s\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$' or p_site <> btrim(p_site) or length(p_site) > 500
                              or p_site ~ '[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]') then
     perform public.allocator_invalid(format(
       'Job line %L: a site is a name of 1 to 500 characters, without control characters or spaces at either end (got %L).',

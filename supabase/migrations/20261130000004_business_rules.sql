@@ -240,16 +240,17 @@ $$;
 
 -- ------------------------------------------------------------------ import
 
--- A number of workers as JSON: a whole number from 0 to PostgreSQL's integer maximum (a
--- check that never fails on what it checks, so it can guard a cast). Written without a
--- decimal point, as the snapshot check asks: 2.0 is refused there, and '2.0'::integer raises.
+-- A number of workers as JSON: a whole number from 0 to 1,000,000,000, the snapshot check's
+-- bound (a quota beyond it was stored, and the run could then not be loaded); a check that
+-- never fails on what it checks, so it can guard a cast. Written without a decimal point, as
+-- the snapshot check asks: 2.0 is refused there, and '2.0'::integer raises.
 create or replace function public.allocator_is_count(p_value jsonb) returns boolean
 language sql
 immutable
 set search_path = ''
 as $$
   select coalesce(case when jsonb_typeof(p_value) = 'number' and (p_value #>> '{}') ~ '^[0-9]+$'
-                       then (p_value #>> '{}')::numeric between 0 and 2147483647 end, false)
+                       then (p_value #>> '{}')::numeric between 0 and 1000000000 end, false)
 $$;
 
 -- Store a snapshot's links, quotas and previous allocation for a run being imported (called
@@ -349,7 +350,8 @@ begin
              when not public.allocator_is_count(coalesce(x.e -> 'min_workers', '0'::jsonb))
                   or (coalesce(jsonb_typeof(x.e -> 'max_workers'), 'null') <> 'null'
                       and not public.allocator_is_count(x.e -> 'max_workers')) then
-               format('quotas[%s] (id %L): its minimum and maximum are whole numbers of workers, 0 or more.', x.ord - 1, x.e ->> 'id')
+               format('quotas[%s] (id %L): its minimum and maximum are whole numbers of workers, 0 or more (at most 1,000,000,000).',
+                      x.ord - 1, x.e ->> 'id')
              when jsonb_typeof(x.e -> 'max_workers') = 'number'
                   and coalesce((x.e ->> 'min_workers')::numeric, 0) > (x.e ->> 'max_workers')::numeric then
                format('quotas[%s] (id %L): the minimum (%s) is above the maximum (%s).', x.ord - 1, x.e ->> 'id',

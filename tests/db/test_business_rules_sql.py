@@ -143,12 +143,26 @@ def _sql_import(sql, snap, org):
          r"quotas\[1\] \(id 'icu-ready'\): the qualification_id contains a control character"),
         (lambda s: s["quotas"][0].update(sites=["Orange\x1b"]),
          r"quotas\[0\] \(id 'rural-min'\): a site is a non-empty name of at most 500 characters"),
+        # Blank as the snapshot check's strip() sees it (each was stored: the run could not be loaded).
+        (lambda s: s["job_lines"][3].update(site="\t"),
+         r"job_lines\[3\] \(id 'j4'\): the site must be a non-empty name"),
+        (lambda s: s["job_lines"][3].update(site="\u00a0\u3000"),
+         r"job_lines\[3\] \(id 'j4'\): the site must be a non-empty name"),
+        (lambda s: s["quotas"][0].update(sites=["Orange", "\u2007"]),
+         r"quotas\[0\] \(id 'rural-min'\): a site is a non-empty name"),
+        # Refused for its upper bound, which the message said nothing of ("at least 1, not 1000001").
+        (lambda s: s["workers"][2].update(priority=1_000_001),
+         r"workers\[2\] \(id 'w3'\): the priority must be a whole number of at least 1 \(1 is placed first\) and at most 1,000,000, not 1000001"),
+        # The snapshot check's bound (1,000,000,000): beyond it the run was stored and could not be loaded.
+        (lambda s: s["quotas"][1].update(max_workers=1_000_000_001),
+         r"quotas\[1\] \(id 'icu-ready'\): its minimum and maximum are whole numbers of workers, 0 or more \(at most 1,000,000,000\)"),
     ],
     ids=["link-dangling", "link-of-one", "link-of-five", "worker-in-two-links", "quota-both",
          "quota-unknown-site", "quota-dangling-line", "quota-min-above-max", "quota-max-1.5",
          "quota-min-text", "previous-twice",
          "previous-dangling-line", "priority-1.5", "priority-0", "blank-site",
-         "link-id-201-chars", "quota-tag-control-character", "quota-site-control-character"],
+         "link-id-201-chars", "quota-tag-control-character", "quota-site-control-character",
+         "tab-site", "no-break-and-wide-space-site", "figure-space-quota-site", "priority-over-a-million", "quota-max-over-a-billion"],
 )
 def test_sql_import_refuses_bad_rules_atomically(store, sql, change, expected):
     # The SQL function checks on its own (the Supabase adapter calls it over the API).

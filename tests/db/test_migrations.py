@@ -178,3 +178,23 @@ def test_on_a_supabase_like_database_the_bootstrap_is_not_applied(supabase_url):
         }
         assert "aud" in cols  # the shim's column, not created by allocator/db/bootstrap.sql
         assert applied_versions(supabase_url) == [m.version for m in migration_files()]
+
+
+# The checks' helpers are internals of the SECURITY DEFINER functions that call them: no
+# planner or API client calls them on their own (the security file's revoke covers them).
+INTERNAL_CHECKS = [
+    "allocator_snapshot_field_problem(jsonb)", "allocator_id_problem(jsonb)", "allocator_name_problem(jsonb)",
+    "allocator_shown(jsonb)", "allocator_is_number_between(jsonb, numeric, numeric)", "allocator_is_count(jsonb)",
+]
+
+
+@pytest.mark.parametrize("setup", SETUPS)
+def test_no_planner_or_client_may_execute_the_checks_helpers(request, setup):
+    with psycopg.connect(request.getfixturevalue(setup)) as conn:
+        callable_by = {
+            (fn, role)
+            for fn in INTERNAL_CHECKS
+            for role in ("anon", "authenticated", "service_role")
+            if conn.execute("select has_function_privilege(%s, %s, 'execute')", (role, f"public.{fn}")).fetchone()[0]
+        }
+    assert callable_by == set()

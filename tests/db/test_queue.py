@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -162,3 +163,12 @@ def test_a_lease_beyond_a_week_is_refused_by_the_database(queue, lease):
     assert refused.value.sqlstate == "AL008"
     assert "at most 604800 (a week)" in str(refused.value)
     assert {r.id: r for r in queue.list_runs()}[run_id].status == "pending"
+
+
+def test_a_lease_of_exactly_a_week_is_taken_and_renewed(queue):
+    # The bound is inclusive: `--lease 604800` is what the command line allows.
+    (run_id,) = _import(queue, 1)
+    claimed = queue.claim_next("w-1", lease_seconds=604_800, run_id=run_id)
+    assert claimed is not None and claimed.run_id == run_id
+    expires = queue.renew_lease(run_id, "w-1", 604_800)
+    assert abs((expires - datetime.now(UTC)).total_seconds() - 604_800) < 600

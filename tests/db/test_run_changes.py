@@ -164,6 +164,13 @@ BAD_CHANGES = [
     pytest.param(lambda s, r: s.add_worker(r, LateWorker("w8\u00a0"), reason="x"), "or spaces at either end", id="late-worker-id-ending-in-a-no-break-space"),
     pytest.param(lambda s, r: s.add_worker(r, LateWorker("w8", qualification_ids=("icu\u3000",)), reason="x"), "Worker 'w8': qualification 1 is not a tag", id="late-worker-tag-ending-in-a-wide-space"),
     pytest.param(lambda s, r: s.add_worker(r, LateWorker("w8", qualification_ids=("icu", "t" * 201)), reason="x"), "Worker 'w8': qualification 2 is not a tag", id="late-worker-tag-too-long"),
+    # A site the snapshot check calls blank (its strip() takes tabs and no-break spaces): the run could not be loaded.
+    pytest.param(lambda s, r: s.set_job_line(r, "j1", reason="x", site="\t"), "a site is a name of 1 to 500 characters", id="tab-site"),
+    pytest.param(lambda s, r: s.set_job_line(r, "j1", reason="x", site="\u00a0"), "a site is a name of 1 to 500 characters", id="no-break-space-site"),
+    pytest.param(lambda s, r: s.add_worker(r, {"id": "w8", "priority": 1_000_001}, reason="x"), "at least 1 (1 is placed first) and at most 1,000,000, not 1000001", id="late-worker-priority-over-a-million"),
+    # JSON numbers beyond a double: PostgreSQL's "out of range for type double precision" before.
+    pytest.param(lambda s, r: s.add_worker(r, {"id": "w8", "preferences": [{"job_line_id": "j1", "rank": 10**400}]}, reason="x"), "a rank is a number from 1 to 1,000,000,000", id="late-worker-rank-1e400"),
+    pytest.param(lambda s, r: s.add_worker(r, {"id": "w8", "preferences": [{"job_line_id": "j1", "rank": 10**400}, {"job_line_id": "j2", "rank": 2}]}, reason="x"), "a rank is a number from 1 to 1,000,000,000", id="late-worker-rank-1e400-then-another"),
     pytest.param(lambda s, r: s.set_job_line(r, "j9", reason="x", max_n_workers=1), "'j9'", id="unknown-line"),
     pytest.param(lambda s, r: s.set_job_line(r, "j1", reason="", max_n_workers=1), "reason is required", id="set-line-no-reason"),
     pytest.param(lambda s, r: s.set_job_line(r, "j1", reason="x", max_n_workers=2), "nothing to change", id="no-change"),

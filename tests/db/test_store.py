@@ -128,7 +128,10 @@ def test_sql_import_refuses_dangling_ids_atomically(store, sql, section, index, 
         ("workers", 1, "id", "w2\u00a0", r"workers\[1\] \(id 'w2\xa0'\): the id starts or ends with a space"),
         ("workers", 1, "id", "w1", r"workers: the id 'w1' is used by more than one worker"),
         ("workers", 0, "name", "N" * 501, r"workers\[0\] \(id 'w1'\): the name is 501 characters long; a name has at most 500"),
-        ("workers", 0, "qualification_ids", "icu", r"workers\[0\] \(id 'w1'\): a list of ids holds something that is not an id"),
+        ("workers", 0, "qualification_ids", "icu", r"workers\[0\] \(id 'w1'\): qualification_ids: must be a list, not \"icu\""),
+        # Which list and which entry of it (it was "a list of ids holds something that is not an id").
+        ("workers", 1, "qualification_ids", ["icu", "rural\x07"], r"workers\[1\] \(id 'w2'\): qualification_ids\[1\]: the id contains a control character"),
+        ("eligibility", 0, "excluded_qualification_ids", ["t" * 201], r"eligibility\[0\]: excluded_qualification_ids\[0\]: the id is 201 characters long"),
         ("worker_preferences", 0, "rank", 1e300, r"worker_preferences\[0\]: the rank must be a number from 1 to 1,000,000,000, not 1000000000000000000000000000000000000000…"),
         ("worker_preferences", 0, "rank", "1", r"worker_preferences\[0\]: the rank must be a number from 1 to 1,000,000,000, not \"1\""),
         ("weightings", 0, "value", -2e9, r"weightings\[0\]: the value must be a number from -1,000,000,000 to 1,000,000,000"),
@@ -137,6 +140,10 @@ def test_sql_import_refuses_dangling_ids_atomically(store, sql, section, index, 
         ("settings", None, "stability", "yes", r"settings: stability must be true or false"),
         ("run", None, "id", "r" * 201, r"run: the id is 201 characters long; an id has at most 200"),
         ("run", None, "name", "Intake\x1b", r"run: the name contains a control character"),
+        # A supervisor whom no job line names may rank workers: no reference bounds the id.
+        ("preferencer_preferences", 0, "preferencer_id", "p" * 201, r"preferencer_preferences\[0\]: the supervisor id is 201 characters long; an id has at most 200"),
+        ("preferencer_preferences", 1, "preferencer_id", "p2\x1b", r"preferencer_preferences\[1\]: the supervisor id contains a control character"),
+        ("preferencer_preferences", 1, "preferencer_id", "p2\u3000", r"preferencer_preferences\[1\]: the supervisor id starts or ends with a space"),
     ],
 )
 def test_sql_import_refuses_fields_beyond_the_limits_atomically(store, sql, section, index, field, value, expected):
@@ -150,6 +157,27 @@ def test_sql_import_refuses_fields_beyond_the_limits_atomically(store, sql, sect
         sql.execute("select allocator_import_run(%s, %s)", (psycopg.types.json.Jsonb(snap), org))
     assert exc.value.sqlstate == "AL008"
     assert sql.execute("select count(*) from allocation_runs").fetchone() == before
+
+
+def test_sql_import_takes_values_at_the_limits_and_the_run_loads(store, sql):
+    # Everything the snapshot check accepts, the SQL function stores, and the run loads back.
+    snap = small_snapshot()
+    snap["settings"]["max_seconds"] = 1e301  # any finite number of seconds (was refused above 1e300)
+    snap["settings"]["rng_seed"] = 2**63 - 1
+    snap["job_lines"][0]["max_n_workers"] = 1_000_000
+    snap["job_lines"][1]["max_n_workers"] = 0
+    snap["job_lines"][2]["name"] = "L" * 500
+    snap["worker_preferences"][0]["rank"] = 1e9
+    snap["weightings"][0]["value"] = -1e9
+    snap["workers"][0]["name"] = "Zoë 山田\t👩\u200d⚕️" + "👩" * 489  # 500 characters
+    snap["workers"].append({"id": "dr. a 山田 🙂", "qualification_ids": ["t" * 200]})
+    snap["preferencer_preferences"].append({"preferencer_id": "s" * 200, "worker_id": "w1", "rank": 1})
+    snap["quotas"] = [{"id": "q", "job_line_ids": ["j1"], "min_workers": 0, "max_workers": 1_000_000_000}]
+    expected = RunSnapshot.parse(copy.deepcopy(snap))
+    (run_id,) = sql.execute(
+        "select allocator_import_run(%s, %s)", (psycopg.types.json.Jsonb(snap), new_org_in_store(store))
+    ).fetchone()
+    assert store.load_run(str(run_id)) == expected
 
 
 def test_sql_import_refuses_a_non_snapshot(sql):
