@@ -54,6 +54,23 @@ def app_db(new_database) -> Iterator[str]:
                 os.environ[k] = v
 
 
+@pytest.fixture
+def store_env(app_db) -> Iterator[os._Environ]:
+    """``os.environ`` for one test that changes the store's settings: they are read again from
+    it (the settings are a cached resource), and put back, and read again, after the test."""
+    saved = {k: os.environ.get(k) for k in _ENV}
+    st.cache_resource.clear()
+    try:
+        yield os.environ
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        st.cache_resource.clear()
+
+
 @pytest.fixture(scope="session")
 def db_store(app_db: str) -> Iterator[PostgresStore]:
     s = PostgresStore(app_db, max_size=2)

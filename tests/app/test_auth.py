@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
-import streamlit as st
 
 from tests.app.conftest import new_app
 
@@ -13,22 +10,12 @@ ANON_KEY = "anon-key-that-must-never-show-0123456789"
 
 
 @pytest.fixture
-def supabase_env(app_db):
+def supabase_env(store_env):
     """Supabase settings instead of a database URL, for this test only."""
-    saved = {k: os.environ.get(k) for k in ("ALLOCATOR_DATABASE_URL", "SUPABASE_URL", "SUPABASE_KEY")}
-    os.environ.pop("ALLOCATOR_DATABASE_URL", None)
-    os.environ["SUPABASE_URL"] = "http://127.0.0.1:9"  # nothing listens there
-    os.environ["SUPABASE_KEY"] = ANON_KEY
-    st.cache_resource.clear()  # the settings are a cached resource: read them again
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        st.cache_resource.clear()
+    store_env.pop("ALLOCATOR_DATABASE_URL", None)
+    store_env["SUPABASE_URL"] = "http://127.0.0.1:9"  # nothing listens there
+    store_env["SUPABASE_KEY"] = ANON_KEY
+    return store_env
 
 
 def every_text(at) -> str:
