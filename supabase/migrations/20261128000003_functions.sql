@@ -761,7 +761,8 @@ as $$
       group by f.sord, f.e ->> 'id' having count(*) > 1
       order by 1, 2 limit 1)
   )
-  select m from problems order by sord, ord, k limit 1
+  -- Fail closed: an entry at fault whose message could not be worded is still refused.
+  select coalesce(m, 'the snapshot has an entry that cannot be stored') from problems order by sord, ord, k limit 1
 $$;
 
 create or replace function public.allocator_import_run(
