@@ -94,9 +94,7 @@ def number_text(v: Any) -> str | None:
         return None
     if isinstance(v, str):
         return v
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return str(v)
-    if isinstance(v, int):
+    if isinstance(v, bool) or not isinstance(v, float):  # a whole number as it is; else as given
         return str(v)
     # repr, not a rounded format: the text is read back as the number, which must not change.
     return str(int(v)) if v.is_integer() and abs(v) < 1e16 else repr(v)
@@ -901,7 +899,7 @@ def settings_from_inputs(inputs: dict[str, Any]) -> tuple[dict[str, Any] | None,
     return {k: checked[k] for k in raw}, []
 
 
-#: A time limit above this is said back to the planner (a day: "1e12" typed is 31,709 years).
+#: A time limit above this is said back to the planner (a day: "1e12" typed is about 31,700 years).
 LONG_TIME_LIMIT = 24 * 3600
 
 
